@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libshmpool: shared memory pools for unrelated processes.
+ *
+ * A pool is a named or anonymous range of shared pages, mapped MAP_SHARED at
+ * once by every handle. Two backends provide it:
+ *
+ * - device: the shmpool kernel module (/dev/shmpool). Physically contiguous
+ *   extents, access checked against the pool's uid/gid/mode, memory charged
+ *   to the creator, attachment and mapping counts.
+ * - memfd:  plain Linux. Anonymous pools are memfds; a named pool is the
+ *   file "shmpool.<name>" in /dev/shm (or in $SHMPOOL_SHM_DIR), protected by
+ *   that file's mode.
+ *
+ * Backend choice, per call: SHMPOOL_BACKEND_DEVICE or SHMPOOL_BACKEND_MEMFD
+ * in flags forces one; otherwise the environment variable
+ * SHMPOOL_BACKEND=device|memfd forces one (any other non-empty value makes
+ * the call fail with -EINVAL); otherwise the device is used if /dev/shmpool
+ * can be opened, else memfd. The two backends have separate name spaces:
+ * processes sharing a named pool must end up on the same backend.
+ *
+ * Names are 1-63 characters of [A-Za-z0-9._-], on both backends.
+ *
+ * Functions return 0, a count, or -errno; they never set errno to report
+ * an error. A handle may be used by several threads at once except that
+ * shmpool_close() must be the last call on it.
+ */
+#ifndef SHMPOOL_H
+#define SHMPOOL_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uapi/linux/shmpool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* flags for shmpool_create*(), shmpool_open(), shmpool_adopt_fd() */
+#define SHMPOOL_EXCL		(1U << 0)	/* create: fail if the name exists */
+#define SHMPOOL_CONTIG		(1U << 1)	/* create: one physically contiguous extent */
+#define SHMPOOL_RDONLY		(1U << 2)	/* open/adopt: map read-only */
+#define SHMPOOL_BACKEND_DEVICE	(1U << 8)	/* use /dev/shmpool, -ENODEV if absent */
+#define SHMPOOL_BACKEND_MEMFD	(1U << 9)	/* use memfd and /dev/shm files */
+
+/*
+ * struct shmpool_pool_info capability bits: lacks has a bit set for each
+ * thing the pool's backend does not provide.
+ */
+#define SHMPOOL_CAP_CONTIG		(1U << 0)	/* physically contiguous extents, SHMPOOL_CONTIG */
+#define SHMPOOL_CAP_ACCOUNTING		(1U << 1)	/* RLIMIT_MEMLOCK/memcg charge, size caps */
+#define SHMPOOL_CAP_ACCESS_CONTROL	(1U << 2)	/* read-only attachments that cannot be upgraded */
+#define SHMPOOL_CAP_USAGE		(1U << 3)	/* attachments and mappings counts */
+
+/**
+ * struct shmpool - a mapped pool
+ * @base: where the whole pool is mapped in this process
+ * @size: pool size in bytes
+ *
+ * Only @base and @size are part of the API (the inline helpers below read
+ * them); the fields after them are private to the library and may change.
+ * Handles are allocated by the library: never embed or copy one.
+ */
+struct shmpool {
+	void *base;
+	size_t size;
+
+	/* private: */
+	int fd;			/* owns the pool: device fd or memfd/file */
+	int backend;		/* SHMPOOL_BACKEND_DEVICE or _MEMFD */
+	unsigned int flags;	/* SHMPOOL_RDONLY and private __SHMPOOL_F_* */
+	unsigned int __pad;
+	uint64_t id;		/* device pool id, or memfd inode number */
+	char name[SHMPOOL_NAME_MAX];	/* "" if anonymous or unknown */
+};
+
+/**
+ * struct shmpool_pool_info - what shmpool_info() reports
+ * @bytes: pool size
+ * @id: device: the module's pool id; memfd: the file's inode number
+ * @backend: SHMPOOL_BACKEND_DEVICE or SHMPOOL_BACKEND_MEMFD
+ * @flags: SHMPOOL_POOL_NAMED, _UNLINKED, _CONTIG, _RDONLY (UAPI bits);
+ *	memfd never sets _CONTIG
+ * @mode: permission bits (memfd: of the file; anonymous memfds are 0777)
+ * @uid: owner
+ * @gid: group
+ * @attachments: fds bound to the pool; 0 if SHMPOOL_CAP_USAGE is lacking
+ * @mappings: VMAs mapping it; 0 if SHMPOOL_CAP_USAGE is lacking
+ * @nr_extents: physically contiguous extents (memfd: 1, see shmpool_extents())
+ * @lacks: SHMPOOL_CAP_* bits the backend does not provide
+ * @name: the pool name; "" if anonymous, or for a memfd pool adopted from
+ *	an fd whose name cannot be recovered
+ *
+ * The memfd backend lacks all of SHMPOOL_CAP_*: it cannot promise
+ * contiguity, charges pages like any tmpfs file, does not count users, and a
+ * read-only fd of an anonymous pool can be reopened read-write through
+ * /proc/self/fd (named pools are as safe as their file's mode).
+ */
+struct shmpool_pool_info {
+	uint64_t bytes;
+	uint64_t id;
+	int backend;
+	uint32_t flags;
+	uint32_t mode;
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t attachments;
+	uint32_t mappings;
+	uint32_t nr_extents;
+	uint32_t lacks;
+	char name[SHMPOOL_NAME_MAX];
+};
+
+/*
+ * Create pool @name of @bytes (non-zero page multiple) with permission @mode
+ * (at most 0777, umask applied); without SHMPOOL_EXCL an existing pool of the
+ * same size is opened instead (-EEXIST if its size differs).
+ */
+int shmpool_create(const char *name, size_t bytes, unsigned int mode,
+		   unsigned int flags, struct shmpool **out);
+/* Create an anonymous pool that lives while a handle, fd or mapping holds it. */
+int shmpool_create_anon(size_t bytes, unsigned int flags, struct shmpool **out);
+/* Open existing pool @name read-write, or read-only with SHMPOOL_RDONLY. */
+int shmpool_open(const char *name, unsigned int flags, struct shmpool **out);
+/* Map the pool behind @fd; on success the handle owns @fd, on error the caller still does. */
+int shmpool_adopt_fd(int fd, unsigned int flags, struct shmpool **out);
+/* Unmap, close and free @p (NULL is fine); returns 0 or the close() error. */
+int shmpool_close(struct shmpool *p);
+/* Remove the name @name; mapped pools live on until their last user goes. */
+int shmpool_unlink(const char *name, unsigned int flags);
+/* Describe @p's pool in @info. */
+int shmpool_info(struct shmpool *p, struct shmpool_pool_info *info);
+/* Fill up to @cap extents of @p's pool (memfd: one, phys 0); returns how many there are. */
+int shmpool_extents(struct shmpool *p, struct shmpool_extent *ext, unsigned int cap);
+/* SHMPOOL_BACKEND_DEVICE or SHMPOOL_BACKEND_MEMFD. */
+int shmpool_backend(const struct shmpool *p);
+/* Printable name of a backend: "device", "memfd", or "unknown". */
+const char *shmpool_backend_name(int backend);
+/* The fd holding @p's pool (still owned by @p), e.g. to send over SCM_RIGHTS. */
+int shmpool_fd(const struct shmpool *p);
+/* 1 if the call that made @p created the pool, 0 if it opened an existing one. */
+int shmpool_created(const struct shmpool *p);
+
+static inline void *shmpool_base(const struct shmpool *p)
+{
+	return p->base;
+}
+
+static inline size_t shmpool_size(const struct shmpool *p)
+{
+	return p->size;
+}
+
+/*
+ * Pointer to pool offset @off if [off, off + len) lies inside the pool,
+ * else NULL. Offsets come from shared memory, so treat them as untrusted:
+ * the check cannot overflow. The pointer is writable only if the pool is.
+ */
+static inline void *shmpool_ptr(const struct shmpool *p, uint64_t off,
+				size_t len)
+{
+	if (off > p->size || len > p->size - off)
+		return NULL;
+	return (char *)p->base + off;
+}
+
+/*
+ * Pool offset of @ptr, or -EINVAL if @ptr is not inside the pool
+ * (one past the end is outside).
+ */
+static inline int64_t shmpool_off(const struct shmpool *p, const void *ptr)
+{
+	uintptr_t b = (uintptr_t)p->base, q = (uintptr_t)ptr;
+
+	if (q < b || q - b >= p->size)
+		return -EINVAL;
+	return (int64_t)(q - b);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMPOOL_H */

@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT
+/*
+ * memfd backend: shmpool without the kernel module.
+ *
+ * An anonymous pool is a memfd sealed at its size, so no holder of the fd can
+ * shrink it under the others' mappings. A named pool is the tmpfs file
+ * "shmpool.<name>" in /dev/shm, or in $SHMPOOL_SHM_DIR (for tests). It is
+ * made nameless with O_TMPFILE, sized and only then linked in under its name,
+ * so an opener never sees a pool of the wrong size, and linkat()'s EEXIST
+ * decides races between creators. O_TMPFILE is required (tmpfs has it since
+ * Linux 3.11); a directory whose filesystem lacks it gives -EOPNOTSUPP.
+ *
+ * Errors follow the device's: EEXIST, ENOENT, EACCES (file mode), EPERM
+ * (unlinking another user's pool in the sticky /dev/shm).
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define SHM_DIR		"/dev/shm"
+#define FILE_PREFIX	"shmpool."
+#define FILE_NAME_MAX	(sizeof(FILE_PREFIX) + SHMPOOL_NAME_MAX)
+
+/*
+ * The directory of named pools as an O_PATH fd, and @name's file name in it
+ * (@name is already validated, so it always fits).
+ */
+static int open_dir(char fname[FILE_NAME_MAX], const char *name)
+{
+	const char *dir = getenv("SHMPOOL_SHM_DIR");
+	int fd;
+
+	snprintf(fname, FILE_NAME_MAX, FILE_PREFIX "%s", name);
+	if (!dir || !dir[0])
+		dir = SHM_DIR;
+	fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Take size and id from p->fd, which must be a regular file of pool shape. */
+static int stat_fd(struct shmpool *p)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	struct stat st;
+
+	if (fstat(p->fd, &st))
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    ((uint64_t)st.st_size & (page - 1)))
+		return -EINVAL;
+	p->id = st.st_ino;
+	return __shmpool_set_size(p, (uint64_t)st.st_size);
+}
+
+static void set_named(struct shmpool *p, const char *name)
+{
+	p->flags |= __SHMPOOL_F_NAMED;
+	memset(p->name, 0, sizeof(p->name));
+	memcpy(p->name, name, strlen(name));
+}
+
+static int create_anon(struct shmpool *p, uint64_t bytes)
+{
+	const int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+
+	p->fd = memfd_create("shmpool", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (p->fd < 0)
+		return -errno;
+	if (ftruncate(p->fd, (off_t)bytes) || fcntl(p->fd, F_ADD_SEALS, seals))
+		return -errno;
+	return stat_fd(p);
+}
+
+/* Open the existing file @fname with access @acc into p->fd. */
+static int open_file(struct shmpool *p, int dirfd, const char *fname, int acc)
+{
+	int fd;
+
+	/* O_NONBLOCK: a FIFO planted under a pool's name must not hang us */
+	fd = openat(dirfd, fname,
+		    acc | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	p->fd = fd;
+	return stat_fd(p);
+}
+
+/*
+ * Make a new file of @bytes and link it in as @fname, atomically: -EEXIST if
+ * the name is taken. p->fd is set only on success.
+ */
+static int link_new(struct shmpool *p, int dirfd, const char *fname,
+		    uint64_t bytes, unsigned int mode)
+{
+	char proc[32];
+	int fd, ret;
+
+	/* open() applies the umask (or the directory's default ACL) */
+	fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, (mode_t)mode);
+	if (fd < 0)
+		return errno == EISDIR ? -EOPNOTSUPP : -errno;
+	if (ftruncate(fd, (off_t)bytes))
+		goto err;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, dirfd, fname, AT_SYMLINK_FOLLOW)) {
+		/* no /proc: AT_EMPTY_PATH works with CAP_DAC_READ_SEARCH */
+		if (errno != ENOENT ||
+		    linkat(fd, "", dirfd, fname, AT_EMPTY_PATH))
+			goto err;
+	}
+	p->fd = fd;
+	p->flags |= __SHMPOOL_F_CREATED;
+	return stat_fd(p);
+err:
+	ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static int create_named(struct shmpool *p, const char *name, uint64_t bytes,
+			unsigned int mode, unsigned int flags)
+{
+	char fname[FILE_NAME_MAX];
+	int dirfd, ret;
+
+	dirfd = open_dir(fname, name);
+	if (dirfd < 0)
+		return dirfd;
+	/*
+	 * Each time round, the name appeared or vanished between our open and
+	 * our link: another creator or an unlinker made progress.
+	 */
+	for (;;) {
+		if (!(flags & SHMPOOL_EXCL)) {
+			ret = open_file(p, dirfd, fname, O_RDWR);
+			if (ret != -ENOENT) {
+				if (!ret && p->size != bytes)
+					ret = -EEXIST;
+				break;
+			}
+		}
+		ret = link_new(p, dirfd, fname, bytes, mode);
+		if (ret != -EEXIST || (flags & SHMPOOL_EXCL))
+			break;
+	}
+	close(dirfd);
+	if (!ret)
+		set_named(p, name);
+	return ret;
+}
+
+static int memfd_create_pool(struct shmpool *p, const char *name,
+			     uint64_t bytes, unsigned int mode,
+			     unsigned int flags)
+{
+	if (flags & SHMPOOL_CONTIG)
+		return -EOPNOTSUPP;
+	if (bytes > INT64_MAX)
+		return -EFBIG;
+	if (!name)
+		return create_anon(p, bytes);
+	return create_named(p, name, bytes, mode, flags);
+}
+
+static int memfd_open(struct shmpool *p, const char *name, unsigned int flags)
+{
+	char fname[FILE_NAME_MAX];
+	int dirfd, ret;
+
+	dirfd = open_dir(fname, name);
+	if (dirfd < 0)
+		return dirfd;
+	ret = open_file(p, dirfd, fname,
+			(flags & SHMPOOL_RDONLY) ? O_RDONLY : O_RDWR);
+	close(dirfd);
+	if (!ret)
+		set_named(p, name);
+	return ret;
+}
+
+static int memfd_unlink(int devfd, const char *name)
+{
+	char fname[FILE_NAME_MAX];
+	int dirfd, ret = 0;
+
+	(void)devfd;
+	dirfd = open_dir(fname, name);
+	if (dirfd < 0)
+		return dirfd;
+	if (unlinkat(dirfd, fname, 0))
+		ret = -errno;
+	close(dirfd);
+	return ret;
+}
+
+/*
+ * Recover what an adopted fd is from its /proc link: "/memfd:shmpool" for
+ * an anonymous pool, ".../shmpool.<name>" for a named one whose fd was
+ * opened by name. The fd of a creator points at its O_TMPFILE inode
+ * ("/dev/shm/#123"): named, name unknown.
+ */
+static void adopt_name(struct shmpool *p)
+{
+	char proc[32], link[4096];
+	const char *base;
+	ssize_t len;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->fd);
+	len = readlink(proc, link, sizeof(link) - 1);
+	if (len < 0)
+		return;
+	link[len] = '\0';
+	if (!strncmp(link, "/memfd:", strlen("/memfd:")))
+		return;
+	p->flags |= __SHMPOOL_F_NAMED;
+	base = strrchr(link, '/');
+	base = base ? base + 1 : link;
+	if (!strncmp(base, FILE_PREFIX, strlen(FILE_PREFIX)) &&
+	    !__shmpool_check_name(base + strlen(FILE_PREFIX)))
+		set_named(p, base + strlen(FILE_PREFIX));
+}
+
+static int memfd_adopt(struct shmpool *p)
+{
+	int ret = stat_fd(p);
+
+	if (!ret)
+		adopt_name(p);
+	return ret;
+}
+
+static int memfd_info(struct shmpool *p, struct shmpool_pool_info *info)
+{
+	struct stat st;
+
+	if (fstat(p->fd, &st))
+		return -errno;
+	info->bytes = p->size;
+	info->id = p->id;
+	if (p->flags & __SHMPOOL_F_NAMED) {
+		info->flags |= SHMPOOL_POOL_NAMED;
+		if (!st.st_nlink)
+			info->flags |= SHMPOOL_POOL_UNLINKED;
+	}
+	if (p->flags & SHMPOOL_RDONLY)
+		info->flags |= SHMPOOL_POOL_RDONLY;
+	info->mode = st.st_mode & 0777;
+	info->uid = st.st_uid;
+	info->gid = st.st_gid;
+	info->nr_extents = 1;
+	info->lacks = SHMPOOL_CAP_CONTIG | SHMPOOL_CAP_ACCOUNTING |
+		      SHMPOOL_CAP_ACCESS_CONTROL | SHMPOOL_CAP_USAGE;
+	memcpy(info->name, p->name, sizeof(info->name));
+	return 0;
+}
+
+/* tmpfs pages are scattered; one extent says only where the pool is */
+static int memfd_extents(struct shmpool *p, struct shmpool_extent *ext,
+			 unsigned int cap)
+{
+	if (cap) {
+		ext[0].offset = 0;
+		ext[0].bytes = p->size;
+		ext[0].phys = 0;
+	}
+	return 1;
+}
+
+const struct __shmpool_ops __shmpool_memfd_ops = {
+	.backend = SHMPOOL_BACKEND_MEMFD,
+	.create = memfd_create_pool,
+	.open = memfd_open,
+	.unlink = memfd_unlink,
+	.adopt = memfd_adopt,
+	.info = memfd_info,
+	.extents = memfd_extents,
+};

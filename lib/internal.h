@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libshmpool internals shared by the files of lib/; nothing here is exported
+ * (lib/libshmpool.map hides every __shmpool_ symbol).
+ */
+#ifndef SHMPOOL_INTERNAL_H
+#define SHMPOOL_INTERNAL_H
+
+#include "shmpool.h"
+
+/* private bits of struct shmpool.flags, above the public SHMPOOL_* ones */
+#define __SHMPOOL_F_CREATED	(1U << 16)	/* this handle's call made the pool */
+#define __SHMPOOL_F_NAMED	(1U << 17)	/* memfd: a /dev/shm file, not a memfd */
+
+#define __SHMPOOL_DEV_PATH	"/dev/shmpool"
+
+/*
+ * One backend. pool.c validates every argument (name, size, mode, flags)
+ * before calling in, and owns the handle: on entry p->fd is the backend's
+ * already opened device fd (device) or -1 (memfd); a backend sets p->fd,
+ * p->size, p->id and p->flags bits and leaves unmapping, closing p->fd and
+ * freeing to pool.c, on success and on error alike.
+ */
+struct __shmpool_ops {
+	int backend;	/* SHMPOOL_BACKEND_* */
+	/* @name NULL for an anonymous pool; flags: SHMPOOL_EXCL, SHMPOOL_CONTIG */
+	int (*create)(struct shmpool *p, const char *name, uint64_t bytes,
+		      unsigned int mode, unsigned int flags);
+	/* flags: SHMPOOL_RDONLY */
+	int (*open)(struct shmpool *p, const char *name, unsigned int flags);
+	/* @devfd: an open device fd (device) or -1 (memfd) */
+	int (*unlink)(int devfd, const char *name);
+	/* p->fd is the adopted fd; set size and id, add SHMPOOL_RDONLY if the fd is read-only */
+	int (*adopt)(struct shmpool *p);
+	/* all of @info but @backend, which pool.c sets */
+	int (*info)(struct shmpool *p, struct shmpool_pool_info *info);
+	int (*extents)(struct shmpool *p, struct shmpool_extent *ext,
+		       unsigned int cap);
+};
+
+extern const struct __shmpool_ops __shmpool_dev_ops;
+extern const struct __shmpool_ops __shmpool_memfd_ops;
+
+/* 0 if @name is 1-63 characters of [A-Za-z0-9._-], else -EINVAL */
+int __shmpool_check_name(const char *name);
+
+/* Set p->size from a size the backend read; -EFBIG if it does not fit size_t. */
+static inline int __shmpool_set_size(struct shmpool *p, uint64_t bytes)
+{
+	if ((uint64_t)(size_t)bytes != bytes)
+		return -EFBIG;
+	p->size = (size_t)bytes;
+	return 0;
+}
+
+#endif /* SHMPOOL_INTERNAL_H */

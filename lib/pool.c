@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Pool handles: argument checks, backend choice, mapping and teardown.
+ * The backends (backend_dev.c, backend_memfd.c) only bind an fd to a pool.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define SHMPOOL_BACKENDS	(SHMPOOL_BACKEND_DEVICE | SHMPOOL_BACKEND_MEMFD)
+
+int __shmpool_check_name(const char *name)
+{
+	size_t i;
+
+	if (!name || !name[0])
+		return -EINVAL;
+	for (i = 0; name[i]; i++) {
+		char c = name[i];
+
+		/* explicit ranges: isalnum() would follow the locale */
+		if (i == SHMPOOL_NAME_MAX - 1)
+			return -EINVAL;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_size(size_t bytes)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	if (!bytes || (bytes & (page - 1)))
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * Choose the backend for one call (flags, then $SHMPOOL_BACKEND, then
+ * whether /dev/shmpool opens). For the device, *devfd is returned open with
+ * access @acc: it becomes the pool's fd, so the probe costs no extra open.
+ */
+static int select_backend(unsigned int flags, int acc,
+			  const struct __shmpool_ops **ops, int *devfd)
+{
+	unsigned int force = flags & SHMPOOL_BACKENDS;
+	const char *env;
+	int fd;
+
+	*devfd = -1;
+	if (force == SHMPOOL_BACKENDS)
+		return -EINVAL;
+	if (!force) {
+		env = getenv("SHMPOOL_BACKEND");
+		if (env && env[0]) {
+			if (!strcmp(env, "device"))
+				force = SHMPOOL_BACKEND_DEVICE;
+			else if (!strcmp(env, "memfd"))
+				force = SHMPOOL_BACKEND_MEMFD;
+			else
+				return -EINVAL;
+		}
+	}
+
+	if (force != SHMPOOL_BACKEND_MEMFD) {
+		fd = open(__SHMPOOL_DEV_PATH, acc | O_CLOEXEC);
+		if (fd >= 0) {
+			*ops = &__shmpool_dev_ops;
+			*devfd = fd;
+			return 0;
+		}
+		if (force) {
+			/* no node, or a node without the module behind it */
+			if (errno == ENOENT || errno == ENXIO || errno == ENODEV)
+				return -ENODEV;
+			return -errno;
+		}
+	}
+	*ops = &__shmpool_memfd_ops;
+	return 0;
+}
+
+static struct shmpool *pool_alloc(const struct __shmpool_ops *ops, int fd)
+{
+	struct shmpool *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->fd = fd;
+	p->backend = ops->backend;
+	return p;
+}
+
+static const struct __shmpool_ops *pool_ops(const struct shmpool *p)
+{
+	return p->backend == SHMPOOL_BACKEND_DEVICE ? &__shmpool_dev_ops :
+						       &__shmpool_memfd_ops;
+}
+
+/* A handle on the backend chosen for @flags, its device fd opened with @acc. */
+static int pool_new(unsigned int flags, int acc, struct shmpool **pp)
+{
+	const struct __shmpool_ops *ops;
+	int ret, devfd;
+
+	ret = select_backend(flags, acc, &ops, &devfd);
+	if (ret)
+		return ret;
+	*pp = pool_alloc(ops, devfd);
+	if (!*pp) {
+		if (devfd >= 0)
+			close(devfd);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int pool_free(struct shmpool *p)
+{
+	int ret = 0;
+
+	if (p->base)
+		munmap(p->base, p->size);
+	if (p->fd >= 0 && close(p->fd))
+		ret = -errno;
+	free(p);
+	return ret;
+}
+
+static int pool_map(struct shmpool *p)
+{
+	int prot = PROT_READ;
+	void *base;
+
+	if (!(p->flags & SHMPOOL_RDONLY))
+		prot |= PROT_WRITE;
+	base = mmap(NULL, p->size, prot, MAP_SHARED, p->fd, 0);
+	if (base == MAP_FAILED)
+		return -errno;
+	p->base = base;
+	return 0;
+}
+
+/*
+ * Second half of every constructor: map the pool the backend bound to
+ * p->fd and hand the handle out, or undo everything. @ret is the backend's.
+ */
+static int pool_finish(struct shmpool *p, int ret, struct shmpool **out)
+{
+	if (!ret)
+		ret = pool_map(p);
+	if (ret) {
+		pool_free(p);
+		return ret;
+	}
+	*out = p;
+	return 0;
+}
+
+/* @name NULL: anonymous */
+static int pool_create(const char *name, size_t bytes, unsigned int mode,
+		       unsigned int flags, struct shmpool **out)
+{
+	struct shmpool *p;
+	int ret;
+
+	ret = check_size(bytes);
+	if (ret)
+		return ret;
+	ret = pool_new(flags, O_RDWR, &p);
+	if (ret)
+		return ret;
+	ret = pool_ops(p)->create(p, name, bytes, mode,
+				  flags & (SHMPOOL_EXCL | SHMPOOL_CONTIG));
+	if (!name)
+		p->flags |= __SHMPOOL_F_CREATED;
+	return pool_finish(p, ret, out);
+}
+
+int shmpool_create(const char *name, size_t bytes, unsigned int mode,
+		   unsigned int flags, struct shmpool **out)
+{
+	const unsigned int valid = SHMPOOL_EXCL | SHMPOOL_CONTIG |
+				   SHMPOOL_BACKENDS;
+	int ret;
+
+	if (!out || (flags & ~valid) || (mode & ~0777U))
+		return -EINVAL;
+	ret = __shmpool_check_name(name);
+	if (ret)
+		return ret;
+	return pool_create(name, bytes, mode, flags, out);
+}
+
+int shmpool_create_anon(size_t bytes, unsigned int flags,
+			struct shmpool **out)
+{
+	if (!out || (flags & ~(SHMPOOL_CONTIG | SHMPOOL_BACKENDS)))
+		return -EINVAL;
+	return pool_create(NULL, bytes, 0600, flags, out);
+}
+
+int shmpool_open(const char *name, unsigned int flags, struct shmpool **out)
+{
+	struct shmpool *p;
+	int ret;
+
+	if (!out || (flags & ~(SHMPOOL_RDONLY | SHMPOOL_BACKENDS)))
+		return -EINVAL;
+	ret = __shmpool_check_name(name);
+	if (ret)
+		return ret;
+	ret = pool_new(flags, flags & SHMPOOL_RDONLY ? O_RDONLY : O_RDWR, &p);
+	if (ret)
+		return ret;
+	p->flags = flags & SHMPOOL_RDONLY;
+	return pool_finish(p, pool_ops(p)->open(p, name, p->flags), out);
+}
+
+int shmpool_adopt_fd(int fd, unsigned int flags, struct shmpool **out)
+{
+	const struct __shmpool_ops *ops;
+	struct shmpool *p;
+	struct stat st;
+	int ret, fl;
+
+	if (!out || (flags & ~SHMPOOL_RDONLY))
+		return -EINVAL;
+	if (fstat(fd, &st))
+		return -errno;
+	/* a memfd or /dev/shm file is regular; a device fd answers INFO */
+	if (S_ISREG(st.st_mode))
+		ops = &__shmpool_memfd_ops;
+	else if (S_ISCHR(st.st_mode))
+		ops = &__shmpool_dev_ops;
+	else
+		return -EINVAL;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -errno;
+
+	p = pool_alloc(ops, fd);
+	if (!p)
+		return -ENOMEM;
+	p->flags = flags;
+	if ((fl & O_ACCMODE) == O_RDONLY)
+		p->flags |= SHMPOOL_RDONLY;
+	ret = ops->adopt(p);
+	if (!ret)
+		ret = pool_map(p);
+	if (ret) {
+		/* on error the caller keeps @fd */
+		p->fd = -1;
+		pool_free(p);
+		return ret;
+	}
+	*out = p;
+	return 0;
+}
+
+int shmpool_close(struct shmpool *p)
+{
+	if (!p)
+		return 0;
+	return pool_free(p);
+}
+
+int shmpool_unlink(const char *name, unsigned int flags)
+{
+	const struct __shmpool_ops *ops;
+	int ret, devfd;
+
+	if (flags & ~SHMPOOL_BACKENDS)
+		return -EINVAL;
+	ret = __shmpool_check_name(name);
+	if (ret)
+		return ret;
+	ret = select_backend(flags, O_RDWR, &ops, &devfd);
+	if (ret)
+		return ret;
+	ret = ops->unlink(devfd, name);
+	if (devfd >= 0)
+		close(devfd);
+	return ret;
+}
+
+int shmpool_info(struct shmpool *p, struct shmpool_pool_info *info)
+{
+	if (!p || !info)
+		return -EINVAL;
+	memset(info, 0, sizeof(*info));
+	info->backend = p->backend;
+	return pool_ops(p)->info(p, info);
+}
+
+int shmpool_extents(struct shmpool *p, struct shmpool_extent *ext,
+		    unsigned int cap)
+{
+	if (!p || (cap && !ext))
+		return -EINVAL;
+	return pool_ops(p)->extents(p, ext, cap);
+}
+
+int shmpool_backend(const struct shmpool *p)
+{
+	return p ? p->backend : -EINVAL;
+}
+
+const char *shmpool_backend_name(int backend)
+{
+	switch (backend) {
+	case SHMPOOL_BACKEND_DEVICE:
+		return "device";
+	case SHMPOOL_BACKEND_MEMFD:
+		return "memfd";
+	default:
+		return "unknown";
+	}
+}
+
+int shmpool_fd(const struct shmpool *p)
+{
+	return p ? p->fd : -EINVAL;
+}
+
+int shmpool_created(const struct shmpool *p)
+{
+	if (!p)
+		return -EINVAL;
+	return !!(p->flags & __SHMPOOL_F_CREATED);
+}
