@@ -1,0 +1,1021 @@
+/* pool_abi_test: the shmpool ioctl ABI — one test per rejected input, plus what API, CREATE, OPEN and INFO report. */
+// SPDX-License-Identifier: GPL-2.0
+#define _GNU_SOURCE
+#include <stddef.h>
+
+#include "shmpool_test_util.h"
+
+#define KNOWN_FEATURES	(SHMPOOL_FEAT_NAMED | SHMPOOL_FEAT_CONTIG | \
+			 SHMPOOL_FEAT_INFO | SHMPOOL_FEAT_ACCOUNT)
+
+FIXTURE(abi) {
+	int fd;			/* O_RDWR, unbound */
+	long page;
+	struct shmpool_api api;
+	char name[SHMPOOL_NAME_MAX];
+};
+
+FIXTURE_SETUP(abi)
+{
+	self->fd = sp_open_dev(O_RDWR);
+	if (self->fd < 0)
+		SP_SKIP_SETUP("cannot open " SP_DEV ": %s", strerror(errno));
+	self->page = sp_page_size();
+	ASSERT_EQ(0, sp_get_api(self->fd, &self->api));
+	sp_make_name(self->name, "abi");
+}
+
+FIXTURE_TEARDOWN(abi)
+{
+	sp_unlink_quiet(self->name);
+	close(self->fd);
+}
+
+/* ---- API ---- */
+
+TEST_F(abi, api_reports_version_features_page_size)
+{
+	struct shmpool_api *a = &self->api;
+
+	EXPECT_EQ(sizeof(*a), a->size);
+	EXPECT_EQ(0U, a->flags);
+	EXPECT_EQ((__u32)SHMPOOL_API_VERSION, a->version);
+	EXPECT_EQ(1U, a->version);
+	EXPECT_EQ((__u32)SHMPOOL_NAME_MAX - 1, a->max_name_len);
+	EXPECT_EQ(self->page, a->page_size);
+	/* This ABI's features are all there and nothing unknown is claimed. */
+	EXPECT_EQ(KNOWN_FEATURES, a->features);
+	EXPECT_EQ(0U, a->__reserved);
+	EXPECT_GE(a->max_pool_bytes, (uint64_t)self->page);
+	EXPECT_EQ(0U, a->max_pool_bytes % self->page);
+	EXPECT_GE(a->max_total_bytes, (uint64_t)self->page);
+	EXPECT_GE(a->max_contig_bytes, (uint64_t)self->page);
+	/* The buddy allocator's block sizes are powers of two. */
+	EXPECT_EQ(0U, a->max_contig_bytes & (a->max_contig_bytes - 1));
+}
+
+TEST_F(abi, api_works_on_read_only_fd)
+{
+	struct shmpool_api a;
+	int fd = sp_open_dev(O_RDONLY);
+
+	ASSERT_GE(fd, 0);
+	EXPECT_EQ(0, sp_get_api(fd, &a));
+	EXPECT_EQ((__u32)SHMPOOL_API_VERSION, a.version);
+	close(fd);
+}
+
+TEST_F(abi, api_unknown_flags)
+{
+	struct shmpool_api a;
+	int bit;
+
+	for (bit = 0; bit < 32; bit++) {
+		memset(&a, 0, sizeof(a));
+		a.size = sizeof(a);
+		a.flags = 1U << bit;
+		EXPECT_EQ(-EINVAL, sp_ioctl(self->fd, SHMPOOL_IOC_API, &a))
+			TH_LOG("flags bit %d accepted", bit);
+	}
+}
+
+TEST_F(abi, api_reserved_nonzero)
+{
+	struct shmpool_api a;
+
+	memset(&a, 0, sizeof(a));
+	a.size = sizeof(a);
+	a.__reserved = 1;
+	EXPECT_EQ(-EINVAL, sp_ioctl(self->fd, SHMPOOL_IOC_API, &a));
+	a.__reserved = 0x80000000u;
+	EXPECT_EQ(-EINVAL, sp_ioctl(self->fd, SHMPOOL_IOC_API, &a));
+}
+
+TEST_F(abi, api_arg_read_only)
+{
+	struct shmpool_api *a;
+
+	a = mmap(NULL, self->page, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, a);
+	a->size = sizeof(*a);
+	ASSERT_EQ(0, mprotect(a, self->page, PROT_READ));
+	/* The answer cannot be written back. */
+	EXPECT_EQ(-EFAULT, sp_ioctl(self->fd, SHMPOOL_IOC_API, a));
+	munmap(a, self->page);
+}
+
+/* ---- unknown commands ---- */
+
+TEST_F(abi, unknown_ioctl_next_number)
+{
+	struct shmpool_api a = { .size = sizeof(a) };
+	int bound = sp_anon_pool(self->page);
+
+	ASSERT_GE(bound, 0);
+	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd, _IO(SHMPOOL_TYPE, SHMPOOL_CMD_INFO + 1), &a));
+	EXPECT_EQ(-ENOTTY, sp_ioctl(bound, _IO(SHMPOOL_TYPE, SHMPOOL_CMD_INFO + 1), &a));
+	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd, _IO(SHMPOOL_TYPE, 0xff), &a));
+	close(bound);
+}
+
+TEST_F(abi, unknown_ioctl_below_base)
+{
+	struct shmpool_api a = { .size = sizeof(a) };
+
+	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd, _IO(SHMPOOL_TYPE, SHMPOOL_CMD_BASE - 1), &a));
+	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd, _IO(SHMPOOL_TYPE, 0), &a));
+}
+
+TEST_F(abi, unknown_ioctl_other_type)
+{
+	struct shmpool_api a = { .size = sizeof(a) };
+
+	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd, _IO(SHMPOOL_TYPE + 1, SHMPOOL_CMD_API), &a));
+	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd, _IO('x', SHMPOOL_CMD_API), &a));
+}
+
+TEST_F(abi, unknown_ioctl_with_size_bits)
+{
+	struct shmpool_api a = { .size = sizeof(a) };
+
+	/* Same number, different direction/size encoding: another command. */
+	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd,
+		  _IOWR(SHMPOOL_TYPE, SHMPOOL_CMD_API, struct shmpool_api), &a));
+	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd,
+		  _IOR(SHMPOOL_TYPE, SHMPOOL_CMD_API, __u32), &a));
+}
+
+/* ---- CREATE ---- */
+
+TEST_F(abi, create_size_zero)
+{
+	EXPECT_EQ(-EINVAL, sp_create(self->fd, NULL, 0, 0, 0600, NULL));
+	EXPECT_EQ(-EINVAL, sp_create(self->fd, self->name, 0, 0, 0600, NULL));
+}
+
+TEST_F(abi, create_size_not_page_multiple)
+{
+	EXPECT_EQ(-EINVAL, sp_create(self->fd, NULL, 1, 0, 0600, NULL));
+	EXPECT_EQ(-EINVAL, sp_create(self->fd, NULL, self->page / 2, 0, 0600, NULL));
+	EXPECT_EQ(-EINVAL, sp_create(self->fd, NULL, self->page + 1, 0, 0600, NULL));
+	EXPECT_EQ(-EINVAL, sp_create(self->fd, self->name, 3 * self->page - 8, 0,
+				     0600, NULL));
+	/* Nothing bound: a good CREATE still works on this fd. */
+	EXPECT_EQ(0, sp_create(self->fd, NULL, self->page, 0, 0600, NULL));
+}
+
+TEST_F(abi, create_size_above_max_pool)
+{
+	uint64_t max = self->api.max_pool_bytes;
+
+	EXPECT_EQ(-EFBIG, sp_create(self->fd, NULL, max + self->page, 0, 0600, NULL));
+	EXPECT_EQ(-EFBIG, sp_create(self->fd, self->name, max + self->page, 0, 0600, NULL));
+	/* A size that overflows page arithmetic must not wrap to small. */
+	EXPECT_EQ(-EFBIG, sp_create(self->fd, NULL, -(uint64_t)self->page, 0, 0600, NULL));
+	EXPECT_EQ(-EFBIG, sp_create(self->fd, NULL, 1ULL << 63, 0, 0600, NULL));
+}
+
+TEST_F(abi, create_contig_above_max_contig)
+{
+	uint64_t bytes = self->api.max_contig_bytes + self->page;
+
+	if (bytes > self->api.max_pool_bytes)
+		SKIP(return, "max_contig_bytes + a page is above max_pool_bytes");
+	EXPECT_EQ(-EINVAL, sp_create(self->fd, NULL, bytes, SHMPOOL_CREATE_CONTIG,
+				     0600, NULL));
+	EXPECT_EQ(-EINVAL, sp_create(self->fd, self->name, 2 * self->api.max_contig_bytes,
+				     SHMPOOL_CREATE_CONTIG, 0600, NULL));
+}
+
+TEST_F(abi, create_mode_above_0777)
+{
+	static const uint32_t modes[] = { 01000, 02000, 04000, 07777, 010000,
+					  0x80000000u };
+	unsigned int i;
+
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		EXPECT_EQ(-EINVAL, sp_create(self->fd, self->name, self->page, 0,
+					     modes[i], NULL))
+			TH_LOG("mode %#o accepted", modes[i]);
+	EXPECT_EQ(-ENOENT, sp_open_name(self->fd, self->name, 0, NULL));
+}
+
+TEST_F(abi, create_unknown_flags)
+{
+	int bit;
+
+	for (bit = 2; bit < 32; bit++)
+		EXPECT_EQ(-EINVAL, sp_create(self->fd, NULL, self->page, 1U << bit,
+					     0600, NULL))
+			TH_LOG("create flags bit %d accepted", bit);
+	EXPECT_EQ(0, sp_create(self->fd, NULL, self->page, 0, 0600, NULL));
+}
+
+TEST_F(abi, create_excl_without_name)
+{
+	EXPECT_EQ(-EINVAL, sp_create(self->fd, NULL, self->page,
+				     SHMPOOL_CREATE_EXCL, 0600, NULL));
+}
+
+TEST_F(abi, create_excl_existing_name)
+{
+	struct shmpool_create c;
+	int fd2 = sp_open_dev(O_RDWR);
+
+	ASSERT_GE(fd2, 0);
+	ASSERT_EQ(0, sp_create(self->fd, self->name, self->page,
+			       SHMPOOL_CREATE_EXCL, 0600, &c));
+	EXPECT_EQ(SHMPOOL_OUT_CREATED, c.out_flags);
+	EXPECT_EQ(-EEXIST, sp_create(fd2, self->name, self->page,
+				     SHMPOOL_CREATE_EXCL, 0600, NULL));
+	close(fd2);
+}
+
+TEST_F(abi, create_existing_name_other_size)
+{
+	int fd2 = sp_open_dev(O_RDWR);
+
+	ASSERT_GE(fd2, 0);
+	ASSERT_EQ(0, sp_create(self->fd, self->name, 2 * self->page, 0, 0600, NULL));
+	EXPECT_EQ(-EEXIST, sp_create(fd2, self->name, self->page, 0, 0600, NULL));
+	EXPECT_EQ(-EEXIST, sp_create(fd2, self->name, 4 * self->page, 0, 0600, NULL));
+	close(fd2);
+}
+
+TEST_F(abi, create_existing_name_same_size_opens_it)
+{
+	struct shmpool_create c1, c2;
+	struct shmpool_info info;
+	int fd2 = sp_open_dev(O_RDWR);
+	uint8_t *p;
+
+	ASSERT_GE(fd2, 0);
+	ASSERT_EQ(0, sp_create(self->fd, self->name, self->page, 0, 0600, &c1));
+	EXPECT_EQ(SHMPOOL_OUT_CREATED, c1.out_flags);
+	p = sp_map(self->fd, self->page, PROT_READ | PROT_WRITE, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	p[0] = 0x5a;
+
+	ASSERT_EQ(0, sp_create(fd2, self->name, self->page, 0, 0600, &c2));
+	EXPECT_EQ(0U, c2.out_flags);
+	EXPECT_EQ(c1.id, c2.id);
+	ASSERT_EQ(0, sp_info(fd2, &info, NULL, 0));
+	EXPECT_EQ(c1.id, info.id);
+	EXPECT_EQ(2U, info.attachments);
+	munmap(p, self->page);
+	p = sp_map(fd2, self->page, PROT_READ, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(0x5a, p[0]);	/* the same pool, not a new zeroed one */
+	munmap(p, self->page);
+	close(fd2);
+}
+
+TEST_F(abi, create_on_bound_fd)
+{
+	int fd2 = sp_open_dev(O_RDWR);
+	int fd3 = sp_open_dev(O_RDWR);
+
+	ASSERT_GE(fd2, 0);
+	ASSERT_GE(fd3, 0);
+	/* Bound by CREATE. */
+	ASSERT_EQ(0, sp_create(self->fd, self->name, self->page, 0, 0600, NULL));
+	EXPECT_EQ(-EBUSY, sp_create(self->fd, NULL, self->page, 0, 0600, NULL));
+	EXPECT_EQ(-EBUSY, sp_create(self->fd, self->name, self->page, 0, 0600, NULL));
+	/* Bound by OPEN. */
+	ASSERT_EQ(0, sp_open_name(fd2, self->name, 0, NULL));
+	EXPECT_EQ(-EBUSY, sp_create(fd2, NULL, self->page, 0, 0600, NULL));
+	/* Bound read-only by OPEN. */
+	ASSERT_EQ(0, sp_open_name(fd3, self->name, SHMPOOL_OPEN_RDONLY, NULL));
+	EXPECT_EQ(-EBUSY, sp_create(fd3, NULL, self->page, 0, 0600, NULL));
+	close(fd2);
+	close(fd3);
+}
+
+TEST_F(abi, open_on_bound_fd)
+{
+	struct shmpool_create c;
+	struct shmpool_info info;
+	int anon = sp_anon_pool(self->page);
+
+	ASSERT_GE(anon, 0);
+	ASSERT_EQ(0, sp_create(self->fd, self->name, 2 * self->page, 0, 0600, &c));
+	EXPECT_EQ(-EBUSY, sp_open_name(self->fd, self->name, 0, NULL));
+	EXPECT_EQ(-EBUSY, sp_open_name(anon, self->name, 0, NULL));
+	EXPECT_EQ(-EBUSY, sp_open_name(anon, self->name, SHMPOOL_OPEN_RDONLY, NULL));
+	/* The anonymous binding is unchanged. */
+	ASSERT_EQ(0, sp_info(anon, &info, NULL, 0));
+	EXPECT_EQ((uint64_t)self->page, info.bytes);
+	EXPECT_NE(c.id, info.id);
+	close(anon);
+}
+
+TEST_F(abi, create_on_read_only_fd)
+{
+	int fd = sp_open_dev(O_RDONLY);
+
+	ASSERT_GE(fd, 0);
+	EXPECT_EQ(-EBADF, sp_create(fd, NULL, self->page, 0, 0600, NULL));
+	EXPECT_EQ(-EBADF, sp_create(fd, self->name, self->page, 0, 0600, NULL));
+	EXPECT_EQ(-ENOENT, sp_open_name(self->fd, self->name, 0, NULL));
+	close(fd);
+}
+
+TEST_F(abi, create_on_write_only_fd)
+{
+	int fd = sp_open_dev(O_WRONLY);
+
+	ASSERT_GE(fd, 0);
+	EXPECT_EQ(-EBADF, sp_create(fd, NULL, self->page, 0, 0600, NULL));
+	close(fd);
+}
+
+/* ---- OPEN / UNLINK ---- */
+
+TEST_F(abi, open_read_write_on_read_only_fd)
+{
+	int ro = sp_open_dev(O_RDONLY);
+
+	ASSERT_GE(ro, 0);
+	ASSERT_EQ(0, sp_create(self->fd, self->name, self->page, 0, 0644, NULL));
+	EXPECT_EQ(-EBADF, sp_open_name(ro, self->name, 0, NULL));
+	/* Asking for read-only is what such an fd can do. */
+	EXPECT_EQ(0, sp_open_name(ro, self->name, SHMPOOL_OPEN_RDONLY, NULL));
+	close(ro);
+}
+
+TEST_F(abi, open_missing_name)
+{
+	EXPECT_EQ(-ENOENT, sp_open_name(self->fd, self->name, 0, NULL));
+	EXPECT_EQ(-ENOENT, sp_open_name(self->fd, self->name, SHMPOOL_OPEN_RDONLY, NULL));
+}
+
+TEST_F(abi, open_empty_name)
+{
+	EXPECT_EQ(-EINVAL, sp_open_name(self->fd, "", 0, NULL));
+	EXPECT_EQ(-EINVAL, sp_open_name(self->fd, "", SHMPOOL_OPEN_RDONLY, NULL));
+}
+
+TEST_F(abi, open_unknown_flags)
+{
+	int fd2 = sp_open_dev(O_RDWR);
+	int bit;
+
+	ASSERT_GE(fd2, 0);
+	ASSERT_EQ(0, sp_create(fd2, self->name, self->page, 0, 0600, NULL));
+	for (bit = 1; bit < 32; bit++)
+		EXPECT_EQ(-EINVAL, sp_open_name(self->fd, self->name, 1U << bit, NULL))
+			TH_LOG("open flags bit %d accepted", bit);
+	EXPECT_EQ(0, sp_open_name(self->fd, self->name, 0, NULL));
+	close(fd2);
+}
+
+TEST_F(abi, unlink_missing_name)
+{
+	EXPECT_EQ(-ENOENT, sp_unlink(self->fd, self->name));
+}
+
+TEST_F(abi, unlink_empty_name)
+{
+	EXPECT_EQ(-EINVAL, sp_unlink(self->fd, ""));
+}
+
+TEST_F(abi, unlink_unknown_flags)
+{
+	struct shmpool_unlink u;
+	int fd2 = sp_open_dev(O_RDWR);
+	int bit;
+
+	ASSERT_GE(fd2, 0);
+	ASSERT_EQ(0, sp_create(fd2, self->name, self->page, 0, 0600, NULL));
+	for (bit = 0; bit < 32; bit++) {
+		memset(&u, 0, sizeof(u));
+		u.size = sizeof(u);
+		u.flags = 1U << bit;
+		sp_set_name(u.name, self->name);
+		EXPECT_EQ(-EINVAL, sp_ioctl(self->fd, SHMPOOL_IOC_UNLINK, &u))
+			TH_LOG("unlink flags bit %d accepted", bit);
+	}
+	/* Still linked. */
+	EXPECT_EQ(0, sp_unlink(self->fd, self->name));
+	close(fd2);
+}
+
+TEST_F(abi, unlink_works_on_unbound_and_bound_fd)
+{
+	char name2[SHMPOOL_NAME_MAX];
+	int holder = sp_open_dev(O_RDWR);
+	int bound = sp_anon_pool(self->page);
+
+	sp_make_name(name2, "abi2");
+	ASSERT_GE(holder, 0);
+	ASSERT_GE(bound, 0);
+	ASSERT_EQ(0, sp_create(holder, self->name, self->page, 0, 0600, NULL));
+	EXPECT_EQ(0, sp_unlink(self->fd, self->name));
+	close(holder);
+	holder = sp_open_dev(O_RDWR);
+	ASSERT_GE(holder, 0);
+	ASSERT_EQ(0, sp_create(holder, name2, self->page, 0, 0600, NULL));
+	EXPECT_EQ(0, sp_unlink(bound, name2));
+	EXPECT_EQ(-ENOENT, sp_open_name(self->fd, name2, 0, NULL));
+	close(holder);
+	close(bound);
+}
+
+TEST_F(abi, name_of_max_length_accepted)
+{
+	char name[SHMPOOL_NAME_MAX];
+	struct shmpool_info info;
+	int fd2 = sp_open_dev(O_RDWR);
+
+	ASSERT_GE(fd2, 0);
+	/* 63 characters from the whole alphabet, then the NUL. */
+	memset(name, 0, sizeof(name));
+	snprintf(name, sizeof(name), "spt-%d-", (int)getpid());
+	memset(name + strlen(name), 'Z', SHMPOOL_NAME_MAX - 1 - strlen(name));
+	memcpy(name + SHMPOOL_NAME_MAX - 8, "aZ09._-", 7);
+	ASSERT_EQ((size_t)SHMPOOL_NAME_MAX - 1, strlen(name));
+	memcpy(self->name, name, sizeof(name));	/* teardown unlinks it */
+
+	ASSERT_EQ(0, sp_create(self->fd, name, self->page, SHMPOOL_CREATE_EXCL,
+			       0600, NULL));
+	ASSERT_EQ(0, sp_open_name(fd2, name, 0, NULL));
+	ASSERT_EQ(0, sp_info(fd2, &info, NULL, 0));
+	EXPECT_EQ(0, memcmp(name, info.name, sizeof(name)));
+	EXPECT_EQ(0, sp_unlink(self->fd, name));
+	close(fd2);
+}
+
+/* ---- INFO ---- */
+
+TEST_F(abi, info_on_unbound_fd)
+{
+	struct shmpool_info info;
+
+	EXPECT_EQ(-ENXIO, sp_info(self->fd, &info, NULL, 0));
+}
+
+TEST_F(abi, info_unknown_flags)
+{
+	struct shmpool_info info;
+	int bit;
+
+	ASSERT_EQ(0, sp_create(self->fd, NULL, self->page, 0, 0600, NULL));
+	for (bit = 0; bit < 32; bit++) {
+		memset(&info, 0, sizeof(info));
+		info.size = sizeof(info);
+		info.flags = 1U << bit;
+		EXPECT_EQ(-EINVAL, sp_ioctl(self->fd, SHMPOOL_IOC_INFO, &info))
+			TH_LOG("info flags bit %d accepted", bit);
+	}
+}
+
+TEST_F(abi, info_bad_extents_pointer)
+{
+	struct shmpool_info info;
+	void *none;
+
+	none = mmap(NULL, self->page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, none);
+	ASSERT_EQ(0, sp_create(self->fd, NULL, self->page, 0, 0600, NULL));
+	EXPECT_EQ(-EFAULT, sp_info(self->fd, &info, none, 1));
+	EXPECT_EQ(-EFAULT, sp_info(self->fd, &info, (void *)8, 4));
+	/* A kernel address is not the user's to have written. */
+	EXPECT_EQ(-EFAULT, sp_info(self->fd, &info,
+				   (void *)(uintptr_t)0xffffffff81000000ULL, 1));
+	munmap(none, self->page);
+}
+
+TEST_F(abi, info_read_only_extents)
+{
+	struct shmpool_info info;
+	void *ro;
+
+	ro = mmap(NULL, self->page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, ro);
+	ASSERT_EQ(0, sp_create(self->fd, NULL, self->page, 0, 0600, NULL));
+	EXPECT_EQ(-EFAULT, sp_info(self->fd, &info, ro, 1));
+	munmap(ro, self->page);
+}
+
+TEST_F(abi, info_extents_cap_zero_ignores_pointer)
+{
+	struct shmpool_info info;
+
+	ASSERT_EQ(0, sp_create(self->fd, NULL, 4 * self->page, 0, 0600, NULL));
+	/* Nothing is to be written, so the pointer is never used. */
+	EXPECT_EQ(0, sp_info(self->fd, &info, (void *)8, 0));
+	EXPECT_EQ((uint64_t)4 * self->page, info.bytes);
+	EXPECT_GE(info.nr_extents, 1U);
+}
+
+TEST_F(abi, info_reports_created_pool)
+{
+	struct shmpool_extent ext[64];
+	struct shmpool_create c;
+	struct shmpool_info info;
+	uint64_t bytes = 16 * self->page, sum = 0;
+	mode_t old;
+	uint32_t i;
+
+	old = umask(027);
+	ASSERT_EQ(0, sp_create(self->fd, self->name, bytes, 0, 0777, &c));
+	umask(old);
+	ASSERT_EQ(0, sp_info(self->fd, &info, ext, 64));
+	EXPECT_EQ(sizeof(info), info.size);
+	EXPECT_EQ(bytes, info.bytes);
+	EXPECT_EQ(c.id, info.id);
+	EXPECT_NE(0U, info.id);
+	EXPECT_EQ(0750U, info.mode);		/* 0777 & ~027 */
+	EXPECT_EQ(getuid(), info.uid);
+	EXPECT_EQ(getgid(), info.gid);
+	EXPECT_EQ(SHMPOOL_POOL_NAMED, info.pool_flags);
+	EXPECT_EQ(1U, info.attachments);
+	EXPECT_EQ(0U, info.mappings);
+	EXPECT_EQ(0, strcmp(self->name, info.name));
+	ASSERT_GE(info.nr_extents, 1U);
+	ASSERT_LE(info.nr_extents, 16U);
+	/* Extents tile the pool in order, each a page multiple. */
+	for (i = 0; i < info.nr_extents; i++) {
+		EXPECT_EQ(sum, ext[i].offset);
+		EXPECT_NE(0U, ext[i].bytes);
+		EXPECT_EQ(0U, ext[i].bytes % self->page);
+		EXPECT_LE(ext[i].bytes, self->api.max_contig_bytes);
+		sum += ext[i].bytes;
+	}
+	EXPECT_EQ(bytes, sum);
+}
+
+TEST_F(abi, info_mode_after_umask)
+{
+	static const struct { mode_t umask, mode, want; } cases[] = {
+		{ 022, 0666, 0644 }, { 077, 0666, 0600 }, { 0, 0640, 0640 },
+		{ 0, 0, 0 }, { 0777, 0777, 0 },
+	};
+	struct shmpool_info info;
+	unsigned int i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		mode_t old = umask(cases[i].umask);
+		int fd = sp_open_dev(O_RDWR);
+
+		ASSERT_GE(fd, 0);
+		ASSERT_EQ(0, sp_create(fd, NULL, self->page, 0, cases[i].mode, NULL));
+		umask(old);
+		ASSERT_EQ(0, sp_info(fd, &info, NULL, 0));
+		EXPECT_EQ(cases[i].want, info.mode)
+			TH_LOG("umask %#o mode %#o", cases[i].umask, cases[i].mode);
+		close(fd);
+	}
+}
+
+TEST_F(abi, info_anonymous_pool)
+{
+	struct shmpool_create c;
+	struct shmpool_info info;
+	char zero[SHMPOOL_NAME_MAX] = { 0 };
+
+	ASSERT_EQ(0, sp_create(self->fd, NULL, 2 * self->page, 0, 0600, &c));
+	EXPECT_EQ(SHMPOOL_OUT_CREATED, c.out_flags);
+	ASSERT_EQ(0, sp_info(self->fd, &info, NULL, 0));
+	EXPECT_EQ(c.id, info.id);
+	EXPECT_EQ(0U, info.pool_flags);
+	EXPECT_EQ(0, memcmp(zero, info.name, sizeof(zero)));
+	EXPECT_EQ((uint64_t)2 * self->page, info.bytes);
+}
+
+TEST_F(abi, info_extents_cap_smaller_than_count)
+{
+	struct shmpool_extent ext[4];
+	struct shmpool_info info;
+	uint64_t bytes = 2 * self->api.max_contig_bytes;
+
+	if (bytes > self->api.max_pool_bytes)
+		SKIP(return, "max_pool_bytes too small for a two-extent pool");
+	ASSERT_EQ(0, sp_create(self->fd, NULL, bytes, 0, 0600, NULL));
+	memset(ext, 0xee, sizeof(ext));
+	ASSERT_EQ(0, sp_info(self->fd, &info, ext, 1));
+	ASSERT_GE(info.nr_extents, 2U);
+	EXPECT_EQ(0U, ext[0].offset);
+	EXPECT_NE(0U, ext[0].bytes);
+	/* Only extents_cap entries are written. */
+	EXPECT_EQ(0xeeeeeeeeeeeeeeeeULL, ext[1].offset);
+	EXPECT_EQ(0xeeeeeeeeeeeeeeeeULL, ext[1].bytes);
+	EXPECT_EQ(0xeeeeeeeeeeeeeeeeULL, ext[1].phys);
+}
+
+TEST_F(abi, ids_are_unique)
+{
+	struct shmpool_create c1, c2;
+	int fd2 = sp_open_dev(O_RDWR);
+
+	ASSERT_GE(fd2, 0);
+	ASSERT_EQ(0, sp_create(self->fd, NULL, self->page, 0, 0600, &c1));
+	ASSERT_EQ(0, sp_create(fd2, NULL, self->page, 0, 0600, &c2));
+	EXPECT_NE(c1.id, c2.id);
+	close(fd2);
+}
+
+TEST_F(abi, open_reports_size_and_id)
+{
+	struct shmpool_create c;
+	struct shmpool_open o;
+	struct shmpool_info info;
+	int fd2 = sp_open_dev(O_RDWR);
+
+	ASSERT_GE(fd2, 0);
+	ASSERT_EQ(0, sp_create(self->fd, self->name, 3 * self->page,
+			       SHMPOOL_CREATE_EXCL, 0600, &c));
+	ASSERT_EQ(0, sp_open_name(fd2, self->name, 0, &o));
+	EXPECT_EQ((uint64_t)3 * self->page, o.bytes);
+	EXPECT_EQ(c.id, o.id);
+	ASSERT_EQ(0, sp_info(fd2, &info, NULL, 0));
+	EXPECT_EQ(2U, info.attachments);
+	EXPECT_EQ(0U, info.pool_flags & SHMPOOL_POOL_RDONLY);
+	close(fd2);
+}
+
+/* ---- bad names: each rejected by CREATE, OPEN and UNLINK ---- */
+
+FIXTURE(bad_name) {
+	int fd;
+	int holder;		/* keeps the well-formed prefix pool alive */
+	long page;
+	char good[SHMPOOL_NAME_MAX];
+};
+
+FIXTURE_VARIANT(bad_name) {
+	unsigned long cmd;
+};
+
+FIXTURE_VARIANT_ADD(bad_name, create) { .cmd = SHMPOOL_IOC_CREATE };
+FIXTURE_VARIANT_ADD(bad_name, open) { .cmd = SHMPOOL_IOC_OPEN };
+FIXTURE_VARIANT_ADD(bad_name, unlink) { .cmd = SHMPOOL_IOC_UNLINK };
+
+FIXTURE_SETUP(bad_name)
+{
+	self->holder = -1;
+	self->fd = sp_open_dev(O_RDWR);
+	if (self->fd < 0)
+		SP_SKIP_SETUP("cannot open " SP_DEV ": %s", strerror(errno));
+	self->page = sp_page_size();
+	/*
+	 * A pool under the name a sloppy parser would read out of the bad
+	 * one, so that accepting the bad name would find (or clash with) it.
+	 */
+	sp_make_name(self->good, "bn");
+	self->holder = sp_open_dev(O_RDWR);
+	ASSERT_GE(self->holder, 0);
+	ASSERT_EQ(0, sp_create(self->holder, self->good, self->page, 0, 0600, NULL));
+}
+
+FIXTURE_TEARDOWN(bad_name)
+{
+	sp_unlink_quiet(self->good);
+	close(self->holder);
+	close(self->fd);
+}
+
+/* Issue the variant's command with a raw 64-byte name; 0 or -errno. */
+static int bad_name_cmd(int fd, unsigned long cmd, const char raw[SHMPOOL_NAME_MAX],
+			long page)
+{
+	union {
+		struct shmpool_create c;
+		struct shmpool_open o;
+		struct shmpool_unlink u;
+	} arg;
+
+	memset(&arg, 0, sizeof(arg));
+	switch (cmd) {
+	case SHMPOOL_IOC_CREATE:
+		arg.c.size = sizeof(arg.c);
+		arg.c.bytes = page;
+		arg.c.mode = 0600;
+		memcpy(arg.c.name, raw, SHMPOOL_NAME_MAX);
+		break;
+	case SHMPOOL_IOC_OPEN:
+		arg.o.size = sizeof(arg.o);
+		memcpy(arg.o.name, raw, SHMPOOL_NAME_MAX);
+		break;
+	default:
+		arg.u.size = sizeof(arg.u);
+		memcpy(arg.u.name, raw, SHMPOOL_NAME_MAX);
+		break;
+	}
+	return sp_ioctl(fd, cmd, &arg);
+}
+
+/* The command was refused and changed nothing. */
+static void bad_name_expect(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(bad_name) *self,
+			    const FIXTURE_VARIANT(bad_name) *variant,
+			    const char raw[SHMPOOL_NAME_MAX])
+{
+	struct shmpool_info info;
+	int fd2;
+
+	EXPECT_EQ(-EINVAL, bad_name_cmd(self->fd, variant->cmd, raw, self->page));
+	/* The fd is still unbound and the good name still there. */
+	EXPECT_EQ(-ENXIO, sp_info(self->fd, &info, NULL, 0));
+	fd2 = sp_open_dev(O_RDWR);
+	ASSERT_GE(fd2, 0);
+	EXPECT_EQ(0, sp_open_name(fd2, self->good, SHMPOOL_OPEN_RDONLY, NULL));
+	close(fd2);
+}
+
+TEST_F(bad_name, too_long)
+{
+	char raw[SHMPOOL_NAME_MAX];
+
+	/* 64 characters: no room for the NUL. */
+	memset(raw, 'a', sizeof(raw));
+	memcpy(raw, self->good, strlen(self->good));
+	bad_name_expect(_metadata, self, variant, raw);
+}
+
+TEST_F(bad_name, slash)
+{
+	char raw[SHMPOOL_NAME_MAX];
+
+	sp_set_name(raw, self->good);
+	raw[strlen(raw)] = '/';
+	bad_name_expect(_metadata, self, variant, raw);
+	sp_set_name(raw, "/");
+	bad_name_expect(_metadata, self, variant, raw);
+}
+
+TEST_F(bad_name, space)
+{
+	char raw[SHMPOOL_NAME_MAX];
+
+	sp_set_name(raw, self->good);
+	raw[strlen(raw)] = ' ';
+	bad_name_expect(_metadata, self, variant, raw);
+}
+
+TEST_F(bad_name, star)
+{
+	char raw[SHMPOOL_NAME_MAX];
+
+	sp_set_name(raw, self->good);
+	raw[4] = '*';
+	bad_name_expect(_metadata, self, variant, raw);
+}
+
+TEST_F(bad_name, non_ascii_byte)
+{
+	char raw[SHMPOOL_NAME_MAX];
+
+	sp_set_name(raw, self->good);
+	raw[strlen(raw)] = (char)0xc3;
+	bad_name_expect(_metadata, self, variant, raw);
+	sp_set_name(raw, self->good);
+	raw[strlen(raw)] = '\n';
+	bad_name_expect(_metadata, self, variant, raw);
+}
+
+TEST_F(bad_name, bytes_after_nul)
+{
+	char raw[SHMPOOL_NAME_MAX];
+	size_t len;
+
+	/* "<good>\0cd": a parser stopping at the NUL would see the good name. */
+	sp_set_name(raw, self->good);
+	len = strlen(raw);
+	raw[len + 1] = 'c';
+	raw[len + 2] = 'd';
+	bad_name_expect(_metadata, self, variant, raw);
+	/* A lone stray byte in the last position. */
+	sp_set_name(raw, self->good);
+	raw[SHMPOOL_NAME_MAX - 1] = 'x';
+	bad_name_expect(_metadata, self, variant, raw);
+}
+
+/* ---- struct size and argument pointer rules, for every command ---- */
+
+FIXTURE(cmd_length) {
+	int fd;			/* the fd the command is issued on */
+	int holder;		/* holds the named pool for OPEN and UNLINK */
+	long page;
+	char name[SHMPOOL_NAME_MAX];
+	struct shmpool_create held;
+};
+
+FIXTURE_VARIANT(cmd_length) {
+	unsigned long cmd;
+	size_t size;
+};
+
+FIXTURE_VARIANT_ADD(cmd_length, api) {
+	.cmd = SHMPOOL_IOC_API, .size = sizeof(struct shmpool_api),
+};
+FIXTURE_VARIANT_ADD(cmd_length, create) {
+	.cmd = SHMPOOL_IOC_CREATE, .size = sizeof(struct shmpool_create),
+};
+FIXTURE_VARIANT_ADD(cmd_length, open) {
+	.cmd = SHMPOOL_IOC_OPEN, .size = sizeof(struct shmpool_open),
+};
+FIXTURE_VARIANT_ADD(cmd_length, unlink) {
+	.cmd = SHMPOOL_IOC_UNLINK, .size = sizeof(struct shmpool_unlink),
+};
+FIXTURE_VARIANT_ADD(cmd_length, info) {
+	.cmd = SHMPOOL_IOC_INFO, .size = sizeof(struct shmpool_info),
+};
+
+FIXTURE_SETUP(cmd_length)
+{
+	self->holder = -1;
+	self->fd = sp_open_dev(O_RDWR);
+	if (self->fd < 0)
+		SP_SKIP_SETUP("cannot open " SP_DEV ": %s", strerror(errno));
+	self->page = sp_page_size();
+	sp_make_name(self->name, "len");
+	if (variant->cmd == SHMPOOL_IOC_OPEN || variant->cmd == SHMPOOL_IOC_UNLINK) {
+		self->holder = sp_open_dev(O_RDWR);
+		ASSERT_GE(self->holder, 0);
+		ASSERT_EQ(0, sp_create(self->holder, self->name, 2 * self->page, 0,
+				       0600, &self->held));
+	}
+	if (variant->cmd == SHMPOOL_IOC_INFO)
+		ASSERT_EQ(0, sp_create(self->fd, NULL, 2 * self->page, 0, 0600, NULL));
+}
+
+FIXTURE_TEARDOWN(cmd_length)
+{
+	sp_unlink_quiet(self->name);
+	if (self->holder >= 0)
+		close(self->holder);
+	close(self->fd);
+}
+
+/* Room for any command's struct plus a tail; the union keeps punning legal. */
+union cmd_buf {
+	uint32_t size;
+	uint8_t bytes[512];
+	struct shmpool_api api;
+	struct shmpool_create create;
+	struct shmpool_open open;
+	struct shmpool_unlink unlink;
+	struct shmpool_info info;
+};
+
+/* A valid argument for the variant's command in @buf, the rest zeroed. */
+static void cmd_fill(FIXTURE_DATA(cmd_length) *self,
+		     const FIXTURE_VARIANT(cmd_length) *variant,
+		     union cmd_buf *buf)
+{
+	memset(buf, 0, sizeof(*buf));
+	switch (variant->cmd) {
+	case SHMPOOL_IOC_CREATE:
+		buf->create.bytes = self->page;
+		buf->create.mode = 0600;
+		sp_set_name(buf->create.name, self->name);
+		break;
+	case SHMPOOL_IOC_OPEN:
+		sp_set_name(buf->open.name, self->name);
+		break;
+	case SHMPOOL_IOC_UNLINK:
+		sp_set_name(buf->unlink.name, self->name);
+		break;
+	}
+	buf->size = variant->size;
+}
+
+/* The command's effect is visible: it did what the exact size would do. */
+static void cmd_expect_done(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(cmd_length) *self,
+			    const FIXTURE_VARIANT(cmd_length) *variant,
+			    const union cmd_buf *buf)
+{
+	struct shmpool_info info;
+	int fd2;
+
+	switch (variant->cmd) {
+	case SHMPOOL_IOC_API:
+		EXPECT_EQ((__u32)SHMPOOL_API_VERSION, buf->api.version);
+		EXPECT_EQ(self->page, buf->api.page_size);
+		EXPECT_NE(0U, buf->api.max_pool_bytes);
+		break;
+	case SHMPOOL_IOC_CREATE:
+		EXPECT_EQ(SHMPOOL_OUT_CREATED, buf->create.out_flags);
+		ASSERT_EQ(0, sp_info(self->fd, &info, NULL, 0));
+		EXPECT_EQ(buf->create.id, info.id);
+		EXPECT_EQ((uint64_t)self->page, info.bytes);
+		EXPECT_EQ(0, strcmp(self->name, info.name));
+		break;
+	case SHMPOOL_IOC_OPEN:
+		EXPECT_EQ(self->held.id, buf->open.id);
+		EXPECT_EQ((uint64_t)2 * self->page, buf->open.bytes);
+		ASSERT_EQ(0, sp_info(self->fd, &info, NULL, 0));
+		EXPECT_EQ(self->held.id, info.id);
+		break;
+	case SHMPOOL_IOC_UNLINK:
+		fd2 = sp_open_dev(O_RDWR);
+		ASSERT_GE(fd2, 0);
+		EXPECT_EQ(-ENOENT, sp_open_name(fd2, self->name, 0, NULL));
+		close(fd2);
+		break;
+	case SHMPOOL_IOC_INFO:
+		EXPECT_EQ((uint64_t)2 * self->page, buf->info.bytes);
+		EXPECT_NE(0U, buf->info.id);
+		EXPECT_EQ(1U, buf->info.attachments);
+		break;
+	}
+}
+
+/* The exact-size command works: the failed attempts changed nothing. */
+static void cmd_expect_exact_works(struct __test_metadata *_metadata,
+				   FIXTURE_DATA(cmd_length) *self,
+				   const FIXTURE_VARIANT(cmd_length) *variant)
+{
+	union cmd_buf buf;
+
+	cmd_fill(self, variant, &buf);
+	ASSERT_EQ(0, sp_ioctl(self->fd, variant->cmd, &buf));
+	cmd_expect_done(_metadata, self, variant, &buf);
+}
+
+TEST_F(cmd_length, too_short)
+{
+	const size_t sizes[] = { 0, 1, 4, 8, variant->size - 8, variant->size - 1 };
+	union cmd_buf buf;
+	unsigned int i;
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		cmd_fill(self, variant, &buf);
+		buf.size = sizes[i];
+		EXPECT_EQ(-EINVAL, sp_ioctl(self->fd, variant->cmd, &buf))
+			TH_LOG("size %zu accepted", sizes[i]);
+	}
+	cmd_expect_exact_works(_metadata, self, variant);
+}
+
+TEST_F(cmd_length, longer_nonzero_tail)
+{
+	const size_t where[] = { 0, 1, 7, 8, 63 };
+	union cmd_buf buf;
+	unsigned int i;
+
+	for (i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+		cmd_fill(self, variant, &buf);
+		buf.size = variant->size + 64;
+		buf.bytes[variant->size + where[i]] = 1;
+		EXPECT_EQ(-E2BIG, sp_ioctl(self->fd, variant->cmd, &buf))
+			TH_LOG("non-zero tail byte %zu accepted", where[i]);
+	}
+	cmd_expect_exact_works(_metadata, self, variant);
+}
+
+TEST_F(cmd_length, longer_zero_tail)
+{
+	uint8_t zero[64] = { 0 };
+	union cmd_buf buf;
+
+	cmd_fill(self, variant, &buf);
+	buf.size = variant->size + 64;
+	ASSERT_EQ(0, sp_ioctl(self->fd, variant->cmd, &buf));
+	/* Output stops at the kernel's struct: the tail is left alone. */
+	EXPECT_EQ(0, memcmp(zero, buf.bytes + variant->size, sizeof(zero)));
+	EXPECT_EQ((uint32_t)(variant->size + 64), buf.size);
+	cmd_expect_done(_metadata, self, variant, &buf);
+}
+
+TEST_F(cmd_length, null_arg)
+{
+	EXPECT_EQ(-EFAULT, sp_ioctl(self->fd, variant->cmd, NULL));
+	cmd_expect_exact_works(_metadata, self, variant);
+}
+
+TEST_F(cmd_length, unmapped_arg)
+{
+	void *none = mmap(NULL, self->page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+			  -1, 0);
+
+	ASSERT_NE(MAP_FAILED, none);
+	EXPECT_EQ(-EFAULT, sp_ioctl(self->fd, variant->cmd, none));
+	EXPECT_EQ(-EFAULT, sp_ioctl(self->fd, variant->cmd, (void *)1));
+	EXPECT_EQ(-EFAULT, sp_ioctl(self->fd, variant->cmd,
+				    (void *)(uintptr_t)0xffffffff81000000ULL));
+	munmap(none, self->page);
+	cmd_expect_exact_works(_metadata, self, variant);
+}
+
+TEST_F(cmd_length, arg_runs_into_unmapped_page)
+{
+	uint8_t *two, *arg;
+
+	two = mmap(NULL, 2 * self->page, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, two);
+	ASSERT_EQ(0, mprotect(two + self->page, self->page, PROT_NONE));
+	/* size and flags readable, the rest of the struct is not. */
+	arg = two + self->page - 8;
+	memset(arg, 0, 8);
+	*(uint32_t *)arg = variant->size;
+	EXPECT_EQ(-EFAULT, sp_ioctl(self->fd, variant->cmd, arg));
+	munmap(two, 2 * self->page);
+	cmd_expect_exact_works(_metadata, self, variant);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,303 @@
+/* shmpool_test_util.h: small helpers shared by the shmpool selftests (raw UAPI, no library). */
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef SHMPOOL_TEST_UTIL_H
+#define SHMPOOL_TEST_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <uapi/linux/shmpool.h>
+
+/* The 6.1 harness has an unused parameter; tests build with -Wextra -Werror. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include "kselftest_harness.h"
+#pragma GCC diagnostic pop
+
+#define SP_DEV		"/dev/shmpool"
+#define SP_SYSFS	"/sys/class/misc/shmpool/"
+#define SP_DEBUGFS	"/sys/kernel/debug/shmpool/pools"
+#define SP_NOBODY	65534
+
+/*
+ * SKIP() from FIXTURE_SETUP. The 6.1 kselftest_harness.h runs the test body
+ * after a setup that only SKIP()ped; clearing 'passed' makes it return
+ * before the body, and the test child still exits as skipped.
+ */
+#define SP_SKIP_SETUP(fmt, ...) do {				\
+	SKIP(, fmt, ##__VA_ARGS__);				\
+	_metadata->passed = 0;					\
+	return;							\
+} while (0)
+
+/*
+ * Checks inside a forked child: never ASSERT_*() there (it would run the
+ * fixture teardown in the child). Print and leave with status 1 instead.
+ */
+#define CHILD_CHECK(cond) do {						\
+	if (!(cond)) {							\
+		fprintf(stderr, "# %s:%d: child: check '%s' failed (errno %d: %s)\n", \
+			__FILE__, __LINE__, #cond, errno, strerror(errno)); \
+		_exit(1);						\
+	}								\
+} while (0)
+
+static inline long sp_page_size(void)
+{
+	return sysconf(_SC_PAGESIZE);
+}
+
+/* The device fd, O_CLOEXEC added; -1 with errno set if it cannot be opened. */
+static inline int sp_open_dev(int flags)
+{
+	return open(SP_DEV, flags | O_CLOEXEC);
+}
+
+/* ioctl() as 0 (or its positive result) or -errno, so tests compare errnos. */
+static inline int sp_ioctl(int fd, unsigned long cmd, void *arg)
+{
+	int ret = ioctl(fd, cmd, arg);
+
+	return ret < 0 ? -errno : ret;
+}
+
+/* A pool name unique to this test process: "spt-<pid>-<tag>". */
+static inline void sp_make_name(char name[SHMPOOL_NAME_MAX], const char *tag)
+{
+	memset(name, 0, SHMPOOL_NAME_MAX);
+	snprintf(name, SHMPOOL_NAME_MAX, "spt-%d-%s", (int)getpid(), tag);
+}
+
+static inline void sp_set_name(char dst[SHMPOOL_NAME_MAX], const char *name)
+{
+	size_t len = name ? strnlen(name, SHMPOOL_NAME_MAX - 1) : 0;
+
+	memset(dst, 0, SHMPOOL_NAME_MAX);
+	memcpy(dst, name, len);
+}
+
+static inline int sp_get_api(int fd, struct shmpool_api *api)
+{
+	memset(api, 0, sizeof(*api));
+	api->size = sizeof(*api);
+	return sp_ioctl(fd, SHMPOOL_IOC_API, api);
+}
+
+/* CREATE on @fd; @name NULL or "" makes an anonymous pool. @out may be NULL. */
+static inline int sp_create(int fd, const char *name, uint64_t bytes,
+			    uint32_t flags, uint32_t mode,
+			    struct shmpool_create *out)
+{
+	struct shmpool_create c;
+	int ret;
+
+	memset(&c, 0, sizeof(c));
+	c.size = sizeof(c);
+	c.flags = flags;
+	c.bytes = bytes;
+	c.mode = mode;
+	sp_set_name(c.name, name);
+	ret = sp_ioctl(fd, SHMPOOL_IOC_CREATE, &c);
+	if (out)
+		*out = c;
+	return ret;
+}
+
+/* A new O_RDWR device fd bound to a new anonymous pool, or -errno. */
+static inline int sp_anon_pool(uint64_t bytes)
+{
+	int fd = sp_open_dev(O_RDWR);
+	int ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = sp_create(fd, NULL, bytes, 0, 0600, NULL);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+static inline int sp_open_name(int fd, const char *name, uint32_t flags,
+			       struct shmpool_open *out)
+{
+	struct shmpool_open o;
+	int ret;
+
+	memset(&o, 0, sizeof(o));
+	o.size = sizeof(o);
+	o.flags = flags;
+	sp_set_name(o.name, name);
+	ret = sp_ioctl(fd, SHMPOOL_IOC_OPEN, &o);
+	if (out)
+		*out = o;
+	return ret;
+}
+
+static inline int sp_unlink(int fd, const char *name)
+{
+	struct shmpool_unlink u;
+
+	memset(&u, 0, sizeof(u));
+	u.size = sizeof(u);
+	sp_set_name(u.name, name);
+	return sp_ioctl(fd, SHMPOOL_IOC_UNLINK, &u);
+}
+
+/* Teardown: remove @name if it still exists, on a fresh fd. */
+static inline void sp_unlink_quiet(const char *name)
+{
+	int fd;
+
+	if (!name || !name[0])
+		return;
+	fd = sp_open_dev(O_RDWR);
+	if (fd < 0)
+		return;
+	sp_unlink(fd, name);
+	close(fd);
+}
+
+/* INFO on @fd with room for @cap extents at @ext (may be NULL with cap 0). */
+static inline int sp_info(int fd, struct shmpool_info *info,
+			  struct shmpool_extent *ext, uint32_t cap)
+{
+	memset(info, 0, sizeof(*info));
+	info->size = sizeof(*info);
+	info->extents_cap = cap;
+	info->extents = (uintptr_t)ext;
+	return sp_ioctl(fd, SHMPOOL_IOC_INFO, info);
+}
+
+/* A module-wide counter from sysfs, or -1 if it cannot be read. */
+static inline long long sp_counter(const char *which)
+{
+	char path[128];
+	long long val = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), SP_SYSFS "%s", which);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%lld", &val) != 1)
+		val = -1;
+	fclose(f);
+	return val;
+}
+
+/* MAP_SHARED mapping of @fd; MAP_FAILED with errno on failure. */
+static inline void *sp_map(int fd, size_t len, int prot, off_t off)
+{
+	return mmap(NULL, len, prot, MAP_SHARED, fd, off);
+}
+
+/* Byte pattern of pool offset @off for @seed, so misplaced pages show. */
+static inline uint8_t sp_pattern(size_t off, unsigned int seed)
+{
+	size_t page = off / 4096;
+
+	return (uint8_t)(off * 7 + page * 13 + seed * 101 + 1);
+}
+
+static inline void sp_fill(void *p, size_t len, size_t base, unsigned int seed)
+{
+	uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		b[i] = sp_pattern(base + i, seed);
+}
+
+/* Offset of the first byte not matching the pattern, or -1 if all match. */
+static inline long sp_check(const void *p, size_t len, size_t base,
+			    unsigned int seed)
+{
+	const uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (b[i] != sp_pattern(base + i, seed))
+			return (long)i;
+	return -1;
+}
+
+/* Offset of the first byte that is not @val, or -1. */
+static inline long sp_check_byte(const void *p, size_t len, uint8_t val)
+{
+	const uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (b[i] != val)
+			return (long)i;
+	return -1;
+}
+
+/* In a new child: die with the test process, which may fail at any point. */
+static inline void sp_child_init(void)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1)
+		_exit(1);
+}
+
+/* Exit status of @pid (128 + signal if killed), -1 if waitpid fails. */
+static inline int sp_wait(pid_t pid)
+{
+	int status;
+
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return -1;
+}
+
+/*
+ * Become uid/gid @id with no supplementary groups. setuid() from root to a
+ * non-root uid clears the permitted and effective capability sets (without
+ * SECBIT_KEEP_CAPS, which nothing here sets); verify that with capget() so
+ * a test of permission checks cannot pass on a leftover capability.
+ * Returns 0 or -errno (-EPERM if a capability survived).
+ */
+static inline int sp_drop_privileges(uid_t uid, gid_t gid)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	int i;
+
+	if (setgroups(0, NULL) || setgid(gid) || setuid(uid))
+		return -errno;
+	if (getuid() != uid || geteuid() != uid || getgid() != gid)
+		return -EPERM;
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data))
+		return -errno;
+	for (i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+		if (data[i].effective || data[i].permitted)
+			return -EPERM;
+	return 0;
+}
+
+#endif /* SHMPOOL_TEST_UTIL_H */
