@@ -1,0 +1,140 @@
+# shmpool — the one entry point.
+#
+#   make            module for every installed kernel (or KDIR=...), library,
+#                   examples and selftests
+#   make check      deps, everything above, host tests (plain + ASan/UBSan),
+#                   static checks, then the QEMU lanes (LANES="6.1 6.12 debug")
+#   make demo       deps, build, boot the 6.1 lane and run the demo
+#   make deps       install build/test/VM dependencies with apt-get
+#   make install    library, headers and pkg-config file under PREFIX
+#   make clean
+#
+# Kernel modules are built out of tree under build/mod/<kernel release>/.
+
+VERSION   := 0.1.0
+SOVERSION := 0
+PREFIX    ?= /usr/local
+LANES     ?= 6.1 6.12 debug
+
+SHELL := /bin/bash
+TOP := $(CURDIR)
+B   := $(TOP)/build
+CC  ?= gcc
+
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+LIB_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -fvisibility=hidden \
+	-I$(TOP)/include -I$(TOP)/lib $(EXTRA_CFLAGS)
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+LIB_SRCS := $(sort $(wildcard lib/*.c))
+LIB_HDRS := $(wildcard include/*.h include/uapi/linux/*.h lib/*.h)
+LIB_PIC  := $(patsubst lib/%.c,$(B)/lib/pic/%.o,$(LIB_SRCS))
+LIB_OBJS := $(patsubst lib/%.c,$(B)/lib/obj/%.o,$(LIB_SRCS))
+LIB_SO   := $(B)/lib/libshmpool.so.$(VERSION)
+LIB_A    := $(B)/lib/libshmpool.a
+LIB_PC   := $(B)/lib/libshmpool.pc
+
+EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
+HOST_TESTS := $(patsubst selftests/%.c,%,$(wildcard selftests/lib_*_test.c))
+
+ifneq ($(KDIR),)
+MOD_TARGETS := $(B)/mod/kdir-$(subst /,_,$(KDIR))/shmpool.ko
+else
+KRELS := $(shell $(TOP)/scripts/kernels.sh headers 2>/dev/null)
+MOD_TARGETS := $(foreach r,$(KRELS),$(B)/mod/$(r)/shmpool.ko)
+endif
+
+all: modules lib examples selftests
+
+# ---- kernel module -------------------------------------------------------
+modules:
+ifeq ($(strip $(MOD_TARGETS)),)
+	@echo "no kernel headers found under /usr/src: run 'make deps' or pass KDIR=" >&2; exit 1
+endif
+ifneq ($(KDIR),)
+	@scripts/build-module.sh $(KDIR) $(B)/mod/kdir-$(subst /,_,$(KDIR))
+else
+	@set -e; for r in $(KRELS); do \
+		echo "  MODULE  build/mod/$$r/shmpool.ko"; \
+		scripts/build-module.sh /usr/src/linux-headers-$$r $(B)/mod/$$r 2> >(grep -v 'Skipping BTF' >&2); \
+	done
+endif
+
+# ---- library ---------------------------------------------------------------
+lib: $(LIB_SO) $(LIB_A) $(LIB_PC)
+
+$(B)/lib/pic/%.o: lib/%.c $(LIB_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) -fPIC -c $< -o $@
+
+$(B)/lib/obj/%.o: lib/%.c $(LIB_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(LIB_SO): $(LIB_PIC) lib/libshmpool.map
+	$(CC) -shared -Wl,-soname,libshmpool.so.$(SOVERSION) \
+		-Wl,--version-script=lib/libshmpool.map -Wl,-z,defs \
+		-o $@ $(LIB_PIC) -lpthread
+	ln -sf libshmpool.so.$(VERSION) $(B)/lib/libshmpool.so.$(SOVERSION)
+	ln -sf libshmpool.so.$(SOVERSION) $(B)/lib/libshmpool.so
+
+$(LIB_A): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(LIB_PC): lib/libshmpool.pc.in Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+# ---- examples, selftests, host test builds ----------------------------------
+examples: $(EXAMPLES)
+
+$(B)/examples/%: examples/%.c $(LIB_A) $(LIB_HDRS)
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -g $(WARN) -I$(TOP)/include -static $< $(LIB_A) -lpthread -o $@
+
+selftests: lib
+	@$(MAKE) -s -C selftests OUTPUT=$(B)/selftests
+
+# Library tests once more with ASan+UBSan (dynamic: sanitizers need it).
+asan-tests: $(patsubst %,$(B)/asan/%,$(HOST_TESTS))
+
+$(B)/asan/%: selftests/%.c $(LIB_SRCS) $(LIB_HDRS) $(B)/kselftest/kselftest_harness.h
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O1 -g $(WARN) $(SAN_FLAGS) -I$(TOP)/include \
+		-I$(TOP)/lib -I$(B)/kselftest $< $(LIB_SRCS) -lpthread -o $@
+
+$(B)/kselftest/kselftest_harness.h:
+	scripts/kselftest-headers.sh $(B)/kselftest
+
+# ---- top-level jobs --------------------------------------------------------
+deps:
+	@scripts/deps.sh
+
+check: deps
+	@$(MAKE) -s all asan-tests
+	@scripts/check.sh $(LANES)
+
+demo: deps
+	@$(MAKE) -s all
+	@scripts/vm-run.sh --demo 6.1
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/linux \
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libshmpool.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libshmpool.so.$(SOVERSION)
+	ln -sf libshmpool.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libshmpool.so
+	install -m 644 include/shmpool*.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/uapi/linux/shmpool.h $(DESTDIR)$(PREFIX)/include/linux/
+	install -m 644 $(LIB_PC) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+clean:
+	rm -rf $(B)/lib $(B)/asan $(B)/selftests $(B)/examples $(B)/mod $(B)/vm
+
+# Also drops the cached debug kernel and extracted headers.
+distclean:
+	rm -rf $(B)
+
+.PHONY: all modules lib examples selftests asan-tests deps check demo install clean distclean

@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ioctl dispatch: one table entry per command gives the struct's size and
+ * its first version's size, so every command gets the same size, extension
+ * and copy rules (see the UAPI header's "General ioctl format" DOC).
+ */
+#include <linux/capability.h>
+#include <linux/fs.h>
+#include <linux/kernel.h>
+#include <linux/mm.h>
+#include <linux/pfn.h>
+#include <linux/slab.h>
+#include <linux/stddef.h>
+#include <linux/uaccess.h>
+
+#include "compat.h"
+#include "shmpool.h"
+
+union shmpool_ucmd_buffer {
+	struct shmpool_api api;
+	struct shmpool_create create;
+	struct shmpool_open open;
+	struct shmpool_unlink unlink;
+	struct shmpool_info info;
+};
+
+struct shmpool_ucmd {
+	struct file *filp;
+	struct shmpool_file *sf;
+	void __user *ubuffer;
+	u32 user_size;
+	void *cmd;
+};
+
+/* Copy the (possibly updated) struct back, no more than the user gave. */
+static int shmpool_ucmd_respond(struct shmpool_ucmd *ucmd, size_t len)
+{
+	if (copy_to_user(ucmd->ubuffer, ucmd->cmd, min_t(size_t, ucmd->user_size, len)))
+		return -EFAULT;
+	return 0;
+}
+
+static int shmpool_cmd_api(struct shmpool_ucmd *ucmd)
+{
+	struct shmpool_api *cmd = ucmd->cmd;
+
+	if (cmd->flags || cmd->__reserved)
+		return -EINVAL;
+	cmd->version = SHMPOOL_API_VERSION;
+	cmd->max_name_len = SHMPOOL_NAME_MAX - 1;
+	cmd->features = SHMPOOL_FEAT_NAMED | SHMPOOL_FEAT_CONTIG |
+			SHMPOOL_FEAT_INFO | SHMPOOL_FEAT_ACCOUNT;
+	cmd->max_pool_bytes = shmpool_max_pool_bytes();
+	cmd->max_total_bytes = shmpool_max_total_bytes();
+	cmd->max_contig_bytes = (u64)PAGE_SIZE << SHMPOOL_MAX_ORDER;
+	cmd->page_size = PAGE_SIZE;
+	return shmpool_ucmd_respond(ucmd, sizeof(*cmd));
+}
+
+static int shmpool_cmd_create(struct shmpool_ucmd *ucmd)
+{
+	struct shmpool_create *cmd = ucmd->cmd;
+	struct shmpool_create_args args = {
+		.bytes = cmd->bytes, .flags = cmd->flags,
+		.mode = cmd->mode, .name = cmd->name,
+	};
+	struct shmpool_pool *pool;
+	bool created;
+	int ret;
+
+	if (cmd->flags & ~(SHMPOOL_CREATE_EXCL | SHMPOOL_CREATE_CONTIG))
+		return -EINVAL;
+	ret = shmpool_name_check(cmd->name, true);
+	if (ret)
+		return ret;
+	if ((cmd->flags & SHMPOOL_CREATE_EXCL) && !cmd->name[0])
+		return -EINVAL;
+	if (!cmd->bytes || !PAGE_ALIGNED(cmd->bytes) || cmd->mode & ~0777)
+		return -EINVAL;
+	if ((cmd->flags & SHMPOOL_CREATE_CONTIG) &&
+	    cmd->bytes > ((u64)PAGE_SIZE << SHMPOOL_MAX_ORDER))
+		return -EINVAL;
+	if (cmd->bytes > shmpool_max_pool_bytes())
+		return -EFBIG;
+	if (!(ucmd->filp->f_mode & FMODE_WRITE))
+		return -EBADF;
+	if (shmpool_file_pool(ucmd->sf))
+		return -EBUSY;
+
+	ret = shmpool_pool_create(&args, &pool, &created);
+	if (ret)
+		return ret;
+	cmd->out_flags = created ? SHMPOOL_OUT_CREATED : 0;
+	cmd->id = pool->id;
+	ret = shmpool_ucmd_respond(ucmd, sizeof(*cmd));
+	if (!ret)
+		ret = shmpool_file_bind(ucmd->sf, pool, false);
+	if (ret) {
+		/*
+		 * Nobody saw the fd bound. A pool we just named would outlive
+		 * this failed call, so take the name back too.
+		 */
+		if (created)
+			shmpool_pool_unname(pool);
+		shmpool_pool_put(pool);
+	}
+	return ret;
+}
+
+static int shmpool_cmd_open(struct shmpool_ucmd *ucmd)
+{
+	struct shmpool_open *cmd = ucmd->cmd;
+	bool rdonly = cmd->flags & SHMPOOL_OPEN_RDONLY;
+	struct shmpool_pool *pool;
+	int ret;
+
+	if (cmd->flags & ~SHMPOOL_OPEN_RDONLY)
+		return -EINVAL;
+	ret = shmpool_name_check(cmd->name, false);
+	if (ret)
+		return ret;
+	if (!rdonly && !(ucmd->filp->f_mode & FMODE_WRITE))
+		return -EBADF;
+	if (shmpool_file_pool(ucmd->sf))
+		return -EBUSY;
+
+	ret = shmpool_pool_open(cmd->name, rdonly, &pool);
+	if (ret)
+		return ret;
+	cmd->bytes = (u64)pool->nr_pages << PAGE_SHIFT;
+	cmd->id = pool->id;
+	ret = shmpool_ucmd_respond(ucmd, sizeof(*cmd));
+	if (!ret)
+		ret = shmpool_file_bind(ucmd->sf, pool, rdonly);
+	if (ret)
+		shmpool_pool_put(pool);
+	return ret;
+}
+
+static int shmpool_cmd_unlink(struct shmpool_ucmd *ucmd)
+{
+	struct shmpool_unlink *cmd = ucmd->cmd;
+	int ret;
+
+	if (cmd->flags)
+		return -EINVAL;
+	ret = shmpool_name_check(cmd->name, false);
+	if (ret)
+		return ret;
+	return shmpool_pool_unlink(cmd->name);
+}
+
+static int shmpool_copy_extents(struct shmpool_pool *pool,
+				struct shmpool_extent __user *uext, u32 cap)
+{
+	bool phys = capable(CAP_SYS_ADMIN);
+	u32 i, n = min_t(u32, cap, pool->nr_extents);
+
+	for (i = 0; i < n; i++) {
+		const struct shmpool_extent_k *k = &pool->extents[i];
+		struct shmpool_extent e = {
+			.offset = (u64)k->pgoff << PAGE_SHIFT,
+			.bytes = (u64)k->nr_pages << PAGE_SHIFT,
+			/* Physical addresses are for DMA setup by admins only. */
+			.phys = phys ? PFN_PHYS(page_to_pfn(k->page)) : 0,
+		};
+
+		if (copy_to_user(&uext[i], &e, sizeof(e)))
+			return -EFAULT;
+	}
+	return 0;
+}
+
+static int shmpool_cmd_info(struct shmpool_ucmd *ucmd)
+{
+	struct shmpool_info *cmd = ucmd->cmd;
+	struct shmpool_pool *pool = shmpool_file_pool(ucmd->sf);
+	int ret;
+
+	if (cmd->flags)
+		return -EINVAL;
+	if (!pool)
+		return -ENXIO;
+	if (cmd->extents_cap) {
+		ret = shmpool_copy_extents(pool, u64_to_user_ptr(cmd->extents),
+					   cmd->extents_cap);
+		if (ret)
+			return ret;
+	}
+	cmd->bytes = (u64)pool->nr_pages << PAGE_SHIFT;
+	cmd->id = pool->id;
+	shmpool_pool_flags(pool, &cmd->pool_flags);
+	if (ucmd->sf->rdonly)
+		cmd->pool_flags |= SHMPOOL_POOL_RDONLY;
+	cmd->mode = pool->mode;
+	cmd->uid = from_kuid_munged(current_user_ns(), pool->uid);
+	cmd->gid = from_kgid_munged(current_user_ns(), pool->gid);
+	cmd->attachments = atomic_read(&pool->attachments);
+	cmd->mappings = atomic_read(&pool->mappings);
+	cmd->nr_extents = pool->nr_extents;
+	memcpy(cmd->name, pool->name, sizeof(cmd->name));
+	return shmpool_ucmd_respond(ucmd, sizeof(*cmd));
+}
+
+struct shmpool_ioctl_op {
+	unsigned int size;	/* the kernel's struct size */
+	unsigned int min_size;	/* the first version's size */
+	unsigned int ioctl_num;
+	int (*execute)(struct shmpool_ucmd *ucmd);
+};
+
+#define SHMPOOL_IOCTL_OP(_ioctl, _fn, _struct, _last)			\
+	[_IOC_NR(_ioctl) - SHMPOOL_CMD_BASE] = {			\
+		.size = sizeof(_struct) +				\
+			BUILD_BUG_ON_ZERO(sizeof(union shmpool_ucmd_buffer) < \
+					  sizeof(_struct)),		\
+		.min_size = offsetofend(_struct, _last),		\
+		.ioctl_num = _ioctl,					\
+		.execute = _fn,						\
+	}
+
+static const struct shmpool_ioctl_op shmpool_ioctl_ops[] = {
+	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_API, shmpool_cmd_api, struct shmpool_api,
+			 __reserved),
+	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_CREATE, shmpool_cmd_create,
+			 struct shmpool_create, name),
+	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_OPEN, shmpool_cmd_open,
+			 struct shmpool_open, name),
+	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_UNLINK, shmpool_cmd_unlink,
+			 struct shmpool_unlink, name),
+	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_INFO, shmpool_cmd_info,
+			 struct shmpool_info, name),
+};
+
+long shmpool_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+	union shmpool_ucmd_buffer buf;
+	const struct shmpool_ioctl_op *op;
+	struct shmpool_ucmd ucmd = {
+		.filp = filp,
+		.sf = filp->private_data,
+		.ubuffer = (void __user *)arg,
+		.cmd = &buf,
+	};
+	unsigned int nr = _IOC_NR(cmd);
+	int ret;
+
+	if (nr < SHMPOOL_CMD_BASE ||
+	    nr - SHMPOOL_CMD_BASE >= ARRAY_SIZE(shmpool_ioctl_ops))
+		return -ENOTTY;
+	op = &shmpool_ioctl_ops[nr - SHMPOOL_CMD_BASE];
+	if (op->ioctl_num != cmd)
+		return -ENOTTY;
+
+	if (get_user(ucmd.user_size, (u32 __user *)ucmd.ubuffer))
+		return -EFAULT;
+	if (ucmd.user_size < op->min_size)
+		return -EINVAL;
+	/* Bound the zero-tail scan; no struct will ever be a page long. */
+	if (ucmd.user_size > PAGE_SIZE)
+		return -E2BIG;
+	ret = copy_struct_from_user(ucmd.cmd, op->size, ucmd.ubuffer,
+				    ucmd.user_size);
+	if (ret)
+		return ret;
+	return op->execute(&ucmd);
+}

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Mapping pools: MAP_SHARED only, pages handed out by .fault.
+ *
+ * Pages are ordinary refcounted pages (not PFNMAP), so GUP users such as
+ * O_DIRECT, vmsplice and io_uring fixed buffers work on a mapped pool. Each
+ * VMA holds a pool reference from ->mmap/->open to ->close, which covers
+ * fork, partial munmap (split VMAs) and mremap moves.
+ */
+#include <linux/mm.h>
+
+#include "compat.h"
+#include "shmpool.h"
+
+static void shmpool_vm_open(struct vm_area_struct *vma)
+{
+	struct shmpool_pool *pool = vma->vm_private_data;
+
+	shmpool_pool_get(pool);
+	atomic_inc(&pool->mappings);
+}
+
+static void shmpool_vm_close(struct vm_area_struct *vma)
+{
+	struct shmpool_pool *pool = vma->vm_private_data;
+
+	atomic_dec(&pool->mappings);
+	shmpool_pool_put(pool);
+}
+
+static vm_fault_t shmpool_vm_fault(struct vm_fault *vmf)
+{
+	struct shmpool_pool *pool = vmf->vma->vm_private_data;
+	struct page *page;
+
+	/* ->mmap bounds the VMA and VM_DONTEXPAND keeps it so; stay safe. */
+	if (vmf->pgoff >= pool->nr_pages)
+		return VM_FAULT_SIGBUS;
+	page = shmpool_pool_page(pool, vmf->pgoff);
+	/* The PTE's reference; dropped by zap when the page is unmapped. */
+	get_page(page);
+	vmf->page = page;
+	return 0;
+}
+
+static const struct vm_operations_struct shmpool_vm_ops = {
+	.open = shmpool_vm_open,
+	.close = shmpool_vm_close,
+	.fault = shmpool_vm_fault,
+};
+
+int shmpool_mmap(struct file *filp, struct vm_area_struct *vma)
+{
+	struct shmpool_file *sf = filp->private_data;
+	struct shmpool_pool *pool = shmpool_file_pool(sf);
+	unsigned long npages = vma_pages(vma);
+
+	if (!pool)
+		return -ENXIO;
+	/* A private (COW) copy of pool pages would silently stop sharing. */
+	if (!(vma->vm_flags & VM_MAYSHARE))
+		return -EINVAL;
+	if (vma->vm_pgoff >= pool->nr_pages ||
+	    npages > pool->nr_pages - vma->vm_pgoff)
+		return -EINVAL;
+	if (sf->rdonly) {
+		if (vma->vm_flags & VM_WRITE)
+			return -EACCES;
+		/* So that mprotect(PROT_WRITE) fails too. */
+		vm_flags_clear(vma, VM_MAYWRITE);
+	}
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
+	vma->vm_ops = &shmpool_vm_ops;
+	vma->vm_private_data = pool;
+	shmpool_vm_open(vma);
+	return 0;
+}

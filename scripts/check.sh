@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# make check: static checks, host tests, then the VM lanes given as
+# arguments. Ends with one line "N passed, N failed, N skipped".
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+passed=0 failed=0 skipped=0
+failures=()
+
+result() {	# result <status> <name>
+	if [ "$1" = 0 ]; then
+		passed=$((passed + 1)); echo "ok - $2"
+	else
+		failed=$((failed + 1)); failures+=("$2"); echo "not ok - $2"
+	fi
+}
+
+echo "== static checks"
+for r in $(scripts/kernels.sh headers); do
+	log=$(scripts/build-module.sh "/usr/src/linux-headers-$r" "build/mod/$r" 2>&1 | grep -v 'Skipping BTF')
+	[ -z "$log" ] || echo "$log"
+	result "$([ -z "$log" ] && [ -f "build/mod/$r/shmpool.ko" ] && echo 0 || echo 1)" "module builds warning-free at W=1 for $r"
+done
+out=$(scripts/sparse.sh 2>&1); st=$?; [ $st = 0 ] || echo "$out"
+result $st "sparse clean (C=2) on every installed kernel"
+out=$(scripts/checkpatch.sh 2>&1); st=$?; [ $st = 0 ] || echo "$out"
+result $st "checkpatch.pl --strict clean on kmod/ and the UAPI header"
+
+echo "== host tests (library, memfd backend): plain and ASan+UBSan"
+hostlog=build/host-tests.log
+: > "$hostlog"
+for t in build/selftests/lib_*_test build/asan/lib_*_test; do
+	[ -x "$t" ] || continue
+	name=${t#build/}
+	echo "### BEGIN $name" >> "$hostlog"
+	SHMPOOL_BACKEND=memfd timeout -s KILL 600 "$t" 2>&1 | tee -a "$hostlog" | grep -E '^(not )?ok ' | sed "s|^|[host $name] |"
+	echo "### END $name rc=${PIPESTATUS[0]}" >> "$hostlog"
+done
+while read -r kind a b c rest; do
+	case "$kind" in
+	FAIL) echo "# FAIL $a $b $c $rest"; failures+=("host: $a $b $c $rest") ;;
+	COUNTS) passed=$((passed + a)); failed=$((failed + b)); skipped=$((skipped + c)) ;;
+	esac
+done < <(awk -f scripts/tap-count.awk "$hostlog")
+
+for lane in "$@"; do
+	echo "== VM lane $lane"
+	line=$(scripts/vm-run.sh "$lane" | tee /dev/stderr | tail -n 1)
+	if [[ $line =~ ^lane\ .*:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; then
+		passed=$((passed + BASH_REMATCH[1]))
+		failed=$((failed + BASH_REMATCH[2]))
+		skipped=$((skipped + BASH_REMATCH[3]))
+		[ "${BASH_REMATCH[2]}" = 0 ] || failures+=("lane $lane")
+	else
+		result 1 "lane $lane produced a verdict"
+	fi
+done
+
+echo
+[ ${#failures[@]} = 0 ] || printf 'failed: %s\n' "${failures[@]}"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]

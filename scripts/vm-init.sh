@@ -1,0 +1,68 @@
+#!/bin/busybox sh
+# /init of the test VM (scripts/vm-run.sh builds the initramfs around it).
+# Output goes to ttyS1, which the host reads; the kernel console is ttyS0.
+# Every line the host relies on starts with "### ".
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t tmpfs tmp /tmp
+mkdir -p /dev/shm && mount -t tmpfs shm /dev/shm
+exec > /dev/ttyS1 2>&1
+
+kmsg() { echo "shmpool-vm: $*" > /dev/kmsg; }
+finish() {
+	echo "### RESULT $spnonce"
+	sync
+	poweroff -f
+}
+
+echo "### KERNEL $(uname -r)"
+[ -f /lib/modules/brd.ko ] && insmod /lib/modules/brd.ko rd_nr=1 rd_size=65536
+# kmemleak: forget what boot left behind, so that reports are ours.
+[ -w /sys/kernel/debug/kmemleak ] && echo clear > /sys/kernel/debug/kmemleak
+kmsg "start"
+if insmod /lib/modules/shmpool.ko; then
+	echo "### INSMOD ok"
+else
+	echo "### INSMOD failed"
+	finish
+fi
+
+cd /tmp
+for t in /tests/*; do
+	name=${t##*/}
+	if [ "$spmode" = demo ]; then
+		echo "### BEGIN $name"
+		"$t"
+		echo "### END $name rc=$?"
+		continue
+	fi
+	echo "### BEGIN $name"
+	kmsg "test $name"
+	timeout -s KILL "$sptimeout" "$t"
+	echo "### END $name rc=$?"
+done
+
+kmsg "tests done"
+echo "### POOLS $(cat /sys/class/misc/shmpool/pools)"
+echo "### PAGES $(cat /sys/class/misc/shmpool/pages)"
+if rmmod shmpool; then
+	echo "### RMMOD ok"
+else
+	echo "### RMMOD failed"
+fi
+if [ -w /sys/kernel/debug/kmemleak ]; then
+	# Objects must be a few seconds old before kmemleak reports them.
+	sleep 6
+	echo scan > /sys/kernel/debug/kmemleak
+	sleep 1
+	echo scan > /sys/kernel/debug/kmemleak
+	echo "### KMEMLEAK BEGIN"
+	cat /sys/kernel/debug/kmemleak
+	echo "### KMEMLEAK END"
+fi
+kmsg "end"
+finish

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Boot one lane's kernel under QEMU (TCG, 2 CPUs), load shmpool.ko, run the
+# selftests (or the demo), unload the module and check the kernel's log.
+#
+#   scripts/vm-run.sh [--demo] [--only PATTERN] <lane>
+#
+# Lanes: 6.1 and 6.12 (Debian's newest installed kernel of that series) and
+# debug (built from linux-source-6.1 with KASAN, lockdep, kmemleak; see
+# scripts/build-debug-kernel.sh). --only runs the test programs whose name
+# matches the shell glob PATTERN.
+#
+# Output: TAP lines as the tests run, each prefixed with the lane; at the
+# end a line "lane <lane>: P passed, F failed, S skipped". Exit status 0 only
+# if nothing failed. Logs are kept in build/vm/<lane>/ (console.log is the
+# guest kernel's whole console, out.log the tests' output).
+#
+# The guest's verdict is trusted only through a marker line carrying a nonce
+# that the host makes up for this boot; a guest that hangs is killed after
+# VM_TIMEOUT seconds (default 1500), a test after TEST_TIMEOUT (default 600).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+demo=0
+only='*'
+while [ $# -gt 1 ]; do
+	case "$1" in
+	--demo) demo=1; shift ;;
+	--only) only=$2; shift 2 ;;
+	*) break ;;
+	esac
+done
+lane=${1:?usage: vm-run.sh [--demo] [--only PATTERN] <6.1|6.12|debug>}
+vm_timeout=${VM_TIMEOUT:-1500}
+test_timeout=${TEST_TIMEOUT:-600}
+
+dir=$top/build/vm/$lane
+mkdir -p "$dir"
+cmdline_extra=
+brd=
+case "$lane" in
+debug)
+	kdir=$("$top/scripts/build-debug-kernel.sh")/src
+	kernel=$kdir/arch/x86/boot/bzImage
+	rel=$(cat "$kdir/include/config/kernel.release")
+	# brd is built in: /dev/ram0 exists at boot.
+	cmdline_extra="brd.rd_nr=1 brd.rd_size=65536 kmemleak=on"
+	;;
+*)
+	read -r rel kernel kdir < <("$top/scripts/kernels.sh" lane "$lane")
+	# Debian kernels lack KASAN: SLUB redzones/poisoning and page poisoning
+	# catch what they can.
+	cmdline_extra="slub_debug=FZPU page_poison=1"
+	for f in /lib/modules/"$rel"/kernel/drivers/block/brd.ko{,.xz}; do
+		[ -f "$f" ] && brd=$f && break
+	done
+	;;
+esac
+
+say() { echo "[$lane] $*"; }
+
+# 1. The module, built for exactly this kernel.
+mod=$top/build/mod/$rel
+"$top/scripts/build-module.sh" "$kdir" "$mod" 2> >(grep -v 'Skipping BTF' >&2)
+
+# 2. The initramfs: busybox, the module(s), static test programs, init.
+root=$dir/root
+rm -rf "$root"
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,tests,lib/modules}
+cp /bin/busybox "$root/bin/busybox"
+cp "$mod/shmpool.ko" "$root/lib/modules/"
+if [ -n "$brd" ]; then
+	case "$brd" in
+	*.xz) xz -dc "$brd" > "$root/lib/modules/brd.ko" ;;	# busybox insmod reads no .xz
+	*) cp "$brd" "$root/lib/modules/brd.ko" ;;
+	esac
+fi
+if [ "$demo" = 1 ]; then
+	cp "$top"/build/examples/* "$root/tests/"
+else
+	n=0
+	for t in "$top"/build/selftests/*_test; do
+		# shellcheck disable=SC2053
+		[[ $(basename "$t") == $only ]] || continue
+		cp "$t" "$root/tests/"
+		n=$((n + 1))
+	done
+	[ "$n" -gt 0 ] || { say "no test programs match '$only' in build/selftests (run make)"; exit 1; }
+fi
+cp "$top/scripts/vm-init.sh" "$root/init"
+chmod +x "$root/init"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$dir/initramfs.gz"
+
+# 3. Boot. ttyS0 carries the kernel console (to a file, complete even if the
+# guest dies); ttyS1 the init's and tests' output (to us, streamed).
+nonce=$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
+: > "$dir/console.log"
+say "booting $rel ($(basename "$kernel")) under QEMU TCG, 2 CPUs"
+set +e
+timeout -k 10 "$vm_timeout" qemu-system-x86_64 -accel tcg -smp 2 -m 1G \
+	-nodefaults -display none -no-reboot \
+	-kernel "$kernel" -initrd "$dir/initramfs.gz" \
+	-append "console=ttyS0 ignore_loglevel panic=-1 oops=panic $cmdline_extra spnonce=$nonce sptimeout=$test_timeout spmode=$([ $demo = 1 ] && echo demo || echo test)" \
+	-serial "file:$dir/console.log" -chardev stdio,id=out,signal=off -serial chardev:out \
+	< /dev/null | tr -d '\r' | tee "$dir/out.log" | "$top/scripts/tap-filter.sh" "$lane" "$demo"
+qemu_rc=${PIPESTATUS[0]}
+set -e
+
+# 4. The verdict, from the guest's output and the kernel's console.
+exec "$top/scripts/vm-verdict.sh" "$lane" "$dir" "$nonce" "$qemu_rc" "$demo"
