@@ -22,7 +22,7 @@ B   := $(TOP)/build
 CC  ?= gcc
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-LIB_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -fvisibility=hidden \
+LIB_CFLAGS := -std=c11 -O2 -g $(WARN) -fvisibility=hidden \
 	-I$(TOP)/include -I$(TOP)/lib $(EXTRA_CFLAGS)
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
@@ -101,7 +101,7 @@ asan-tests: $(patsubst %,$(B)/asan/%,$(HOST_TESTS))
 
 $(B)/asan/%: selftests/%.c $(LIB_SRCS) $(LIB_HDRS) $(B)/kselftest/kselftest_harness.h
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 -D_GNU_SOURCE -O1 -g $(WARN) $(SAN_FLAGS) -I$(TOP)/include \
+	$(CC) -std=gnu11 -O1 -g $(WARN) $(SAN_FLAGS) -I$(TOP)/include \
 		-I$(TOP)/lib -I$(B)/kselftest $< $(LIB_SRCS) -lpthread -o $@
 
 $(B)/kselftest/kselftest_harness.h:

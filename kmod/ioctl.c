@@ -32,6 +32,12 @@ struct shmpool_ucmd {
 	void *cmd;
 };
 
+static bool shmpool_file_rdwr(struct file *filp)
+{
+	return (filp->f_mode & (FMODE_READ | FMODE_WRITE)) ==
+		(FMODE_READ | FMODE_WRITE);
+}
+
 /* Copy the (possibly updated) struct back, no more than the user gave. */
 static int shmpool_ucmd_respond(struct shmpool_ucmd *ucmd, size_t len)
 {
@@ -82,7 +88,7 @@ static int shmpool_cmd_create(struct shmpool_ucmd *ucmd)
 		return -EINVAL;
 	if (cmd->bytes > shmpool_max_pool_bytes())
 		return -EFBIG;
-	if (!(ucmd->filp->f_mode & FMODE_WRITE))
+	if (!shmpool_file_rdwr(ucmd->filp))
 		return -EBADF;
 	if (shmpool_file_pool(ucmd->sf))
 		return -EBUSY;
@@ -119,7 +125,7 @@ static int shmpool_cmd_open(struct shmpool_ucmd *ucmd)
 	ret = shmpool_name_check(cmd->name, false);
 	if (ret)
 		return ret;
-	if (!rdonly && !(ucmd->filp->f_mode & FMODE_WRITE))
+	if (!rdonly && !shmpool_file_rdwr(ucmd->filp))
 		return -EBADF;
 	if (shmpool_file_pool(ucmd->sf))
 		return -EBUSY;

@@ -10,7 +10,6 @@
  */
 #include <linux/atomic.h>
 #include <linux/capability.h>
-#include <linux/ctype.h>
 #include <linux/gfp.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
@@ -75,7 +74,9 @@ int shmpool_name_check(const char name[SHMPOOL_NAME_MAX], bool allow_empty)
 	for (i = 0; i < len; i++) {
 		char c = name[i];
 
-		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+		/* ASCII only: the kernel's isalnum() also accepts Latin-1. */
+		if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
+		    !(c >= '0' && c <= '9') && c != '.' && c != '_' && c != '-')
 			return -EINVAL;
 	}
 	/* Nothing may hide after the terminator ("ab\0cd"). */

@@ -5,7 +5,7 @@
 # "FAIL <what>" and at the end "COUNTS <passed> <failed> <skipped>".
 /^### BEGIN / { prog = $3; infile = 1; fails_here = 0; next }
 /^### END / {
-	rc = $3; sub(/^rc=/, "", rc)
+	rc = $4; sub(/^rc=/, "", rc)
 	if (rc != 0 && fails_here == 0) {
 		failed++
 		print "FAIL " prog ": exited with status " rc (rc == 137 ? " (killed: timeout)" : "")

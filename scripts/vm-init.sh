@@ -49,6 +49,10 @@ done
 kmsg "tests done"
 echo "### POOLS $(cat /sys/class/misc/shmpool/pools)"
 echo "### PAGES $(cat /sys/class/misc/shmpool/pages)"
+if [ "$(cat /sys/class/misc/shmpool/pools)" != 0 ] && [ -r /sys/kernel/debug/shmpool/pools ]; then
+	echo "### left behind:"
+	sed 's/^/### /' /sys/kernel/debug/shmpool/pools
+fi
 if rmmod shmpool; then
 	echo "### RMMOD ok"
 else

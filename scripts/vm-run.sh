@@ -43,7 +43,7 @@ debug)
 	kernel=$kdir/arch/x86/boot/bzImage
 	rel=$(cat "$kdir/include/config/kernel.release")
 	# brd is built in: /dev/ram0 exists at boot.
-	cmdline_extra="brd.rd_nr=1 brd.rd_size=65536 kmemleak=on"
+	cmdline_extra="brd.rd_nr=1 brd.rd_size=65536 kmemleak=on page_poison=1"
 	;;
 *)
 	read -r rel kernel kdir < <("$top/scripts/kernels.sh" lane "$lane")
