@@ -32,7 +32,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* the UAPI header: beside us in the source tree, <linux/shmpool.h> installed */
+#if defined(__has_include)
+#if __has_include("uapi/linux/shmpool.h")
 #include "uapi/linux/shmpool.h"
+#else
+#include <linux/shmpool.h>
+#endif
+#else
+#include <linux/shmpool.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {

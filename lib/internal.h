@@ -8,6 +8,12 @@
 
 #include "shmpool.h"
 
+/*
+ * Marks the definition of every function in lib/libshmpool.map: the library
+ * may be built with -fvisibility=hidden, and the map can only narrow.
+ */
+#define SHMPOOL_EXPORT	__attribute__((visibility("default")))
+
 /* private bits of struct shmpool.flags, above the public SHMPOOL_* ones */
 #define __SHMPOOL_F_CREATED	(1U << 16)	/* this handle's call made the pool */
 #define __SHMPOOL_F_NAMED	(1U << 17)	/* memfd: a /dev/shm file, not a memfd */

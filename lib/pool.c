@@ -186,6 +186,7 @@ static int pool_create(const char *name, size_t bytes, unsigned int mode,
 	return pool_finish(p, ret, out);
 }
 
+SHMPOOL_EXPORT
 int shmpool_create(const char *name, size_t bytes, unsigned int mode,
 		   unsigned int flags, struct shmpool **out)
 {
@@ -201,6 +202,7 @@ int shmpool_create(const char *name, size_t bytes, unsigned int mode,
 	return pool_create(name, bytes, mode, flags, out);
 }
 
+SHMPOOL_EXPORT
 int shmpool_create_anon(size_t bytes, unsigned int flags,
 			struct shmpool **out)
 {
@@ -209,6 +211,7 @@ int shmpool_create_anon(size_t bytes, unsigned int flags,
 	return pool_create(NULL, bytes, 0600, flags, out);
 }
 
+SHMPOOL_EXPORT
 int shmpool_open(const char *name, unsigned int flags, struct shmpool **out)
 {
 	struct shmpool *p;
@@ -226,6 +229,7 @@ int shmpool_open(const char *name, unsigned int flags, struct shmpool **out)
 	return pool_finish(p, pool_ops(p)->open(p, name, p->flags), out);
 }
 
+SHMPOOL_EXPORT
 int shmpool_adopt_fd(int fd, unsigned int flags, struct shmpool **out)
 {
 	const struct __shmpool_ops *ops;
@@ -267,6 +271,7 @@ int shmpool_adopt_fd(int fd, unsigned int flags, struct shmpool **out)
 	return 0;
 }
 
+SHMPOOL_EXPORT
 int shmpool_close(struct shmpool *p)
 {
 	if (!p)
@@ -274,6 +279,7 @@ int shmpool_close(struct shmpool *p)
 	return pool_free(p);
 }
 
+SHMPOOL_EXPORT
 int shmpool_unlink(const char *name, unsigned int flags)
 {
 	const struct __shmpool_ops *ops;
@@ -293,6 +299,7 @@ int shmpool_unlink(const char *name, unsigned int flags)
 	return ret;
 }
 
+SHMPOOL_EXPORT
 int shmpool_info(struct shmpool *p, struct shmpool_pool_info *info)
 {
 	if (!p || !info)
@@ -302,6 +309,7 @@ int shmpool_info(struct shmpool *p, struct shmpool_pool_info *info)
 	return pool_ops(p)->info(p, info);
 }
 
+SHMPOOL_EXPORT
 int shmpool_extents(struct shmpool *p, struct shmpool_extent *ext,
 		    unsigned int cap)
 {
@@ -310,11 +318,13 @@ int shmpool_extents(struct shmpool *p, struct shmpool_extent *ext,
 	return pool_ops(p)->extents(p, ext, cap);
 }
 
+SHMPOOL_EXPORT
 int shmpool_backend(const struct shmpool *p)
 {
 	return p ? p->backend : -EINVAL;
 }
 
+SHMPOOL_EXPORT
 const char *shmpool_backend_name(int backend)
 {
 	switch (backend) {
@@ -327,11 +337,13 @@ const char *shmpool_backend_name(int backend)
 	}
 }
 
+SHMPOOL_EXPORT
 int shmpool_fd(const struct shmpool *p)
 {
 	return p ? p->fd : -EINVAL;
 }
 
+SHMPOOL_EXPORT
 int shmpool_created(const struct shmpool *p)
 {
 	if (!p)

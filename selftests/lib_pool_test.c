@@ -18,8 +18,9 @@
 #include <unistd.h>
 
 #include "shmpool.h"
-/* the 6.1 harness's own functions and macros leave parameters unused */
+/* the 6.1 harness leaves parameters unused and defines unprototyped functions */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
 #include "kselftest_harness.h"
 
 #define DEV_PATH	"/dev/shmpool"
