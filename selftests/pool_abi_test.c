@@ -17,11 +17,8 @@ FIXTURE(abi) {
 
 FIXTURE_SETUP(abi)
 {
-	self->fd = sp_open_dev(O_RDWR);
-	if (self->fd < 0)
-		SP_SKIP_SETUP("cannot open " SP_DEV ": %s", strerror(errno));
-	self->page = sp_page_size();
-	ASSERT_EQ(0, sp_get_api(self->fd, &self->api));
+	if (!sp_setup_dev(_metadata, &self->fd, &self->page, &self->api))
+		return;
 	sp_make_name(self->name, "abi");
 }
 

@@ -14,11 +14,8 @@ FIXTURE(map) {
 
 FIXTURE_SETUP(map)
 {
-	self->fd = sp_open_dev(O_RDWR);
-	if (self->fd < 0)
-		SP_SKIP_SETUP("cannot open " SP_DEV ": %s", strerror(errno));
-	self->page = sp_page_size();
-	ASSERT_EQ(0, sp_get_api(self->fd, &self->api));
+	if (!sp_setup_dev(_metadata, &self->fd, &self->page, &self->api))
+		return;
 	sp_make_name(self->name, "map");
 }
 
@@ -210,7 +207,8 @@ TEST_F(map, mapping_vm_flags)
 	munmap(p, len);
 }
 
-TEST_F(map, pages_zeroed_after_dirty_pool_freed)
+/* Generous: every page faults, and the debug lane's kernel is slow at it. */
+TEST_F_TIMEOUT(map, pages_zeroed_after_dirty_pool_freed, 120)
 {
 	size_t len = 4 << 20;
 	long long before = sp_counter("pages");
@@ -239,7 +237,7 @@ TEST_F(map, pages_zeroed_after_dirty_pool_freed)
 	}
 }
 
-TEST_F(map, large_pool_64mib_fully_usable)
+TEST_F_TIMEOUT(map, large_pool_64mib_fully_usable, 180)
 {
 	const size_t len = 64 << 20;
 	struct shmpool_info info;

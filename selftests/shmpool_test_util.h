@@ -98,6 +98,25 @@ static inline int sp_get_api(int fd, struct shmpool_api *api)
 	return sp_ioctl(fd, SHMPOOL_IOC_API, api);
 }
 
+/*
+ * The usual FIXTURE_SETUP start: an unbound O_RDWR device fd in *@fd, the
+ * page size and the API answer. Returns false after a SKIP if the device
+ * cannot be opened; FIXTURE_SETUP must then return at once.
+ */
+static inline bool sp_setup_dev(struct __test_metadata *_metadata, int *fd,
+				long *page, struct shmpool_api *api)
+{
+	*fd = sp_open_dev(O_RDWR);
+	if (*fd < 0) {
+		SKIP(, "cannot open " SP_DEV ": %s", strerror(errno));
+		_metadata->passed = 0;	/* as SP_SKIP_SETUP() does */
+		return false;
+	}
+	*page = sp_page_size();
+	ASSERT_EQ(0, sp_get_api(*fd, api));
+	return true;
+}
+
 /* CREATE on @fd; @name NULL or "" makes an anonymous pool. @out may be NULL. */
 static inline int sp_create(int fd, const char *name, uint64_t bytes,
 			    uint32_t flags, uint32_t mode,
