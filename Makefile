@@ -82,9 +82,10 @@ $(LIB_A): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(LIB_PC): lib/libshmpool.pc.in Makefile
+# Regenerated every time: it depends on PREFIX, which make cannot see change.
+$(LIB_PC): lib/libshmpool.pc.in FORCE
 	@mkdir -p $(@D)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+	@sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 # ---- examples, selftests, host test builds ----------------------------------
 examples: $(EXAMPLES)
@@ -137,4 +138,5 @@ clean:
 distclean:
 	rm -rf $(B)
 
-.PHONY: all modules lib examples selftests asan-tests deps check demo install clean distclean
+FORCE:
+.PHONY: FORCE all modules lib examples selftests asan-tests deps check demo install clean distclean
