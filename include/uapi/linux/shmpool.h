@@ -64,6 +64,8 @@
 #define SHMPOOL_FEAT_CONTIG	(1ULL << 1)	/* SHMPOOL_CREATE_CONTIG */
 #define SHMPOOL_FEAT_INFO	(1ULL << 2)	/* SHMPOOL_IOC_INFO + extents */
 #define SHMPOOL_FEAT_ACCOUNT	(1ULL << 3)	/* RLIMIT_MEMLOCK + memcg charge */
+#define SHMPOOL_FEAT_DOORBELL	(1ULL << 4)	/* WAIT, WAKE, WAITV */
+#define SHMPOOL_FEAT_NOTIFY	(1ULL << 5)	/* NOTIFY: doorbell -> eventfd */
 
 enum {
 	SHMPOOL_CMD_BASE = 0x80,
@@ -72,6 +74,10 @@ enum {
 	SHMPOOL_CMD_OPEN,
 	SHMPOOL_CMD_UNLINK,
 	SHMPOOL_CMD_INFO,
+	SHMPOOL_CMD_WAIT,
+	SHMPOOL_CMD_WAKE,
+	SHMPOOL_CMD_WAITV,
+	SHMPOOL_CMD_NOTIFY,
 };
 
 /**
@@ -270,5 +276,191 @@ struct shmpool_info {
 };
 
 #define SHMPOOL_IOC_INFO	_IO(SHMPOOL_TYPE, SHMPOOL_CMD_INFO)
+
+/**
+ * DOC: Doorbells
+ *
+ * Doorbells are futexes for pool words: WAIT sleeps while the u32 at a pool
+ * offset equals an expected value, WAKE wakes sleepers on that offset. The
+ * kernel reads the word from the pool page itself, under the same lock that
+ * WAKE takes, so a WAKE issued after the word was changed is never lost.
+ * (Plain shared futexes do not work on pool pages: they have no page cache
+ * mapping.) Waiters are keyed by (pool, offset): every fd and mapping of a
+ * pool reaches the same doorbells; distinct pools never share one.
+ *
+ * The offset is a byte offset into the pool, 4-byte aligned, with the word
+ * inside the pool. Read-only attachments may WAIT and NOTIFY; WAKE needs a
+ * read-write attachment (whoever may not change a word has nothing to
+ * announce).
+ *
+ * A sleeper holds its pool: unlink, closing other fds or munmap do not
+ * disturb it, and the memory is freed only after it returns. Killing the
+ * sleeping process removes its waiter.
+ *
+ * Deadlines are absolute, on CLOCK_MONOTONIC unless the REALTIME flag is
+ * set, so an interrupted call restarts with the same argument: a signal
+ * whose handler has SA_RESTART (or no handler) restarts the call; a handler
+ * without SA_RESTART makes it fail with EINTR.
+ */
+
+/* SHMPOOL_IOC_WAIT / SHMPOOL_IOC_WAITV flags */
+#define SHMPOOL_WAIT_DEADLINE	(1U << 0)	/* deadline_ns is set */
+#define SHMPOOL_WAIT_REALTIME	(1U << 1)	/* deadline on CLOCK_REALTIME */
+
+/* Wake every waiter. */
+#define SHMPOOL_WAKE_ALL	0xffffffffU
+/* Match every waiter (bitset). */
+#define SHMPOOL_BITSET_ANY	0xffffffffU
+
+/**
+ * struct shmpool_wait - SHMPOOL_IOC_WAIT: sleep while a pool word is unchanged
+ * @size: sizeof(struct shmpool_wait)
+ * @flags: SHMPOOL_WAIT_*
+ * @offset: the word's offset in the fd's pool (4-byte aligned)
+ * @expected: sleep only while the word equals this
+ * @bitset: non-zero; a WAKE wakes this waiter only if their bitsets
+ *	intersect (SHMPOOL_BITSET_ANY for plain use)
+ * @deadline_ns: with SHMPOOL_WAIT_DEADLINE, when to give up (absolute)
+ *
+ * Returns 0 when woken (which, as with futexes, does not promise that the
+ * word changed).
+ *
+ * Errors:
+ * - EAGAIN:    the word did not equal @expected.
+ * - ETIMEDOUT: the deadline passed (at once if it already had).
+ * - EINTR:     a signal handler without SA_RESTART ran.
+ * - EINVAL:    @offset misaligned or outside the pool, @bitset 0, unknown
+ *   flags, REALTIME without DEADLINE.
+ * - ENXIO:     unbound fd.
+ */
+struct shmpool_wait {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 offset;
+	__u32 expected;
+	__u32 bitset;
+	__aligned_u64 deadline_ns;
+};
+
+#define SHMPOOL_IOC_WAIT	_IO(SHMPOOL_TYPE, SHMPOOL_CMD_WAIT)
+
+/**
+ * struct shmpool_wake - SHMPOOL_IOC_WAKE: wake sleepers on a pool word
+ * @size: sizeof(struct shmpool_wake)
+ * @flags: must be 0
+ * @offset: the word's offset (4-byte aligned, inside the pool)
+ * @nr: wake at most this many waiters (SHMPOOL_WAKE_ALL: all); 0 wakes none
+ *	but still signals NOTIFY eventfds
+ * @bitset: non-zero; only waiters whose bitset intersects it are woken
+ *
+ * Returns the number of waiters woken (eventfds signalled are not counted).
+ * Waiters are woken in the order they started waiting.
+ *
+ * Errors:
+ * - EINVAL: @offset misaligned or outside the pool, @bitset 0, flags.
+ * - EPERM:  the fd is a read-only attachment.
+ * - ENXIO:  unbound fd.
+ */
+struct shmpool_wake {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 offset;
+	__u32 nr;
+	__u32 bitset;
+};
+
+#define SHMPOOL_IOC_WAKE	_IO(SHMPOOL_TYPE, SHMPOOL_CMD_WAKE)
+
+/* The most entries one SHMPOOL_IOC_WAITV may wait on. */
+#define SHMPOOL_WAITV_MAX	64
+
+/**
+ * struct shmpool_waitv_entry - one word of a SHMPOOL_IOC_WAITV
+ * @fd: a bound /dev/shmpool fd of the pool holding the word, or -1 for the
+ *	fd the ioctl is issued on
+ * @expected: sleep only while the word equals this
+ * @offset: the word's offset in that pool (4-byte aligned)
+ * @bitset: as for struct shmpool_wait (non-zero)
+ * @__reserved: must be 0
+ */
+struct shmpool_waitv_entry {
+	__s32 fd;
+	__u32 expected;
+	__aligned_u64 offset;
+	__u32 bitset;
+	__u32 __reserved;
+};
+
+/**
+ * struct shmpool_waitv - SHMPOOL_IOC_WAITV: sleep on several pool words
+ * @size: sizeof(struct shmpool_waitv)
+ * @flags: SHMPOOL_WAIT_*
+ * @entries: user pointer to @nr_entries struct shmpool_waitv_entry
+ * @nr_entries: 1..SHMPOOL_WAITV_MAX
+ * @__reserved: must be 0
+ * @deadline_ns: as for struct shmpool_wait
+ *
+ * Like futex_waitv(): sleeps until any entry is woken. Returns the index of
+ * a woken entry (the lowest, if several were).
+ *
+ * Errors: those of SHMPOOL_IOC_WAIT (EAGAIN if any word differs), and
+ * - EINVAL: @nr_entries 0 or above SHMPOOL_WAITV_MAX, a non-zero reserved
+ *   field, an entry fd that is not a /dev/shmpool fd.
+ * - EBADF:  an entry fd that is not open.
+ * - ENXIO:  an entry fd (or this fd, for -1) not bound to a pool.
+ * - EFAULT: @entries not readable.
+ */
+struct shmpool_waitv {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 entries;
+	__u32 nr_entries;
+	__u32 __reserved;
+	__aligned_u64 deadline_ns;
+};
+
+#define SHMPOOL_IOC_WAITV	_IO(SHMPOOL_TYPE, SHMPOOL_CMD_WAITV)
+
+/* SHMPOOL_IOC_NOTIFY flags: exactly one of these */
+#define SHMPOOL_NOTIFY_ADD	(1U << 0)
+#define SHMPOOL_NOTIFY_DEL	(1U << 1)
+
+/* The most NOTIFY bindings one fd may hold. */
+#define SHMPOOL_NOTIFY_MAX	64
+
+/**
+ * struct shmpool_notify - SHMPOOL_IOC_NOTIFY: ring an eventfd on WAKE
+ * @size: sizeof(struct shmpool_notify)
+ * @flags: SHMPOOL_NOTIFY_ADD or SHMPOOL_NOTIFY_DEL
+ * @offset: the word's offset (4-byte aligned, inside the fd's pool)
+ * @eventfd: an eventfd; each WAKE on @offset whose bitset intersects
+ *	@bitset adds 1 to its counter, whatever WAKE's @nr
+ * @bitset: non-zero
+ *
+ * For event loops: poll the eventfd instead of blocking in WAIT. The eventfd
+ * counts WAKEs (it is readable while the count is non-zero, i.e. level-
+ * triggered on the eventfd, one count per WAKE). As with WAIT, a WAKE only
+ * says "look again": read the eventfd, then re-check the word. A binding
+ * lives until DEL (same offset and eventfd) or until the fd that added it
+ * is closed.
+ *
+ * Errors:
+ * - EINVAL: flags not exactly one of ADD/DEL, @offset, @bitset 0, @eventfd
+ *   not an eventfd.
+ * - EBADF:  @eventfd not open.
+ * - EEXIST: ADD of an (offset, eventfd) pair already bound on this fd.
+ * - ENOENT: DEL of a pair not bound on this fd.
+ * - ENOSPC: this fd already holds SHMPOOL_NOTIFY_MAX bindings.
+ * - ENXIO:  unbound fd.
+ */
+struct shmpool_notify {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 offset;
+	__s32 eventfd;
+	__u32 bitset;
+};
+
+#define SHMPOOL_IOC_NOTIFY	_IO(SHMPOOL_TYPE, SHMPOOL_CMD_NOTIFY)
 
 #endif /* _UAPI_LINUX_SHMPOOL_H */
