@@ -35,4 +35,18 @@ static inline void vm_flags_clear(struct vm_area_struct *vma, vm_flags_t flags)
  */
 #define SHMPOOL_MAX_ORDER	ilog2(MAX_ORDER_NR_PAGES)
 
+/*
+ * eventfd_signal() lost its count argument in 6.8 (it always added 1
+ * anyway). Kbuild probes the old prototype.
+ */
+#include <linux/eventfd.h>
+static inline void shmpool_eventfd_signal(struct eventfd_ctx *ctx)
+{
+#ifdef SHMPOOL_HAVE_EVENTFD_SIGNAL_N
+	eventfd_signal(ctx, 1);
+#else
+	eventfd_signal(ctx);
+#endif
+}
+
 #endif /* _SHMPOOL_COMPAT_H */

@@ -22,6 +22,10 @@ union shmpool_ucmd_buffer {
 	struct shmpool_open open;
 	struct shmpool_unlink unlink;
 	struct shmpool_info info;
+	struct shmpool_wait wait;
+	struct shmpool_wake wake;
+	struct shmpool_waitv waitv;
+	struct shmpool_notify notify;
 };
 
 struct shmpool_ucmd {
@@ -55,7 +59,8 @@ static int shmpool_cmd_api(struct shmpool_ucmd *ucmd)
 	cmd->version = SHMPOOL_API_VERSION;
 	cmd->max_name_len = SHMPOOL_NAME_MAX - 1;
 	cmd->features = SHMPOOL_FEAT_NAMED | SHMPOOL_FEAT_CONTIG |
-			SHMPOOL_FEAT_INFO | SHMPOOL_FEAT_ACCOUNT;
+			SHMPOOL_FEAT_INFO | SHMPOOL_FEAT_ACCOUNT |
+			SHMPOOL_FEAT_DOORBELL | SHMPOOL_FEAT_NOTIFY;
 	cmd->max_pool_bytes = shmpool_max_pool_bytes();
 	cmd->max_total_bytes = shmpool_max_total_bytes();
 	cmd->max_contig_bytes = (u64)PAGE_SIZE << SHMPOOL_MAX_ORDER;
@@ -208,6 +213,26 @@ static int shmpool_cmd_info(struct shmpool_ucmd *ucmd)
 	return shmpool_ucmd_respond(ucmd, sizeof(*cmd));
 }
 
+static int shmpool_cmd_wait(struct shmpool_ucmd *ucmd)
+{
+	return shmpool_doorbell_wait(ucmd->sf, ucmd->cmd);
+}
+
+static int shmpool_cmd_wake(struct shmpool_ucmd *ucmd)
+{
+	return shmpool_doorbell_wake(ucmd->sf, ucmd->cmd);
+}
+
+static int shmpool_cmd_waitv(struct shmpool_ucmd *ucmd)
+{
+	return shmpool_doorbell_waitv(ucmd->filp, ucmd->cmd);
+}
+
+static int shmpool_cmd_notify(struct shmpool_ucmd *ucmd)
+{
+	return shmpool_doorbell_notify(ucmd->sf, ucmd->cmd);
+}
+
 struct shmpool_ioctl_op {
 	unsigned int size;	/* the kernel's struct size */
 	unsigned int min_size;	/* the first version's size */
@@ -236,6 +261,14 @@ static const struct shmpool_ioctl_op shmpool_ioctl_ops[] = {
 			 struct shmpool_unlink, name),
 	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_INFO, shmpool_cmd_info,
 			 struct shmpool_info, name),
+	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_WAIT, shmpool_cmd_wait,
+			 struct shmpool_wait, deadline_ns),
+	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_WAKE, shmpool_cmd_wake,
+			 struct shmpool_wake, bitset),
+	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_WAITV, shmpool_cmd_waitv,
+			 struct shmpool_waitv, deadline_ns),
+	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_NOTIFY, shmpool_cmd_notify,
+			 struct shmpool_notify, bitset),
 };
 
 long shmpool_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)

@@ -3,8 +3,9 @@
  * shmpool: the /dev/shmpool misc device.
  *
  * An open file starts unbound; SHMPOOL_IOC_CREATE or SHMPOOL_IOC_OPEN binds
- * it to one pool for the rest of its life. Module-wide counters are in
- * /sys/class/misc/shmpool/ and the pool list in debugfs (shmpool/pools).
+ * it to one pool for the rest of its life. Module-wide counters (pools,
+ * pages, bytes_charged, waiters) are in /sys/class/misc/shmpool/ and the pool
+ * list in debugfs (shmpool/pools).
  */
 #include <linux/debugfs.h>
 #include <linux/device.h>
@@ -27,7 +28,7 @@ int shmpool_file_bind(struct shmpool_file *sf, struct shmpool_pool *pool,
 {
 	int ret = 0;
 
-	mutex_lock(&sf->bind_lock);
+	mutex_lock(&sf->lock);
 	if (sf->pool) {
 		ret = -EBUSY;	/* lost a race with another thread on this fd */
 	} else {
@@ -36,7 +37,7 @@ int shmpool_file_bind(struct shmpool_file *sf, struct shmpool_pool *pool,
 		/* Publishes @rdonly too; pairs with shmpool_file_pool(). */
 		smp_store_release(&sf->pool, pool);
 	}
-	mutex_unlock(&sf->bind_lock);
+	mutex_unlock(&sf->lock);
 	return ret;
 }
 
@@ -47,7 +48,8 @@ static int shmpool_open(struct inode *inode, struct file *filp)
 	sf = kzalloc(sizeof(*sf), GFP_KERNEL_ACCOUNT);
 	if (!sf)
 		return -ENOMEM;
-	mutex_init(&sf->bind_lock);
+	mutex_init(&sf->lock);
+	INIT_LIST_HEAD(&sf->notifiers);
 	filp->private_data = sf;
 	return 0;
 }
@@ -57,16 +59,17 @@ static int shmpool_release(struct inode *inode, struct file *filp)
 	struct shmpool_file *sf = filp->private_data;
 	struct shmpool_pool *pool = sf->pool;
 
+	shmpool_doorbell_release(sf);
 	if (pool) {
 		atomic_dec(&pool->attachments);
 		shmpool_pool_put(pool);
 	}
-	mutex_destroy(&sf->bind_lock);
+	mutex_destroy(&sf->lock);
 	kfree(sf);
 	return 0;
 }
 
-static const struct file_operations shmpool_fops = {
+const struct file_operations shmpool_fops = {
 	.owner = THIS_MODULE,
 	.open = shmpool_open,
 	.release = shmpool_release,
@@ -97,10 +100,18 @@ static ssize_t bytes_charged_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(bytes_charged);
 
+static ssize_t waiters_show(struct device *dev, struct device_attribute *attr,
+			    char *buf)
+{
+	return sysfs_emit(buf, "%u\n", shmpool_waiters());
+}
+static DEVICE_ATTR_RO(waiters);
+
 static struct attribute *shmpool_attrs[] = {
 	&dev_attr_pools.attr,
 	&dev_attr_pages.attr,
 	&dev_attr_bytes_charged.attr,
+	&dev_attr_waiters.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(shmpool);
@@ -143,9 +154,14 @@ static int __init shmpool_init(void)
 	int ret;
 
 	shmpool_pools_init();
-	ret = misc_register(&shmpool_misc);
+	ret = shmpool_doorbell_init();
 	if (ret)
 		return ret;
+	ret = misc_register(&shmpool_misc);
+	if (ret) {
+		shmpool_doorbell_exit();
+		return ret;
+	}
 	shmpool_debugfs = debugfs_create_dir("shmpool", NULL);
 	debugfs_create_file("pools", 0400, shmpool_debugfs, NULL,
 			    &shmpool_pools_fops);
@@ -157,6 +173,7 @@ static void __exit shmpool_exit(void)
 	debugfs_remove_recursive(shmpool_debugfs);
 	misc_deregister(&shmpool_misc);
 	shmpool_pools_exit();
+	shmpool_doorbell_exit();
 }
 
 module_init(shmpool_init);

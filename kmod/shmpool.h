@@ -5,9 +5,12 @@
  * Lock order (outer first):
  *   mmap_lock (->mmap, vm_ops->close)
  *     shmpool_lock (registry of pools and names)
- *       shmpool_file.bind_lock is never held together with shmpool_lock:
+ *       shmpool_file.lock is never held together with shmpool_lock:
  *       binding looks up (and references) the pool first, then takes
- *       bind_lock to publish it.
+ *       the file's lock to publish it.
+ *   shmpool_file.lock (NOTIFY)
+ *     doorbell bucket spinlock
+ *       eventfd wait queue lock (eventfd_signal)
  *
  * Lifetime: a pool is a kref. References are held by each bound file, each
  * VMA (vm_ops open/close), the name registry while the pool is linked, and
@@ -60,12 +63,14 @@ struct shmpool_pool {
 /* Per open file of /dev/shmpool. */
 struct shmpool_file {
 	/*
-	 * NULL until bound; set once under bind_lock with smp_store_release()
+	 * NULL until bound; set once under @lock with smp_store_release()
 	 * after @rdonly, read with smp_load_acquire() (shmpool_file_pool()).
 	 */
 	struct shmpool_pool *pool;
 	bool rdonly;
-	struct mutex bind_lock;	/* serialises binding */
+	struct mutex lock;	/* serialises binding; protects the fields below */
+	struct list_head notifiers;	/* NOTIFY bindings (doorbell.c) */
+	unsigned int nr_notifiers;
 };
 
 static inline struct shmpool_pool *shmpool_file_pool(struct shmpool_file *sf)
@@ -116,7 +121,19 @@ int shmpool_mmap(struct file *filp, struct vm_area_struct *vma);
 /* ioctl.c */
 long shmpool_ioctl(struct file *filp, unsigned int cmd, unsigned long arg);
 
+/* doorbell.c */
+int shmpool_doorbell_wait(struct shmpool_file *sf, const struct shmpool_wait *cmd);
+int shmpool_doorbell_wake(struct shmpool_file *sf, const struct shmpool_wake *cmd);
+int shmpool_doorbell_waitv(struct file *filp, const struct shmpool_waitv *cmd);
+int shmpool_doorbell_notify(struct shmpool_file *sf,
+			    const struct shmpool_notify *cmd);
+void shmpool_doorbell_release(struct shmpool_file *sf);
+unsigned int shmpool_waiters(void);
+int shmpool_doorbell_init(void);
+void shmpool_doorbell_exit(void);
+
 /* main.c */
+extern const struct file_operations shmpool_fops;
 int shmpool_file_bind(struct shmpool_file *sf, struct shmpool_pool *pool,
 		      bool rdonly);
 
