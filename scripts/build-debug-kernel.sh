@@ -16,6 +16,10 @@ tarball=$(ls /usr/src/linux-source-6.1.tar.xz 2>/dev/null || true)
 recipe=1
 key=$( { cat "$frag"; echo "recipe $recipe"; stat -c '%s %Y' "$tarball"; } | sha256sum | cut -c1-16)
 out=$top/build/kdebug/$key
+mkdir -p "$top/build/kdebug"
+# One builder at a time; the others wait for it and reuse its kernel.
+exec 8> "$top/build/kdebug/.lock"
+flock 8
 if [ -f "$out/done" ]; then
 	echo "$out"
 	exit 0
@@ -50,4 +54,5 @@ touch "$out/done"
 for d in "$top"/build/kdebug/*/; do
 	[ "${d%/}" = "$out" ] || rm -rf "$d"
 done
+flock -u 8
 echo "$out"
