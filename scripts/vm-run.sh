@@ -35,6 +35,9 @@ test_timeout=${TEST_TIMEOUT:-600}
 
 dir=$top/build/vm/$lane
 mkdir -p "$dir"
+# One run per lane at a time: runs share the lane's directory and logs.
+exec 9> "$dir.lock"
+flock 9
 cmdline_extra=
 brd=
 case "$lane" in

@@ -57,7 +57,7 @@ fi
 bad='BUG[: ]|WARNING:|Oops|KASAN|UBSAN|kmemleak|Kernel panic|Call Trace|general protection|'
 bad+='possible recursive locking|circular locking|inconsistent lock state|lock held when returning|'
 bad+='suspicious RCU|sleeping function called|corruption|Bad page|page dumped|hung_task|soft lockup'
-found=$(sed -n '/shmpool-vm: start/,$p' "$console" | tr -d '\r' | grep -E "$bad" | grep -v 'shmpool-vm:' | head -n 20)
+found=$(sed -n '/shmpool-vm: start/,$p' "$console" | tr -d '\r' | grep -a -E "$bad" | grep -a -v 'shmpool-vm:' | head -n 20)
 check "$([ -z "$found" ] && echo 0 || echo 1)" "kernel log clean (no warnings, BUG, KASAN, lockdep, leaks, panic)" \
 	"${found:-}" "(full log: $console)"
 
