@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include <uapi/linux/shmpool.h>
@@ -317,6 +318,136 @@ static inline int sp_drop_privileges(uid_t uid, gid_t gid)
 		if (data[i].effective || data[i].permitted)
 			return -EPERM;
 	return 0;
+}
+
+/*
+ * @cmd on @fd with an argument pointer that is not readable (PROT_NONE, a
+ * low address, a kernel address): each must fail with EFAULT.
+ */
+static inline void sp_expect_unreadable_arg(struct __test_metadata *_metadata,
+					    int fd, unsigned long cmd, long page)
+{
+	void *none = mmap(NULL, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ASSERT_NE(MAP_FAILED, none);
+	EXPECT_EQ(-EFAULT, sp_ioctl(fd, cmd, none));
+	EXPECT_EQ(-EFAULT, sp_ioctl(fd, cmd, (void *)1));
+	EXPECT_EQ(-EFAULT, sp_ioctl(fd, cmd, (void *)(uintptr_t)0xffffffff81000000ULL));
+	munmap(none, page);
+}
+
+/* ---- doorbells ---- */
+
+/* Now on @clock in nanoseconds. */
+static inline uint64_t sp_now_ns(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* WAIT on @fd; @deadline_ns is used only with SHMPOOL_WAIT_DEADLINE. */
+static inline int sp_db_wait(int fd, uint64_t off, uint32_t expected,
+			     uint32_t bitset, uint32_t flags, uint64_t deadline_ns)
+{
+	struct shmpool_wait w;
+
+	memset(&w, 0, sizeof(w));
+	w.size = sizeof(w);
+	w.flags = flags;
+	w.offset = off;
+	w.expected = expected;
+	w.bitset = bitset;
+	w.deadline_ns = deadline_ns;
+	return sp_ioctl(fd, SHMPOOL_IOC_WAIT, &w);
+}
+
+/* WAKE on @fd: the number woken or -errno. */
+static inline int sp_db_wake(int fd, uint64_t off, uint32_t nr, uint32_t bitset)
+{
+	struct shmpool_wake w;
+
+	memset(&w, 0, sizeof(w));
+	w.size = sizeof(w);
+	w.offset = off;
+	w.nr = nr;
+	w.bitset = bitset;
+	return sp_ioctl(fd, SHMPOOL_IOC_WAKE, &w);
+}
+
+/* WAITV on @fd over @nr entries: the woken index or -errno. */
+static inline int sp_db_waitv(int fd, struct shmpool_waitv_entry *ent,
+			      uint32_t nr, uint32_t flags, uint64_t deadline_ns)
+{
+	struct shmpool_waitv w;
+
+	memset(&w, 0, sizeof(w));
+	w.size = sizeof(w);
+	w.flags = flags;
+	w.entries = (uintptr_t)ent;
+	w.nr_entries = nr;
+	w.deadline_ns = deadline_ns;
+	return sp_ioctl(fd, SHMPOOL_IOC_WAITV, &w);
+}
+
+static inline void sp_db_entry(struct shmpool_waitv_entry *e, int fd,
+			       uint64_t off, uint32_t expected, uint32_t bitset)
+{
+	memset(e, 0, sizeof(*e));
+	e->fd = fd;
+	e->offset = off;
+	e->expected = expected;
+	e->bitset = bitset;
+}
+
+/* NOTIFY on @fd (SHMPOOL_NOTIFY_ADD or _DEL in @flags). */
+static inline int sp_db_notify(int fd, uint32_t flags, uint64_t off, int efd,
+			       uint32_t bitset)
+{
+	struct shmpool_notify n;
+
+	memset(&n, 0, sizeof(n));
+	n.size = sizeof(n);
+	n.flags = flags;
+	n.offset = off;
+	n.eventfd = efd;
+	n.bitset = bitset;
+	return sp_ioctl(fd, SHMPOOL_IOC_NOTIFY, &n);
+}
+
+/*
+ * Wait until the module-wide sysfs counter @which is @want (or, with
+ * @at_least, at least @want), polling every millisecond for up to
+ * @timeout_ms. Returns 0, -ETIMEDOUT, or -ENOENT if the counter does not
+ * exist.
+ */
+static inline int sp_await_counter(const char *which, long long want,
+				   bool at_least, int timeout_ms)
+{
+	uint64_t end = sp_now_ns(CLOCK_MONOTONIC) + timeout_ms * 1000000ULL;
+	long long n;
+
+	for (;;) {
+		n = sp_counter(which);
+		if (n < 0)
+			return -ENOENT;
+		if (n == want || (at_least && n > want))
+			return 0;
+		if (sp_now_ns(CLOCK_MONOTONIC) > end)
+			return -ETIMEDOUT;
+		usleep(1000);
+	}
+}
+
+/*
+ * The count of sleeping doorbell waiters (/sys/class/misc/shmpool/waiters)
+ * reaching @want is how a test knows a waiter is really asleep in the
+ * kernel, without guessing from time.
+ */
+static inline int sp_await_waiters(long long want, bool at_least, int timeout_ms)
+{
+	return sp_await_counter("waiters", want, at_least, timeout_ms);
 }
 
 #endif /* SHMPOOL_TEST_UTIL_H */
