@@ -97,6 +97,19 @@ $(B)/examples/%: examples/%.c $(LIB_A) $(LIB_HDRS)
 selftests: lib
 	@$(MAKE) -s -C selftests OUTPUT=$(B)/selftests
 
+# Benchmarks (not tests: no timing assertions, never part of make check).
+# The host table first, then the doorbell table in the 6.1 and 6.12 lanes.
+BENCHES := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*_bench.c))
+
+bench: $(BENCHES)
+	@set -e; for b in $(BENCHES); do \
+		echo "## host, kernel $$(uname -r): $$(basename $$b)"; $$b; done
+	@set -e; for l in 6.1 6.12; do scripts/vm-run.sh --bench $$l; done
+
+$(B)/bench/%: bench/%.c bench/bench.c bench/bench.h $(LIB_A) $(LIB_HDRS)
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -g $(WARN) -I$(TOP)/include -static $< bench/bench.c $(LIB_A) -lpthread -o $@
+
 # Library tests once more with ASan+UBSan (dynamic: sanitizers need it).
 asan-tests: $(patsubst %,$(B)/asan/%,$(HOST_TESTS))
 
@@ -139,4 +152,4 @@ distclean:
 	rm -rf $(B)
 
 FORCE:
-.PHONY: FORCE all modules lib examples selftests asan-tests deps check demo install clean distclean
+.PHONY: FORCE all modules lib examples selftests asan-tests deps check demo bench install clean distclean

@@ -2,12 +2,14 @@
 # Boot one lane's kernel under QEMU (TCG, 2 CPUs), load shmpool.ko, run the
 # selftests (or the demo), unload the module and check the kernel's log.
 #
-#   scripts/vm-run.sh [--demo] [--only PATTERN] <lane>
+#   scripts/vm-run.sh [--demo | --bench] [--only PATTERN] <lane>
 #
 # Lanes: 6.1 and 6.12 (Debian's newest installed kernel of that series) and
 # debug (built from linux-source-6.1 with KASAN, lockdep, kmemleak; see
 # scripts/build-debug-kernel.sh). --only runs the test programs whose name
-# matches the shell glob PATTERN.
+# matches the shell glob PATTERN. --bench runs build/bench/* instead, like the
+# demo (all output streamed), on a kernel booted without the slub/page debug
+# options, and reports the host's CPU use by other processes meanwhile.
 #
 # Output: TAP lines as the tests run, each prefixed with the lane; at the
 # end a line "lane <lane>: P passed, F failed, S skipped". Exit status 0 only
@@ -21,15 +23,17 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 demo=0
+bench=0
 only='*'
 while [ $# -gt 1 ]; do
 	case "$1" in
 	--demo) demo=1; shift ;;
+	--bench) bench=1; demo=1; shift ;;	# run and judged like the demo
 	--only) only=$2; shift 2 ;;
 	*) break ;;
 	esac
 done
-lane=${1:?usage: vm-run.sh [--demo] [--only PATTERN] <6.1|6.12|debug>}
+lane=${1:?usage: vm-run.sh [--demo | --bench] [--only PATTERN] <6.1|6.12|debug>}
 vm_timeout=${VM_TIMEOUT:-1500}
 test_timeout=${TEST_TIMEOUT:-600}
 
@@ -58,6 +62,8 @@ debug)
 	done
 	;;
 esac
+# Benchmarks measure the kernel as shipped, not its debug options.
+[ "$bench" = 1 ] && cmdline_extra=
 
 say() { echo "[$lane] $*"; }
 
@@ -77,7 +83,9 @@ if [ -n "$brd" ]; then
 	*) cp "$brd" "$root/lib/modules/brd.ko" ;;
 	esac
 fi
-if [ "$demo" = 1 ]; then
+if [ "$bench" = 1 ]; then
+	cp "$top"/build/bench/* "$root/tests/"
+elif [ "$demo" = 1 ]; then
 	cp "$top"/build/examples/* "$root/tests/"
 else
 	n=0
@@ -98,6 +106,15 @@ chmod +x "$root/init"
 nonce=$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
 : > "$dir/console.log"
 say "booting $rel ($(basename "$kernel")) under QEMU TCG, 2 CPUs"
+# Host CPU ticks: busy, total, and this script's own plus its waited-for
+# children's (QEMU among them), to tell how busy others kept the host.
+host_cpu() {
+	awk -v self="$(sed 's/.*) //' "/proc/$$/stat")" '/^cpu /{
+		split(self, f, " ")
+		print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8+$9, f[12]+f[13]+f[14]+f[15]
+	}' /proc/stat
+}
+[ "$bench" = 1 ] && read -r busy0 total0 own0 < <(host_cpu)
 set +e
 timeout -k 10 "$vm_timeout" qemu-system-x86_64 -accel tcg -smp 2 -m 1G \
 	-nodefaults -display none -no-reboot \
@@ -107,6 +124,14 @@ timeout -k 10 "$vm_timeout" qemu-system-x86_64 -accel tcg -smp 2 -m 1G \
 	< /dev/null | tr -d '\r' | tee "$dir/out.log" | "$top/scripts/tap-filter.sh" "$lane" "$demo"
 qemu_rc=${PIPESTATUS[0]}
 set -e
+if [ "$bench" = 1 ]; then
+	read -r busy1 total1 own1 < <(host_cpu)
+	say "$(awk -v b=$((busy1 - busy0)) -v t=$((total1 - total0)) -v o=$((own1 - own0)) 'BEGIN {
+		p = t > 0 && b > o ? 100 * (b - o) / t : 0
+		flag = p > 10 ? " -> BUSY, rerun" : ""
+		printf "host: other processes used %.1f%% of all host CPUs during the VM run (QEMU excluded)%s", p, flag
+	}')"
+fi
 
 # 4. The verdict, from the guest's output and the kernel's console.
 exec "$top/scripts/vm-verdict.sh" "$lane" "$dir" "$nonce" "$qemu_rc" "$demo"
