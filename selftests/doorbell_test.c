@@ -1265,7 +1265,7 @@ static void pp_child(int fd, uint32_t *seq, uint32_t *stop)
 #define PP_MAX_ROUNDS	100000UL
 #define PP_BUDGET_NS	20000000000ULL
 
-TEST_F_TIMEOUT(db, pingpong_no_lost_wakeup, 180)
+TEST_F_TIMEOUT(db, pingpong_no_lost_wakeup, 400)
 {
 	struct sigaction sa = { .sa_handler = pp_alarm }, old;
 	uint32_t *seq = &self->map[0], *stop = &self->map[16];
@@ -1485,6 +1485,107 @@ TEST_F(db, stop_and_continue_keeps_waiting)
 	EXPECT_EQ(1, sp_db_wake(self->fd, 0, 1, SHMPOOL_BITSET_ANY));
 	ASSERT_TRUE(db_read_report(self, REPORT_MS, &r));
 	EXPECT_EQ(0, r.ret);
+}
+
+/*
+ * A WAKE that counts a waiter as woken must be what that waiter returns:
+ * when a signal (handler without SA_RESTART) or the deadline races with the
+ * WAKE, WAKE returned 1 exactly when WAIT returned 0. Otherwise a waker
+ * that believes it handed over (a lock, a ring slot) has lost its wake-up.
+ */
+#define RACE_ROUNDS	200
+
+static void race_handler(int sig)
+{
+	(void)sig;
+}
+
+/* Round @round's WAKE returned @ret: the waiter returned 0 iff it was counted. */
+static void race_check(struct __test_metadata *_metadata, FIXTURE_DATA(db) *self,
+		       unsigned int round, int ret, int other, unsigned int *woken)
+{
+	struct report r;
+
+	ASSERT_TRUE(db_read_report(self, REPORT_MS, &r));
+	ASSERT_EQ((int)round, r.idx);
+	if (ret == 1) {
+		(*woken)++;
+		ASSERT_EQ(0, r.ret) TH_LOG("round %u: WAKE counted it, WAIT said %d",
+					   round, r.ret);
+	} else {
+		ASSERT_EQ(0, ret);
+		ASSERT_EQ(other, r.ret) TH_LOG("round %u: WAKE 0, WAIT said %d",
+					       round, r.ret);
+	}
+}
+
+TEST_F(db, wake_count_matches_waiter_under_signal_race)
+{
+	unsigned int round, woken = 0;
+	int go[2], ret;
+	pid_t pid;
+	char c;
+
+	db_need_waiters_counter(_metadata, self);
+	ASSERT_EQ(0, pipe2(go, O_CLOEXEC));
+	pid = db_fork(_metadata, self);
+	if (pid == 0) {
+		struct sigaction sa = { .sa_handler = race_handler };
+
+		sigemptyset(&sa.sa_mask);
+		CHILD_CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+		/* One WAIT per go byte, so a WAKE cannot reach the next round's. */
+		for (round = 0; read(go[0], &c, 1) == 1 && c == 'g'; round++)
+			db_report(self->rep[1], round,
+				  sp_db_wait(self->fd, 0, 0, SHMPOOL_BITSET_ANY, 0, 0), 0);
+		_exit(0);
+	}
+	for (round = 0; round < RACE_ROUNDS; round++) {
+		ASSERT_EQ(1, write(go[1], "g", 1));
+		db_asleep(_metadata, self, 1, false);
+		ASSERT_EQ(0, kill(pid, SIGUSR1));
+		ret = sp_db_wake(self->fd, 0, 1, SHMPOOL_BITSET_ANY);
+		race_check(_metadata, self, round, ret, -EINTR, &woken);
+	}
+	TH_LOG("%u of %d rounds woken by WAKE, the rest by the signal", woken,
+	       RACE_ROUNDS);
+	ASSERT_EQ(1, write(go[1], "s", 1));
+	EXPECT_EQ(0, db_reap(self, pid));
+	close(go[0]);
+	close(go[1]);
+}
+
+TEST_F(db, wake_count_matches_waiter_under_deadline_race)
+{
+	unsigned int round, woken = 0;
+	int go[2], ret;
+	pid_t pid;
+	char c;
+
+	ASSERT_EQ(0, pipe2(go, O_CLOEXEC));
+	pid = db_fork(_metadata, self);
+	if (pid == 0) {
+		for (round = 0; read(go[0], &c, 1) == 1 && c == 'g'; round++) {
+			/* Deadlines from 0 to ~2 ms ahead, around when WAKE comes. */
+			uint64_t d = sp_now_ns(CLOCK_MONOTONIC) + (round % 8) * 250000ULL;
+
+			db_report(self->rep[1], round,
+				  sp_db_wait(self->fd, 0, 0, SHMPOOL_BITSET_ANY,
+					     SHMPOOL_WAIT_DEADLINE, d), 0);
+		}
+		_exit(0);
+	}
+	for (round = 0; round < RACE_ROUNDS; round++) {
+		ASSERT_EQ(1, write(go[1], "g", 1));
+		usleep((round * 7) % 2000);
+		ret = sp_db_wake(self->fd, 0, 1, SHMPOOL_BITSET_ANY);
+		race_check(_metadata, self, round, ret, -ETIMEDOUT, &woken);
+	}
+	TH_LOG("%u of %d rounds woken by WAKE, the rest timed out", woken, RACE_ROUNDS);
+	ASSERT_EQ(1, write(go[1], "s", 1));
+	EXPECT_EQ(0, db_reap(self, pid));
+	close(go[0]);
+	close(go[1]);
 }
 
 /* ---- WAITV across pools ---- */
