@@ -27,8 +27,11 @@
 #define PROBE_AGREE	0.25	/* before/after may differ by this much */
 #define BUSY_LIMIT	10.0	/* others' CPU %, above which a table is suspect */
 #define CHILD_ALARM	300	/* seconds: a stuck side dies instead of hanging */
+#define RUN_TARGET_NS	200000000.0	/* a case's run lasts about this long */
+#define RUN_MIN_ITERS	50
 
 static int rounds = BENCH_DEF_ROUNDS;
+static int verbose;
 static double scale = 1.0;
 static int cpus[2] = { -1, -1 };
 static int ncpus;
@@ -36,7 +39,8 @@ static int ncpus;
 /* Start barrier and side 0's result, shared with the forked sides. */
 struct ctl {
 	_Atomic int ready;
-	uint64_t elapsed_ns;
+	uint64_t elapsed_ns;	/* the result: side 0's time, or what it set */
+	uint64_t wall_ns;	/* side 0's time */
 };
 static struct ctl *ctl;
 
@@ -69,7 +73,7 @@ void bench_init(int argc, char **argv, const char *usage)
 	cpu_set_t set;
 	int opt, i;
 
-	while ((opt = getopt(argc, argv, "r:s:h")) != -1) {
+	while ((opt = getopt(argc, argv, "r:s:vh")) != -1) {
 		switch (opt) {
 		case 'r':
 			rounds = atoi(optarg);
@@ -77,8 +81,11 @@ void bench_init(int argc, char **argv, const char *usage)
 		case 's':
 			scale = atof(optarg);
 			break;
+		case 'v':
+			verbose = 1;
+			break;
 		default:
-			fprintf(stderr, "usage: %s [-r ROUNDS (5..%d)] [-s SCALE]\n%s",
+			fprintf(stderr, "usage: %s [-r ROUNDS (5..%d)] [-s SCALE] [-v: each round]\n%s",
 				argv[0], BENCH_MAX_ROUNDS, usage);
 			exit(opt == 'h' ? 0 : 2);
 		}
@@ -128,9 +135,17 @@ static void side_main(struct bench_case *c, int side, uint64_t iters, int traced
 		;
 	t0 = bench_now_ns();
 	c->fn(c->arg, side, iters);
-	if (side == 0)
-		ctl->elapsed_ns = bench_now_ns() - t0;
+	if (side == 0) {
+		ctl->wall_ns = bench_now_ns() - t0;
+		if (!ctl->elapsed_ns)
+			ctl->elapsed_ns = ctl->wall_ns;
+	}
 	_exit(0);
+}
+
+void bench_set_result_ns(uint64_t ns)
+{
+	ctl->elapsed_ns = ns ? ns : 1;
 }
 
 /* Short names for the syscalls the cases may make. */
@@ -141,6 +156,8 @@ static const char *sysname(long nr)
 	case SYS_write: return "write";
 	case SYS_ioctl: return "ioctl";
 	case SYS_futex: return "futex";
+	case SYS_gettid: return "gettid";
+	case SYS_getpid: return "getpid";
 	case SYS_sched_yield: return "sched_yield";
 	case SYS_nanosleep: return "nanosleep";
 	case SYS_clock_nanosleep: return "clock_nanosleep";
@@ -192,6 +209,7 @@ static uint64_t run_case(struct bench_case *c, uint64_t iters,
 		c->reset(c->arg);
 	atomic_store(&ctl->ready, 0);
 	ctl->elapsed_ns = 0;
+	ctl->wall_ns = 0;
 	getrusage(RUSAGE_CHILDREN, &ru0);
 	for (side = 0; side < c->nprocs; side++) {
 		pids[side] = fork();
@@ -244,34 +262,36 @@ static uint64_t run_case(struct bench_case *c, uint64_t iters,
 	return ctl->elapsed_ns;
 }
 
-/* Syscalls per op: (count over n ops - count over 0 ops) / n, exact. */
+/*
+ * Syscalls per op: (count over n ops - count over 0 ops) / n, exact; the
+ * detail says how many of which over the n ops, e.g. "400 in 200 ops: futex 400".
+ */
 static void count_syscalls(struct bench_case *c, uint64_t n)
 {
 	struct sc_count base = { 0 }, sc = { 0 };
-	char *s = c->syscall_names;
-	size_t room = sizeof(c->syscall_names);
-	int i, j;
+	char *s = c->syscall_detail;
+	size_t room = sizeof(c->syscall_detail);
+	int i, j, w, first = 1;
 
 	run_case(c, 0, &base, NULL);
 	run_case(c, n, &sc, NULL);
 	c->syscalls = (double)(sc.total - base.total) / (double)n;
-	s[0] = 0;
-	for (i = 0; i < MAX_NRS && sc.n[i]; i++) {
+	w = snprintf(s, room, "%ld in %llu ops", sc.total - base.total,
+		     (unsigned long long)n);
+	for (i = 0; i < MAX_NRS && sc.n[i] && w > 0 && (size_t)w < room; i++) {
 		long extra = sc.n[i];
 		const char *name = sysname(sc.nr[i]);
-		int w;
 
 		for (j = 0; j < MAX_NRS; j++)
 			if (base.n[j] && base.nr[j] == sc.nr[i])
 				extra -= base.n[j];
-		if (extra * 20 < (long)n)	/* under 0.05 per op: noise */
+		if (extra <= 0)
 			continue;
-		w = name ? snprintf(s, room, "%s%s", s == c->syscall_names ? "" : ",", name)
-			 : snprintf(s, room, "%s#%ld", s == c->syscall_names ? "" : ",", sc.nr[i]);
-		if (w < 0 || (size_t)w >= room)
-			break;
 		s += w;
 		room -= (size_t)w;
+		w = name ? snprintf(s, room, "%s %s %ld", first ? ":" : ",", name, extra)
+			 : snprintf(s, room, "%s #%ld %ld", first ? ":" : ",", sc.nr[i], extra);
+		first = 0;
 	}
 }
 
@@ -388,6 +408,35 @@ static double others_pct(const struct cpu_snap *a, const struct cpu_snap *b,
 	return others > 0 ? 100.0 * others / total : 0;
 }
 
+static uint64_t scaled(uint64_t iters)
+{
+	uint64_t n = (uint64_t)((double)iters * scale);
+
+	return n ? n : 1;
+}
+
+/*
+ * Warm @c up and choose its ops per run: about RUN_TARGET_NS (times SCALE)
+ * of work, at most its iters (times SCALE). A blocking round trip costs
+ * 60 us on the host and milliseconds under a busy QEMU: fixed counts would
+ * make the VM tables take many minutes.
+ */
+static uint64_t calibrate(struct bench_case *c)
+{
+	uint64_t max = scaled(c->iters), n = 8;
+	double target = RUN_TARGET_NS * scale, ns;
+
+	for (;;) {
+		run_case(c, n, NULL, NULL);
+		ns = (double)(ctl->wall_ns ? ctl->wall_ns : 1);
+		if (ns >= target / 10 || n >= max)
+			break;
+		n *= 4;
+	}
+	n = (uint64_t)((double)n * target / ns);
+	return n < RUN_MIN_ITERS ? RUN_MIN_ITERS : n > max ? max : n;
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 static struct bench_case *find_peer(struct bench_table *t, const char *name)
@@ -398,13 +447,6 @@ static struct bench_case *find_peer(struct bench_table *t, const char *name)
 		if (!strcmp(t->cases[i].name, name))
 			return &t->cases[i];
 	return NULL;
-}
-
-static uint64_t scaled(uint64_t iters)
-{
-	uint64_t n = (uint64_t)((double)iters * scale);
-
-	return n ? n : 1;
 }
 
 void bench_table(struct bench_table *t)
@@ -421,13 +463,14 @@ void bench_table(struct bench_table *t)
 	printf("\n== %s ==\n", t->title);
 	for (i = 0; i < t->ncases; i++) {
 		struct bench_case *c = &t->cases[i];
-		uint64_t n = scaled(c->iters) / 10;
+		uint64_t n;
 
+		c->run_iters = calibrate(c);
+		n = c->run_iters / 10;
 		c->syscalls = -1;
-		c->syscall_names[0] = 0;
+		c->syscall_detail[0] = 0;
 		if (c->count_syscalls)
-			count_syscalls(c, n < 100 ? 100 : n > 10000 ? 10000 : n);
-		run_case(c, scaled(c->iters) / 10 + 1, NULL, NULL);	/* warm-up */
+			count_syscalls(c, n < 50 ? 50 : n > 10000 ? 10000 : n);
 	}
 
 	p0 = probe();
@@ -438,9 +481,11 @@ void bench_table(struct bench_table *t)
 		cpu_snap(&r0);
 		for (i = 0; i < t->ncases; i++) {
 			struct bench_case *c = &t->cases[i];
-			uint64_t n = scaled(c->iters);
+			uint64_t n = c->run_iters;
 
 			c->ns[r] = (double)run_case(c, n, NULL, &csw[i]) / (double)n;
+			if (verbose)
+				printf("round %d: %-42s %12.1f ns/op\n", r, c->name, c->ns[r]);
 		}
 		cpu_snap(&r1);
 		rb = others_pct(&r0, &r1, &rsteal);
@@ -452,7 +497,7 @@ void bench_table(struct bench_table *t)
 	busy = others_pct(&s0, &s1, &steal);
 
 	if (ncpus >= 2)
-		printf("sides pinned to CPUs %d and %d; ", cpus[0], cpus[1]);
+		printf("side 0 pinned to CPU %d, side 1 to CPU %d; ", cpus[0], cpus[1]);
 	else
 		printf("one CPU only: both sides share it; ");
 	printf("%d rounds, cases interleaved in each; one op = %s\n", rounds, t->op);
@@ -472,12 +517,12 @@ void bench_table(struct bench_table *t)
 	       worst > BUSY_LIMIT ? "ok overall, some rounds BUSY" : "ok");
 
 	snprintf(unit, sizeof(unit), "median %s", t->unit);
-	printf("%-36s %9s %17s  %-24s %6s %13s %8s %s\n", "case",
-	       unit, "min-max", "peer", "ratio", "ratio min-max", "vcsw/op", "syscalls/op");
+	printf("%-42s %9s %17s  %-30s %6s %13s %8s %8s %s\n", "case",
+	       unit, "min-max", "peer", "ratio", "ratio min-max", "ops/run", "vcsw/op", "syscalls/op");
 	for (i = 0; i < t->ncases; i++) {
 		struct bench_case *c = &t->cases[i], *pc = find_peer(t, c->peer);
 		double ratio[BENCH_MAX_ROUNDS], lo = 1e300, hi = 0, rlo = 1e300, rhi = 0;
-		char mm[40], rmed[16] = "-", rmm[40] = "-", scs[96] = "-";
+		char mm[40], rmed[16] = "-", rmm[40] = "-", scs[128] = "-";
 
 		for (r = 0; r < rounds; r++) {
 			lo = c->ns[r] < lo ? c->ns[r] : lo;
@@ -494,13 +539,13 @@ void bench_table(struct bench_table *t)
 			snprintf(rmm, sizeof(rmm), "%.2f-%.2f", rlo, rhi);
 		}
 		if (c->syscalls >= 0)
-			snprintf(scs, sizeof(scs), "%.2f%s%s%s", c->syscalls,
-				 c->syscall_names[0] ? " (" : "", c->syscall_names,
-				 c->syscall_names[0] ? ")" : "");
-		printf("%-36s %9.1f %17s  %-24s %6s %13s %8.2f %s\n", c->name,
+			snprintf(scs, sizeof(scs), "%.2f [%s]", c->syscalls,
+				 c->syscall_detail);
+		printf("%-42s %9.1f %17s  %-30s %6s %13s %8llu %8.2f %s\n", c->name,
 		       median(c->ns, rounds) / div, mm,
 		       pc ? pc->name : "(baseline)", rmed, rmm,
-		       (double)csw[i] / (double)(scaled(c->iters) * (uint64_t)rounds), scs);
+		       (unsigned long long)c->run_iters,
+		       (double)csw[i] / (double)(c->run_iters * (uint64_t)rounds), scs);
 	}
 	for (i = 0; i < 8 && t->notes[i]; i++)
 		printf("note: %s\n", t->notes[i]);

@@ -32,17 +32,18 @@ struct bench_case {
 	const char *name;	/* row label: say what is measured, honestly */
 	const char *peer;	/* name of the row to compare with, or NULL */
 	int nprocs;		/* 1 or 2 */
-	uint64_t iters;		/* operations per round (before BENCH_SCALE) */
+	uint64_t iters;		/* most operations per run (times -s SCALE) */
 	bench_fn *fn;
 	void *arg;
 	void (*reset)(void *arg);	/* reset shared state before a run, or NULL */
 	int count_syscalls;	/* also count syscalls per op under ptrace */
 
 	/* filled by bench_table() */
+	uint64_t run_iters;	/* operations per run: about 200 ms' worth */
 	double ns[BENCH_MAX_ROUNDS];	/* ns per op, each round */
 	double csw;		/* voluntary context switches per op, both sides */
 	double syscalls;	/* syscalls per op (all sides), -1 if not counted */
-	char syscall_names[64];	/* which syscalls they were */
+	char syscall_detail[96];	/* how many of which, over how many ops */
 };
 
 struct bench_table {
@@ -62,6 +63,12 @@ void bench_table(struct bench_table *t);
 
 /* A page of MAP_SHARED|MAP_ANONYMOUS memory that forked children share. */
 void *bench_shared_page(void);
+
+/*
+ * Called by side 0 of a case: use @ns as the run's total instead of side 0's
+ * elapsed time (e.g. a sum of latencies it measured itself).
+ */
+void bench_set_result_ns(uint64_t ns);
 
 /* nanoseconds on CLOCK_MONOTONIC */
 uint64_t bench_now_ns(void);
