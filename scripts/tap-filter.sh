@@ -9,7 +9,7 @@ while IFS= read -r line; do
 		continue
 	fi
 	case "$line" in
-	"ok "*|"not ok "*|"### BEGIN"*|"### KERNEL"*|"# FAIL"*|"#  FAIL"*|*"ASSERT"*|*"EXPECT"*|"# Totals"*)
+	"ok "*|"not ok "*|"### BEGIN"*|"### END"*|"### KERNEL"*|"# FAIL"*|"#  FAIL"*|*"ASSERT"*|*"EXPECT"*|"# Totals"*)
 		printf '[%s] %s\n' "$lane" "$line" ;;
 	esac
 done

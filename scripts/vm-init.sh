@@ -42,8 +42,10 @@ for t in /tests/*; do
 	fi
 	echo "### BEGIN $name"
 	kmsg "test $name"
+	start=$(date +%s)
 	timeout -s KILL "$sptimeout" "$t"
-	echo "### END $name rc=$?"
+	rc=$?
+	echo "### END $name rc=$rc secs=$(( $(date +%s) - start ))"
 done
 
 kmsg "tests done"

@@ -46,9 +46,12 @@ cmdline_extra=
 brd=
 case "$lane" in
 debug)
-	kdir=$("$top/scripts/build-debug-kernel.sh")/src
+	kcache=$("$top/scripts/build-debug-kernel.sh")
+	kdir=$kcache/src
 	kernel=$kdir/arch/x86/boot/bzImage
-	rel=$(cat "$kdir/include/config/kernel.release")
+	# The release string does not change with the config: key the module
+	# build by the kernel's cache key, or stale objects would be reused.
+	rel=debug-$(basename "$kcache")
 	# brd is built in: /dev/ram0 exists at boot.
 	cmdline_extra="brd.rd_nr=1 brd.rd_size=65536 kmemleak=on page_poison=1"
 	;;

@@ -6,7 +6,8 @@
 #include "shmpool_test_util.h"
 
 #define KNOWN_FEATURES	(SHMPOOL_FEAT_NAMED | SHMPOOL_FEAT_CONTIG | \
-			 SHMPOOL_FEAT_INFO | SHMPOOL_FEAT_ACCOUNT)
+			 SHMPOOL_FEAT_INFO | SHMPOOL_FEAT_ACCOUNT | \
+			 SHMPOOL_FEAT_DOORBELL | SHMPOOL_FEAT_NOTIFY)
 
 FIXTURE(abi) {
 	int fd;			/* O_RDWR, unbound */
@@ -110,8 +111,8 @@ TEST_F(abi, unknown_ioctl_next_number)
 	int bound = sp_anon_pool(self->page);
 
 	ASSERT_GE(bound, 0);
-	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd, _IO(SHMPOOL_TYPE, SHMPOOL_CMD_INFO + 1), &a));
-	EXPECT_EQ(-ENOTTY, sp_ioctl(bound, _IO(SHMPOOL_TYPE, SHMPOOL_CMD_INFO + 1), &a));
+	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd, _IO(SHMPOOL_TYPE, SHMPOOL_CMD_NOTIFY + 1), &a));
+	EXPECT_EQ(-ENOTTY, sp_ioctl(bound, _IO(SHMPOOL_TYPE, SHMPOOL_CMD_NOTIFY + 1), &a));
 	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd, _IO(SHMPOOL_TYPE, 0xff), &a));
 	close(bound);
 }

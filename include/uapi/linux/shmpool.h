@@ -31,7 +31,8 @@
  * - EFAULT: the argument or a pointer inside it is not readable/writable.
  * - EINVAL: size too small, an unknown flag bit, a non-zero reserved field,
  *   or a field out of its documented range.
- * - E2BIG:  size larger than the kernel's struct with non-zero extra bytes.
+ * - E2BIG:  size larger than the kernel's struct with non-zero extra bytes,
+ *   or larger than the page size (no struct will ever be that long).
  * - ENXIO:  a command that needs a bound pool was issued on an unbound fd.
  * - EBUSY:  CREATE or OPEN on an fd that is already bound to a pool.
  * - EBADF:  a command that needs write access on an fd not opened O_RDWR.
