@@ -45,7 +45,8 @@ done < <(awk -f scripts/tap-count.awk "$hostlog")
 
 for lane in "$@"; do
 	echo "== VM lane $lane"
-	line=$(scripts/vm-run.sh "$lane" | tee /dev/stderr | tail -n 1)
+	scripts/vm-run.sh "$lane" | tee "build/check-$lane.log"
+	line=$(tail -n 1 "build/check-$lane.log")
 	if [[ $line =~ ^lane\ .*:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; then
 		passed=$((passed + BASH_REMATCH[1]))
 		failed=$((failed + BASH_REMATCH[2]))
