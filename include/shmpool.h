@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* the UAPI header: beside us in the source tree, <linux/shmpool.h> installed */
 #if defined(__has_include)
@@ -62,6 +63,7 @@ extern "C" {
 #define SHMPOOL_CAP_ACCOUNTING		(1U << 1)	/* RLIMIT_MEMLOCK/memcg charge, size caps */
 #define SHMPOOL_CAP_ACCESS_CONTROL	(1U << 2)	/* read-only attachments that cannot be upgraded */
 #define SHMPOOL_CAP_USAGE		(1U << 3)	/* attachments and mappings counts */
+#define SHMPOOL_CAP_NOTIFY		(1U << 4)	/* shmpool_notify_add(): doorbell -> eventfd */
 
 /**
  * struct shmpool - a mapped pool
@@ -103,9 +105,11 @@ struct shmpool {
  *	an fd whose name cannot be recovered
  *
  * The memfd backend lacks all of SHMPOOL_CAP_*: it cannot promise
- * contiguity, charges pages like any tmpfs file, does not count users, and a
+ * contiguity, charges pages like any tmpfs file, does not count users, a
  * read-only fd of an anonymous pool can be reopened read-write through
- * /proc/self/fd (named pools are as safe as their file's mode).
+ * /proc/self/fd (named pools are as safe as their file's mode), and it has no
+ * way to turn a wake into an eventfd count. A device whose module predates
+ * NOTIFY lacks SHMPOOL_CAP_NOTIFY too.
  */
 struct shmpool_pool_info {
 	uint64_t bytes;
@@ -151,6 +155,60 @@ const char *shmpool_backend_name(int backend);
 int shmpool_fd(const struct shmpool *p);
 /* 1 if the call that made @p created the pool, 0 if it opened an existing one. */
 int shmpool_created(const struct shmpool *p);
+
+/**
+ * DOC: Doorbells
+ *
+ * Futexes for pool words, with the same behaviour on both backends (device:
+ * the module's SHMPOOL_IOC_WAIT/WAKE/WAITV; memfd: shared futexes on the
+ * mapping, futex_waitv() for several words).
+ *
+ * @off is a byte offset into the pool: 4-byte aligned, the whole u32 inside
+ * the pool, else -EINVAL. Deadlines are absolute, on CLOCK_MONOTONIC unless
+ * SHMPOOL_WAIT_REALTIME is in @flags (which needs a deadline); NULL waits
+ * for ever; a tv_nsec outside [0, 1e9) or a negative tv_sec is -EINVAL.
+ * A wait returns 0 when woken (not a promise that the word changed: re-check
+ * it), -EAGAIN at once if the word differs from @expected, -ETIMEDOUT once the
+ * deadline has passed (at once if it already had), and -EINTR if a signal
+ * handler without SA_RESTART ran; after a handler with SA_RESTART the wait
+ * goes on. Read-only handles may wait; waking needs a read-write one
+ * (-EPERM), since whoever may not change a word has nothing to announce.
+ */
+
+/**
+ * struct shmpool_wait_entry - one word of shmpool_waitv()
+ * @pool: the pool holding the word; every entry's pool has the same backend
+ * @off: the word's offset in @pool
+ * @expected: sleep only while the word equals this
+ * @flags: must be 0
+ */
+struct shmpool_wait_entry {
+	struct shmpool *pool;
+	uint64_t off;
+	uint32_t expected;
+	uint32_t flags;
+};
+
+/* Sleep while the u32 at @off equals @expected; @flags: 0 or SHMPOOL_WAIT_REALTIME. */
+int shmpool_wait(struct shmpool *p, uint64_t off, uint32_t expected,
+		 const struct timespec *deadline, unsigned int flags);
+/* Wake at most @n sleepers on @off (SHMPOOL_WAKE_ALL: all); returns how many woke. */
+int shmpool_wake(struct shmpool *p, uint64_t off, uint32_t n);
+/*
+ * Sleep until one of @nr (1..SHMPOOL_WAITV_MAX) words is woken; returns the
+ * index of a woken entry, -EAGAIN if any word differs from its @expected.
+ * memfd: -ENOSYS on kernels without futex_waitv() (before 5.16).
+ */
+int shmpool_waitv(const struct shmpool_wait_entry *v, unsigned int nr,
+		  const struct timespec *deadline, unsigned int flags);
+/*
+ * Count each wake of @off in @eventfd (device only: -EOPNOTSUPP on memfd,
+ * see SHMPOOL_CAP_NOTIFY); the binding lives until notify_del or until @p
+ * is closed. The eventfd says "look again": read it, then re-check the word.
+ */
+int shmpool_notify_add(struct shmpool *p, uint64_t off, int eventfd);
+/* Undo shmpool_notify_add() of the same @off and @eventfd (-ENOENT if none). */
+int shmpool_notify_del(struct shmpool *p, uint64_t off, int eventfd);
 
 static inline void *shmpool_base(const struct shmpool *p)
 {

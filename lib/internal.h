@@ -50,6 +50,9 @@ extern const struct __shmpool_ops __shmpool_memfd_ops;
 /* 0 if @name is 1-63 characters of [A-Za-z0-9._-], else -EINVAL */
 int __shmpool_check_name(const char *name);
 
+/* SHMPOOL_CAP_* bits about doorbells that @p's backend lacks (for shmpool_info()). */
+uint32_t __shmpool_doorbell_lacks(struct shmpool *p);
+
 /* Set p->size from a size the backend read; -EFBIG if it does not fit size_t. */
 static inline int __shmpool_set_size(struct shmpool *p, uint64_t bytes)
 {

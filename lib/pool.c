@@ -302,11 +302,16 @@ int shmpool_unlink(const char *name, unsigned int flags)
 SHMPOOL_EXPORT
 int shmpool_info(struct shmpool *p, struct shmpool_pool_info *info)
 {
+	int ret;
+
 	if (!p || !info)
 		return -EINVAL;
 	memset(info, 0, sizeof(*info));
 	info->backend = p->backend;
-	return pool_ops(p)->info(p, info);
+	ret = pool_ops(p)->info(p, info);
+	if (!ret)
+		info->lacks |= __shmpool_doorbell_lacks(p);
+	return ret;
 }
 
 SHMPOOL_EXPORT

@@ -186,8 +186,8 @@ TEST_F(pool, create_new)
 		EXPECT_EQ(1U, info.mappings);
 	} else {
 		EXPECT_EQ(SHMPOOL_CAP_CONTIG | SHMPOOL_CAP_ACCOUNTING |
-			  SHMPOOL_CAP_ACCESS_CONTROL | SHMPOOL_CAP_USAGE,
-			  info.lacks);
+			  SHMPOOL_CAP_ACCESS_CONTROL | SHMPOOL_CAP_USAGE |
+			  SHMPOOL_CAP_NOTIFY, info.lacks);
 	}
 	EXPECT_EQ(0, shmpool_close(p));
 }
