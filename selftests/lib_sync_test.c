@@ -1,0 +1,1743 @@
+/* lib_sync_test: libshmpool doorbells (wait/wake/waitv/notify) and the event, mutex, condvar and semaphore built on them, on the memfd and device backends. */
+// SPDX-License-Identifier: MIT
+/*
+ * Workers are processes (fork) by default, as the library is meant to be
+ * used; built with -DSHMPOOL_TEST_THREADS they are threads of the test
+ * process, so that ThreadSanitizer sees both sides of every exchange. A
+ * worker reports through pool memory only (a forked child's other writes
+ * are its own), and a forked worker dies with the test (PR_SET_PDEATHSIG):
+ * a stuck sleeper never outlives a failed test and never pins a pool.
+ *
+ * "No syscall" claims are checked by tracing a child with PTRACE_SYSCALL and
+ * counting the system calls it enters between two getppid() markers: it
+ * trusts nothing in the library, sees every syscall (futex, ioctl or any
+ * other), and needs only ptrace, which every lane's kernel has.
+ *
+ * Lost wake-ups show up as stalls: long exchanges run under a monitor that
+ * fails the test when the shared progress counter stops moving for
+ * STALL_MS, then unsticks the workers so that nothing hangs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shmpool.h"
+#include "shmpool_sync.h"
+/* the 6.1 harness leaves parameters unused and defines unprototyped functions */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#include "kselftest_harness.h"
+
+#define DEV_PATH	"/dev/shmpool"
+#define MAX_WORKERS	8
+#define STALL_MS	10000	/* no progress for this long is a lost wake-up */
+#define PINGPONG_ROUNDS	100000	/* round trips of the lost-wake-up hunt */
+#define STOP		0xffffffffU	/* word value that tells workers to quit */
+
+/*
+ * Everything workers share, at offset 0 of the test pool. Doorbell words are
+ * the w[] array, so w[i] is at pool offset 4 * i.
+ */
+struct shared {
+	_Atomic uint32_t w[16];
+	_Atomic uint32_t progress;	/* moves while an exchange is alive */
+	_Atomic uint32_t ready;		/* workers about to sleep */
+	_Atomic uint32_t done;		/* workers finished */
+	_Atomic uint32_t woke;		/* workers back from a wait */
+	_Atomic uint32_t hits;		/* signal handler runs */
+	_Atomic uint32_t go;
+	_Atomic int32_t result[MAX_WORKERS];
+	_Atomic int32_t tid[MAX_WORKERS];
+	_Atomic int32_t tgid[MAX_WORKERS];
+	struct shmpool_event ev[2];
+	struct shmpool_mutex mtx;
+	struct shmpool_cond cnd[2];
+	struct shmpool_sem sem;
+	uint64_t counter;		/* under mtx */
+	uint32_t ring[4];		/* under mtx: a bounded buffer */
+	uint32_t head, tail;
+	uint64_t sum;
+};
+
+#define W_OFF(i)	((uint64_t)(i) * sizeof(uint32_t))
+
+static size_t page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static pid_t sys_gettid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+/* ---- time ------------------------------------------------------------------ */
+
+static struct timespec now(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return ts;
+}
+
+static struct timespec ts_add_ms(struct timespec ts, long ms)
+{
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	} else if (ts.tv_nsec < 0) {
+		ts.tv_sec--;
+		ts.tv_nsec += 1000000000L;
+	}
+	return ts;
+}
+
+/* @a - @b in milliseconds */
+static long ts_ms(struct timespec a, struct timespec b)
+{
+	return (a.tv_sec - b.tv_sec) * 1000L + (a.tv_nsec - b.tv_nsec) / 1000000L;
+}
+
+static bool ts_before(struct timespec a, struct timespec b)
+{
+	return a.tv_sec < b.tv_sec ||
+	       (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* ---- workers: processes, or threads under -DSHMPOOL_TEST_THREADS ------------- */
+
+struct task {
+	int (*fn)(void *arg);
+	void *arg;
+	pid_t pid;
+	pthread_t th;
+	int rc;
+};
+
+#ifdef SHMPOOL_TEST_THREADS
+static void *task_thread(void *t)
+{
+	struct task *tk = t;
+
+	tk->rc = tk->fn(tk->arg);
+	return NULL;
+}
+#endif
+
+static int task_start(struct task *t, int (*fn)(void *), void *arg)
+{
+	t->fn = fn;
+	t->arg = arg;
+	t->rc = -1;
+#ifdef SHMPOOL_TEST_THREADS
+	return pthread_create(&t->th, NULL, task_thread, t) ? -1 : 0;
+#else
+	t->pid = fork();
+	if (t->pid < 0)
+		return -1;
+	if (t->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		_exit(fn(arg));
+	}
+	return 0;
+#endif
+}
+
+/* The worker's return value; a process killed by a signal gives 128 + sig. */
+static int task_join(struct task *t)
+{
+#ifdef SHMPOOL_TEST_THREADS
+	pthread_join(t->th, NULL);
+	return t->rc;
+#else
+	int status;
+
+	if (waitpid(t->pid, &status, 0) != t->pid)
+		return -1;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+#endif
+}
+
+/* State letter of thread @tid from /proc, or '?' */
+static char thread_state(pid_t tid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return '?';
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return '?';
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
+/*
+ * Wait until thread @tid sleeps (state S) for 50 ms in a row: it got past
+ * its "ready" mark and into the wait. 0, or -1 after 10 s.
+ */
+static int wait_asleep(pid_t tid)
+{
+	int i, in_a_row = 0;
+
+	for (i = 0; i < 10000; i++) {
+		in_a_row = thread_state(tid) == 'S' ? in_a_row + 1 : 0;
+		if (in_a_row == 50)
+			return 0;
+		sleep_ms(1);
+	}
+	return -1;
+}
+
+/* Wait until *@v >= @n; 0, or -1 after @ms. */
+static int wait_count(_Atomic uint32_t *v, uint32_t n, long ms)
+{
+	struct timespec end = ts_add_ms(now(CLOCK_MONOTONIC), ms);
+
+	while (atomic_load(v) < n) {
+		if (!ts_before(now(CLOCK_MONOTONIC), end))
+			return -1;
+		sleep_ms(1);
+	}
+	return 0;
+}
+
+/*
+ * Let @nr workers counting up sh->done run while sh->progress moves. On a
+ * stall of STALL_MS, call @unstick(@arg) so they can finish, and return -1.
+ */
+static int monitor(struct shared *sh, uint32_t nr,
+		   void (*unstick)(void *), void *arg)
+{
+	uint32_t last = atomic_load(&sh->progress);
+	struct timespec since = now(CLOCK_MONOTONIC);
+
+	while (atomic_load(&sh->done) < nr) {
+		uint32_t cur = atomic_load(&sh->progress);
+
+		sleep_ms(20);
+		if (cur != last) {
+			last = cur;
+			since = now(CLOCK_MONOTONIC);
+		} else if (ts_ms(now(CLOCK_MONOTONIC), since) > STALL_MS) {
+			unstick(arg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- fixture ------------------------------------------------------------------- */
+
+struct ctx {
+	struct shmpool *p;
+	struct shared *sh;
+	int idx;		/* worker index */
+	int flag;		/* per-test knob */
+};
+
+/*
+ * Skip the device variant without /dev/shmpool or without doorbells (the
+ * module may predate them). 1 if usable.
+ */
+static int device_has_doorbells(void)
+{
+	struct shmpool_api api = { .size = sizeof(api) };
+	int fd, ret;
+
+	fd = open(DEV_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ret = ioctl(fd, SHMPOOL_IOC_API, &api);
+	close(fd);
+	return !ret && (api.features & SHMPOOL_FEAT_DOORBELL);
+}
+
+FIXTURE(sync) {
+	struct shmpool *p;
+	struct shared *sh;
+	char name[SHMPOOL_NAME_MAX];
+	struct ctx c[MAX_WORKERS];
+	struct task t[MAX_WORKERS];
+};
+
+FIXTURE_VARIANT(sync) {
+	unsigned int backend;	/* SHMPOOL_BACKEND_* flag forced on every call */
+};
+
+FIXTURE_VARIANT_ADD(sync, memfd) {
+	.backend = SHMPOOL_BACKEND_MEMFD,
+};
+
+FIXTURE_VARIANT_ADD(sync, device) {
+	.backend = SHMPOOL_BACKEND_DEVICE,
+};
+
+FIXTURE_SETUP(sync)
+{
+	int i;
+
+	/* 6.1's harness would still run the test after SKIP() here */
+	if (variant->backend == SHMPOOL_BACKEND_DEVICE && !device_has_doorbells())
+		SKIP(longjmp(_metadata->env, 1), DEV_PATH " with doorbells not available");
+	snprintf(self->name, sizeof(self->name), "lst.%d", (int)getpid());
+	ASSERT_EQ(0, shmpool_create_anon(4 * page_size(), variant->backend,
+					 &self->p));
+	self->sh = shmpool_base(self->p);
+	for (i = 0; i < MAX_WORKERS; i++)
+		self->c[i] = (struct ctx) { self->p, self->sh, i, 0 };
+}
+
+FIXTURE_TEARDOWN(sync)
+{
+	shmpool_close(self->p);
+	shmpool_unlink(self->name, variant->backend);
+}
+
+/* ---- doorbells: the lost-wake-up hunt --------------------------------------- */
+
+/*
+ * Two workers hand the word w[0] back and forth: worker k owns the even
+ * (k = 0) or odd (k = 1) values, waits until the word is one of its own,
+ * bumps it and wakes the other. Never spinning, so every hand-off needs
+ * its wake-up to arrive.
+ */
+static int pingpong_worker(void *arg)
+{
+	struct ctx *c = arg;
+	uint32_t i, v;
+	int ret;
+
+	for (i = (uint32_t)c->idx; i < 2 * PINGPONG_ROUNDS; i += 2) {
+		while ((v = atomic_load(&c->sh->w[0])) != i) {
+			if (v == STOP)
+				return 2;
+			ret = shmpool_wait(c->p, W_OFF(0), v, NULL, 0);
+			if (ret && ret != -EAGAIN)
+				return 3;
+		}
+		atomic_store(&c->sh->w[0], i + 1);
+		atomic_fetch_add(&c->sh->progress, 1);
+		if (shmpool_wake(c->p, W_OFF(0), 1) < 0)
+			return 4;
+	}
+	atomic_fetch_add(&c->sh->done, 1);
+	return 0;
+}
+
+static void pingpong_unstick(void *arg)
+{
+	struct ctx *c = arg;
+
+	atomic_store(&c->sh->w[0], STOP);
+	shmpool_wake(c->p, W_OFF(0), SHMPOOL_WAKE_ALL);
+}
+
+TEST_F_TIMEOUT(sync, pingpong_lost_wakeup, 120)
+{
+	struct timespec t0 = now(CLOCK_MONOTONIC);
+	int stalled, i;
+
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(0, task_start(&self->t[i], pingpong_worker, &self->c[i]));
+	stalled = monitor(self->sh, 2, pingpong_unstick, &self->c[0]);
+	EXPECT_EQ(0, stalled) TH_LOG("lost wake-up: stalled at hand-off %u",
+				     atomic_load(&self->sh->progress));
+	for (i = 0; i < 2; i++)
+		EXPECT_EQ(stalled ? 2 : 0, task_join(&self->t[i]));
+	if (!stalled)
+		EXPECT_EQ(2U * PINGPONG_ROUNDS, atomic_load(&self->sh->w[0]));
+	TH_LOG("%d round trips in %ld ms", PINGPONG_ROUNDS,
+	       ts_ms(now(CLOCK_MONOTONIC), t0));
+}
+
+/* ---- doorbells: wake counts --------------------------------------------------- */
+
+/* Sleep on w[1] == 0 once (c->flag: with a deadline centuries away); count the return in sh->woke. */
+static int sleeper(void *arg)
+{
+	struct ctx *c = arg;
+	struct timespec far = { INT64_MAX / 2, 999999999L };
+	int ret;
+
+	atomic_store(&c->sh->tid[c->idx], sys_gettid());
+	atomic_fetch_add(&c->sh->ready, 1);
+	ret = shmpool_wait(c->p, W_OFF(1), 0, c->flag ? &far : NULL, 0);
+	atomic_store(&c->sh->result[c->idx], ret);
+	atomic_fetch_add(&c->sh->woke, 1);
+	return ret ? 1 : 0;
+}
+
+TEST_F(sync, wake_n_of_many)
+{
+	const int n = 6;
+	int i;
+
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(0, task_start(&self->t[i], sleeper, &self->c[i]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, n, 10000));
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[i])));
+
+	EXPECT_EQ(3, shmpool_wake(self->p, W_OFF(1), 3));
+	EXPECT_EQ(0, wait_count(&self->sh->woke, 3, 10000));
+	/* and no more than three: the others still sleep a while later */
+	sleep_ms(200);
+	EXPECT_EQ(3U, atomic_load(&self->sh->woke));
+
+	EXPECT_EQ(n - 3, shmpool_wake(self->p, W_OFF(1), SHMPOOL_WAKE_ALL));
+	for (i = 0; i < n; i++)
+		EXPECT_EQ(0, task_join(&self->t[i]));
+	EXPECT_EQ((uint32_t)n, atomic_load(&self->sh->woke));
+}
+
+TEST_F(sync, wake_no_waiters)
+{
+	EXPECT_EQ(0, shmpool_wake(self->p, W_OFF(1), 1));
+	EXPECT_EQ(0, shmpool_wake(self->p, W_OFF(1), SHMPOOL_WAKE_ALL));
+	EXPECT_EQ(0, shmpool_wake(self->p, W_OFF(1), 0));
+}
+
+/* WAKE(0) wakes nobody even with a sleeper (FUTEX_WAKE of 0 would wake one). */
+TEST_F(sync, wake_zero_wakes_none)
+{
+	ASSERT_EQ(0, task_start(&self->t[0], sleeper, &self->c[0]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[0])));
+	EXPECT_EQ(0, shmpool_wake(self->p, W_OFF(1), 0));
+	sleep_ms(100);
+	EXPECT_EQ(0U, atomic_load(&self->sh->woke));
+	EXPECT_EQ(1, shmpool_wake(self->p, W_OFF(1), 1));
+	EXPECT_EQ(0, task_join(&self->t[0]));
+}
+
+/* ---- doorbells: values and deadlines --------------------------------------------- */
+
+TEST_F(sync, wait_value_differs)
+{
+	struct timespec t0 = now(CLOCK_MONOTONIC), far = ts_add_ms(t0, 60000);
+
+	atomic_store(&self->sh->w[2], 7);
+	EXPECT_EQ(-EAGAIN, shmpool_wait(self->p, W_OFF(2), 6, NULL, 0));
+	EXPECT_EQ(-EAGAIN, shmpool_wait(self->p, W_OFF(2), 6, &far, 0));
+	EXPECT_GT(1000, ts_ms(now(CLOCK_MONOTONIC), t0));
+}
+
+static void expect_timeout(struct __test_metadata *_metadata,
+			   struct shmpool *p, clockid_t clk, unsigned int flags)
+{
+	struct timespec t0 = now(clk), dl = ts_add_ms(t0, 200), t1;
+
+	EXPECT_EQ(-ETIMEDOUT, shmpool_wait(p, W_OFF(3), 0, &dl, flags));
+	t1 = now(clk);
+	EXPECT_FALSE(ts_before(t1, dl)) TH_LOG("returned %ld ms before the deadline",
+					       ts_ms(dl, t1));
+	EXPECT_GT(2000, ts_ms(t1, dl));
+}
+
+TEST_F(sync, wait_timeout_monotonic)
+{
+	expect_timeout(_metadata, self->p, CLOCK_MONOTONIC, 0);
+}
+
+TEST_F(sync, wait_timeout_realtime)
+{
+	expect_timeout(_metadata, self->p, CLOCK_REALTIME, SHMPOOL_WAIT_REALTIME);
+}
+
+TEST_F(sync, wait_past_deadline)
+{
+	struct timespec t0 = now(CLOCK_MONOTONIC), past = ts_add_ms(t0, -1000);
+	struct timespec zero = { 0, 0 };
+
+	EXPECT_EQ(-ETIMEDOUT, shmpool_wait(self->p, W_OFF(3), 0, &past, 0));
+	EXPECT_EQ(-ETIMEDOUT, shmpool_wait(self->p, W_OFF(3), 0, &zero, 0));
+	EXPECT_EQ(-ETIMEDOUT, shmpool_wait(self->p, W_OFF(3), 0, &zero,
+					   SHMPOOL_WAIT_REALTIME));
+	EXPECT_GT(1000, ts_ms(now(CLOCK_MONOTONIC), t0));
+}
+
+/* A deadline centuries away is a deadline, not an overflow into the past. */
+TEST_F(sync, wait_far_deadline)
+{
+	self->c[0].flag = 1;
+	ASSERT_EQ(0, task_start(&self->t[0], sleeper, &self->c[0]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[0])));
+	EXPECT_EQ(0U, atomic_load(&self->sh->woke));
+	EXPECT_EQ(1, shmpool_wake(self->p, W_OFF(1), 1));
+	EXPECT_EQ(0, task_join(&self->t[0]));
+	EXPECT_EQ(0, atomic_load(&self->sh->result[0]));
+}
+
+/* ---- doorbells: signals -------------------------------------------------------- */
+
+static _Atomic uint32_t *hits_ptr;
+
+static void count_hit(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(hits_ptr, 1);
+}
+
+/* Sleep on w[4] == 0 with SIGUSR1 handled, SA_RESTART if c->flag & 1, deadline if & 2. */
+static int signalled_sleeper(void *arg)
+{
+	struct ctx *c = arg;
+	struct sigaction sa = { .sa_handler = count_hit };
+	struct timespec dl, *dlp = NULL;
+	int ret;
+
+	hits_ptr = &c->sh->hits;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = (c->flag & 1) ? SA_RESTART : 0;
+	if (sigaction(SIGUSR1, &sa, NULL))
+		return 10;
+	if (c->flag & 2) {
+		dl = ts_add_ms(now(CLOCK_MONOTONIC), 30000);
+		dlp = &dl;
+	}
+	atomic_store(&c->sh->tid[c->idx], sys_gettid());
+	atomic_store(&c->sh->tgid[c->idx], getpid());
+	atomic_fetch_add(&c->sh->ready, 1);
+	ret = shmpool_wait(c->p, W_OFF(4), 0, dlp, 0);
+	atomic_store(&c->sh->result[c->idx], ret);
+	atomic_fetch_add(&c->sh->woke, 1);
+	return 0;
+}
+
+static void signal_case(struct __test_metadata *_metadata,
+			FIXTURE_DATA(sync) *self, bool restart, bool timed)
+{
+	struct shared *sh = self->sh;
+	pid_t tid;
+
+	self->c[0].flag = (restart ? 1 : 0) | (timed ? 2 : 0);
+	ASSERT_EQ(0, task_start(&self->t[0], signalled_sleeper, &self->c[0]));
+	ASSERT_EQ(0, wait_count(&sh->ready, 1, 10000));
+	tid = atomic_load(&sh->tid[0]);
+	ASSERT_EQ(0, wait_asleep(tid));
+	ASSERT_EQ(0, syscall(SYS_tgkill, atomic_load(&sh->tgid[0]), tid, SIGUSR1));
+	ASSERT_EQ(0, wait_count(&sh->hits, 1, 10000));
+	if (restart) {
+		/* the handler ran and the wait went on */
+		ASSERT_EQ(0, wait_asleep(tid));
+		EXPECT_EQ(0U, atomic_load(&sh->woke));
+		atomic_store(&sh->w[4], 1);
+		EXPECT_EQ(1, shmpool_wake(self->p, W_OFF(4), 1));
+		EXPECT_EQ(0, task_join(&self->t[0]));
+		EXPECT_EQ(0, atomic_load(&sh->result[0]));
+	} else {
+		EXPECT_EQ(0, task_join(&self->t[0]));
+		EXPECT_EQ(-EINTR, atomic_load(&sh->result[0]));
+	}
+	EXPECT_EQ(1U, atomic_load(&sh->hits));
+}
+
+TEST_F(sync, signal_sa_restart)
+{
+	signal_case(_metadata, self, true, false);
+}
+
+TEST_F(sync, signal_sa_restart_deadline)
+{
+	signal_case(_metadata, self, true, true);
+}
+
+TEST_F(sync, signal_eintr)
+{
+	signal_case(_metadata, self, false, false);
+}
+
+TEST_F(sync, signal_eintr_deadline)
+{
+	signal_case(_metadata, self, false, true);
+}
+
+/* ---- doorbells: several words ------------------------------------------------- */
+
+/* waitv on w[5] of our pool and w[6] of c->flag's pool (sh->... of pool 2) */
+struct waitv_ctx {
+	struct shmpool_wait_entry e[2];
+	struct shared *sh;
+};
+
+static int waitv_sleeper(void *arg)
+{
+	struct waitv_ctx *c = arg;
+	int ret;
+
+	atomic_store(&c->sh->tid[0], sys_gettid());
+	atomic_fetch_add(&c->sh->ready, 1);
+	ret = shmpool_waitv(c->e, 2, NULL, 0);
+	atomic_store(&c->sh->result[0], ret);
+	return 0;
+}
+
+static void waitv_case(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(sync) *self, unsigned int backend,
+		       int which)
+{
+	struct waitv_ctx wc = { .sh = self->sh };
+	struct shmpool *q;
+	struct task t;
+	int ret;
+
+	ASSERT_EQ(0, shmpool_create_anon(page_size(), backend, &q));
+	wc.e[0] = (struct shmpool_wait_entry) { self->p, W_OFF(5), 0, 0 };
+	wc.e[1] = (struct shmpool_wait_entry) { q, 8, 0, 0 };
+
+	ret = shmpool_waitv(wc.e, 2, &(struct timespec) { 0, 0 }, 0);
+	if (ret == -ENOSYS) {
+		shmpool_close(q);
+		SKIP(return, "no futex_waitv() in this kernel");
+	}
+	EXPECT_EQ(-ETIMEDOUT, ret);
+
+	ASSERT_EQ(0, task_start(&t, waitv_sleeper, &wc));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[0])));
+	if (which == 0) {
+		atomic_store(&self->sh->w[5], 1);
+		EXPECT_EQ(1, shmpool_wake(self->p, W_OFF(5), 1));
+	} else {
+		atomic_store((_Atomic uint32_t *)((char *)shmpool_base(q) + 8), 1);
+		EXPECT_EQ(1, shmpool_wake(q, 8, 1));
+	}
+	EXPECT_EQ(0, task_join(&t));
+	EXPECT_EQ(which, atomic_load(&self->sh->result[0]));
+	shmpool_close(q);
+}
+
+TEST_F(sync, waitv_two_pools_first)
+{
+	waitv_case(_metadata, self, variant->backend, 0);
+}
+
+TEST_F(sync, waitv_two_pools_second)
+{
+	waitv_case(_metadata, self, variant->backend, 1);
+}
+
+TEST_F(sync, waitv_value_differs)
+{
+	struct shmpool_wait_entry e[2] = {
+		{ self->p, W_OFF(5), 0, 0 },
+		{ self->p, W_OFF(6), 1, 0 },	/* the word is 0 */
+	};
+	int ret = shmpool_waitv(e, 2, NULL, 0);
+
+	if (ret == -ENOSYS)
+		SKIP(return, "no futex_waitv() in this kernel");
+	EXPECT_EQ(-EAGAIN, ret);
+}
+
+TEST_F(sync, waitv_timeout)
+{
+	struct shmpool_wait_entry e[2] = {
+		{ self->p, W_OFF(5), 0, 0 },
+		{ self->p, W_OFF(6), 0, 0 },
+	};
+	struct timespec dl = ts_add_ms(now(CLOCK_MONOTONIC), 200);
+	int ret = shmpool_waitv(e, 2, &dl, 0);
+
+	if (ret == -ENOSYS)
+		SKIP(return, "no futex_waitv() in this kernel");
+	EXPECT_EQ(-ETIMEDOUT, ret);
+	EXPECT_FALSE(ts_before(now(CLOCK_MONOTONIC), dl));
+}
+
+/* ---- doorbells: rejected input, one test each ------------------------------------ */
+
+TEST_F(sync, wait_misaligned)
+{
+	EXPECT_EQ(-EINVAL, shmpool_wait(self->p, 2, 0, NULL, 0));
+	EXPECT_EQ(-EINVAL, shmpool_wait(self->p, 1, 0, NULL, 0));
+}
+
+TEST_F(sync, wake_misaligned)
+{
+	EXPECT_EQ(-EINVAL, shmpool_wake(self->p, 2, 1));
+}
+
+TEST_F(sync, wait_out_of_range)
+{
+	uint64_t size = shmpool_size(self->p);
+
+	EXPECT_EQ(-EINVAL, shmpool_wait(self->p, size, 0, NULL, 0));
+	EXPECT_EQ(-EINVAL, shmpool_wait(self->p, size + 4, 0, NULL, 0));
+	/* offset + 4 would wrap around */
+	EXPECT_EQ(-EINVAL, shmpool_wait(self->p, UINT64_MAX - 3, 0, NULL, 0));
+	/* the last word is fine */
+	EXPECT_EQ(-EAGAIN, shmpool_wait(self->p, size - 4, 1, NULL, 0));
+}
+
+TEST_F(sync, wake_out_of_range)
+{
+	uint64_t size = shmpool_size(self->p);
+
+	EXPECT_EQ(-EINVAL, shmpool_wake(self->p, size, 1));
+	EXPECT_EQ(-EINVAL, shmpool_wake(self->p, UINT64_MAX - 3, 1));
+	EXPECT_EQ(0, shmpool_wake(self->p, size - 4, 1));
+}
+
+TEST_F(sync, wait_null_pool)
+{
+	EXPECT_EQ(-EINVAL, shmpool_wait(NULL, 0, 0, NULL, 0));
+}
+
+TEST_F(sync, wake_null_pool)
+{
+	EXPECT_EQ(-EINVAL, shmpool_wake(NULL, 0, 1));
+}
+
+TEST_F(sync, wait_unknown_flags)
+{
+	struct timespec dl = ts_add_ms(now(CLOCK_MONOTONIC), 1000);
+
+	EXPECT_EQ(-EINVAL, shmpool_wait(self->p, 0, 0, &dl, 1U << 7));
+	/* the library derives DEADLINE from the pointer: not a caller's flag */
+	EXPECT_EQ(-EINVAL, shmpool_wait(self->p, 0, 0, &dl,
+					SHMPOOL_WAIT_DEADLINE));
+}
+
+TEST_F(sync, wait_realtime_without_deadline)
+{
+	EXPECT_EQ(-EINVAL, shmpool_wait(self->p, 0, 0, NULL,
+					SHMPOOL_WAIT_REALTIME));
+}
+
+TEST_F(sync, wait_bad_nsec)
+{
+	struct timespec dl = { 1, 1000000000L };
+
+	EXPECT_EQ(-EINVAL, shmpool_wait(self->p, 0, 0, &dl, 0));
+	dl.tv_nsec = -1;
+	EXPECT_EQ(-EINVAL, shmpool_wait(self->p, 0, 0, &dl, 0));
+}
+
+TEST_F(sync, wait_negative_sec)
+{
+	struct timespec dl = { -1, 0 };
+
+	EXPECT_EQ(-EINVAL, shmpool_wait(self->p, 0, 0, &dl, 0));
+}
+
+/* Read-only handles may wait, but not wake. */
+static struct shmpool *open_rdonly(struct __test_metadata *_metadata,
+				   FIXTURE_DATA(sync) *self,
+				   unsigned int backend, struct shmpool **rw)
+{
+	struct shmpool *ro = NULL;
+
+	EXPECT_EQ(0, shmpool_create(self->name, page_size(), 0600,
+				    backend | SHMPOOL_EXCL, rw));
+	EXPECT_EQ(0, shmpool_open(self->name, backend | SHMPOOL_RDONLY, &ro));
+	return ro;
+}
+
+TEST_F(sync, wake_rdonly)
+{
+	struct shmpool *rw = NULL, *ro;
+
+	ro = open_rdonly(_metadata, self, variant->backend, &rw);
+	ASSERT_NE(NULL, ro);
+	EXPECT_EQ(-EPERM, shmpool_wake(ro, 0, 1));
+	EXPECT_EQ(0, shmpool_wake(rw, 0, 1));
+	shmpool_close(ro);
+	shmpool_close(rw);
+}
+
+TEST_F(sync, wait_rdonly)
+{
+	struct shmpool *rw = NULL, *ro;
+	struct timespec dl;
+
+	ro = open_rdonly(_metadata, self, variant->backend, &rw);
+	ASSERT_NE(NULL, ro);
+	*(volatile uint32_t *)shmpool_base(rw) = 5;
+	EXPECT_EQ(-EAGAIN, shmpool_wait(ro, 0, 4, NULL, 0));
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 50);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_wait(ro, 0, 5, &dl, 0));
+	shmpool_close(ro);
+	shmpool_close(rw);
+}
+
+TEST_F(sync, waitv_too_many)
+{
+	struct shmpool_wait_entry e[SHMPOOL_WAITV_MAX + 1];
+	int i;
+
+	for (i = 0; i <= SHMPOOL_WAITV_MAX; i++)
+		e[i] = (struct shmpool_wait_entry) { self->p, W_OFF(0), 1, 0 };
+	EXPECT_EQ(-EINVAL, shmpool_waitv(e, SHMPOOL_WAITV_MAX + 1, NULL, 0));
+}
+
+TEST_F(sync, waitv_zero_entries)
+{
+	struct shmpool_wait_entry e = { self->p, 0, 0, 0 };
+
+	EXPECT_EQ(-EINVAL, shmpool_waitv(&e, 0, NULL, 0));
+}
+
+TEST_F(sync, waitv_null)
+{
+	EXPECT_EQ(-EINVAL, shmpool_waitv(NULL, 1, NULL, 0));
+}
+
+TEST_F(sync, waitv_null_pool)
+{
+	struct shmpool_wait_entry e[2] = {
+		{ self->p, 0, 0, 0 },
+		{ NULL, 0, 0, 0 },
+	};
+
+	EXPECT_EQ(-EINVAL, shmpool_waitv(e, 2, NULL, 0));
+}
+
+TEST_F(sync, waitv_misaligned)
+{
+	struct shmpool_wait_entry e[2] = {
+		{ self->p, 0, 0, 0 },
+		{ self->p, 6, 0, 0 },
+	};
+
+	EXPECT_EQ(-EINVAL, shmpool_waitv(e, 2, NULL, 0));
+}
+
+TEST_F(sync, waitv_out_of_range)
+{
+	struct shmpool_wait_entry e[2] = {
+		{ self->p, 0, 0, 0 },
+		{ self->p, shmpool_size(self->p), 0, 0 },
+	};
+
+	EXPECT_EQ(-EINVAL, shmpool_waitv(e, 2, NULL, 0));
+}
+
+TEST_F(sync, waitv_entry_flags)
+{
+	struct shmpool_wait_entry e = { self->p, 0, 0, 1 };
+
+	EXPECT_EQ(-EINVAL, shmpool_waitv(&e, 1, NULL, 0));
+}
+
+/* One call cannot sleep on a futex and a doorbell at once. */
+TEST_F(sync, waitv_mixed_backends)
+{
+	unsigned int other = variant->backend == SHMPOOL_BACKEND_MEMFD ?
+			     SHMPOOL_BACKEND_DEVICE : SHMPOOL_BACKEND_MEMFD;
+	struct shmpool_wait_entry e[2];
+	struct shmpool *q;
+
+	if (other == SHMPOOL_BACKEND_DEVICE && !device_has_doorbells())
+		SKIP(return, "needs the device backend too");
+	ASSERT_EQ(0, shmpool_create_anon(page_size(), other, &q));
+	e[0] = (struct shmpool_wait_entry) { self->p, 0, 0, 0 };
+	e[1] = (struct shmpool_wait_entry) { q, 0, 0, 0 };
+	EXPECT_EQ(-EINVAL, shmpool_waitv(e, 2, NULL, 0));
+	shmpool_close(q);
+}
+
+/* ---- doorbells: eventfd notification ------------------------------------------------ */
+
+TEST_F(sync, notify)
+{
+	struct shmpool_pool_info info;
+	uint64_t count = 0;
+	int efd;
+
+	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ASSERT_LE(0, efd);
+	ASSERT_EQ(0, shmpool_info(self->p, &info));
+	if (variant->backend == SHMPOOL_BACKEND_MEMFD) {
+		EXPECT_NE(0U, info.lacks & SHMPOOL_CAP_NOTIFY);
+		EXPECT_EQ(-EOPNOTSUPP, shmpool_notify_add(self->p, 0, efd));
+		EXPECT_EQ(-EOPNOTSUPP, shmpool_notify_del(self->p, 0, efd));
+		close(efd);
+		return;
+	}
+	if (info.lacks & SHMPOOL_CAP_NOTIFY) {
+		close(efd);
+		SKIP(return, "module without NOTIFY");
+	}
+	EXPECT_EQ(0, shmpool_notify_add(self->p, W_OFF(7), efd));
+	EXPECT_EQ(-EEXIST, shmpool_notify_add(self->p, W_OFF(7), efd));
+	/* nobody sleeps, yet the eventfd counts the wake */
+	EXPECT_EQ(0, shmpool_wake(self->p, W_OFF(7), 1));
+	EXPECT_EQ(0, shmpool_wake(self->p, W_OFF(8), 1));	/* another word */
+	EXPECT_EQ((ssize_t)sizeof(count), read(efd, &count, sizeof(count)));
+	EXPECT_EQ(1U, count);
+	EXPECT_EQ(0, shmpool_notify_del(self->p, W_OFF(7), efd));
+	EXPECT_EQ(-ENOENT, shmpool_notify_del(self->p, W_OFF(7), efd));
+	EXPECT_EQ(0, shmpool_wake(self->p, W_OFF(7), 1));
+	EXPECT_EQ(-1, read(efd, &count, sizeof(count)));
+	EXPECT_EQ(EAGAIN, errno);
+	close(efd);
+}
+
+TEST_F(sync, notify_bad_offset)
+{
+	EXPECT_EQ(-EINVAL, shmpool_notify_add(self->p, 2, 0));
+	EXPECT_EQ(-EINVAL, shmpool_notify_add(self->p, shmpool_size(self->p), 0));
+	EXPECT_EQ(-EINVAL, shmpool_notify_add(NULL, 0, 0));
+}
+
+/* ==== synchronisation objects ========================================================== */
+
+/* ---- counting system calls with ptrace ------------------------------------------------- */
+
+/*
+ * Run @fn(@c) twice in a traced child: once to warm up (the thread id cache,
+ * lazy binding), then between two getppid() markers. Returns how many
+ * system calls the second run entered, or -1; *@first is the first one's
+ * number. Nothing the child does is trusted: the tracer sees every entry.
+ */
+static int count_syscalls(void (*fn)(struct ctx *), struct ctx *c, long *first)
+{
+	struct __ptrace_syscall_info info;
+	int status, phase = 0, count = 0, sig = 0;
+	pid_t pid;
+
+	*first = -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+			_exit(100);
+		raise(SIGSTOP);
+		fn(c);
+		syscall(SYS_getppid);
+		fn(c);
+		syscall(SYS_getppid);
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFSTOPPED(status))
+		return -1;
+	if (ptrace(PTRACE_SETOPTIONS, pid, NULL,
+		   (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)))
+		return -1;
+	for (;;) {
+		if (ptrace(PTRACE_SYSCALL, pid, NULL, (void *)(long)sig))
+			return -1;
+		sig = 0;
+		if (waitpid(pid, &status, 0) != pid)
+			return -1;
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			break;
+		if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
+			sig = WSTOPSIG(status);	/* a real signal: deliver it */
+			continue;
+		}
+		if (ptrace(PTRACE_GET_SYSCALL_INFO, pid, (void *)sizeof(info),
+			   &info) <= 0)
+			return -1;
+		if (info.op != PTRACE_SYSCALL_INFO_ENTRY)
+			continue;
+		if (info.entry.nr == SYS_getppid) {
+			phase++;
+			continue;
+		}
+		if (phase == 1 && !count++)
+			*first = (long)info.entry.nr;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) || phase != 2)
+		return -1;
+	return count;
+}
+
+/* the system call a doorbell wake makes on this backend */
+static long wake_syscall(unsigned int backend)
+{
+	return backend == SHMPOOL_BACKEND_DEVICE ? SYS_ioctl : SYS_futex;
+}
+
+static void signal_1000(struct ctx *c)
+{
+	int i;
+
+	for (i = 0; i < 1000; i++)
+		if (shmpool_event_signal(c->p, &c->sh->ev[0]) != 0)
+			_exit(3);
+}
+
+TEST_F(sync, event_signal_no_sleeper_no_syscall)
+{
+	long first;
+
+	ASSERT_EQ(0, shmpool_event_init(self->p, &self->sh->ev[0]));
+	EXPECT_EQ(0, count_syscalls(signal_1000, &self->c[0], &first))
+		TH_LOG("first syscall: %ld", first);
+}
+
+static void prepare_and_signal(struct ctx *c)
+{
+	shmpool_event_prepare_wait(&c->sh->ev[0]);
+	if (shmpool_event_signal(c->p, &c->sh->ev[0]) != 0)
+		_exit(3);	/* nobody sleeps: 0 woken */
+	signal_1000(c);		/* the flag is gone again */
+}
+
+/* The control: with a sleep announced, a signal makes exactly one wake call. */
+TEST_F(sync, event_signal_announced_one_syscall)
+{
+	long first;
+
+	ASSERT_EQ(0, shmpool_event_init(self->p, &self->sh->ev[0]));
+	EXPECT_EQ(1, count_syscalls(prepare_and_signal, &self->c[0], &first));
+	EXPECT_EQ(wake_syscall(variant->backend), first);
+}
+
+static void lock_unlock_1000(struct ctx *c)
+{
+	int i;
+
+	for (i = 0; i < 1000; i++)
+		if (shmpool_mutex_lock(c->p, &c->sh->mtx) ||
+		    shmpool_mutex_trylock(c->p, &c->sh->mtx) != -EBUSY ||
+		    shmpool_mutex_unlock(c->p, &c->sh->mtx))
+			_exit(3);
+}
+
+TEST_F(sync, mutex_uncontended_no_syscall)
+{
+	long first;
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, &self->sh->mtx));
+	EXPECT_EQ(0, count_syscalls(lock_unlock_1000, &self->c[0], &first))
+		TH_LOG("first syscall: %ld", first);
+}
+
+static void post_take_1000(struct ctx *c)
+{
+	int i;
+
+	for (i = 0; i < 1000; i++)
+		if (shmpool_sem_post(c->p, &c->sh->sem) ||
+		    shmpool_sem_wait(c->p, &c->sh->sem) ||
+		    shmpool_cond_signal(c->p, &c->sh->cnd[0]) ||
+		    shmpool_cond_broadcast(c->p, &c->sh->cnd[0]))
+			_exit(3);
+}
+
+TEST_F(sync, sem_cond_no_waiter_no_syscall)
+{
+	long first;
+
+	ASSERT_EQ(0, shmpool_sem_init(self->p, &self->sh->sem, 0));
+	ASSERT_EQ(0, shmpool_cond_init(self->p, &self->sh->cnd[0]));
+	EXPECT_EQ(0, count_syscalls(post_take_1000, &self->c[0], &first))
+		TH_LOG("first syscall: %ld", first);
+}
+
+/* ---- event count ------------------------------------------------------------------------ */
+
+/*
+ * Ping-pong through two events: worker k waits on ev[k] for w[0] to reach
+ * its turn, then bumps w[0] and signals ev[1 - k].
+ */
+#define EVENT_ROUNDS	20000
+
+static int event_worker(void *arg)
+{
+	struct ctx *c = arg;
+	struct shmpool_event *mine = &c->sh->ev[c->idx];
+	struct shmpool_event *other = &c->sh->ev[1 - c->idx];
+	struct timespec dl, *dlp = NULL;
+	uint32_t i, key, v;
+	int ret;
+
+	for (i = (uint32_t)c->idx; i < 2 * EVENT_ROUNDS; i += 2) {
+		while ((v = atomic_load(&c->sh->w[0])) != i) {
+			if (v == STOP)
+				return 2;
+			key = shmpool_event_prepare_wait(mine);
+			v = atomic_load(&c->sh->w[0]);
+			if (v == i || v == STOP)
+				continue;
+			if (c->flag) {	/* the timed path */
+				dl = ts_add_ms(now(CLOCK_MONOTONIC), 60000);
+				dlp = &dl;
+			}
+			ret = shmpool_event_timedwait(c->p, mine, key, dlp);
+			if (ret)
+				return 3;
+		}
+		atomic_store(&c->sh->w[0], i + 1);
+		atomic_fetch_add(&c->sh->progress, 1);
+		if (shmpool_event_signal(c->p, other) < 0)
+			return 4;
+	}
+	atomic_fetch_add(&c->sh->done, 1);
+	return 0;
+}
+
+static void event_unstick(void *arg)
+{
+	struct ctx *c = arg;
+
+	atomic_store(&c->sh->w[0], STOP);
+	shmpool_event_wake(c->p, &c->sh->ev[0]);
+	shmpool_event_wake(c->p, &c->sh->ev[1]);
+}
+
+static void event_pingpong(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(sync) *self, int timed)
+{
+	int i, stalled;
+
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, shmpool_event_init(self->p, &self->sh->ev[i]));
+		self->c[i].flag = timed;
+	}
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(0, task_start(&self->t[i], event_worker, &self->c[i]));
+	stalled = monitor(self->sh, 2, event_unstick, &self->c[0]);
+	EXPECT_EQ(0, stalled) TH_LOG("lost wake-up: stalled at hand-off %u",
+				     atomic_load(&self->sh->progress));
+	for (i = 0; i < 2; i++)
+		EXPECT_EQ(stalled ? 2 : 0, task_join(&self->t[i]));
+}
+
+TEST_F_TIMEOUT(sync, event_pingpong, 60)
+{
+	event_pingpong(_metadata, self, 0);
+}
+
+TEST_F_TIMEOUT(sync, event_pingpong_timed, 60)
+{
+	event_pingpong(_metadata, self, 1);
+}
+
+TEST_F(sync, event_timedwait_timeout)
+{
+	struct shmpool_event *ev = &self->sh->ev[0];
+	struct timespec dl;
+	uint32_t key;
+
+	ASSERT_EQ(0, shmpool_event_init(self->p, ev));
+	key = shmpool_event_prepare_wait(ev);
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 100);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_event_timedwait(self->p, ev, key, &dl));
+	EXPECT_FALSE(ts_before(now(CLOCK_MONOTONIC), dl));
+	/* a signal after prepare_wait makes the key stale: no sleep at all */
+	EXPECT_EQ(0, shmpool_event_signal(self->p, ev));
+	EXPECT_EQ(0, shmpool_event_wait(self->p, ev, key));
+}
+
+TEST_F(sync, event_bad_key)
+{
+	struct shmpool_event *ev = &self->sh->ev[0];
+
+	ASSERT_EQ(0, shmpool_event_init(self->p, ev));
+	/* keys always carry NEED_WAKEUP */
+	EXPECT_EQ(-EINVAL, shmpool_event_wait(self->p, ev, 0));
+}
+
+TEST_F(sync, event_outside_pool)
+{
+	struct shmpool_event local;
+
+	EXPECT_EQ(-EINVAL, shmpool_event_init(self->p, &local));
+	EXPECT_EQ(-EINVAL, shmpool_event_wake(self->p, &local));
+}
+
+/* ---- mutex -------------------------------------------------------------------------------- */
+
+#define MUTEX_WORKERS	4
+#define MUTEX_INCS	20000
+
+static int mutex_worker(void *arg)
+{
+	struct ctx *c = arg;
+	volatile uint64_t *counter = &c->sh->counter;
+	int i;
+
+	for (i = 0; i < MUTEX_INCS; i++) {
+		if (shmpool_mutex_lock(c->p, &c->sh->mtx))
+			return 2;
+		/* a read-modify-write that only the lock makes atomic */
+		*counter = *counter + 1;
+		/* now and then hold on long enough for the others to sleep */
+		if (!(i % 16))
+			sched_yield();
+		if (atomic_load(&c->sh->mtx.word) & SHMPOOL_MUTEX_WAITERS)
+			atomic_fetch_add(&c->sh->woke, 1);
+		if (shmpool_mutex_unlock(c->p, &c->sh->mtx))
+			return 3;
+		atomic_fetch_add(&c->sh->progress, 1);
+	}
+	atomic_fetch_add(&c->sh->done, 1);
+	return 0;
+}
+
+static void no_unstick(void *arg)
+{
+	(void)arg;
+}
+
+TEST_F_TIMEOUT(sync, mutex_counter, 60)
+{
+	int i, stalled;
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, &self->sh->mtx));
+	for (i = 0; i < MUTEX_WORKERS; i++)
+		ASSERT_EQ(0, task_start(&self->t[i], mutex_worker, &self->c[i]));
+	stalled = monitor(self->sh, MUTEX_WORKERS, no_unstick, NULL);
+	ASSERT_EQ(0, stalled) TH_LOG("stalled after %u increments",
+				     atomic_load(&self->sh->progress));
+	for (i = 0; i < MUTEX_WORKERS; i++)
+		EXPECT_EQ(0, task_join(&self->t[i]));
+	EXPECT_EQ((uint64_t)MUTEX_WORKERS * MUTEX_INCS, self->sh->counter);
+	EXPECT_EQ(0U, atomic_load(&self->sh->mtx.word));
+	/* the sleeping paths ran: some unlocks had to wake somebody */
+	EXPECT_LT(0U, atomic_load(&self->sh->woke));
+	TH_LOG("%u of %d unlocks found sleepers", atomic_load(&self->sh->woke),
+	       MUTEX_WORKERS * MUTEX_INCS);
+}
+
+/* Hold mtx until sh->go, reporting the thread id. */
+static int mutex_holder(void *arg)
+{
+	struct ctx *c = arg;
+	int ret;
+
+	if (shmpool_mutex_lock(c->p, &c->sh->mtx))
+		return 2;
+	atomic_store(&c->sh->tid[c->idx], sys_gettid());
+	atomic_fetch_add(&c->sh->ready, 1);
+	while (!atomic_load(&c->sh->go))
+		sleep_ms(1);
+	ret = shmpool_mutex_unlock(c->p, &c->sh->mtx);
+	return ret ? 3 : 0;
+}
+
+TEST_F(sync, mutex_trylock)
+{
+	struct shmpool_mutex *m = &self->sh->mtx;
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	EXPECT_EQ(0, shmpool_mutex_trylock(self->p, m));
+	EXPECT_EQ(-EBUSY, shmpool_mutex_trylock(self->p, m));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+
+	ASSERT_EQ(0, task_start(&self->t[0], mutex_holder, &self->c[0]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	EXPECT_EQ(-EBUSY, shmpool_mutex_trylock(self->p, m));
+	atomic_store(&self->sh->go, 1);
+	EXPECT_EQ(0, task_join(&self->t[0]));
+	EXPECT_EQ(0, shmpool_mutex_trylock(self->p, m));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+}
+
+/* The word holds the owner's thread id, and WAITERS once somebody sleeps. */
+TEST_F(sync, mutex_timedlock_and_owner)
+{
+	struct shmpool_mutex *m = &self->sh->mtx;
+	struct timespec dl;
+	uint32_t word;
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	ASSERT_EQ(0, task_start(&self->t[0], mutex_holder, &self->c[0]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	word = atomic_load(&m->word);
+	EXPECT_EQ((uint32_t)atomic_load(&self->sh->tid[0]), word);
+
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 200);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_mutex_timedlock(self->p, m, &dl));
+	EXPECT_FALSE(ts_before(now(CLOCK_MONOTONIC), dl));
+	/* we slept on it, and left WAITERS behind for the owner's unlock */
+	word = atomic_load(&m->word);
+	EXPECT_EQ((uint32_t)atomic_load(&self->sh->tid[0]),
+		  word & SHMPOOL_MUTEX_TID_MASK);
+	EXPECT_NE(0U, word & SHMPOOL_MUTEX_WAITERS);
+
+	/* the holder's unlock must wake us, long before the deadline */
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 20000);
+	atomic_store(&self->sh->go, 1);
+	EXPECT_EQ(0, shmpool_mutex_timedlock(self->p, m, &dl));
+	EXPECT_LT(10000, ts_ms(dl, now(CLOCK_MONOTONIC)));
+	EXPECT_EQ((uint32_t)sys_gettid(),
+		  atomic_load(&m->word) & SHMPOOL_MUTEX_TID_MASK);
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+	EXPECT_EQ(0, task_join(&self->t[0]));
+}
+
+TEST_F(sync, mutex_relock_deadlk)
+{
+	struct shmpool_mutex *m = &self->sh->mtx;
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	ASSERT_EQ(0, shmpool_mutex_lock(self->p, m));
+	EXPECT_EQ(-EDEADLK, shmpool_mutex_lock(self->p, m));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+}
+
+TEST_F(sync, mutex_unlock_not_owner)
+{
+	struct shmpool_mutex *m = &self->sh->mtx;
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	EXPECT_EQ(-EPERM, shmpool_mutex_unlock(self->p, m));
+	ASSERT_EQ(0, task_start(&self->t[0], mutex_holder, &self->c[0]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	EXPECT_EQ(-EPERM, shmpool_mutex_unlock(self->p, m));
+	EXPECT_EQ((uint32_t)atomic_load(&self->sh->tid[0]), atomic_load(&m->word));
+	atomic_store(&self->sh->go, 1);
+	EXPECT_EQ(0, task_join(&self->t[0]));
+}
+
+TEST_F(sync, mutex_outside_pool)
+{
+	struct shmpool_mutex local = { 0 };
+
+	EXPECT_EQ(-EINVAL, shmpool_mutex_lock(self->p, &local));
+	EXPECT_EQ(-EINVAL, shmpool_mutex_lock(NULL, &self->sh->mtx));
+	EXPECT_EQ(-EINVAL, shmpool_mutex_lock(self->p, NULL));
+}
+
+TEST_F(sync, mutex_misaligned)
+{
+	struct shmpool_mutex *m = (void *)((char *)shmpool_base(self->p) + 2);
+
+	EXPECT_EQ(-EINVAL, shmpool_mutex_trylock(self->p, m));
+}
+
+TEST_F(sync, mutex_straddles_end)
+{
+	struct shmpool_mutex *m = (void *)((char *)shmpool_base(self->p) +
+					   shmpool_size(self->p) - 4);
+
+	EXPECT_EQ(-EINVAL, shmpool_mutex_trylock(self->p, m));
+}
+
+/* ---- condition variable ----------------------------------------------------------------------- */
+
+/*
+ * Strict turns through one condvar: each hand-off needs its signal, and no
+ * later signal could make up for a lost one. Turns live in w[0]. Worker 0
+ * sleeps in cond_wait for its turn; worker 1 polls for its own, so that it
+ * locks and signals the moment worker 0 unlocks inside cond_wait: right in
+ * the window between reading the sequence and sleeping on it.
+ */
+#define COND_ROUNDS	20000
+
+static int cond_pingpong_worker(void *arg)
+{
+	struct ctx *c = arg;
+	struct shared *sh = c->sh;
+	uint32_t i;
+
+	for (i = (uint32_t)c->idx; i < 2 * COND_ROUNDS; i += 2) {
+		while (c->idx == 1 && atomic_load(&sh->w[0]) != i &&
+		       !atomic_load(&sh->go))
+			;
+		if (shmpool_mutex_lock(c->p, &sh->mtx))
+			return 2;
+		while (atomic_load(&sh->w[0]) != i && !atomic_load(&sh->go))
+			if (shmpool_cond_wait(c->p, &sh->cnd[0], &sh->mtx))
+				return 3;
+		if (atomic_load(&sh->go)) {
+			shmpool_mutex_unlock(c->p, &sh->mtx);
+			return 5;
+		}
+		atomic_store(&sh->w[0], i + 1);
+		if (shmpool_cond_signal(c->p, &sh->cnd[0]) ||
+		    shmpool_mutex_unlock(c->p, &sh->mtx))
+			return 4;
+		atomic_fetch_add(&sh->progress, 1);
+	}
+	atomic_fetch_add(&sh->done, 1);
+	return 0;
+}
+
+static void cond_unstick(void *arg)
+{
+	struct ctx *c = arg;
+
+	shmpool_mutex_lock(c->p, &c->sh->mtx);
+	atomic_store(&c->sh->go, 1);
+	shmpool_cond_broadcast(c->p, &c->sh->cnd[0]);
+	shmpool_cond_broadcast(c->p, &c->sh->cnd[1]);
+	shmpool_mutex_unlock(c->p, &c->sh->mtx);
+}
+
+TEST_F_TIMEOUT(sync, cond_pingpong, 60)
+{
+	int i, stalled;
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, &self->sh->mtx));
+	ASSERT_EQ(0, shmpool_cond_init(self->p, &self->sh->cnd[0]));
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(0, task_start(&self->t[i], cond_pingpong_worker,
+					&self->c[i]));
+	stalled = monitor(self->sh, 2, cond_unstick, &self->c[0]);
+	EXPECT_EQ(0, stalled) TH_LOG("lost signal: stalled at turn %u",
+				     atomic_load(&self->sh->w[0]));
+	for (i = 0; i < 2; i++)
+		EXPECT_EQ(stalled ? 5 : 0, task_join(&self->t[i]));
+}
+
+#define PC_ITEMS	5000	/* per producer */
+
+/* workers 0, 1 produce 1..PC_ITEMS; 2, 3 consume; cnd[0] not empty, cnd[1] not full */
+static int pc_worker(void *arg)
+{
+	struct ctx *c = arg;
+	struct shared *sh = c->sh;
+	bool producer = c->idx < 2;
+	uint32_t i, item;
+	int ret;
+
+	for (i = 1; i <= PC_ITEMS; i++) {
+		if (shmpool_mutex_lock(c->p, &sh->mtx))
+			return 2;
+		if (producer) {
+			while (sh->tail - sh->head == 4 && !sh->go) {
+				ret = shmpool_cond_wait(c->p, &sh->cnd[1], &sh->mtx);
+				if (ret)
+					return 3;
+			}
+			sh->ring[sh->tail++ % 4] = i;
+			ret = shmpool_cond_signal(c->p, &sh->cnd[0]);
+		} else {
+			while (sh->tail == sh->head && !sh->go) {
+				ret = shmpool_cond_wait(c->p, &sh->cnd[0], &sh->mtx);
+				if (ret)
+					return 3;
+			}
+			item = sh->ring[sh->head++ % 4];
+			sh->sum += item;
+			ret = shmpool_cond_signal(c->p, &sh->cnd[1]);
+		}
+		if (sh->go) {
+			shmpool_mutex_unlock(c->p, &sh->mtx);
+			return 5;	/* the monitor gave up on us */
+		}
+		if (ret || shmpool_mutex_unlock(c->p, &sh->mtx))
+			return 4;
+		atomic_fetch_add(&sh->progress, 1);
+	}
+	atomic_fetch_add(&sh->done, 1);
+	return 0;
+}
+
+TEST_F_TIMEOUT(sync, cond_producer_consumer, 60)
+{
+	uint64_t expect = 2ULL * PC_ITEMS * (PC_ITEMS + 1) / 2;
+	int i, stalled;
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, &self->sh->mtx));
+	ASSERT_EQ(0, shmpool_cond_init(self->p, &self->sh->cnd[0]));
+	ASSERT_EQ(0, shmpool_cond_init(self->p, &self->sh->cnd[1]));
+	for (i = 0; i < 4; i++)
+		ASSERT_EQ(0, task_start(&self->t[i], pc_worker, &self->c[i]));
+	stalled = monitor(self->sh, 4, cond_unstick, &self->c[0]);
+	EXPECT_EQ(0, stalled) TH_LOG("lost signal: stalled after %u items",
+				     atomic_load(&self->sh->progress));
+	for (i = 0; i < 4; i++) {
+		int rc = task_join(&self->t[i]);
+
+		if (!stalled)
+			EXPECT_EQ(0, rc);
+	}
+	if (!stalled)
+		EXPECT_EQ(expect, self->sh->sum);
+}
+
+TEST_F(sync, cond_timedwait_timeout)
+{
+	struct shmpool_mutex *m = &self->sh->mtx;
+	struct timespec dl;
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	ASSERT_EQ(0, shmpool_cond_init(self->p, &self->sh->cnd[0]));
+	ASSERT_EQ(0, shmpool_mutex_lock(self->p, m));
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 200);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_cond_timedwait(self->p, &self->sh->cnd[0],
+						     m, &dl));
+	EXPECT_FALSE(ts_before(now(CLOCK_MONOTONIC), dl));
+	/* back with the mutex held */
+	EXPECT_EQ((uint32_t)sys_gettid(),
+		  atomic_load(&m->word) & SHMPOOL_MUTEX_TID_MASK);
+	EXPECT_EQ(0U, atomic_load(&self->sh->cnd[0].waiters));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+}
+
+TEST_F(sync, cond_wait_without_mutex)
+{
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, &self->sh->mtx));
+	EXPECT_EQ(-EPERM, shmpool_cond_wait(self->p, &self->sh->cnd[0],
+					    &self->sh->mtx));
+}
+
+/* Wait on cnd[0] for sh->go under mtx. */
+static int cond_waiter(void *arg)
+{
+	struct ctx *c = arg;
+
+	if (shmpool_mutex_lock(c->p, &c->sh->mtx))
+		return 2;
+	atomic_store(&c->sh->tid[c->idx], sys_gettid());
+	atomic_fetch_add(&c->sh->ready, 1);
+	while (!atomic_load(&c->sh->go))
+		if (shmpool_cond_wait(c->p, &c->sh->cnd[0], &c->sh->mtx))
+			return 3;
+	atomic_fetch_add(&c->sh->woke, 1);
+	return shmpool_mutex_unlock(c->p, &c->sh->mtx) ? 4 : 0;
+}
+
+/* @n cond_waiters asleep on cnd[0] */
+static void start_cond_waiters(struct __test_metadata *_metadata,
+			       FIXTURE_DATA(sync) *self, int n)
+{
+	int i;
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, &self->sh->mtx));
+	ASSERT_EQ(0, shmpool_cond_init(self->p, &self->sh->cnd[0]));
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(0, task_start(&self->t[i], cond_waiter, &self->c[i]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, n, 10000));
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[i])));
+	EXPECT_EQ((uint32_t)n, atomic_load(&self->sh->cnd[0].waiters));
+}
+
+TEST_F(sync, cond_broadcast_wakes_all)
+{
+	const int n = 5;
+	int i;
+
+	start_cond_waiters(_metadata, self, n);
+
+	ASSERT_EQ(0, shmpool_mutex_lock(self->p, &self->sh->mtx));
+	atomic_store(&self->sh->go, 1);
+	EXPECT_EQ(0, shmpool_cond_broadcast(self->p, &self->sh->cnd[0]));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, &self->sh->mtx));
+	for (i = 0; i < n; i++)
+		EXPECT_EQ(0, task_join(&self->t[i]));
+	EXPECT_EQ((uint32_t)n, atomic_load(&self->sh->woke));
+}
+
+/* signal wakes one sleeper, not all */
+TEST_F(sync, cond_signal_wakes_one)
+{
+	const int n = 3;
+	int i;
+
+	start_cond_waiters(_metadata, self, n);
+
+	ASSERT_EQ(0, shmpool_mutex_lock(self->p, &self->sh->mtx));
+	atomic_store(&self->sh->go, 1);
+	EXPECT_EQ(0, shmpool_cond_signal(self->p, &self->sh->cnd[0]));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, &self->sh->mtx));
+	EXPECT_EQ(0, wait_count(&self->sh->woke, 1, 10000));
+	sleep_ms(200);
+	EXPECT_EQ(1U, atomic_load(&self->sh->woke));
+	EXPECT_EQ(0, shmpool_cond_broadcast(self->p, &self->sh->cnd[0]));
+	for (i = 0; i < n; i++)
+		EXPECT_EQ(0, task_join(&self->t[i]));
+}
+
+/* ---- semaphore ------------------------------------------------------------------------------------ */
+
+TEST_F(sync, sem_counts)
+{
+	struct shmpool_sem *s = &self->sh->sem;
+	uint32_t tid = (uint32_t)sys_gettid();
+
+	ASSERT_EQ(0, shmpool_sem_init(self->p, s, 3));
+	EXPECT_EQ(0, shmpool_sem_trywait(self->p, s));
+	EXPECT_EQ(0, shmpool_sem_trywait(self->p, s));
+	EXPECT_EQ(0, shmpool_sem_wait(self->p, s));
+	EXPECT_EQ(-EAGAIN, shmpool_sem_trywait(self->p, s));
+	EXPECT_EQ(tid, atomic_load(&s->last_wait));
+	EXPECT_EQ(0U, atomic_load(&s->last_post));
+	EXPECT_EQ(0, shmpool_sem_post(self->p, s));
+	EXPECT_EQ(0, shmpool_sem_post(self->p, s));
+	EXPECT_EQ(tid, atomic_load(&s->last_post));
+	EXPECT_EQ(2U, atomic_load(&s->value));
+	EXPECT_EQ(0, shmpool_sem_trywait(self->p, s));
+	EXPECT_EQ(1U, atomic_load(&s->value));
+}
+
+TEST_F(sync, sem_init_too_big)
+{
+	EXPECT_EQ(-EINVAL, shmpool_sem_init(self->p, &self->sh->sem,
+					    SHMPOOL_SEM_VALUE_MAX + 1));
+}
+
+TEST_F(sync, sem_post_overflow)
+{
+	struct shmpool_sem *s = &self->sh->sem;
+
+	ASSERT_EQ(0, shmpool_sem_init(self->p, s, SHMPOOL_SEM_VALUE_MAX - 1));
+	EXPECT_EQ(0, shmpool_sem_post(self->p, s));
+	EXPECT_EQ(-EOVERFLOW, shmpool_sem_post(self->p, s));
+	EXPECT_EQ(SHMPOOL_SEM_VALUE_MAX, atomic_load(&s->value));
+}
+
+TEST_F(sync, sem_timedwait_timeout)
+{
+	struct shmpool_sem *s = &self->sh->sem;
+	struct timespec dl;
+
+	ASSERT_EQ(0, shmpool_sem_init(self->p, s, 0));
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 200);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_sem_timedwait(self->p, s, &dl));
+	EXPECT_FALSE(ts_before(now(CLOCK_MONOTONIC), dl));
+	EXPECT_EQ(0U, atomic_load(&s->waiters));
+}
+
+TEST_F(sync, sem_rdonly)
+{
+	char name[SHMPOOL_NAME_MAX];
+	struct shmpool *rw, *ro;
+	struct shmpool_sem *s;
+
+	snprintf(name, sizeof(name), "lst.%d.ro", (int)getpid());
+	ASSERT_EQ(0, shmpool_create(name, page_size(), 0600,
+				    variant->backend | SHMPOOL_EXCL, &rw));
+	ASSERT_EQ(0, shmpool_open(name, variant->backend | SHMPOOL_RDONLY, &ro));
+	shmpool_unlink(name, variant->backend);
+	s = shmpool_base(ro);
+	EXPECT_EQ(-EPERM, shmpool_sem_post(ro, s));
+	EXPECT_EQ(-EPERM, shmpool_sem_trywait(ro, s));
+	EXPECT_EQ(0, shmpool_sem_post(rw, shmpool_base(rw)));
+	shmpool_close(ro);
+	shmpool_close(rw);
+}
+
+#define SEM_ITEMS	10000	/* per poster */
+
+/* workers 0, 1 post SEM_ITEMS each; 2, 3 take SEM_ITEMS each */
+static int sem_worker(void *arg)
+{
+	struct ctx *c = arg;
+	int i;
+
+	for (i = 0; i < SEM_ITEMS; i++) {
+		if (c->idx < 2) {
+			if (shmpool_sem_post(c->p, &c->sh->sem))
+				return 2;
+		} else if (shmpool_sem_wait(c->p, &c->sh->sem)) {
+			return 3;
+		}
+		if (atomic_load(&c->sh->go))
+			return 5;
+		atomic_fetch_add(&c->sh->progress, 1);
+	}
+	atomic_fetch_add(&c->sh->done, 1);
+	return 0;
+}
+
+static void sem_unstick(void *arg)
+{
+	struct ctx *c = arg;
+
+	atomic_store(&c->sh->go, 1);
+	shmpool_sem_post(c->p, &c->sh->sem);
+	shmpool_sem_post(c->p, &c->sh->sem);
+}
+
+TEST_F_TIMEOUT(sync, sem_producer_consumer, 60)
+{
+	int i, stalled;
+
+	ASSERT_EQ(0, shmpool_sem_init(self->p, &self->sh->sem, 0));
+	for (i = 0; i < 4; i++)
+		ASSERT_EQ(0, task_start(&self->t[i], sem_worker, &self->c[i]));
+	stalled = monitor(self->sh, 4, sem_unstick, &self->c[0]);
+	EXPECT_EQ(0, stalled) TH_LOG("lost post: stalled after %u operations",
+				     atomic_load(&self->sh->progress));
+	for (i = 0; i < 4; i++) {
+		int rc = task_join(&self->t[i]);
+
+		if (!stalled)
+			EXPECT_EQ(0, rc);
+	}
+	if (!stalled) {
+		EXPECT_EQ(0U, atomic_load(&self->sh->sem.value));
+		EXPECT_EQ(0U, atomic_load(&self->sh->sem.waiters));
+	}
+}
+
+/* Take one unit; report through result[]. */
+static int sem_sleeper(void *arg)
+{
+	struct ctx *c = arg;
+
+	atomic_store(&c->sh->tid[c->idx], sys_gettid());
+	atomic_fetch_add(&c->sh->ready, 1);
+	atomic_store(&c->sh->result[c->idx], shmpool_sem_wait(c->p, &c->sh->sem));
+	atomic_fetch_add(&c->sh->woke, 1);
+	return 0;
+}
+
+/* Each post wakes exactly one of several sleepers. */
+TEST_F(sync, sem_post_wakes_one)
+{
+	const int n = 3;
+	int i;
+
+	ASSERT_EQ(0, shmpool_sem_init(self->p, &self->sh->sem, 0));
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(0, task_start(&self->t[i], sem_sleeper, &self->c[i]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, n, 10000));
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[i])));
+	EXPECT_EQ((uint32_t)n, atomic_load(&self->sh->sem.waiters));
+	for (i = 1; i <= n; i++) {
+		EXPECT_EQ(0, shmpool_sem_post(self->p, &self->sh->sem));
+		EXPECT_EQ(0, wait_count(&self->sh->woke, i, 10000));
+		sleep_ms(100);
+		EXPECT_EQ((uint32_t)i, atomic_load(&self->sh->woke));
+	}
+	for (i = 0; i < n; i++) {
+		EXPECT_EQ(0, task_join(&self->t[i]));
+		EXPECT_EQ(0, atomic_load(&self->sh->result[i]));
+	}
+	EXPECT_EQ(0U, atomic_load(&self->sh->sem.value));
+}
+
+TEST_HARNESS_MAIN
