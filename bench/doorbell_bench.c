@@ -3,8 +3,10 @@
  * doorbell_bench: what it costs to block and be woken between two processes,
  * shmpool doorbells against the kernel's own mechanisms, on one kernel in one
  * run. The mechanisms: the doorbell ioctls (SHMPOOL_IOC_WAIT/WAKE on a word
- * of a /dev/shmpool pool), a shared futex on a memfd mapping, an eventfd
- * pair, a pipe pair.
+ * of a /dev/shmpool pool), the library's shmpool_wait()/shmpool_wake() on
+ * whichever backend it picked (memfd, without the module: a shared futex
+ * underneath), a shared futex on a memfd mapping, an eventfd pair, a pipe
+ * pair.
  *
  * Round trip: two processes pinned to different CPUs hand a turn back and
  * forth; each waits in the kernel until the other wakes it. When the answer
@@ -13,11 +15,17 @@
  * but not the blocking path. So a second table measures the wake-up latency
  * of a process that is surely asleep (its /proc state is S when the waker
  * starts), one way, from the waker's call to the sleeper running again.
+ *
+ * No sleeper: one process, uncontended shmpool_mutex lock+unlock and
+ * shmpool_event_signal() with nobody waiting, against a process-shared
+ * pthread_mutex_t on a memfd; the raw wake syscalls with nobody waiting show
+ * what the library's "wake only if someone sleeps" saves.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,19 +36,22 @@
 #include <unistd.h>
 
 #include <shmpool.h>
+#include <shmpool_sync.h>
 
 #include "bench.h"
 
 /* Most ops per run; bench_table() runs fewer where they take long (VMs). */
 #define RT_ITERS	2000	/* round trips */
 #define WAKE_ITERS	1000	/* wake-ups of a sleeper */
+#define OP_ITERS	1000000	/* uncontended operations */
 
 /* ---- ping-pong on one 32-bit word, for futex and doorbell ---------------- */
 
 struct word_pp {
 	_Atomic uint32_t *word;
 	int fd;			/* doorbell: the pool fd */
-	uint64_t off;		/* doorbell: the word's pool offset */
+	uint64_t off;		/* doorbell, library: the word's pool offset */
+	struct shmpool *pool;	/* library */
 	void (*wait)(struct word_pp *w, uint32_t expected);
 	void (*wake)(struct word_pp *w);
 };
@@ -74,6 +85,16 @@ static void db_wake(struct word_pp *w)
 	};
 
 	ioctl(w->fd, SHMPOOL_IOC_WAKE, &a);
+}
+
+static void lib_wait(struct word_pp *w, uint32_t expected)
+{
+	shmpool_wait(w->pool, w->off, expected, NULL, 0);
+}
+
+static void lib_wake(struct word_pp *w)
+{
+	shmpool_wake(w->pool, w->off, 1);
 }
 
 /*
@@ -250,15 +271,111 @@ static void wake_lat_reset(void *arg)
 	atomic_store(&l->sh->t_wake, 0);
 }
 
+/* ---- uncontended, one process ------------------------------------------- */
+
+struct sync_objs {
+	struct shmpool *pool;
+	struct shmpool_mutex *mutex;	/* in the pool */
+	struct shmpool_event *event;	/* in the pool */
+	pthread_mutex_t *pmutex;	/* process-shared, in a memfd */
+	_Atomic uint32_t *fword;	/* a futex word in a memfd */
+	int db_fd;			/* device pool fd, or -1 */
+};
+
+/* One operation each; negative on failure. */
+static int shmpool_mutex_op(struct sync_objs *o)
+{
+	int ret = shmpool_mutex_lock(o->pool, o->mutex);
+
+	return ret ? ret : shmpool_mutex_unlock(o->pool, o->mutex);
+}
+
+static int pthread_mutex_op(struct sync_objs *o)
+{
+	int ret = pthread_mutex_lock(o->pmutex);
+
+	return -(ret ? ret : pthread_mutex_unlock(o->pmutex));
+}
+
+static int event_signal_op(struct sync_objs *o)
+{
+	/* Nobody waits: anything but 0 (woke no one, made no syscall) is wrong. */
+	return shmpool_event_signal(o->pool, o->event) ? -EPROTO : 0;
+}
+
+static int futex_wake_op(struct sync_objs *o)
+{
+	return (int)syscall(SYS_futex, o->fword, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+static int db_wake_op(struct sync_objs *o)
+{
+	struct word_pp w = { .fd = o->db_fd, .off = 0 };
+
+	db_wake(&w);
+	return 0;
+}
+
+struct sync_case {
+	struct sync_objs *o;
+	int (*op)(struct sync_objs *o);
+};
+
+static void sync_loop(void *arg, int side, uint64_t iters)
+{
+	struct sync_case *sc = arg;
+	uint64_t i;
+	int ret;
+
+	(void)side;
+	for (i = 0; i < iters; i++) {
+		ret = sc->op(sc->o);
+		if (ret < 0)
+			bench_die("uncontended op", ret == -1 ? errno : -ret);
+	}
+}
+
+static void sync_objs_init(struct sync_objs *o, struct shmpool *pool)
+{
+	pthread_mutexattr_t a;
+	char *mem = memfd_page();
+	int ret;
+
+	o->pool = pool;
+	o->mutex = shmpool_ptr(pool, 64, sizeof(*o->mutex));
+	o->event = shmpool_ptr(pool, 128, sizeof(*o->event));
+	ret = shmpool_mutex_init(pool, o->mutex);
+	if (!ret)
+		ret = shmpool_event_init(pool, o->event);
+	if (ret)
+		bench_die("shmpool sync init", -ret);
+	o->pmutex = (pthread_mutex_t *)mem;
+	o->fword = (_Atomic uint32_t *)(mem + 2048);
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	ret = pthread_mutex_init(o->pmutex, &a);
+	if (ret)
+		bench_die("pthread_mutex_init", ret);
+	o->db_fd = shmpool_backend(pool) == SHMPOOL_BACKEND_DEVICE ? shmpool_fd(pool) : -1;
+}
+
 #define FUTEX_ROW	"futex (memfd, shared)"
+#define PMUTEX_ROW	"pthread_mutex pshared (memfd)"
+
+static char lib_rt_name[64], lib_mutex_name[64], lib_event_name[64];
 
 int main(int argc, char **argv)
 {
-	static struct word_pp fx, db;
+	static struct word_pp fx, db, lib;
 	static struct fd_pp ev, pp;
+	static struct sync_objs so;
 	static struct wake_lat wl[5];
+	static struct sync_case sc[5] = {
+		{ &so, pthread_mutex_op }, { &so, shmpool_mutex_op }, { &so, event_signal_op },
+		{ &so, db_wake_op }, { &so, futex_wake_op },
+	};
 	struct lat_shared *sh = bench_shared_page();
-	struct bench_case rt[5], wk[5];
+	struct bench_case rt[5], wk[5], op[5];
 	struct bench_table t = {
 		.title = "blocking round trip between two processes (WAIT/WAKE ping-pong)",
 		.op = "round trip (each side wakes the other once and sleeps once)",
@@ -271,15 +388,24 @@ int main(int argc, char **argv)
 		.unit = "us",
 		.cases = wk,
 	};
+	struct bench_table u = {
+		.title = "no contention, no sleeper: one process, objects in shared memory",
+		.op = "one lock+unlock pair, or one signal/wake with nobody waiting",
+		.unit = "ns",
+		.cases = op,
+	};
 	struct shmpool *dev = NULL, *pool;
+	const char *bk;
 	int n = 0, ret;
 
-	bench_init(argc, argv, "Prints doorbell round-trip and wake-up costs against futex, eventfd, pipe.\n");
+	bench_init(argc, argv, "Prints doorbell round-trip and signalling costs against futex, eventfd, pipe\n"
+		   "and a process-shared pthread mutex.\n");
 
 	/* The library's own choice: the device if /dev/shmpool opens, else memfd. */
 	ret = shmpool_create_anon(4096, 0, &pool);
 	if (ret)
 		bench_die("shmpool_create_anon", -ret);
+	bk = shmpool_backend_name(shmpool_backend(pool));
 	if (shmpool_backend(pool) == SHMPOOL_BACKEND_DEVICE)
 		dev = pool;
 
@@ -293,6 +419,14 @@ int main(int argc, char **argv)
 	} else {
 		t.notes[0] = "no doorbell ioctl row: /dev/shmpool is absent (module not loaded on this kernel)";
 	}
+	/* The library's wait/wake on a word of its own, beside the ioctl's. */
+	lib = (struct word_pp){ .word = shmpool_ptr(pool, 4, 4), .pool = pool, .off = 4,
+				.wait = lib_wait, .wake = lib_wake };
+	snprintf(lib_rt_name, sizeof(lib_rt_name), "shmpool_wait/wake (%s%s)", bk,
+		 dev ? "" : ": a shared futex");
+	rt[n++] = (struct bench_case){
+		.name = lib_rt_name, .peer = FUTEX_ROW, .nprocs = 2, .iters = RT_ITERS,
+		.fn = word_pingpong, .arg = &lib, .reset = word_reset, .count_syscalls = 1 };
 	fx = (struct word_pp){ .word = memfd_page(), .wait = futex_wait, .wake = futex_wake };
 	rt[n++] = (struct bench_case){
 		.name = FUTEX_ROW, .nprocs = 2, .iters = RT_ITERS, .fn = word_pingpong,
@@ -326,6 +460,31 @@ int main(int argc, char **argv)
 	w.notes[0] = t.notes[0];
 	w.notes[1] = "the waker polls /proc/PID/stat between wake-ups (not timed); vcsw/op near 1 = the sleeper slept each time";
 	bench_table(&w);
+
+	sync_objs_init(&so, pool);
+	n = 0;
+	op[n++] = (struct bench_case){
+		.name = PMUTEX_ROW, .nprocs = 1, .iters = OP_ITERS,
+		.fn = sync_loop, .arg = &sc[0], .count_syscalls = 1 };
+	snprintf(lib_mutex_name, sizeof(lib_mutex_name), "shmpool_mutex (%s)", bk);
+	op[n++] = (struct bench_case){
+		.name = lib_mutex_name, .peer = PMUTEX_ROW, .nprocs = 1, .iters = OP_ITERS,
+		.fn = sync_loop, .arg = &sc[1], .count_syscalls = 1 };
+	snprintf(lib_event_name, sizeof(lib_event_name), "shmpool_event_signal (%s)", bk);
+	op[n++] = (struct bench_case){
+		.name = lib_event_name, .peer = PMUTEX_ROW, .nprocs = 1, .iters = OP_ITERS,
+		.fn = sync_loop, .arg = &sc[2], .count_syscalls = 1 };
+	if (dev)
+		op[n++] = (struct bench_case){
+			.name = "doorbell WAKE ioctl, no sleeper", .peer = PMUTEX_ROW,
+			.nprocs = 1, .iters = OP_ITERS / 10, .fn = sync_loop, .arg = &sc[3],
+			.count_syscalls = 1 };
+	op[n++] = (struct bench_case){
+		.name = "futex WAKE (memfd), no sleeper", .peer = PMUTEX_ROW, .nprocs = 1,
+		.iters = OP_ITERS / 10, .fn = sync_loop, .arg = &sc[4], .count_syscalls = 1 };
+	u.ncases = n;
+	u.notes[0] = "the raw wake rows are what shmpool_event_signal() would cost if it always made the syscall";
+	bench_table(&u);
 
 	shmpool_close(pool);
 	return 0;
