@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libshmpool heap: malloc inside a pool, shared by every attached process,
+ * and named objects ("requests", "config") that processes find by name.
+ *
+ * A heap takes over a whole pool. shmpool_heap_open() lays the pool out the
+ * first time any process calls it (header at offset 0, then an attachment
+ * table, the object directory, the slab map, the block-start bitmap and the
+ * heap itself) and attaches to the existing layout afterwards. Any number of
+ * processes may call it at once on a fresh pool: one initialises, the others
+ * wait on a doorbell until it is done; if the initialiser dies half-way, a
+ * waiter notices (its PID is in the state word) and starts over.
+ *
+ * Everything in the pool is an offset; shmpool_heap_ptr() turns one into a
+ * pointer in the calling process. Offsets are aligned as requested relative
+ * to the pool start; pointers are equally aligned up to the page size (the
+ * pool is mapped page-aligned).
+ *
+ * Allocation:
+ * - 1..256 bytes with alignment <= 16: size classes 16, 32, ..., 128, 160,
+ *   192, 224, 256, served from 16 KiB slabs by lock-free free lists (one
+ *   64-bit CAS of {offset, tag}), so small allocate/free pairs from several
+ *   processes do not serialise on a lock. Overhead per object: the rounding
+ *   to its class, 4 bytes of side metadata (owner while allocated, free-list
+ *   link while free) and 1 bit. Slabs stay with their class once made.
+ * - everything else: a two-level segregated fit (TLSF) heap with boundary
+ *   tags under the heap's shmpool_mutex: O(1) allocate and free, immediate
+ *   coalescing. Overhead per block: a 16-byte header, rounding up to 16
+ *   bytes, and 1 bit of the block-start bitmap; alignments above 16 cost up
+ *   to the alignment in a split-off free block.
+ * - fixed: the layout's metadata, about 16 KiB + pool/128 + pool/16384.
+ *
+ * Validation: every free is checked against the block-start bitmap (general
+ * blocks) or the slab's allocation bitmap (small objects) before anything is
+ * written, so an offset outside the heap, misaligned, inside a block, or
+ * already free is -EINVAL and changes nothing, in every build. A damaged
+ * block header met on the way is -EUCLEAN (nothing is changed either).
+ *
+ * Ownership: every block records the attachment (a small id taken from the
+ * header's attachment table at open, and again in a child after fork()) that
+ * allocated it, so that a later recovery step can return what a dead
+ * process held. No recovery is done yet; a process that dies holding the
+ * heap's mutex blocks the general allocator (see shmpool_sync.h).
+ *
+ * Errors: functions return 0, a non-negative result, or -errno and never
+ * set errno; allocation failure is -ENOMEM. Read-only pools are -EPERM.
+ *
+ * Concurrency: any call may run concurrently with any other, from any
+ * thread of any process, on handles of the same pool, except that
+ * shmpool_heap_close() must be the last call on its handle.
+ */
+#ifndef SHMPOOL_ALLOC_H
+#define SHMPOOL_ALLOC_H
+
+#include "shmpool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SHMPOOL_HEAP_NR_CLASSES	12	/* small size classes, 16..256 bytes */
+#define SHMPOOL_HEAP_SMALL_MAX	256	/* largest size served by a class */
+#define SHMPOOL_OBJ_NAME_MAX	40	/* object names: 1..39 bytes + NUL */
+#define SHMPOOL_HEAP_MIN_POOL	(64 * 1024)	/* smallest pool a heap fits in */
+
+/**
+ * struct shmpool_heap - a process's handle on the heap of a pool
+ * @pool: the pool (not owned: close the heap before the pool)
+ *
+ * Only @pool is API; the rest is private to the library.
+ */
+struct shmpool_heap {
+	struct shmpool *pool;
+
+	/* private: */
+	void *__hdr;
+	uint32_t __attach;	/* our attachment id, 1..; 0 after fork() until re-attached */
+	uint32_t __fork_gen;	/* fork generation @__attach belongs to */
+};
+
+/**
+ * struct shmpool_obj - a named object
+ * @off: offset of its first byte in the pool
+ * @size: the size it was created with
+ */
+struct shmpool_obj {
+	uint64_t off;
+	uint64_t size;
+};
+
+/**
+ * struct shmpool_heap_class - one small size class
+ * @size: object size in bytes
+ * @slabs: slabs of this class
+ * @objs: objects in those slabs
+ * @used: objects allocated (exact when nobody allocates meanwhile)
+ */
+struct shmpool_heap_class {
+	uint32_t size;
+	uint32_t slabs;
+	uint64_t objs;
+	uint64_t used;
+};
+
+/**
+ * struct shmpool_heap_stats - what shmpool_heap_stats() reports
+ * @heap_bytes: bytes the general allocator manages (pool less metadata)
+ * @free_bytes: bytes that could still be handed out: usable bytes of free
+ *	general blocks plus free objects of every class
+ * @largest_free: the largest size one shmpool_alloc() would get now
+ * @used_bytes: @heap_bytes less the free general blocks: what a trace has
+ *	taken from the pool, headers, slabs and rounding included
+ * @alloc_blocks: allocated blocks and small objects (not slabs, not named
+ *	objects, which are counted in @objects)
+ * @free_blocks: free general blocks
+ * @slabs: slabs of all classes
+ * @objects: named objects in the directory
+ * @nr_attach: attachments in use
+ * @classes: per small size class
+ */
+struct shmpool_heap_stats {
+	uint64_t heap_bytes;
+	uint64_t free_bytes;
+	uint64_t largest_free;
+	uint64_t used_bytes;
+	uint64_t alloc_blocks;
+	uint64_t free_blocks;
+	uint32_t slabs;
+	uint32_t objects;
+	uint32_t nr_attach;
+	uint32_t __pad;
+	struct shmpool_heap_class classes[SHMPOOL_HEAP_NR_CLASSES];
+};
+
+/* flags for shmpool_heap_check() */
+#define SHMPOOL_CHECK_QUIESCENT	(1U << 0)	/* also walk the small free lists:
+						   only while nobody allocates */
+
+/*
+ * Attach to @p's heap, laying it out first if the pool is fresh (all zero).
+ * @flags must be 0. Waits while another process initialises (-ETIMEDOUT
+ * after 10 s if it is alive but does not finish); takes over if it died.
+ * -EUCLEAN: the pool holds something that is not a heap of this layout
+ * version or size; -EPERM: read-only pool; -EINVAL: pool smaller than
+ * SHMPOOL_HEAP_MIN_POOL; -EFBIG: pool above 64 GiB; -EUSERS: every
+ * attachment id is taken by a live process.
+ */
+int shmpool_heap_open(struct shmpool *p, unsigned int flags,
+		      struct shmpool_heap **out);
+/* Give back the attachment id and free @h (NULL is fine); blocks stay. */
+int shmpool_heap_close(struct shmpool_heap *h);
+
+/* Allocate @size (>= 1) bytes aligned to 16; offset in *@off. */
+int shmpool_alloc(struct shmpool_heap *h, size_t size, uint64_t *off);
+/* Same with @align, a power of two (0 means 16); above 16 skips the classes. */
+int shmpool_alloc_aligned(struct shmpool_heap *h, size_t size, size_t align,
+			  uint64_t *off);
+/*
+ * Free the block at @off from any process. -EINVAL if @off is not an
+ * allocated block (nothing changes), -EBUSY if it is a named object
+ * (shmpool_obj_remove() frees those), -EUCLEAN on a damaged header.
+ */
+int shmpool_free(struct shmpool_heap *h, uint64_t off);
+/* Usable bytes of the allocated block at @off (>= the size asked), or -EINVAL. */
+int64_t shmpool_alloc_size(struct shmpool_heap *h, uint64_t off);
+/* The attachment id that allocated the block at @off, or -EINVAL. */
+int shmpool_alloc_owner(struct shmpool_heap *h, uint64_t off);
+/* This process's attachment id (re-attaching after fork()). */
+int shmpool_heap_attach_id(struct shmpool_heap *h);
+
+/*
+ * Find object @name or create it with @size bytes aligned to @align (0: 16),
+ * zeroed before any other process can find it. Returns 1 if this call
+ * created it, 0 if it existed (then *@obj describes the existing object,
+ * whatever its size), -EINVAL for a bad name/size/align, -ENAMETOOLONG,
+ * -ENOSPC if the directory is full, -ENOMEM.
+ */
+int shmpool_obj_create(struct shmpool_heap *h, const char *name, size_t size,
+		       size_t align, struct shmpool_obj *obj);
+/* Describe object @name in *@obj; -ENOENT if there is none. */
+int shmpool_obj_find(struct shmpool_heap *h, const char *name,
+		     struct shmpool_obj *obj);
+/* Remove @name from the directory and free its memory; -ENOENT if none. */
+int shmpool_obj_remove(struct shmpool_heap *h, const char *name);
+
+/* Fill *@st; classes are counted without stopping small allocations. */
+int shmpool_heap_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st);
+/*
+ * Walk the whole heap and its metadata. 0 if consistent; -EUCLEAN with the
+ * first problem found (offset and what is wrong) in @msg (@len bytes, may
+ * be 0). @flags: 0 or SHMPOOL_CHECK_QUIESCENT.
+ */
+int shmpool_heap_check(struct shmpool_heap *h, unsigned int flags,
+		       char *msg, size_t len);
+
+/* Pointer to [@off, @off + @len) of @h's pool, or NULL if outside it. */
+static inline void *shmpool_heap_ptr(const struct shmpool_heap *h,
+				     uint64_t off, size_t len)
+{
+	return shmpool_ptr(h->pool, off, len);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMPOOL_ALLOC_H */

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Named objects of the heap (include/shmpool_alloc.h): a fixed directory of
+ * NR_DIR entries {name, offset, size} in the pool's metadata, each naming a
+ * general block marked BLK_NAMED. Every operation runs under the heap lock,
+ * which is what makes create-if-absent atomic across processes: the lookup
+ * and the insert happen in one critical section, and the object is zeroed
+ * before the entry that makes it findable is written.
+ */
+#define _GNU_SOURCE
+#include <string.h>
+
+#include "heap.h"
+
+/* FNV-1a: a cheap filter before comparing names */
+static uint32_t name_hash(const char *name)
+{
+	uint32_t hash = 2166136261U;
+
+	while (*name)
+		hash = (hash ^ (unsigned char)*name++) * 16777619U;
+	return hash;
+}
+
+static int check_name(const char *name)
+{
+	size_t n;
+
+	if (!name || !*name)
+		return -EINVAL;
+	n = strnlen(name, SHMPOOL_OBJ_NAME_MAX);
+	return n >= SHMPOOL_OBJ_NAME_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* Entry named @name, or NULL; heap lock held. */
+static struct dir_ent *lookup(struct shmpool_heap *h, const char *name,
+			      uint32_t hash)
+{
+	struct dir_ent *e = heap_dir(h);
+	int i;
+
+	for (i = 0; i < NR_DIR; i++)
+		if (e[i].off && e[i].hash == hash &&
+		    !strncmp(e[i].name, name, SHMPOOL_OBJ_NAME_MAX))
+			return &e[i];
+	return NULL;
+}
+
+SHMPOOL_EXPORT
+int shmpool_obj_create(struct shmpool_heap *h, const char *name, size_t size,
+		       size_t align, struct shmpool_obj *obj)
+{
+	struct dir_ent *e, *slot = NULL;
+	uint32_t hash;
+	uint64_t off;
+	int ret, i;
+
+	if (!h || !obj || !size || (align & (align - 1)))
+		return -EINVAL;
+	ret = check_name(name);
+	if (ret)
+		return ret;
+	hash = name_hash(name);
+	ret = __shmpool_heap_lock(h);
+	if (ret)
+		return ret;
+	e = lookup(h, name, hash);
+	if (e) {
+		obj->off = e->off;
+		obj->size = e->size;
+		goto out;
+	}
+	for (i = 0; i < NR_DIR && !slot; i++)
+		if (!heap_dir(h)[i].off)
+			slot = &heap_dir(h)[i];
+	ret = -ENOSPC;
+	if (!slot)
+		goto out;
+	ret = __shmpool_tlsf_alloc(h, size, align, BLK_NAMED, &off);
+	if (ret)
+		goto out;
+	heap_hdr(h)->nr_named++;
+	/* zeroed before it is findable: finders take the same lock */
+	memset(heap_base(h) + off, 0, size);
+	memset(slot->name, 0, sizeof(slot->name));
+	strcpy(slot->name, name);
+	slot->hash = hash;
+	slot->size = size;
+	slot->off = off;
+	obj->off = off;
+	obj->size = size;
+	ret = 1;
+out:
+	__shmpool_heap_unlock(h);
+	return ret;
+}
+
+/* Check @name, take the heap lock and look it up; 0 with the lock held. */
+static int lock_lookup(struct shmpool_heap *h, const char *name,
+		       struct dir_ent **e)
+{
+	int ret;
+
+	if (!h)
+		return -EINVAL;
+	ret = check_name(name);
+	if (!ret)
+		ret = __shmpool_heap_lock(h);
+	if (!ret)
+		*e = lookup(h, name, name_hash(name));
+	return ret;
+}
+
+SHMPOOL_EXPORT
+int shmpool_obj_find(struct shmpool_heap *h, const char *name,
+		     struct shmpool_obj *obj)
+{
+	struct dir_ent *e;
+	int ret;
+
+	if (!obj)
+		return -EINVAL;
+	ret = lock_lookup(h, name, &e);
+	if (ret)
+		return ret;
+	if (e) {
+		obj->off = e->off;
+		obj->size = e->size;
+	}
+	__shmpool_heap_unlock(h);
+	return e ? 0 : -ENOENT;
+}
+
+SHMPOOL_EXPORT
+int shmpool_obj_remove(struct shmpool_heap *h, const char *name)
+{
+	struct dir_ent *e;
+	int ret;
+
+	ret = lock_lookup(h, name, &e);
+	if (ret)
+		return ret;
+	ret = -ENOENT;
+	if (e) {
+		ret = __shmpool_tlsf_free(h, e->off, BLK_NAMED);
+		if (!ret) {
+			heap_hdr(h)->nr_named--;
+			memset(e, 0, sizeof(*e));
+		}
+	}
+	__shmpool_heap_unlock(h);
+	return ret;
+}

@@ -1,0 +1,895 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The heap of a pool (include/shmpool_alloc.h): layout and race-free
+ * initialisation, attachment ids, the general allocator, and the
+ * introspection and consistency checks. The small size classes live in
+ * slab.c, the named objects in dir.c; lib/heap.h has the layout.
+ *
+ * General allocator: TLSF (Masmano et al., "TLSF: a new dynamic memory
+ * allocator for real-time systems"): free blocks sit in FL_COUNT x SL_COUNT
+ * segregated lists found through two bitmaps, so allocate and free are O(1);
+ * boundary tags (each header knows its predecessor's size) coalesce a freed
+ * block with both neighbours at once. All of it runs under the heap's
+ * shmpool_mutex; the mutex's acquire/release orders every write below for
+ * the next holder, so the fields under it are plain memory.
+ *
+ * Nothing is trusted that came from shared memory: a free is checked
+ * against the block-start bitmap and every header's check word before any
+ * write, so bad input cannot corrupt the heap and a scribbled header is
+ * reported instead of followed.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "heap.h"
+
+#define INIT_WAIT_MS	20	/* between looks at a dead initialiser */
+#define INIT_TIMEOUT_S	10	/* give up on a live initialiser */
+
+/* ---- attachment ids and fork() ---------------------------------------------- */
+
+/*
+ * Bumped in the child of every fork(): a handle whose generation differs
+ * was inherited, and its attachment id belongs to the parent.
+ */
+static atomic_uint fork_gen = 1;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+	atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+}
+
+static void fork_register(void)
+{
+	pthread_atfork(NULL, NULL, fork_child);
+}
+
+static _Atomic uint32_t *attach_table(const struct shmpool_heap *h)
+{
+	return (_Atomic uint32_t *)(heap_base(h) + ATTACH_OFF);
+}
+
+/* Is process @pid gone (no such process, or a zombie)? */
+static bool pid_dead(uint32_t pid)
+{
+	char path[64], buf[256], *s;
+	ssize_t n;
+	int fd;
+
+	if (!pid)
+		return true;
+	if (kill((pid_t)pid, 0) && errno == ESRCH)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;	/* no /proc: kill() said it lives */
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	s = strrchr(buf, ')');
+	return s && s[1] == ' ' && (s[2] == 'Z' || s[2] == 'X');
+}
+
+/*
+ * Claim an attachment id for this process: a free slot, else (table full)
+ * one whose process is dead. Taking a dead process's id gives its blocks to
+ * us as far as ownership goes; a recovery step would run before that.
+ * The CAS is relaxed: the slot carries no data but itself.
+ */
+static int attach(struct shmpool_heap *h)
+{
+	_Atomic uint32_t *t = attach_table(h);
+	uint32_t pid = (uint32_t)getpid(), v;
+	int pass, i;
+
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 1; i < NR_ATTACH; i++) {
+			v = atomic_load_explicit(&t[i], memory_order_relaxed);
+			if (v && (pass == 0 || !pid_dead(v)))
+				continue;
+			if (atomic_compare_exchange_strong_explicit(&t[i], &v, pid,
+					memory_order_relaxed, memory_order_relaxed)) {
+				h->__attach = (uint32_t)i;
+				h->__fork_gen = atomic_load_explicit(&fork_gen,
+						memory_order_relaxed);
+				return 0;
+			}
+		}
+	}
+	return -EUSERS;
+}
+
+int __shmpool_heap_owner(struct shmpool_heap *h, uint16_t *owner)
+{
+	int ret;
+
+	if (h->__fork_gen != atomic_load_explicit(&fork_gen, memory_order_relaxed)) {
+		ret = attach(h);
+		if (ret)
+			return ret;
+	}
+	*owner = (uint16_t)h->__attach;
+	return 0;
+}
+
+SHMPOOL_EXPORT
+int shmpool_heap_attach_id(struct shmpool_heap *h)
+{
+	uint16_t owner;
+	int ret;
+
+	if (!h)
+		return -EINVAL;
+	ret = __shmpool_heap_owner(h, &owner);
+	return ret ? ret : owner;
+}
+
+/* ---- block headers ------------------------------------------------------------ */
+
+static uint32_t blk_check(uint32_t g, const struct blk *b)
+{
+	uint32_t c = HEAP_MAGIC;
+
+	c ^= g * 0x9e3779b1U;
+	c ^= b->size * 0x85ebca77U;
+	c ^= b->prev * 0xc2b2ae3dU;
+	c ^= ((uint32_t)b->owner << 16 | b->flags) * 0x27d4eb2fU;
+	return c ^ (c >> 15);
+}
+
+static void blk_set(struct shmpool_heap *h, uint32_t g, uint32_t size,
+		    uint32_t prev, uint16_t owner, uint16_t flags)
+{
+	struct blk *b = blk_at(h, g);
+
+	b->size = size;
+	b->prev = prev;
+	b->owner = owner;
+	b->flags = flags;
+	b->check = blk_check(g, b);
+}
+
+static void blk_set_prev(struct shmpool_heap *h, uint32_t g, uint32_t prev)
+{
+	struct blk *b = blk_at(h, g);
+
+	b->prev = prev;
+	b->check = blk_check(g, b);
+}
+
+/* A header that says what it is and stays inside the heap. */
+static bool blk_ok(struct shmpool_heap *h, uint32_t g)
+{
+	struct heap_hdr *hh = heap_hdr(h);
+	struct blk *b;
+
+	if (g < hh->heap_g || g > hh->end_g)
+		return false;
+	b = blk_at(h, g);
+	if (b->check != blk_check(g, b))
+		return false;
+	if (g == hh->end_g)
+		return b->flags == BLK_LAST && b->size == 1;
+	return b->size >= MIN_BLOCK_G && b->size <= hh->end_g - g &&
+	       !(b->flags & BLK_LAST);
+}
+
+static struct blk_links *blk_links(struct shmpool_heap *h, uint32_t g)
+{
+	return (struct blk_links *)(blk_at(h, g) + 1);
+}
+
+static bool bit_test(struct shmpool_heap *h, uint32_t g)
+{
+	return heap_bitmap(h)[g / 64] >> (g % 64) & 1;
+}
+
+static void bit_set(struct shmpool_heap *h, uint32_t g)
+{
+	heap_bitmap(h)[g / 64] |= 1ULL << (g % 64);
+}
+
+static void bit_clear(struct shmpool_heap *h, uint32_t g)
+{
+	heap_bitmap(h)[g / 64] &= ~(1ULL << (g % 64));
+}
+
+/* ---- TLSF lists ------------------------------------------------------------------ */
+
+static unsigned int log2_u32(uint32_t v)
+{
+	return 31U - (unsigned int)__builtin_clz(v);
+}
+
+static void mapping(uint32_t g, unsigned int *fl, unsigned int *sl)
+{
+	unsigned int l;
+
+	if (g < SL_COUNT) {
+		*fl = 0;
+		*sl = g;
+		return;
+	}
+	l = log2_u32(g);
+	*fl = l - SL_LOG + 1;
+	*sl = (g >> (l - SL_LOG)) - SL_COUNT;
+}
+
+static void list_insert(struct shmpool_heap *h, uint32_t g)
+{
+	struct heap_hdr *hh = heap_hdr(h);
+	unsigned int fl, sl;
+	uint32_t head;
+
+	mapping(blk_at(h, g)->size, &fl, &sl);
+	head = hh->heads[fl][sl];
+	blk_links(h, g)->next = head;
+	blk_links(h, g)->prev = 0;
+	if (head)
+		blk_links(h, head)->prev = g;
+	hh->heads[fl][sl] = g;
+	hh->sl_bitmap[fl] |= 1U << sl;
+	hh->fl_bitmap |= 1U << fl;
+	hh->free_g += blk_at(h, g)->size;
+	hh->nr_free++;
+}
+
+static void list_remove(struct shmpool_heap *h, uint32_t g)
+{
+	struct heap_hdr *hh = heap_hdr(h);
+	struct blk_links *l = blk_links(h, g);
+	unsigned int fl, sl;
+
+	mapping(blk_at(h, g)->size, &fl, &sl);
+	if (l->prev)
+		blk_links(h, l->prev)->next = l->next;
+	else
+		hh->heads[fl][sl] = l->next;
+	if (l->next)
+		blk_links(h, l->next)->prev = l->prev;
+	if (!hh->heads[fl][sl]) {
+		hh->sl_bitmap[fl] &= ~(1U << sl);
+		if (!hh->sl_bitmap[fl])
+			hh->fl_bitmap &= ~(1U << fl);
+	}
+	hh->free_g -= blk_at(h, g)->size;
+	hh->nr_free--;
+}
+
+/* A free block of at least @g granules (good fit: rounded up a list), or 0. */
+static uint32_t find_fit(struct shmpool_heap *h, uint64_t g)
+{
+	struct heap_hdr *hh = heap_hdr(h);
+	unsigned int fl, sl;
+	uint32_t map;
+
+	if (g > UINT32_MAX)
+		return 0;
+	if (g >= SL_COUNT) {
+		g += (1ULL << (log2_u32((uint32_t)g) - SL_LOG)) - 1;
+		if (g > UINT32_MAX)
+			return 0;
+	}
+	mapping((uint32_t)g, &fl, &sl);
+	if (fl >= FL_COUNT)
+		return 0;
+	map = hh->sl_bitmap[fl] & (~0U << sl);
+	if (!map) {
+		map = fl + 1 < 32 ? hh->fl_bitmap & (~0U << (fl + 1)) : 0;
+		if (!map)
+			return 0;
+		fl = (unsigned int)__builtin_ctz(map);
+		map = hh->sl_bitmap[fl];
+	}
+	sl = (unsigned int)__builtin_ctz(map);
+	return hh->heads[fl][sl];
+}
+
+/*
+ * Cut the free, unlisted block @g down to @size granules; the rest becomes
+ * a free listed block if it is big enough, else stays in @g.
+ */
+static void split_tail(struct shmpool_heap *h, uint32_t g, uint32_t size)
+{
+	struct blk *b = blk_at(h, g);
+	uint32_t rest = b->size - size, r = g + size;
+
+	if (rest < MIN_BLOCK_G)
+		return;
+	blk_set(h, r, rest, size, 0, BLK_FREE);
+	blk_set_prev(h, r + rest, rest);
+	blk_set(h, g, size, b->prev, 0, BLK_FREE);
+	list_insert(h, r);
+}
+
+int __shmpool_tlsf_alloc(struct shmpool_heap *h, uint64_t size, uint64_t align,
+			 unsigned int flags, uint64_t *off)
+{
+	struct heap_hdr *hh = heap_hdr(h);
+	uint64_t need, search, pay, aligned;
+	uint32_t g, gap;
+	uint16_t owner;
+	int ret;
+
+	ret = __shmpool_heap_owner(h, &owner);
+	if (ret)
+		return ret;
+	if (align < GRAN)
+		align = GRAN;
+	if (size > (uint64_t)hh->end_g << GRAN_SHIFT ||
+	    align > (uint64_t)hh->end_g << GRAN_SHIFT)
+		return -ENOMEM;
+	need = (size + GRAN - 1) / GRAN + 1;
+	if (need < MIN_BLOCK_G)
+		need = MIN_BLOCK_G;
+	search = need;
+	if (align > GRAN)
+		search += align / GRAN + MIN_BLOCK_G;
+	g = find_fit(h, search);
+	if (!g)
+		return -ENOMEM;
+	list_remove(h, g);
+
+	if (align > GRAN) {
+		pay = ((uint64_t)g + 1) << GRAN_SHIFT;
+		aligned = (pay + align - 1) & ~(align - 1);
+		if (aligned != pay && aligned - pay < (uint64_t)MIN_BLOCK_G * GRAN)
+			aligned += align;
+		gap = (uint32_t)((aligned - pay) >> GRAN_SHIFT);
+		if (gap) {
+			struct blk *b = blk_at(h, g);
+			uint32_t n = g + gap, nsize = b->size - gap;
+
+			/* the front gap becomes a free block; its prev is in use */
+			blk_set(h, n, nsize, gap, 0, BLK_FREE);
+			blk_set_prev(h, n + nsize, nsize);
+			blk_set(h, g, gap, b->prev, 0, BLK_FREE);
+			list_insert(h, g);
+			g = n;
+		}
+	}
+	split_tail(h, g, (uint32_t)need);
+	blk_set(h, g, blk_at(h, g)->size, blk_at(h, g)->prev, owner,
+		(uint16_t)flags);
+	bit_set(h, g);
+	hh->nr_used++;
+	*off = ((uint64_t)g + 1) << GRAN_SHIFT;
+	return 0;
+}
+
+/* The block whose payload is @off, if it is an allocated general block. */
+static int used_block(struct shmpool_heap *h, uint64_t off, uint32_t *gp)
+{
+	struct heap_hdr *hh = heap_hdr(h);
+	uint64_t g;
+
+	if (off & (GRAN - 1))
+		return -EINVAL;
+	g = (off >> GRAN_SHIFT) - 1;
+	if (off < GRAN || g < hh->heap_g || g >= hh->end_g || !bit_test(h, (uint32_t)g))
+		return -EINVAL;
+	if (!blk_ok(h, (uint32_t)g) || (blk_at(h, (uint32_t)g)->flags & BLK_FREE))
+		return -EUCLEAN;
+	*gp = (uint32_t)g;
+	return 0;
+}
+
+int __shmpool_tlsf_free(struct shmpool_heap *h, uint64_t off, unsigned int flags)
+{
+	struct heap_hdr *hh = heap_hdr(h);
+	uint32_t g, size, prev, n, p;
+	struct blk *b;
+	int ret;
+
+	ret = used_block(h, off, &g);
+	if (ret)
+		return ret;
+	b = blk_at(h, g);
+	if ((b->flags & (BLK_SLAB | BLK_NAMED)) != flags)
+		return (b->flags & BLK_NAMED) ? -EBUSY : -EINVAL;
+	size = b->size;
+	prev = b->prev;
+	n = g + size;
+	/* check both neighbours before the first write */
+	if (!blk_ok(h, n) || blk_at(h, n)->prev != size)
+		return -EUCLEAN;
+	p = prev ? g - prev : 0;
+	if (prev && (g < hh->heap_g + prev || !blk_ok(h, p) ||
+		     blk_at(h, p)->size != prev))
+		return -EUCLEAN;
+
+	bit_clear(h, g);
+	hh->nr_used--;
+	if (blk_at(h, n)->flags & BLK_FREE) {
+		list_remove(h, n);
+		size += blk_at(h, n)->size;
+	}
+	if (prev && (blk_at(h, p)->flags & BLK_FREE)) {
+		list_remove(h, p);
+		g = p;
+		size += prev;
+		prev = blk_at(h, p)->prev;
+	}
+	blk_set(h, g, size, prev, 0, BLK_FREE);
+	blk_set_prev(h, g + size, size);
+	list_insert(h, g);
+	return 0;
+}
+
+int __shmpool_heap_lock(struct shmpool_heap *h)
+{
+	return shmpool_mutex_lock(h->pool, &heap_hdr(h)->lock);
+}
+
+void __shmpool_heap_unlock(struct shmpool_heap *h)
+{
+	shmpool_mutex_unlock(h->pool, &heap_hdr(h)->lock);
+}
+
+/* ---- layout and opening -------------------------------------------------------- */
+
+/* Lay the heap out in a pool whose state word we own (INIT | our pid). */
+static void heap_init(struct shmpool_heap *h)
+{
+	struct heap_hdr *hh = heap_hdr(h);
+	uint64_t bytes = h->pool->size, chunk_off, bitmap_off, bitmap_bytes, hstart;
+	uint32_t nr_chunks = (uint32_t)(bytes >> SLAB_SHIFT);
+
+	/* a dead initialiser may have left anything behind: start clean */
+	memset((char *)hh + sizeof(hh->state), 0, ATTACH_OFF - sizeof(hh->state));
+	memset(heap_base(h) + ATTACH_OFF, 0, NR_ATTACH * 4U + NR_DIR * sizeof(struct dir_ent));
+	chunk_off = DIR_OFF + NR_DIR * sizeof(struct dir_ent);
+	bitmap_off = (chunk_off + nr_chunks + 63) & ~63ULL;
+	bitmap_bytes = ((bytes >> GRAN_SHIFT) + 63) / 64 * 8;
+	hstart = (bitmap_off + bitmap_bytes + GRAN - 1) & ~(uint64_t)(GRAN - 1);
+	memset(heap_base(h) + chunk_off, 0, hstart - chunk_off);
+
+	hh->magic = HEAP_MAGIC;
+	hh->version = HEAP_VERSION;
+	hh->hdr_bytes = sizeof(*hh);
+	hh->pool_bytes = bytes;
+	hh->chunk_off = chunk_off;
+	hh->bitmap_off = bitmap_off;
+	hh->nr_chunks = nr_chunks;
+	hh->heap_g = (uint32_t)(hstart >> GRAN_SHIFT);
+	hh->end_g = (uint32_t)(bytes >> GRAN_SHIFT) - 1;
+	shmpool_mutex_init(h->pool, &hh->lock);
+	__shmpool_slab_layout(hh);
+
+	/* one free block and the sentinel */
+	blk_set(h, hh->heap_g, hh->end_g - hh->heap_g, 0, 0, BLK_FREE);
+	blk_set(h, hh->end_g, 1, hh->end_g - hh->heap_g, 0, BLK_LAST);
+	list_insert(h, hh->heap_g);
+}
+
+static int heap_validate(struct shmpool_heap *h)
+{
+	struct heap_hdr *hh = heap_hdr(h);
+
+	if (hh->magic != HEAP_MAGIC || hh->version != HEAP_VERSION ||
+	    hh->hdr_bytes != sizeof(*hh) || hh->pool_bytes != h->pool->size ||
+	    hh->end_g != (h->pool->size >> GRAN_SHIFT) - 1 ||
+	    hh->heap_g >= hh->end_g ||
+	    hh->bitmap_off + ((h->pool->size >> GRAN_SHIFT) + 7) / 8 >
+			(uint64_t)hh->heap_g << GRAN_SHIFT ||
+	    hh->chunk_off + hh->nr_chunks > hh->bitmap_off)
+		return -EUCLEAN;
+	return 0;
+}
+
+static struct timespec deadline_ms(long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+/*
+ * Make sure the pool is laid out: initialise it ourselves, wait for whoever
+ * does, or take over from an initialiser that died.
+ */
+static int heap_ready(struct shmpool_heap *h)
+{
+	struct heap_hdr *hh = heap_hdr(h);
+	uint32_t me = HEAP_STATE_INIT | ((uint32_t)getpid() & HEAP_STATE_PID_MASK);
+	struct timespec giveup = deadline_ms(INIT_TIMEOUT_S * 1000L), dl, now;
+	uint32_t s;
+	int ret;
+
+	for (;;) {
+		/*
+		 * Acquire: pairs with the release store of READY below, so an
+		 * opener that sees READY sees the whole layout.
+		 */
+		s = atomic_load_explicit(&hh->state, memory_order_acquire);
+		if (s == HEAP_STATE_READY)
+			return heap_validate(h);
+		if (s != 0 && !(s & HEAP_STATE_INIT))
+			return -EUCLEAN;
+		if (s == 0 || pid_dead(s & HEAP_STATE_PID_MASK)) {
+			/*
+			 * Claim (or take over) initialisation. Relaxed is
+			 * enough: we publish nothing yet, and what a dead
+			 * initialiser wrote is overwritten, not read.
+			 */
+			if (!atomic_compare_exchange_strong_explicit(&hh->state,
+					&s, me, memory_order_relaxed,
+					memory_order_relaxed))
+				continue;
+			heap_init(h);
+			/* release: pairs with the acquire load above */
+			atomic_store_explicit(&hh->state, HEAP_STATE_READY,
+					      memory_order_release);
+			ret = shmpool_wake(h->pool, 0, SHMPOOL_WAKE_ALL);
+			return ret < 0 ? ret : 0;
+		}
+		/* someone alive is at it: sleep on the word, look again */
+		dl = deadline_ms(INIT_WAIT_MS);
+		ret = shmpool_wait(h->pool, 0, s, &dl, 0);
+		if (ret && ret != -EAGAIN && ret != -ETIMEDOUT && ret != -EINTR)
+			return ret;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > giveup.tv_sec ||
+		    (now.tv_sec == giveup.tv_sec && now.tv_nsec >= giveup.tv_nsec))
+			return -ETIMEDOUT;
+	}
+}
+
+SHMPOOL_EXPORT
+int shmpool_heap_open(struct shmpool *p, unsigned int flags,
+		      struct shmpool_heap **out)
+{
+	struct shmpool_heap *h;
+	int ret;
+
+	if (!p || !out || flags)
+		return -EINVAL;
+	if (p->flags & SHMPOOL_RDONLY)
+		return -EPERM;
+	if (p->size < SHMPOOL_HEAP_MIN_POOL)
+		return -EINVAL;
+	if ((p->size >> GRAN_SHIFT) > UINT32_MAX)
+		return -EFBIG;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->pool = p;
+	h->__hdr = p->base;
+	pthread_once(&fork_once, fork_register);
+	ret = heap_ready(h);
+	if (!ret)
+		ret = attach(h);
+	if (ret) {
+		free(h);
+		return ret;
+	}
+	*out = h;
+	return 0;
+}
+
+SHMPOOL_EXPORT
+int shmpool_heap_close(struct shmpool_heap *h)
+{
+	uint32_t pid;
+
+	if (!h)
+		return 0;
+	pid = (uint32_t)getpid();
+	/* only our own id: an inherited one is the parent's */
+	if (h->__fork_gen == atomic_load_explicit(&fork_gen, memory_order_relaxed))
+		atomic_compare_exchange_strong_explicit(&attach_table(h)[h->__attach],
+				&pid, 0, memory_order_relaxed, memory_order_relaxed);
+	free(h);
+	return 0;
+}
+
+/* ---- allocate and free ------------------------------------------------------------ */
+
+static bool pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+SHMPOOL_EXPORT
+int shmpool_alloc_aligned(struct shmpool_heap *h, size_t size, size_t align,
+			  uint64_t *off)
+{
+	int ret;
+
+	if (!h || !off || !size || (align && !pow2(align)))
+		return -EINVAL;
+	if (align <= GRAN && size <= SHMPOOL_HEAP_SMALL_MAX) {
+		ret = __shmpool_slab_alloc(h, size, off);
+		if (ret != -ENOMEM)
+			return ret;
+		/* no room for a slab: the general heap may still have some */
+	}
+	ret = __shmpool_heap_lock(h);
+	if (ret)
+		return ret;
+	ret = __shmpool_tlsf_alloc(h, size, align, 0, off);
+	__shmpool_heap_unlock(h);
+	return ret;
+}
+
+SHMPOOL_EXPORT
+int shmpool_alloc(struct shmpool_heap *h, size_t size, uint64_t *off)
+{
+	return shmpool_alloc_aligned(h, size, 0, off);
+}
+
+SHMPOOL_EXPORT
+int shmpool_free(struct shmpool_heap *h, uint64_t off)
+{
+	int ret;
+
+	if (!h)
+		return -EINVAL;
+	if (off >= h->pool->size)
+		return -EINVAL;
+	if (__shmpool_slab_free(h, off, &ret))
+		return ret;
+	ret = __shmpool_heap_lock(h);
+	if (ret)
+		return ret;
+	ret = __shmpool_tlsf_free(h, off, 0);
+	__shmpool_heap_unlock(h);
+	return ret;
+}
+
+/* Size and owner of the allocated block or object at @off. */
+static int block_query(struct shmpool_heap *h, uint64_t off, uint32_t *size,
+		       uint32_t *owner)
+{
+	uint32_t g;
+	int ret;
+
+	if (!h || off >= h->pool->size)
+		return -EINVAL;
+	if (__shmpool_slab_query(h, off, size, owner, &ret))
+		return ret;
+	ret = __shmpool_heap_lock(h);
+	if (ret)
+		return ret;
+	ret = used_block(h, off, &g);
+	if (!ret && (blk_at(h, g)->flags & BLK_SLAB))
+		ret = -EINVAL;
+	if (!ret) {
+		*size = (blk_at(h, g)->size - 1) << GRAN_SHIFT;
+		*owner = blk_at(h, g)->owner;
+	}
+	__shmpool_heap_unlock(h);
+	return ret;
+}
+
+SHMPOOL_EXPORT
+int64_t shmpool_alloc_size(struct shmpool_heap *h, uint64_t off)
+{
+	uint32_t size, owner;
+	int ret = block_query(h, off, &size, &owner);
+
+	return ret ? ret : (int64_t)size;
+}
+
+SHMPOOL_EXPORT
+int shmpool_alloc_owner(struct shmpool_heap *h, uint64_t off)
+{
+	uint32_t size, owner;
+	int ret = block_query(h, off, &size, &owner);
+
+	return ret ? ret : (int)owner;
+}
+
+/* ---- introspection ---------------------------------------------------------------- */
+
+SHMPOOL_EXPORT
+int shmpool_heap_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st)
+{
+	struct heap_hdr *hh;
+	uint64_t largest = 0;
+	unsigned int fl, sl;
+	uint32_t g;
+	int ret, i;
+
+	if (!h || !st)
+		return -EINVAL;
+	hh = heap_hdr(h);
+	memset(st, 0, sizeof(*st));
+	ret = __shmpool_heap_lock(h);
+	if (ret)
+		return ret;
+	st->heap_bytes = (uint64_t)(hh->end_g - hh->heap_g) << GRAN_SHIFT;
+	st->free_bytes = (hh->free_g - hh->nr_free) << GRAN_SHIFT;
+	st->used_bytes = st->heap_bytes - (hh->free_g << GRAN_SHIFT);
+	st->free_blocks = hh->nr_free;
+	st->alloc_blocks = hh->nr_used - hh->nr_slabs - hh->nr_named;
+	st->slabs = hh->nr_slabs;
+	st->objects = hh->nr_named;
+	/* the largest block sits in the highest non-empty list */
+	if (hh->fl_bitmap) {
+		fl = log2_u32(hh->fl_bitmap);
+		sl = log2_u32(hh->sl_bitmap[fl]);
+		for (g = hh->heads[fl][sl]; g; g = blk_links(h, g)->next)
+			if (blk_at(h, g)->size > largest)
+				largest = blk_at(h, g)->size;
+	}
+	st->largest_free = largest ? (largest - 1) << GRAN_SHIFT : 0;
+	__shmpool_heap_unlock(h);
+
+	for (i = 1; i < NR_ATTACH; i++)
+		if (atomic_load_explicit(&attach_table(h)[i], memory_order_relaxed))
+			st->nr_attach++;
+	__shmpool_slab_stats(h, st);
+	for (i = 0; i < NR_CLASSES; i++) {
+		st->alloc_blocks += st->classes[i].used;
+		st->free_bytes += (st->classes[i].objs - st->classes[i].used) *
+				  st->classes[i].size;
+	}
+	return 0;
+}
+
+static int check_locked(struct shmpool_heap *h, char *msg, size_t len)
+{
+	struct heap_hdr *hh = heap_hdr(h);
+	uint64_t nfree = 0, nused = 0, free_g = 0, nbits = 0, listed = 0;
+	uint32_t g, prev_size = 0, nslab = 0, nnamed = 0, w;
+	unsigned int fl, sl, efl, esl;
+	bool prev_free = false;
+	struct blk *b;
+	int ret = 0, i;
+
+	for (g = hh->heap_g; g < hh->end_g; g += b->size) {
+		b = blk_at(h, g);
+		if (!blk_ok(h, g))
+			FAIL("block at 0x%llx: bad header (check word, size %u or flags 0x%x)",
+			     (unsigned long long)g << GRAN_SHIFT, b->size, b->flags);
+		if (b->prev != prev_size)
+			FAIL("block at 0x%llx: previous size %u, the previous block has %u",
+			     (unsigned long long)g << GRAN_SHIFT, b->prev, prev_size);
+		if (b->flags & BLK_FREE) {
+			if (prev_free)
+				FAIL("block at 0x%llx: free after a free block (not coalesced)",
+				     (unsigned long long)g << GRAN_SHIFT);
+			if (b->flags != BLK_FREE || b->owner)
+				FAIL("free block at 0x%llx: flags 0x%x owner %u",
+				     (unsigned long long)g << GRAN_SHIFT, b->flags, b->owner);
+			if (bit_test(h, g))
+				FAIL("free block at 0x%llx: marked allocated in the bitmap",
+				     (unsigned long long)g << GRAN_SHIFT);
+			nfree++;
+			free_g += b->size;
+		} else {
+			if (!bit_test(h, g))
+				FAIL("allocated block at 0x%llx: not in the bitmap",
+				     (unsigned long long)g << GRAN_SHIFT);
+			if (!b->owner || b->owner >= NR_ATTACH)
+				FAIL("allocated block at 0x%llx: owner %u",
+				     (unsigned long long)g << GRAN_SHIFT, b->owner);
+			if (b->flags & BLK_SLAB) {
+				uint64_t pay = ((uint64_t)g + 1) << GRAN_SHIFT;
+
+				if ((pay & (SLAB_SIZE - 1)) || b->size != SLAB_SIZE / GRAN + 1 ||
+				    !atomic_load_explicit(&heap_chunks(h)[pay >> SLAB_SHIFT],
+							  memory_order_relaxed))
+					FAIL("slab block at 0x%llx: not a mapped, aligned 16 KiB chunk",
+					     (unsigned long long)g << GRAN_SHIFT);
+				nslab++;
+			}
+			if (b->flags & BLK_NAMED)
+				nnamed++;
+			nused++;
+		}
+		prev_free = b->flags & BLK_FREE;
+		prev_size = b->size;
+	}
+	if (g != hh->end_g || !blk_ok(h, g) || blk_at(h, g)->prev != prev_size)
+		FAIL("heap end at 0x%llx: walk ends at 0x%llx or bad sentinel",
+		     (unsigned long long)hh->end_g << GRAN_SHIFT,
+		     (unsigned long long)g << GRAN_SHIFT);
+	for (i = 0; i < (int)((hh->pool_bytes >> GRAN_SHIFT) + 63) / 64; i++)
+		nbits += (uint64_t)__builtin_popcountll(heap_bitmap(h)[i]);
+	if (nbits != nused)
+		FAIL("bitmap: %llu block starts marked, %llu allocated blocks",
+		     (unsigned long long)nbits, (unsigned long long)nused);
+	if (nfree != hh->nr_free || free_g != hh->free_g || nused != hh->nr_used ||
+	    nslab != hh->nr_slabs || nnamed != hh->nr_named)
+		FAIL("counters: free %llu/%llu blocks, %llu/%llu granules, used %llu/%llu, slabs %u/%u, named %u/%u (walk/header)",
+		     (unsigned long long)nfree, (unsigned long long)hh->nr_free,
+		     (unsigned long long)free_g, (unsigned long long)hh->free_g,
+		     (unsigned long long)nused, (unsigned long long)hh->nr_used,
+		     nslab, hh->nr_slabs, nnamed, hh->nr_named);
+
+	/* every list: its blocks are free, belong there, and link back */
+	for (fl = 0; fl < FL_COUNT; fl++) {
+		if (!!(hh->fl_bitmap & (1U << fl)) != !!hh->sl_bitmap[fl])
+			FAIL("TLSF: first-level bit %u disagrees with its second level", fl);
+		for (sl = 0; sl < SL_COUNT; sl++) {
+			uint32_t prev = 0;
+
+			if (!!(hh->sl_bitmap[fl] & (1U << sl)) != !!hh->heads[fl][sl])
+				FAIL("TLSF: list %u/%u bit disagrees with its head", fl, sl);
+			for (g = hh->heads[fl][sl]; g; g = blk_links(h, g)->next) {
+				if (!blk_ok(h, g) || !(blk_at(h, g)->flags & BLK_FREE) ||
+				    g == hh->end_g)
+					FAIL("TLSF list %u/%u: 0x%llx is not a free block",
+					     fl, sl, (unsigned long long)g << GRAN_SHIFT);
+				mapping(blk_at(h, g)->size, &efl, &esl);
+				if (efl != fl || esl != sl)
+					FAIL("TLSF list %u/%u: free block at 0x%llx of %u granules belongs in %u/%u",
+					     fl, sl, (unsigned long long)g << GRAN_SHIFT,
+					     blk_at(h, g)->size, efl, esl);
+				if (blk_links(h, g)->prev != prev)
+					FAIL("TLSF list %u/%u: bad back link at 0x%llx",
+					     fl, sl, (unsigned long long)g << GRAN_SHIFT);
+				if (++listed > nfree)
+					FAIL("TLSF lists: more entries than free blocks (cycle?)");
+				prev = g;
+			}
+		}
+	}
+	if (listed != nfree)
+		FAIL("TLSF lists: %llu entries, %llu free blocks",
+		     (unsigned long long)listed, (unsigned long long)nfree);
+
+	/* the directory names allocated, named blocks */
+	for (i = 0, w = 0; i < NR_DIR; i++) {
+		struct dir_ent *e = &heap_dir(h)[i];
+		uint32_t eg;
+
+		if (!e->off)
+			continue;
+		w++;
+		eg = (uint32_t)(e->off >> GRAN_SHIFT) - 1;
+		if ((e->off & (GRAN - 1)) || eg < hh->heap_g || eg >= hh->end_g ||
+		    !bit_test(h, eg) || !blk_ok(h, eg) ||
+		    !(blk_at(h, eg)->flags & BLK_NAMED) ||
+		    e->size > (uint64_t)(blk_at(h, eg)->size - 1) << GRAN_SHIFT ||
+		    !memchr(e->name, 0, sizeof(e->name)))
+			FAIL("directory entry %d: object at 0x%llx is not a named block of its size",
+			     i, (unsigned long long)e->off);
+	}
+	if (w != nnamed)
+		FAIL("directory: %u entries, %u named blocks", w, nnamed);
+out:
+	return ret;
+}
+
+SHMPOOL_EXPORT
+int shmpool_heap_check(struct shmpool_heap *h, unsigned int flags,
+		       char *msg, size_t len)
+{
+	int ret, lret;
+
+	if (!h || (len && !msg) || (flags & ~SHMPOOL_CHECK_QUIESCENT))
+		return -EINVAL;
+	if (len)
+		msg[0] = '\0';
+	lret = __shmpool_heap_lock(h);
+	if (lret)
+		return lret;
+	ret = check_locked(h, msg, len);
+	/* slabs are made under the lock: their map holds still meanwhile */
+	if (!ret)
+		ret = __shmpool_slab_check(h, flags & SHMPOOL_CHECK_QUIESCENT,
+					   msg, len);
+	__shmpool_heap_unlock(h);
+	return ret;
+}

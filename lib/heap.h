@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The heap's pool layout, shared by heap.c (layout, TLSF, checks), slab.c
+ * (small size classes) and dir.c (named objects). Private to lib/.
+ *
+ * Pool layout (offsets from the pool start):
+ *
+ *	0		struct heap_hdr: state word, geometry, heap mutex,
+ *			TLSF control, small-class free-list heads
+ *	ATTACH_OFF	u32 pid[NR_ATTACH]: attachment id -> process
+ *	DIR_OFF		struct dir_ent[NR_DIR]: named objects
+ *	chunk_off	u8 kind[pool >> SLAB_SHIFT]: 0, or 1 + class of the slab
+ *			covering that 16 KiB chunk
+ *	bitmap_off	u64 bits[]: one bit per 16-byte granule of the pool,
+ *			set at the header of each allocated general block
+ *	heap_g * 16	blocks ... sentinel (end_g)
+ *
+ * Block (all sizes and links in 16-byte granules, so u32 covers 64 GiB):
+ *
+ *	struct blk	16-byte header at the block start, payload follows;
+ *			a free block's payload starts with its list links
+ *
+ * Locking: everything in heap_hdr from @lock down to @cls is protected by
+ * @lock, as are the bitmap, every block header and free block, the
+ * directory and the attachment table's writes that allocate ids (ids are
+ * claimed with a CAS, so no lock there). The small classes' heads, slab
+ * bitmaps and slots are lock-free atomics; the chunk map is written under
+ * @lock and read lock-free (see slab.c).
+ */
+#ifndef SHMPOOL_HEAP_H
+#define SHMPOOL_HEAP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "internal.h"
+#include "shmpool_alloc.h"
+#include "shmpool_sync.h"
+
+#define HEAP_MAGIC	0x50414548U	/* "HEAP" */
+#define HEAP_VERSION	1U
+
+/* the state word at offset 0 (a doorbell word) */
+#define HEAP_STATE_READY	1U
+#define HEAP_STATE_INIT		0x80000000U	/* | initialiser's PID */
+#define HEAP_STATE_PID_MASK	0x3fffffffU
+
+#define GRAN_SHIFT	4
+#define GRAN		(1U << GRAN_SHIFT)
+#define MIN_BLOCK_G	2U	/* header + two links */
+
+#define SL_LOG		4
+#define SL_COUNT	(1U << SL_LOG)
+#define FL_COUNT	29	/* sizes up to 2^32 granules */
+
+#define SLAB_SHIFT	14
+#define SLAB_SIZE	(1U << SLAB_SHIFT)
+#define NR_CLASSES	SHMPOOL_HEAP_NR_CLASSES
+
+#define NR_ATTACH	1024
+#define NR_DIR		64
+
+#define ATTACH_OFF	4096U
+#define DIR_OFF		(ATTACH_OFF + NR_ATTACH * 4U)
+
+/* struct blk.flags */
+#define BLK_FREE	(1U << 0)
+#define BLK_SLAB	(1U << 1)	/* payload is a slab */
+#define BLK_NAMED	(1U << 2)	/* payload is a named object */
+#define BLK_LAST	(1U << 3)	/* the sentinel at the heap's end */
+
+struct blk {
+	uint32_t size;		/* granules, header included */
+	uint32_t prev;		/* granules of the previous block, 0 if first */
+	uint16_t owner;		/* attachment id; 0 if free */
+	uint16_t flags;
+	uint32_t check;		/* blk_check() of the fields above and position */
+};
+
+struct blk_links {
+	uint32_t next;		/* granule of the next free block in the list, 0: none */
+	uint32_t prev;
+};
+
+/*
+ * One small class's free list: {granule offset in the low 32 bits, ABA tag
+ * in the high 32}, alone on its cache line.
+ */
+struct cls_head {
+	_Atomic uint64_t top;
+	uint32_t nobj;		/* objects per slab */
+	uint32_t size;		/* object size, bytes */
+	uint32_t slot_off;	/* slab offset of u32 slot[nobj] */
+	uint32_t obj_off;	/* slab offset of object 0 */
+	uint8_t __pad[40];
+} __attribute__((aligned(64)));
+
+struct heap_hdr {
+	_Atomic uint32_t state;	/* offset 0: the init doorbell word */
+	uint32_t magic;
+	uint32_t version;
+	uint32_t hdr_bytes;
+	uint64_t pool_bytes;
+	uint64_t chunk_off;
+	uint64_t bitmap_off;
+	uint32_t nr_chunks;
+	uint32_t heap_g;	/* first block */
+	uint32_t end_g;		/* the sentinel block */
+	uint32_t __pad0;
+
+	struct shmpool_mutex lock;
+
+	/* TLSF, under @lock */
+	uint32_t fl_bitmap;
+	uint32_t sl_bitmap[FL_COUNT];
+	uint32_t heads[FL_COUNT][SL_COUNT];
+	uint64_t free_g;	/* granules in free blocks */
+	uint64_t nr_free;	/* free blocks */
+	uint64_t nr_used;	/* allocated blocks, slabs and named objects too */
+	uint32_t nr_slabs;
+	uint32_t nr_named;
+
+	struct cls_head cls[NR_CLASSES];
+};
+
+_Static_assert(sizeof(struct heap_hdr) <= ATTACH_OFF, "heap header too big");
+
+struct dir_ent {
+	char name[SHMPOOL_OBJ_NAME_MAX];
+	uint64_t off;		/* 0: free entry */
+	uint64_t size;
+	uint32_t hash;
+	uint32_t __pad;
+};
+
+_Static_assert(DIR_OFF + NR_DIR * sizeof(struct dir_ent) <= 4 * 4096,
+	       "directory does not fit its place");
+
+/* small object slab, at the start of its 16 KiB chunk */
+struct slab_hdr {
+	uint32_t magic;		/* SLAB_MAGIC ^ class */
+	uint32_t cls;
+	_Atomic uint64_t bits[];	/* 1 = object allocated */
+};
+
+#define SLAB_MAGIC	0x42414c53U	/* "SLAB" */
+
+/* in a checker: report the first problem in @msg (@len bytes), leave via out: */
+#define FAIL(...) do {						\
+	if (len)						\
+		snprintf(msg, len, __VA_ARGS__);		\
+	ret = -EUCLEAN;						\
+	goto out;						\
+} while (0)
+
+static inline struct heap_hdr *heap_hdr(const struct shmpool_heap *h)
+{
+	return h->__hdr;
+}
+
+static inline char *heap_base(const struct shmpool_heap *h)
+{
+	return h->pool->base;
+}
+
+static inline struct blk *blk_at(const struct shmpool_heap *h, uint32_t g)
+{
+	return (struct blk *)(heap_base(h) + ((uint64_t)g << GRAN_SHIFT));
+}
+
+static inline uint64_t *heap_bitmap(const struct shmpool_heap *h)
+{
+	return (uint64_t *)(heap_base(h) + heap_hdr(h)->bitmap_off);
+}
+
+static inline _Atomic uint8_t *heap_chunks(const struct shmpool_heap *h)
+{
+	return (_Atomic uint8_t *)(heap_base(h) + heap_hdr(h)->chunk_off);
+}
+
+static inline struct dir_ent *heap_dir(const struct shmpool_heap *h)
+{
+	return (struct dir_ent *)(heap_base(h) + DIR_OFF);
+}
+
+/* heap.c: the general allocator; callers hold the heap lock */
+int __shmpool_heap_lock(struct shmpool_heap *h);
+void __shmpool_heap_unlock(struct shmpool_heap *h);
+/* payload offset in *@off; @flags BLK_SLAB/BLK_NAMED to mark the block */
+int __shmpool_tlsf_alloc(struct shmpool_heap *h, uint64_t size, uint64_t align,
+			 unsigned int flags, uint64_t *off);
+/* @flags: the BLK_NAMED/BLK_SLAB bits the block must have, else -EINVAL/-EBUSY */
+int __shmpool_tlsf_free(struct shmpool_heap *h, uint64_t off, unsigned int flags);
+/* the caller's attachment id, re-attaching after fork(); 0 or -errno */
+int __shmpool_heap_owner(struct shmpool_heap *h, uint16_t *owner);
+
+/* slab.c */
+void __shmpool_slab_layout(struct heap_hdr *hh);
+int __shmpool_slab_alloc(struct shmpool_heap *h, size_t size, uint64_t *off);
+/* 1 if @off is in a slab (then *@ret is free's result), else 0 */
+int __shmpool_slab_free(struct shmpool_heap *h, uint64_t off, int *ret);
+/* 1 if @off is in a slab: *@size, *@owner of the object or *@ret -EINVAL */
+int __shmpool_slab_query(struct shmpool_heap *h, uint64_t off, uint32_t *size,
+			 uint32_t *owner, int *ret);
+void __shmpool_slab_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st);
+/* -EUCLEAN with a message, or 0 */
+int __shmpool_slab_check(struct shmpool_heap *h, bool quiescent, char *msg,
+			 size_t len);
+
+#endif /* SHMPOOL_HEAP_H */
