@@ -1,0 +1,1258 @@
+/* lib_alloc_test: the pool heap (shmpool_alloc.h): layout and init races, general and small-class allocation against a model, several processes, bad input, corruption reports, named objects; memfd and device backends. */
+// SPDX-License-Identifier: MIT
+/*
+ * Workers are processes (fork) by default, as the heap is meant to be used;
+ * built with -DSHMPOOL_TEST_THREADS they are threads of the test process so
+ * that ThreadSanitizer sees both sides of every exchange.
+ *
+ * The long tests run for a number of operations or a time budget, whichever
+ * ends first, so that they fit in the QEMU lanes (TCG, KASAN): the budget
+ * only bounds the run, nothing asserts on time. SHMPOOL_TEST_SCALE (a
+ * positive number, default 1) multiplies both.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shmpool.h"
+#include "shmpool_alloc.h"
+/* the 6.1 harness leaves parameters unused and defines unprototyped functions */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#include "kselftest_harness.h"
+
+#define DEV_PATH	"/dev/shmpool"
+#define POOL_BYTES	(8U << 20)
+#define MAX_WORKERS	4
+#define MSG_LEN		256
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+static double scale(void)
+{
+	const char *s = getenv("SHMPOOL_TEST_SCALE");
+	double v = s ? atof(s) : 1.0;
+
+	return v > 0 ? v : 1.0;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* A size: mostly small, some medium, a few up to 64 KiB. */
+static size_t rnd_size(uint64_t *s)
+{
+	uint64_t r = rnd(s) % 100;
+
+	if (r < 65)
+		return 1 + rnd(s) % 256;
+	if (r < 95)
+		return 257 + rnd(s) % 4000;
+	return 4097 + rnd(s) % (60 * 1024);
+}
+
+static size_t rnd_align(uint64_t *s)
+{
+	uint64_t r = rnd(s) % 100;
+
+	if (r < 75)
+		return 0;
+	return (size_t)1 << (rnd(s) % 13);	/* 1 .. 4096 */
+}
+
+/* The byte block @id carries at position @i */
+static uint8_t pattern(uint32_t id, size_t i)
+{
+	return (uint8_t)(id * 131 + i * 7 + (i >> 8));
+}
+
+static void fill(void *p, size_t n, uint32_t id)
+{
+	uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		b[i] = pattern(id, i);
+}
+
+/* index of the first wrong byte, or n */
+static size_t verify(const void *p, size_t n, uint32_t id)
+{
+	const uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (b[i] != pattern(id, i))
+			break;
+	return i;
+}
+
+static int device_ok(void)
+{
+	return !access(DEV_PATH, R_OK | W_OK);
+}
+
+/* ---- workers: processes, or threads under -DSHMPOOL_TEST_THREADS ------------- */
+
+struct task {
+	int (*fn)(void *arg);
+	void *arg;
+	pid_t pid;
+	pthread_t th;
+	int rc;
+};
+
+#ifdef SHMPOOL_TEST_THREADS
+static void *task_thread(void *t)
+{
+	struct task *tk = t;
+
+	tk->rc = tk->fn(tk->arg);
+	return NULL;
+}
+#endif
+
+static int task_start(struct task *t, int (*fn)(void *), void *arg)
+{
+	t->fn = fn;
+	t->arg = arg;
+	t->rc = -1;
+#ifdef SHMPOOL_TEST_THREADS
+	return pthread_create(&t->th, NULL, task_thread, t) ? -1 : 0;
+#else
+	t->pid = fork();
+	if (t->pid < 0)
+		return -1;
+	if (t->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		_exit(fn(arg));
+	}
+	return 0;
+#endif
+}
+
+static int task_join(struct task *t)
+{
+#ifdef SHMPOOL_TEST_THREADS
+	pthread_join(t->th, NULL);
+	return t->rc;
+#else
+	int status;
+
+	if (waitpid(t->pid, &status, 0) != t->pid)
+		return -1;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+#endif
+}
+
+/* ---- fixture ------------------------------------------------------------------- */
+
+FIXTURE(alloc) {
+	char name[SHMPOOL_NAME_MAX];
+	struct shmpool *p;
+	struct shmpool_heap *h;
+};
+
+FIXTURE_VARIANT(alloc) {
+	unsigned int backend;	/* SHMPOOL_BACKEND_* flag forced on every call */
+};
+
+FIXTURE_VARIANT_ADD(alloc, memfd) {
+	.backend = SHMPOOL_BACKEND_MEMFD,
+};
+
+FIXTURE_VARIANT_ADD(alloc, device) {
+	.backend = SHMPOOL_BACKEND_DEVICE,
+};
+
+FIXTURE_SETUP(alloc)
+{
+	/* 6.1's harness would still run the test after SKIP() here */
+	if (variant->backend == SHMPOOL_BACKEND_DEVICE && !device_ok())
+		SKIP(longjmp(_metadata->env, 1), DEV_PATH " not available");
+	snprintf(self->name, sizeof(self->name), "lat.%d", (int)getpid());
+	ASSERT_EQ(0, shmpool_create(self->name, POOL_BYTES, 0600,
+				    variant->backend | SHMPOOL_EXCL, &self->p));
+	ASSERT_EQ(0, shmpool_heap_open(self->p, 0, &self->h));
+}
+
+FIXTURE_TEARDOWN(alloc)
+{
+	shmpool_heap_close(self->h);
+	shmpool_close(self->p);
+	shmpool_unlink(self->name, variant->backend);
+}
+
+/* The checker's verdict, with its message in the log on failure. */
+#define EXPECT_HEAP_OK(h, flags) do {					\
+	char __m[MSG_LEN];						\
+	int __r = shmpool_heap_check((h), (flags), __m, sizeof(__m));	\
+	EXPECT_EQ(0, __r) TH_LOG("heap check: %s", __m);		\
+} while (0)
+
+/* ---- layout ---------------------------------------------------------------------- */
+
+/* A fresh heap: everything free, consistent, and a second handle agrees. */
+TEST_F(alloc, fresh_heap)
+{
+	struct shmpool_heap_stats st, st2;
+	struct shmpool_heap *h2;
+	int i;
+
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(0U, st.alloc_blocks);
+	EXPECT_EQ(0U, st.slabs);
+	EXPECT_EQ(0U, st.objects);
+	EXPECT_EQ(1U, st.free_blocks);
+	EXPECT_EQ(1U, st.nr_attach);
+	EXPECT_LT(POOL_BYTES - POOL_BYTES / 64, st.heap_bytes);
+	EXPECT_EQ(st.heap_bytes - 16, st.free_bytes);
+	EXPECT_EQ(st.free_bytes, st.largest_free);
+	EXPECT_EQ(0U, st.used_bytes);
+	for (i = 0; i < SHMPOOL_HEAP_NR_CLASSES; i++) {
+		EXPECT_EQ(0U, st.classes[i].used);
+		EXPECT_LE(16U, st.classes[i].size);
+	}
+	EXPECT_EQ(256U, st.classes[SHMPOOL_HEAP_NR_CLASSES - 1].size);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+
+	ASSERT_EQ(0, shmpool_heap_open(self->p, 0, &h2));
+	EXPECT_NE(shmpool_heap_attach_id(self->h), shmpool_heap_attach_id(h2));
+	ASSERT_EQ(0, shmpool_heap_stats(h2, &st2));
+	EXPECT_EQ(st.heap_bytes, st2.heap_bytes);
+	EXPECT_EQ(2U, st2.nr_attach);
+	EXPECT_EQ(0, shmpool_heap_close(h2));
+}
+
+/* Blocks allocated through one handle are seen, freed, through another. */
+TEST_F(alloc, shared_between_handles)
+{
+	struct shmpool_heap *h2;
+	struct shmpool *p2;
+	uint64_t a, b;
+
+	ASSERT_EQ(0, shmpool_open(self->name, variant->backend, &p2));
+	ASSERT_EQ(0, shmpool_heap_open(p2, 0, &h2));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 100, &a));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 10000, &b));
+	strcpy(shmpool_heap_ptr(self->h, a, 100), "hello");
+	EXPECT_STREQ("hello", (char *)shmpool_heap_ptr(h2, a, 100));
+	EXPECT_EQ(0, shmpool_free(h2, a));
+	EXPECT_EQ(0, shmpool_free(h2, b));
+	EXPECT_EQ(-EINVAL, shmpool_free(self->h, a));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	shmpool_heap_close(h2);
+	shmpool_close(p2);
+}
+
+TEST_F(alloc, rejects_flags)
+{
+	struct shmpool_heap *h2 = NULL;
+
+	EXPECT_EQ(-EINVAL, shmpool_heap_open(self->p, 1, &h2));
+	EXPECT_EQ(NULL, h2);
+}
+
+TEST_F(alloc, rejects_small_pool)
+{
+	struct shmpool_heap *h2 = NULL;
+	struct shmpool *p2;
+
+	ASSERT_EQ(0, shmpool_create_anon(SHMPOOL_HEAP_MIN_POOL / 2,
+					 variant->backend, &p2));
+	EXPECT_EQ(-EINVAL, shmpool_heap_open(p2, 0, &h2));
+	EXPECT_EQ(NULL, h2);
+	shmpool_close(p2);
+}
+
+TEST_F(alloc, rejects_readonly_pool)
+{
+	struct shmpool_heap *h2 = NULL;
+	struct shmpool *p2;
+
+	ASSERT_EQ(0, shmpool_open(self->name, variant->backend | SHMPOOL_RDONLY, &p2));
+	EXPECT_EQ(-EPERM, shmpool_heap_open(p2, 0, &h2));
+	EXPECT_EQ(NULL, h2);
+	shmpool_close(p2);
+}
+
+/* A pool holding something else is refused, not overwritten. */
+TEST_F(alloc, rejects_foreign_pool)
+{
+	struct shmpool_heap *h2 = NULL;
+	struct shmpool *p2;
+	uint32_t *w;
+
+	ASSERT_EQ(0, shmpool_create_anon(POOL_BYTES / 8, variant->backend, &p2));
+	w = shmpool_base(p2);
+	w[0] = 0x12345678;
+	EXPECT_EQ(-EUCLEAN, shmpool_heap_open(p2, 0, &h2));
+	EXPECT_EQ(0x12345678U, w[0]);
+	w[0] = 1;	/* "ready", but no heap behind it */
+	EXPECT_EQ(-EUCLEAN, shmpool_heap_open(p2, 0, &h2));
+	EXPECT_EQ(NULL, h2);
+	shmpool_close(p2);
+}
+
+/* ---- init races ------------------------------------------------------------------ */
+
+struct init_race {
+	const char *name;
+	unsigned int backend;
+	_Atomic uint32_t *go;		/* MAP_SHARED anonymous page */
+	_Atomic uint64_t *offs;		/* each racer's allocation */
+	int idx;
+};
+
+static int init_racer(void *arg)
+{
+	struct init_race *r = arg;
+	struct shmpool_heap *h;
+	struct shmpool *p;
+	uint64_t off;
+	int ret;
+
+	while (!atomic_load(r->go))
+		;
+	ret = shmpool_create(r->name, POOL_BYTES / 4, 0600, r->backend, &p);
+	if (ret)
+		return 10;
+	ret = shmpool_heap_open(p, 0, &h);
+	if (ret)
+		return 11;
+	if (shmpool_alloc(h, 1000, &off))
+		return 12;
+	memset(shmpool_heap_ptr(h, off, 1000), r->idx + 1, 1000);
+	atomic_store(&r->offs[r->idx], off);
+	shmpool_heap_close(h);
+	shmpool_close(p);
+	return 0;
+}
+
+/*
+ * Several processes create (without EXCL) and open the same heap at once:
+ * exactly one lays it out, everyone gets a working heap, and their blocks
+ * are distinct and intact.
+ */
+TEST_F(alloc, init_race)
+{
+	struct init_race r[MAX_WORKERS];
+	struct task t[MAX_WORKERS];
+	struct shmpool_heap_stats st;
+	struct shmpool_heap *h;
+	struct shmpool *p;
+	char name[SHMPOOL_NAME_MAX];
+	_Atomic uint32_t *go;
+	_Atomic uint64_t *offs;
+	int round, i, j;
+
+	go = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, go);
+	offs = (_Atomic uint64_t *)(go + 16);
+	for (round = 0; round < 5; round++) {
+		snprintf(name, sizeof(name), "lat.%d.race%d", (int)getpid(), round);
+		atomic_store(go, 0);
+		for (i = 0; i < MAX_WORKERS; i++) {
+			r[i] = (struct init_race){ name, variant->backend, go, offs, i };
+			atomic_store(&offs[i], 0);
+			ASSERT_EQ(0, task_start(&t[i], init_racer, &r[i]));
+		}
+		atomic_store(go, 1);
+		for (i = 0; i < MAX_WORKERS; i++)
+			EXPECT_EQ(0, task_join(&t[i])) TH_LOG("racer %d", i);
+		ASSERT_EQ(0, shmpool_open(name, variant->backend, &p));
+		ASSERT_EQ(0, shmpool_heap_open(p, 0, &h));
+		ASSERT_EQ(0, shmpool_heap_stats(h, &st));
+		EXPECT_EQ((uint64_t)MAX_WORKERS, st.alloc_blocks);
+		for (i = 0; i < MAX_WORKERS; i++) {
+			uint8_t *b = shmpool_heap_ptr(h, atomic_load(&offs[i]), 1000);
+
+			ASSERT_NE(NULL, b);
+			for (j = 0; j < 1000; j++)
+				if (b[j] != i + 1)
+					break;
+			EXPECT_EQ(1000, j) TH_LOG("racer %d's block overwritten", i);
+			EXPECT_EQ(0, shmpool_free(h, atomic_load(&offs[i])));
+		}
+		EXPECT_HEAP_OK(h, SHMPOOL_CHECK_QUIESCENT);
+		shmpool_heap_close(h);
+		shmpool_close(p);
+		shmpool_unlink(name, variant->backend);
+	}
+	munmap((void *)go, 4096);
+}
+
+/* An initialiser that died half-way (state word names a dead PID) is replaced. */
+TEST_F(alloc, dead_initialiser_taken_over)
+{
+	struct shmpool_heap_stats st;
+	struct shmpool_heap *h2;
+	struct shmpool *p2;
+	uint32_t *w;
+	pid_t pid;
+	int status;
+	uint64_t off;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(0);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+
+	ASSERT_EQ(0, shmpool_create_anon(POOL_BYTES / 8, variant->backend, &p2));
+	w = shmpool_base(p2);
+	/* what a dead initialiser leaves: its claim and half a header */
+	w[0] = 0x80000000U | (uint32_t)pid;
+	memset(w + 1, 0xa5, 3000);
+	ASSERT_EQ(0, shmpool_heap_open(p2, 0, &h2));
+	EXPECT_EQ(1U, w[0]);
+	ASSERT_EQ(0, shmpool_heap_stats(h2, &st));
+	EXPECT_EQ(0U, st.alloc_blocks);
+	EXPECT_EQ(1U, st.nr_attach);
+	EXPECT_EQ(0, shmpool_alloc(h2, 5000, &off));
+	EXPECT_HEAP_OK(h2, SHMPOOL_CHECK_QUIESCENT);
+	shmpool_heap_close(h2);
+	shmpool_close(p2);
+}
+
+/*
+ * An initialiser that is alive keeps openers waiting; when it dies without
+ * finishing, the waiter takes over. The opener must not return before the
+ * initialiser announced its death.
+ */
+TEST_F(alloc, live_initialiser_waited_for_then_taken_over)
+{
+	struct shmpool_heap *h2;
+	struct shmpool *p2;
+	_Atomic uint32_t *w, *dying;
+	pid_t pid, gc;
+	int status;
+
+	ASSERT_EQ(0, shmpool_create_anon(POOL_BYTES / 8, variant->backend, &p2));
+	w = shmpool_base(p2);
+	dying = (_Atomic uint32_t *)((char *)shmpool_base(p2) + shmpool_size(p2) - 64);
+	/* a grandchild, so that init reaps it and it never lingers as a zombie */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		gc = fork();
+		if (gc == 0) {
+			atomic_store(w, 0x80000000U | (uint32_t)getpid());
+			usleep(300 * 1000);
+			atomic_store(dying, 1);
+			_exit(0);
+		}
+		_exit(gc < 0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	while (!(atomic_load(w) & 0x80000000U))
+		usleep(1000);
+
+	ASSERT_EQ(0, shmpool_heap_open(p2, 0, &h2));
+	EXPECT_EQ(1U, atomic_load(dying));
+	EXPECT_EQ(1U, atomic_load(w));
+	EXPECT_HEAP_OK(h2, SHMPOOL_CHECK_QUIESCENT);
+	shmpool_heap_close(h2);
+	shmpool_close(p2);
+}
+
+/* ---- allocation -------------------------------------------------------------------- */
+
+/* Every size class and a range of general sizes and alignments. */
+TEST_F(alloc, sizes_and_alignments)
+{
+	static const size_t sizes[] = { 1, 15, 16, 17, 100, 128, 129, 200, 255, 256,
+					257, 1000, 4096, 4097, 65536, 1 << 20 };
+	uint64_t off[96];
+	size_t a;
+	int n = 0, i, j;
+	int64_t us;
+
+	for (i = 0; i < (int)(sizeof(sizes) / sizeof(sizes[0])); i++) {
+		for (a = 1; a <= 4096; a <<= 3) {
+			ASSERT_EQ(0, shmpool_alloc_aligned(self->h, sizes[i], a, &off[n]));
+			EXPECT_EQ(0U, off[n] % (a < 16 ? 16 : a)) TH_LOG("size %zu align %zu", sizes[i], a);
+			us = shmpool_alloc_size(self->h, off[n]);
+			EXPECT_LE((int64_t)sizes[i], us);
+			EXPECT_EQ(shmpool_heap_attach_id(self->h),
+				  shmpool_alloc_owner(self->h, off[n]));
+			memset(shmpool_heap_ptr(self->h, off[n], sizes[i]), 0x5a, sizes[i]);
+			n++;
+		}
+	}
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	for (i = 0; i < n; i++)
+		for (j = i + 1; j < n; j++)
+			EXPECT_NE(off[i], off[j]);
+	for (i = 0; i < n; i++)
+		EXPECT_EQ(0, shmpool_free(self->h, off[i]));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+/* Small sizes come from the classes (no header, counted per class). */
+TEST_F(alloc, small_sizes_use_classes)
+{
+	struct shmpool_heap_stats st;
+	uint64_t off[3];
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 20, &off[0]));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 32, &off[1]));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 250, &off[2]));
+	EXPECT_EQ(32, shmpool_alloc_size(self->h, off[0]));
+	EXPECT_EQ(32, shmpool_alloc_size(self->h, off[1]));
+	EXPECT_EQ(256, shmpool_alloc_size(self->h, off[2]));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(2U, st.classes[1].used);
+	EXPECT_EQ(1U, st.classes[SHMPOOL_HEAP_NR_CLASSES - 1].used);
+	EXPECT_EQ(2U, st.slabs);
+	EXPECT_EQ(3U, st.alloc_blocks);
+	EXPECT_EQ(0, shmpool_free(self->h, off[0]));
+	EXPECT_EQ(0, shmpool_free(self->h, off[1]));
+	EXPECT_EQ(0, shmpool_free(self->h, off[2]));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(0U, st.classes[1].used);
+	EXPECT_EQ(0U, st.alloc_blocks);
+}
+
+/* Freeing coalesces: after any order of frees the heap is one block again. */
+TEST_F(alloc, coalesces_to_one_block)
+{
+	struct shmpool_heap_stats st0, st;
+	uint64_t off[200], s = 42;
+	int i, j;
+
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st0));
+	for (i = 0; i < 200; i++)
+		ASSERT_EQ(0, shmpool_alloc_aligned(self->h, 300 + rnd(&s) % 20000,
+						   16 << (rnd(&s) % 5), &off[i]));
+	for (i = 199; i > 0; i--) {	/* shuffle */
+		j = (int)(rnd(&s) % (uint64_t)(i + 1));
+		s = off[i]; off[i] = off[j]; off[j] = s;
+	}
+	for (i = 0; i < 200; i++)
+		ASSERT_EQ(0, shmpool_free(self->h, off[i]));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(1U, st.free_blocks);
+	EXPECT_EQ(st0.free_bytes, st.free_bytes);
+	EXPECT_EQ(st0.largest_free, st.largest_free);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+/* Allocating until -ENOMEM, then freeing everything, leaves a whole heap. */
+TEST_F(alloc, exhaustion_is_enomem)
+{
+	struct shmpool_heap_stats st0, st;
+	static uint64_t off[1 << 16];
+	int n = 0, i, ret;
+
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st0));
+	while ((ret = shmpool_alloc(self->h, 4000, &off[n])) == 0 && n < (1 << 16) - 1)
+		n++;
+	EXPECT_EQ(-ENOMEM, ret);
+	EXPECT_LT(1000, n);
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_GT(4000U, st.largest_free);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	/* small sizes fall back to the general heap's crumbs, then fail too */
+	while (shmpool_alloc(self->h, 16, &off[n]) == 0 && n < (1 << 16) - 1)
+		n++;
+	EXPECT_EQ(-ENOMEM, shmpool_alloc(self->h, 16, &off[n]));
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(0, shmpool_free(self->h, off[i]));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(0U, st.alloc_blocks);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+TEST_F(alloc, too_big_is_enomem)
+{
+	uint64_t off;
+
+	EXPECT_EQ(-ENOMEM, shmpool_alloc(self->h, POOL_BYTES, &off));
+	EXPECT_EQ(-ENOMEM, shmpool_alloc(self->h, SIZE_MAX, &off));
+	EXPECT_EQ(-ENOMEM, shmpool_alloc_aligned(self->h, 16, (size_t)1 << 40, &off));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+TEST_F(alloc, zero_size_is_einval)
+{
+	uint64_t off;
+
+	EXPECT_EQ(-EINVAL, shmpool_alloc(self->h, 0, &off));
+}
+
+TEST_F(alloc, bad_alignment_is_einval)
+{
+	uint64_t off;
+
+	EXPECT_EQ(-EINVAL, shmpool_alloc_aligned(self->h, 16, 3, &off));
+	EXPECT_EQ(-EINVAL, shmpool_alloc_aligned(self->h, 16, 48, &off));
+}
+
+/*
+ * The model test: random sizes, alignments and frees against a reference
+ * (a granule map of who owns what), every block filled with its own pattern
+ * and verified before it is freed, the checker every CHECK_EVERY steps.
+ */
+#define MODEL_LIVE	3000
+#define CHECK_EVERY	4096
+
+struct live {
+	uint64_t off;
+	size_t size;
+	uint32_t id;
+};
+
+TEST_F_TIMEOUT(alloc, model_random, 120)
+{
+	uint64_t ops = (uint64_t)(2000000 * scale()), budget = (uint64_t)(6000 * scale());
+	uint64_t s = 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid(), i, t0 = now_ms();
+	static struct live live[MODEL_LIVE];
+	uint32_t *owner, next_id = 1;
+	struct shmpool_heap_stats st;
+	size_t nlive = 0, k, g, size, align;
+	uint64_t off, nalloc = 0, nfree = 0, nomem = 0;
+	char msg[MSG_LEN];
+	int ret;
+
+	owner = calloc(POOL_BYTES / 16, sizeof(*owner));
+	ASSERT_NE(NULL, owner);
+	for (i = 0; i < ops; i++) {
+		if ((i & 1023) == 0 && now_ms() - t0 > budget)
+			break;
+		if (nlive && (nlive == MODEL_LIVE || rnd(&s) % MODEL_LIVE < nlive)) {
+			k = rnd(&s) % nlive;
+			ASSERT_EQ(live[k].size, verify(shmpool_heap_ptr(self->h, live[k].off,
+								      live[k].size),
+						       live[k].size, live[k].id))
+				TH_LOG("block 0x%llx (%zu bytes) damaged",
+				       (unsigned long long)live[k].off, live[k].size);
+			for (g = live[k].off / 16; g < (live[k].off + live[k].size + 15) / 16; g++)
+				owner[g] = 0;
+			ASSERT_EQ(0, shmpool_free(self->h, live[k].off));
+			live[k] = live[--nlive];
+			nfree++;
+		} else {
+			size = rnd_size(&s);
+			align = rnd_align(&s);
+			ret = shmpool_alloc_aligned(self->h, size, align, &off);
+			if (ret == -ENOMEM) {
+				nomem++;
+				continue;
+			}
+			ASSERT_EQ(0, ret);
+			ASSERT_EQ(0U, off % (align > 16 ? align : 16));
+			ASSERT_NE(NULL, shmpool_heap_ptr(self->h, off, size));
+			ASSERT_LE((int64_t)size, shmpool_alloc_size(self->h, off));
+			for (g = off / 16; g < (off + size + 15) / 16; g++) {
+				ASSERT_EQ(0U, owner[g])
+					TH_LOG("new block 0x%llx+%zu overlaps block %u",
+					       (unsigned long long)off, size, owner[g]);
+				owner[g] = next_id;
+			}
+			live[nlive] = (struct live){ off, size, next_id++ };
+			fill(shmpool_heap_ptr(self->h, off, size), size, live[nlive].id);
+			nlive++;
+			nalloc++;
+		}
+		if (i % CHECK_EVERY == 0) {
+			ret = shmpool_heap_check(self->h, SHMPOOL_CHECK_QUIESCENT, msg, sizeof(msg));
+			ASSERT_EQ(0, ret) TH_LOG("step %llu: %s", (unsigned long long)i, msg);
+		}
+	}
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(nlive, st.alloc_blocks);
+	while (nlive) {
+		nlive--;
+		ASSERT_EQ(live[nlive].size,
+			  verify(shmpool_heap_ptr(self->h, live[nlive].off, live[nlive].size),
+				 live[nlive].size, live[nlive].id));
+		ASSERT_EQ(0, shmpool_free(self->h, live[nlive].off));
+	}
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(0U, st.alloc_blocks);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	EXPECT_LT(10000U, nalloc);	/* the budget must leave a real test */
+	TH_LOG("%llu allocations, %llu frees, %llu ENOMEM, %u slabs, in %llu ms",
+	       (unsigned long long)nalloc, (unsigned long long)nfree,
+	       (unsigned long long)nomem, st.slabs, (unsigned long long)(now_ms() - t0));
+	free(owner);
+}
+
+/* ---- several processes ----------------------------------------------------------- */
+
+#define MAILBOX		64
+
+/* Shared through the named object "ctl" of the heap under test. */
+struct ctl {
+	_Atomic uint64_t mailbox[MAILBOX];	/* offsets handed over, 0: empty */
+	_Atomic uint32_t stop;
+	_Atomic uint64_t passed;		/* blocks taken from another worker */
+};
+
+struct worker {
+	const char *name;
+	unsigned int backend;
+	struct shmpool_heap *h;	/* threads: the shared handle */
+	int idx;
+	uint64_t ops;
+	uint64_t budget_ms;
+};
+
+/*
+ * A block handed over carries its own description: size in the first 8
+ * bytes, then a pattern keyed by its offset.
+ */
+static void stamp(uint8_t *b, uint64_t off, size_t size)
+{
+	memcpy(b, &size, sizeof(size));
+	fill(b + 8, size - 8, (uint32_t)(off >> 4));
+}
+
+static bool stamp_ok(const uint8_t *b, uint64_t off, size_t *size)
+{
+	memcpy(size, b, sizeof(*size));
+	return *size >= 8 && *size <= 70000 &&
+	       verify(b + 8, *size - 8, (uint32_t)(off >> 4)) == *size - 8;
+}
+
+static int mp_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct shmpool_heap *h = w->h;
+	struct shmpool *p = NULL;
+	uint64_t s = 0x2545f4914f6cdd1dULL * (uint64_t)(w->idx + 1), i, off, t0 = now_ms();
+	uint64_t mine[256];
+	struct shmpool_obj obj;
+	struct ctl *ctl;
+	size_t n = 0, size, k;
+	int ret, rc = 0;
+
+#ifndef SHMPOOL_TEST_THREADS
+	/* a process of its own: its own handles, as an unrelated process would */
+	if (shmpool_open(w->name, w->backend, &p) || shmpool_heap_open(p, 0, &h))
+		return 20;
+#endif
+	if (shmpool_obj_find(h, "ctl", &obj))
+		return 21;
+	ctl = shmpool_heap_ptr(h, obj.off, sizeof(*ctl));
+	for (i = 0; i < w->ops && !atomic_load(&ctl->stop); i++) {
+		if ((i & 255) == 0 && now_ms() - t0 > w->budget_ms)
+			break;
+		switch (rnd(&s) % 4) {
+		case 0:
+		case 1:		/* allocate, keep */
+			if (n == 256)
+				break;
+			size = 8 + (rnd(&s) % 8 ? rnd(&s) % 249 : rnd(&s) % 20000);
+			ret = shmpool_alloc(h, size, &off);
+			if (ret == -ENOMEM)
+				break;
+			if (ret) {
+				rc = 22;
+				goto out;
+			}
+			stamp(shmpool_heap_ptr(h, off, size), off, size);
+			mine[n++] = off;
+			break;
+		case 2:		/* hand one over */
+			if (!n)
+				break;
+			k = rnd(&s) % MAILBOX;
+			off = 0;
+			if (atomic_compare_exchange_strong(&ctl->mailbox[k], &off, mine[n - 1]))
+				n--;
+			break;
+		case 3:		/* take one from the mailbox, or free one of ours */
+			off = atomic_exchange(&ctl->mailbox[rnd(&s) % MAILBOX], 0);
+			if (off) {
+				atomic_fetch_add(&ctl->passed, 1);
+			} else if (n) {
+				k = rnd(&s) % n;
+				off = mine[k];
+				mine[k] = mine[--n];
+			} else {
+				break;
+			}
+			if (!stamp_ok(shmpool_heap_ptr(h, off, 8), off, &size) ||
+			    !shmpool_heap_ptr(h, off, size)) {
+				rc = 23;
+				goto out;
+			}
+			if (shmpool_free(h, off)) {
+				rc = 24;
+				goto out;
+			}
+			break;
+		}
+	}
+out:
+	while (n)
+		if (shmpool_free(h, mine[--n]) && !rc)
+			rc = 25;
+	if (p) {
+		shmpool_heap_close(h);
+		shmpool_close(p);
+	}
+	return rc;
+}
+
+TEST_F_TIMEOUT(alloc, processes_share_and_pass_blocks, 120)
+{
+	struct worker w[MAX_WORKERS];
+	struct task t[MAX_WORKERS];
+	struct shmpool_heap_stats st;
+	struct shmpool_obj obj;
+	struct ctl *ctl;
+	uint64_t off;
+	size_t size;
+	int i;
+
+	ASSERT_EQ(1, shmpool_obj_create(self->h, "ctl", sizeof(*ctl), 64, &obj));
+	ctl = shmpool_heap_ptr(self->h, obj.off, sizeof(*ctl));
+	for (i = 0; i < MAX_WORKERS; i++) {
+		w[i] = (struct worker){ self->name, variant->backend, self->h, i,
+					(uint64_t)(1000000 * scale()),
+					(uint64_t)(5000 * scale()) };
+		ASSERT_EQ(0, task_start(&t[i], mp_worker, &w[i]));
+	}
+	for (i = 0; i < MAX_WORKERS; i++)
+		EXPECT_EQ(0, task_join(&t[i])) TH_LOG("worker %d", i);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	for (i = 0; i < MAILBOX; i++) {
+		off = atomic_exchange(&ctl->mailbox[i], 0);
+		if (!off)
+			continue;
+		EXPECT_TRUE(stamp_ok(shmpool_heap_ptr(self->h, off, 8), off, &size));
+		EXPECT_EQ(0, shmpool_free(self->h, off));
+	}
+	EXPECT_LT(0U, atomic_load(&ctl->passed));
+	EXPECT_EQ(0, shmpool_obj_remove(self->h, "ctl"));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(0U, st.alloc_blocks);
+	EXPECT_EQ(0U, st.objects);
+	for (i = 0; i < SHMPOOL_HEAP_NR_CLASSES; i++)
+		EXPECT_EQ(0U, st.classes[i].used) TH_LOG("class %d", i);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	TH_LOG("%llu blocks passed between workers", (unsigned long long)atomic_load(&ctl->passed));
+}
+
+#ifndef SHMPOOL_TEST_THREADS
+/* Each process allocates under its own attachment id, an inherited handle too. */
+TEST_F(alloc, owner_is_the_allocating_process)
+{
+	struct shmpool_obj obj;
+	_Atomic uint64_t *box;
+	int mine, status;
+	uint64_t off;
+	pid_t pid;
+
+	ASSERT_EQ(1, shmpool_obj_create(self->h, "box", 16, 0, &obj));
+	box = shmpool_heap_ptr(self->h, obj.off, 16);
+	mine = shmpool_heap_attach_id(self->h);
+	ASSERT_LT(0, mine);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		/* the inherited handle re-attaches under a new id */
+		if (shmpool_alloc(self->h, 100, &off))
+			_exit(1);
+		atomic_store(&box[0], off);
+		atomic_store(&box[1], (uint64_t)shmpool_heap_attach_id(self->h));
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, status);
+	off = atomic_load(&box[0]);
+	EXPECT_NE((uint64_t)mine, atomic_load(&box[1]));
+	EXPECT_EQ((int)atomic_load(&box[1]), shmpool_alloc_owner(self->h, off));
+	EXPECT_EQ(mine, shmpool_heap_attach_id(self->h));
+	EXPECT_EQ(0, shmpool_free(self->h, off));
+	EXPECT_EQ(-EINVAL, shmpool_alloc_owner(self->h, off));
+}
+#endif
+
+/* ---- bad input: each its own test; the heap must be unchanged afterwards ---------- */
+
+static void expect_bad_free(struct __test_metadata *_metadata,
+			    struct shmpool_heap *h, uint64_t off, int err)
+{
+	struct shmpool_heap_stats a, b;
+
+	ASSERT_EQ(0, shmpool_heap_stats(h, &a));
+	EXPECT_EQ(err, shmpool_free(h, off)) TH_LOG("free(0x%llx)", (unsigned long long)off);
+	ASSERT_EQ(0, shmpool_heap_stats(h, &b));
+	EXPECT_EQ(0, memcmp(&a, &b, sizeof(a))) TH_LOG("free(0x%llx) changed the heap",
+						       (unsigned long long)off);
+	EXPECT_HEAP_OK(h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+TEST_F(alloc, free_outside_pool)
+{
+	uint64_t off;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 1000, &off));
+	expect_bad_free(_metadata, self->h, POOL_BYTES, -EINVAL);
+	expect_bad_free(_metadata, self->h, POOL_BYTES + 4096, -EINVAL);
+	expect_bad_free(_metadata, self->h, UINT64_MAX & ~15ULL, -EINVAL);
+}
+
+TEST_F(alloc, free_metadata)
+{
+	uint64_t off;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 1000, &off));
+	expect_bad_free(_metadata, self->h, 0, -EINVAL);
+	expect_bad_free(_metadata, self->h, 16, -EINVAL);
+	expect_bad_free(_metadata, self->h, 8192, -EINVAL);
+}
+
+TEST_F(alloc, free_misaligned_general)
+{
+	uint64_t off;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 1000, &off));
+	expect_bad_free(_metadata, self->h, off + 1, -EINVAL);
+	expect_bad_free(_metadata, self->h, off + 8, -EINVAL);
+	expect_bad_free(_metadata, self->h, off - 1, -EINVAL);
+}
+
+TEST_F(alloc, free_misaligned_small)
+{
+	uint64_t off;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 48, &off));
+	expect_bad_free(_metadata, self->h, off + 1, -EINVAL);
+	expect_bad_free(_metadata, self->h, off + 8, -EINVAL);
+}
+
+TEST_F(alloc, free_interior_general)
+{
+	uint64_t off;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 1000, &off));
+	/* a fake header in the payload does not fool the bitmap */
+	memcpy(shmpool_heap_ptr(self->h, off + 256, 16),
+	       shmpool_heap_ptr(self->h, off - 16, 16), 16);
+	expect_bad_free(_metadata, self->h, off + 272, -EINVAL);
+	expect_bad_free(_metadata, self->h, off + 16, -EINVAL);
+	expect_bad_free(_metadata, self->h, off - 16, -EINVAL);
+}
+
+TEST_F(alloc, free_interior_small)
+{
+	uint64_t off;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 96, &off));
+	expect_bad_free(_metadata, self->h, off + 16, -EINVAL);
+	expect_bad_free(_metadata, self->h, off + 48, -EINVAL);
+}
+
+/* The slab's own header and its chunk start are not objects. */
+TEST_F(alloc, free_slab_metadata)
+{
+	uint64_t off;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 64, &off));
+	expect_bad_free(_metadata, self->h, off & ~16383ULL, -EINVAL);
+	expect_bad_free(_metadata, self->h, (off & ~16383ULL) + 16, -EINVAL);
+}
+
+TEST_F(alloc, double_free_general)
+{
+	uint64_t off, keep;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 5000, &off));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 5000, &keep));
+	ASSERT_EQ(0, shmpool_free(self->h, off));
+	expect_bad_free(_metadata, self->h, off, -EINVAL);
+}
+
+TEST_F(alloc, double_free_small)
+{
+	uint64_t off, keep;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 24, &off));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 24, &keep));
+	ASSERT_EQ(0, shmpool_free(self->h, off));
+	expect_bad_free(_metadata, self->h, off, -EINVAL);
+	/* the list holds it once: two allocations get two objects */
+	ASSERT_EQ(0, shmpool_alloc(self->h, 24, &off));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 24, &keep));
+	EXPECT_NE(off, keep);
+}
+
+/* A small object never allocated (free in its slab) is not freeable. */
+TEST_F(alloc, free_never_allocated_small)
+{
+	uint64_t off;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 32, &off));
+	expect_bad_free(_metadata, self->h, off + 32, -EINVAL);
+}
+
+/* Named objects are freed through the directory only. */
+TEST_F(alloc, free_named_object_is_ebusy)
+{
+	struct shmpool_obj obj;
+
+	ASSERT_EQ(1, shmpool_obj_create(self->h, "cfg", 100, 0, &obj));
+	expect_bad_free(_metadata, self->h, obj.off, -EBUSY);
+	EXPECT_EQ(0, shmpool_obj_find(self->h, "cfg", &obj));
+}
+
+/* Concurrent double frees of one object: exactly one succeeds. */
+static int racing_free(void *arg)
+{
+	struct worker *w = arg;
+	struct shmpool_heap *h = w->h;
+	struct shmpool *p = NULL;
+	int ret;
+
+#ifndef SHMPOOL_TEST_THREADS
+	if (shmpool_open(w->name, w->backend, &p) || shmpool_heap_open(p, 0, &h))
+		return 20;
+#endif
+	ret = shmpool_free(h, w->ops);
+	if (p) {
+		shmpool_heap_close(h);
+		shmpool_close(p);
+	}
+	return ret == 0 ? 0 : ret == -EINVAL ? 1 : 2;
+}
+
+TEST_F(alloc, double_free_race)
+{
+	struct worker w[MAX_WORKERS];
+	struct task t[MAX_WORKERS];
+	uint64_t off;
+	int i, round, ok, rc;
+
+	for (round = 0; round < 20; round++) {
+		ASSERT_EQ(0, shmpool_alloc(self->h, round % 2 ? 40 : 4000, &off));
+		ok = 0;
+		for (i = 0; i < MAX_WORKERS; i++) {
+			w[i] = (struct worker){ self->name, variant->backend, self->h, i, off, 0 };
+			ASSERT_EQ(0, task_start(&t[i], racing_free, &w[i]));
+		}
+		for (i = 0; i < MAX_WORKERS; i++) {
+			rc = task_join(&t[i]);
+			EXPECT_GE(1, rc);
+			ok += rc == 0;
+		}
+		EXPECT_EQ(1, ok);
+		EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	}
+}
+
+/* ---- corruption reports ------------------------------------------------------------ */
+
+/* An overrun into the next block's header is reported, with its offset, and not followed. */
+TEST_F(alloc, overrun_is_reported)
+{
+	uint64_t a, b;
+	char msg[MSG_LEN], want[64];
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 1000, &a));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 1000, &b));
+	ASSERT_EQ(a + 1008 + 16, b);
+	memset(shmpool_heap_ptr(self->h, a, 1020), 0x77, 1020);	/* 12 bytes too many */
+	EXPECT_EQ(-EUCLEAN, shmpool_heap_check(self->h, 0, msg, sizeof(msg)));
+	snprintf(want, sizeof(want), "0x%llx", (unsigned long long)(b - 16));
+	EXPECT_NE(NULL, strstr(msg, want)) TH_LOG("message: %s", msg);
+	EXPECT_EQ(-EUCLEAN, shmpool_free(self->h, b));
+	EXPECT_EQ(-EUCLEAN, shmpool_free(self->h, a));	/* its neighbour is damaged */
+}
+
+/* A damaged slab header is reported with the slab's offset. */
+TEST_F(alloc, damaged_slab_is_reported)
+{
+	uint64_t off, slab;
+	char msg[MSG_LEN], want[64];
+	uint32_t *magic;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 16, &off));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	slab = off & ~16383ULL;
+	magic = shmpool_heap_ptr(self->h, slab, 4);
+	*magic ^= 1;
+	EXPECT_EQ(-EUCLEAN, shmpool_heap_check(self->h, 0, msg, sizeof(msg)));
+	snprintf(want, sizeof(want), "slab at 0x%llx", (unsigned long long)slab);
+	EXPECT_NE(NULL, strstr(msg, want)) TH_LOG("message: %s", msg);
+	*magic ^= 1;
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+/* ---- named objects ----------------------------------------------------------------- */
+
+TEST_F(alloc, obj_create_find_remove)
+{
+	struct shmpool_obj a, b;
+	struct shmpool_heap_stats st;
+	uint8_t *m;
+	size_t i;
+
+	EXPECT_EQ(-ENOENT, shmpool_obj_find(self->h, "requests", &a));
+	ASSERT_EQ(1, shmpool_obj_create(self->h, "requests", 5000, 256, &a));
+	EXPECT_EQ(0U, a.off % 256);
+	EXPECT_EQ(5000U, a.size);
+	m = shmpool_heap_ptr(self->h, a.off, a.size);
+	for (i = 0; i < a.size; i++)
+		ASSERT_EQ(0, m[i]);
+	memset(m, 1, a.size);
+	ASSERT_EQ(0, shmpool_obj_create(self->h, "requests", 10, 0, &b));
+	EXPECT_EQ(a.off, b.off);
+	EXPECT_EQ(5000U, b.size);
+	ASSERT_EQ(0, shmpool_obj_find(self->h, "requests", &b));
+	EXPECT_EQ(a.off, b.off);
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(1U, st.objects);
+	EXPECT_EQ(0U, st.alloc_blocks);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	EXPECT_EQ(0, shmpool_obj_remove(self->h, "requests"));
+	EXPECT_EQ(-ENOENT, shmpool_obj_find(self->h, "requests", &b));
+	EXPECT_EQ(-ENOENT, shmpool_obj_remove(self->h, "requests"));
+	/* a new object of the name is a new, zeroed one */
+	ASSERT_EQ(1, shmpool_obj_create(self->h, "requests", 5000, 256, &a));
+	m = shmpool_heap_ptr(self->h, a.off, a.size);
+	for (i = 0; i < a.size; i++)
+		ASSERT_EQ(0, m[i]);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+TEST_F(alloc, obj_bad_names)
+{
+	struct shmpool_obj o;
+	char name[SHMPOOL_OBJ_NAME_MAX + 1];
+
+	EXPECT_EQ(-EINVAL, shmpool_obj_create(self->h, "", 10, 0, &o));
+	EXPECT_EQ(-EINVAL, shmpool_obj_create(self->h, NULL, 10, 0, &o));
+	EXPECT_EQ(-EINVAL, shmpool_obj_find(self->h, "", &o));
+	memset(name, 'x', SHMPOOL_OBJ_NAME_MAX);
+	name[SHMPOOL_OBJ_NAME_MAX] = '\0';
+	EXPECT_EQ(-ENAMETOOLONG, shmpool_obj_create(self->h, name, 10, 0, &o));
+	name[SHMPOOL_OBJ_NAME_MAX - 1] = '\0';	/* 39 characters: fine */
+	EXPECT_EQ(1, shmpool_obj_create(self->h, name, 10, 0, &o));
+	EXPECT_EQ(0, shmpool_obj_find(self->h, name, &o));
+}
+
+TEST_F(alloc, obj_bad_size_and_align)
+{
+	struct shmpool_obj o;
+
+	EXPECT_EQ(-EINVAL, shmpool_obj_create(self->h, "a", 0, 0, &o));
+	EXPECT_EQ(-EINVAL, shmpool_obj_create(self->h, "a", 10, 24, &o));
+	EXPECT_EQ(-ENOMEM, shmpool_obj_create(self->h, "a", POOL_BYTES, 0, &o));
+	EXPECT_EQ(-ENOENT, shmpool_obj_find(self->h, "a", &o));
+}
+
+TEST_F(alloc, obj_directory_full_is_enospc)
+{
+	struct shmpool_obj o;
+	char name[32];
+	int i, ret = 0;
+
+	for (i = 0; i < 1000; i++) {
+		snprintf(name, sizeof(name), "o%d", i);
+		ret = shmpool_obj_create(self->h, name, 16, 0, &o);
+		if (ret != 1)
+			break;
+	}
+	EXPECT_EQ(-ENOSPC, ret);
+	EXPECT_LE(32, i);
+	EXPECT_EQ(0, shmpool_obj_remove(self->h, "o0"));
+	EXPECT_EQ(1, shmpool_obj_create(self->h, name, 16, 0, &o));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+static int obj_racer(void *arg)
+{
+	struct worker *w = arg;
+	struct shmpool_heap *h = w->h;
+	struct shmpool *p = NULL;
+	struct shmpool_obj o;
+	_Atomic uint64_t *res = (_Atomic uint64_t *)(uintptr_t)w->budget_ms;
+	int ret;
+
+#ifndef SHMPOOL_TEST_THREADS
+	if (shmpool_open(w->name, w->backend, &p) || shmpool_heap_open(p, 0, &h))
+		return 20;
+#endif
+	while (!atomic_load(&res[2 * MAX_WORKERS]))
+		;
+	ret = shmpool_obj_create(h, "requests", 4096, 0, &o);
+	if (ret < 0)
+		return 21;
+	atomic_store(&res[w->idx], o.off);
+	atomic_store(&res[MAX_WORKERS + w->idx], (uint64_t)ret);
+	if (p) {
+		shmpool_heap_close(h);
+		shmpool_close(p);
+	}
+	return 0;
+}
+
+/* Processes racing to create the same name all get one and the same object. */
+TEST_F(alloc, obj_create_race)
+{
+	struct worker w[MAX_WORKERS];
+	struct task t[MAX_WORKERS];
+	_Atomic uint64_t *res;
+	int i, round, created;
+
+	res = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, res);
+	for (round = 0; round < 10; round++) {
+		memset((void *)res, 0, 4096);
+		for (i = 0; i < MAX_WORKERS; i++) {
+			w[i] = (struct worker){ self->name, variant->backend, self->h, i, 0,
+						(uint64_t)(uintptr_t)res };
+			ASSERT_EQ(0, task_start(&t[i], obj_racer, &w[i]));
+		}
+		atomic_store(&res[2 * MAX_WORKERS], 1);
+		created = 0;
+		for (i = 0; i < MAX_WORKERS; i++) {
+			EXPECT_EQ(0, task_join(&t[i]));
+			EXPECT_EQ(atomic_load(&res[0]), atomic_load(&res[i]));
+			created += (int)atomic_load(&res[MAX_WORKERS + i]);
+		}
+		EXPECT_NE(0U, atomic_load(&res[0]));
+		EXPECT_EQ(1, created);
+		EXPECT_EQ(0, shmpool_obj_remove(self->h, "requests"));
+		EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	}
+	munmap((void *)res, 4096);
+}
+
+TEST_HARNESS_MAIN
