@@ -355,7 +355,10 @@ struct shmpool_wait {
  * @bitset: non-zero; only waiters whose bitset intersects it are woken
  *
  * Returns the number of waiters woken (eventfds signalled are not counted).
- * Waiters are woken in the order they started waiting.
+ * Waiters are woken in the order they started waiting. As with
+ * futex_waitv(), each WAITV entry is a waiter of its own: a task waiting on
+ * this word through two entries, or one already woken through another word
+ * but not yet running, takes a slot of @nr.
  *
  * Errors:
  * - EINVAL: @offset misaligned or outside the pool, @bitset 0, flags.
