@@ -110,6 +110,16 @@ $(B)/bench/%: bench/%.c bench/bench.c bench/bench.h $(LIB_A) $(LIB_HDRS)
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O2 -g $(WARN) -I$(TOP)/include -static $< bench/bench.c $(LIB_A) -lpthread -o $@
 
+# C++ peers (bench/*.cpp, e.g. Boost.Interprocess) linked into their C benchmark.
+$(B)/bench/%.o: bench/%.cpp
+	@mkdir -p $(@D)
+	$(CXX) -std=gnu++17 -O2 -g -Wall -Wextra -Werror -c $< -o $@
+
+$(B)/bench/alloc_bench: bench/alloc_bench.c $(B)/bench/alloc_boost.o bench/bench.c bench/bench.h $(LIB_A) $(LIB_HDRS)
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -g $(WARN) -I$(TOP)/include -static $< bench/bench.c \
+		$(B)/bench/alloc_boost.o $(LIB_A) -lstdc++ -lpthread -lm -o $@
+
 # Library tests once more with ASan+UBSan (dynamic: sanitizers need it).
 asan-tests: $(patsubst %,$(B)/asan/%,$(HOST_TESTS))
 

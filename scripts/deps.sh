@@ -10,7 +10,7 @@ pkgs=(
 	linux-image-amd64 linux-headers-amd64
 	linux-image-6.12-amd64 linux-headers-6.12-amd64
 	linux-source-6.1 flex bison libelf-dev libssl-dev bc dwarves
-	sparse liburcu-dev
+	sparse liburcu-dev libboost-dev
 )
 
 missing=()
