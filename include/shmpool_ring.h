@@ -1,0 +1,500 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libshmpool rings: fixed-size elements passed between processes through
+ * pool memory, with optional blocking.
+ *
+ * A ring is a named object of a pool's heap (shmpool_alloc.h): one process
+ * creates it, the others find it by name; it holds offsets only, so it may
+ * sit at a different address in each process. Two kinds:
+ *
+ * - SHMPOOL_RING_SPSC: one producer thread and one consumer thread at a time.
+ *   Each side keeps a private copy of the other side's index and reads the
+ *   shared one only when its copy says the ring looks full (empty), so a
+ *   batch costs one read of the other side's cache line, not one per element.
+ * - SHMPOOL_RING_MPMC: any number of producers and consumers (rte_ring's
+ *   head/tail scheme: reserve slots by CAS on head, copy, then publish in
+ *   reservation order by moving tail). SHMPOOL_RING_SP / SHMPOOL_RING_SC at
+ *   creation make one side single-threaded (no CAS on that side).
+ *
+ * Sizes: @count is the number of slots, a power of two from 2 to 2^31; the
+ * ring holds all @count elements (indices run freely modulo 2^32). @esize is
+ * the element size, a multiple of 4 from 4 to 65536 bytes. Both are fixed at
+ * creation. Bad parameters are -EINVAL.
+ *
+ * Non-blocking calls (inline): *_burst moves as many elements as it can (0..n),
+ * *_bulk all @n or none; both return how many moved. Blocking calls
+ * (shmpool_ring_enqueue_wait()/dequeue_wait()) spin briefly, then sleep on a
+ * doorbell (struct shmpool_event) until they can move at least one element
+ * (burst) or all of them (bulk), @deadline passes (-ETIMEDOUT), or the other
+ * end is shut down (-EPIPE). Every enqueue and dequeue that moves something
+ * tells the other side, which costs a full fence and one load of a
+ * read-mostly cache line while nobody sleeps, and one wake syscall only when
+ * a sleeper announced itself (NEED_WAKEUP in the event word).
+ *
+ * Shutdown: shmpool_ring_shutdown(r, SHMPOOL_RING_PROD) says no more elements
+ * will come: blocked and later consumers drain what is left, then get
+ * -EPIPE. SHMPOOL_RING_CONS says nobody will dequeue any more: blocked and
+ * later blocking producers get -EPIPE. It is a property of the ring's end,
+ * not of one thread: any producer (consumer) may shut its end down.
+ *
+ * Concurrency: on an SPSC ring, at most one thread enqueues and at most one
+ * dequeues at a time (in any processes); on an MPMC ring, the same for a side
+ * created SP/SC, any number otherwise. Everything else (counts, shutdown,
+ * open, close of other handles) may run concurrently with anything. A handle
+ * may be shared by threads of a process within those rules.
+ *
+ * Owner death: a process killed between reserving and publishing MPMC slots
+ * stops that side of the ring for good (as in rte_ring); an SPSC side dies
+ * without harm to the other and may be taken over by a new handle.
+ */
+#ifndef SHMPOOL_RING_H
+#define SHMPOOL_RING_H
+
+#include <string.h>
+
+#include "shmpool.h"
+#include "shmpool_alloc.h"
+#include "shmpool_sync.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ring types */
+#define SHMPOOL_RING_SPSC	1U
+#define SHMPOOL_RING_MPMC	2U
+#define SHMPOOL_RING_VAR	3U	/* variable-size records (below) */
+
+/* creation flags (MPMC only) */
+#define SHMPOOL_RING_SP		(1U << 0)	/* single producer at a time */
+#define SHMPOOL_RING_SC		(1U << 1)	/* single consumer at a time */
+
+/* shmpool_ring_shutdown() ends */
+#define SHMPOOL_RING_PROD	(1U << 0)
+#define SHMPOOL_RING_CONS	(1U << 1)
+
+/* shmpool_ring_*_wait() flags */
+#define SHMPOOL_RING_BULK	(1U << 0)	/* all @n or nothing */
+
+#define SHMPOOL_RING_MAX_COUNT	(1U << 31)
+#define SHMPOOL_RING_MAX_ESIZE	65536U
+#define __SHMPOOL_RING_LINE	128	/* two lines: no adjacent-line prefetch sharing */
+#define __SHMPOOL_RING_MAGIC	0x52696e67U	/* "Ring" */
+
+struct __shmpool_ring_ht {
+	__SHMPOOL_ATOMIC(uint32_t) head;	/* MPMC: reserved up to here */
+	__SHMPOOL_ATOMIC(uint32_t) tail;	/* published up to here */
+} __attribute__((aligned(__SHMPOOL_RING_LINE)));
+
+/*
+ * The ring in pool memory. The description line is written once before
+ * @magic is set (release) and read-only afterwards; the producer line is
+ * written by producers only, the consumer line by consumers only; the event
+ * line is written only by sleepers and shutdown, so that while nobody sleeps
+ * it stays shared in every cache. The slots follow at offset sizeof(hdr).
+ */
+struct __shmpool_ring_hdr {
+	struct {
+		__SHMPOOL_ATOMIC(uint32_t) magic;	/* set last by the creator */
+		uint32_t type;
+		uint32_t flags;
+		uint32_t esize;		/* VAR: 8 */
+		uint32_t count;		/* VAR: bytes */
+		uint32_t mask;
+		uint32_t max_rec;	/* VAR: largest record payload */
+		uint32_t __reserved;
+	} __attribute__((aligned(__SHMPOOL_RING_LINE))) d;
+	struct __shmpool_ring_ht prod;
+	struct __shmpool_ring_ht cons;
+	struct {
+		struct shmpool_event data;	/* consumers sleep: "not empty" */
+		struct shmpool_event space;	/* producers sleep: "not full" */
+		__SHMPOOL_ATOMIC(uint32_t) shut;	/* SHMPOOL_RING_PROD|CONS */
+	} __attribute__((aligned(__SHMPOOL_RING_LINE))) ev;
+};
+
+/**
+ * struct shmpool_ring - a process's handle on a ring
+ * @heap: the heap holding the ring (not owned)
+ * @off: pool offset of the ring object
+ *
+ * The rest is private: cached copies of the shared description (so the hot
+ * paths never re-read it) and each side's private copy of the other side's
+ * index (SPSC).
+ */
+struct shmpool_ring {
+	struct shmpool_heap *heap;
+	uint64_t off;
+
+	/* private: */
+	struct __shmpool_ring_hdr *hdr;
+	unsigned char *slots;
+	uint32_t type, flags, esize, count, mask, max_rec;
+	uint32_t cons_cache;	/* producer's copy of cons.tail */
+	uint32_t prod_cache;	/* consumer's copy of prod.tail */
+	uint32_t var_resv;	/* VAR: bytes reserved, not yet committed */
+	uint32_t var_peek;	/* VAR: bytes peeked, not yet released */
+};
+
+/*
+ * Find ring @name in @h or create it (@type, @count slots of @esize bytes,
+ * @flags). Returns 1 if this call created it, 0 if it existed with the same
+ * parameters; -EEXIST if it exists with different ones (or is not a ring),
+ * -EINVAL for bad parameters, errors of shmpool_obj_create().
+ */
+int shmpool_ring_create(struct shmpool_heap *h, const char *name,
+			uint32_t type, uint32_t count, uint32_t esize,
+			unsigned int flags, struct shmpool_ring **out);
+/*
+ * Open existing ring @name, which must be of @type with @esize-byte elements
+ * (-EPROTOTYPE otherwise, -ENOENT if there is none). Waits up to 10 s for
+ * a creator that is still setting the ring up (-ETIMEDOUT).
+ */
+int shmpool_ring_open(struct shmpool_heap *h, const char *name,
+		      uint32_t type, uint32_t esize, struct shmpool_ring **out);
+/* Free the handle (NULL is fine); the ring stays (shmpool_obj_remove() frees it). */
+void shmpool_ring_close(struct shmpool_ring *r);
+/* Shut down @ends (SHMPOOL_RING_PROD and/or _CONS) and wake every sleeper. */
+int shmpool_ring_shutdown(struct shmpool_ring *r, unsigned int ends);
+/*
+ * Enqueue from @objs up to @n elements (all, with SHMPOOL_RING_BULK),
+ * blocking until at least one (all) fit or @deadline (absolute
+ * CLOCK_MONOTONIC; NULL: no limit). Returns the count moved, -ETIMEDOUT,
+ * -EPIPE if the consumer end is shut down, -EINTR if a signal handler
+ * without SA_RESTART ran while asleep, -EINVAL for bulk @n above the ring's
+ * count or unknown @flags. @n 0 returns 0 at once.
+ */
+int shmpool_ring_enqueue_wait(struct shmpool_ring *r, const void *objs,
+			      uint32_t n, unsigned int flags,
+			      const struct timespec *deadline);
+/*
+ * Dequeue into @objs, like shmpool_ring_enqueue_wait(); -EPIPE once the
+ * producer end is shut down and the ring is empty.
+ */
+int shmpool_ring_dequeue_wait(struct shmpool_ring *r, void *objs, uint32_t n,
+			      unsigned int flags,
+			      const struct timespec *deadline);
+/*
+ * How many wake calls (each at most one wake syscall) the rings of this
+ * process have made since it started: a sleeper-free exchange makes none.
+ */
+uint64_t shmpool_ring_wake_calls(void);
+
+/* slow path of __shmpool_ring_signal(): a sleeper announced itself */
+int __shmpool_ring_wake(struct shmpool_ring *r, struct shmpool_event *ev);
+
+/* ---- inline hot paths -------------------------------------------------------- */
+
+#define __SHMPOOL_LD(p, mo)	__SHMPOOL_STD atomic_load_explicit(p, __SHMPOOL_STD mo)
+#define __SHMPOOL_ST(p, v, mo)	__SHMPOOL_STD atomic_store_explicit(p, v, __SHMPOOL_STD mo)
+
+static inline void __shmpool_ring_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	_mm_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/*
+ * Tell the other side's sleepers to look again, after the release store
+ * that published the change. shmpool_event_signal() does the fence (S) that
+ * pairs with the sleeper's fence (W) in shmpool_event_prepare_wait(): either
+ * the sleeper sees our index move and does not sleep, or we see its
+ * NEED_WAKEUP and wake it. No syscall while nobody sleeps.
+ */
+static inline void __shmpool_ring_signal(struct shmpool_ring *r,
+					 struct shmpool_event *ev)
+{
+	__SHMPOOL_STD atomic_thread_fence(__SHMPOOL_STD memory_order_seq_cst);
+	if (__SHMPOOL_LD(&ev->word, memory_order_relaxed) &
+	    SHMPOOL_EVENT_NEED_WAKEUP)
+		__shmpool_ring_wake(r, ev);
+}
+
+/* copy @n elements from @src into the slots from index @idx on (may wrap) */
+static inline void __shmpool_ring_put(struct shmpool_ring *r, uint32_t idx,
+				      const void *src, uint32_t n)
+{
+	uint32_t i = idx & r->mask, first = r->count - i;
+	const unsigned char *s = (const unsigned char *)src;
+
+	if (r->esize == 8) {
+		uint32_t k;
+
+		/* constant-size memcpy: one move, any alignment of @src */
+		for (k = 0; k < n; k++)
+			memcpy(r->slots + (size_t)((i + k) & r->mask) * 8,
+			       s + (size_t)k * 8, 8);
+		return;
+	}
+	if (n <= first) {
+		memcpy(r->slots + (size_t)i * r->esize, s, (size_t)n * r->esize);
+	} else {
+		memcpy(r->slots + (size_t)i * r->esize, s, (size_t)first * r->esize);
+		memcpy(r->slots, s + (size_t)first * r->esize,
+		       (size_t)(n - first) * r->esize);
+	}
+}
+
+/* copy @n elements from the slots from index @idx on into @dst */
+static inline void __shmpool_ring_get(struct shmpool_ring *r, uint32_t idx,
+				      void *dst, uint32_t n)
+{
+	uint32_t i = idx & r->mask, first = r->count - i;
+	unsigned char *d = (unsigned char *)dst;
+
+	if (r->esize == 8) {
+		uint32_t k;
+
+		for (k = 0; k < n; k++)
+			memcpy(d + (size_t)k * 8,
+			       r->slots + (size_t)((i + k) & r->mask) * 8, 8);
+		return;
+	}
+	if (n <= first) {
+		memcpy(d, r->slots + (size_t)i * r->esize, (size_t)n * r->esize);
+	} else {
+		memcpy(d, r->slots + (size_t)i * r->esize, (size_t)first * r->esize);
+		memcpy(d + (size_t)first * r->esize, r->slots,
+		       (size_t)(n - first) * r->esize);
+	}
+}
+
+/* SPSC enqueue: @bulk 1 for all-or-nothing */
+static inline uint32_t __shmpool_spsc_enqueue(struct shmpool_ring *r,
+					      const void *objs, uint32_t n,
+					      int bulk)
+{
+	struct __shmpool_ring_hdr *h = r->hdr;
+	/* relaxed: only this side writes prod.tail */
+	uint32_t head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
+	uint32_t room = r->count + r->cons_cache - head;
+
+	if (room < n) {
+		/*
+		 * Acquire: pairs with the consumer's release store of
+		 * cons.tail; its reads of the slots it freed are done before
+		 * we overwrite them. One shared-line read per batch.
+		 */
+		r->cons_cache = __SHMPOOL_LD(&h->cons.tail, memory_order_acquire);
+		room = r->count + r->cons_cache - head;
+		if (room < n) {
+			if (bulk || !room)
+				return 0;
+			n = room;
+		}
+	}
+	__shmpool_ring_put(r, head, objs, n);
+	/* Release: the slot writes above before the consumer sees the index. */
+	__SHMPOOL_ST(&h->prod.tail, head + n, memory_order_release);
+	__shmpool_ring_signal(r, &h->ev.data);
+	return n;
+}
+
+static inline uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
+					      void *objs, uint32_t n, int bulk)
+{
+	struct __shmpool_ring_hdr *h = r->hdr;
+	/* relaxed: only this side writes cons.tail */
+	uint32_t tail = __SHMPOOL_LD(&h->cons.tail, memory_order_relaxed);
+	uint32_t avail = r->prod_cache - tail;
+
+	if (avail < n) {
+		/*
+		 * Acquire: pairs with the producer's release store of
+		 * prod.tail; the slots it published are visible to our reads.
+		 */
+		r->prod_cache = __SHMPOOL_LD(&h->prod.tail, memory_order_acquire);
+		avail = r->prod_cache - tail;
+		if (avail < n) {
+			if (bulk || !avail)
+				return 0;
+			n = avail;
+		}
+	}
+	__shmpool_ring_get(r, tail, objs, n);
+	/* Release: our slot reads before the producer may reuse the slots. */
+	__SHMPOOL_ST(&h->cons.tail, tail + n, memory_order_release);
+	__shmpool_ring_signal(r, &h->ev.space);
+	return n;
+}
+
+/*
+ * Wait until the earlier reservations of this side, up to @old, are
+ * published. Acquire: pairs with their release stores of tail, so that our
+ * release store below carries their slot accesses along to the other side.
+ * A preempted predecessor can hold us up; yield after a while rather than
+ * spin away its CPU.
+ */
+void __shmpool_ring_yield(void);
+
+static inline void __shmpool_ring_wait_tail(__SHMPOOL_ATOMIC(uint32_t) *tail,
+					    uint32_t old)
+{
+	unsigned int spins = 0;
+
+	while (__SHMPOOL_LD(tail, memory_order_acquire) != old) {
+		if (++spins < 256)
+			__shmpool_ring_relax();
+		else
+			__shmpool_ring_yield();
+	}
+}
+
+static inline uint32_t __shmpool_mpmc_enqueue(struct shmpool_ring *r,
+					      const void *objs, uint32_t n,
+					      int bulk)
+{
+	struct __shmpool_ring_hdr *h = r->hdr;
+	uint32_t old, room, m;
+
+	old = __SHMPOOL_LD(&h->prod.head, memory_order_relaxed);
+	do {
+		m = n;
+		/*
+		 * Acquire: pairs with the consumers' release store of
+		 * cons.tail; their reads of these slots are done before we
+		 * write them.
+		 */
+		room = r->count + __SHMPOOL_LD(&h->cons.tail, memory_order_acquire) - old;
+		if (room < m) {
+			if (bulk || !room)
+				return 0;
+			m = room;
+		}
+		if (r->flags & SHMPOOL_RING_SP) {
+			/* relaxed: only we move head; tail publishes */
+			__SHMPOOL_ST(&h->prod.head, old + m, memory_order_relaxed);
+			break;
+		}
+		/*
+		 * Relaxed CAS: it only reserves [old, old + m) among
+		 * producers; the slots are published by the tail store.
+		 */
+	} while (!__SHMPOOL_STD atomic_compare_exchange_weak_explicit(
+			&h->prod.head, &old, old + m,
+			__SHMPOOL_STD memory_order_relaxed,
+			__SHMPOOL_STD memory_order_relaxed));
+	__shmpool_ring_put(r, old, objs, m);
+	if (!(r->flags & SHMPOOL_RING_SP))
+		__shmpool_ring_wait_tail(&h->prod.tail, old);
+	/* Release: our slot writes before consumers see them published. */
+	__SHMPOOL_ST(&h->prod.tail, old + m, memory_order_release);
+	__shmpool_ring_signal(r, &h->ev.data);
+	return m;
+}
+
+static inline uint32_t __shmpool_mpmc_dequeue(struct shmpool_ring *r,
+					      void *objs, uint32_t n, int bulk)
+{
+	struct __shmpool_ring_hdr *h = r->hdr;
+	uint32_t old, avail, m;
+
+	old = __SHMPOOL_LD(&h->cons.head, memory_order_relaxed);
+	do {
+		m = n;
+		/*
+		 * Acquire: pairs with the producers' release store of
+		 * prod.tail; the published slots are visible to our reads.
+		 */
+		avail = __SHMPOOL_LD(&h->prod.tail, memory_order_acquire) - old;
+		if (avail < m) {
+			if (bulk || !avail)
+				return 0;
+			m = avail;
+		}
+		if (r->flags & SHMPOOL_RING_SC) {
+			__SHMPOOL_ST(&h->cons.head, old + m, memory_order_relaxed);
+			break;
+		}
+		/*
+		 * Relaxed CAS: reserves [old, old + m) among consumers. A
+		 * consumer that lost the race re-reads prod.tail (acquire)
+		 * before touching any slot.
+		 */
+	} while (!__SHMPOOL_STD atomic_compare_exchange_weak_explicit(
+			&h->cons.head, &old, old + m,
+			__SHMPOOL_STD memory_order_relaxed,
+			__SHMPOOL_STD memory_order_relaxed));
+	__shmpool_ring_get(r, old, objs, m);
+	if (!(r->flags & SHMPOOL_RING_SC))
+		__shmpool_ring_wait_tail(&h->cons.tail, old);
+	/* Release: our slot reads before producers may overwrite the slots. */
+	__SHMPOOL_ST(&h->cons.tail, old + m, memory_order_release);
+	__shmpool_ring_signal(r, &h->ev.space);
+	return m;
+}
+
+/* Enqueue up to @n elements from @objs without blocking; returns how many. */
+static inline uint32_t shmpool_ring_enqueue_burst(struct shmpool_ring *r,
+						  const void *objs, uint32_t n)
+{
+	if (r->type == SHMPOOL_RING_SPSC)
+		return __shmpool_spsc_enqueue(r, objs, n, 0);
+	return __shmpool_mpmc_enqueue(r, objs, n, 0);
+}
+
+/* Enqueue all @n elements or none without blocking; returns @n or 0. */
+static inline uint32_t shmpool_ring_enqueue_bulk(struct shmpool_ring *r,
+						 const void *objs, uint32_t n)
+{
+	if (r->type == SHMPOOL_RING_SPSC)
+		return __shmpool_spsc_enqueue(r, objs, n, 1);
+	return __shmpool_mpmc_enqueue(r, objs, n, 1);
+}
+
+/* Enqueue one element; 1 or 0 (full). */
+static inline uint32_t shmpool_ring_enqueue(struct shmpool_ring *r,
+					    const void *obj)
+{
+	return shmpool_ring_enqueue_bulk(r, obj, 1);
+}
+
+static inline uint32_t shmpool_ring_dequeue_burst(struct shmpool_ring *r,
+						  void *objs, uint32_t n)
+{
+	if (r->type == SHMPOOL_RING_SPSC)
+		return __shmpool_spsc_dequeue(r, objs, n, 0);
+	return __shmpool_mpmc_dequeue(r, objs, n, 0);
+}
+
+static inline uint32_t shmpool_ring_dequeue_bulk(struct shmpool_ring *r,
+						 void *objs, uint32_t n)
+{
+	if (r->type == SHMPOOL_RING_SPSC)
+		return __shmpool_spsc_dequeue(r, objs, n, 1);
+	return __shmpool_mpmc_dequeue(r, objs, n, 1);
+}
+
+/* Dequeue one element; 1 or 0 (empty). */
+static inline uint32_t shmpool_ring_dequeue(struct shmpool_ring *r, void *obj)
+{
+	return shmpool_ring_dequeue_bulk(r, obj, 1);
+}
+
+/* Elements in the ring now (a snapshot; exact only while nobody moves any). */
+static inline uint32_t shmpool_ring_count(const struct shmpool_ring *r)
+{
+	uint32_t c = __SHMPOOL_LD(&r->hdr->cons.tail, memory_order_acquire);
+	uint32_t p = __SHMPOOL_LD(&r->hdr->prod.tail, memory_order_acquire);
+
+	return p - c > r->count ? r->count : p - c;
+}
+
+/* Slots of the ring. */
+static inline uint32_t shmpool_ring_capacity(const struct shmpool_ring *r)
+{
+	return r->count;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMPOOL_RING_H */

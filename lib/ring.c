@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Rings in pool memory (include/shmpool_ring.h): creation and lookup by
+ * name through the heap's object directory, the blocking paths, shutdown.
+ * The non-blocking enqueue/dequeue paths are inline in the header.
+ *
+ * Blocking is the event-count pattern of shmpool_sync.h: spin a little on the
+ * non-blocking call, then announce the sleep (shmpool_event_prepare_wait(),
+ * fence W), try once more, and sleep on the event word only if that failed
+ * too. The other side's successful call signals after its release store
+ * (fence S), so a sleep is never lost.
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "internal.h"
+#include "shmpool_ring.h"
+
+/* non-blocking tries before announcing a sleep */
+#define SPIN_TRIES	200
+/* how long an opener waits for a creator still setting a ring up */
+#define OPEN_WAIT_MS	10000
+
+static atomic_uint_fast64_t wake_calls;
+
+SHMPOOL_EXPORT
+uint64_t shmpool_ring_wake_calls(void)
+{
+	return atomic_load_explicit(&wake_calls, memory_order_relaxed);
+}
+
+SHMPOOL_EXPORT
+int __shmpool_ring_wake(struct shmpool_ring *r, struct shmpool_event *ev)
+{
+	atomic_fetch_add_explicit(&wake_calls, 1, memory_order_relaxed);
+	return shmpool_event_wake(r->heap->pool, ev);
+}
+
+SHMPOOL_EXPORT
+void __shmpool_ring_yield(void)
+{
+	sched_yield();
+}
+
+static int is_pow2(uint32_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+static int check_params(uint32_t type, uint32_t count, uint32_t esize,
+			unsigned int flags)
+{
+	switch (type) {
+	case SHMPOOL_RING_SPSC:
+		if (flags)
+			return -EINVAL;
+		break;
+	case SHMPOOL_RING_MPMC:
+		if (flags & ~(SHMPOOL_RING_SP | SHMPOOL_RING_SC))
+			return -EINVAL;
+		break;
+	case SHMPOOL_RING_VAR:
+		/* byte ring: @count bytes, records of 8-byte units */
+		if (flags || esize != 8 || count < 64)
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (count < 2 || count > SHMPOOL_RING_MAX_COUNT || !is_pow2(count))
+		return -EINVAL;
+	if (!esize || esize % 4 || esize > SHMPOOL_RING_MAX_ESIZE)
+		return -EINVAL;
+	return 0;
+}
+
+static uint64_t ring_bytes(uint32_t type, uint32_t count, uint32_t esize)
+{
+	if (type == SHMPOOL_RING_VAR)
+		return sizeof(struct __shmpool_ring_hdr) + count;
+	return sizeof(struct __shmpool_ring_hdr) + (uint64_t)count * esize;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts))
+		;
+}
+
+/*
+ * Make a handle for the ring object @obj once its creator has published it:
+ * @want_* 0 means "anything". Waits for @magic (acquire: pairs with the
+ * creator's release store, so the description is complete when we see it).
+ */
+static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
+		  uint32_t type, uint32_t esize, uint32_t count,
+		  unsigned int flags, int exact, struct shmpool_ring **out)
+{
+	struct __shmpool_ring_hdr *hdr;
+	struct shmpool_ring *r;
+	long waited = 0;
+
+	if (obj->size < sizeof(*hdr))
+		return exact ? -EEXIST : -EPROTOTYPE;
+	hdr = shmpool_heap_ptr(h, obj->off, obj->size);
+	if (!hdr)
+		return -EUCLEAN;
+	while (atomic_load_explicit(&hdr->d.magic, memory_order_acquire) !=
+	       __SHMPOOL_RING_MAGIC) {
+		if (waited >= OPEN_WAIT_MS)
+			return -ETIMEDOUT;
+		sleep_ms(1);
+		waited++;
+	}
+	if (hdr->d.type != type || hdr->d.esize != esize)
+		return exact ? -EEXIST : -EPROTOTYPE;
+	if (exact && (hdr->d.count != count || hdr->d.flags != flags))
+		return -EEXIST;
+	/* the description is untrusted: it must describe this object */
+	if (check_params(hdr->d.type, hdr->d.count, hdr->d.esize, hdr->d.flags) ||
+	    hdr->d.mask != hdr->d.count - 1 ||
+	    ring_bytes(hdr->d.type, hdr->d.count, hdr->d.esize) > obj->size)
+		return -EUCLEAN;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->heap = h;
+	r->off = obj->off;
+	r->hdr = hdr;
+	r->slots = (unsigned char *)hdr + sizeof(*hdr);
+	r->type = hdr->d.type;
+	r->flags = hdr->d.flags;
+	r->esize = hdr->d.esize;
+	r->count = hdr->d.count;
+	r->mask = hdr->d.mask;
+	r->max_rec = hdr->d.max_rec;
+	/* relaxed: a snapshot; the hot paths re-read with acquire when short */
+	r->cons_cache = atomic_load_explicit(&hdr->cons.tail, memory_order_relaxed);
+	r->prod_cache = atomic_load_explicit(&hdr->prod.tail, memory_order_relaxed);
+	*out = r;
+	return 0;
+}
+
+SHMPOOL_EXPORT
+int shmpool_ring_create(struct shmpool_heap *h, const char *name,
+			uint32_t type, uint32_t count, uint32_t esize,
+			unsigned int flags, struct shmpool_ring **out)
+{
+	struct __shmpool_ring_hdr *hdr;
+	struct shmpool_obj obj;
+	int ret, created;
+
+	if (!h || !name || !out)
+		return -EINVAL;
+	ret = check_params(type, count, esize, flags);
+	if (ret)
+		return ret;
+	created = shmpool_obj_create(h, name, ring_bytes(type, count, esize),
+				     __SHMPOOL_RING_LINE, &obj);
+	if (created < 0)
+		return created;
+	if (created) {
+		hdr = shmpool_heap_ptr(h, obj.off, obj.size);
+		if (!hdr)
+			return -EUCLEAN;
+		/* the object is zeroed: indices, events and shutdown start at 0 */
+		hdr->d.type = type;
+		hdr->d.flags = flags;
+		hdr->d.esize = esize;
+		hdr->d.count = count;
+		hdr->d.mask = count - 1;
+		/* VAR: a record and its 8-byte length take at most half the ring */
+		hdr->d.max_rec = type == SHMPOOL_RING_VAR ? count / 2 - 8 : 0;
+		/* Release: pairs with the acquire in attach(). */
+		atomic_store_explicit(&hdr->d.magic, __SHMPOOL_RING_MAGIC,
+				      memory_order_release);
+	}
+	ret = attach(h, &obj, type, esize, count, flags, 1, out);
+	return ret ? ret : created;
+}
+
+SHMPOOL_EXPORT
+int shmpool_ring_open(struct shmpool_heap *h, const char *name,
+		      uint32_t type, uint32_t esize, struct shmpool_ring **out)
+{
+	struct shmpool_obj obj;
+	int ret;
+
+	if (!h || !name || !out || !type || type > SHMPOOL_RING_VAR || !esize)
+		return -EINVAL;
+	ret = shmpool_obj_find(h, name, &obj);
+	if (ret)
+		return ret;
+	return attach(h, &obj, type, esize, 0, 0, 0, out);
+}
+
+SHMPOOL_EXPORT
+void shmpool_ring_close(struct shmpool_ring *r)
+{
+	free(r);
+}
+
+SHMPOOL_EXPORT
+int shmpool_ring_shutdown(struct shmpool_ring *r, unsigned int ends)
+{
+	int ret;
+
+	if (!r || !ends || (ends & ~(SHMPOOL_RING_PROD | SHMPOOL_RING_CONS)))
+		return -EINVAL;
+	/*
+	 * seq_cst RMW: a sleeper checks @shut after its fence W, so either it
+	 * sees the bit, or the wake below finds its NEED_WAKEUP (same Dekker
+	 * pairing as an index move and its signal).
+	 */
+	atomic_fetch_or_explicit(&r->hdr->ev.shut, ends, memory_order_seq_cst);
+	atomic_fetch_add_explicit(&wake_calls, 2, memory_order_relaxed);
+	ret = shmpool_event_wake(r->heap->pool, &r->hdr->ev.data);
+	if (ret >= 0)
+		ret = shmpool_event_wake(r->heap->pool, &r->hdr->ev.space);
+	return ret < 0 ? ret : 0;
+}
+
+/* one non-blocking try of the operation a blocking call is doing */
+typedef uint32_t try_fn(struct shmpool_ring *r, void *objs, uint32_t n,
+			int bulk);
+
+static uint32_t try_enqueue(struct shmpool_ring *r, void *objs, uint32_t n,
+			    int bulk)
+{
+	return bulk ? shmpool_ring_enqueue_bulk(r, objs, n) :
+		      shmpool_ring_enqueue_burst(r, objs, n);
+}
+
+static uint32_t try_dequeue(struct shmpool_ring *r, void *objs, uint32_t n,
+			    int bulk)
+{
+	return bulk ? shmpool_ring_dequeue_bulk(r, objs, n) :
+		      shmpool_ring_dequeue_burst(r, objs, n);
+}
+
+static int check_deadline(const struct timespec *deadline)
+{
+	if (deadline && (deadline->tv_sec < 0 || deadline->tv_nsec < 0 ||
+			 deadline->tv_nsec >= 1000000000L))
+		return -EINVAL;
+	return 0;
+}
+
+static int timed_out(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	if (!deadline)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > deadline->tv_sec ||
+	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+/*
+ * The blocking loop. @ev is the event this side sleeps on, @end the other
+ * side's shutdown bit. For a dequeue, shutdown of the producers ends the
+ * wait only once the ring is empty: the try comes first.
+ */
+static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
+		     unsigned int flags, const struct timespec *deadline,
+		     try_fn *try_op, struct shmpool_event *ev,
+		     unsigned int end, int drain)
+{
+	int bulk = !!(flags & SHMPOOL_RING_BULK);
+	uint32_t got, key;
+	int spins = 0, ret;
+
+	if (!r || (n && !objs) || (flags & ~SHMPOOL_RING_BULK) ||
+	    r->type == SHMPOOL_RING_VAR || (bulk && n > r->count))
+		return -EINVAL;
+	ret = check_deadline(deadline);
+	if (ret)
+		return ret;
+	if (!n)
+		return 0;
+	/* acquire: pairs with the seq_cst RMW in shmpool_ring_shutdown() */
+	if (!drain && (atomic_load_explicit(&r->hdr->ev.shut,
+					    memory_order_acquire) & end))
+		return -EPIPE;
+	for (;;) {
+		got = try_op(r, objs, n, bulk);
+		if (got)
+			return (int)got;
+		/* relaxed: shutdown is re-checked after fence W below */
+		if (atomic_load_explicit(&r->hdr->ev.shut, memory_order_relaxed) & end)
+			goto shut;
+		if (spins++ < SPIN_TRIES) {
+			__shmpool_ring_relax();
+			continue;
+		}
+		if (timed_out(deadline))
+			return -ETIMEDOUT;
+		key = shmpool_event_prepare_wait(ev);	/* fence W */
+		got = try_op(r, objs, n, bulk);
+		if (got)
+			return (int)got;
+		if (atomic_load_explicit(&r->hdr->ev.shut, memory_order_relaxed) & end)
+			goto shut;
+		ret = shmpool_event_timedwait(r->heap->pool, ev, key, deadline);
+		if (ret == -ETIMEDOUT) {
+			/* one last look: the deadline and a signal may cross */
+			got = try_op(r, objs, n, bulk);
+			return got ? (int)got : -ETIMEDOUT;
+		}
+		if (ret && ret != -EAGAIN)
+			return ret;	/* -EINTR and real errors */
+		spins = 0;
+	}
+shut:
+	if (!drain)
+		return -EPIPE;
+	/*
+	 * Acquire on @shut, then one more try: elements published before
+	 * the producers' shutdown are still delivered (the ring drains).
+	 */
+	(void)atomic_load_explicit(&r->hdr->ev.shut, memory_order_acquire);
+	got = try_op(r, objs, n, bulk);
+	return got ? (int)got : -EPIPE;
+}
+
+SHMPOOL_EXPORT
+int shmpool_ring_enqueue_wait(struct shmpool_ring *r, const void *objs,
+			      uint32_t n, unsigned int flags,
+			      const struct timespec *deadline)
+{
+	if (!r)
+		return -EINVAL;
+	/* the cast drops const only to share wait_loop(); try_enqueue reads */
+	return wait_loop(r, (void *)(uintptr_t)objs, n, flags, deadline,
+			 try_enqueue, &r->hdr->ev.space, SHMPOOL_RING_CONS, 0);
+}
+
+SHMPOOL_EXPORT
+int shmpool_ring_dequeue_wait(struct shmpool_ring *r, void *objs, uint32_t n,
+			      unsigned int flags,
+			      const struct timespec *deadline)
+{
+	if (!r)
+		return -EINVAL;
+	return wait_loop(r, objs, n, flags, deadline, try_dequeue,
+			 &r->hdr->ev.data, SHMPOOL_RING_PROD, 1);
+}
