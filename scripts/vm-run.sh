@@ -7,9 +7,10 @@
 # Lanes: 6.1 and 6.12 (Debian's newest installed kernel of that series) and
 # debug (built from linux-source-6.1 with KASAN, lockdep, kmemleak; see
 # scripts/build-debug-kernel.sh). --only runs the test programs whose name
-# matches the shell glob PATTERN. --bench runs build/bench/* instead, like the
-# demo (all output streamed), on a kernel booted without the slub/page debug
-# options, and reports the host's CPU use by other processes meanwhile.
+# matches the shell glob PATTERN. --bench runs the programs build/bench/*_bench
+# instead, like the demo (all output streamed), on a kernel booted without the
+# slub/page debug options, and reports the host's CPU use by other processes
+# meanwhile.
 #
 # Output: TAP lines as the tests run, each prefixed with the lane; at the
 # end a line "lane <lane>: P passed, F failed, S skipped". Exit status 0 only
@@ -87,7 +88,7 @@ if [ -n "$brd" ]; then
 	esac
 fi
 if [ "$bench" = 1 ]; then
-	cp "$top"/build/bench/* "$root/tests/"
+	cp "$top"/build/bench/*_bench "$root/tests/"	# the programs, not objects
 elif [ "$demo" = 1 ]; then
 	cp "$top"/build/examples/* "$root/tests/"
 else
