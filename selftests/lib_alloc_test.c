@@ -636,7 +636,7 @@ struct live {
 
 TEST_F_TIMEOUT(alloc, model_random, 120)
 {
-	uint64_t ops = (uint64_t)(2000000 * scale()), budget = (uint64_t)(6000 * scale());
+	uint64_t ops = (uint64_t)(2000000 * scale()), budget = (uint64_t)(4000 * scale());
 	uint64_t s = 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid(), i, t0 = now_ms();
 	static struct live live[MODEL_LIVE];
 	uint32_t *owner, next_id = 1;
@@ -844,7 +844,7 @@ TEST_F_TIMEOUT(alloc, processes_share_and_pass_blocks, 120)
 	for (i = 0; i < MAX_WORKERS; i++) {
 		w[i] = (struct worker){ self->name, variant->backend, self->h, i,
 					(uint64_t)(1000000 * scale()),
-					(uint64_t)(5000 * scale()) };
+					(uint64_t)(3500 * scale()) };
 		ASSERT_EQ(0, task_start(&t[i], mp_worker, &w[i]));
 	}
 	for (i = 0; i < MAX_WORKERS; i++)
