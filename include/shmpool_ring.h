@@ -16,7 +16,7 @@
  *   reservation order by moving tail). SHMPOOL_RING_SP / SHMPOOL_RING_SC at
  *   creation make one side single-threaded (no CAS on that side).
  *
- * Sizes: @count is the number of slots, a power of two from 2 to 2^31; the
+ * Sizes: @count is the number of slots, a power of two from 2 to 2^30; the
  * ring holds all @count elements (indices run freely modulo 2^32). @esize is
  * the element size, a multiple of 4 from 4 to 65536 bytes. Both are fixed at
  * creation. Bad parameters are -EINVAL.
@@ -42,6 +42,17 @@
  * created SP/SC, any number otherwise. Everything else (counts, shutdown,
  * open, close of other handles) may run concurrently with anything. A handle
  * may be shared by threads of a process within those rules.
+ *
+ * - SHMPOOL_RING_VAR: variable-size records, one producer and one consumer
+ *   (SPSC rules). @count is the ring's size in bytes (a power of two, at
+ *   least 64), @esize must be 8. A record is an 8-byte header (its length)
+ *   and the payload rounded up to 8 bytes; it is never split at the wrap (a
+ *   padding header fills the rest of the lap instead), so the producer
+ *   writes it in place between shmpool_ring_reserve() and
+ *   shmpool_ring_commit(), and the consumer reads it in place between
+ *   shmpool_ring_peek() and shmpool_ring_release(). Payloads are 1 to
+ *   shmpool_ring_max_record() = @count / 2 - 8 bytes, which guarantees that
+ *   an empty ring takes any record wherever the wrap falls.
  *
  * Owner death: a process killed between reserving and publishing MPMC slots
  * stops that side of the ring for good (as in rte_ring); an SPSC side dies
@@ -80,7 +91,7 @@ extern "C" {
 /* shmpool_ring_*_wait() flags */
 #define SHMPOOL_RING_BULK	(1U << 0)	/* all @n or nothing */
 
-#define SHMPOOL_RING_MAX_COUNT	(1U << 31)
+#define SHMPOOL_RING_MAX_COUNT	(1U << 30)	/* counts fit the int results */
 #define SHMPOOL_RING_MAX_ESIZE	65536U
 #define __SHMPOOL_RING_LINE	128	/* two lines: no adjacent-line prefetch sharing */
 #define __SHMPOOL_RING_MAGIC	0x52696e67U	/* "Ring" */
@@ -178,6 +189,20 @@ int shmpool_ring_enqueue_wait(struct shmpool_ring *r, const void *objs,
 int shmpool_ring_dequeue_wait(struct shmpool_ring *r, void *objs, uint32_t n,
 			      unsigned int flags,
 			      const struct timespec *deadline);
+/*
+ * Blocking shmpool_ring_reserve(): wait for room for a @len-byte record.
+ * 0 with *@ptr set, -ETIMEDOUT, -EPIPE (consumer end shut down), -EINTR,
+ * -EINVAL (not a VAR ring, @len 0 or above the maximum).
+ */
+int shmpool_ring_reserve_wait(struct shmpool_ring *r, uint32_t len,
+			      void **ptr, const struct timespec *deadline);
+/*
+ * Blocking shmpool_ring_peek(): wait for a record; its length, or
+ * -ETIMEDOUT, -EPIPE (producers shut down and the ring empty), -EINTR,
+ * -EUCLEAN (a damaged record header), -EINVAL.
+ */
+int shmpool_ring_peek_wait(struct shmpool_ring *r, const void **ptr,
+			   const struct timespec *deadline);
 /*
  * How many wake calls (each at most one wake syscall) the rings of this
  * process have made since it started: a sleeper-free exchange makes none.
@@ -491,6 +516,109 @@ static inline uint32_t shmpool_ring_count(const struct shmpool_ring *r)
 static inline uint32_t shmpool_ring_capacity(const struct shmpool_ring *r)
 {
 	return r->count;
+}
+
+/* ---- variable-size records (SHMPOOL_RING_VAR) ------------------------------------ */
+
+#define __SHMPOOL_VAR_PAD	0xffffffffU	/* header: skip to the end of the lap */
+
+/* The largest record payload of a VAR ring. */
+static inline uint32_t shmpool_ring_max_record(const struct shmpool_ring *r)
+{
+	return r->max_rec;
+}
+
+/*
+ * Reserve room for a @len-byte record without blocking: 0 and *@ptr (8-byte
+ * aligned, @len bytes, in the ring) to write the payload into, then
+ * shmpool_ring_commit(); -EAGAIN if the ring has no room now; -EINVAL for
+ * @len 0 or above shmpool_ring_max_record(). One reservation at a time.
+ */
+static inline int shmpool_ring_reserve(struct shmpool_ring *r, uint32_t len,
+				       void **ptr)
+{
+	struct __shmpool_ring_hdr *h = r->hdr;
+	/* relaxed: only the producer writes prod.tail */
+	uint32_t head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
+	uint32_t off = head & r->mask, to_end = r->count - off;
+	uint32_t need = 8 + ((len + 7) & ~7U), total, pad = __SHMPOOL_VAR_PAD;
+
+	if (!len || len > r->max_rec)
+		return -EINVAL;
+	total = need <= to_end ? need : to_end + need;
+	if (r->count - (head - r->cons_cache) < total) {
+		/* Acquire: pairs with the consumer's release of cons.tail. */
+		r->cons_cache = __SHMPOOL_LD(&h->cons.tail, memory_order_acquire);
+		if (r->count - (head - r->cons_cache) < total)
+			return -EAGAIN;
+	}
+	if (need > to_end) {
+		/* published together with the record by commit's release */
+		memcpy(r->slots + off, &pad, 4);
+		off = 0;
+	}
+	memcpy(r->slots + off, &len, 4);
+	r->var_resv = total;
+	*ptr = r->slots + off + 8;
+	return 0;
+}
+
+/* Publish the reserved record (and wake a sleeping consumer). */
+static inline void shmpool_ring_commit(struct shmpool_ring *r)
+{
+	struct __shmpool_ring_hdr *h = r->hdr;
+	uint32_t head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
+
+	/* Release: header and payload writes before the consumer sees them. */
+	__SHMPOOL_ST(&h->prod.tail, head + r->var_resv, memory_order_release);
+	r->var_resv = 0;
+	__shmpool_ring_signal(r, &h->ev.data);
+}
+
+/*
+ * Look at the oldest record without blocking: its length and *@ptr to its
+ * payload (valid until shmpool_ring_release()); -EAGAIN if the ring is
+ * empty; -EUCLEAN if the header in the ring is damaged.
+ */
+static inline int shmpool_ring_peek(struct shmpool_ring *r, const void **ptr)
+{
+	struct __shmpool_ring_hdr *h = r->hdr;
+	/* relaxed: only the consumer writes cons.tail */
+	uint32_t tail = __SHMPOOL_LD(&h->cons.tail, memory_order_relaxed);
+	uint32_t off, len, used = 0;
+
+	if (r->prod_cache == tail) {
+		/* Acquire: pairs with commit's release; the record is visible. */
+		r->prod_cache = __SHMPOOL_LD(&h->prod.tail, memory_order_acquire);
+		if (r->prod_cache == tail)
+			return -EAGAIN;
+	}
+	off = tail & r->mask;
+	memcpy(&len, r->slots + off, 4);
+	if (len == __SHMPOOL_VAR_PAD) {
+		used = r->count - off;
+		off = 0;
+		memcpy(&len, r->slots, 4);
+	}
+	/* the header is shared memory: never trust it past the ring */
+	if (!len || len > r->max_rec ||
+	    used + 8 + ((len + 7) & ~7U) > r->prod_cache - tail)
+		return -EUCLEAN;
+	r->var_peek = used + 8 + ((len + 7) & ~7U);
+	*ptr = r->slots + off + 8;
+	return (int)len;
+}
+
+/* Give the peeked record's room back to the producer (and wake it). */
+static inline void shmpool_ring_release(struct shmpool_ring *r)
+{
+	struct __shmpool_ring_hdr *h = r->hdr;
+	uint32_t tail = __SHMPOOL_LD(&h->cons.tail, memory_order_relaxed);
+
+	/* Release: our reads of the record before the producer reuses it. */
+	__SHMPOOL_ST(&h->cons.tail, tail + r->var_peek, memory_order_release);
+	r->var_peek = 0;
+	__shmpool_ring_signal(r, &h->ev.space);
 }
 
 #ifdef __cplusplus

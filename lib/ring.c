@@ -225,22 +225,43 @@ int shmpool_ring_shutdown(struct shmpool_ring *r, unsigned int ends)
 	return ret < 0 ? ret : 0;
 }
 
-/* one non-blocking try of the operation a blocking call is doing */
-typedef uint32_t try_fn(struct shmpool_ring *r, void *objs, uint32_t n,
-			int bulk);
+/*
+ * One non-blocking try of the operation a blocking call is doing: > 0 done
+ * (the result), 0 nothing possible yet, < 0 an error to return.
+ */
+typedef int try_fn(struct shmpool_ring *r, void *objs, uint32_t n, int bulk);
 
-static uint32_t try_enqueue(struct shmpool_ring *r, void *objs, uint32_t n,
-			    int bulk)
+static int try_enqueue(struct shmpool_ring *r, void *objs, uint32_t n,
+		       int bulk)
 {
-	return bulk ? shmpool_ring_enqueue_bulk(r, objs, n) :
-		      shmpool_ring_enqueue_burst(r, objs, n);
+	return (int)(bulk ? shmpool_ring_enqueue_bulk(r, objs, n) :
+			    shmpool_ring_enqueue_burst(r, objs, n));
 }
 
-static uint32_t try_dequeue(struct shmpool_ring *r, void *objs, uint32_t n,
-			    int bulk)
+static int try_dequeue(struct shmpool_ring *r, void *objs, uint32_t n,
+		       int bulk)
 {
-	return bulk ? shmpool_ring_dequeue_bulk(r, objs, n) :
-		      shmpool_ring_dequeue_burst(r, objs, n);
+	return (int)(bulk ? shmpool_ring_dequeue_bulk(r, objs, n) :
+			    shmpool_ring_dequeue_burst(r, objs, n));
+}
+
+/* @objs: where to put the payload pointer; @n: the record length */
+static int try_reserve(struct shmpool_ring *r, void *objs, uint32_t n,
+		       int bulk)
+{
+	int ret = shmpool_ring_reserve(r, n, objs);
+
+	(void)bulk;
+	return ret == -EAGAIN ? 0 : ret ? ret : 1;
+}
+
+static int try_peek(struct shmpool_ring *r, void *objs, uint32_t n, int bulk)
+{
+	int ret = shmpool_ring_peek(r, objs);
+
+	(void)n;
+	(void)bulk;
+	return ret == -EAGAIN ? 0 : ret;
 }
 
 static int check_deadline(const struct timespec *deadline)
@@ -273,17 +294,12 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 		     unsigned int end, int drain)
 {
 	int bulk = !!(flags & SHMPOOL_RING_BULK);
-	uint32_t got, key;
-	int spins = 0, ret;
+	int spins = 0, ret, got;
+	uint32_t key;
 
-	if (!r || (n && !objs) || (flags & ~SHMPOOL_RING_BULK) ||
-	    r->type == SHMPOOL_RING_VAR || (bulk && n > r->count))
-		return -EINVAL;
 	ret = check_deadline(deadline);
 	if (ret)
 		return ret;
-	if (!n)
-		return 0;
 	/* acquire: pairs with the seq_cst RMW in shmpool_ring_shutdown() */
 	if (!drain && (atomic_load_explicit(&r->hdr->ev.shut,
 					    memory_order_acquire) & end))
@@ -291,7 +307,7 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 	for (;;) {
 		got = try_op(r, objs, n, bulk);
 		if (got)
-			return (int)got;
+			return got;
 		/* relaxed: shutdown is re-checked after fence W below */
 		if (atomic_load_explicit(&r->hdr->ev.shut, memory_order_relaxed) & end)
 			goto shut;
@@ -304,14 +320,14 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 		key = shmpool_event_prepare_wait(ev);	/* fence W */
 		got = try_op(r, objs, n, bulk);
 		if (got)
-			return (int)got;
+			return got;
 		if (atomic_load_explicit(&r->hdr->ev.shut, memory_order_relaxed) & end)
 			goto shut;
 		ret = shmpool_event_timedwait(r->heap->pool, ev, key, deadline);
 		if (ret == -ETIMEDOUT) {
 			/* one last look: the deadline and a signal may cross */
 			got = try_op(r, objs, n, bulk);
-			return got ? (int)got : -ETIMEDOUT;
+			return got ? got : -ETIMEDOUT;
 		}
 		if (ret && ret != -EAGAIN)
 			return ret;	/* -EINTR and real errors */
@@ -326,7 +342,7 @@ shut:
 	 */
 	(void)atomic_load_explicit(&r->hdr->ev.shut, memory_order_acquire);
 	got = try_op(r, objs, n, bulk);
-	return got ? (int)got : -EPIPE;
+	return got ? got : -EPIPE;
 }
 
 SHMPOOL_EXPORT
@@ -334,8 +350,12 @@ int shmpool_ring_enqueue_wait(struct shmpool_ring *r, const void *objs,
 			      uint32_t n, unsigned int flags,
 			      const struct timespec *deadline)
 {
-	if (!r)
+	if (!r || (n && !objs) || (flags & ~SHMPOOL_RING_BULK) ||
+	    r->type == SHMPOOL_RING_VAR ||
+	    ((flags & SHMPOOL_RING_BULK) && n > r->count))
 		return -EINVAL;
+	if (!n)
+		return 0;
 	/* the cast drops const only to share wait_loop(); try_enqueue reads */
 	return wait_loop(r, (void *)(uintptr_t)objs, n, flags, deadline,
 			 try_enqueue, &r->hdr->ev.space, SHMPOOL_RING_CONS, 0);
@@ -346,8 +366,36 @@ int shmpool_ring_dequeue_wait(struct shmpool_ring *r, void *objs, uint32_t n,
 			      unsigned int flags,
 			      const struct timespec *deadline)
 {
-	if (!r)
+	if (!r || (n && !objs) || (flags & ~SHMPOOL_RING_BULK) ||
+	    r->type == SHMPOOL_RING_VAR ||
+	    ((flags & SHMPOOL_RING_BULK) && n > r->count))
 		return -EINVAL;
+	if (!n)
+		return 0;
 	return wait_loop(r, objs, n, flags, deadline, try_dequeue,
+			 &r->hdr->ev.data, SHMPOOL_RING_PROD, 1);
+}
+
+SHMPOOL_EXPORT
+int shmpool_ring_reserve_wait(struct shmpool_ring *r, uint32_t len,
+			      void **ptr, const struct timespec *deadline)
+{
+	int ret;
+
+	if (!r || !ptr || r->type != SHMPOOL_RING_VAR || !len ||
+	    len > r->max_rec)
+		return -EINVAL;
+	ret = wait_loop(r, ptr, len, 0, deadline, try_reserve,
+			&r->hdr->ev.space, SHMPOOL_RING_CONS, 0);
+	return ret < 0 ? ret : 0;
+}
+
+SHMPOOL_EXPORT
+int shmpool_ring_peek_wait(struct shmpool_ring *r, const void **ptr,
+			   const struct timespec *deadline)
+{
+	if (!r || !ptr || r->type != SHMPOOL_RING_VAR)
+		return -EINVAL;
+	return wait_loop(r, (void *)ptr, 0, 0, deadline, try_peek,
 			 &r->hdr->ev.data, SHMPOOL_RING_PROD, 1);
 }
