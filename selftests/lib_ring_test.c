@@ -1,4 +1,4 @@
-/* lib_ring_test: libshmpool SPSC and MPMC rings between processes: streams with order/loss/duplicate checks, bulk and burst, blocking, deadlines, shutdown, no-sleeper wake counts, and each rejected parameter. */
+/* lib_ring_test: libshmpool SPSC, MPMC and variable-size rings between processes: streams with order/loss/duplicate checks, bulk and burst, blocking, deadlines, shutdown, no-sleeper wake counts, and each rejected parameter. */
 // SPDX-License-Identifier: MIT
 /*
  * Streams pass RING_ELEMS sequence-numbered elements (10 million on the
@@ -783,7 +783,7 @@ TEST_F(ring, tname)								\
 BAD_CREATE(create_count_zero, SHMPOOL_RING_SPSC, 0, 8, 0)
 BAD_CREATE(create_count_one, SHMPOOL_RING_SPSC, 1, 8, 0)
 BAD_CREATE(create_count_not_pow2, SHMPOOL_RING_MPMC, 100, 8, 0)
-BAD_CREATE(create_count_too_big, SHMPOOL_RING_MPMC, 0x80000001U, 8, 0)
+BAD_CREATE(create_count_too_big, SHMPOOL_RING_MPMC, SHMPOOL_RING_MAX_COUNT * 2, 8, 0)
 BAD_CREATE(create_count_2_pow_32_minus_1, SHMPOOL_RING_SPSC, 0xffffffffU, 8, 0)
 BAD_CREATE(create_esize_zero, SHMPOOL_RING_SPSC, 16, 0, 0)
 BAD_CREATE(create_esize_not_mult4, SHMPOOL_RING_SPSC, 16, 6, 0)
@@ -973,5 +973,255 @@ TEST_F(ring, shutdown_bad_ends)
 	EXPECT_EQ(-EINVAL, shmpool_ring_shutdown(r, 1U << 4));
 	shmpool_ring_close(r);
 }
+
+/* ---- variable-size records --------------------------------------------------------- */
+
+/* the length of record @i: mostly small, 1 in 16 anything up to @max */
+static uint32_t var_len(uint64_t i, uint32_t max)
+{
+	uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ULL;
+
+	x ^= x >> 29;
+	return (x & 15) ? 1 + (uint32_t)((x >> 8) % 24) :
+			  1 + (uint32_t)((x >> 8) % max);
+}
+
+/* record @i: its number in the first bytes, then a byte that depends on @i */
+static unsigned char var_byte(uint64_t i)
+{
+	return (unsigned char)(i * 31 + (i >> 8) + 1);
+}
+
+static void var_fill(unsigned char *p, uint64_t i, uint32_t len)
+{
+	memset(p, var_byte(i), len);
+	memcpy(p, &i, len < 8 ? len : 8);
+}
+
+/* 0 if the @len bytes at @p are record @i's */
+static int var_check(const unsigned char *p, uint64_t i, uint32_t len)
+{
+	unsigned char b = var_byte(i), bad = 0;
+	uint32_t k;
+
+	if (memcmp(p, &i, len < 8 ? len : 8))
+		return -1;
+	for (k = 8; k < len; k++)
+		bad |= p[k] ^ b;
+	return bad ? -1 : 0;
+}
+
+static int var_producer(void *arg)
+{
+	struct job *j = arg;
+	struct shmpool_ring *r;
+	uint64_t i;
+	void *p;
+	int ret;
+
+	if (shmpool_ring_open(j->h, j->name, SHMPOOL_RING_VAR, 8, &r))
+		return 2;
+	for (i = 0; i < j->n; i++) {
+		uint32_t len = var_len(i, shmpool_ring_max_record(r));
+
+		/* every 4th record through the non-blocking call */
+		ret = (i & 3) ? -EAGAIN : shmpool_ring_reserve(r, len, &p);
+		if (ret == -EAGAIN)
+			ret = shmpool_ring_reserve_wait(r, len, &p, NULL);
+		if (ret) {
+			fprintf(stderr, "var producer: reserve: %d\n", ret);
+			return 3;
+		}
+		if ((uintptr_t)p & 7)
+			return 4;
+		var_fill(p, i, len);
+		shmpool_ring_commit(r);
+	}
+	shmpool_ring_close(r);
+	return 0;
+}
+
+static int var_consumer(void *arg)
+{
+	struct job *j = arg;
+	struct shmpool_ring *r;
+	const unsigned char *p;
+	uint64_t i;
+	int len;
+
+	if (shmpool_ring_open(j->h, j->name, SHMPOOL_RING_VAR, 8, &r))
+		return 2;
+	for (i = 0;; i++) {
+		len = (i & 1) ? -EAGAIN : shmpool_ring_peek(r, (const void **)&p);
+		if (len == -EAGAIN)
+			len = shmpool_ring_peek_wait(r, (const void **)&p, NULL);
+		if (len == -EPIPE)
+			break;
+		if (len <= 0 || i >= j->n ||
+		    (uint32_t)len != var_len(i, shmpool_ring_max_record(r))) {
+			fprintf(stderr, "var consumer: record %llu: len %d\n",
+				(unsigned long long)i, len);
+			return 3;
+		}
+		if (var_check(p, i, (uint32_t)len)) {
+			fprintf(stderr, "var consumer: record %llu corrupt\n",
+				(unsigned long long)i);
+			return 4;
+		}
+		shmpool_ring_release(r);
+	}
+	j->rep->got[0] = i;
+	shmpool_ring_close(r);
+	return 0;
+}
+
+static void var_stream(struct __test_metadata *_metadata,
+		       struct shmpool_heap *h, const char *name,
+		       uint32_t bytes, uint64_t n)
+{
+	struct report *rep = new_report(0);
+	struct shmpool_ring *r;
+	struct job j = { h, name, SHMPOOL_RING_VAR, 8, 0, 1, n, 0, rep };
+	pid_t c, p;
+
+	ASSERT_NE(NULL, rep);
+	ASSERT_EQ(1, shmpool_ring_create(h, name, SHMPOOL_RING_VAR, bytes, 8, 0, &r));
+	c = spawn(var_consumer, &j);
+	p = spawn(var_producer, &j);
+	EXPECT_EQ(0, reap(p));
+	ASSERT_EQ(0, shmpool_ring_shutdown(r, SHMPOOL_RING_PROD));
+	EXPECT_EQ(0, reap(c));
+	EXPECT_EQ(n, rep->got[0]);
+	shmpool_ring_close(r);
+	munmap(rep, sizeof(*rep));
+}
+
+TEST_F_TIMEOUT(ring, var_stream_random_sizes, 300)
+{
+	var_stream(_metadata, self->h, self->name, 4096, stream_elems());
+}
+
+/* a small ring: most records land near the wrap, many straddle it */
+TEST_F_TIMEOUT(ring, var_stream_small_ring_wraps, 300)
+{
+	var_stream(_metadata, self->h, self->name, 256, stream_elems() / 20);
+}
+
+/* a record that does not fit before the end starts at the ring's start */
+TEST_F(ring, var_record_never_split_at_wrap)
+{
+	struct shmpool_ring *r;
+	void *first, *p;
+	const void *q;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_VAR,
+					 64, 8, 0, &r));
+	ASSERT_EQ(24, shmpool_ring_max_record(r));
+	ASSERT_EQ(0, shmpool_ring_reserve(r, 20, &first));	/* [0, 32) */
+	memset(first, 1, 20);
+	shmpool_ring_commit(r);
+	ASSERT_EQ(0, shmpool_ring_reserve(r, 8, &p));		/* [32, 48) */
+	memset(p, 2, 8);
+	shmpool_ring_commit(r);
+	/* 16 bytes before the end, 24 + 8 needed: a pad, then [0, 32) — no room yet */
+	EXPECT_EQ(-EAGAIN, shmpool_ring_reserve(r, 24, &p));
+	ASSERT_EQ(20, shmpool_ring_peek(r, &q));
+	EXPECT_EQ(first, q);
+	shmpool_ring_release(r);
+	ASSERT_EQ(0, shmpool_ring_reserve(r, 24, &p));
+	EXPECT_EQ(first, p);			/* wrapped whole to the start */
+	memset(p, 3, 24);
+	shmpool_ring_commit(r);
+	ASSERT_EQ(8, shmpool_ring_peek(r, &q));
+	EXPECT_EQ(2, ((const unsigned char *)q)[7]);
+	shmpool_ring_release(r);
+	ASSERT_EQ(24, shmpool_ring_peek(r, &q));	/* skips the pad */
+	EXPECT_EQ(first, q);
+	EXPECT_EQ(3, ((const unsigned char *)q)[23]);
+	shmpool_ring_release(r);
+	EXPECT_EQ(-EAGAIN, shmpool_ring_peek(r, &q));
+	shmpool_ring_close(r);
+}
+
+TEST_F(ring, var_timed_and_shutdown)
+{
+	struct shmpool_ring *r;
+	struct timespec dl = after_ms(50);
+	const void *q;
+	void *p;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_VAR,
+					 64, 8, 0, &r));
+	EXPECT_EQ(-ETIMEDOUT, shmpool_ring_peek_wait(r, &q, &dl));
+	ASSERT_EQ(0, shmpool_ring_reserve(r, 24, &p));
+	shmpool_ring_commit(r);
+	ASSERT_EQ(0, shmpool_ring_reserve(r, 24, &p));
+	shmpool_ring_commit(r);
+	dl = after_ms(50);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_ring_reserve_wait(r, 1, &p, &dl));
+	ASSERT_EQ(0, shmpool_ring_shutdown(r, SHMPOOL_RING_PROD));
+	EXPECT_EQ(24, shmpool_ring_peek_wait(r, &q, NULL));	/* drains first */
+	shmpool_ring_release(r);
+	EXPECT_EQ(24, shmpool_ring_peek_wait(r, &q, NULL));
+	shmpool_ring_release(r);
+	EXPECT_EQ(-EPIPE, shmpool_ring_peek_wait(r, &q, NULL));
+	ASSERT_EQ(0, shmpool_ring_shutdown(r, SHMPOOL_RING_CONS));
+	EXPECT_EQ(-EPIPE, shmpool_ring_reserve_wait(r, 1, &p, NULL));
+	shmpool_ring_close(r);
+}
+
+TEST_F(ring, var_reserve_zero_length)
+{
+	struct shmpool_ring *r;
+	void *p;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_VAR,
+					 64, 8, 0, &r));
+	EXPECT_EQ(-EINVAL, shmpool_ring_reserve(r, 0, &p));
+	EXPECT_EQ(-EINVAL, shmpool_ring_reserve_wait(r, 0, &p, NULL));
+	shmpool_ring_close(r);
+}
+
+TEST_F(ring, var_reserve_above_max_record)
+{
+	struct shmpool_ring *r;
+	void *p;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_VAR,
+					 64, 8, 0, &r));
+	EXPECT_EQ(-EINVAL, shmpool_ring_reserve(r, 25, &p));
+	EXPECT_EQ(-EINVAL, shmpool_ring_reserve_wait(r, 25, &p, NULL));
+	shmpool_ring_close(r);
+}
+
+TEST_F(ring, var_calls_on_element_ring)
+{
+	struct shmpool_ring *r;
+	const void *q;
+	void *p;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_SPSC,
+					 64, 8, 0, &r));
+	EXPECT_EQ(-EINVAL, shmpool_ring_reserve_wait(r, 1, &p, NULL));
+	EXPECT_EQ(-EINVAL, shmpool_ring_peek_wait(r, &q, NULL));
+	shmpool_ring_close(r);
+}
+
+TEST_F(ring, element_calls_on_var_ring)
+{
+	struct shmpool_ring *r;
+	uint64_t v = 0;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_VAR,
+					 64, 8, 0, &r));
+	EXPECT_EQ(-EINVAL, shmpool_ring_enqueue_wait(r, &v, 1, 0, NULL));
+	EXPECT_EQ(-EINVAL, shmpool_ring_dequeue_wait(r, &v, 1, 0, NULL));
+	shmpool_ring_close(r);
+}
+
+BAD_CREATE(create_var_esize_not_8, SHMPOOL_RING_VAR, 4096, 4, 0)
+BAD_CREATE(create_var_too_small, SHMPOOL_RING_VAR, 32, 8, 0)
+BAD_CREATE(create_var_not_pow2, SHMPOOL_RING_VAR, 3000, 8, 0)
+BAD_CREATE(create_var_with_flags, SHMPOOL_RING_VAR, 4096, 8, SHMPOOL_RING_SC)
 
 TEST_HARNESS_MAIN
