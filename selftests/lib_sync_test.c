@@ -51,7 +51,7 @@
 #define MAX_WORKERS	8
 #define STALL_MS	10000	/* no progress for this long is a lost wake-up */
 #define PINGPONG_ROUNDS	100000	/* round trips of the lost-wake-up hunt */
-#define PINGPONG_MIN_ROUNDS	10000	/* when it runs out of time */
+#define PINGPONG_MIN_ROUNDS	2000	/* when it runs out of time */
 #define PINGPONG_BUDGET_MS	40000
 #define STOP		0xffffffffU	/* word value that tells workers to quit */
 
