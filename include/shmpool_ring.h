@@ -621,6 +621,48 @@ static inline void shmpool_ring_release(struct shmpool_ring *r)
 	__shmpool_ring_signal(r, &h->ev.space);
 }
 
+/* ---- zero-copy messages ------------------------------------------------------------ */
+
+/**
+ * DOC: Zero-copy messages
+ *
+ * A message is a block of the ring's heap: the producer loans it
+ * (shmpool_msg_loan(), an allocation), writes it in place and publishes its
+ * offset and length through a ring whose elements are struct shmpool_msg
+ * (any SPSC or MPMC ring with @esize sizeof(struct shmpool_msg)); the
+ * consumer receives the descriptor, reads the block in place and releases
+ * it (a free, from any process). Only the 16-byte descriptor is copied.
+ * Descriptors come from shared memory: receive checks that one names an
+ * allocated block at least @len long (-EUCLEAN otherwise; the bad
+ * descriptor is consumed). A loan that could not be published stays the
+ * caller's: publish it later or release it.
+ */
+struct shmpool_msg {
+	uint64_t off;	/* the block's pool offset */
+	uint64_t len;	/* bytes of payload */
+};
+
+#define SHMPOOL_MSG_NONBLOCK	(1U << 0)	/* -EAGAIN instead of waiting */
+
+/* Allocate a @len-byte message (16-byte aligned) from @r's heap; *@ptr to fill. */
+int shmpool_msg_loan(struct shmpool_ring *r, size_t len, void **ptr,
+		     struct shmpool_msg *m);
+/*
+ * Enqueue @m on @r, waiting for room until @deadline (NULL: no limit) unless
+ * SHMPOOL_MSG_NONBLOCK; 0, -EAGAIN, -ETIMEDOUT, -EPIPE, -EINTR.
+ */
+int shmpool_msg_publish(struct shmpool_ring *r, const struct shmpool_msg *m,
+			unsigned int flags, const struct timespec *deadline);
+/*
+ * Dequeue a message into *@m and point *@ptr at its payload; 0, -EAGAIN,
+ * -ETIMEDOUT, -EPIPE (producers shut down, ring empty), -EINTR, -EUCLEAN.
+ */
+int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
+			const void **ptr, unsigned int flags,
+			const struct timespec *deadline);
+/* Free a received (or unpublished) message's block; -EINVAL if it is not one. */
+int shmpool_msg_release(struct shmpool_ring *r, const struct shmpool_msg *m);
+
 #ifdef __cplusplus
 }
 #endif
