@@ -1,4 +1,4 @@
-/* lib_ring_test: libshmpool SPSC, MPMC and variable-size rings between processes: streams with order/loss/duplicate checks, bulk and burst, blocking, deadlines, shutdown, no-sleeper wake counts, and each rejected parameter. */
+/* lib_ring_test: libshmpool SPSC, MPMC and variable-size rings and zero-copy messages between processes: streams with order/loss/duplicate checks, bulk and burst, blocking, deadlines, shutdown, no-sleeper wake counts, and each rejected parameter. */
 // SPDX-License-Identifier: MIT
 /*
  * Streams pass RING_ELEMS sequence-numbered elements (10 million on the
@@ -1223,5 +1223,223 @@ BAD_CREATE(create_var_esize_not_8, SHMPOOL_RING_VAR, 4096, 4, 0)
 BAD_CREATE(create_var_too_small, SHMPOOL_RING_VAR, 32, 8, 0)
 BAD_CREATE(create_var_not_pow2, SHMPOOL_RING_VAR, 3000, 8, 0)
 BAD_CREATE(create_var_with_flags, SHMPOOL_RING_VAR, 4096, 8, SHMPOOL_RING_SC)
+
+/* ---- zero-copy messages ------------------------------------------------------------ */
+
+static int zc_producer(void *arg)
+{
+	struct job *j = arg;
+	struct shmpool_ring *r;
+	struct shmpool_msg m;
+	uint64_t i, tag;
+	void *p;
+	int ret;
+
+	if (shmpool_ring_open(j->h, j->name, j->type, sizeof(m), &r))
+		return 2;
+	for (i = 0; i < j->n; i++) {
+		uint32_t len = 8 + var_len(i, 2040);
+
+		/* the heap may run dry while the consumer lags: wait for frees */
+		while ((ret = shmpool_msg_loan(r, len, &p, &m)) == -ENOMEM)
+			sched_yield();
+		if (ret)
+			return 3;
+		tag = ((uint64_t)j->idx << 56) | i;
+		var_fill(p, tag, len);
+		ret = shmpool_msg_publish(r, &m, (i & 1) ? SHMPOOL_MSG_NONBLOCK : 0, NULL);
+		if (ret == -EAGAIN)
+			ret = shmpool_msg_publish(r, &m, 0, NULL);
+		if (ret) {
+			fprintf(stderr, "zc producer: publish: %d\n", ret);
+			return 4;
+		}
+	}
+	shmpool_ring_close(r);
+	return 0;
+}
+
+static int zc_consumer(void *arg)
+{
+	struct job *j = arg;
+	struct shmpool_ring *r;
+	struct shmpool_msg m;
+	uint64_t got = 0, next[4] = { 0 };
+	const unsigned char *p;
+	int ret;
+
+	if (shmpool_ring_open(j->h, j->name, j->type, sizeof(m), &r))
+		return 2;
+	for (;;) {
+		uint64_t tag, seq;
+		int prod;
+
+		ret = shmpool_msg_receive(r, &m, (const void **)&p, 0, NULL);
+		if (ret == -EPIPE)
+			break;
+		if (ret) {
+			fprintf(stderr, "zc consumer: receive: %d\n", ret);
+			return 3;
+		}
+		memcpy(&tag, p, 8);
+		prod = (int)(tag >> 56);
+		seq = tag & ((1ULL << 56) - 1);
+		if (prod >= j->nprod || seq < next[prod] || seq >= j->n ||
+		    m.len != 8 + var_len(seq, 2040) || var_check(p, tag, (uint32_t)m.len)) {
+			fprintf(stderr, "zc consumer: bad message %d/%llu\n", prod,
+				(unsigned long long)seq);
+			return 4;
+		}
+		next[prod] = seq + 1;
+		if (shmpool_msg_release(r, &m))
+			return 5;
+		got++;
+	}
+	j->rep->got[j->idx] = got;
+	shmpool_ring_close(r);
+	return 0;
+}
+
+/* heap blocks in use now: allocated blocks plus small objects of every class */
+static uint64_t heap_used(struct shmpool_heap *h)
+{
+	struct shmpool_heap_stats st;
+	uint64_t used;
+	int i;
+
+	if (shmpool_heap_stats(h, &st))
+		return UINT64_MAX;
+	used = st.alloc_blocks;
+	for (i = 0; i < SHMPOOL_HEAP_NR_CLASSES; i++)
+		used += st.classes[i].used;
+	return used;
+}
+
+static void zc_stream(struct __test_metadata *_metadata, struct shmpool_heap *h,
+		      const char *name, uint32_t type, int np, int nc, uint64_t n)
+{
+	struct report *rep = new_report(0);
+	struct shmpool_ring *r;
+	struct job pj[2], cj[2];
+	pid_t pp[2], cp[2];
+	char msg[256];
+	uint64_t used0;
+	int i;
+
+	ASSERT_NE(NULL, rep);
+	ASSERT_EQ(1, shmpool_ring_create(h, name, type, 256,
+					 sizeof(struct shmpool_msg), 0, &r));
+	used0 = heap_used(h);
+	for (i = 0; i < nc; i++) {
+		cj[i] = (struct job){ h, name, type, 16, i, np, n, 0, rep };
+		cp[i] = spawn(zc_consumer, &cj[i]);
+	}
+	for (i = 0; i < np; i++) {
+		pj[i] = (struct job){ h, name, type, 16, i, np, n, 0, rep };
+		pp[i] = spawn(zc_producer, &pj[i]);
+	}
+	for (i = 0; i < np; i++)
+		EXPECT_EQ(0, reap(pp[i]));
+	ASSERT_EQ(0, shmpool_ring_shutdown(r, SHMPOOL_RING_PROD));
+	for (i = 0; i < nc; i++)
+		EXPECT_EQ(0, reap(cp[i]));
+	EXPECT_EQ(n * np, rep->got[0] + rep->got[1]);
+	/* every loaned block came back: the heap is as free as before */
+	EXPECT_EQ(used0, heap_used(h));
+	EXPECT_EQ(0, shmpool_heap_check(h, SHMPOOL_CHECK_QUIESCENT, msg, sizeof(msg)));
+	shmpool_ring_close(r);
+	munmap(rep, sizeof(*rep));
+}
+
+TEST_F_TIMEOUT(ring, zc_spsc_stream_heap_free_after, 300)
+{
+	zc_stream(_metadata, self->h, self->name, SHMPOOL_RING_SPSC, 1, 1,
+		  stream_elems() / 10);
+}
+
+TEST_F_TIMEOUT(ring, zc_mpmc_2p2c_heap_free_after, 300)
+{
+	zc_stream(_metadata, self->h, self->name, SHMPOOL_RING_MPMC, 2, 2,
+		  stream_elems() / 20);
+}
+
+TEST_F(ring, zc_receive_bad_descriptor)
+{
+	struct shmpool_ring *r;
+	struct shmpool_msg m = { 12345, 10 }, got;
+	const void *p;
+	void *q;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_SPSC,
+					 16, sizeof(m), 0, &r));
+	ASSERT_EQ(1, shmpool_ring_enqueue(r, &m));
+	EXPECT_EQ(-EUCLEAN, shmpool_msg_receive(r, &got, &p, 0, NULL));
+	/* a real block, but a length beyond it */
+	ASSERT_EQ(0, shmpool_msg_loan(r, 32, &q, &m));
+	m.len = 1 << 20;
+	ASSERT_EQ(1, shmpool_ring_enqueue(r, &m));
+	EXPECT_EQ(-EUCLEAN, shmpool_msg_receive(r, &got, &p, 0, NULL));
+	EXPECT_EQ(0, shmpool_msg_release(r, &got));
+	EXPECT_EQ(-EAGAIN, shmpool_msg_receive(r, &got, &p, SHMPOOL_MSG_NONBLOCK, NULL));
+	shmpool_ring_close(r);
+}
+
+TEST_F(ring, zc_release_twice)
+{
+	struct shmpool_ring *r;
+	struct shmpool_msg m;
+	void *q;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_MPMC,
+					 16, sizeof(m), 0, &r));
+	ASSERT_EQ(0, shmpool_msg_loan(r, 100, &q, &m));
+	EXPECT_EQ(0, shmpool_msg_release(r, &m));
+	EXPECT_EQ(-EINVAL, shmpool_msg_release(r, &m));
+	shmpool_ring_close(r);
+}
+
+TEST_F(ring, zc_loan_zero_length)
+{
+	struct shmpool_ring *r;
+	struct shmpool_msg m;
+	void *q;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_SPSC,
+					 16, sizeof(m), 0, &r));
+	EXPECT_EQ(-EINVAL, shmpool_msg_loan(r, 0, &q, &m));
+	shmpool_ring_close(r);
+}
+
+TEST_F(ring, zc_ring_of_wrong_esize)
+{
+	struct shmpool_ring *r;
+	struct shmpool_msg m = { 0, 0 };
+	void *q;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_SPSC,
+					 16, 8, 0, &r));
+	EXPECT_EQ(-EINVAL, shmpool_msg_loan(r, 16, &q, &m));
+	EXPECT_EQ(-EINVAL, shmpool_msg_publish(r, &m, 0, NULL));
+	shmpool_ring_close(r);
+}
+
+TEST_F(ring, zc_publish_full_nonblock)
+{
+	struct shmpool_ring *r;
+	struct shmpool_msg m[3];
+	void *q;
+	int i;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_SPSC,
+					 2, sizeof(m[0]), 0, &r));
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(0, shmpool_msg_loan(r, 64, &q, &m[i]));
+	EXPECT_EQ(0, shmpool_msg_publish(r, &m[0], SHMPOOL_MSG_NONBLOCK, NULL));
+	EXPECT_EQ(0, shmpool_msg_publish(r, &m[1], SHMPOOL_MSG_NONBLOCK, NULL));
+	EXPECT_EQ(-EAGAIN, shmpool_msg_publish(r, &m[2], SHMPOOL_MSG_NONBLOCK, NULL));
+	for (i = 0; i < 3; i++)
+		EXPECT_EQ(0, shmpool_msg_release(r, &m[i]));
+	shmpool_ring_close(r);
+}
 
 TEST_HARNESS_MAIN
