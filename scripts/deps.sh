@@ -11,6 +11,7 @@ pkgs=(
 	linux-image-6.12-amd64 linux-headers-6.12-amd64
 	linux-source-6.1 flex bison libelf-dev libssl-dev bc dwarves
 	sparse liburcu-dev libboost-dev
+	dpdk-dev libck-dev
 )
 
 missing=()
