@@ -3,7 +3,7 @@
 /*
  * Streams pass RING_ELEMS sequence-numbered elements (10 million on the
  * host). Inside the QEMU lanes (detected by the vm-run "spnonce=" on the
- * kernel command line) they pass 1/50 of that, so that each program stays
+ * kernel command line) they pass 1/200 of that, so that each program stays
  * well under a minute under TCG and the debug kernel; SHMPOOL_TEST_SCALE
  * multiplies either. Workers are forked processes that open the ring by name
  * and report through their exit status and pool-independent shared pages.
@@ -39,7 +39,7 @@
 #define DEV_PATH	"/dev/shmpool"
 #define POOL_BYTES	(4U << 20)
 #define RING_ELEMS	10000000ULL
-#define VM_DIVISOR	50
+#define VM_DIVISOR	200
 #define BURST		32
 
 /* ---- helpers ------------------------------------------------------------------- */
