@@ -27,9 +27,11 @@
  * doorbell (struct shmpool_event) until they can move at least one element
  * (burst) or all of them (bulk), @deadline passes (-ETIMEDOUT), or the other
  * end is shut down (-EPIPE). Every enqueue and dequeue that moves something
- * tells the other side, which costs a full fence and one load of a
- * read-mostly cache line while nobody sleeps, and one wake syscall only when
- * a sleeper announced itself (NEED_WAKEUP in the event word).
+ * tells the other side, which costs one load of a read-mostly cache line
+ * while nobody sleeps (plus a full fence in a process that could not
+ * register for membarrier(); see __shmpool_ring_signal()), and one wake
+ * syscall only when a sleeper announced itself (NEED_WAKEUP in the event
+ * word). Going to sleep costs a membarrier() syscall on top.
  *
  * Shutdown: shmpool_ring_shutdown(r, SHMPOOL_RING_PROD) says no more elements
  * will come: blocked and later consumers drain what is left, then get
@@ -227,16 +229,32 @@ static inline void __shmpool_ring_relax(void)
 }
 
 /*
+ * 1 once this process is registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED (at
+ * its first ring create/open, again in children after fork()): then a
+ * sleeper's membarrier() stands in for our half of the fence pairing.
+ */
+extern __SHMPOOL_ATOMIC(int) __shmpool_ring_asym;
+
+/*
  * Tell the other side's sleepers to look again, after the release store
- * that published the change. shmpool_event_signal() does the fence (S) that
- * pairs with the sleeper's fence (W) in shmpool_event_prepare_wait(): either
- * the sleeper sees our index move and does not sleep, or we see its
- * NEED_WAKEUP and wake it. No syscall while nobody sleeps.
+ * that published the change. (S) pairs with the sleeper's (W) in
+ * wait_loop() (lib/ring.c): Dekker's pattern, we store the index and load
+ * NEED_WAKEUP, the sleeper stores NEED_WAKEUP and loads the index; one of
+ * us must see the other's store. Registered processes make that an
+ * asymmetric fence: only a compiler barrier here, and the sleeper calls
+ * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) after its fence, which runs
+ * a full barrier on every CPU running a registered process (a process
+ * that is not running has passed a context switch, a full barrier too).
+ * Unregistered processes (no membarrier in the kernel) use a full fence.
+ * No syscall while nobody sleeps.
  */
 static inline void __shmpool_ring_signal(struct shmpool_ring *r,
 					 struct shmpool_event *ev)
 {
-	__SHMPOOL_STD atomic_thread_fence(__SHMPOOL_STD memory_order_seq_cst);
+	if (__SHMPOOL_LD(&__shmpool_ring_asym, memory_order_relaxed))
+		__SHMPOOL_STD atomic_signal_fence(__SHMPOOL_STD memory_order_seq_cst);
+	else
+		__SHMPOOL_STD atomic_thread_fence(__SHMPOOL_STD memory_order_seq_cst);
 	if (__SHMPOOL_LD(&ev->word, memory_order_relaxed) &
 	    SHMPOOL_EVENT_NEED_WAKEUP)
 		__shmpool_ring_wake(r, ev);

@@ -8,10 +8,17 @@
  * non-blocking call, then announce the sleep (shmpool_event_prepare_wait(),
  * fence W), try once more, and sleep on the event word only if that failed
  * too. The other side's successful call signals after its release store
- * (fence S), so a sleep is never lost.
+ * (fence S), so a sleep is never lost. Processes registered for
+ * MEMBARRIER_CMD_GLOBAL_EXPEDITED signal with a compiler barrier only; the
+ * sleeper's membarrier() supplies their half of the pairing (see
+ * __shmpool_ring_signal() in the header).
  */
 #define _GNU_SOURCE
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -25,6 +32,39 @@
 #define OPEN_WAIT_MS	10000
 
 static atomic_uint_fast64_t wake_calls;
+
+SHMPOOL_EXPORT atomic_int __shmpool_ring_asym;
+
+static pthread_once_t asym_once = PTHREAD_ONCE_INIT;
+
+static int membarrier(int cmd)
+{
+	return syscall(SYS_membarrier, cmd, 0) ? -errno : 0;
+}
+
+/*
+ * Register for the sleepers' membarrier(). Whether a child inherits the
+ * registration is the kernel's business; registering again is cheap and
+ * certain. A failure leaves this process on full fences.
+ */
+static void asym_register(void)
+{
+	atomic_store_explicit(&__shmpool_ring_asym,
+			      !membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED),
+			      memory_order_relaxed);
+}
+
+static void asym_child(void)
+{
+	if (atomic_load_explicit(&__shmpool_ring_asym, memory_order_relaxed))
+		asym_register();
+}
+
+static void asym_init(void)
+{
+	asym_register();
+	pthread_atfork(NULL, NULL, asym_child);
+}
 
 SHMPOOL_EXPORT
 uint64_t shmpool_ring_wake_calls(void)
@@ -126,6 +166,7 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 	    hdr->d.mask != hdr->d.count - 1 ||
 	    ring_bytes(hdr->d.type, hdr->d.count, hdr->d.esize) > obj->size)
 		return -EUCLEAN;
+	pthread_once(&asym_once, asym_init);
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -283,6 +324,23 @@ static int timed_out(const struct timespec *deadline)
 	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
+/* the earlier of @deadline and 1 ms from now, in @ts */
+static const struct timespec *slice(struct timespec *ts,
+				    const struct timespec *deadline)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_nsec += 1000000;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+	if (deadline && (deadline->tv_sec < ts->tv_sec ||
+			 (deadline->tv_sec == ts->tv_sec &&
+			  deadline->tv_nsec < ts->tv_nsec)))
+		return deadline;
+	return ts;
+}
+
 /*
  * The blocking loop. @ev is the event this side sleeps on, @end the other
  * side's shutdown bit. For a dequeue, shutdown of the producers ends the
@@ -294,7 +352,8 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 		     unsigned int end, int drain)
 {
 	int bulk = !!(flags & SHMPOOL_RING_BULK);
-	int spins = 0, ret, got;
+	int spins = 0, ret, got, sliced;
+	struct timespec ts;
 	uint32_t key;
 
 	ret = check_deadline(deadline);
@@ -318,12 +377,24 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 		if (timed_out(deadline))
 			return -ETIMEDOUT;
 		key = shmpool_event_prepare_wait(ev);	/* fence W */
+		/*
+		 * (W), second half: a barrier on every CPU running a process
+		 * that signals with a compiler barrier only (see
+		 * __shmpool_ring_signal()). If it fails although such
+		 * processes may exist, sleep in short slices instead.
+		 */
+		ret = membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+		/* without membarrier() in the kernel nobody could register */
+		sliced = ret && ret != -ENOSYS && ret != -EINVAL;
 		got = try_op(r, objs, n, bulk);
 		if (got)
 			return got;
 		if (atomic_load_explicit(&r->hdr->ev.shut, memory_order_relaxed) & end)
 			goto shut;
-		ret = shmpool_event_timedwait(r->heap->pool, ev, key, deadline);
+		ret = shmpool_event_timedwait(r->heap->pool, ev, key,
+					      sliced ? slice(&ts, deadline) : deadline);
+		if (ret == -ETIMEDOUT && sliced && !timed_out(deadline))
+			ret = 0;	/* only the slice ended */
 		if (ret == -ETIMEDOUT) {
 			/* one last look: the deadline and a signal may cross */
 			got = try_op(r, objs, n, bulk);
