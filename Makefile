@@ -74,7 +74,7 @@ $(B)/lib/obj/%.o: lib/%.c $(LIB_HDRS)
 $(LIB_SO): $(LIB_PIC) lib/libshmpool.map
 	$(CC) -shared -Wl,-soname,libshmpool.so.$(SOVERSION) \
 		-Wl,--version-script=lib/libshmpool.map -Wl,-z,defs \
-		-o $@ $(LIB_PIC) -lpthread
+		-o $@ $(LIB_PIC) -lurcu-memb -lurcu-common -lpthread
 	ln -sf libshmpool.so.$(VERSION) $(B)/lib/libshmpool.so.$(SOVERSION)
 	ln -sf libshmpool.so.$(SOVERSION) $(B)/lib/libshmpool.so
 
@@ -92,7 +92,7 @@ examples: $(EXAMPLES)
 
 $(B)/examples/%: examples/%.c $(LIB_A) $(LIB_HDRS)
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 -O2 -g $(WARN) -I$(TOP)/include -static $< $(LIB_A) -lpthread -o $@
+	$(CC) -std=gnu11 -O2 -g $(WARN) -I$(TOP)/include -static $< $(LIB_A) -lurcu-memb -lurcu-common -lpthread -o $@
 
 selftests: lib
 	@$(MAKE) -s -C selftests OUTPUT=$(B)/selftests
@@ -108,7 +108,7 @@ bench: $(BENCHES)
 
 $(B)/bench/%: bench/%.c bench/bench.c bench/bench.h $(LIB_A) $(LIB_HDRS)
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 -O2 -g $(WARN) -I$(TOP)/include -static $< bench/bench.c $(LIB_A) -lpthread -o $@
+	$(CC) -std=gnu11 -O2 -g $(WARN) -I$(TOP)/include -static $< bench/bench.c $(LIB_A) -lurcu-memb -lurcu-common -lpthread -o $@
 
 # C++ peers (bench/*.cpp, e.g. Boost.Interprocess) linked into their C benchmark.
 $(B)/bench/%.o: bench/%.cpp
@@ -118,7 +118,7 @@ $(B)/bench/%.o: bench/%.cpp
 $(B)/bench/alloc_bench: bench/alloc_bench.c $(B)/bench/alloc_boost.o bench/bench.c bench/bench.h $(LIB_A) $(LIB_HDRS)
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O2 -g $(WARN) -I$(TOP)/include -static $< bench/bench.c \
-		$(B)/bench/alloc_boost.o $(LIB_A) -lstdc++ -lpthread -lm -o $@
+		$(B)/bench/alloc_boost.o $(LIB_A) -lurcu-memb -lurcu-common -lstdc++ -lpthread -lm -o $@
 
 # Library tests once more with ASan+UBSan (dynamic: sanitizers need it).
 asan-tests: $(patsubst %,$(B)/asan/%,$(HOST_TESTS))
@@ -126,7 +126,7 @@ asan-tests: $(patsubst %,$(B)/asan/%,$(HOST_TESTS))
 $(B)/asan/%: selftests/%.c $(LIB_SRCS) $(LIB_HDRS) $(B)/kselftest/kselftest_harness.h
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O1 -g $(WARN) $(SAN_FLAGS) -I$(TOP)/include \
-		-I$(TOP)/lib -I$(B)/kselftest $< $(LIB_SRCS) -lpthread -o $@
+		-I$(TOP)/lib -I$(B)/kselftest $< $(LIB_SRCS) -lurcu-memb -lurcu-common -lpthread -o $@
 
 $(B)/kselftest/kselftest_harness.h:
 	scripts/kselftest-headers.sh $(B)/kselftest
