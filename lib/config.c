@@ -1,0 +1,431 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Versioned config objects (include/shmpool_state.h): a double-buffered
+ * seqlock in a named heap object.
+ *
+ * Layout of the object: a 64-byte header (struct cfg_shared), then two
+ * buffers of round_up(capacity, 64) bytes. The version @seq says which
+ * buffer is current (seq & 1); @begin is the version the last writer began
+ * to write (seq or seq + 1). A writer of version v only writes buffer v & 1,
+ * which readers of version v - 1 do not read; it is the buffer of version
+ * v - 2. So a reader that copied version s must retry only if a writer
+ * began version s + 2 or later, i.e. if @begin - s >= 2 after its copy.
+ *
+ * Ordering (C11; each pairing named at both ends):
+ * (W1) writer: store @begin = v, release fence, then the buffer stores.
+ * (R2) reader: the buffer loads, acquire fence, then load @begin.
+ *	If a reader's load read a store of writer v, W1 synchronises with R2
+ *	and the reader's @begin load sees v or later: it retries.
+ * (W3) writer: the buffer and @len stores, then store-release @seq = v.
+ * (R1) reader: load-acquire @seq, then the buffer loads: it sees all of
+ *	version v's contents.
+ * Buffer words are copied with relaxed atomic accesses so that the races
+ * the protocol tolerates (and then discards) are not data races in C11.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "shmpool_state.h"
+#include "shmpool_sync.h"
+
+#define CFG_MAGIC	0x73636667U	/* "scfg" */
+#define CFG_HDR		64
+#define CFG_CAP_MAX	(16U << 20)
+#define CFG_OPEN_WAIT_MS 2000	/* open without a capacity: creator's window */
+
+struct cfg_shared {
+	_Atomic uint64_t ident;		/* CFG_MAGIC << 32 | capacity; 0 while new */
+	_Atomic uint64_t seq;		/* published version; current buffer seq & 1 */
+	_Atomic uint64_t begin;		/* version being (or last) written */
+	_Atomic uint64_t len[2];	/* blob length in each buffer */
+	_Atomic uint32_t owner;		/* the writer's thread id, 0 if none */
+	struct shmpool_event changed;	/* signalled after each publish */
+	uint64_t __reserved[2];
+};
+
+_Static_assert(sizeof(struct cfg_shared) <= CFG_HDR, "config header");
+
+struct shmpool_config {
+	struct shmpool_heap *heap;
+	struct cfg_shared *sh;
+	_Atomic uint64_t *buf[2];	/* stride round_up(cap, 64), 64-aligned */
+	size_t cap;
+};
+
+static size_t cfg_stride(size_t cap)
+{
+	return (cap + 63) & ~(size_t)63;
+}
+
+/*
+ * The writer's thread id, cached per thread so that a publish makes no
+ * system call while nobody waits; a fork()ed child has a new id, so
+ * pthread_atfork drops the cache there.
+ */
+static _Thread_local uint32_t cached_tid;
+static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
+
+static void drop_cached_tid(void)
+{
+	cached_tid = 0;
+}
+
+static void watch_fork(void)
+{
+	pthread_atfork(NULL, NULL, drop_cached_tid);
+}
+
+static uint32_t self_tid(void)
+{
+	if (cached_tid)
+		return cached_tid;
+	pthread_once(&tid_once, watch_fork);
+	cached_tid = (uint32_t)syscall(SYS_gettid);
+	return cached_tid;
+}
+
+/*
+ * Whether thread @tid (of our PID namespace) still runs. /proc decides:
+ * kill(tid, 0) cannot, since newer kernels look a non-leader thread id up as
+ * a process and say ESRCH for a live thread. No /proc: assume alive.
+ */
+static int tid_alive(uint32_t tid)
+{
+	char path[64], stat[512], *rp;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%u/stat", tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH ?
+			access("/proc/self/stat", R_OK) != 0 : 1;
+	n = read(fd, stat, sizeof(stat) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;	/* it went while we looked */
+	stat[n] = '\0';
+	rp = strrchr(stat, ')');
+	/* "pid (comm) S ...": Z zombie, X dead */
+	return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+}
+
+static int cfg_bind(struct shmpool_config *c, uint64_t off, size_t cap)
+{
+	char *base = shmpool_heap_ptr(c->heap, off, CFG_HDR + 2 * cfg_stride(cap));
+
+	if (!base)
+		return -EUCLEAN;
+	c->sh = (struct cfg_shared *)base;
+	c->buf[0] = (_Atomic uint64_t *)(base + CFG_HDR);
+	c->buf[1] = (_Atomic uint64_t *)(base + CFG_HDR + cfg_stride(cap));
+	c->cap = cap;
+	return 0;
+}
+
+/* Wait for the creator's ident store (open without a capacity). */
+static int cfg_wait_ident(struct cfg_shared *sh, uint64_t *ident)
+{
+	struct timespec ts = { 0, 1000000 };
+	int i;
+
+	for (i = 0; i < CFG_OPEN_WAIT_MS; i++) {
+		/* acquire: pairs with the release CAS that set it in cfg_open() */
+		*ident = atomic_load_explicit(&sh->ident, memory_order_acquire);
+		if (*ident)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return -EAGAIN;
+}
+
+SHMPOOL_EXPORT
+int shmpool_config_open(struct shmpool_heap *h, const char *name,
+			size_t capacity, unsigned int flags,
+			struct shmpool_config **out)
+{
+	struct shmpool_config *c;
+	struct shmpool_obj obj;
+	uint64_t want, ident = 0;
+	size_t cap;
+	int ret;
+
+	if (!h || !out || (flags & ~SHMPOOL_CONFIG_CREATE) ||
+	    capacity > CFG_CAP_MAX ||
+	    ((flags & SHMPOOL_CONFIG_CREATE) && !capacity))
+		return -EINVAL;
+	if (flags & SHMPOOL_CONFIG_CREATE)
+		ret = shmpool_obj_create(h, name, CFG_HDR + 2 * cfg_stride(capacity),
+					 64, &obj);
+	else
+		ret = shmpool_obj_find(h, name, &obj);
+	if (ret < 0)
+		return ret;
+	if (obj.size < CFG_HDR + 128 || (obj.size - CFG_HDR) % 128)
+		return -EUCLEAN;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->heap = h;
+	/* the largest capacity the object has room for, until ident says */
+	cap = (obj.size - CFG_HDR) / 2;
+	ret = cfg_bind(c, obj.off, cap);
+	if (ret)
+		goto err;
+	if (capacity) {
+		ret = -EEXIST;
+		if (cfg_stride(capacity) != cap)
+			goto err;
+		/*
+		 * The creator, or any opener that knows the capacity, sets
+		 * ident: so a creator that died between creating the object
+		 * and this store leaves nothing half made. Release: pairs with
+		 * the acquire in cfg_wait_ident() and the acquire on failure
+		 * here (the object was zeroed before it could be found).
+		 */
+		want = (uint64_t)CFG_MAGIC << 32 | capacity;
+		if (!atomic_compare_exchange_strong_explicit(&c->sh->ident,
+				&ident, want, memory_order_acq_rel,
+				memory_order_acquire))
+			if (ident != want)
+				goto bad_ident;
+		ident = want;
+	} else {
+		ret = cfg_wait_ident(c->sh, &ident);
+		if (ret)
+			goto err;
+	}
+	if ((uint32_t)(ident >> 32) != CFG_MAGIC ||
+	    cfg_stride((uint32_t)ident) != cap || !(uint32_t)ident) {
+		ret = -EUCLEAN;
+		goto err;
+	}
+	c->cap = (uint32_t)ident;
+	*out = c;
+	return 0;
+bad_ident:
+	ret = (uint32_t)(ident >> 32) == CFG_MAGIC ? -EEXIST : -EUCLEAN;
+err:
+	free(c);
+	return ret;
+}
+
+SHMPOOL_EXPORT
+int shmpool_config_close(struct shmpool_config *c)
+{
+	free(c);
+	return 0;
+}
+
+SHMPOOL_EXPORT
+size_t shmpool_config_capacity(const struct shmpool_config *c)
+{
+	return c->cap;
+}
+
+SHMPOOL_EXPORT
+uint64_t shmpool_config_version(const struct shmpool_config *c)
+{
+	/* acquire: pairs with (W3), so a later read sees at least this version */
+	return atomic_load_explicit(&c->sh->seq, memory_order_acquire);
+}
+
+/* Copy @n bytes from buffer @src word by word (relaxed: see the top). */
+static void copy_out(void *dst, _Atomic uint64_t *src, size_t n)
+{
+	char *d = dst;
+	uint64_t w;
+	size_t i;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		w = atomic_load_explicit(&src[i / 8], memory_order_relaxed);
+		memcpy(d + i, &w, 8);
+	}
+	if (i < n) {
+		w = atomic_load_explicit(&src[i / 8], memory_order_relaxed);
+		memcpy(d + i, &w, n - i);
+	}
+}
+
+static void copy_in(_Atomic uint64_t *dst, const void *src, size_t n)
+{
+	const char *s = src;
+	uint64_t w;
+	size_t i;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		atomic_store_explicit(&dst[i / 8], w, memory_order_relaxed);
+	}
+	if (i < n) {
+		w = 0;
+		memcpy(&w, s + i, n - i);
+		atomic_store_explicit(&dst[i / 8], w, memory_order_relaxed);
+	}
+}
+
+SHMPOOL_EXPORT
+int shmpool_config_read(struct shmpool_config *c, void *buf, size_t len,
+			uint64_t *version)
+{
+	uint64_t s, n, b;
+
+	if (!c || (!buf && len))
+		return -EINVAL;
+	for (;;) {
+		/* (R1): pairs with (W3) in commit */
+		s = atomic_load_explicit(&c->sh->seq, memory_order_acquire);
+		if (!s)
+			return -ENODATA;
+		n = atomic_load_explicit(&c->sh->len[s & 1],
+					 memory_order_relaxed);
+		if (n <= len && n <= c->cap)
+			copy_out(buf, c->buf[s & 1], n);
+		/* (R2): pairs with (W1) in write_begin */
+		atomic_thread_fence(memory_order_acquire);
+		b = atomic_load_explicit(&c->sh->begin, memory_order_relaxed);
+		if (b - s < 2)
+			break;
+		/* a writer began to overwrite version s: a newer one is out */
+	}
+	if (version)
+		*version = s;
+	if (n > c->cap)
+		return -EUCLEAN;
+	return n > len ? -EMSGSIZE : (int)n;
+}
+
+SHMPOOL_EXPORT
+int shmpool_config_wait(struct shmpool_config *c, uint64_t since,
+			const struct timespec *deadline, uint64_t *version)
+{
+	struct shmpool *p;
+	uint64_t v;
+	uint32_t key;
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	p = c->heap->pool;
+	for (;;) {
+		v = shmpool_config_version(c);
+		if (v != since)
+			break;
+		/* the event's Dekker pairing: see shmpool_event_prepare_wait() */
+		key = shmpool_event_prepare_wait(&c->sh->changed);
+		v = shmpool_config_version(c);
+		if (v != since)
+			break;
+		ret = shmpool_event_timedwait(p, &c->sh->changed, key,
+					      deadline);
+		if (ret) {
+			v = shmpool_config_version(c);
+			if (v != since)
+				break;	/* published as time ran out */
+			return ret;
+		}
+	}
+	if (version)
+		*version = v;
+	return 0;
+}
+
+SHMPOOL_EXPORT
+int shmpool_config_write_begin(struct shmpool_config *c, void **buf)
+{
+	uint32_t tid, cur = 0;
+	uint64_t v;
+	int took = 0;
+
+	if (!c || !buf)
+		return -EINVAL;
+	tid = self_tid();
+	/*
+	 * seq_cst on the lock word: taking it (over) must see everything the
+	 * previous writer did before its last store to it or its death.
+	 */
+	while (!atomic_compare_exchange_strong(&c->sh->owner, &cur, tid)) {
+		if (cur == tid || tid_alive(cur))
+			return -EBUSY;
+		took = 1;	/* cur died holding it; the CAS retries on cur */
+	}
+	v = atomic_load_explicit(&c->sh->seq, memory_order_relaxed) + 1;
+	atomic_store_explicit(&c->sh->begin, v, memory_order_relaxed);
+	/* (W1): pairs with (R2) in read; orders begin before the buffer stores */
+	atomic_thread_fence(memory_order_release);
+	*buf = (void *)c->buf[v & 1];
+	return took;
+}
+
+/* 0 if the calling thread is the writer */
+static int is_writer(struct shmpool_config *c)
+{
+	return atomic_load_explicit(&c->sh->owner, memory_order_relaxed) ==
+	       self_tid() ? 0 : -EPERM;
+}
+
+SHMPOOL_EXPORT
+int shmpool_config_write_commit(struct shmpool_config *c, size_t len,
+				uint64_t *version)
+{
+	uint64_t v;
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	ret = is_writer(c);
+	if (ret)
+		return ret;
+	if (len > c->cap)
+		return -EINVAL;
+	v = atomic_load_explicit(&c->sh->begin, memory_order_relaxed);
+	atomic_store_explicit(&c->sh->len[v & 1], len, memory_order_relaxed);
+	/* (W3): pairs with (R1) in read and the acquire in version() */
+	atomic_store_explicit(&c->sh->seq, v, memory_order_release);
+	atomic_store(&c->sh->owner, 0);
+	if (version)
+		*version = v;
+	/* no syscall unless a waiter announced itself */
+	ret = shmpool_event_signal(c->heap->pool, &c->sh->changed);
+	return ret < 0 ? ret : 0;
+}
+
+SHMPOOL_EXPORT
+int shmpool_config_write_abort(struct shmpool_config *c)
+{
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	ret = is_writer(c);
+	if (!ret)
+		atomic_store(&c->sh->owner, 0);
+	return ret;
+}
+
+SHMPOOL_EXPORT
+int shmpool_config_publish(struct shmpool_config *c, const void *data,
+			   size_t len, uint64_t *version)
+{
+	void *buf;
+	int ret;
+
+	if (!c || (!data && len))
+		return -EINVAL;
+	if (len > c->cap)
+		return -EINVAL;
+	ret = shmpool_config_write_begin(c, &buf);
+	if (ret < 0)
+		return ret;
+	copy_in(buf, data, len);
+	return shmpool_config_write_commit(c, len, version);
+}
