@@ -17,11 +17,15 @@
  * barrier beyond the lock. (Userspace that skips WAKE when it believes
  * nobody sleeps needs its own full barrier; see libshmpool.)
  *
- * A waiter is woken by deleting it from its bucket (list_del_init) and then
- * waking its task, both under the bucket lock; the waiter learns whether it
- * was woken by checking, under that lock, whether it is still queued. The
- * waiter lives on the sleeping task's stack, which therefore stays valid
- * while any waker can reach it.
+ * A waker takes a waiter off its bucket under the bucket lock, takes a
+ * reference to its task, and last of all marks it woken with a release
+ * store; it wakes the task only after dropping the lock, so the woken task
+ * never spins on a lock its waker still holds (as futexes do). The waiter
+ * lives on the sleeping task's stack: once @woken is set, the waker never
+ * touches it again. The waiter reads @woken with an acquire load, pairing
+ * with that store, so a woken waiter needs no lock at all to learn it; one
+ * that is not (yet) marked checks again under the bucket lock, where the
+ * mark and the dequeue are atomic.
  *
  * NOTIFY bindings sit in the same buckets (with an eventfd instead of a
  * task): each WAKE that matches signals them and leaves them queued.
@@ -52,7 +56,8 @@ struct shmpool_bucket {
 } ____cacheline_aligned_in_smp;
 
 struct shmpool_waiter {
-	struct list_head node;		/* in the bucket; empty once woken */
+	struct list_head node;		/* in the bucket while queued */
+	bool woken;			/* set by the waker, last */
 	struct shmpool_pool *pool;	/* key, with @offset */
 	u64 offset;
 	u32 bitset;
@@ -112,11 +117,15 @@ static u32 shmpool_word_read(struct shmpool_pool *pool, u64 offset)
  */
 static bool shmpool_unqueue(struct shmpool_waiter *w)
 {
-	struct shmpool_bucket *b = shmpool_bucket(w->pool, w->offset);
+	struct shmpool_bucket *b;
 	bool woken;
 
+	/* Pairs with smp_store_release() in shmpool_doorbell_wake(). */
+	if (smp_load_acquire(&w->woken))
+		return true;
+	b = shmpool_bucket(w->pool, w->offset);
 	spin_lock(&b->lock);
-	woken = list_empty(&w->node);
+	woken = w->woken;
 	if (!woken)
 		list_del_init(&w->node);
 	spin_unlock(&b->lock);
@@ -160,6 +169,7 @@ static int shmpool_wait_words(struct shmpool_waiter *w, const u32 *expected,
 			struct shmpool_bucket *b = shmpool_bucket(w[i].pool, w[i].offset);
 			u32 val;
 
+			w[i].woken = false;
 			spin_lock(&b->lock);
 			list_add_tail(&w[i].node, &b->waiters);
 			val = shmpool_word_read(w[i].pool, w[i].offset);
@@ -237,11 +247,18 @@ int shmpool_doorbell_wait(struct shmpool_file *sf, const struct shmpool_wait *cm
 	return ret > 0 ? 0 : ret;
 }
 
+/* Tasks woken per pass of WAKE; more wait for the next pass. */
+#define SHMPOOL_WAKE_BATCH	16
+
 int shmpool_doorbell_wake(struct shmpool_file *sf, const struct shmpool_wake *cmd)
 {
 	struct shmpool_pool *pool = shmpool_file_pool(sf);
+	struct task_struct *tasks[SHMPOOL_WAKE_BATCH];
+	u32 nr = min_t(u32, cmd->nr, INT_MAX);
 	struct shmpool_waiter *w, *tmp;
 	struct shmpool_bucket *b;
+	bool notified = false;
+	unsigned int i, batch;
 	int ret, woken = 0;
 
 	if (cmd->flags)
@@ -255,23 +272,35 @@ int shmpool_doorbell_wake(struct shmpool_file *sf, const struct shmpool_wake *cm
 		return -EPERM;
 
 	b = shmpool_bucket(pool, cmd->offset);
-	spin_lock(&b->lock);
-	list_for_each_entry_safe(w, tmp, &b->waiters, node) {
-		if (w->pool != pool || w->offset != cmd->offset ||
-		    !(w->bitset & cmd->bitset))
-			continue;
-		if (w->efd) {
-			shmpool_eventfd_signal(w->efd);
-			continue;
+	do {
+		batch = 0;
+		spin_lock(&b->lock);
+		list_for_each_entry_safe(w, tmp, &b->waiters, node) {
+			if (w->pool != pool || w->offset != cmd->offset ||
+			    !(w->bitset & cmd->bitset))
+				continue;
+			if (w->efd) {
+				/* Once per WAKE, not per pass. */
+				if (!notified)
+					shmpool_eventfd_signal(w->efd);
+				continue;
+			}
+			if (woken == nr || batch == SHMPOOL_WAKE_BATCH)
+				continue;	/* keep going: bindings further on */
+			list_del_init(&w->node);
+			tasks[batch] = get_task_struct(w->task);
+			/* Last touch of @w; pairs with shmpool_unqueue(). */
+			smp_store_release(&w->woken, true);
+			batch++;
+			woken++;
 		}
-		if (woken == min_t(u32, cmd->nr, INT_MAX))
-			continue;	/* keep going: bindings further on */
-		/* Dequeue first: the waiter's own check happens under b->lock. */
-		list_del_init(&w->node);
-		wake_up_process(w->task);
-		woken++;
-	}
-	spin_unlock(&b->lock);
+		spin_unlock(&b->lock);
+		notified = true;
+		for (i = 0; i < batch; i++) {
+			wake_up_process(tasks[i]);
+			put_task_struct(tasks[i]);
+		}
+	} while (batch == SHMPOOL_WAKE_BATCH && woken < nr);
 	return woken;
 }
 
