@@ -139,7 +139,7 @@ static int cfg_wait_ident(struct cfg_shared *sh, uint64_t *ident)
 	int i;
 
 	for (i = 0; i < CFG_OPEN_WAIT_MS; i++) {
-		/* acquire: pairs with the release CAS that set it in cfg_open() */
+		/* acquire: pairs with __shmpool_ident_claim() */
 		*ident = atomic_load_explicit(&sh->ident, memory_order_acquire);
 		if (*ident)
 			return 0;
@@ -155,7 +155,7 @@ int shmpool_config_open(struct shmpool_heap *h, const char *name,
 {
 	struct shmpool_config *c;
 	struct shmpool_obj obj;
-	uint64_t want, ident = 0;
+	uint64_t ident = 0;
 	size_t cap;
 	int ret;
 
@@ -185,20 +185,11 @@ int shmpool_config_open(struct shmpool_heap *h, const char *name,
 		ret = -EEXIST;
 		if (cfg_stride(capacity) != cap)
 			goto err;
-		/*
-		 * The creator, or any opener that knows the capacity, sets
-		 * ident: so a creator that died between creating the object
-		 * and this store leaves nothing half made. Release: pairs with
-		 * the acquire in cfg_wait_ident() and the acquire on failure
-		 * here (the object was zeroed before it could be found).
-		 */
-		want = (uint64_t)CFG_MAGIC << 32 | capacity;
-		if (!atomic_compare_exchange_strong_explicit(&c->sh->ident,
-				&ident, want, memory_order_acq_rel,
-				memory_order_acquire))
-			if (ident != want)
-				goto bad_ident;
-		ident = want;
+		ret = __shmpool_ident_claim(&c->sh->ident, CFG_MAGIC,
+					    (uint32_t)capacity);
+		if (ret)
+			goto err;
+		ident = (uint64_t)CFG_MAGIC << 32 | capacity;
 	} else {
 		ret = cfg_wait_ident(c->sh, &ident);
 		if (ret)
@@ -212,8 +203,6 @@ int shmpool_config_open(struct shmpool_heap *h, const char *name,
 	c->cap = (uint32_t)ident;
 	*out = c;
 	return 0;
-bad_ident:
-	ret = (uint32_t)(ident >> 32) == CFG_MAGIC ? -EEXIST : -EUCLEAN;
 err:
 	free(c);
 	return ret;

@@ -53,6 +53,14 @@ int __shmpool_check_name(const char *name);
 /* SHMPOOL_CAP_* bits about doorbells that @p's backend lacks (for shmpool_info()). */
 uint32_t __shmpool_doorbell_lacks(struct shmpool *p);
 
+/*
+ * Set a typed named object's identity word to @magic << 32 | @value unless
+ * it is set already (lib/ident.c): 0 if it holds that now, -EEXIST if it
+ * holds @magic with another value, -EUCLEAN if it holds something else.
+ */
+int __shmpool_ident_claim(_Atomic uint64_t *ident, uint32_t magic,
+			  uint32_t value);
+
 /* Set p->size from a size the backend read; -EFBIG if it does not fit size_t. */
 static inline int __shmpool_set_size(struct shmpool *p, uint64_t bytes)
 {
