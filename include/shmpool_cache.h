@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libshmpool cache: a hash map of byte-string keys and values in a pool,
+ * shared by every process that attaches the pool's heap.
+ *
+ * A named heap object holds the table: a power-of-two array of buckets
+ * (chains of entries), 64 stripe locks (shmpool_mutex; bucket b is guarded
+ * by stripe b % 64), an entry count, a clock hand and statistics. Each entry
+ * is one heap block {next, hash, lengths, referenced bit, key, value}.
+ *
+ * Every operation on a key takes its stripe lock: values are copied out
+ * under it, and entries are unlinked under it and freed only after that,
+ * so no reader can see a value being freed under it (there are no
+ * lock-free readers). A replaced value is a new entry swapped into the
+ * chain; the old one is freed at once, which is safe for the same reason.
+ *
+ * Capacity is a number of entries, fixed at creation. An insert that takes
+ * the count above it evicts by CLOCK (second chance, an approximation of
+ * LRU): the hand sweeps buckets; a get sets an entry's referenced bit, the
+ * sweep clears set bits and evicts the first entry it finds clear. Eviction
+ * runs after the inserting stripe is unlocked and holds one stripe at a
+ * time, so there is no lock order to get wrong; while several processes
+ * insert at once the count can exceed the capacity by at most one entry
+ * per concurrent insert, and is back within it when they return.
+ *
+ * Owner death: a process that dies holding a stripe lock leaves that stripe
+ * locked (shmpool_sync.h: mutex recovery is not done yet); the other
+ * stripes go on working.
+ *
+ * Concurrency: every call may run concurrently with every other, from any
+ * thread of any process, except shmpool_cache_close(), the last call on its
+ * handle. The iterate callback runs under a stripe lock and must not call
+ * the cache.
+ */
+#ifndef SHMPOOL_CACHE_H
+#define SHMPOOL_CACHE_H
+
+#include "shmpool.h"
+#include "shmpool_alloc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct shmpool_cache;
+
+#define SHMPOOL_CACHE_CREATE	(1U << 0)	/* open: create if absent */
+#define SHMPOOL_CACHE_IF_ABSENT	(1U << 0)	/* put: -EEXIST if the key is there */
+
+#define SHMPOOL_CACHE_KEY_MAX	4096U		/* key bytes: 1..this */
+#define SHMPOOL_CACHE_VALUE_MAX	(1U << 20)	/* value bytes: 0..this */
+#define SHMPOOL_CACHE_CAP_MAX	(1U << 22)	/* entries */
+
+/**
+ * struct shmpool_cache_stats - counters since creation, all processes
+ * @hits: gets that found the key
+ * @misses: gets that did not
+ * @inserts: puts that added a key
+ * @updates: puts that replaced a value
+ * @deletes: successful deletes
+ * @evictions: entries evicted to stay within the capacity
+ * @entries: entries now
+ * @capacity: the capacity fixed at creation
+ */
+struct shmpool_cache_stats {
+	uint64_t hits;
+	uint64_t misses;
+	uint64_t inserts;
+	uint64_t updates;
+	uint64_t deletes;
+	uint64_t evictions;
+	uint64_t entries;
+	uint64_t capacity;
+};
+
+/*
+ * Open cache @name of @h's heap, creating it for @capacity entries
+ * (1..SHMPOOL_CACHE_CAP_MAX) with SHMPOOL_CACHE_CREATE. Without CREATE,
+ * @capacity 0 accepts any. -ENOENT: absent; -EEXIST: another capacity;
+ * -EUCLEAN: the object is not a cache; else as shmpool_obj_create().
+ */
+int shmpool_cache_open(struct shmpool_heap *h, const char *name,
+		       uint32_t capacity, unsigned int flags,
+		       struct shmpool_cache **out);
+/* Free the handle (NULL is fine); the cache stays in the pool. */
+int shmpool_cache_close(struct shmpool_cache *c);
+
+/*
+ * Copy the value of @key into @val (@len bytes). Returns the value's
+ * length; -ENOENT if absent; -EMSGSIZE if @len is too small (nothing
+ * is copied; a get with SHMPOOL_CACHE_VALUE_MAX bytes always fits).
+ */
+int shmpool_cache_get(struct shmpool_cache *c, const void *key, size_t klen,
+		      void *val, size_t len);
+/*
+ * Set @key to @val. 0: inserted; 1: replaced; -EEXIST with
+ * SHMPOOL_CACHE_IF_ABSENT if present (unchanged); -ENOMEM if the heap is
+ * full; -EINVAL for bad lengths or flags.
+ */
+int shmpool_cache_put(struct shmpool_cache *c, const void *key, size_t klen,
+		      const void *val, size_t vlen, unsigned int flags);
+/* Remove @key; -ENOENT if absent. */
+int shmpool_cache_delete(struct shmpool_cache *c, const void *key,
+			 size_t klen);
+/*
+ * Call @fn for each entry, bucket by bucket under that bucket's stripe
+ * lock (entries added or removed meanwhile in other buckets may or may
+ * not be seen). A non-zero return from @fn stops the walk and is returned;
+ * else the number of entries visited.
+ */
+int shmpool_cache_iterate(struct shmpool_cache *c,
+			  int (*fn)(const void *key, size_t klen,
+				    const void *val, size_t vlen, void *arg),
+			  void *arg);
+/* Fill *@st. */
+int shmpool_cache_stats(struct shmpool_cache *c,
+			struct shmpool_cache_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMPOOL_CACHE_H */

@@ -1,0 +1,441 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Shared hash map cache (include/shmpool_cache.h).
+ *
+ * Locking: bucket b and every entry on its chain belong to stripe b % 64;
+ * chains, entry fields and the referenced bits are read and written only
+ * under that stripe's shmpool_mutex, which gives the ordering too (lock
+ * acquires, unlock releases). An entry is freed only after it was unlinked
+ * under its stripe lock: every other thread that could reach it held the
+ * same lock, so it has finished with it. The entry count and statistics are
+ * relaxed atomics: counters, not synchronisation.
+ */
+#define _GNU_SOURCE
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "shmpool_cache.h"
+#include "shmpool_sync.h"
+
+#define CACHE_MAGIC	0x73636863U	/* "schc" */
+#define NR_STRIPES	64
+#define MIN_BUCKETS	64
+
+struct cache_shared {
+	_Atomic uint64_t ident;		/* CACHE_MAGIC << 32 | capacity; 0 while new */
+	_Atomic uint32_t hand;		/* CLOCK hand: next bucket to sweep */
+	uint32_t __pad;
+	_Atomic uint64_t count;
+	_Atomic uint64_t hits, misses, inserts, updates, deletes, evictions;
+	struct shmpool_mutex stripe[NR_STRIPES];
+	uint64_t bucket[];		/* entry offsets, 0 = end; under stripe */
+};
+
+struct entry {
+	uint64_t next;
+	uint64_t hash;
+	uint32_t klen;
+	uint32_t vlen;
+	uint32_t ref;			/* got since the hand last passed */
+	uint32_t __pad;
+	unsigned char data[];		/* key, then value */
+};
+
+struct shmpool_cache {
+	struct shmpool_heap *heap;
+	struct cache_shared *sh;
+	uint32_t cap;
+	uint32_t nb;			/* buckets, a power of two */
+};
+
+static uint32_t nr_buckets(uint32_t cap)
+{
+	uint32_t nb = MIN_BUCKETS;
+
+	while (nb < cap)
+		nb <<= 1;
+	return nb;
+}
+
+static size_t cache_bytes(uint32_t cap)
+{
+	return sizeof(struct cache_shared) + (size_t)nr_buckets(cap) * 8;
+}
+
+/* FNV-1a, 64 bits */
+static uint64_t key_hash(const void *key, size_t n)
+{
+	const unsigned char *k = key;
+	uint64_t h = 14695981039346656037ULL;
+
+	while (n--)
+		h = (h ^ *k++) * 1099511628211ULL;
+	return h;
+}
+
+static void count_add(_Atomic uint64_t *ctr, int64_t n)
+{
+	atomic_fetch_add_explicit(ctr, (uint64_t)n, memory_order_relaxed);
+}
+
+SHMPOOL_EXPORT
+int shmpool_cache_open(struct shmpool_heap *h, const char *name,
+		       uint32_t capacity, unsigned int flags,
+		       struct shmpool_cache **out)
+{
+	struct shmpool_cache *c;
+	struct shmpool_obj obj;
+	uint64_t ident = 0;
+	uint32_t cap;
+	int ret;
+
+	if (!h || !out || (flags & ~SHMPOOL_CACHE_CREATE) ||
+	    capacity > SHMPOOL_CACHE_CAP_MAX ||
+	    ((flags & SHMPOOL_CACHE_CREATE) && !capacity))
+		return -EINVAL;
+	if (flags & SHMPOOL_CACHE_CREATE)
+		ret = shmpool_obj_create(h, name, cache_bytes(capacity), 64, &obj);
+	else
+		ret = shmpool_obj_find(h, name, &obj);
+	if (ret < 0)
+		return ret;
+	if (obj.size < cache_bytes(1) ||
+	    !shmpool_heap_ptr(h, obj.off, obj.size))
+		return -EUCLEAN;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->heap = h;
+	c->sh = shmpool_heap_ptr(h, obj.off, obj.size);
+	if (capacity) {
+		ret = -EEXIST;
+		if (cache_bytes(capacity) != obj.size)
+			goto err;
+		ret = __shmpool_ident_claim(&c->sh->ident, CACHE_MAGIC, capacity);
+		if (ret)
+			goto err;
+		ident = (uint64_t)CACHE_MAGIC << 32 | capacity;
+	} else {
+		/* acquire: pairs with __shmpool_ident_claim() */
+		ident = atomic_load_explicit(&c->sh->ident, memory_order_acquire);
+		ret = -EAGAIN;	/* being created: try again */
+		if (!ident)
+			goto err;
+	}
+	cap = (uint32_t)ident;
+	ret = -EUCLEAN;
+	if ((uint32_t)(ident >> 32) != CACHE_MAGIC || !cap ||
+	    cap > SHMPOOL_CACHE_CAP_MAX || cache_bytes(cap) != obj.size)
+		goto err;
+	c->cap = cap;
+	c->nb = nr_buckets(cap);
+	*out = c;
+	return 0;
+err:
+	free(c);
+	return ret;
+}
+
+SHMPOOL_EXPORT
+int shmpool_cache_close(struct shmpool_cache *c)
+{
+	free(c);
+	return 0;
+}
+
+static struct shmpool_mutex *stripe_of(struct shmpool_cache *c, uint32_t b)
+{
+	return &c->sh->stripe[b % NR_STRIPES];
+}
+
+static int lock_bucket(struct shmpool_cache *c, uint32_t b)
+{
+	return shmpool_mutex_lock(c->heap->pool, stripe_of(c, b));
+}
+
+static void unlock_bucket(struct shmpool_cache *c, uint32_t b)
+{
+	shmpool_mutex_unlock(c->heap->pool, stripe_of(c, b));
+}
+
+/* The entry at @off, checked to lie inside the pool whole; NULL if not. */
+static struct entry *entry_at(struct shmpool_cache *c, uint64_t off)
+{
+	struct entry *e = shmpool_heap_ptr(c->heap, off, sizeof(*e));
+
+	if (!e || !e->klen || e->klen > SHMPOOL_CACHE_KEY_MAX ||
+	    e->vlen > SHMPOOL_CACHE_VALUE_MAX ||
+	    !shmpool_heap_ptr(c->heap, off, sizeof(*e) + e->klen + e->vlen))
+		return NULL;
+	return e;
+}
+
+/*
+ * Find @key in bucket @b (locked): 1 with *@link pointing at the link that
+ * holds the entry's offset, 0 if absent (*@link is then the chain's
+ * end), -EUCLEAN on a damaged chain.
+ */
+static int find(struct shmpool_cache *c, uint32_t b, uint64_t hash,
+		const void *key, size_t klen, uint64_t **link,
+		struct entry **found)
+{
+	uint64_t *l = &c->sh->bucket[b];
+	struct entry *e;
+
+	while (*l) {
+		e = entry_at(c, *l);
+		if (!e)
+			return -EUCLEAN;
+		if (e->hash == hash && e->klen == klen &&
+		    !memcmp(e->data, key, klen)) {
+			*link = l;
+			*found = e;
+			return 1;
+		}
+		l = &e->next;
+	}
+	*link = l;
+	return 0;
+}
+
+/*
+ * Lock @key's bucket (in *@b) and find it there, as find() does. Any
+ * error but find()'s -EUCLEAN comes from the lock: nothing is locked then.
+ */
+static int lock_find(struct shmpool_cache *c, const void *key, size_t klen,
+		     uint32_t *b, uint64_t **link, struct entry **e)
+{
+	uint64_t hash = key_hash(key, klen);
+	int ret;
+
+	*b = (uint32_t)hash & (c->nb - 1);
+	ret = lock_bucket(c, *b);
+	return ret ? ret : find(c, *b, hash, key, klen, link, e);
+}
+
+static int check_key(struct shmpool_cache *c, const void *key, size_t klen)
+{
+	return !c || !key || !klen || klen > SHMPOOL_CACHE_KEY_MAX ? -EINVAL : 0;
+}
+
+SHMPOOL_EXPORT
+int shmpool_cache_get(struct shmpool_cache *c, const void *key, size_t klen,
+		      void *val, size_t len)
+{
+	struct entry *e;
+	uint64_t *link;
+	uint32_t b;
+	int ret;
+
+	ret = check_key(c, key, klen);
+	if (ret || (!val && len))
+		return ret ? ret : -EINVAL;
+	ret = lock_find(c, key, klen, &b, &link, &e);
+	if (ret < 0 && ret != -EUCLEAN)
+		return ret;	/* not locked */
+	if (ret == 1) {
+		e->ref = 1;
+		if (e->vlen > len) {
+			ret = -EMSGSIZE;
+		} else {
+			memcpy(val, e->data + e->klen, e->vlen);
+			ret = (int)e->vlen;
+		}
+	} else if (!ret) {
+		ret = -ENOENT;
+	}
+	unlock_bucket(c, b);
+	if (ret >= 0 || ret == -EMSGSIZE)
+		count_add(&c->sh->hits, 1);
+	else if (ret == -ENOENT)
+		count_add(&c->sh->misses, 1);
+	return ret;
+}
+
+/*
+ * Evict by CLOCK until the count is within the capacity: the hand visits
+ * one bucket at a time under its stripe lock, clears referenced bits and
+ * unlinks the first entry it finds unreferenced. Two sweeps of the whole
+ * table clear every bit and find a victim, unless other threads keep
+ * getting every entry; then we give up and leave it to the next insert.
+ */
+static void evict(struct shmpool_cache *c)
+{
+	uint64_t *l, victim;
+	struct entry *e;
+	uint32_t b, i;
+
+	for (i = 0; i < 2 * c->nb + 1; i++) {
+		if (atomic_load_explicit(&c->sh->count, memory_order_relaxed) <=
+		    c->cap)
+			return;
+		b = atomic_fetch_add_explicit(&c->sh->hand, 1,
+					      memory_order_relaxed) & (c->nb - 1);
+		if (lock_bucket(c, b))
+			return;
+		victim = 0;
+		for (l = &c->sh->bucket[b]; *l; l = &e->next) {
+			e = entry_at(c, *l);
+			if (!e)
+				break;
+			if (e->ref) {
+				e->ref = 0;
+				continue;
+			}
+			victim = *l;
+			*l = e->next;
+			count_add(&c->sh->count, -1);
+			count_add(&c->sh->evictions, 1);
+			break;
+		}
+		unlock_bucket(c, b);
+		if (victim)
+			shmpool_free(c->heap, victim);
+	}
+}
+
+SHMPOOL_EXPORT
+int shmpool_cache_put(struct shmpool_cache *c, const void *key, size_t klen,
+		      const void *val, size_t vlen, unsigned int flags)
+{
+	struct entry *n, *old = NULL;
+	uint64_t hash, noff, ooff = 0, *link;
+	uint32_t b;
+	int ret;
+
+	ret = check_key(c, key, klen);
+	if (ret)
+		return ret;
+	if ((!val && vlen) || vlen > SHMPOOL_CACHE_VALUE_MAX ||
+	    (flags & ~SHMPOOL_CACHE_IF_ABSENT))
+		return -EINVAL;
+	/* allocate and fill outside the lock; nobody sees it before it is linked */
+	ret = shmpool_alloc(c->heap, sizeof(*n) + klen + vlen, &noff);
+	if (ret)
+		return ret;
+	n = shmpool_heap_ptr(c->heap, noff, sizeof(*n) + klen + vlen);
+	hash = key_hash(key, klen);
+	n->hash = hash;
+	n->klen = (uint32_t)klen;
+	n->vlen = (uint32_t)vlen;
+	n->ref = 0;
+	memcpy(n->data, key, klen);
+	if (vlen)
+		memcpy(n->data + klen, val, vlen);
+	b = (uint32_t)hash & (c->nb - 1);
+	ret = lock_bucket(c, b);
+	if (ret)
+		goto free_new;
+	ret = find(c, b, hash, key, klen, &link, &old);
+	if (ret == 1 && (flags & SHMPOOL_CACHE_IF_ABSENT)) {
+		ret = -EEXIST;
+	} else if (ret == 1) {
+		/* replace: the new entry takes the old one's place and bit */
+		ooff = *link;
+		n->next = old->next;
+		n->ref = old->ref;
+		*link = noff;
+		noff = 0;
+	} else if (ret == 0) {
+		n->next = 0;
+		*link = noff;
+		noff = 0;
+		count_add(&c->sh->count, 1);
+	}
+	unlock_bucket(c, b);
+	if (ret == 1) {
+		count_add(&c->sh->updates, 1);
+		shmpool_free(c->heap, ooff);	/* unlinked under the lock */
+	} else if (ret == 0) {
+		count_add(&c->sh->inserts, 1);
+		evict(c);
+	}
+free_new:
+	if (noff)
+		shmpool_free(c->heap, noff);
+	return ret;
+}
+
+SHMPOOL_EXPORT
+int shmpool_cache_delete(struct shmpool_cache *c, const void *key,
+			 size_t klen)
+{
+	struct entry *e;
+	uint64_t off = 0, *link;
+	uint32_t b;
+	int ret;
+
+	ret = check_key(c, key, klen);
+	if (ret)
+		return ret;
+	ret = lock_find(c, key, klen, &b, &link, &e);
+	if (ret < 0 && ret != -EUCLEAN)
+		return ret;	/* not locked */
+	if (ret == 1) {
+		off = *link;
+		*link = e->next;
+		count_add(&c->sh->count, -1);
+		ret = 0;
+	} else if (!ret) {
+		ret = -ENOENT;
+	}
+	unlock_bucket(c, b);
+	if (off) {
+		count_add(&c->sh->deletes, 1);
+		shmpool_free(c->heap, off);
+	}
+	return ret;
+}
+
+SHMPOOL_EXPORT
+int shmpool_cache_iterate(struct shmpool_cache *c,
+			  int (*fn)(const void *key, size_t klen,
+				    const void *val, size_t vlen, void *arg),
+			  void *arg)
+{
+	struct entry *e;
+	uint64_t off;
+	uint32_t b;
+	int ret = 0, n = 0;
+
+	if (!c || !fn)
+		return -EINVAL;
+	for (b = 0; b < c->nb && !ret; b++) {
+		ret = lock_bucket(c, b);
+		if (ret)
+			return ret;
+		for (off = c->sh->bucket[b]; off && !ret; off = e->next) {
+			e = entry_at(c, off);
+			if (!e) {
+				ret = -EUCLEAN;
+				break;
+			}
+			ret = fn(e->data, e->klen, e->data + e->klen, e->vlen, arg);
+			n++;
+		}
+		unlock_bucket(c, b);
+	}
+	return ret ? ret : n;
+}
+
+SHMPOOL_EXPORT
+int shmpool_cache_stats(struct shmpool_cache *c,
+			struct shmpool_cache_stats *st)
+{
+	struct cache_shared *sh;
+
+	if (!c || !st)
+		return -EINVAL;
+	sh = c->sh;
+	st->hits = atomic_load_explicit(&sh->hits, memory_order_relaxed);
+	st->misses = atomic_load_explicit(&sh->misses, memory_order_relaxed);
+	st->inserts = atomic_load_explicit(&sh->inserts, memory_order_relaxed);
+	st->updates = atomic_load_explicit(&sh->updates, memory_order_relaxed);
+	st->deletes = atomic_load_explicit(&sh->deletes, memory_order_relaxed);
+	st->evictions = atomic_load_explicit(&sh->evictions, memory_order_relaxed);
+	st->entries = atomic_load_explicit(&sh->count, memory_order_relaxed);
+	st->capacity = c->cap;
+	return 0;
+}
