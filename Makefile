@@ -110,6 +110,18 @@ $(B)/bench/%: bench/%.c bench/bench.c bench/bench.h $(LIB_A) $(LIB_HDRS)
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O2 -g $(WARN) -I$(TOP)/include -static $< bench/bench.c $(LIB_A) -lurcu-memb -lurcu-common -lpthread -o $@
 
+# rte_ring (DPDK 22.11) is a peer of ring_bench, compiled in when DPDK is
+# installed; rte_ring_init() on caller memory needs no EAL initialisation.
+DPDK_CFLAGS := $(shell pkg-config --cflags libdpdk 2>/dev/null)
+ifneq ($(DPDK_CFLAGS),)
+$(B)/bench/ring_bench: bench/ring_bench.c bench/bench.c bench/bench.h $(LIB_A) $(LIB_HDRS)
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -g $(WARN) -I$(TOP)/include $(DPDK_CFLAGS) -DHAVE_RTE_RING \
+		-DALLOW_EXPERIMENTAL_API -static $< bench/bench.c $(LIB_A) -lrte_ring -lrte_eal \
+		-lrte_kvargs -lrte_telemetry -lurcu-memb -lurcu-common -lbsd -lmd -lnuma \
+		-lpthread -ldl -o $@ 2> >(grep -v -e 'statically linked applications' -e 'in function' >&2)
+endif
+
 # C++ peers (bench/*.cpp, e.g. Boost.Interprocess) linked into their C benchmark.
 $(B)/bench/%.o: bench/%.cpp
 	@mkdir -p $(@D)
@@ -128,6 +140,16 @@ $(B)/asan/%: selftests/%.c $(LIB_SRCS) $(LIB_HDRS) $(B)/kselftest/kselftest_harn
 	$(CC) -std=gnu11 -O1 -g $(WARN) $(SAN_FLAGS) -I$(TOP)/include \
 		-I$(TOP)/lib -I$(B)/kselftest $< $(LIB_SRCS) -lurcu-memb -lurcu-common -lpthread -o $@
 
+# And with ThreadSanitizer, for the concurrent code (threads within a
+# process: TSan does not see other processes' accesses to shared memory).
+tsan-tests: $(patsubst %,$(B)/tsan/%,$(HOST_TESTS))
+
+$(B)/tsan/%: selftests/%.c $(LIB_SRCS) $(LIB_HDRS) $(B)/kselftest/kselftest_harness.h
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O1 -g $(WARN) -Wno-tsan -fsanitize=thread -fno-omit-frame-pointer \
+		-DSHMPOOL_TEST_THREADS -I$(TOP)/include \
+		-I$(TOP)/lib -I$(B)/kselftest $< $(LIB_SRCS) -lurcu-memb -lurcu-common -lpthread -o $@
+
 $(B)/kselftest/kselftest_harness.h:
 	scripts/kselftest-headers.sh $(B)/kselftest
 
@@ -136,7 +158,7 @@ deps:
 	@scripts/deps.sh
 
 check: deps
-	@$(MAKE) -s all asan-tests
+	@$(MAKE) -s all asan-tests tsan-tests
 	@scripts/check.sh $(LANES)
 
 demo: deps
@@ -162,4 +184,4 @@ distclean:
 	rm -rf $(B)
 
 FORCE:
-.PHONY: FORCE all modules lib examples selftests asan-tests deps check demo bench install clean distclean
+.PHONY: FORCE all modules lib examples selftests asan-tests tsan-tests deps check demo bench install clean distclean

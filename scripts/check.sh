@@ -26,10 +26,10 @@ result $st "sparse clean (C=2) on every installed kernel"
 out=$(scripts/checkpatch.sh 2>&1); st=$?; [ $st = 0 ] || echo "$out"
 result $st "checkpatch.pl --strict clean on kmod/ and the UAPI header"
 
-echo "== host tests (library, memfd backend): plain and ASan+UBSan"
+echo "== host tests (library, memfd backend): plain, ASan+UBSan, TSan"
 hostlog=build/host-tests.log
 : > "$hostlog"
-for t in build/selftests/lib_*_test build/asan/lib_*_test; do
+for t in build/selftests/lib_*_test build/asan/lib_*_test build/tsan/lib_*_test; do
 	[ -x "$t" ] || continue
 	name=${t#build/}
 	echo "### BEGIN $name" >> "$hostlog"
