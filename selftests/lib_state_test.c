@@ -35,33 +35,13 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
 #include "kselftest_harness.h"
+#include "lib_test.h"
 
-#if defined(__SANITIZE_THREAD__) && !defined(SHMPOOL_TEST_THREADS)
-#define SHMPOOL_TEST_THREADS 1
-#endif
-
-#define DEV_PATH	"/dev/shmpool"
 #define POOL_BYTES	(1U << 20)
 #define CAP		256U
 #define NR_READERS	2
 
 /* ---- helpers ------------------------------------------------------------------- */
-
-static double scale(void)
-{
-	const char *s = getenv("SHMPOOL_TEST_SCALE");
-	double v = s ? atof(s) : 1.0;
-
-	return v > 0 ? v : 1.0;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static struct timespec in_ms(long ms)
 {
@@ -75,11 +55,6 @@ static struct timespec in_ms(long ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	return ts;
-}
-
-static int device_ok(void)
-{
-	return !access(DEV_PATH, R_OK | W_OK);
 }
 
 /*
@@ -108,61 +83,6 @@ static int blob_check(const uint8_t *b, size_t n, uint64_t v)
 	size_t wn = blob_make(want, v);
 
 	return n == wn && !memcmp(b, want, n) ? 0 : -1;
-}
-
-/* ---- workers: processes, or threads ------------------------------------------------- */
-
-struct task {
-	int (*fn)(void *arg);
-	void *arg;
-	pid_t pid;
-	pthread_t th;
-	int rc;
-};
-
-#ifdef SHMPOOL_TEST_THREADS
-static void *task_thread(void *t)
-{
-	struct task *tk = t;
-
-	tk->rc = tk->fn(tk->arg);
-	return NULL;
-}
-#endif
-
-static int task_start(struct task *t, int (*fn)(void *), void *arg)
-{
-	t->fn = fn;
-	t->arg = arg;
-	t->rc = -1;
-#ifdef SHMPOOL_TEST_THREADS
-	return pthread_create(&t->th, NULL, task_thread, t) ? -1 : 0;
-#else
-	t->pid = fork();
-	if (t->pid < 0)
-		return -1;
-	if (t->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		_exit(fn(arg));
-	}
-	return 0;
-#endif
-}
-
-static int task_join(struct task *t)
-{
-#ifdef SHMPOOL_TEST_THREADS
-	pthread_join(t->th, NULL);
-	return t->rc;
-#else
-	int status;
-
-	if (waitpid(t->pid, &status, 0) != t->pid)
-		return -1;
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
-#endif
 }
 
 /* ---- config fixture ---------------------------------------------------------------- */
