@@ -1,0 +1,539 @@
+/* lib_cache_test: the shared hash map cache (shmpool_cache.h): get/put/put-if-absent/delete/iterate against a model, several processes on their own and on shared keys, CLOCK eviction within the capacity, statistics, each bad input; memfd and device backends. */
+// SPDX-License-Identifier: MIT
+/*
+ * Workers are processes (fork) by default; built with -DSHMPOOL_TEST_THREADS
+ * (or under ThreadSanitizer) they are threads of the test process. Long
+ * tests run for a number of operations or a time budget, whichever ends
+ * first; nothing asserts on time. SHMPOOL_TEST_SCALE multiplies both.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shmpool.h"
+#include "shmpool_alloc.h"
+#include "shmpool_cache.h"
+/* the 6.1 harness leaves parameters unused and defines unprototyped functions */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#include "kselftest_harness.h"
+#include "lib_test.h"
+
+#define POOL_BYTES	(8U << 20)
+#define NR_WORKERS	3
+#define NR_KEYS		400	/* per worker */
+#define NR_SHARED	8	/* keys every worker hits */
+#define VMAX		300
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* key "w<owner>.k<i>" */
+static size_t key_make(char *k, int owner, int i)
+{
+	return (size_t)sprintf(k, "w%d.k%d", owner, i);
+}
+
+/*
+ * A self-checking value for (@owner, @i) written with @seed: 4 bytes owner,
+ * 4 bytes i, 8 bytes seed, filler from the seed, 4-byte sum. 20..VMAX bytes.
+ */
+static size_t val_make(uint8_t *v, int owner, int i, uint64_t seed)
+{
+	size_t n = 20 + (size_t)(seed % (VMAX - 19)), j;
+	uint32_t sum = 0;
+
+	memcpy(v, &owner, 4);
+	memcpy(v + 4, &i, 4);
+	memcpy(v + 8, &seed, 8);
+	for (j = 16; j < n - 4; j++)
+		v[j] = (uint8_t)(seed * 29 + j);
+	for (j = 0; j < n - 4; j++)
+		sum = sum * 31 + v[j];
+	memcpy(v + n - 4, &sum, 4);
+	return n;
+}
+
+/* 0 if @v (@n bytes) is a whole value of (@owner, @i); its seed in *@seed */
+static int val_check(const uint8_t *v, size_t n, int owner, int i,
+		     uint64_t *seed)
+{
+	uint8_t want[VMAX];
+
+	if (n < 20 || n > VMAX)
+		return -1;
+	memcpy(seed, v + 8, 8);
+	return val_make(want, owner, i, *seed) == n && !memcmp(want, v, n) ?
+		0 : -1;
+}
+
+/* ---- fixture ------------------------------------------------------------------------ */
+
+FIXTURE(cache) {
+	char name[SHMPOOL_NAME_MAX];
+	struct shmpool *p;
+	struct shmpool_heap *h;
+	struct shmpool_cache *c;
+	uint64_t blocks0;	/* allocated blocks before the cache had entries */
+};
+
+FIXTURE_VARIANT(cache) {
+	unsigned int backend;
+};
+
+FIXTURE_VARIANT_ADD(cache, memfd) {
+	.backend = SHMPOOL_BACKEND_MEMFD,
+};
+
+FIXTURE_VARIANT_ADD(cache, device) {
+	.backend = SHMPOOL_BACKEND_DEVICE,
+};
+
+FIXTURE_SETUP(cache)
+{
+	struct shmpool_heap_stats st;
+
+	/* 6.1's harness would still run the test after SKIP() here */
+	if (variant->backend == SHMPOOL_BACKEND_DEVICE && !device_ok())
+		SKIP(longjmp(_metadata->env, 1), DEV_PATH " not available");
+	snprintf(self->name, sizeof(self->name), "cache.%d", (int)getpid());
+	ASSERT_EQ(0, shmpool_create(self->name, POOL_BYTES, 0600,
+				    variant->backend | SHMPOOL_EXCL, &self->p));
+	ASSERT_EQ(0, shmpool_heap_open(self->p, 0, &self->h));
+	ASSERT_EQ(0, shmpool_cache_open(self->h, "cache", 100000,
+					SHMPOOL_CACHE_CREATE, &self->c));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	self->blocks0 = st.alloc_blocks;
+}
+
+FIXTURE_TEARDOWN(cache)
+{
+	shmpool_cache_close(self->c);
+	shmpool_heap_close(self->h);
+	shmpool_close(self->p);
+	shmpool_unlink(self->name, variant->backend);
+}
+
+struct collect {
+	char keys[4096][32];
+	size_t len[4096];
+	int n;
+};
+
+static int collect_key(const void *key, size_t klen, const void *val,
+		       size_t vlen, void *arg)
+{
+	struct collect *co = arg;
+
+	if (co->n < 4096 && klen < 32) {
+		memcpy(co->keys[co->n], key, klen);
+		co->len[co->n++] = klen;
+	}
+	return 0;
+}
+
+/* Delete every entry of @c; 0 if all went and the heap holds @blocks0 blocks again. */
+static int empty_and_count(struct shmpool_heap *h, struct shmpool_cache *c,
+			   uint64_t blocks0)
+{
+	static struct collect co;
+	struct shmpool_heap_stats st;
+	int n, i;
+
+	do {
+		co.n = 0;
+		n = shmpool_cache_iterate(c, collect_key, &co);
+		if (n < 0)
+			return -1;
+		for (i = 0; i < co.n; i++)
+			if (shmpool_cache_delete(c, co.keys[i], co.len[i]))
+				return -2;
+	} while (n > 0);
+	if (shmpool_heap_stats(h, &st))
+		return -3;
+	return st.alloc_blocks == blocks0 ? 0 : -4;
+}
+
+/* ---- basics --------------------------------------------------------------------------- */
+
+TEST_F(cache, put_get_replace_delete)
+{
+	struct shmpool_cache_stats st;
+	char v[16];
+
+	EXPECT_EQ(-ENOENT, shmpool_cache_get(self->c, "a", 1, v, sizeof(v)));
+	EXPECT_EQ(0, shmpool_cache_put(self->c, "a", 1, "one", 3, 0));
+	EXPECT_EQ(3, shmpool_cache_get(self->c, "a", 1, v, sizeof(v)));
+	EXPECT_EQ(0, memcmp(v, "one", 3));
+	EXPECT_EQ(1, shmpool_cache_put(self->c, "a", 1, "three", 5, 0));
+	EXPECT_EQ(5, shmpool_cache_get(self->c, "a", 1, v, sizeof(v)));
+	EXPECT_EQ(0, memcmp(v, "three", 5));
+	EXPECT_EQ(-EEXIST, shmpool_cache_put(self->c, "a", 1, "x", 1,
+					     SHMPOOL_CACHE_IF_ABSENT));
+	EXPECT_EQ(0, shmpool_cache_put(self->c, "b", 1, "", 0,
+				       SHMPOOL_CACHE_IF_ABSENT));
+	EXPECT_EQ(0, shmpool_cache_get(self->c, "b", 1, v, sizeof(v)));
+	EXPECT_EQ(-EMSGSIZE, shmpool_cache_get(self->c, "a", 1, v, 4));
+	/* keys are bytes: a NUL inside counts */
+	EXPECT_EQ(0, shmpool_cache_put(self->c, "a\0b", 3, "z", 1, 0));
+	EXPECT_EQ(5, shmpool_cache_get(self->c, "a", 1, v, sizeof(v)));
+	EXPECT_EQ(0, shmpool_cache_delete(self->c, "a", 1));
+	EXPECT_EQ(-ENOENT, shmpool_cache_delete(self->c, "a", 1));
+	EXPECT_EQ(-ENOENT, shmpool_cache_get(self->c, "a", 1, v, sizeof(v)));
+	EXPECT_EQ(1, shmpool_cache_get(self->c, "a\0b", 3, v, sizeof(v)));
+
+	ASSERT_EQ(0, shmpool_cache_stats(self->c, &st));
+	EXPECT_EQ(3U, st.inserts);
+	EXPECT_EQ(1U, st.updates);
+	EXPECT_EQ(1U, st.deletes);
+	EXPECT_EQ(2U, st.entries);
+	EXPECT_EQ(100000U, st.capacity);
+	EXPECT_EQ(0U, st.evictions);
+	EXPECT_EQ(2U, st.misses);
+	EXPECT_EQ(6U, st.hits);		/* the EMSGSIZE get found the key */
+	EXPECT_EQ(0, empty_and_count(self->h, self->c, self->blocks0));
+}
+
+TEST_F(cache, second_handle_and_reopen)
+{
+	struct shmpool_cache *c2;
+	char v[8];
+
+	ASSERT_EQ(0, shmpool_cache_put(self->c, "k", 1, "v", 1, 0));
+	ASSERT_EQ(0, shmpool_cache_open(self->h, "cache", 0, 0, &c2));
+	EXPECT_EQ(1, shmpool_cache_get(c2, "k", 1, v, sizeof(v)));
+	EXPECT_EQ(0, shmpool_cache_close(c2));
+	ASSERT_EQ(0, shmpool_cache_open(self->h, "cache", 100000,
+					SHMPOOL_CACHE_CREATE, &c2));
+	EXPECT_EQ(1, shmpool_cache_get(c2, "k", 1, v, sizeof(v)));
+	EXPECT_EQ(0, shmpool_cache_close(c2));
+}
+
+/* ---- bad input ---------------------------------------------------------------------- */
+
+TEST_F(cache, open_errors)
+{
+	struct shmpool_cache *c2;
+	struct shmpool_obj obj;
+
+	EXPECT_EQ(-ENOENT, shmpool_cache_open(self->h, "nope", 0, 0, &c2));
+	EXPECT_EQ(-EINVAL, shmpool_cache_open(NULL, "x", 10, SHMPOOL_CACHE_CREATE, &c2));
+	EXPECT_EQ(-EINVAL, shmpool_cache_open(self->h, "x", 10, SHMPOOL_CACHE_CREATE, NULL));
+	EXPECT_EQ(-EINVAL, shmpool_cache_open(self->h, "x", 0, SHMPOOL_CACHE_CREATE, &c2));
+	EXPECT_EQ(-EINVAL, shmpool_cache_open(self->h, "x", SHMPOOL_CACHE_CAP_MAX + 1,
+					      SHMPOOL_CACHE_CREATE, &c2));
+	EXPECT_EQ(-EINVAL, shmpool_cache_open(self->h, "x", 10, 1U << 4, &c2));
+	EXPECT_EQ(-EEXIST, shmpool_cache_open(self->h, "cache", 10,
+					      SHMPOOL_CACHE_CREATE, &c2));
+	ASSERT_EQ(1, shmpool_obj_create(self->h, "small", 100, 0, &obj));
+	EXPECT_EQ(-EUCLEAN, shmpool_cache_open(self->h, "small", 0, 0, &c2));
+}
+
+TEST_F(cache, bad_keys_and_values)
+{
+	static char big[SHMPOOL_CACHE_VALUE_MAX + 1];
+	char v[8];
+
+	EXPECT_EQ(-EINVAL, shmpool_cache_put(self->c, "", 0, "v", 1, 0));
+	EXPECT_EQ(-EINVAL, shmpool_cache_put(self->c, NULL, 1, "v", 1, 0));
+	EXPECT_EQ(-EINVAL, shmpool_cache_put(self->c, big,
+					     SHMPOOL_CACHE_KEY_MAX + 1, "v", 1, 0));
+	EXPECT_EQ(-EINVAL, shmpool_cache_put(self->c, "k", 1, big,
+					     SHMPOOL_CACHE_VALUE_MAX + 1, 0));
+	EXPECT_EQ(-EINVAL, shmpool_cache_put(self->c, "k", 1, NULL, 1, 0));
+	EXPECT_EQ(-EINVAL, shmpool_cache_put(self->c, "k", 1, "v", 1, 1U << 3));
+	EXPECT_EQ(-EINVAL, shmpool_cache_put(NULL, "k", 1, "v", 1, 0));
+	EXPECT_EQ(-EINVAL, shmpool_cache_get(self->c, "", 0, v, sizeof(v)));
+	EXPECT_EQ(-EINVAL, shmpool_cache_get(self->c, "k", 1, NULL, 1));
+	EXPECT_EQ(-EINVAL, shmpool_cache_delete(self->c, "", 0));
+	EXPECT_EQ(-EINVAL, shmpool_cache_iterate(self->c, NULL, NULL));
+	EXPECT_EQ(-EINVAL, shmpool_cache_stats(self->c, NULL));
+	/* the largest key and value are fine */
+	EXPECT_EQ(0, shmpool_cache_put(self->c, big, SHMPOOL_CACHE_KEY_MAX, big,
+				       SHMPOOL_CACHE_VALUE_MAX, 0));
+	EXPECT_EQ(0, shmpool_cache_delete(self->c, big, SHMPOOL_CACHE_KEY_MAX));
+}
+
+TEST_F(cache, heap_full_is_enomem_and_changes_nothing)
+{
+	static char big[SHMPOOL_CACHE_VALUE_MAX];
+	char k[32];
+	int i, ret = 0;
+
+	for (i = 0; i < 64 && !ret; i++)
+		ret = shmpool_cache_put(self->c, k, key_make(k, 9, i), big,
+					sizeof(big), 0);
+	EXPECT_EQ(-ENOMEM, ret);
+	EXPECT_EQ(-ENOENT, shmpool_cache_get(self->c, k, strlen(k), big, 1));
+	EXPECT_EQ(0, empty_and_count(self->h, self->c, self->blocks0));
+}
+
+static int stop_at_3(const void *key, size_t klen, const void *val,
+		     size_t vlen, void *arg)
+{
+	int *n = arg;
+
+	return ++*n == 3 ? 77 : 0;
+}
+
+TEST_F(cache, iterate_stops_on_nonzero)
+{
+	char k[32];
+	int i, n = 0;
+
+	for (i = 0; i < 10; i++)
+		ASSERT_EQ(0, shmpool_cache_put(self->c, k, key_make(k, 0, i), "v", 1, 0));
+	EXPECT_EQ(77, shmpool_cache_iterate(self->c, stop_at_3, &n));
+	EXPECT_EQ(3, n);
+}
+
+/* ---- eviction ----------------------------------------------------------------------- */
+
+/* Inserting beyond the capacity evicts: the count stays within it, stats add up. */
+TEST_F(cache, eviction_keeps_within_capacity)
+{
+	struct shmpool_cache_stats st;
+	struct shmpool_cache *c;
+	char k[32];
+	int i;
+
+	ASSERT_EQ(0, shmpool_cache_open(self->h, "small", 100,
+					SHMPOOL_CACHE_CREATE, &c));
+	for (i = 0; i < 300; i++) {
+		ASSERT_EQ(0, shmpool_cache_put(c, k, key_make(k, 0, i), "v", 1, 0));
+		ASSERT_EQ(0, shmpool_cache_stats(c, &st));
+		ASSERT_GE(100U, st.entries);
+	}
+	EXPECT_EQ(300U, st.inserts);
+	EXPECT_EQ(100U, st.entries);
+	EXPECT_EQ(200U, st.evictions);
+	EXPECT_EQ(100, shmpool_cache_iterate(c, stop_at_3, &(int){ -1000 }));
+	EXPECT_EQ(0, empty_and_count(self->h, c, self->blocks0));
+	shmpool_cache_close(c);
+}
+
+/* CLOCK gives a recently used entry a second chance over unused ones. */
+TEST_F(cache, eviction_spares_recently_used)
+{
+	struct shmpool_cache *c;
+	char k[32], v[8];
+	int i;
+
+	ASSERT_EQ(0, shmpool_cache_open(self->h, "small", 64,
+					SHMPOOL_CACHE_CREATE, &c));
+	for (i = 0; i < 64; i++)
+		ASSERT_EQ(0, shmpool_cache_put(c, k, key_make(k, 0, i), "v", 1, 0));
+	for (i = 0; i < 64; i += 2)	/* use the even keys */
+		ASSERT_EQ(1, shmpool_cache_get(c, k, key_make(k, 0, i), v, sizeof(v)));
+	for (i = 64; i < 64 + 8; i++)	/* evicts 8: within one sweep */
+		ASSERT_EQ(0, shmpool_cache_put(c, k, key_make(k, 0, i), "v", 1, 0));
+	for (i = 0; i < 64; i += 2)
+		EXPECT_EQ(1, shmpool_cache_get(c, k, key_make(k, 0, i), v, sizeof(v)))
+			TH_LOG("used key %d was evicted", i);
+	shmpool_cache_close(c);
+}
+
+/* ---- against a model ------------------------------------------------------------------- */
+
+struct work_arg {
+	struct shmpool_heap *h;
+	struct shmpool_cache *c;
+	int owner;
+	uint64_t budget_ms;
+	uint64_t ops;
+	atomic_int *stop;
+};
+
+/*
+ * Random ops on the keys of @owner against a local model, and on the
+ * shared keys with self-checking values; verifies every result and, at
+ * the end, the whole model. 0 on success, else a code saying what failed.
+ */
+static int worker(void *a)
+{
+	struct work_arg *w = a;
+	static _Thread_local uint64_t model[NR_KEYS];	/* seed + 1, 0 = absent */
+	uint64_t s = 0x9e3779b97f4a7c15ULL * (uint64_t)(w->owner + 1), seed;
+	uint64_t end = now_ms() + w->budget_ms, op;
+	uint8_t v[VMAX], got[VMAX];
+	char k[32];
+	size_t kn, vn;
+	int i, ret;
+
+	memset(model, 0, sizeof(model));
+	for (op = 0; op < w->ops && (op & 255 || now_ms() < end); op++) {
+		uint64_t r = rnd(&s) % 100;
+		int shared = rnd(&s) % 8 == 0;
+		int owner = shared ? 99 : w->owner;
+
+		i = (int)(rnd(&s) % (shared ? NR_SHARED : NR_KEYS));
+		kn = key_make(k, owner, i);
+		if (r < 40) {
+			ret = shmpool_cache_get(w->c, k, kn, got, sizeof(got));
+			if (shared) {
+				if (ret >= 0 && val_check(got, (size_t)ret, owner, i, &seed))
+					return 10;	/* torn or freed value */
+				if (ret < 0 && ret != -ENOENT)
+					return 11;
+			} else if (model[i]) {
+				if (ret < 0 || val_check(got, (size_t)ret, owner, i, &seed) ||
+				    seed + 1 != model[i])
+					return 12;	/* lost update */
+			} else if (ret != -ENOENT) {
+				return 13;
+			}
+		} else if (r < 75) {
+			unsigned int fl = r < 55 ? 0 : SHMPOOL_CACHE_IF_ABSENT;
+
+			seed = rnd(&s) >> 1;
+			vn = val_make(v, owner, i, seed);
+			ret = shmpool_cache_put(w->c, k, kn, v, vn, fl);
+			if (shared) {
+				if (ret < 0 && ret != -EEXIST)
+					return 14;
+			} else if (fl && model[i]) {
+				if (ret != -EEXIST)
+					return 15;
+			} else {
+				if (ret != (model[i] ? 1 : 0))
+					return 16;
+				model[i] = seed + 1;
+			}
+		} else {
+			ret = shmpool_cache_delete(w->c, k, kn);
+			if (shared) {
+				if (ret && ret != -ENOENT)
+					return 17;
+			} else {
+				if (ret != (model[i] ? 0 : -ENOENT))
+					return 18;
+				model[i] = 0;
+			}
+		}
+	}
+	for (i = 0; i < NR_KEYS; i++) {
+		kn = key_make(k, w->owner, i);
+		ret = shmpool_cache_get(w->c, k, kn, got, sizeof(got));
+		if (model[i] ? ret < 0 || val_check(got, (size_t)ret, w->owner, i,
+						   &seed) || seed + 1 != model[i]
+			     : ret != -ENOENT)
+			return 19;
+	}
+	return 0;
+}
+
+/*
+ * Several processes at once: each against its own model on its own keys
+ * (no lost updates), all on a few shared keys (every value read is whole:
+ * nothing read was freed under the reader); then the heap is consistent and
+ * emptying the cache gives back every block.
+ */
+TEST_F_TIMEOUT(cache, processes_against_models, 120)
+{
+	struct work_arg wa[NR_WORKERS];
+	struct task t[NR_WORKERS];
+	struct shmpool_cache_stats st;
+	char msg[256];
+	int i;
+
+	for (i = 0; i < NR_WORKERS; i++) {
+		wa[i] = (struct work_arg){ .h = self->h, .c = self->c, .owner = i,
+			.budget_ms = (uint64_t)(3000 * scale()),
+			.ops = (uint64_t)(300000 * scale()) };
+		ASSERT_EQ(0, task_start(&t[i], worker, &wa[i]));
+	}
+	for (i = 0; i < NR_WORKERS; i++)
+		EXPECT_EQ(0, task_join(&t[i])) TH_LOG("worker %d", i);
+	ASSERT_EQ(0, shmpool_cache_stats(self->c, &st));
+	EXPECT_EQ(st.inserts - st.deletes, st.entries);
+	EXPECT_LT(0U, st.hits);
+	EXPECT_EQ(0, shmpool_heap_check(self->h, SHMPOOL_CHECK_QUIESCENT, msg,
+					 sizeof(msg))) TH_LOG("%s", msg);
+	EXPECT_EQ(0, empty_and_count(self->h, self->c, self->blocks0));
+	TH_LOG("%llu hits, %llu misses, %llu inserts, %llu updates, %llu deletes",
+	       (unsigned long long)st.hits, (unsigned long long)st.misses,
+	       (unsigned long long)st.inserts, (unsigned long long)st.updates,
+	       (unsigned long long)st.deletes);
+}
+
+/* The same with a small capacity: eviction races with everything, values stay whole. */
+static int shared_only(void *a)
+{
+	struct work_arg *w = a;
+	uint64_t s = 77 + (uint64_t)w->owner, seed, end = now_ms() + w->budget_ms, op;
+	uint8_t v[VMAX];
+	char k[32];
+	size_t kn;
+	int i, ret;
+
+	for (op = 0; op < w->ops && (op & 255 || now_ms() < end); op++) {
+		i = (int)(rnd(&s) % 200);
+		kn = key_make(k, 5, i);
+		switch (rnd(&s) % 3) {
+		case 0:
+			ret = shmpool_cache_get(w->c, k, kn, v, sizeof(v));
+			if (ret >= 0 && val_check(v, (size_t)ret, 5, i, &seed))
+				return 20;
+			if (ret < 0 && ret != -ENOENT)
+				return 21;
+			break;
+		case 1:
+			ret = shmpool_cache_put(w->c, k, kn, v,
+						val_make(v, 5, i, rnd(&s) >> 1), 0);
+			if (ret < 0)
+				return 22;
+			break;
+		default:
+			ret = shmpool_cache_delete(w->c, k, kn);
+			if (ret && ret != -ENOENT)
+				return 23;
+		}
+	}
+	return 0;
+}
+
+TEST_F_TIMEOUT(cache, eviction_races_stay_whole_and_bounded, 120)
+{
+	struct work_arg wa[NR_WORKERS];
+	struct task t[NR_WORKERS];
+	struct shmpool_cache_stats st;
+	struct shmpool_cache *c;
+	int i;
+
+	ASSERT_EQ(0, shmpool_cache_open(self->h, "small", 50,
+					SHMPOOL_CACHE_CREATE, &c));
+	for (i = 0; i < NR_WORKERS; i++) {
+		wa[i] = (struct work_arg){ .h = self->h, .c = c, .owner = i,
+			.budget_ms = (uint64_t)(2000 * scale()),
+			.ops = (uint64_t)(200000 * scale()) };
+		ASSERT_EQ(0, task_start(&t[i], shared_only, &wa[i]));
+	}
+	for (i = 0; i < NR_WORKERS; i++)
+		EXPECT_EQ(0, task_join(&t[i])) TH_LOG("worker %d", i);
+	ASSERT_EQ(0, shmpool_cache_stats(c, &st));
+	EXPECT_GE(50U, st.entries);
+	EXPECT_EQ(st.inserts - st.deletes - st.evictions, st.entries);
+	EXPECT_LT(0U, st.evictions);
+	EXPECT_EQ(0, empty_and_count(self->h, c, self->blocks0));
+	shmpool_cache_close(c);
+}
+
+TEST_HARNESS_MAIN
