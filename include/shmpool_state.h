@@ -137,8 +137,8 @@ int shmpool_config_publish(struct shmpool_config *c, const void *data,
  *   earlier. Threads that never resolve handles need nothing.
  * - Sections nest; shmpool_handle_ptr() outside any section is a bug
  *   (it returns NULL in this case).
- * - attach and detach may be called from any thread, but not inside a
- *   read-side section (detach would wait for itself: -EDEADLK).
+ * - attach and detach may be called from any thread; attach also inside
+ *   a read-side section, detach not (it would wait for itself: -EDEADLK).
  * - The library's liburcu state is process-wide. fork() while another
  *   thread is inside a section leaves the child unable to detach; the
  *   child of a fork() should attach and detach only after exec, or when

@@ -174,19 +174,23 @@ int shmpool_handle_detach(int slot)
 		return -EDEADLK;
 	pthread_mutex_lock(&table_lock);
 	p = slots[slot].pool;
-	if (!p) {
+	st = atomic_load_explicit(&slots[slot].state, memory_order_relaxed);
+	if (!p || !(st & SLOT_LIVE)) {
+		/* empty, or another detach of it is waiting out its grace period */
 		pthread_mutex_unlock(&table_lock);
 		return -ENOENT;
 	}
-	st = atomic_load_explicit(&slots[slot].state, memory_order_relaxed);
 	atomic_store_explicit(&slots[slot].state, st & ~SLOT_LIVE,
 			      memory_order_relaxed);
+	pthread_mutex_unlock(&table_lock);
 	/*
 	 * Wait for every read-side section that may have seen the slot live
-	 * (urcu's grace period has the full barriers this needs); keep the
-	 * slot reserved (@pool set) meanwhile so attach cannot refill it.
+	 * (urcu's grace period has the full barriers this needs). The slot
+	 * stays reserved (@pool set) so attach cannot refill it meanwhile,
+	 * and the table lock is not held, so attach may run, from any thread.
 	 */
 	urcu_memb_synchronize_rcu();
+	pthread_mutex_lock(&table_lock);
 	slots[slot].pool = NULL;
 	pthread_mutex_unlock(&table_lock);
 	return shmpool_close(p);

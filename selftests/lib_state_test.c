@@ -683,14 +683,20 @@ static int mapped(void *addr)
 	return msync(addr, (size_t)getpagesize(), MS_ASYNC) == 0;
 }
 
+static void *detach_thread(void *slot)
+{
+	return (void *)(intptr_t)shmpool_handle_detach(*(int *)slot);
+}
+
 /* Resolve, bounds, stale handles, and detach really unmapping. */
 TEST(handle_resolve_and_detach)
 {
-	struct shmpool *p = stamped_pool(42);
+	struct shmpool *p = stamped_pool(42), *q;
 	shmpool_handle_t h, end;
+	pthread_t th;
 	uint64_t *w;
-	void *base;
-	int slot, slot2;
+	void *base, *rc;
+	int slot, slot2, slot3;
 
 	ASSERT_NE(NULL, p);
 	base = shmpool_base(p);
@@ -723,7 +729,25 @@ TEST(handle_resolve_and_detach)
 	EXPECT_NE(NULL, shmpool_handle_ptr(h, 1));
 	shmpool_handle_read_unlock();
 	EXPECT_EQ(-EDEADLK, shmpool_handle_detach(slot));
+	/* attach inside a section is fine, while another thread detaches too */
+	q = stamped_pool(44);
+	ASSERT_NE(NULL, q);
+	ASSERT_EQ(0, pthread_create(&th, NULL, detach_thread, &slot));
+	slot3 = shmpool_handle_attach(q);
+	EXPECT_LT(0, slot3);
+	/* the detach waits for this section: the pool is still mapped */
+	EXPECT_EQ(1, mapped(base));
 	shmpool_handle_read_unlock();
+	pthread_join(th, &rc);
+	EXPECT_EQ(0, (int)(intptr_t)rc);	/* detached (after our section) */
+	EXPECT_EQ(0, mapped(base));
+	EXPECT_EQ(0, shmpool_handle_detach(slot3));
+	p = stamped_pool(42);
+	ASSERT_NE(NULL, p);
+	base = shmpool_base(p);
+	slot = shmpool_handle_attach(p);
+	ASSERT_LT(0, slot);
+	h = shmpool_handle_make(slot, 0);
 
 	EXPECT_EQ(1, mapped(base));
 	EXPECT_EQ(0, shmpool_handle_detach(slot));
