@@ -174,6 +174,81 @@ TEST_F(abi, create_size_above_max_pool)
 	EXPECT_EQ(-EFBIG, sp_create(self->fd, NULL, 1ULL << 63, 0, 0600, NULL));
 }
 
+#define SP_MAX_TOTAL	"/sys/module/shmpool/parameters/max_total_mb"
+
+static long long sp_read_param(const char *path)
+{
+	char buf[32] = "";
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? atoll(buf) : -1;
+}
+
+static int sp_write_param(const char *path, long long val)
+{
+	char buf[32];
+	int fd = open(path, O_WRONLY);
+	int len = snprintf(buf, sizeof(buf), "%lld\n", val);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, buf, len);
+	close(fd);
+	return n == len ? 0 : -EIO;
+}
+
+/* All pools together above max_total_mb: ENOSPC, and nothing else is lost. */
+TEST_F(abi, create_above_max_total)
+{
+	long long saved = sp_read_param(SP_MAX_TOTAL);
+	long long held = sp_counter("pages");
+	uint64_t mib = 1 << 20;
+	struct shmpool_info info;
+	struct shmpool_api a;
+	long long cap;
+	int first, second;
+	char *p;
+
+	if (saved < 0 || held < 0)
+		SKIP(return, "cannot read %s or the pages counter", SP_MAX_TOTAL);
+	/* Room for what is held now plus 1-2 MiB, whatever the page size. */
+	cap = (held * self->page + mib - 1) / mib + 2;
+	if (sp_write_param(SP_MAX_TOTAL, cap))
+		SKIP(return, "cannot write %s (not root?)", SP_MAX_TOTAL);
+
+	/* No ASSERT from here on: the parameter must be restored below. */
+	EXPECT_EQ(0, sp_get_api(self->fd, &a));
+	EXPECT_EQ((uint64_t)cap * mib, a.max_total_bytes);
+	first = sp_anon_pool(mib);
+	EXPECT_GE(first, 0);
+	second = sp_open_dev(O_RDWR);
+	EXPECT_GE(second, 0);
+	EXPECT_EQ(-ENOSPC, sp_create(second, NULL, 2 * mib, 0, 0600, NULL));
+	EXPECT_EQ(-ENOSPC, sp_create(second, self->name, 2 * mib, 0, 0600, NULL));
+	/* The refused calls left the fd unbound and the first pool intact. */
+	EXPECT_EQ(-ENXIO, sp_info(second, &info, NULL, 0));
+	EXPECT_EQ(-ENOENT, sp_open_name(self->fd, self->name, 0, NULL));
+	if (first >= 0) {
+		p = sp_map(first, mib, PROT_READ | PROT_WRITE, 0);
+		EXPECT_NE(MAP_FAILED, p);
+		if (p != MAP_FAILED) {
+			p[mib - 1] = 1;
+			munmap(p, mib);
+		}
+		close(first);
+	}
+	/* Its memory given back, the same request fits. */
+	EXPECT_EQ(0, sp_create(second, NULL, 2 * mib, 0, 0600, NULL));
+	close(second);
+	EXPECT_EQ(0, sp_write_param(SP_MAX_TOTAL, saved));
+}
+
 TEST_F(abi, create_contig_above_max_contig)
 {
 	uint64_t bytes = self->api.max_contig_bytes + self->page;
