@@ -7,7 +7,9 @@
  * the pool's name. The peer opens the pool, reads the ping and answers; the
  * first process reads the pong, removes the name and exits 0.
  *
- * Waiting is polling with short sleeps for now; doorbells will replace it.
+ * Each side sleeps on an event count in the pool (a doorbell underneath)
+ * until the other side has written; a signal makes a wake syscall only if
+ * somebody announced a sleep.
  */
 #define _GNU_SOURCE
 #include <stdatomic.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include <shmpool.h>
+#include <shmpool_sync.h>
 
 #define POOL_NAME	"demo"
 #define TIMEOUT_MS	5000
@@ -28,29 +31,38 @@ enum { EMPTY, PING, PONG };
 /* What lives at offset 0 of the pool: offsets and values, no pointers. */
 struct mailbox {
 	_Atomic uint32_t state;	/* EMPTY -> PING -> PONG */
-	char text[252];
+	struct shmpool_event changed;	/* signalled after each state change */
+	char text[248];
 };
 
 /* Wait until the mailbox says @state; 0 on success, -1 after TIMEOUT_MS. */
-static int wait_for(struct mailbox *mb, uint32_t state)
+static int wait_for(struct shmpool *p, struct mailbox *mb, uint32_t state)
 {
-	const struct timespec tick = { .tv_nsec = 1000 * 1000 };
-	int ms;
+	struct timespec deadline;
+	uint32_t key;
 
-	for (ms = 0; ms < TIMEOUT_MS; ms++) {
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += TIMEOUT_MS / 1000;
+	for (;;) {
 		/* acquire: pairs with the sender's release, so text is complete */
 		if (atomic_load_explicit(&mb->state, memory_order_acquire) == state)
 			return 0;
-		nanosleep(&tick, NULL);
+		/* Announce the sleep, then look again before sleeping. */
+		key = shmpool_event_prepare_wait(&mb->changed);
+		if (atomic_load_explicit(&mb->state, memory_order_acquire) == state)
+			return 0;
+		if (shmpool_event_timedwait(p, &mb->changed, key, &deadline) == -ETIMEDOUT)
+			return -1;
 	}
-	return -1;
 }
 
-/* Fill the mailbox, then publish it: the release orders text before state. */
-static void send_msg(struct mailbox *mb, uint32_t state, const char *text)
+/* Fill the mailbox, publish it (release orders text before state), ring. */
+static void send_msg(struct shmpool *p, struct mailbox *mb, uint32_t state,
+		     const char *text)
 {
 	snprintf(mb->text, sizeof(mb->text), "%s", text);
 	atomic_store_explicit(&mb->state, state, memory_order_release);
+	shmpool_event_signal(p, &mb->changed);
 }
 
 static struct mailbox *mailbox(struct shmpool *p)
@@ -71,14 +83,14 @@ static int peer(void)
 		return 1;
 	}
 	mb = mailbox(p);
-	if (wait_for(mb, PING)) {
+	if (wait_for(p, mb, PING)) {
 		fprintf(stderr, "peer: no ping within %d ms\n", TIMEOUT_MS);
 		shmpool_close(p);
 		return 1;
 	}
 	printf("peer   (pid %d): got \"%s\"\n", (int)getpid(), mb->text);
 	snprintf(reply, sizeof(reply), "pong from pid %d", (int)getpid());
-	send_msg(mb, PONG, reply);
+	send_msg(p, mb, PONG, reply);
 	shmpool_close(p);
 	return 0;
 }
@@ -119,12 +131,12 @@ static int creator(void)
 
 	mb = mailbox(p);
 	snprintf(ping, sizeof(ping), "ping from pid %d", (int)getpid());
-	send_msg(mb, PING, ping);
+	send_msg(p, mb, PING, ping);
 
 	pid = spawn_peer();
 	if (pid < 0) {
 		perror("pingpong: fork");
-	} else if (wait_for(mb, PONG)) {
+	} else if (wait_for(p, mb, PONG)) {
 		fprintf(stderr, "pingpong: no pong within %d ms\n", TIMEOUT_MS);
 	} else {
 		printf("creator (pid %d): got \"%s\"\n", (int)getpid(), mb->text);
