@@ -135,7 +135,7 @@ $(B)/bench/alloc_bench: bench/alloc_bench.c $(B)/bench/alloc_boost.o bench/bench
 # Library tests once more with ASan+UBSan (dynamic: sanitizers need it).
 asan-tests: $(patsubst %,$(B)/asan/%,$(HOST_TESTS))
 
-$(B)/asan/%: selftests/%.c $(LIB_SRCS) $(LIB_HDRS) $(B)/kselftest/kselftest_harness.h
+$(B)/asan/%: selftests/%.c $(wildcard selftests/*.h) $(LIB_SRCS) $(LIB_HDRS) $(B)/kselftest/kselftest_harness.h
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O1 -g $(WARN) $(SAN_FLAGS) -I$(TOP)/include \
 		-I$(TOP)/lib -I$(B)/kselftest $< $(LIB_SRCS) -lurcu-memb -lurcu-common -lpthread -o $@
@@ -144,7 +144,7 @@ $(B)/asan/%: selftests/%.c $(LIB_SRCS) $(LIB_HDRS) $(B)/kselftest/kselftest_harn
 # process: TSan does not see other processes' accesses to shared memory).
 tsan-tests: $(patsubst %,$(B)/tsan/%,$(HOST_TESTS))
 
-$(B)/tsan/%: selftests/%.c $(LIB_SRCS) $(LIB_HDRS) $(B)/kselftest/kselftest_harness.h
+$(B)/tsan/%: selftests/%.c $(wildcard selftests/*.h) $(LIB_SRCS) $(LIB_HDRS) $(B)/kselftest/kselftest_harness.h
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O1 -g $(WARN) -Wno-tsan -fsanitize=thread -fno-omit-frame-pointer \
 		-DSHMPOOL_TEST_THREADS -I$(TOP)/include \

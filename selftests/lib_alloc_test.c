@@ -35,29 +35,13 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
 #include "kselftest_harness.h"
+#include "lib_test.h"
 
-#define DEV_PATH	"/dev/shmpool"
 #define POOL_BYTES	(8U << 20)
 #define MAX_WORKERS	4
 #define MSG_LEN		256
 
 /* ---- helpers ------------------------------------------------------------------- */
-
-static double scale(void)
-{
-	const char *s = getenv("SHMPOOL_TEST_SCALE");
-	double v = s ? atof(s) : 1.0;
-
-	return v > 0 ? v : 1.0;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -115,65 +99,6 @@ static size_t verify(const void *p, size_t n, uint32_t id)
 	return i;
 }
 
-static int device_ok(void)
-{
-	return !access(DEV_PATH, R_OK | W_OK);
-}
-
-/* ---- workers: processes, or threads under -DSHMPOOL_TEST_THREADS ------------- */
-
-struct task {
-	int (*fn)(void *arg);
-	void *arg;
-	pid_t pid;
-	pthread_t th;
-	int rc;
-};
-
-#ifdef SHMPOOL_TEST_THREADS
-static void *task_thread(void *t)
-{
-	struct task *tk = t;
-
-	tk->rc = tk->fn(tk->arg);
-	return NULL;
-}
-#endif
-
-static int task_start(struct task *t, int (*fn)(void *), void *arg)
-{
-	t->fn = fn;
-	t->arg = arg;
-	t->rc = -1;
-#ifdef SHMPOOL_TEST_THREADS
-	return pthread_create(&t->th, NULL, task_thread, t) ? -1 : 0;
-#else
-	t->pid = fork();
-	if (t->pid < 0)
-		return -1;
-	if (t->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		_exit(fn(arg));
-	}
-	return 0;
-#endif
-}
-
-static int task_join(struct task *t)
-{
-#ifdef SHMPOOL_TEST_THREADS
-	pthread_join(t->th, NULL);
-	return t->rc;
-#else
-	int status;
-
-	if (waitpid(t->pid, &status, 0) != t->pid)
-		return -1;
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
-#endif
-}
 
 /* ---- fixture ------------------------------------------------------------------- */
 

@@ -37,8 +37,8 @@
 /* the harness longjmp()s out of failed ASSERTs; nothing is used after one */
 #pragma GCC diagnostic ignored "-Wclobbered"
 #include "kselftest_harness.h"
+#include "lib_test.h"
 
-#define DEV_PATH	"/dev/shmpool"
 #define POOL_BYTES	(4U << 20)
 #define RING_ELEMS	10000000ULL
 #define VM_DIVISOR	200
@@ -88,14 +88,6 @@ static struct timespec after_ms(long ms)
 	return ts;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
 static pid_t spawn(int (*fn)(void *), void *arg)
 {
 	pid_t pid = fork();
@@ -117,40 +109,6 @@ static int reap(pid_t pid)
 	if (WIFEXITED(st))
 		return WEXITSTATUS(st);
 	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
-}
-
-/* State letter of process @pid from /proc, or '?' */
-static char proc_state(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return '?';
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return '?';
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : '?';
-}
-
-/* 0 once @pid has slept (S) 50 ms in a row, -1 after 20 s */
-static int wait_asleep(pid_t pid)
-{
-	int i, row = 0;
-
-	for (i = 0; i < 20000; i++) {
-		row = proc_state(pid) == 'S' ? row + 1 : 0;
-		if (row == 50)
-			return 0;
-		sleep_ms(1);
-	}
-	return -1;
 }
 
 static int device_has_doorbells(void)

@@ -46,8 +46,8 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
 #include "kselftest_harness.h"
+#include "lib_test.h"
 
-#define DEV_PATH	"/dev/shmpool"
 #define MAX_WORKERS	8
 #define STALL_MS	10000	/* no progress for this long is a lost wake-up */
 #define PINGPONG_ROUNDS	100000	/* round trips of the lost-wake-up hunt */
@@ -143,99 +143,6 @@ static void sleep_ms(long ms)
 
 	while (nanosleep(&ts, &ts) && errno == EINTR)
 		;
-}
-
-/* ---- workers: processes, or threads under -DSHMPOOL_TEST_THREADS ------------- */
-
-struct task {
-	int (*fn)(void *arg);
-	void *arg;
-	pid_t pid;
-	pthread_t th;
-	int rc;
-};
-
-#ifdef SHMPOOL_TEST_THREADS
-static void *task_thread(void *t)
-{
-	struct task *tk = t;
-
-	tk->rc = tk->fn(tk->arg);
-	return NULL;
-}
-#endif
-
-static int task_start(struct task *t, int (*fn)(void *), void *arg)
-{
-	t->fn = fn;
-	t->arg = arg;
-	t->rc = -1;
-#ifdef SHMPOOL_TEST_THREADS
-	return pthread_create(&t->th, NULL, task_thread, t) ? -1 : 0;
-#else
-	t->pid = fork();
-	if (t->pid < 0)
-		return -1;
-	if (t->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		_exit(fn(arg));
-	}
-	return 0;
-#endif
-}
-
-/* The worker's return value; a process killed by a signal gives 128 + sig. */
-static int task_join(struct task *t)
-{
-#ifdef SHMPOOL_TEST_THREADS
-	pthread_join(t->th, NULL);
-	return t->rc;
-#else
-	int status;
-
-	if (waitpid(t->pid, &status, 0) != t->pid)
-		return -1;
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
-#endif
-}
-
-/* State letter of thread @tid from /proc, or '?' */
-static char thread_state(pid_t tid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return '?';
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return '?';
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : '?';
-}
-
-/*
- * Wait until thread @tid sleeps (state S) for 50 ms in a row: it got past
- * its "ready" mark and into the wait. 0, or -1 after 10 s.
- */
-static int wait_asleep(pid_t tid)
-{
-	int i, in_a_row = 0;
-
-	for (i = 0; i < 10000; i++) {
-		in_a_row = thread_state(tid) == 'S' ? in_a_row + 1 : 0;
-		if (in_a_row == 50)
-			return 0;
-		sleep_ms(1);
-	}
-	return -1;
 }
 
 /* Wait until *@v >= @n; 0, or -1 after @ms. */

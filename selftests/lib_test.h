@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Helpers of the library tests (lib_state_test, lib_cache_test): the time
- * budget scale, a monotonic clock, the device check, and workers that are
+ * Helpers of the library tests (lib_*_test.c): the time budget scale, a
+ * monotonic clock, the device check, whether a task sleeps, and workers
+ * that are
  * processes (fork) by default, or threads of the test process when built
  * with -DSHMPOOL_TEST_THREADS or under ThreadSanitizer, so that TSan sees
  * both sides of every exchange. A forked worker dies with the test
@@ -10,10 +11,13 @@
 #ifndef SHMPOOL_LIB_TEST_H
 #define SHMPOOL_LIB_TEST_H
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -26,7 +30,7 @@
 #define DEV_PATH	"/dev/shmpool"
 
 /* SHMPOOL_TEST_SCALE (a positive number, default 1) multiplies budgets */
-static double scale(void)
+static inline double scale(void)
 {
 	const char *s = getenv("SHMPOOL_TEST_SCALE");
 	double v = s ? atof(s) : 1.0;
@@ -34,7 +38,7 @@ static double scale(void)
 	return v > 0 ? v : 1.0;
 }
 
-static uint64_t now_ms(void)
+static inline uint64_t now_ms(void)
 {
 	struct timespec ts;
 
@@ -42,7 +46,7 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int device_ok(void)
+static inline int device_ok(void)
 {
 	return !access(DEV_PATH, R_OK | W_OK);
 }
@@ -56,7 +60,7 @@ struct task {
 };
 
 #ifdef SHMPOOL_TEST_THREADS
-static void *task_thread(void *t)
+static inline void *task_thread(void *t)
 {
 	struct task *tk = t;
 
@@ -65,7 +69,7 @@ static void *task_thread(void *t)
 }
 #endif
 
-static int task_start(struct task *t, int (*fn)(void *), void *arg)
+static inline int task_start(struct task *t, int (*fn)(void *), void *arg)
 {
 	t->fn = fn;
 	t->arg = arg;
@@ -84,7 +88,7 @@ static int task_start(struct task *t, int (*fn)(void *), void *arg)
 #endif
 }
 
-static int task_join(struct task *t)
+static inline int task_join(struct task *t)
 {
 #ifdef SHMPOOL_TEST_THREADS
 	pthread_join(t->th, NULL);
@@ -98,6 +102,44 @@ static int task_join(struct task *t)
 		return WEXITSTATUS(status);
 	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
 #endif
+}
+
+/* State letter of thread/process @tid from /proc ('S' asleep), or '?' */
+static inline char task_state(pid_t tid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return '?';
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return '?';
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
+/*
+ * Wait until @tid has slept (state S) for 50 ms in a row: it got past its
+ * "ready" mark and into the wait. 0, or -1 after 20 s.
+ */
+static inline int wait_asleep(pid_t tid)
+{
+	const struct timespec ms = { 0, 1000000L };
+	int i, in_a_row = 0;
+
+	for (i = 0; i < 20000; i++) {
+		in_a_row = task_state(tid) == 'S' ? in_a_row + 1 : 0;
+		if (in_a_row == 50)
+			return 0;
+		nanosleep(&ms, NULL);
+	}
+	return -1;
 }
 
 #endif /* SHMPOOL_LIB_TEST_H */
