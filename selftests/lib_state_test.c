@@ -584,61 +584,6 @@ TEST_F(config, zombie_writer_is_taken_over)
 	ASSERT_EQ(pid, waitpid(pid, NULL, 0));
 }
 
-/*
- * Counts the system calls @fn(@arg) enters in a traced child, between two
- * getppid() markers, after one warm-up run. -1 if tracing failed.
- */
-static int count_syscalls(void (*fn)(void *), void *arg, long *first)
-{
-	struct __ptrace_syscall_info info;
-	int status, phase = 0, count = 0, sig = 0;
-	pid_t pid;
-
-	*first = -1;
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
-			_exit(100);
-		raise(SIGSTOP);
-		fn(arg);
-		syscall(SYS_getppid);
-		fn(arg);
-		syscall(SYS_getppid);
-		_exit(0);
-	}
-	if (waitpid(pid, &status, 0) != pid || !WIFSTOPPED(status) ||
-	    ptrace(PTRACE_SETOPTIONS, pid, NULL,
-		   (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)))
-		return -1;
-	for (;;) {
-		if (ptrace(PTRACE_SYSCALL, pid, NULL, (void *)(long)sig) ||
-		    waitpid(pid, &status, 0) != pid)
-			return -1;
-		sig = 0;
-		if (WIFEXITED(status) || WIFSIGNALED(status))
-			break;
-		if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
-			sig = WSTOPSIG(status);
-			continue;
-		}
-		if (ptrace(PTRACE_GET_SYSCALL_INFO, pid, (void *)sizeof(info),
-			   &info) <= 0)
-			return -1;
-		if (info.op != PTRACE_SYSCALL_INFO_ENTRY)
-			continue;
-		if (info.entry.nr == SYS_getppid)
-			phase++;
-		else if (phase == 1 && !count++)
-			*first = (long)info.entry.nr;
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) || phase != 2)
-		return -1;
-	return count;
-}
-
 static void publish_100(void *a)
 {
 	struct shmpool_config *c = a;

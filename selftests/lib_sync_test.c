@@ -80,15 +80,6 @@ struct shared {
 	uint64_t sum;
 };
 
-/* ThreadSanitizer: GCC says __SANITIZE_THREAD__, clang __has_feature() */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN	1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN	1
-#endif
-#endif
-
 #define W_OFF(i)	((uint64_t)(i) * sizeof(uint32_t))
 
 static size_t page_size(void)
@@ -865,83 +856,15 @@ TEST_F(sync, notify_bad_offset)
 
 /* ==== synchronisation objects ========================================================== */
 
-/* ---- counting system calls with ptrace ------------------------------------------------- */
-
-/*
- * Run @fn(@c) twice in a traced child: once to warm up (the thread id cache,
- * lazy binding), then between two getppid() markers. Returns how many
- * system calls the second run entered, or -1; *@first is the first one's
- * number. Nothing the child does is trusted: the tracer sees every entry.
- */
-static int count_syscalls(void (*fn)(struct ctx *), struct ctx *c, long *first)
-{
-	struct __ptrace_syscall_info info;
-	int status, phase = 0, count = 0, sig = 0;
-	pid_t pid;
-
-	*first = -1;
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
-			_exit(100);
-		raise(SIGSTOP);
-		fn(c);
-		syscall(SYS_getppid);
-		fn(c);
-		syscall(SYS_getppid);
-		_exit(0);
-	}
-	if (waitpid(pid, &status, 0) != pid || !WIFSTOPPED(status))
-		return -1;
-	if (ptrace(PTRACE_SETOPTIONS, pid, NULL,
-		   (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)))
-		return -1;
-	for (;;) {
-		if (ptrace(PTRACE_SYSCALL, pid, NULL, (void *)(long)sig))
-			return -1;
-		sig = 0;
-		if (waitpid(pid, &status, 0) != pid)
-			return -1;
-		if (WIFEXITED(status) || WIFSIGNALED(status))
-			break;
-		if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
-			sig = WSTOPSIG(status);	/* a real signal: deliver it */
-			continue;
-		}
-		if (ptrace(PTRACE_GET_SYSCALL_INFO, pid, (void *)sizeof(info),
-			   &info) <= 0)
-			return -1;
-		if (info.op != PTRACE_SYSCALL_INFO_ENTRY)
-			continue;
-		if (info.entry.nr == SYS_getppid) {
-			phase++;
-			continue;
-		}
-#ifdef UNDER_TSAN
-		/* TSan's runtime maps metadata for addresses it sees first */
-		if (info.entry.nr == SYS_mmap || info.entry.nr == SYS_munmap ||
-		    info.entry.nr == SYS_madvise)
-			continue;
-#endif
-		if (phase == 1 && !count++)
-			*first = (long)info.entry.nr;
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) || phase != 2)
-		return -1;
-	return count;
-}
-
 /* the system call a doorbell wake makes on this backend */
 static long wake_syscall(unsigned int backend)
 {
 	return backend == SHMPOOL_BACKEND_DEVICE ? SYS_ioctl : SYS_futex;
 }
 
-static void signal_1000(struct ctx *c)
+static void signal_1000(void *arg)
 {
+	struct ctx *c = arg;
 	int i;
 
 	for (i = 0; i < 1000; i++)
@@ -958,8 +881,9 @@ TEST_F(sync, event_signal_no_sleeper_no_syscall)
 		TH_LOG("first syscall: %ld", first);
 }
 
-static void prepare_and_signal(struct ctx *c)
+static void prepare_and_signal(void *arg)
 {
+	struct ctx *c = arg;
 	shmpool_event_prepare_wait(&c->sh->ev[0]);
 	if (shmpool_event_signal(c->p, &c->sh->ev[0]) != 0)
 		_exit(3);	/* nobody sleeps: 0 woken */
@@ -976,8 +900,9 @@ TEST_F(sync, event_signal_announced_one_syscall)
 	EXPECT_EQ(wake_syscall(variant->backend), first);
 }
 
-static void lock_unlock_1000(struct ctx *c)
+static void lock_unlock_1000(void *arg)
 {
+	struct ctx *c = arg;
 	int i;
 
 	for (i = 0; i < 1000; i++)
@@ -996,8 +921,9 @@ TEST_F(sync, mutex_uncontended_no_syscall)
 		TH_LOG("first syscall: %ld", first);
 }
 
-static void post_take_1000(struct ctx *c)
+static void post_take_1000(void *arg)
 {
+	struct ctx *c = arg;
 	int i;
 
 	for (i = 0; i < 1000; i++)

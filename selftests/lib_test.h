@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Helpers of the library tests (lib_*_test.c): the time budget scale, a
- * monotonic clock, the device check, whether a task sleeps, and workers
+ * monotonic clock, the device check, whether a task sleeps, a ptrace
+ * syscall counter, and workers
  * that are
  * processes (fork) by default, or threads of the test process when built
  * with -DSHMPOOL_TEST_THREADS or under ThreadSanitizer, so that TSan sees
@@ -19,11 +20,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_THREAD__) && !defined(SHMPOOL_TEST_THREADS)
+/* ThreadSanitizer: GCC says __SANITIZE_THREAD__, clang __has_feature() */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN	1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN	1
+#endif
+#endif
+
+#if defined(UNDER_TSAN) && !defined(SHMPOOL_TEST_THREADS)
 #define SHMPOOL_TEST_THREADS 1
 #endif
 
@@ -140,6 +152,73 @@ static inline int wait_asleep(pid_t tid)
 		nanosleep(&ms, NULL);
 	}
 	return -1;
+}
+
+/*
+ * Run @fn(@arg) twice in a traced child: once to warm up (the thread id cache,
+ * lazy binding), then between two getppid() markers. Returns how many
+ * system calls the second run entered, or -1; *@first is the first one's
+ * number. Nothing the child does is trusted: the tracer sees every entry.
+ */
+static inline int count_syscalls(void (*fn)(void *), void *arg, long *first)
+{
+	struct __ptrace_syscall_info info;
+	int status, phase = 0, count = 0, sig = 0;
+	pid_t pid;
+
+	*first = -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+			_exit(100);
+		raise(SIGSTOP);
+		fn(arg);
+		syscall(SYS_getppid);
+		fn(arg);
+		syscall(SYS_getppid);
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFSTOPPED(status))
+		return -1;
+	if (ptrace(PTRACE_SETOPTIONS, pid, NULL,
+		   (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)))
+		return -1;
+	for (;;) {
+		if (ptrace(PTRACE_SYSCALL, pid, NULL, (void *)(long)sig))
+			return -1;
+		sig = 0;
+		if (waitpid(pid, &status, 0) != pid)
+			return -1;
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			break;
+		if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
+			sig = WSTOPSIG(status);	/* a real signal: deliver it */
+			continue;
+		}
+		if (ptrace(PTRACE_GET_SYSCALL_INFO, pid, (void *)sizeof(info),
+			   &info) <= 0)
+			return -1;
+		if (info.op != PTRACE_SYSCALL_INFO_ENTRY)
+			continue;
+		if (info.entry.nr == SYS_getppid) {
+			phase++;
+			continue;
+		}
+#ifdef UNDER_TSAN
+		/* TSan's runtime maps metadata for addresses it sees first */
+		if (info.entry.nr == SYS_mmap || info.entry.nr == SYS_munmap ||
+		    info.entry.nr == SYS_madvise)
+			continue;
+#endif
+		if (phase == 1 && !count++)
+			*first = (long)info.entry.nr;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) || phase != 2)
+		return -1;
+	return count;
 }
 
 #endif /* SHMPOOL_LIB_TEST_H */
