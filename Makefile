@@ -101,8 +101,23 @@ selftests: lib
 # The host table first, then the doorbell table in the 6.1 and 6.12 lanes.
 BENCHES := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*_bench.c))
 
-bench: $(BENCHES)
-	@set -e; for b in $(BENCHES); do \
+# iceoryx 2.0 (Debian's libiceoryx-binding-c-dev, no pkg-config file) is a
+# peer of ring_bench's latency table, compiled in with -DHAVE_ICEORYX when its
+# headers are there. Debian ships its libraries as shared objects only, and
+# the VM lanes run static programs without its daemon: so on the host make
+# bench runs build/bench/ring_bench-iceoryx, the same source linked
+# dynamically, and the VMs get the static ring_bench without iceoryx.
+ICEORYX_INC := $(patsubst %/iceoryx_binding_c/runtime.h,%,$(firstword \
+	$(wildcard /usr/include/iceoryx/v2.*/iceoryx_binding_c/runtime.h)))
+ifneq ($(ICEORYX_INC),)
+IOX_ROUDI := $(shell { dpkg -L iceoryx 2>/dev/null | grep -m1 '/iox-roudi$$'; } || command -v iox-roudi)
+HOST_BENCHES := $(patsubst $(B)/bench/ring_bench,$(B)/bench/ring_bench-iceoryx,$(BENCHES))
+else
+HOST_BENCHES := $(BENCHES)
+endif
+
+bench: $(BENCHES) $(HOST_BENCHES)
+	@set -e; for b in $(HOST_BENCHES); do \
 		echo "## host, kernel $$(uname -r): $$(basename $$b)"; $$b; done
 	@set -e; for l in 6.1 6.12; do scripts/vm-run.sh --bench $$l; done
 
@@ -120,6 +135,22 @@ $(B)/bench/ring_bench: bench/ring_bench.c bench/bench.c bench/bench.h $(LIB_A) $
 		-DALLOW_EXPERIMENTAL_API -static $< bench/bench.c $(LIB_A) -lrte_ring -lrte_eal \
 		-lrte_kvargs -lrte_telemetry -lurcu-memb -lurcu-common -lbsd -lmd -lnuma \
 		-lpthread -ldl -o $@ 2> >(grep -v -e 'statically linked applications' -e 'in function' >&2)
+endif
+
+# ring_bench with iceoryx (see ICEORYX_INC above) and, when DPDK is there,
+# rte_ring: dynamic, but libshmpool and liburcu are linked in statically as
+# in the static build; the rings' hot paths are inline either way.
+ifneq ($(ICEORYX_INC),)
+ifneq ($(DPDK_CFLAGS),)
+IOX_RTE := $(DPDK_CFLAGS) -DHAVE_RTE_RING -DALLOW_EXPERIMENTAL_API
+IOX_RTE_LIBS := -lrte_ring -lrte_eal
+endif
+$(B)/bench/ring_bench-iceoryx: bench/ring_bench.c bench/bench.c bench/bench.h $(LIB_A) $(LIB_HDRS)
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -g $(WARN) -I$(TOP)/include $(IOX_RTE) -isystem $(ICEORYX_INC) \
+		-DHAVE_ICEORYX -DIOX_ROUDI='"$(IOX_ROUDI)"' $< bench/bench.c $(LIB_A) \
+		$(IOX_RTE_LIBS) -liceoryx_binding_c -Wl,-Bstatic -lurcu-memb -lurcu-common \
+		-Wl,-Bdynamic -lpthread -o $@
 endif
 
 # C++ peers (bench/*.cpp, e.g. Boost.Interprocess) linked into their C benchmark.

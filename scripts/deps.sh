@@ -12,6 +12,7 @@ pkgs=(
 	linux-source-6.1 flex bison libelf-dev libssl-dev bc dwarves
 	sparse liburcu-dev libboost-dev
 	dpdk-dev libck-dev
+	iceoryx libiceoryx-binding-c-dev libiceoryx-binding-c2
 )
 
 missing=()
