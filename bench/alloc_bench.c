@@ -10,7 +10,9 @@
  * random table: small (16-256 B) or mixed (16 B-64 KiB, log-uniform). The
  * two-process cases share one pool / one segment, each side with its own
  * window; glibc's two-process row uses two private heaps and is only a
- * reference. Then fragmentation on a mixed trace: the peak of what the
+ * reference. A side that is done returns shmpool's thread cache
+ * (shmpool_heap_flush()), as a process done with a heap does: the bench's
+ * sides leave with _exit(). Then fragmentation on a mixed trace: the peak of what the
  * allocator took (shmpool: heap less free general blocks; Boost: segment
  * less free memory; glibc: arena + mmapped bytes) over the peak of bytes
  * live.
@@ -49,6 +51,7 @@ struct contender {
 	uint64_t (*alloc)(size_t n);	/* 0: out of memory */
 	void (*free)(uint64_t h);
 	uint64_t (*used)(void);		/* bytes taken, for fragmentation */
+	void (*done)(void);		/* a process is done with it, or NULL */
 };
 
 static uint64_t sp_alloc(size_t n)
@@ -62,6 +65,12 @@ static void sp_free(uint64_t off)
 {
 	if (shmpool_free(heap, off))
 		bench_die("shmpool_free", EINVAL);
+}
+
+/* a process that is done returns its thread cache (bench sides _exit()) */
+static void sp_done(void)
+{
+	shmpool_heap_flush(heap);
 }
 
 static uint64_t sp_used(void)
@@ -105,9 +114,9 @@ static uint64_t bo_used(void)
 	return alloc_boost_used(boost_seg);
 }
 
-static const struct contender shmpool_c = { sp_alloc, sp_free, sp_used };
-static const struct contender glibc_c = { gl_alloc, gl_free, gl_used };
-static const struct contender boost_c = { bo_alloc, bo_free, bo_used };
+static const struct contender shmpool_c = { sp_alloc, sp_free, sp_used, sp_done };
+static const struct contender glibc_c = { gl_alloc, gl_free, gl_used, NULL };
+static const struct contender boost_c = { bo_alloc, bo_free, bo_used, NULL };
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -154,6 +163,8 @@ static void window_loop(void *arg, int side, uint64_t iters)
 	for (k = 0; k < WINDOW; k++)
 		if (slot[k])
 			w->c->free(slot[k]);
+	if (w->c->done)
+		w->c->done();
 }
 
 /* ---- fragmentation ---------------------------------------------------------- */

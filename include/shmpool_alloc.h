@@ -17,12 +17,21 @@
  * pool is mapped page-aligned).
  *
  * Allocation:
- * - 1..256 bytes with alignment <= 16: size classes 16, 32, ..., 128, 160,
- *   192, 224, 256, served from 16 KiB slabs by lock-free free lists (one
- *   64-bit CAS of {offset, tag}), so small allocate/free pairs from several
- *   processes do not serialise on a lock. Overhead per object: the rounding
- *   to its class, 4 bytes of side metadata (owner while allocated, free-list
- *   link while free) and 1 bit. Slabs stay with their class once made.
+ * - 1..2048 bytes with alignment <= 16: 24 size classes (16, 32, ..., 128,
+ *   then four per power of two: 160, 192, 224, 256, 320, ..., 1792, 2048),
+ *   served from 16 KiB slabs by lock-free free lists (one 64-bit CAS of
+ *   {offset, tag}), so small allocate/free pairs from several processes do
+ *   not serialise on a lock. Overhead per object: the rounding to its class
+ *   (at most 25%), 4 bytes of side metadata (owner while allocated,
+ *   free-list link while free) and 1 bit. Slabs stay with their class once
+ *   made.
+ * - thread caches: each thread keeps the small objects it frees, up to 64
+ *   per class and pool/1024 bytes per class, and allocates from them first,
+ *   moving them to and from the shared lists in batches; an allocate/free
+ *   pair then costs one atomic (free's claim of the object). Cached objects
+ *   go back when the thread exits, on shmpool_heap_flush() and on
+ *   shmpool_heap_close(); shmpool_heap_stats() counts them in
+ *   classes[].cached. Open with SHMPOOL_HEAP_NOCACHE for no caching.
  * - everything else: a two-level segregated fit (TLSF) heap with boundary
  *   tags under the heap's shmpool_mutex: O(1) allocate and free, immediate
  *   coalescing. Overhead per block: a 16-byte header, rounding up to 16
@@ -58,8 +67,8 @@
 extern "C" {
 #endif
 
-#define SHMPOOL_HEAP_NR_CLASSES	12	/* small size classes, 16..256 bytes */
-#define SHMPOOL_HEAP_SMALL_MAX	256	/* largest size served by a class */
+#define SHMPOOL_HEAP_NR_CLASSES	24	/* small size classes, 16..2048 bytes */
+#define SHMPOOL_HEAP_SMALL_MAX	2048	/* largest size served by a class */
 #define SHMPOOL_OBJ_NAME_MAX	40	/* object names: 1..39 bytes + NUL */
 #define SHMPOOL_HEAP_MIN_POOL	(64 * 1024)	/* smallest pool a heap fits in */
 
@@ -76,6 +85,8 @@ struct shmpool_heap {
 	void *__hdr;
 	uint32_t __attach;	/* our attachment id, 1..; 0 after fork() until re-attached */
 	uint32_t __fork_gen;	/* fork generation @__attach belongs to */
+	void *__tcaches;	/* this handle's thread caches (lib/tcache.c) */
+	uint32_t __flags;	/* SHMPOOL_HEAP_* open flags */
 };
 
 /**
@@ -94,12 +105,15 @@ struct shmpool_obj {
  * @slabs: slabs of this class
  * @objs: objects in those slabs
  * @used: objects allocated (exact when nobody allocates meanwhile)
+ * @cached: objects in threads' caches: neither free on the shared list nor
+ *	allocated
  */
 struct shmpool_heap_class {
 	uint32_t size;
 	uint32_t slabs;
 	uint64_t objs;
 	uint64_t used;
+	uint64_t cached;
 };
 
 /**
@@ -136,9 +150,12 @@ struct shmpool_heap_stats {
 #define SHMPOOL_CHECK_QUIESCENT	(1U << 0)	/* also walk the small free lists:
 						   only while nobody allocates */
 
+/* flags for shmpool_heap_open() */
+#define SHMPOOL_HEAP_NOCACHE	(1U << 0)	/* no thread caches on this handle */
+
 /*
  * Attach to @p's heap, laying it out first if the pool is fresh (all zero).
- * @flags must be 0. Waits while another process initialises (-ETIMEDOUT
+ * @flags: 0 or SHMPOOL_HEAP_NOCACHE, else -EINVAL. Waits while another process initialises (-ETIMEDOUT
  * after 10 s if it is alive but does not finish); takes over if it died.
  * -EUCLEAN: the pool holds something that is not a heap of this layout
  * version or size; -EPERM: read-only pool; -EINVAL: pool smaller than
@@ -147,8 +164,13 @@ struct shmpool_heap_stats {
  */
 int shmpool_heap_open(struct shmpool *p, unsigned int flags,
 		      struct shmpool_heap **out);
-/* Give back the attachment id and free @h (NULL is fine); blocks stay. */
+/*
+ * Return every thread's cached objects, give back the attachment id and
+ * free @h (NULL is fine); allocated blocks stay.
+ */
 int shmpool_heap_close(struct shmpool_heap *h);
+/* Return the calling thread's cached small objects of @h to the shared lists. */
+int shmpool_heap_flush(struct shmpool_heap *h);
 
 /* Allocate @size (>= 1) bytes aligned to 16; offset in *@off. */
 int shmpool_alloc(struct shmpool_heap *h, size_t size, uint64_t *off);

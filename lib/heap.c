@@ -39,17 +39,28 @@
  * Bumped in the child of every fork(): a handle whose generation differs
  * was inherited, and its attachment id belongs to the parent.
  */
-static atomic_uint fork_gen = 1;
+atomic_uint __shmpool_fork_gen = 1;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void)
+{
+	__shmpool_tcache_atfork(-1);
+}
+
+static void fork_parent(void)
+{
+	__shmpool_tcache_atfork(0);
+}
 
 static void fork_child(void)
 {
-	atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&__shmpool_fork_gen, 1, memory_order_relaxed);
+	__shmpool_tcache_atfork(1);
 }
 
 static void fork_register(void)
 {
-	pthread_atfork(NULL, NULL, fork_child);
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 static _Atomic uint32_t *attach_table(const struct shmpool_heap *h)
@@ -101,7 +112,7 @@ static int attach(struct shmpool_heap *h)
 			if (atomic_compare_exchange_strong_explicit(&t[i], &v, pid,
 					memory_order_relaxed, memory_order_relaxed)) {
 				h->__attach = (uint32_t)i;
-				h->__fork_gen = atomic_load_explicit(&fork_gen,
+				h->__fork_gen = atomic_load_explicit(&__shmpool_fork_gen,
 						memory_order_relaxed);
 				return 0;
 			}
@@ -114,7 +125,7 @@ int __shmpool_heap_owner(struct shmpool_heap *h, uint16_t *owner)
 {
 	int ret;
 
-	if (h->__fork_gen != atomic_load_explicit(&fork_gen, memory_order_relaxed)) {
+	if (h->__fork_gen != atomic_load_explicit(&__shmpool_fork_gen, memory_order_relaxed)) {
 		ret = attach(h);
 		if (ret)
 			return ret;
@@ -488,6 +499,27 @@ static int heap_validate(struct shmpool_heap *h)
 	return 0;
 }
 
+/* Fill the handle's copy of the geometry, checking the header's against it. */
+static int heap_priv_init(struct heap_priv *hp)
+{
+	struct heap_hdr *hh = heap_hdr(&hp->pub);
+	unsigned int c;
+
+	if (hh->nr_chunks != hp->pub.pool->size >> SLAB_SHIFT)
+		return -EUCLEAN;
+	__shmpool_slab_geometry(hp->cls);
+	for (c = 0; c < NR_CLASSES; c++)
+		if (hh->cls[c].size != hp->cls[c].size ||
+		    hh->cls[c].nobj != hp->cls[c].nobj ||
+		    hh->cls[c].slot_off != hp->cls[c].slot_off ||
+		    hh->cls[c].obj_off != hp->cls[c].obj_off)
+			return -EUCLEAN;
+	hp->base = heap_base(&hp->pub);
+	hp->chunks = heap_chunks(&hp->pub);
+	hp->nr_chunks = hh->nr_chunks;
+	return 0;
+}
+
 static struct timespec deadline_ms(long ms)
 {
 	struct timespec ts;
@@ -558,9 +590,10 @@ int shmpool_heap_open(struct shmpool *p, unsigned int flags,
 		      struct shmpool_heap **out)
 {
 	struct shmpool_heap *h;
+	struct heap_priv *hp;
 	int ret;
 
-	if (!p || !out || flags)
+	if (!p || !out || (flags & ~SHMPOOL_HEAP_NOCACHE))
 		return -EINVAL;
 	if (p->flags & SHMPOOL_RDONLY)
 		return -EPERM;
@@ -568,19 +601,24 @@ int shmpool_heap_open(struct shmpool *p, unsigned int flags,
 		return -EINVAL;
 	if ((p->size >> GRAN_SHIFT) > UINT32_MAX)
 		return -EFBIG;
-	h = calloc(1, sizeof(*h));
-	if (!h)
+	hp = calloc(1, sizeof(*hp));
+	if (!hp)
 		return -ENOMEM;
+	h = &hp->pub;
 	h->pool = p;
 	h->__hdr = p->base;
+	h->__flags = flags;
 	pthread_once(&fork_once, fork_register);
 	ret = heap_ready(h);
 	if (!ret)
+		ret = heap_priv_init(hp);
+	if (!ret)
 		ret = attach(h);
 	if (ret) {
-		free(h);
+		free(hp);
 		return ret;
 	}
+	__shmpool_tcache_register(h);
 	*out = h;
 	return 0;
 }
@@ -592,9 +630,10 @@ int shmpool_heap_close(struct shmpool_heap *h)
 
 	if (!h)
 		return 0;
+	__shmpool_tcache_detach(h);
 	pid = (uint32_t)getpid();
 	/* only our own id: an inherited one is the parent's */
-	if (h->__fork_gen == atomic_load_explicit(&fork_gen, memory_order_relaxed))
+	if (h->__fork_gen == atomic_load_explicit(&__shmpool_fork_gen, memory_order_relaxed))
 		atomic_compare_exchange_strong_explicit(&attach_table(h)[h->__attach],
 				&pid, 0, memory_order_relaxed, memory_order_relaxed);
 	free(h);
@@ -603,25 +642,12 @@ int shmpool_heap_close(struct shmpool_heap *h)
 
 /* ---- allocate and free ------------------------------------------------------------ */
 
-static bool pow2(uint64_t v)
-{
-	return v && !(v & (v - 1));
-}
-
-SHMPOOL_EXPORT
-int shmpool_alloc_aligned(struct shmpool_heap *h, size_t size, size_t align,
-			  uint64_t *off)
+/* The general heap's side of shmpool_alloc_aligned() (tcache.c). */
+int __shmpool_heap_alloc(struct shmpool_heap *h, size_t size, size_t align,
+			 uint64_t *off)
 {
 	int ret;
 
-	if (!h || !off || !size || (align && !pow2(align)))
-		return -EINVAL;
-	if (align <= GRAN && size <= SHMPOOL_HEAP_SMALL_MAX) {
-		ret = __shmpool_slab_alloc(h, size, off);
-		if (ret != -ENOMEM)
-			return ret;
-		/* no room for a slab: the general heap may still have some */
-	}
 	ret = __shmpool_heap_lock(h);
 	if (ret)
 		return ret;
@@ -630,23 +656,11 @@ int shmpool_alloc_aligned(struct shmpool_heap *h, size_t size, size_t align,
 	return ret;
 }
 
-SHMPOOL_EXPORT
-int shmpool_alloc(struct shmpool_heap *h, size_t size, uint64_t *off)
-{
-	return shmpool_alloc_aligned(h, size, 0, off);
-}
-
-SHMPOOL_EXPORT
-int shmpool_free(struct shmpool_heap *h, uint64_t off)
+/* The general heap's side of shmpool_free() (tcache.c). */
+int __shmpool_heap_free(struct shmpool_heap *h, uint64_t off)
 {
 	int ret;
 
-	if (!h)
-		return -EINVAL;
-	if (off >= h->pool->size)
-		return -EINVAL;
-	if (__shmpool_slab_free(h, off, &ret))
-		return ret;
 	ret = __shmpool_heap_lock(h);
 	if (ret)
 		return ret;

@@ -39,7 +39,7 @@
 #include "shmpool_sync.h"
 
 #define HEAP_MAGIC	0x50414548U	/* "HEAP" */
-#define HEAP_VERSION	1U
+#define HEAP_VERSION	2U	/* 2: classes up to 2048 B, cached objects */
 
 /* the state word at offset 0 (a doorbell word) */
 #define HEAP_STATE_READY	1U
@@ -195,11 +195,174 @@ int __shmpool_tlsf_free(struct shmpool_heap *h, uint64_t off, unsigned int flags
 /* the caller's attachment id, re-attaching after fork(); 0 or -errno */
 int __shmpool_heap_owner(struct shmpool_heap *h, uint16_t *owner);
 
-/* slab.c */
+/* slab.c: the small classes' shared state (objects in three states, see there) */
+#define SLOT_CACHED	0x80000000U	/* slot of an object in a thread cache */
+
+/* slab objects lie past the first chunk, so no link is below NR_ATTACH */
+_Static_assert(SLAB_SIZE / GRAN >= NR_ATTACH, "a free-list link could pass for an owner id");
+
+/* a small object: its granule and index in its slab */
+struct slab_ref {
+	uint32_t g;
+	uint32_t idx;
+};
+
+/* the class of a size 1..SHMPOOL_HEAP_SMALL_MAX */
+static inline unsigned int slab_class(size_t size)
+{
+	unsigned int s = (unsigned int)size - 1, l;
+
+	if (s < 128)
+		return s >> 4;				/* 16 .. 128 by 16 */
+	l = 31U - (unsigned int)__builtin_clz(s);	/* 7 .. 10 */
+	return 8 + (l - 7) * 4 + ((s >> (l - 2)) & 3);	/* 4 per power of two */
+}
+
+uint32_t __shmpool_class_size(unsigned int c);
 void __shmpool_slab_layout(struct heap_hdr *hh);
-int __shmpool_slab_alloc(struct shmpool_heap *h, size_t size, uint64_t *off);
-/* 1 if @off is in a slab (then *@ret is free's result), else 0 */
-int __shmpool_slab_free(struct shmpool_heap *h, uint64_t off, int *ret);
+
+/* a small class's geometry, as the layout fixes it (slab.c) */
+struct cls_info {
+	uint32_t size;		/* object size, bytes */
+	uint32_t nobj;		/* objects per slab */
+	uint32_t slot_off;	/* slab offset of u32 slot[nobj] */
+	uint32_t obj_off;	/* slab offset of object 0 */
+	uint32_t inv;		/* ceil(2^32 / size): rel * inv >> 32 == rel / size */
+};
+
+/*
+ * What a handle keeps in process memory: the public part, then what the
+ * hot paths need, copied from the header at open and checked there, so
+ * that they neither chase the header nor trust it.
+ */
+struct heap_priv {
+	struct shmpool_heap pub;
+	struct heap_priv *next_open;	/* the open handles (tcache.c) */
+	char *base;			/* the pool's mapping */
+	_Atomic uint8_t *chunks;	/* the chunk map */
+	uint32_t nr_chunks;
+	struct cls_info cls[NR_CLASSES];
+};
+
+static inline struct heap_priv *heap_priv(struct shmpool_heap *h)
+{
+	return (struct heap_priv *)h;	/* @pub is first */
+}
+
+/* the geometry of every class (the same in every process) */
+void __shmpool_slab_geometry(struct cls_info ci[NR_CLASSES]);
+
+/* the hot paths of the small classes, inlined into tcache.c */
+static inline struct slab_hdr *slab_at(struct shmpool_heap *h, uint64_t chunk)
+{
+	return (struct slab_hdr *)(heap_base(h) + (chunk << SLAB_SHIFT));
+}
+
+static inline _Atomic uint32_t *slab_slots(struct shmpool_heap *h, uint64_t chunk,
+					   const struct cls_head *ch)
+{
+	return (_Atomic uint32_t *)((char *)slab_at(h, chunk) + ch->slot_off);
+}
+
+static inline _Atomic uint32_t *obj_slot(struct shmpool_heap *h, uint64_t off,
+					 const struct cls_head *ch, uint32_t idx)
+{
+	return &slab_slots(h, off >> SLAB_SHIFT, ch)[idx];
+}
+
+static inline _Atomic uint64_t *obj_bits(struct shmpool_heap *h, uint64_t off,
+					 uint32_t idx)
+{
+	return &slab_at(h, off >> SLAB_SHIFT)->bits[idx / 64];
+}
+
+/* the slot of object @idx of class @c in the slab holding @off */
+static inline _Atomic uint32_t *slot_of(struct heap_priv *hp, uint64_t off,
+					unsigned int c, uint32_t idx)
+{
+	return (_Atomic uint32_t *)(hp->base + (off & ~(uint64_t)(SLAB_SIZE - 1)) +
+				    hp->cls[c].slot_off) + idx;
+}
+
+/*
+ * The class of the slab holding @off and the object's index in it; -1 if
+ * @off is in no slab, -EINVAL if it is but not at an object, -EUCLEAN.
+ */
+static inline int slab_locate(struct shmpool_heap *h, uint64_t off, uint32_t *idx)
+{
+	struct heap_priv *hp = heap_priv(h);
+	const struct cls_info *ci;
+	uint64_t chunk = off >> SLAB_SHIFT;
+	uint32_t rel, i;
+	uint8_t k;
+
+	if (chunk >= hp->nr_chunks)
+		return -1;
+	/*
+	 * Acquire: pairs with the release store in refill(), so the slab
+	 * header and layout written before it are visible.
+	 */
+	k = atomic_load_explicit(&hp->chunks[chunk], memory_order_acquire);
+	if (!k)
+		return -1;
+	if (k > NR_CLASSES)
+		return -EUCLEAN;
+	ci = &hp->cls[k - 1];
+	rel = (uint32_t)(off & (SLAB_SIZE - 1));
+	if (rel < ci->obj_off)
+		return -EINVAL;
+	rel -= ci->obj_off;
+	i = (uint32_t)(((uint64_t)rel * ci->inv) >> 32);
+	if (i * ci->size != rel || i >= ci->nobj)
+		return -EINVAL;
+	*idx = i;
+	return k - 1;
+}
+
+/* A cached object becomes allocated by @owner. */
+static inline void slab_hand_out(struct shmpool_heap *h, unsigned int c,
+				 struct slab_ref r, uint16_t owner)
+{
+	/* relaxed: only this thread has the object; the slot guards frees */
+	atomic_store_explicit(slot_of(heap_priv(h), (uint64_t)r.g << GRAN_SHIFT, c, r.idx),
+			      owner, memory_order_relaxed);
+}
+
+/*
+ * The allocated object at @off (class @c, index @idx, as located) becomes
+ * cached by @owner: 0, or -EINVAL if it is not allocated (free, cached).
+ */
+static inline int slab_claim(struct shmpool_heap *h, uint64_t off, unsigned int c,
+			     uint32_t idx, uint16_t owner)
+{
+	_Atomic uint32_t *slot = slot_of(heap_priv(h), off, c, idx);
+	uint32_t v = owner;
+
+	/*
+	 * Relaxed: the object stays with this thread. Only an allocated
+	 * object's slot is an owner id: a free object's is a link (0 or a
+	 * granule past the metadata, so >= NR_ATTACH) and a cached one's has
+	 * SLOT_CACHED, so a double free fails here, and of two racing frees
+	 * only one CAS succeeds. The allocation bit need not be looked at.
+	 * The first CAS guesses that we allocated the object, so the usual
+	 * free takes the slot's line once, for writing.
+	 */
+	if (atomic_compare_exchange_strong_explicit(slot, &v, owner | SLOT_CACHED,
+			memory_order_relaxed, memory_order_relaxed))
+		return 0;
+	if (!v || v >= NR_ATTACH ||
+	    !atomic_compare_exchange_strong_explicit(slot, &v, owner | SLOT_CACHED,
+			memory_order_relaxed, memory_order_relaxed))
+		return -EINVAL;
+	return 0;
+}
+
+/* pop 1..@want objects of class @c into @out, cached by @owner: count or -errno */
+int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
+			struct slab_ref *out, unsigned int want);
+/* push @n cached objects of class @c back on its list */
+void __shmpool_slab_give(struct shmpool_heap *h, unsigned int c,
+			 const struct slab_ref *objs, unsigned int n);
 /* 1 if @off is in a slab: *@size, *@owner of the object or *@ret -EINVAL */
 int __shmpool_slab_query(struct shmpool_heap *h, uint64_t off, uint32_t *size,
 			 uint32_t *owner, int *ret);
@@ -207,5 +370,21 @@ void __shmpool_slab_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st)
 /* -EUCLEAN with a message, or 0 */
 int __shmpool_slab_check(struct shmpool_heap *h, bool quiescent, char *msg,
 			 size_t len);
+
+/* heap.c: allocate and free a general block, taking the heap lock */
+int __shmpool_heap_alloc(struct shmpool_heap *h, size_t size, size_t align,
+			 uint64_t *off);
+int __shmpool_heap_free(struct shmpool_heap *h, uint64_t off);
+
+/* tcache.c: per-thread caches of small objects, and allocate/free */
+/* a handle opened: its caches are to be emptied at exit() */
+void __shmpool_tcache_register(struct shmpool_heap *h);
+/* return every thread's cached objects of @h and forget them (heap close) */
+void __shmpool_tcache_detach(struct shmpool_heap *h);
+/* around fork(), from heap.c's atfork handlers */
+void __shmpool_tcache_atfork(int stage);
+
+/* heap.c: bumped in the child of every fork() */
+extern atomic_uint __shmpool_fork_gen;
 
 #endif /* SHMPOOL_HEAP_H */

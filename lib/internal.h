@@ -61,6 +61,9 @@ uint32_t __shmpool_doorbell_lacks(struct shmpool *p);
 int __shmpool_ident_claim(_Atomic uint64_t *ident, uint32_t magic,
 			  uint32_t value);
 
+/* tcache.c: @p is being closed; close out the caches of heaps still open on it */
+void __shmpool_tcache_pool_closing(struct shmpool *p);
+
 /* Set p->size from a size the backend read; -EFBIG if it does not fit size_t. */
 static inline int __shmpool_set_size(struct shmpool *p, uint64_t bytes)
 {

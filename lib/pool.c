@@ -276,6 +276,7 @@ int shmpool_close(struct shmpool *p)
 {
 	if (!p)
 		return 0;
+	__shmpool_tcache_pool_closing(p);
 	return pool_free(p);
 }
 

@@ -1,27 +1,41 @@
 // SPDX-License-Identifier: MIT
 /*
- * Small size classes of the heap (include/shmpool_alloc.h): 16..256 bytes
- * from 16 KiB slabs, through one lock-free free list per class.
+ * Small size classes of the heap (include/shmpool_alloc.h): 16..2048 bytes
+ * from 16 KiB slabs, through one lock-free free list per class and the
+ * threads' caches (tcache.c).
  *
  * A slab is a general block whose payload is one 16 KiB-aligned chunk of the
  * pool, so the chunk map (one byte per chunk: 0 or 1 + class) says in one
  * load whether an offset is a small object and of which class. A slab
  * starts with struct slab_hdr and an allocation bitmap, then u32 slot[nobj],
- * then the objects. slot[i] holds object i's free-list link while it is
- * free and its owner's attachment id while it is allocated: the allocator
- * never writes into an object, so users own every byte of it.
+ * then the objects. The allocator never writes into an object, so users own
+ * every byte of it. An object is in one of three states:
+ *
+ *	free:		bit 0, slot = free-list link (granule of the next object)
+ *	cached by a:	bit 1, slot = a | SLOT_CACHED (in a thread cache of
+ *			attachment a, see tcache.c)
+ *	allocated by a:	bit 1, slot = a (1 <= a < NR_ATTACH)
+ *
+ * Objects move between the class list and a thread cache in batches
+ * (__shmpool_slab_take/give: one CAS on the list for the whole batch, and an
+ * atomic on the bitmap per object); a thread cache hands them out and takes
+ * them back with no atomic but the CAS of free's claim.
  *
  * Free lists: a Treiber stack per class whose head is {granule offset of
  * the top object, ABA tag} in one 64-bit word; every successful push or pop
  * bumps the tag, so a CAS prepared on a stale top fails even if the same
- * object is back on top. A popper may read the slot of an object that
- * another process has just allocated (and overwritten with an owner id):
- * that CAS fails on the tag, and the value read is never used.
+ * object is back on top, and a batch walked from a top the CAS then finds
+ * unchanged was not touched meanwhile (objects leave a list only at its
+ * top). A walker may read the slot of an object that another process has
+ * just taken (and overwritten): that CAS fails on the tag, and the value
+ * read is never used.
  *
- * The bitmap makes frees safe: free clears the object's bit with one atomic
- * and-not and pushes only if the bit was set, so a double free, or a free
- * racing another free of the same object, is -EINVAL and never puts an
- * object on a list twice.
+ * Frees are safe against bad input: free claims an object with a CAS of its
+ * slot from a plain owner id to "cached", which fails for a free or cached
+ * object (its slot is a link, or has SLOT_CACHED) and for a second free
+ * racing the first, so a double free is -EINVAL and never puts an object in
+ * two places. A link is a granule past the heap's metadata, never below
+ * NR_ATTACH, so it cannot pass for an owner id.
  *
  * Slabs are made under the heap lock when a class's list is empty and are
  * never given back; a chunk's map byte, once set, never changes.
@@ -38,10 +52,12 @@
 #define TOP(g, tag)	((uint64_t)(tag) << 32 | (g))
 
 static const uint16_t class_size[NR_CLASSES] = {
-	16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256,
+	16, 32, 48, 64, 80, 96, 112, 128,
+	160, 192, 224, 256, 320, 384, 448, 512,
+	640, 768, 896, 1024, 1280, 1536, 1792, 2048,
 };
 
-void __shmpool_slab_layout(struct heap_hdr *hh)
+void __shmpool_slab_geometry(struct cls_info ci[NR_CLASSES])
 {
 	uint32_t c, n, size, slot_off = 0, obj_off = 0;
 
@@ -53,62 +69,32 @@ void __shmpool_slab_layout(struct heap_hdr *hh)
 			if (obj_off + n * size <= SLAB_SIZE)
 				break;
 		}
-		hh->cls[c].size = size;
-		hh->cls[c].nobj = n;
-		hh->cls[c].slot_off = slot_off;
-		hh->cls[c].obj_off = obj_off;
-		atomic_store_explicit(&hh->cls[c].top, 0, memory_order_relaxed);
+		ci[c].size = size;
+		ci[c].nobj = n;
+		ci[c].slot_off = slot_off;
+		ci[c].obj_off = obj_off;
+		ci[c].inv = (uint32_t)(((1ULL << 32) + size - 1) / size);
 	}
 }
 
-static unsigned int size_class(size_t size)
+uint32_t __shmpool_class_size(unsigned int c)
 {
-	if (size <= 128)
-		return (unsigned int)(size + 15) / 16 - 1;
-	return 8 + (unsigned int)(size - 129) / 32;
+	return class_size[c];
 }
 
-static struct slab_hdr *slab_at(struct shmpool_heap *h, uint64_t chunk)
+void __shmpool_slab_layout(struct heap_hdr *hh)
 {
-	return (struct slab_hdr *)(heap_base(h) + (chunk << SLAB_SHIFT));
-}
+	struct cls_info ci[NR_CLASSES];
+	uint32_t c;
 
-static _Atomic uint32_t *slab_slots(struct shmpool_heap *h, uint64_t chunk,
-				    const struct cls_head *ch)
-{
-	return (_Atomic uint32_t *)((char *)slab_at(h, chunk) + ch->slot_off);
-}
-
-/*
- * The class (0..) of the slab holding offset @off and the object's index in
- * it; -1 if @off is not in a slab, -EINVAL if it is but not at an object.
- */
-static int locate(struct shmpool_heap *h, uint64_t off, uint32_t *idx)
-{
-	struct heap_hdr *hh = heap_hdr(h);
-	const struct cls_head *ch;
-	uint64_t chunk = off >> SLAB_SHIFT, rel;
-	uint8_t k;
-
-	if (chunk >= hh->nr_chunks)
-		return -1;
-	/*
-	 * Acquire: pairs with the release store in refill(), so the slab
-	 * header and layout written before it are visible.
-	 */
-	k = atomic_load_explicit(&heap_chunks(h)[chunk], memory_order_acquire);
-	if (!k)
-		return -1;
-	if (k > NR_CLASSES)
-		return -EUCLEAN;
-	ch = &hh->cls[k - 1];
-	rel = off & (SLAB_SIZE - 1);
-	if (rel < ch->obj_off || (rel - ch->obj_off) % ch->size)
-		return -EINVAL;
-	*idx = (uint32_t)((rel - ch->obj_off) / ch->size);
-	if (*idx >= ch->nobj)
-		return -EINVAL;
-	return k - 1;
+	__shmpool_slab_geometry(ci);
+	for (c = 0; c < NR_CLASSES; c++) {
+		hh->cls[c].size = ci[c].size;
+		hh->cls[c].nobj = ci[c].nobj;
+		hh->cls[c].slot_off = ci[c].slot_off;
+		hh->cls[c].obj_off = ci[c].obj_off;
+		atomic_store_explicit(&hh->cls[c].top, 0, memory_order_relaxed);
+	}
 }
 
 /* Push the chain @first .. @last (slot of @last gets the old top) on @ch. */
@@ -120,9 +106,9 @@ static void push(struct cls_head *ch, uint32_t first,
 	do {
 		atomic_store_explicit(last_slot, TOP_G(top), memory_order_relaxed);
 		/*
-		 * Release: pairs with the acquire CAS in __shmpool_slab_alloc();
-		 * the link just stored, and whatever the freeing process wrote
-		 * into the object, are visible to the process that pops it.
+		 * Release: pairs with the acquire load and CAS in take();
+		 * the links just stored, and whatever the freeing threads
+		 * wrote into the objects, are visible to whoever pops them.
 		 */
 	} while (!atomic_compare_exchange_weak_explicit(&ch->top, &top,
 			TOP(first, TOP_TAG(top) + 1),
@@ -165,7 +151,7 @@ static int refill(struct shmpool_heap *h, unsigned int c)
 	for (i = 0; i + 1 < ch->nobj; i++)
 		atomic_store_explicit(&slots[i], g0 + (i + 1) * (ch->size / GRAN),
 				      memory_order_relaxed);
-	/* release: pairs with the acquire load in locate() */
+	/* release: pairs with the acquire load in slab_locate() */
 	atomic_store_explicit(&heap_chunks(h)[chunk], (uint8_t)(c + 1),
 			      memory_order_release);
 	push(ch, g0, &slots[ch->nobj - 1]);
@@ -173,19 +159,15 @@ static int refill(struct shmpool_heap *h, unsigned int c)
 	return 0;
 }
 
-int __shmpool_slab_alloc(struct shmpool_heap *h, size_t size, uint64_t *off)
+int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
+			struct slab_ref *out, unsigned int want)
 {
-	struct heap_hdr *hh = heap_hdr(h);
-	unsigned int c = size_class(size);
-	struct cls_head *ch = &hh->cls[c];
+	struct cls_head *ch = &heap_hdr(h)->cls[c];
 	uint64_t top, o, old, mask;
-	uint32_t idx, next;
-	uint16_t owner;
+	uint32_t idx = 0, next;
+	unsigned int n, i;
 	int ret, k;
 
-	ret = __shmpool_heap_owner(h, &owner);
-	if (ret)
-		return ret;
 	/* acquire: pairs with the release CAS in push() */
 	top = atomic_load_explicit(&ch->top, memory_order_acquire);
 	for (;;) {
@@ -196,64 +178,68 @@ int __shmpool_slab_alloc(struct shmpool_heap *h, size_t size, uint64_t *off)
 			top = atomic_load_explicit(&ch->top, memory_order_acquire);
 			continue;
 		}
-		o = (uint64_t)TOP_G(top) << GRAN_SHIFT;
-		k = locate(h, o, &idx);
-		if (k != (int)c)
+		/* walk up to @want objects down from the top */
+		next = TOP_G(top);
+		for (n = 0; n < want && next; n++) {
+			o = (uint64_t)next << GRAN_SHIFT;
+			k = slab_locate(h, o, &idx);
+			if (k != (int)c)
+				break;	/* a stale walk: the CAS below fails */
+			out[n].g = next;
+			out[n].idx = idx;
+			next = atomic_load_explicit(obj_slot(h, o, ch, idx),
+						    memory_order_relaxed);
+		}
+		if (!n)
 			return -EUCLEAN;	/* the list head is not one of ours */
-		next = atomic_load_explicit(&slab_slots(h, o >> SLAB_SHIFT, ch)[idx],
-					    memory_order_relaxed);
 		/*
 		 * Acquire on success and failure: pairs with the release CAS
-		 * in push(); we read the slot of the top we see next.
+		 * in push(); on failure we walk again from the top we see.
 		 */
 		if (atomic_compare_exchange_weak_explicit(&ch->top, &top,
 				TOP(next, TOP_TAG(top) + 1),
 				memory_order_acquire, memory_order_acquire))
 			break;
 	}
-	mask = 1ULL << (idx % 64);
-	/* relaxed: the object is ours now; the bit only guards frees */
-	old = atomic_fetch_or_explicit(&slab_at(h, o >> SLAB_SHIFT)->bits[idx / 64],
-				       mask, memory_order_relaxed);
-	if (old & mask)
-		return -EUCLEAN;	/* was on the list and allocated */
-	atomic_store_explicit(&slab_slots(h, o >> SLAB_SHIFT, ch)[idx], owner,
-			      memory_order_relaxed);
-	*off = o;
-	return 0;
+	for (i = 0; i < n; i++) {
+		o = (uint64_t)out[i].g << GRAN_SHIFT;
+		/* relaxed: the objects are ours now; slot and bit guard frees */
+		atomic_store_explicit(obj_slot(h, o, ch, out[i].idx),
+				      owner | SLOT_CACHED, memory_order_relaxed);
+		mask = 1ULL << (out[i].idx % 64);
+		old = atomic_fetch_or_explicit(obj_bits(h, o, out[i].idx), mask,
+					       memory_order_relaxed);
+		if (old & mask)
+			return -EUCLEAN;	/* was on the list and allocated */
+	}
+	return (int)n;
 }
 
-int __shmpool_slab_free(struct shmpool_heap *h, uint64_t off, int *ret)
+void __shmpool_slab_give(struct shmpool_heap *h, unsigned int c,
+			 const struct slab_ref *objs, unsigned int n)
 {
-	struct heap_hdr *hh = heap_hdr(h);
-	struct cls_head *ch;
-	uint64_t mask, old;
-	uint32_t idx;
-	int c;
+	struct cls_head *ch = &heap_hdr(h)->cls[c];
+	_Atomic uint32_t *last = NULL;
+	uint32_t first = 0;
+	uint64_t o, mask, old;
+	unsigned int i;
 
-	c = locate(h, off, &idx);
-	if (c == -1)
-		return 0;
-	if (c < 0) {
-		*ret = c;
-		return 1;
+	for (i = 0; i < n; i++) {
+		o = (uint64_t)objs[i].g << GRAN_SHIFT;
+		mask = 1ULL << (objs[i].idx % 64);
+		/* relaxed: the contents are handed over by push()'s release */
+		old = atomic_fetch_and_explicit(obj_bits(h, o, objs[i].idx), ~mask,
+						memory_order_relaxed);
+		if (!(old & mask))
+			continue;	/* not ours after all: never list it twice */
+		if (last)
+			atomic_store_explicit(last, objs[i].g, memory_order_relaxed);
+		else
+			first = objs[i].g;
+		last = obj_slot(h, o, ch, objs[i].idx);
 	}
-	ch = &hh->cls[c];
-	mask = 1ULL << (idx % 64);
-	/*
-	 * Relaxed: only one free can clear the bit; the object's contents
-	 * are handed over by push()'s release.
-	 */
-	old = atomic_fetch_and_explicit(&slab_at(h, off >> SLAB_SHIFT)->bits[idx / 64],
-					~mask, memory_order_relaxed);
-	if (!(old & mask)) {
-		*ret = -EINVAL;		/* free already, or never allocated */
-		return 1;
-	}
-	push(ch, (uint32_t)(off >> GRAN_SHIFT),
-	     &slab_slots(h, off >> SLAB_SHIFT, ch)[idx]);
-	*ret = 0;
-	return 1;
+	if (last)
+		push(ch, first, last);
 }
 
 int __shmpool_slab_query(struct shmpool_heap *h, uint64_t off, uint32_t *size,
@@ -261,36 +247,45 @@ int __shmpool_slab_query(struct shmpool_heap *h, uint64_t off, uint32_t *size,
 {
 	struct heap_hdr *hh = heap_hdr(h);
 	struct cls_head *ch;
-	uint32_t idx;
+	uint32_t idx, v;
 	int c;
 
-	c = locate(h, off, &idx);
+	c = slab_locate(h, off, &idx);
 	if (c == -1)
 		return 0;
 	*ret = c < 0 ? c : 0;
 	if (c < 0)
 		return 1;
 	ch = &hh->cls[c];
-	if (!(atomic_load_explicit(&slab_at(h, off >> SLAB_SHIFT)->bits[idx / 64],
-				   memory_order_relaxed) >> (idx % 64) & 1)) {
-		*ret = -EINVAL;
+	v = atomic_load_explicit(obj_slot(h, off, ch, idx), memory_order_relaxed);
+	if (!(atomic_load_explicit(obj_bits(h, off, idx), memory_order_relaxed) >>
+	      (idx % 64) & 1) || !v || v >= NR_ATTACH) {
+		*ret = -EINVAL;		/* free, or in a thread cache */
 		return 1;
 	}
 	*size = ch->size;
-	*owner = atomic_load_explicit(&slab_slots(h, off >> SLAB_SHIFT, ch)[idx],
-				      memory_order_relaxed);
+	*owner = v;
 	return 1;
 }
 
+/* Objects of the slab at @chunk with their bit set, and how many are cached. */
 static uint32_t slab_used(struct shmpool_heap *h, uint64_t chunk,
-			  const struct cls_head *ch)
+			  const struct cls_head *ch, uint32_t *cached)
 {
 	struct slab_hdr *s = slab_at(h, chunk);
+	_Atomic uint32_t *slots = slab_slots(h, chunk, ch);
 	uint32_t i, n = 0;
+	uint64_t w;
 
-	for (i = 0; i < (ch->nobj + 63) / 64; i++)
-		n += (uint32_t)__builtin_popcountll(
-			atomic_load_explicit(&s->bits[i], memory_order_relaxed));
+	*cached = 0;
+	for (i = 0; i < (ch->nobj + 63) / 64; i++) {
+		w = atomic_load_explicit(&s->bits[i], memory_order_relaxed);
+		n += (uint32_t)__builtin_popcountll(w);
+		for (; w; w &= w - 1)
+			if (atomic_load_explicit(&slots[i * 64 + (uint32_t)__builtin_ctzll(w)],
+						 memory_order_relaxed) & SLOT_CACHED)
+				(*cached)++;
+	}
 	return n;
 }
 
@@ -298,6 +293,7 @@ void __shmpool_slab_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st)
 {
 	struct heap_hdr *hh = heap_hdr(h);
 	struct shmpool_heap_class *sc;
+	uint32_t used, cached;
 	uint64_t chunk;
 	uint8_t k;
 	int c;
@@ -305,14 +301,16 @@ void __shmpool_slab_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st)
 	for (c = 0; c < NR_CLASSES; c++)
 		st->classes[c].size = hh->cls[c].size;
 	for (chunk = 0; chunk < hh->nr_chunks; chunk++) {
-		/* acquire: as in locate() */
+		/* acquire: as in slab_locate() */
 		k = atomic_load_explicit(&heap_chunks(h)[chunk], memory_order_acquire);
 		if (!k || k > NR_CLASSES)
 			continue;
 		sc = &st->classes[k - 1];
 		sc->slabs++;
 		sc->objs += hh->cls[k - 1].nobj;
-		sc->used += slab_used(h, chunk, &hh->cls[k - 1]);
+		used = slab_used(h, chunk, &hh->cls[k - 1], &cached);
+		sc->used += used - cached;
+		sc->cached += cached;
 	}
 }
 
@@ -322,7 +320,7 @@ int __shmpool_slab_check(struct shmpool_heap *h, bool quiescent, char *msg,
 {
 	struct heap_hdr *hh = heap_hdr(h);
 	uint64_t chunk, free_objs[NR_CLASSES] = { 0 }, *seen = NULL, n;
-	uint32_t nslabs = 0, i, idx = 0, owner;
+	uint32_t nslabs = 0, i, idx = 0, owner, cached;
 	const struct cls_head *ch;
 	struct slab_hdr *s;
 	struct blk *b;
@@ -355,13 +353,13 @@ int __shmpool_slab_check(struct shmpool_heap *h, bool quiescent, char *msg,
 			      (i % 64) & 1))
 				continue;
 			owner = atomic_load_explicit(&slab_slots(h, chunk, ch)[i],
-						     memory_order_relaxed);
+						     memory_order_relaxed) & ~SLOT_CACHED;
 			if (!owner || owner >= NR_ATTACH)
 				FAIL("object at 0x%llx: owner %u",
 				     (unsigned long long)((chunk << SLAB_SHIFT) + ch->obj_off +
 							  (uint64_t)i * ch->size), owner);
 		}
-		free_objs[k - 1] += ch->nobj - slab_used(h, chunk, ch);
+		free_objs[k - 1] += ch->nobj - slab_used(h, chunk, ch, &cached);
 		nslabs++;
 	}
 	if (nslabs != hh->nr_slabs)
@@ -378,14 +376,14 @@ int __shmpool_slab_check(struct shmpool_heap *h, bool quiescent, char *msg,
 		n = 0;
 		top = atomic_load_explicit(&ch->top, memory_order_acquire);
 		for (o = (uint64_t)TOP_G(top) << GRAN_SHIFT; o;
-		     o = (uint64_t)atomic_load_explicit(&slab_slots(h, o >> SLAB_SHIFT, ch)[idx],
+		     o = (uint64_t)atomic_load_explicit(obj_slot(h, o, ch, idx),
 							memory_order_relaxed) << GRAN_SHIFT) {
-			k = locate(h, o, &idx);
+			k = slab_locate(h, o, &idx);
 			if (k != (int)c)
 				FAIL("class %u list: 0x%llx is not an object of the class",
 				     ch->size, (unsigned long long)o);
-			if (atomic_load_explicit(&slab_at(h, o >> SLAB_SHIFT)->bits[idx / 64],
-						 memory_order_relaxed) >> (idx % 64) & 1)
+			if (atomic_load_explicit(obj_bits(h, o, idx), memory_order_relaxed) >>
+			    (idx % 64) & 1)
 				FAIL("class %u list: object at 0x%llx is allocated",
 				     ch->size, (unsigned long long)o);
 			if (seen[(o >> GRAN_SHIFT) / 64] >> ((o >> GRAN_SHIFT) % 64) & 1)

@@ -168,7 +168,8 @@ TEST_F(alloc, fresh_heap)
 		EXPECT_EQ(0U, st.classes[i].used);
 		EXPECT_LE(16U, st.classes[i].size);
 	}
-	EXPECT_EQ(256U, st.classes[SHMPOOL_HEAP_NR_CLASSES - 1].size);
+	EXPECT_EQ(2048U, st.classes[SHMPOOL_HEAP_NR_CLASSES - 1].size);
+	EXPECT_EQ((uint32_t)SHMPOOL_HEAP_SMALL_MAX, st.classes[SHMPOOL_HEAP_NR_CLASSES - 1].size);
 	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
 
 	ASSERT_EQ(0, shmpool_heap_open(self->p, 0, &h2));
@@ -204,7 +205,8 @@ TEST_F(alloc, rejects_flags)
 {
 	struct shmpool_heap *h2 = NULL;
 
-	EXPECT_EQ(-EINVAL, shmpool_heap_open(self->p, 1, &h2));
+	EXPECT_EQ(-EINVAL, shmpool_heap_open(self->p, 2, &h2));
+	EXPECT_EQ(-EINVAL, shmpool_heap_open(self->p, SHMPOOL_HEAP_NOCACHE | 0x80000000U, &h2));
 	EXPECT_EQ(NULL, h2);
 }
 
@@ -453,10 +455,10 @@ TEST_F(alloc, small_sizes_use_classes)
 
 	ASSERT_EQ(0, shmpool_alloc(self->h, 20, &off[0]));
 	ASSERT_EQ(0, shmpool_alloc(self->h, 32, &off[1]));
-	ASSERT_EQ(0, shmpool_alloc(self->h, 250, &off[2]));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 2000, &off[2]));
 	EXPECT_EQ(32, shmpool_alloc_size(self->h, off[0]));
 	EXPECT_EQ(32, shmpool_alloc_size(self->h, off[1]));
-	EXPECT_EQ(256, shmpool_alloc_size(self->h, off[2]));
+	EXPECT_EQ(2048, shmpool_alloc_size(self->h, off[2]));
 	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
 	EXPECT_EQ(2U, st.classes[1].used);
 	EXPECT_EQ(1U, st.classes[SHMPOOL_HEAP_NR_CLASSES - 1].used);
@@ -479,7 +481,7 @@ TEST_F(alloc, coalesces_to_one_block)
 
 	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st0));
 	for (i = 0; i < 200; i++)
-		ASSERT_EQ(0, shmpool_alloc_aligned(self->h, 300 + rnd(&s) % 20000,
+		ASSERT_EQ(0, shmpool_alloc_aligned(self->h, 2100 + rnd(&s) % 20000,
 						   16 << (rnd(&s) % 5), &off[i]));
 	for (i = 199; i > 0; i--) {	/* shuffle */
 		j = (int)(rnd(&s) % (uint64_t)(i + 1));
@@ -828,6 +830,218 @@ TEST_F(alloc, owner_is_the_allocating_process)
 }
 #endif
 
+/* ---- thread caches ---------------------------------------------------------------- */
+
+/* Class @c's cached and used objects, as shmpool_heap_stats() counts them. */
+static void class_counts(struct __test_metadata *_metadata, struct shmpool_heap *h,
+			 int c, uint64_t *cached, uint64_t *used)
+{
+	struct shmpool_heap_stats st;
+
+	ASSERT_EQ(0, shmpool_heap_stats(h, &st));
+	*cached = st.classes[c].cached;
+	*used = st.classes[c].used;
+}
+
+/* Freed small objects wait in the thread's cache: counted, checked, flushed. */
+TEST_F(alloc, freed_objects_are_cached_then_flushed)
+{
+	struct shmpool_heap_stats st;
+	uint64_t off[10], cached, used;
+	int i;
+
+	for (i = 0; i < 10; i++)
+		ASSERT_EQ(0, shmpool_alloc(self->h, 64, &off[i]));
+	class_counts(_metadata, self->h, 3, &cached, &used);
+	EXPECT_EQ(10U, used);
+	for (i = 0; i < 10; i++)
+		ASSERT_EQ(0, shmpool_free(self->h, off[i]));
+	class_counts(_metadata, self->h, 3, &cached, &used);
+	EXPECT_EQ(0U, used);
+	EXPECT_LE(10U, cached);
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(0U, st.alloc_blocks);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	/* a cached object is not allocated: neither sized nor freeable */
+	EXPECT_EQ(-EINVAL, shmpool_alloc_size(self->h, off[3]));
+	EXPECT_EQ(-EINVAL, shmpool_free(self->h, off[3]));
+	EXPECT_EQ(0, shmpool_heap_flush(self->h));
+	class_counts(_metadata, self->h, 3, &cached, &used);
+	EXPECT_EQ(0U, cached);
+	EXPECT_EQ(0U, used);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	EXPECT_EQ(-EINVAL, shmpool_heap_flush(NULL));
+}
+
+/* The cache hands back what this thread freed before taking from the list. */
+TEST_F(alloc, cache_is_reused_first)
+{
+	uint64_t a, b;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 100, &a));
+	ASSERT_EQ(0, shmpool_free(self->h, a));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 100, &b));
+	EXPECT_EQ(a, b);
+	EXPECT_EQ(0, shmpool_free(self->h, b));
+}
+
+static void *cache_thread(void *arg)
+{
+	struct shmpool_heap *h = arg;
+	uint64_t off[20];
+	intptr_t bad = 0;
+	int i;
+
+	for (i = 0; i < 20; i++)
+		bad |= shmpool_alloc(h, 200, &off[i]);
+	for (i = 0; i < 20; i++)
+		bad |= shmpool_free(h, off[i]);
+	return (void *)bad;
+}
+
+/* A thread's cache goes back to the shared lists when the thread exits. */
+TEST_F(alloc, cache_returns_at_thread_exit)
+{
+	uint64_t cached, used;
+	pthread_t t;
+	void *bad;
+
+	ASSERT_EQ(0, pthread_create(&t, NULL, cache_thread, self->h));
+	ASSERT_EQ(0, pthread_join(t, &bad));
+	EXPECT_EQ(NULL, bad);
+	class_counts(_metadata, self->h, 11, &cached, &used);	/* 224 < 200 <= 256 */
+	EXPECT_EQ(0U, cached);
+	EXPECT_EQ(0U, used);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+/* Closing a handle empties every cache made for it. */
+TEST_F(alloc, cache_returns_at_close)
+{
+	struct shmpool_heap *h2;
+	uint64_t off, cached, used;
+
+	ASSERT_EQ(0, shmpool_heap_open(self->p, 0, &h2));
+	ASSERT_EQ(0, shmpool_alloc(h2, 16, &off));
+	ASSERT_EQ(0, shmpool_free(h2, off));
+	class_counts(_metadata, self->h, 0, &cached, &used);
+	EXPECT_LE(1U, cached);
+	EXPECT_EQ(0, shmpool_heap_close(h2));
+	class_counts(_metadata, self->h, 0, &cached, &used);
+	EXPECT_EQ(0U, cached);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	/* a new handle, maybe at the same address, starts with a new cache */
+	ASSERT_EQ(0, shmpool_heap_open(self->p, 0, &h2));
+	ASSERT_EQ(0, shmpool_alloc(h2, 16, &off));
+	EXPECT_EQ(0, shmpool_free(h2, off));
+	EXPECT_EQ(0, shmpool_heap_close(h2));
+	class_counts(_metadata, self->h, 0, &cached, &used);
+	EXPECT_EQ(0U, cached);
+}
+
+/* SHMPOOL_HEAP_NOCACHE: frees go straight back to the shared list. */
+TEST_F(alloc, nocache_handle_caches_nothing)
+{
+	struct shmpool_heap *h2;
+	uint64_t off[4], cached, used;
+	int i;
+
+	ASSERT_EQ(0, shmpool_heap_open(self->p, SHMPOOL_HEAP_NOCACHE, &h2));
+	for (i = 0; i < 4; i++)
+		ASSERT_EQ(0, shmpool_alloc(h2, 48, &off[i]));
+	for (i = 0; i < 4; i++)
+		ASSERT_EQ(0, shmpool_free(h2, off[i]));
+	class_counts(_metadata, self->h, 2, &cached, &used);
+	EXPECT_EQ(0U, cached);
+	EXPECT_EQ(0U, used);
+	EXPECT_EQ(-EINVAL, shmpool_free(h2, off[0]));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	shmpool_heap_close(h2);
+}
+
+/* In a small pool a thread caches little: pool/1024 bytes per class, so no 2 KiB objects. */
+TEST_F(alloc, small_pool_caps_the_cache)
+{
+	struct shmpool_heap *h2;
+	struct shmpool *p2;
+	uint64_t off, cached, used;
+
+	ASSERT_EQ(0, shmpool_create_anon(256 << 10, variant->backend, &p2));
+	ASSERT_EQ(0, shmpool_heap_open(p2, 0, &h2));
+	ASSERT_EQ(0, shmpool_alloc(h2, 2048, &off));
+	ASSERT_EQ(0, shmpool_free(h2, off));
+	class_counts(_metadata, h2, SHMPOOL_HEAP_NR_CLASSES - 1, &cached, &used);
+	EXPECT_EQ(0U, cached);
+	ASSERT_EQ(0, shmpool_alloc(h2, 16, &off));
+	ASSERT_EQ(0, shmpool_free(h2, off));
+	class_counts(_metadata, h2, 0, &cached, &used);
+	EXPECT_LE(1U, cached);
+	EXPECT_HEAP_OK(h2, SHMPOOL_CHECK_QUIESCENT);
+	shmpool_heap_close(h2);
+	shmpool_close(p2);
+}
+
+#ifndef SHMPOOL_TEST_THREADS
+/* exit() without closing the heap still returns the exiting thread's cache. */
+TEST_F(alloc, cache_returns_at_exit)
+{
+	uint64_t off[8], cached, used;
+	int status, i;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		for (i = 0; i < 8; i++)
+			if (shmpool_alloc(self->h, 500, &off[i]))
+				_exit(1);
+		for (i = 0; i < 8; i++)
+			if (shmpool_free(self->h, off[i]))
+				_exit(2);
+		exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, status);
+	class_counts(_metadata, self->h, 15, &cached, &used);	/* 448 < 500 <= 512 */
+	EXPECT_EQ(0U, cached);
+	EXPECT_EQ(0U, used);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+/* A fork()ed child does not hand out what the parent's cache holds. */
+TEST_F(alloc, fork_child_leaves_parent_cache_alone)
+{
+	struct shmpool_obj obj;
+	_Atomic uint64_t *box;
+	uint64_t x, off, i;
+	int status;
+	pid_t pid;
+
+	ASSERT_EQ(1, shmpool_obj_create(self->h, "box", 8, 0, &obj));
+	box = shmpool_heap_ptr(self->h, obj.off, 8);
+	ASSERT_EQ(0, shmpool_alloc(self->h, 120, &x));
+	ASSERT_EQ(0, shmpool_free(self->h, x));	/* cached here */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		for (i = 0; i < 200; i++) {
+			if (shmpool_alloc(self->h, 120, &off))
+				_exit(1);
+			if (off == x)
+				atomic_store(box, 1);
+		}
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, status);
+	EXPECT_EQ(0U, atomic_load(box));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 120, &off));
+	EXPECT_EQ(x, off);
+	EXPECT_EQ(0, shmpool_free(self->h, off));
+	EXPECT_HEAP_OK(self->h, 0);
+}
+#endif
+
 /* ---- bad input: each its own test; the heap must be unchanged afterwards ---------- */
 
 static void expect_bad_free(struct __test_metadata *_metadata,
@@ -867,7 +1081,7 @@ TEST_F(alloc, free_misaligned_general)
 {
 	uint64_t off;
 
-	ASSERT_EQ(0, shmpool_alloc(self->h, 1000, &off));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 3000, &off));
 	expect_bad_free(_metadata, self->h, off + 1, -EINVAL);
 	expect_bad_free(_metadata, self->h, off + 8, -EINVAL);
 	expect_bad_free(_metadata, self->h, off - 1, -EINVAL);
@@ -886,7 +1100,7 @@ TEST_F(alloc, free_interior_general)
 {
 	uint64_t off;
 
-	ASSERT_EQ(0, shmpool_alloc(self->h, 1000, &off));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 3000, &off));
 	/* a fake header in the payload does not fool the bitmap */
 	memcpy(shmpool_heap_ptr(self->h, off + 256, 16),
 	       shmpool_heap_ptr(self->h, off - 16, 16), 16);
@@ -1009,10 +1223,10 @@ TEST_F(alloc, overrun_is_reported)
 	uint64_t a, b;
 	char msg[MSG_LEN], want[64];
 
-	ASSERT_EQ(0, shmpool_alloc(self->h, 1000, &a));
-	ASSERT_EQ(0, shmpool_alloc(self->h, 1000, &b));
-	ASSERT_EQ(a + 1008 + 16, b);
-	memset(shmpool_heap_ptr(self->h, a, 1020), 0x77, 1020);	/* 12 bytes too many */
+	ASSERT_EQ(0, shmpool_alloc(self->h, 3000, &a));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 3000, &b));
+	ASSERT_EQ(a + 3008 + 16, b);
+	memset(shmpool_heap_ptr(self->h, a, 3020), 0x77, 3020);	/* 12 bytes too many */
 	EXPECT_EQ(-EUCLEAN, shmpool_heap_check(self->h, 0, msg, sizeof(msg)));
 	snprintf(want, sizeof(want), "0x%llx", (unsigned long long)(b - 16));
 	EXPECT_NE(NULL, strstr(msg, want)) TH_LOG("message: %s", msg);

@@ -1,0 +1,395 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Thread caches of small objects (include/shmpool_alloc.h).
+ *
+ * Each thread keeps, per heap handle it uses, a stack of freed objects per
+ * class, so that a free followed by an allocation of the same class costs
+ * no atomic but free's claim of the object (slab.c). The stacks are filled
+ * from and emptied into the class's shared free list in batches of half
+ * their capacity: one CAS on the list per batch.
+ *
+ * An object in a cache is neither free nor allocated: its slot says
+ * "cached by attachment a" (slab.c), so shmpool_free() of it is -EINVAL,
+ * the checker accepts it, and shmpool_heap_stats() counts it in @cached,
+ * not @used. Caches go back to the lists when their thread exits, on
+ * shmpool_heap_flush() and on shmpool_heap_close(); a process that exits
+ * without closing the heap leaves its cached objects marked with its
+ * attachment id, like the blocks it still held.
+ *
+ * Capacity: up to TC_MAX objects of a class and at most pool/4096 bytes of
+ * it, so a thread cannot hoard much of a small pool (all classes together:
+ * 0.6% of it); a class whose object is bigger than that is not cached at
+ * all, nor is anything on a handle opened with SHMPOOL_HEAP_NOCACHE.
+ *
+ * Exit: a thread's caches are emptied when it exits (a pthread key
+ * destructor), and the caches of the thread calling exit() by an atexit()
+ * handler, for every heap still open; shmpool_close() of a pool closes out
+ * the caches of heaps still open on it first, so that handler never
+ * touches an unmapped pool. Only _exit() and death leave cached objects
+ * behind, marked with the attachment id like the blocks the process held.
+ *
+ * Lifetime. A cache belongs to one thread and one handle, and is on two
+ * lists: its thread's (thread-local, @tnext) and its handle's (@hnext, under
+ * tc_lock). The hot path looks only at the thread's last used cache. Heap
+ * close empties every cache of the handle, unlinks them from it and sets
+ * their @heap to NULL (the owning thread frees them later, when it next
+ * looks for a cache or exits). After fork() the child's copies carry the
+ * parent's generation: the child's own thread resets its copy (its objects
+ * are the parent's, cached in the parent too) and never empties the copies
+ * of threads that did not come along.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "heap.h"
+
+#define TC_MAX		64	/* most objects of one class per cache */
+#define TC_POOL_SHARE	12	/* at most pool >> TC_POOL_SHARE bytes per class */
+
+struct tc_class {
+	uint32_t n;		/* objects cached: obj[0 .. n) */
+	uint32_t limit;		/* capacity; 0: not cached */
+	struct slab_ref obj[TC_MAX];
+};
+
+struct tcache {
+	struct shmpool_heap *_Atomic heap;	/* NULL once the handle closed */
+	unsigned int gen;	/* fork generation the objects belong to */
+	uint16_t owner;		/* our attachment id in that generation */
+	struct tcache *tnext;	/* this thread's caches */
+	struct tcache *hnext;	/* the handle's caches, under tc_lock */
+	struct tc_class cls[NR_CLASSES];
+};
+
+static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
+static pthread_key_t tc_key;
+static int tc_key_err;
+
+/* initial-exec: no __tls_get_addr() call on the hot path of the shared library */
+static __thread struct tcache *tc_hot __attribute__((tls_model("initial-exec")));	/* the last cache used */
+static __thread struct tcache *tc_list;	/* all of this thread's caches */
+
+static struct heap_priv *open_heaps;	/* every open handle, under tc_lock */
+static bool exit_registered;		/* under tc_lock */
+
+static unsigned int fork_gen(void)
+{
+	return atomic_load_explicit(&__shmpool_fork_gen, memory_order_relaxed);
+}
+
+/* Give back class @c's objects [0, @n) of @tc and keep the rest. */
+static void tc_drain(struct shmpool_heap *h, struct tcache *tc, unsigned int c,
+		     uint32_t n)
+{
+	struct tc_class *cl = &tc->cls[c];
+
+	__shmpool_slab_give(h, c, cl->obj, n);
+	memmove(cl->obj, cl->obj + n, (cl->n - n) * sizeof(cl->obj[0]));
+	cl->n -= n;
+}
+
+static void tc_drain_all(struct shmpool_heap *h, struct tcache *tc)
+{
+	unsigned int c;
+
+	for (c = 0; c < NR_CLASSES; c++)
+		if (tc->cls[c].n)
+			tc_drain(h, tc, c, tc->cls[c].n);
+}
+
+/* Unlink @tc from its handle's list; under tc_lock. */
+static void tc_unlink_heap(struct shmpool_heap *h, struct tcache *tc)
+{
+	struct tcache **pp;
+
+	for (pp = (struct tcache **)&h->__tcaches; *pp; pp = &(*pp)->hnext)
+		if (*pp == tc) {
+			*pp = tc->hnext;
+			break;
+		}
+}
+
+/* Thread exit: empty and free this thread's caches. */
+static void tc_thread_exit(void *arg)
+{
+	struct shmpool_heap *h;
+	struct tcache *tc;
+
+	(void)arg;
+	pthread_mutex_lock(&tc_lock);
+	while ((tc = tc_list)) {
+		tc_list = tc->tnext;
+		h = atomic_load_explicit(&tc->heap, memory_order_relaxed);
+		if (h) {
+			if (tc->gen == fork_gen())
+				tc_drain_all(h, tc);
+			tc_unlink_heap(h, tc);
+		}
+		free(tc);
+	}
+	tc_hot = NULL;
+	pthread_mutex_unlock(&tc_lock);
+}
+
+/* exit(): empty the calling thread's caches of every heap still open. */
+static void tc_process_exit(void)
+{
+	struct tcache *tc;
+	struct shmpool_heap *h;
+
+	pthread_mutex_lock(&tc_lock);
+	for (tc = tc_list; tc; tc = tc->tnext) {
+		h = atomic_load_explicit(&tc->heap, memory_order_relaxed);
+		if (h && tc->gen == fork_gen())
+			tc_drain_all(h, tc);
+	}
+	pthread_mutex_unlock(&tc_lock);
+}
+
+void __shmpool_tcache_register(struct shmpool_heap *h)
+{
+	pthread_mutex_lock(&tc_lock);
+	if (!exit_registered)
+		exit_registered = !atexit(tc_process_exit);
+	heap_priv(h)->next_open = open_heaps;
+	open_heaps = heap_priv(h);
+	pthread_mutex_unlock(&tc_lock);
+}
+
+/* Empty and forget every cache of @h; under tc_lock. */
+static void tc_detach_locked(struct shmpool_heap *h)
+{
+	struct heap_priv **pp;
+	struct tcache *tc;
+
+	for (pp = &open_heaps; *pp; pp = &(*pp)->next_open)
+		if (*pp == heap_priv(h)) {
+			*pp = heap_priv(h)->next_open;
+			break;
+		}
+	while ((tc = h->__tcaches)) {
+		h->__tcaches = tc->hnext;
+		if (tc->gen == fork_gen())
+			tc_drain_all(h, tc);
+		/* its thread frees it (tc_find, tc_thread_exit) */
+		atomic_store_explicit(&tc->heap, NULL, memory_order_relaxed);
+	}
+}
+
+void __shmpool_tcache_pool_closing(struct shmpool *p)
+{
+	struct heap_priv *hp, *next;
+
+	pthread_mutex_lock(&tc_lock);
+	for (hp = open_heaps; hp; hp = next) {
+		next = hp->next_open;
+		if (hp->pub.pool == p)
+			tc_detach_locked(&hp->pub);
+	}
+	pthread_mutex_unlock(&tc_lock);
+}
+
+static void tc_key_init(void)
+{
+	tc_key_err = pthread_key_create(&tc_key, tc_thread_exit);
+}
+
+static void tc_set_limits(struct shmpool_heap *h, struct tcache *tc)
+{
+	uint64_t share = h->pool->size >> TC_POOL_SHARE, n;
+	unsigned int c;
+
+	for (c = 0; c < NR_CLASSES; c++) {
+		n = share / __shmpool_class_size(c);
+		if (h->__flags & SHMPOOL_HEAP_NOCACHE)
+			n = 0;
+		tc->cls[c].limit = (uint32_t)(n < TC_MAX ? (n < 2 ? 0 : n) : TC_MAX);
+		tc->cls[c].n = 0;
+	}
+}
+
+/*
+ * This thread's cache for @h, made if need be; NULL if none can be had
+ * (out of memory, or no attachment id: *@err says which).
+ */
+static struct tcache *tc_find(struct shmpool_heap *h, int *err)
+{
+	struct tcache **pp, *tc, *found = NULL;
+	uint16_t owner;
+
+	pthread_once(&tc_once, tc_key_init);
+	pthread_mutex_lock(&tc_lock);
+	for (pp = &tc_list; (tc = *pp);) {
+		if (!atomic_load_explicit(&tc->heap, memory_order_relaxed)) {
+			*pp = tc->tnext;	/* its handle closed */
+			if (tc_hot == tc)
+				tc_hot = NULL;
+			free(tc);
+			continue;
+		}
+		if (atomic_load_explicit(&tc->heap, memory_order_relaxed) == h)
+			found = tc;
+		pp = &tc->tnext;
+	}
+	*err = __shmpool_heap_owner(h, &owner);
+	if (*err)
+		goto out;
+	tc = found;
+	if (tc && tc->gen != fork_gen()) {
+		/* a fork()ed child's copy: its objects are the parent's */
+		tc->gen = fork_gen();
+		tc->owner = owner;
+		tc_set_limits(h, tc);
+	}
+	if (!tc) {
+		*err = tc_key_err ? -tc_key_err : 0;
+		if (!*err)
+			*err = -pthread_setspecific(tc_key, (void *)1);
+		if (*err)
+			goto out;
+		tc = calloc(1, sizeof(*tc));
+		if (!tc) {
+			*err = -ENOMEM;
+			goto out;
+		}
+		atomic_store_explicit(&tc->heap, h, memory_order_relaxed);
+		tc->gen = fork_gen();
+		tc->owner = owner;
+		tc_set_limits(h, tc);
+		tc->tnext = tc_list;
+		tc_list = tc;
+		tc->hnext = h->__tcaches;
+		h->__tcaches = tc;
+	}
+	tc_hot = tc;
+out:
+	pthread_mutex_unlock(&tc_lock);
+	return *err ? NULL : tc;
+}
+
+static inline struct tcache *tc_get(struct shmpool_heap *h, int *err)
+{
+	struct tcache *tc = tc_hot;
+
+	if (tc && atomic_load_explicit(&tc->heap, memory_order_relaxed) == h &&
+	    tc->gen == fork_gen())
+		return tc;
+	return tc_find(h, err);
+}
+
+static int tc_alloc(struct shmpool_heap *h, size_t size, uint64_t *off)
+{
+	unsigned int c = slab_class(size);
+	struct tc_class *cl;
+	struct tcache *tc;
+	struct slab_ref r;
+	int ret;
+
+	tc = tc_get(h, &ret);
+	if (!tc)
+		return ret;
+	cl = &tc->cls[c];
+	if (!cl->n) {
+		ret = __shmpool_slab_take(h, c, tc->owner, cl->obj,
+					  cl->limit > 2 ? cl->limit / 2 : 1);
+		if (ret < 0)
+			return ret;
+		cl->n = (uint32_t)ret;
+	}
+	r = cl->obj[--cl->n];
+	slab_hand_out(h, c, r, tc->owner);
+	*off = (uint64_t)r.g << GRAN_SHIFT;
+	return 0;
+}
+
+SHMPOOL_EXPORT
+int shmpool_alloc_aligned(struct shmpool_heap *h, size_t size, size_t align,
+			  uint64_t *off)
+{
+	int ret;
+
+	if (!h || !off || !size || (align & (align - 1)))
+		return -EINVAL;
+	if (align <= GRAN && size <= SHMPOOL_HEAP_SMALL_MAX) {
+		ret = tc_alloc(h, size, off);
+		if (ret != -ENOMEM)
+			return ret;
+		/* no room for a slab: the general heap may still have some */
+	}
+	return __shmpool_heap_alloc(h, size, align, off);
+}
+
+SHMPOOL_EXPORT
+int shmpool_alloc(struct shmpool_heap *h, size_t size, uint64_t *off)
+{
+	return shmpool_alloc_aligned(h, size, 0, off);
+}
+
+SHMPOOL_EXPORT
+int shmpool_free(struct shmpool_heap *h, uint64_t off)
+{
+	struct tc_class *cl;
+	struct tcache *tc;
+	uint32_t idx;
+	int c, ret;
+
+	if (!h || off >= h->pool->size)
+		return -EINVAL;
+	c = slab_locate(h, off, &idx);
+	if (c == -1)
+		return __shmpool_heap_free(h, off);	/* not in a slab */
+	if (c < 0)
+		return c;
+	tc = tc_get(h, &ret);
+	if (!tc)
+		return ret;
+	ret = slab_claim(h, off, (unsigned int)c, idx, tc->owner);
+	if (ret)
+		return ret;
+	cl = &tc->cls[c];
+	if (!cl->limit) {
+		__shmpool_slab_give(h, (unsigned int)c,
+				    &(struct slab_ref){ (uint32_t)(off >> GRAN_SHIFT), idx }, 1);
+		return 0;
+	}
+	if (cl->n == cl->limit)
+		tc_drain(h, tc, (unsigned int)c, cl->limit / 2);	/* the oldest */
+	cl->obj[cl->n].g = (uint32_t)(off >> GRAN_SHIFT);
+	cl->obj[cl->n].idx = idx;
+	cl->n++;
+	return 0;
+}
+
+SHMPOOL_EXPORT
+int shmpool_heap_flush(struct shmpool_heap *h)
+{
+	struct tcache *tc;
+
+	if (!h)
+		return -EINVAL;
+	pthread_mutex_lock(&tc_lock);
+	for (tc = tc_list; tc; tc = tc->tnext)
+		if (atomic_load_explicit(&tc->heap, memory_order_relaxed) == h &&
+		    tc->gen == fork_gen())
+			tc_drain_all(h, tc);
+	pthread_mutex_unlock(&tc_lock);
+	return 0;
+}
+
+void __shmpool_tcache_detach(struct shmpool_heap *h)
+{
+	pthread_mutex_lock(&tc_lock);
+	tc_detach_locked(h);
+	pthread_mutex_unlock(&tc_lock);
+}
+
+void __shmpool_tcache_atfork(int stage)
+{
+	if (stage < 0)
+		pthread_mutex_lock(&tc_lock);
+	else
+		pthread_mutex_unlock(&tc_lock);
+}
