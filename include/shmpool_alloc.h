@@ -17,27 +17,31 @@
  * pool is mapped page-aligned).
  *
  * Allocation:
- * - 1..2048 bytes with alignment <= 16: 24 size classes (16, 32, ..., 128,
- *   then four per power of two: 160, 192, 224, 256, 320, ..., 1792, 2048),
- *   served from 16 KiB slabs by lock-free free lists (one 64-bit CAS of
- *   {offset, tag}), so small allocate/free pairs from several processes do
- *   not serialise on a lock. Overhead per object: the rounding to its class
- *   (at most 25%), 4 bytes of side metadata (owner while allocated,
- *   free-list link while free) and 1 bit. Slabs stay with their class once
- *   made.
+ * - 1..8192 bytes with alignment <= 16: 32 size classes (16, 32, ..., 128,
+ *   then four per power of two: 160, 192, 224, 256, 320, ..., 7168, 8192),
+ *   served from slabs (16 KiB up to 2 KiB objects, 64 KiB above) by
+ *   lock-free free lists (one 64-bit CAS of {offset, tag}), so small
+ *   allocate/free pairs from several processes do not serialise on a lock.
+ *   Overhead per object: the rounding to its class (at most 25%), 4 bytes
+ *   of side metadata (owner while allocated, free-list link while free) and
+ *   1 bit. Slabs stay with their class once made.
  * - thread caches: each thread keeps the small objects it frees, up to 64
- *   per class and pool/1024 bytes per class, and allocates from them first,
- *   moving them to and from the shared lists in batches; an allocate/free
- *   pair then costs one atomic (free's claim of the object). Cached objects
- *   go back when the thread exits, on shmpool_heap_flush() and on
- *   shmpool_heap_close(); shmpool_heap_stats() counts them in
- *   classes[].cached. Open with SHMPOOL_HEAP_NOCACHE for no caching.
+ *   per class and pool/4096 bytes per class (so none of a class bigger than
+ *   that), and allocates from them first, moving them to and from the
+ *   shared lists in batches; an allocate/free pair then costs one atomic
+ *   (free's claim of the object). Cached objects go back when the thread
+ *   exits, when the process calls exit(), on shmpool_heap_flush(), and on
+ *   shmpool_heap_close() or shmpool_close() of the pool;
+ *   shmpool_heap_stats() counts them in classes[].cached. A process that
+ *   dies or _exit()s leaves its cached objects marked with its attachment
+ *   id, like the blocks it held. Open with SHMPOOL_HEAP_NOCACHE for no
+ *   caching.
  * - everything else: a two-level segregated fit (TLSF) heap with boundary
  *   tags under the heap's shmpool_mutex: O(1) allocate and free, immediate
  *   coalescing. Overhead per block: a 16-byte header, rounding up to 16
  *   bytes, and 1 bit of the block-start bitmap; alignments above 16 cost up
  *   to the alignment in a split-off free block.
- * - fixed: the layout's metadata, about 16 KiB + pool/128 + pool/16384.
+ * - fixed: the layout's metadata, about 20 KiB + pool/128 + pool/16384.
  *
  * Validation: every free is checked against the block-start bitmap (general
  * blocks) or the slab's allocation bitmap (small objects) before anything is
@@ -67,8 +71,8 @@
 extern "C" {
 #endif
 
-#define SHMPOOL_HEAP_NR_CLASSES	24	/* small size classes, 16..2048 bytes */
-#define SHMPOOL_HEAP_SMALL_MAX	2048	/* largest size served by a class */
+#define SHMPOOL_HEAP_NR_CLASSES	32	/* small size classes, 16..8192 bytes */
+#define SHMPOOL_HEAP_SMALL_MAX	8192	/* largest size served by a class */
 #define SHMPOOL_OBJ_NAME_MAX	40	/* object names: 1..39 bytes + NUL */
 #define SHMPOOL_HEAP_MIN_POOL	(64 * 1024)	/* smallest pool a heap fits in */
 

@@ -800,10 +800,10 @@ static int check_locked(struct shmpool_heap *h, char *msg, size_t len)
 			if (b->flags & BLK_SLAB) {
 				uint64_t pay = ((uint64_t)g + 1) << GRAN_SHIFT;
 
-				if ((pay & (SLAB_SIZE - 1)) || b->size != SLAB_SIZE / GRAN + 1 ||
+				if ((pay & (SLAB_SIZE - 1)) ||
 				    !atomic_load_explicit(&heap_chunks(h)[pay >> SLAB_SHIFT],
 							  memory_order_relaxed))
-					FAIL("slab block at 0x%llx: not a mapped, aligned 16 KiB chunk",
+					FAIL("slab block at 0x%llx: not a mapped, aligned chunk",
 					     (unsigned long long)g << GRAN_SHIFT);
 				nslab++;
 			}

@@ -6,11 +6,11 @@
  * Pool layout (offsets from the pool start):
  *
  *	0		struct heap_hdr: state word, geometry, heap mutex,
- *			TLSF control, small-class free-list heads
+ *			TLSF control, small-class free-list heads (8 KiB)
  *	ATTACH_OFF	u32 pid[NR_ATTACH]: attachment id -> process
  *	DIR_OFF		struct dir_ent[NR_DIR]: named objects
  *	chunk_off	u8 kind[pool >> SLAB_SHIFT]: 0, or 1 + class of the slab
- *			covering that 16 KiB chunk
+ *			covering that 16 KiB chunk (a 64 KiB slab covers four)
  *	bitmap_off	u64 bits[]: one bit per 16-byte granule of the pool,
  *			set at the header of each allocated general block
  *	heap_g * 16	blocks ... sentinel (end_g)
@@ -39,7 +39,7 @@
 #include "shmpool_sync.h"
 
 #define HEAP_MAGIC	0x50414548U	/* "HEAP" */
-#define HEAP_VERSION	2U	/* 2: classes up to 2048 B, cached objects */
+#define HEAP_VERSION	2U	/* 2: classes up to 8 KiB, cached objects */
 
 /* the state word at offset 0 (a doorbell word) */
 #define HEAP_STATE_READY	1U
@@ -54,14 +54,16 @@
 #define SL_COUNT	(1U << SL_LOG)
 #define FL_COUNT	29	/* sizes up to 2^32 granules */
 
-#define SLAB_SHIFT	14
+#define SLAB_SHIFT	14	/* chunk size; slabs of classes up to 2 KiB */
 #define SLAB_SIZE	(1U << SLAB_SHIFT)
+#define SLAB_BIG_SHIFT	16	/* slabs of the classes above 2 KiB */
+#define SLAB_BIG_MIN	2049	/* smallest object size in a big slab */
 #define NR_CLASSES	SHMPOOL_HEAP_NR_CLASSES
 
 #define NR_ATTACH	1024
 #define NR_DIR		64
 
-#define ATTACH_OFF	4096U
+#define ATTACH_OFF	8192U
 #define DIR_OFF		(ATTACH_OFF + NR_ATTACH * 4U)
 
 /* struct blk.flags */
@@ -134,7 +136,7 @@ struct dir_ent {
 	uint32_t __pad;
 };
 
-_Static_assert(DIR_OFF + NR_DIR * sizeof(struct dir_ent) <= 4 * 4096,
+_Static_assert(DIR_OFF + NR_DIR * sizeof(struct dir_ent) <= 5 * 4096,
 	       "directory does not fit its place");
 
 /* small object slab, at the start of its 16 KiB chunk */
@@ -223,6 +225,8 @@ void __shmpool_slab_layout(struct heap_hdr *hh);
 
 /* a small class's geometry, as the layout fixes it (slab.c) */
 struct cls_info {
+	uint32_t slab_shift;	/* slab bytes: 1 << slab_shift, aligned as much */
+	uint32_t slab_mask;	/* (1 << slab_shift) - 1 */
 	uint32_t size;		/* object size, bytes */
 	uint32_t nobj;		/* objects per slab */
 	uint32_t slot_off;	/* slab offset of u32 slot[nobj] */
@@ -253,35 +257,42 @@ static inline struct heap_priv *heap_priv(struct shmpool_heap *h)
 void __shmpool_slab_geometry(struct cls_info ci[NR_CLASSES]);
 
 /* the hot paths of the small classes, inlined into tcache.c */
-static inline struct slab_hdr *slab_at(struct shmpool_heap *h, uint64_t chunk)
+
+/* pool offset of the class-@c slab holding @off */
+static inline uint64_t slab_start(const struct heap_priv *hp, uint64_t off,
+				  unsigned int c)
 {
-	return (struct slab_hdr *)(heap_base(h) + (chunk << SLAB_SHIFT));
+	return off & ~(uint64_t)hp->cls[c].slab_mask;
 }
 
-static inline _Atomic uint32_t *slab_slots(struct shmpool_heap *h, uint64_t chunk,
-					   const struct cls_head *ch)
+static inline struct slab_hdr *slab_of(struct shmpool_heap *h, uint64_t off,
+				       unsigned int c)
 {
-	return (_Atomic uint32_t *)((char *)slab_at(h, chunk) + ch->slot_off);
+	struct heap_priv *hp = heap_priv(h);
+
+	return (struct slab_hdr *)(hp->base + slab_start(hp, off, c));
 }
 
-static inline _Atomic uint32_t *obj_slot(struct shmpool_heap *h, uint64_t off,
-					 const struct cls_head *ch, uint32_t idx)
+/* slot[0] of the class-@c slab holding @off */
+static inline _Atomic uint32_t *slots_of(struct shmpool_heap *h, uint64_t off,
+					 unsigned int c)
 {
-	return &slab_slots(h, off >> SLAB_SHIFT, ch)[idx];
-}
-
-static inline _Atomic uint64_t *obj_bits(struct shmpool_heap *h, uint64_t off,
-					 uint32_t idx)
-{
-	return &slab_at(h, off >> SLAB_SHIFT)->bits[idx / 64];
+	return (_Atomic uint32_t *)((char *)slab_of(h, off, c) +
+				    heap_priv(h)->cls[c].slot_off);
 }
 
 /* the slot of object @idx of class @c in the slab holding @off */
-static inline _Atomic uint32_t *slot_of(struct heap_priv *hp, uint64_t off,
+static inline _Atomic uint32_t *slot_of(struct shmpool_heap *h, uint64_t off,
 					unsigned int c, uint32_t idx)
 {
-	return (_Atomic uint32_t *)(hp->base + (off & ~(uint64_t)(SLAB_SIZE - 1)) +
-				    hp->cls[c].slot_off) + idx;
+	return slots_of(h, off, c) + idx;
+}
+
+/* the allocation bitmap word of object @idx */
+static inline _Atomic uint64_t *bits_of(struct shmpool_heap *h, uint64_t off,
+					unsigned int c, uint32_t idx)
+{
+	return &slab_of(h, off, c)->bits[idx / 64];
 }
 
 /*
@@ -308,7 +319,7 @@ static inline int slab_locate(struct shmpool_heap *h, uint64_t off, uint32_t *id
 	if (k > NR_CLASSES)
 		return -EUCLEAN;
 	ci = &hp->cls[k - 1];
-	rel = (uint32_t)(off & (SLAB_SIZE - 1));
+	rel = (uint32_t)off & ci->slab_mask;
 	if (rel < ci->obj_off)
 		return -EINVAL;
 	rel -= ci->obj_off;
@@ -324,7 +335,7 @@ static inline void slab_hand_out(struct shmpool_heap *h, unsigned int c,
 				 struct slab_ref r, uint16_t owner)
 {
 	/* relaxed: only this thread has the object; the slot guards frees */
-	atomic_store_explicit(slot_of(heap_priv(h), (uint64_t)r.g << GRAN_SHIFT, c, r.idx),
+	atomic_store_explicit(slot_of(h, (uint64_t)r.g << GRAN_SHIFT, c, r.idx),
 			      owner, memory_order_relaxed);
 }
 
@@ -335,7 +346,7 @@ static inline void slab_hand_out(struct shmpool_heap *h, unsigned int c,
 static inline int slab_claim(struct shmpool_heap *h, uint64_t off, unsigned int c,
 			     uint32_t idx, uint16_t owner)
 {
-	_Atomic uint32_t *slot = slot_of(heap_priv(h), off, c, idx);
+	_Atomic uint32_t *slot = slot_of(h, off, c, idx);
 	uint32_t v = owner;
 
 	/*

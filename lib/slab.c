@@ -55,18 +55,22 @@ static const uint16_t class_size[NR_CLASSES] = {
 	16, 32, 48, 64, 80, 96, 112, 128,
 	160, 192, 224, 256, 320, 384, 448, 512,
 	640, 768, 896, 1024, 1280, 1536, 1792, 2048,
+	2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192,
 };
 
 void __shmpool_slab_geometry(struct cls_info ci[NR_CLASSES])
 {
-	uint32_t c, n, size, slot_off = 0, obj_off = 0;
+	uint32_t c, n, size, slab, slot_off = 0, obj_off = 0;
 
 	for (c = 0; c < NR_CLASSES; c++) {
 		size = class_size[c];
-		for (n = SLAB_SIZE / size; n; n--) {
+		ci[c].slab_shift = size >= SLAB_BIG_MIN ? SLAB_BIG_SHIFT : SLAB_SHIFT;
+		slab = 1U << ci[c].slab_shift;
+		ci[c].slab_mask = slab - 1;
+		for (n = slab / size; n; n--) {
 			slot_off = (uint32_t)sizeof(struct slab_hdr) + (n + 63) / 64 * 8;
 			obj_off = (slot_off + 4 * n + GRAN - 1) & ~(GRAN - 1);
-			if (obj_off + n * size <= SLAB_SIZE)
+			if (obj_off + n * size <= slab)
 				break;
 		}
 		ci[c].size = size;
@@ -120,9 +124,9 @@ static int refill(struct shmpool_heap *h, unsigned int c)
 {
 	struct heap_hdr *hh = heap_hdr(h);
 	struct cls_head *ch = &hh->cls[c];
+	uint64_t off, chunk, bytes = 1ULL << heap_priv(h)->cls[c].slab_shift;
 	_Atomic uint32_t *slots;
 	struct slab_hdr *s;
-	uint64_t off, chunk;
 	uint32_t i, g0;
 	int ret;
 
@@ -134,26 +138,26 @@ static int refill(struct shmpool_heap *h, unsigned int c)
 		__shmpool_heap_unlock(h);
 		return 0;
 	}
-	ret = __shmpool_tlsf_alloc(h, SLAB_SIZE, SLAB_SIZE, BLK_SLAB, &off);
+	ret = __shmpool_tlsf_alloc(h, bytes, bytes, BLK_SLAB, &off);
 	if (ret) {
 		__shmpool_heap_unlock(h);
 		return ret;
 	}
 	hh->nr_slabs++;
-	chunk = off >> SLAB_SHIFT;
-	s = slab_at(h, chunk);
+	s = slab_of(h, off, c);
 	s->magic = SLAB_MAGIC ^ c;
 	s->cls = c;
 	for (i = 0; i < (ch->nobj + 63) / 64; i++)
 		atomic_store_explicit(&s->bits[i], 0, memory_order_relaxed);
-	slots = slab_slots(h, chunk, ch);
+	slots = slots_of(h, off, c);
 	g0 = (uint32_t)((off + ch->obj_off) >> GRAN_SHIFT);
 	for (i = 0; i + 1 < ch->nobj; i++)
 		atomic_store_explicit(&slots[i], g0 + (i + 1) * (ch->size / GRAN),
 				      memory_order_relaxed);
 	/* release: pairs with the acquire load in slab_locate() */
-	atomic_store_explicit(&heap_chunks(h)[chunk], (uint8_t)(c + 1),
-			      memory_order_release);
+	for (chunk = off >> SLAB_SHIFT; chunk < (off + bytes) >> SLAB_SHIFT; chunk++)
+		atomic_store_explicit(&heap_chunks(h)[chunk], (uint8_t)(c + 1),
+				      memory_order_release);
 	push(ch, g0, &slots[ch->nobj - 1]);
 	__shmpool_heap_unlock(h);
 	return 0;
@@ -187,7 +191,7 @@ int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
 				break;	/* a stale walk: the CAS below fails */
 			out[n].g = next;
 			out[n].idx = idx;
-			next = atomic_load_explicit(obj_slot(h, o, ch, idx),
+			next = atomic_load_explicit(slot_of(h, o, c, idx),
 						    memory_order_relaxed);
 		}
 		if (!n)
@@ -204,10 +208,10 @@ int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
 	for (i = 0; i < n; i++) {
 		o = (uint64_t)out[i].g << GRAN_SHIFT;
 		/* relaxed: the objects are ours now; slot and bit guard frees */
-		atomic_store_explicit(obj_slot(h, o, ch, out[i].idx),
+		atomic_store_explicit(slot_of(h, o, c, out[i].idx),
 				      owner | SLOT_CACHED, memory_order_relaxed);
 		mask = 1ULL << (out[i].idx % 64);
-		old = atomic_fetch_or_explicit(obj_bits(h, o, out[i].idx), mask,
+		old = atomic_fetch_or_explicit(bits_of(h, o, c, out[i].idx), mask,
 					       memory_order_relaxed);
 		if (old & mask)
 			return -EUCLEAN;	/* was on the list and allocated */
@@ -228,7 +232,7 @@ void __shmpool_slab_give(struct shmpool_heap *h, unsigned int c,
 		o = (uint64_t)objs[i].g << GRAN_SHIFT;
 		mask = 1ULL << (objs[i].idx % 64);
 		/* relaxed: the contents are handed over by push()'s release */
-		old = atomic_fetch_and_explicit(obj_bits(h, o, objs[i].idx), ~mask,
+		old = atomic_fetch_and_explicit(bits_of(h, o, c, objs[i].idx), ~mask,
 						memory_order_relaxed);
 		if (!(old & mask))
 			continue;	/* not ours after all: never list it twice */
@@ -236,7 +240,7 @@ void __shmpool_slab_give(struct shmpool_heap *h, unsigned int c,
 			atomic_store_explicit(last, objs[i].g, memory_order_relaxed);
 		else
 			first = objs[i].g;
-		last = obj_slot(h, o, ch, objs[i].idx);
+		last = slot_of(h, o, c, objs[i].idx);
 	}
 	if (last)
 		push(ch, first, last);
@@ -257,8 +261,8 @@ int __shmpool_slab_query(struct shmpool_heap *h, uint64_t off, uint32_t *size,
 	if (c < 0)
 		return 1;
 	ch = &hh->cls[c];
-	v = atomic_load_explicit(obj_slot(h, off, ch, idx), memory_order_relaxed);
-	if (!(atomic_load_explicit(obj_bits(h, off, idx), memory_order_relaxed) >>
+	v = atomic_load_explicit(slot_of(h, off, (unsigned int)c, idx), memory_order_relaxed);
+	if (!(atomic_load_explicit(bits_of(h, off, (unsigned int)c, idx), memory_order_relaxed) >>
 	      (idx % 64) & 1) || !v || v >= NR_ATTACH) {
 		*ret = -EINVAL;		/* free, or in a thread cache */
 		return 1;
@@ -268,17 +272,17 @@ int __shmpool_slab_query(struct shmpool_heap *h, uint64_t off, uint32_t *size,
 	return 1;
 }
 
-/* Objects of the slab at @chunk with their bit set, and how many are cached. */
-static uint32_t slab_used(struct shmpool_heap *h, uint64_t chunk,
-			  const struct cls_head *ch, uint32_t *cached)
+/* Objects of the class-@c slab at @off with their bit set, and how many are cached. */
+static uint32_t slab_used(struct shmpool_heap *h, uint64_t off, unsigned int c,
+			  uint32_t *cached)
 {
-	struct slab_hdr *s = slab_at(h, chunk);
-	_Atomic uint32_t *slots = slab_slots(h, chunk, ch);
-	uint32_t i, n = 0;
+	struct slab_hdr *s = slab_of(h, off, c);
+	_Atomic uint32_t *slots = slots_of(h, off, c);
+	uint32_t i, n = 0, nobj = heap_priv(h)->cls[c].nobj;
 	uint64_t w;
 
 	*cached = 0;
-	for (i = 0; i < (ch->nobj + 63) / 64; i++) {
+	for (i = 0; i < (nobj + 63) / 64; i++) {
 		w = atomic_load_explicit(&s->bits[i], memory_order_relaxed);
 		n += (uint32_t)__builtin_popcountll(w);
 		for (; w; w &= w - 1)
@@ -289,26 +293,44 @@ static uint32_t slab_used(struct shmpool_heap *h, uint64_t chunk,
 	return n;
 }
 
+/*
+ * The class of the slab starting at chunk @chunk, -1 if none starts there
+ * (no slab, or a 64 KiB slab's later chunk), -2 if the map byte is bad.
+ */
+static int slab_starting(struct shmpool_heap *h, uint64_t chunk)
+{
+	struct heap_priv *hp = heap_priv(h);
+	uint8_t k;
+
+	/* acquire: as in slab_locate() */
+	k = atomic_load_explicit(&hp->chunks[chunk], memory_order_acquire);
+	if (!k)
+		return -1;
+	if (k > NR_CLASSES)
+		return -2;
+	if (slab_start(hp, chunk << SLAB_SHIFT, k - 1U) != chunk << SLAB_SHIFT)
+		return -1;
+	return k - 1;
+}
+
 void __shmpool_slab_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st)
 {
-	struct heap_hdr *hh = heap_hdr(h);
+	struct heap_priv *hp = heap_priv(h);
 	struct shmpool_heap_class *sc;
 	uint32_t used, cached;
 	uint64_t chunk;
-	uint8_t k;
 	int c;
 
 	for (c = 0; c < NR_CLASSES; c++)
-		st->classes[c].size = hh->cls[c].size;
-	for (chunk = 0; chunk < hh->nr_chunks; chunk++) {
-		/* acquire: as in slab_locate() */
-		k = atomic_load_explicit(&heap_chunks(h)[chunk], memory_order_acquire);
-		if (!k || k > NR_CLASSES)
+		st->classes[c].size = hp->cls[c].size;
+	for (chunk = 0; chunk < hp->nr_chunks; chunk++) {
+		c = slab_starting(h, chunk);
+		if (c < 0)
 			continue;
-		sc = &st->classes[k - 1];
+		sc = &st->classes[c];
 		sc->slabs++;
-		sc->objs += hh->cls[k - 1].nobj;
-		used = slab_used(h, chunk, &hh->cls[k - 1], &cached);
+		sc->objs += hp->cls[c].nobj;
+		used = slab_used(h, chunk << SLAB_SHIFT, (unsigned int)c, &cached);
 		sc->used += used - cached;
 		sc->cached += cached;
 	}
@@ -318,48 +340,64 @@ void __shmpool_slab_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st)
 int __shmpool_slab_check(struct shmpool_heap *h, bool quiescent, char *msg,
 			 size_t len)
 {
+	struct heap_priv *hp = heap_priv(h);
 	struct heap_hdr *hh = heap_hdr(h);
-	uint64_t chunk, free_objs[NR_CLASSES] = { 0 }, *seen = NULL, n;
-	uint32_t nslabs = 0, i, idx = 0, owner, cached;
 	const struct cls_head *ch;
+	uint64_t chunk, free_objs[NR_CLASSES] = { 0 }, *seen = NULL, n, off, next;
+	uint32_t nslabs = 0, i, idx = 0, owner, cached;
+	const struct cls_info *ci;
 	struct slab_hdr *s;
 	struct blk *b;
 	uint64_t top, o;
 	unsigned int c;
 	int ret = 0, k;
 
-	for (chunk = 0; chunk < hh->nr_chunks; chunk++) {
-		k = atomic_load_explicit(&heap_chunks(h)[chunk], memory_order_relaxed);
-		if (!k)
+	for (chunk = 0; chunk < hp->nr_chunks; chunk = next) {
+		next = chunk + 1;
+		off = chunk << SLAB_SHIFT;
+		k = slab_starting(h, chunk);
+		if (k == -2)
+			FAIL("chunk at 0x%llx: slab class out of range", (unsigned long long)off);
+		if (k < 0) {
+			if (atomic_load_explicit(&hp->chunks[chunk], memory_order_relaxed))
+				FAIL("chunk at 0x%llx: inside no slab of its class",
+				     (unsigned long long)off);
 			continue;
-		if (k > NR_CLASSES)
-			FAIL("chunk at 0x%llx: slab class %d out of range",
-			     (unsigned long long)chunk << SLAB_SHIFT, k - 1);
-		ch = &hh->cls[k - 1];
-		s = slab_at(h, chunk);
+		}
+		c = (unsigned int)k;
+		ci = &hp->cls[c];
+		/* every chunk of the slab says the same class */
+		for (next = chunk + 1; next < hp->nr_chunks &&
+		     slab_start(hp, next << SLAB_SHIFT, c) == off; next++)
+			if (atomic_load_explicit(&hp->chunks[next], memory_order_relaxed) != k + 1)
+				FAIL("slab at 0x%llx: chunk at 0x%llx has another class",
+				     (unsigned long long)off,
+				     (unsigned long long)next << SLAB_SHIFT);
+		s = slab_of(h, off, c);
 		b = (struct blk *)s - 1;
-		if ((b->flags & (BLK_SLAB | BLK_FREE)) != BLK_SLAB)
+		if ((b->flags & (BLK_SLAB | BLK_FREE)) != BLK_SLAB ||
+		    b->size != (1U << ci->slab_shift) / GRAN + 1)
 			FAIL("slab at 0x%llx: its block is not an allocated slab block",
-			     (unsigned long long)chunk << SLAB_SHIFT);
-		if (s->magic != (SLAB_MAGIC ^ (uint32_t)(k - 1)) || s->cls != (uint32_t)(k - 1))
-			FAIL("slab at 0x%llx: bad slab header", (unsigned long long)chunk << SLAB_SHIFT);
-		if (ch->nobj % 64 &&
-		    atomic_load_explicit(&s->bits[ch->nobj / 64], memory_order_relaxed) >>
-				(ch->nobj % 64))
+			     (unsigned long long)off);
+		if (s->magic != (SLAB_MAGIC ^ c) || s->cls != c)
+			FAIL("slab at 0x%llx: bad slab header", (unsigned long long)off);
+		if (ci->nobj % 64 &&
+		    atomic_load_explicit(&s->bits[ci->nobj / 64], memory_order_relaxed) >>
+				(ci->nobj % 64))
 			FAIL("slab at 0x%llx: allocation bits past the last object",
-			     (unsigned long long)chunk << SLAB_SHIFT);
-		for (i = 0; i < ch->nobj; i++) {
+			     (unsigned long long)off);
+		for (i = 0; i < ci->nobj; i++) {
 			if (!(atomic_load_explicit(&s->bits[i / 64], memory_order_relaxed) >>
 			      (i % 64) & 1))
 				continue;
-			owner = atomic_load_explicit(&slab_slots(h, chunk, ch)[i],
+			owner = atomic_load_explicit(&slots_of(h, off, c)[i],
 						     memory_order_relaxed) & ~SLOT_CACHED;
 			if (!owner || owner >= NR_ATTACH)
 				FAIL("object at 0x%llx: owner %u",
-				     (unsigned long long)((chunk << SLAB_SHIFT) + ch->obj_off +
-							  (uint64_t)i * ch->size), owner);
+				     (unsigned long long)(off + ci->obj_off +
+							  (uint64_t)i * ci->size), owner);
 		}
-		free_objs[k - 1] += ch->nobj - slab_used(h, chunk, ch, &cached);
+		free_objs[c] += ci->nobj - slab_used(h, off, c, &cached);
 		nslabs++;
 	}
 	if (nslabs != hh->nr_slabs)
@@ -376,13 +414,13 @@ int __shmpool_slab_check(struct shmpool_heap *h, bool quiescent, char *msg,
 		n = 0;
 		top = atomic_load_explicit(&ch->top, memory_order_acquire);
 		for (o = (uint64_t)TOP_G(top) << GRAN_SHIFT; o;
-		     o = (uint64_t)atomic_load_explicit(obj_slot(h, o, ch, idx),
+		     o = (uint64_t)atomic_load_explicit(slot_of(h, o, c, idx),
 							memory_order_relaxed) << GRAN_SHIFT) {
 			k = slab_locate(h, o, &idx);
 			if (k != (int)c)
 				FAIL("class %u list: 0x%llx is not an object of the class",
 				     ch->size, (unsigned long long)o);
-			if (atomic_load_explicit(obj_bits(h, o, idx), memory_order_relaxed) >>
+			if (atomic_load_explicit(bits_of(h, o, c, idx), memory_order_relaxed) >>
 			    (idx % 64) & 1)
 				FAIL("class %u list: object at 0x%llx is allocated",
 				     ch->size, (unsigned long long)o);

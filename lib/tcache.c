@@ -48,20 +48,18 @@
 #define TC_MAX		64	/* most objects of one class per cache */
 #define TC_POOL_SHARE	12	/* at most pool >> TC_POOL_SHARE bytes per class */
 
-struct tc_class {
-	uint32_t n;		/* objects cached: obj[0 .. n) */
-	uint32_t limit;		/* capacity; 0: not cached */
-	struct slab_ref obj[TC_MAX];
-};
-
 struct tcache {
 	struct shmpool_heap *_Atomic heap;	/* NULL once the handle closed */
 	unsigned int gen;	/* fork generation the objects belong to */
 	uint16_t owner;		/* our attachment id in that generation */
 	struct tcache *tnext;	/* this thread's caches */
 	struct tcache *hnext;	/* the handle's caches, under tc_lock */
-	struct tc_class cls[NR_CLASSES];
+	uint8_t n[NR_CLASSES];		/* objects cached: obj[c][0 .. n[c]) */
+	uint8_t limit[NR_CLASSES];	/* capacity; 0: not cached */
+	struct slab_ref obj[NR_CLASSES][TC_MAX];
 };
+
+_Static_assert(TC_MAX <= UINT8_MAX, "counts are bytes");
 
 static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
@@ -84,11 +82,9 @@ static unsigned int fork_gen(void)
 static void tc_drain(struct shmpool_heap *h, struct tcache *tc, unsigned int c,
 		     uint32_t n)
 {
-	struct tc_class *cl = &tc->cls[c];
-
-	__shmpool_slab_give(h, c, cl->obj, n);
-	memmove(cl->obj, cl->obj + n, (cl->n - n) * sizeof(cl->obj[0]));
-	cl->n -= n;
+	__shmpool_slab_give(h, c, tc->obj[c], n);
+	memmove(tc->obj[c], tc->obj[c] + n, (tc->n[c] - n) * sizeof(tc->obj[c][0]));
+	tc->n[c] -= (uint8_t)n;
 }
 
 static void tc_drain_all(struct shmpool_heap *h, struct tcache *tc)
@@ -96,8 +92,8 @@ static void tc_drain_all(struct shmpool_heap *h, struct tcache *tc)
 	unsigned int c;
 
 	for (c = 0; c < NR_CLASSES; c++)
-		if (tc->cls[c].n)
-			tc_drain(h, tc, c, tc->cls[c].n);
+		if (tc->n[c])
+			tc_drain(h, tc, c, tc->n[c]);
 }
 
 /* Unlink @tc from its handle's list; under tc_lock. */
@@ -206,8 +202,8 @@ static void tc_set_limits(struct shmpool_heap *h, struct tcache *tc)
 		n = share / __shmpool_class_size(c);
 		if (h->__flags & SHMPOOL_HEAP_NOCACHE)
 			n = 0;
-		tc->cls[c].limit = (uint32_t)(n < TC_MAX ? (n < 2 ? 0 : n) : TC_MAX);
-		tc->cls[c].n = 0;
+		tc->limit[c] = (uint8_t)(n < TC_MAX ? (n < 2 ? 0 : n) : TC_MAX);
+		tc->n[c] = 0;
 	}
 }
 
@@ -215,7 +211,8 @@ static void tc_set_limits(struct shmpool_heap *h, struct tcache *tc)
  * This thread's cache for @h, made if need be; NULL if none can be had
  * (out of memory, or no attachment id: *@err says which).
  */
-static struct tcache *tc_find(struct shmpool_heap *h, int *err)
+static __attribute__((noinline)) struct tcache *tc_find(struct shmpool_heap *h,
+							 int *err)
 {
 	struct tcache **pp, *tc, *found = NULL;
 	uint16_t owner;
@@ -274,32 +271,63 @@ static inline struct tcache *tc_get(struct shmpool_heap *h, int *err)
 {
 	struct tcache *tc = tc_hot;
 
-	if (tc && atomic_load_explicit(&tc->heap, memory_order_relaxed) == h &&
-	    tc->gen == fork_gen())
+	/* fork() resets tc_hot in the child (the generation is checked there) */
+	if (tc && atomic_load_explicit(&tc->heap, memory_order_relaxed) == h)
 		return tc;
 	return tc_find(h, err);
 }
 
-static int tc_alloc(struct shmpool_heap *h, size_t size, uint64_t *off)
+/* The class-@c stack is empty: fill it from the class's list. */
+static __attribute__((noinline)) int tc_refill(struct shmpool_heap *h,
+					       struct tcache *tc, unsigned int c)
 {
-	unsigned int c = slab_class(size);
-	struct tc_class *cl;
-	struct tcache *tc;
-	struct slab_ref r;
 	int ret;
 
+	ret = __shmpool_slab_take(h, c, tc->owner, tc->obj[c],
+				  tc->limit[c] > 2 ? tc->limit[c] / 2U : 1);
+	if (ret < 0)
+		return ret;
+	tc->n[c] = (uint8_t)ret;
+	return 0;
+}
+
+/* The class-@c stack is full (or caches nothing): make room and keep @r. */
+static __attribute__((noinline)) void tc_overflow(struct shmpool_heap *h,
+						  struct tcache *tc, unsigned int c,
+						  struct slab_ref r)
+{
+	if (!tc->limit[c]) {
+		__shmpool_slab_give(h, c, &r, 1);
+		return;
+	}
+	tc_drain(h, tc, c, tc->limit[c] / 2U);	/* the oldest */
+	tc->obj[c][tc->n[c]++] = r;
+}
+
+static inline int alloc(struct shmpool_heap *h, size_t size, size_t align,
+			uint64_t *off)
+{
+	struct tcache *tc;
+	struct slab_ref r;
+	unsigned int c;
+	int ret;
+
+	if (!h || !off || !size || (align & (align - 1)))
+		return -EINVAL;
+	if (align > GRAN || size > SHMPOOL_HEAP_SMALL_MAX)
+		return __shmpool_heap_alloc(h, size, align, off);
 	tc = tc_get(h, &ret);
 	if (!tc)
 		return ret;
-	cl = &tc->cls[c];
-	if (!cl->n) {
-		ret = __shmpool_slab_take(h, c, tc->owner, cl->obj,
-					  cl->limit > 2 ? cl->limit / 2 : 1);
-		if (ret < 0)
+	c = slab_class(size);
+	if (!tc->n[c]) {
+		ret = tc_refill(h, tc, c);
+		if (ret == -ENOMEM)	/* no room for a slab: maybe a block */
+			return __shmpool_heap_alloc(h, size, align, off);
+		if (ret)
 			return ret;
-		cl->n = (uint32_t)ret;
 	}
-	r = cl->obj[--cl->n];
+	r = tc->obj[c][--tc->n[c]];
 	slab_hand_out(h, c, r, tc->owner);
 	*off = (uint64_t)r.g << GRAN_SHIFT;
 	return 0;
@@ -309,57 +337,40 @@ SHMPOOL_EXPORT
 int shmpool_alloc_aligned(struct shmpool_heap *h, size_t size, size_t align,
 			  uint64_t *off)
 {
-	int ret;
-
-	if (!h || !off || !size || (align & (align - 1)))
-		return -EINVAL;
-	if (align <= GRAN && size <= SHMPOOL_HEAP_SMALL_MAX) {
-		ret = tc_alloc(h, size, off);
-		if (ret != -ENOMEM)
-			return ret;
-		/* no room for a slab: the general heap may still have some */
-	}
-	return __shmpool_heap_alloc(h, size, align, off);
+	return alloc(h, size, align, off);
 }
 
 SHMPOOL_EXPORT
 int shmpool_alloc(struct shmpool_heap *h, size_t size, uint64_t *off)
 {
-	return shmpool_alloc_aligned(h, size, 0, off);
+	return alloc(h, size, 0, off);
 }
 
 SHMPOOL_EXPORT
 int shmpool_free(struct shmpool_heap *h, uint64_t off)
 {
-	struct tc_class *cl;
 	struct tcache *tc;
-	uint32_t idx;
+	struct slab_ref r;
 	int c, ret;
 
-	if (!h || off >= h->pool->size)
+	if (!h)
 		return -EINVAL;
-	c = slab_locate(h, off, &idx);
-	if (c == -1)
-		return __shmpool_heap_free(h, off);	/* not in a slab */
+	c = slab_locate(h, off, &r.idx);
+	if (c == -1)	/* not in a slab: a general block, if anything */
+		return off < h->pool->size ? __shmpool_heap_free(h, off) : -EINVAL;
 	if (c < 0)
 		return c;
 	tc = tc_get(h, &ret);
 	if (!tc)
 		return ret;
-	ret = slab_claim(h, off, (unsigned int)c, idx, tc->owner);
+	ret = slab_claim(h, off, (unsigned int)c, r.idx, tc->owner);
 	if (ret)
 		return ret;
-	cl = &tc->cls[c];
-	if (!cl->limit) {
-		__shmpool_slab_give(h, (unsigned int)c,
-				    &(struct slab_ref){ (uint32_t)(off >> GRAN_SHIFT), idx }, 1);
-		return 0;
-	}
-	if (cl->n == cl->limit)
-		tc_drain(h, tc, (unsigned int)c, cl->limit / 2);	/* the oldest */
-	cl->obj[cl->n].g = (uint32_t)(off >> GRAN_SHIFT);
-	cl->obj[cl->n].idx = idx;
-	cl->n++;
+	r.g = (uint32_t)(off >> GRAN_SHIFT);
+	if (tc->n[c] < tc->limit[c])
+		tc->obj[c][tc->n[c]++] = r;
+	else
+		tc_overflow(h, tc, (unsigned int)c, r);
 	return 0;
 }
 
@@ -388,8 +399,11 @@ void __shmpool_tcache_detach(struct shmpool_heap *h)
 
 void __shmpool_tcache_atfork(int stage)
 {
-	if (stage < 0)
+	if (stage < 0) {
 		pthread_mutex_lock(&tc_lock);
-	else
-		pthread_mutex_unlock(&tc_lock);
+		return;
+	}
+	if (stage > 0)
+		tc_hot = NULL;	/* the child's one thread: look its caches up again */
+	pthread_mutex_unlock(&tc_lock);
 }

@@ -168,7 +168,7 @@ TEST_F(alloc, fresh_heap)
 		EXPECT_EQ(0U, st.classes[i].used);
 		EXPECT_LE(16U, st.classes[i].size);
 	}
-	EXPECT_EQ(2048U, st.classes[SHMPOOL_HEAP_NR_CLASSES - 1].size);
+	EXPECT_EQ(8192U, st.classes[SHMPOOL_HEAP_NR_CLASSES - 1].size);
 	EXPECT_EQ((uint32_t)SHMPOOL_HEAP_SMALL_MAX, st.classes[SHMPOOL_HEAP_NR_CLASSES - 1].size);
 	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
 
@@ -455,10 +455,10 @@ TEST_F(alloc, small_sizes_use_classes)
 
 	ASSERT_EQ(0, shmpool_alloc(self->h, 20, &off[0]));
 	ASSERT_EQ(0, shmpool_alloc(self->h, 32, &off[1]));
-	ASSERT_EQ(0, shmpool_alloc(self->h, 2000, &off[2]));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 8000, &off[2]));
 	EXPECT_EQ(32, shmpool_alloc_size(self->h, off[0]));
 	EXPECT_EQ(32, shmpool_alloc_size(self->h, off[1]));
-	EXPECT_EQ(2048, shmpool_alloc_size(self->h, off[2]));
+	EXPECT_EQ(8192, shmpool_alloc_size(self->h, off[2]));
 	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
 	EXPECT_EQ(2U, st.classes[1].used);
 	EXPECT_EQ(1U, st.classes[SHMPOOL_HEAP_NR_CLASSES - 1].used);
@@ -472,6 +472,40 @@ TEST_F(alloc, small_sizes_use_classes)
 	EXPECT_EQ(0U, st.alloc_blocks);
 }
 
+/* Classes above 2 KiB live in 64 KiB slabs: objects in all four chunks work. */
+TEST_F(alloc, big_classes_span_64k_slabs)
+{
+	struct shmpool_heap_stats st;
+	uint64_t off[24];
+	int i, j;
+
+	for (i = 0; i < 24; i++) {
+		ASSERT_EQ(0, shmpool_alloc(self->h, 8192, &off[i]));
+		EXPECT_EQ(8192, shmpool_alloc_size(self->h, off[i]));
+		memset(shmpool_heap_ptr(self->h, off[i], 8192), i + 1, 8192);
+	}
+	for (i = 0; i < 24; i++)
+		for (j = i + 1; j < 24; j++)
+			EXPECT_LE(8192U, off[i] > off[j] ? off[i] - off[j] : off[j] - off[i]);
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(24U, st.classes[SHMPOOL_HEAP_NR_CLASSES - 1].used);
+	EXPECT_LE(3U, st.classes[SHMPOOL_HEAP_NR_CLASSES - 1].slabs);
+	EXPECT_EQ(7U * st.classes[SHMPOOL_HEAP_NR_CLASSES - 1].slabs,
+		  st.classes[SHMPOOL_HEAP_NR_CLASSES - 1].objs);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	/* an offset inside an object in a later chunk of its slab is not one */
+	EXPECT_EQ(-EINVAL, shmpool_free(self->h, off[6] + 4096));
+	for (i = 0; i < 24; i++) {
+		EXPECT_EQ(i + 1, *(uint8_t *)shmpool_heap_ptr(self->h, off[i] + 8191, 1));
+		EXPECT_EQ(0, shmpool_free(self->h, off[i]));
+	}
+	EXPECT_EQ(0, shmpool_heap_flush(self->h));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(0U, st.classes[SHMPOOL_HEAP_NR_CLASSES - 1].used);
+	EXPECT_EQ(0U, st.classes[SHMPOOL_HEAP_NR_CLASSES - 1].cached);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
 /* Freeing coalesces: after any order of frees the heap is one block again. */
 TEST_F(alloc, coalesces_to_one_block)
 {
@@ -481,7 +515,7 @@ TEST_F(alloc, coalesces_to_one_block)
 
 	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st0));
 	for (i = 0; i < 200; i++)
-		ASSERT_EQ(0, shmpool_alloc_aligned(self->h, 2100 + rnd(&s) % 20000,
+		ASSERT_EQ(0, shmpool_alloc_aligned(self->h, 8200 + rnd(&s) % 20000,
 						   16 << (rnd(&s) % 5), &off[i]));
 	for (i = 199; i > 0; i--) {	/* shuffle */
 		j = (int)(rnd(&s) % (uint64_t)(i + 1));
@@ -1081,7 +1115,7 @@ TEST_F(alloc, free_misaligned_general)
 {
 	uint64_t off;
 
-	ASSERT_EQ(0, shmpool_alloc(self->h, 3000, &off));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 9000, &off));
 	expect_bad_free(_metadata, self->h, off + 1, -EINVAL);
 	expect_bad_free(_metadata, self->h, off + 8, -EINVAL);
 	expect_bad_free(_metadata, self->h, off - 1, -EINVAL);
@@ -1100,7 +1134,7 @@ TEST_F(alloc, free_interior_general)
 {
 	uint64_t off;
 
-	ASSERT_EQ(0, shmpool_alloc(self->h, 3000, &off));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 9000, &off));
 	/* a fake header in the payload does not fool the bitmap */
 	memcpy(shmpool_heap_ptr(self->h, off + 256, 16),
 	       shmpool_heap_ptr(self->h, off - 16, 16), 16);
@@ -1132,8 +1166,8 @@ TEST_F(alloc, double_free_general)
 {
 	uint64_t off, keep;
 
-	ASSERT_EQ(0, shmpool_alloc(self->h, 5000, &off));
-	ASSERT_EQ(0, shmpool_alloc(self->h, 5000, &keep));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 9000, &off));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 9000, &keep));
 	ASSERT_EQ(0, shmpool_free(self->h, off));
 	expect_bad_free(_metadata, self->h, off, -EINVAL);
 }
@@ -1199,7 +1233,7 @@ TEST_F(alloc, double_free_race)
 	int i, round, ok, rc;
 
 	for (round = 0; round < 20; round++) {
-		ASSERT_EQ(0, shmpool_alloc(self->h, round % 2 ? 40 : 4000, &off));
+		ASSERT_EQ(0, shmpool_alloc(self->h, round % 2 ? 40 : 9000, &off));
 		ok = 0;
 		for (i = 0; i < MAX_WORKERS; i++) {
 			w[i] = (struct worker){ self->name, variant->backend, self->h, i, off, 0 };
@@ -1223,10 +1257,10 @@ TEST_F(alloc, overrun_is_reported)
 	uint64_t a, b;
 	char msg[MSG_LEN], want[64];
 
-	ASSERT_EQ(0, shmpool_alloc(self->h, 3000, &a));
-	ASSERT_EQ(0, shmpool_alloc(self->h, 3000, &b));
-	ASSERT_EQ(a + 3008 + 16, b);
-	memset(shmpool_heap_ptr(self->h, a, 3020), 0x77, 3020);	/* 12 bytes too many */
+	ASSERT_EQ(0, shmpool_alloc(self->h, 9000, &a));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 9000, &b));
+	ASSERT_EQ(a + 9008 + 16, b);
+	memset(shmpool_heap_ptr(self->h, a, 9020), 0x77, 9020);	/* 12 bytes too many */
 	EXPECT_EQ(-EUCLEAN, shmpool_heap_check(self->h, 0, msg, sizeof(msg)));
 	snprintf(want, sizeof(want), "0x%llx", (unsigned long long)(b - 16));
 	EXPECT_NE(NULL, strstr(msg, want)) TH_LOG("message: %s", msg);
