@@ -820,11 +820,15 @@ TEST_F_TIMEOUT(alloc, processes_share_and_pass_blocks, 120)
 	}
 	EXPECT_LT(0U, atomic_load(&ctl->passed));
 	EXPECT_EQ(0, shmpool_obj_remove(self->h, "ctl"));
+	/* the workers' caches went back when they closed (or exited) */
+	EXPECT_EQ(0, shmpool_heap_flush(self->h));
 	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
 	EXPECT_EQ(0U, st.alloc_blocks);
 	EXPECT_EQ(0U, st.objects);
-	for (i = 0; i < SHMPOOL_HEAP_NR_CLASSES; i++)
+	for (i = 0; i < SHMPOOL_HEAP_NR_CLASSES; i++) {
 		EXPECT_EQ(0U, st.classes[i].used) TH_LOG("class %d", i);
+		EXPECT_EQ(0U, st.classes[i].cached) TH_LOG("class %d", i);
+	}
 	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
 	TH_LOG("%llu blocks passed between workers", (unsigned long long)atomic_load(&ctl->passed));
 }
