@@ -209,12 +209,14 @@ static void tc_set_limits(struct shmpool_heap *h, struct tcache *tc)
 
 /*
  * This thread's cache for @h, made if need be; NULL if none can be had
- * (out of memory, or no attachment id: *@err says which).
+ * (out of memory, or no attachment id), with the error in tc_err.
  */
-static __attribute__((noinline)) struct tcache *tc_find(struct shmpool_heap *h,
-							 int *err)
+static __thread int tc_err;
+
+static __attribute__((noinline)) struct tcache *tc_find(struct shmpool_heap *h)
 {
 	struct tcache **pp, *tc, *found = NULL;
+	int *err = &tc_err;
 	uint16_t owner;
 
 	pthread_once(&tc_once, tc_key_init);
@@ -267,14 +269,14 @@ out:
 	return *err ? NULL : tc;
 }
 
-static inline struct tcache *tc_get(struct shmpool_heap *h, int *err)
+static inline struct tcache *tc_get(struct shmpool_heap *h)
 {
 	struct tcache *tc = tc_hot;
 
 	/* fork() resets tc_hot in the child (the generation is checked there) */
 	if (tc && atomic_load_explicit(&tc->heap, memory_order_relaxed) == h)
 		return tc;
-	return tc_find(h, err);
+	return tc_find(h);
 }
 
 /* The class-@c stack is empty: fill it from the class's list. */
@@ -316,9 +318,9 @@ static inline int alloc(struct shmpool_heap *h, size_t size, size_t align,
 		return -EINVAL;
 	if (align > GRAN || size > SHMPOOL_HEAP_SMALL_MAX)
 		return __shmpool_heap_alloc(h, size, align, off);
-	tc = tc_get(h, &ret);
+	tc = tc_get(h);
 	if (!tc)
-		return ret;
+		return tc_err;
 	c = slab_class(size);
 	if (!tc->n[c]) {
 		ret = tc_refill(h, tc, c);
@@ -360,9 +362,9 @@ int shmpool_free(struct shmpool_heap *h, uint64_t off)
 		return off < h->pool->size ? __shmpool_heap_free(h, off) : -EINVAL;
 	if (c < 0)
 		return c;
-	tc = tc_get(h, &ret);
+	tc = tc_get(h);
 	if (!tc)
-		return ret;
+		return tc_err;
 	ret = slab_claim(h, off, (unsigned int)c, r.idx, tc->owner);
 	if (ret)
 		return ret;
