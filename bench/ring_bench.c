@@ -107,26 +107,31 @@ static void *memfd_map(size_t len)
 	return p;
 }
 
-/* reset one shmpool ring's shared indices (no process is using it) */
-static void shm_reset_one(struct shmpool_ring *r)
+/*
+ * Give the parent a fresh handle on a shmpool ring, so that the next run's
+ * sides (forked from it) start with private copies of the indices as they
+ * are now. Every run drains its rings, so they are empty; the indices run on
+ * freely, as they do for users.
+ */
+static void shm_reset_one(struct shmpool_ring **r, const char *name)
 {
-	struct __shmpool_ring_hdr *h = r->hdr;
+	uint32_t type = (*r)->type, esize = (*r)->esize;
+	int ret;
 
-	atomic_store(&h->prod.head, 0);
-	atomic_store(&h->prod.tail, 0);
-	atomic_store(&h->cons.head, 0);
-	atomic_store(&h->cons.tail, 0);
-	r->cons_cache = r->prod_cache = 0;
+	shmpool_ring_close(*r);
+	ret = shmpool_ring_open(R.heap, name, type, esize, r);
+	if (ret)
+		bench_die(name, -ret);
 }
 
 static void reset_all(void *arg)
 {
 	(void)arg;
-	shm_reset_one(R.spsc[0]);
-	shm_reset_one(R.spsc[1]);
-	shm_reset_one(R.mpmc);
-	shm_reset_one(R.msg[0]);
-	shm_reset_one(R.msg[1]);
+	shm_reset_one(&R.spsc[0], "spsc0");
+	shm_reset_one(&R.spsc[1], "spsc1");
+	shm_reset_one(&R.mpmc, "mpmc");
+	shm_reset_one(&R.msg[0], "msg0");
+	shm_reset_one(&R.msg[1], "msg1");
 	ck_ring_init(&R.ck[0]->ring, SLOTS);
 	ck_ring_init(&R.ck[1]->ring, SLOTS);
 	ck_ring_init(&R.ckm->ring, SLOTS);

@@ -11,10 +11,14 @@
  *   Each side keeps a private copy of the other side's index and reads the
  *   shared one only when its copy says the ring looks full (empty), so a
  *   batch costs one read of the other side's cache line, not one per element.
- * - SHMPOOL_RING_MPMC: any number of producers and consumers (rte_ring's
- *   head/tail scheme: reserve slots by CAS on head, copy, then publish in
- *   reservation order by moving tail). SHMPOOL_RING_SP / SHMPOOL_RING_SC at
- *   creation make one side single-threaded (no CAS on that side).
+ *   The consumer learns that an element is there from a sequence word in
+ *   its slot, so a message costs one cache-line transfer, not two.
+ * - SHMPOOL_RING_MPMC: any number of producers and consumers (Vyukov's
+ *   bounded queue: a sequence word per slot says whose turn it is; head
+ *   reserves slots among one side's threads by CAS, and each slot is
+ *   published, or freed, by its own word, so no thread waits for another
+ *   of its side to finish). SHMPOOL_RING_SP / SHMPOOL_RING_SC at creation
+ *   make one side single-threaded (no CAS on that side).
  *
  * Sizes: @count is the number of slots, a power of two from 2 to 2^30; the
  * ring holds all @count elements (indices run freely modulo 2^32). @esize is
@@ -56,9 +60,10 @@
  *   shmpool_ring_max_record() = @count / 2 - 8 bytes, which guarantees that
  *   an empty ring takes any record wherever the wrap falls.
  *
- * Owner death: a process killed between reserving and publishing MPMC slots
- * stops that side of the ring for good (as in rte_ring); an SPSC side dies
- * without harm to the other and may be taken over by a new handle.
+ * Owner death: a process killed between reserving MPMC slots and writing
+ * their words stops the ring at the first of them for good (as a dead
+ * rte_ring producer or consumer does); an SPSC side dies without harm to the
+ * other and may be taken over by a new handle.
  */
 #ifndef SHMPOOL_RING_H
 #define SHMPOOL_RING_H
@@ -97,10 +102,17 @@ extern "C" {
 #define SHMPOOL_RING_MAX_ESIZE	65536U
 #define __SHMPOOL_RING_LINE	128	/* two lines: no adjacent-line prefetch sharing */
 #define __SHMPOOL_RING_MAGIC	0x52696e67U	/* "Ring" */
+/*
+ * Layout version of the shared ring, in d.version. 0 (the field was
+ * reserved, zero): head/tail rings of element arrays. 2: slots with
+ * sequence words (SPSC, MPMC). A ring of another version found by name is
+ * refused with -EPROTONOSUPPORT.
+ */
+#define __SHMPOOL_RING_VERSION	2U
 
 struct __shmpool_ring_ht {
 	__SHMPOOL_ATOMIC(uint32_t) head;	/* MPMC: reserved up to here */
-	__SHMPOOL_ATOMIC(uint32_t) tail;	/* published up to here */
+	__SHMPOOL_ATOMIC(uint32_t) tail;	/* SPSC, VAR: published up to here */
 } __attribute__((aligned(__SHMPOOL_RING_LINE)));
 
 /*
@@ -108,7 +120,9 @@ struct __shmpool_ring_ht {
  * @magic is set (release) and read-only afterwards; the producer line is
  * written by producers only, the consumer line by consumers only; the event
  * line is written only by sleepers and shutdown, so that while nobody sleeps
- * it stays shared in every cache. The slots follow at offset sizeof(hdr).
+ * it stays shared in every cache. The slots follow at offset sizeof(hdr):
+ * for SPSC and MPMC @count slots of @stride bytes, each a sequence word and
+ * an element (see __shmpool_ring_seq()); for VAR @count bytes.
  */
 struct __shmpool_ring_hdr {
 	struct {
@@ -119,7 +133,8 @@ struct __shmpool_ring_hdr {
 		uint32_t count;		/* VAR: bytes */
 		uint32_t mask;
 		uint32_t max_rec;	/* VAR: largest record payload */
-		uint32_t __reserved;
+		uint32_t version;	/* __SHMPOOL_RING_VERSION */
+		uint32_t stride;	/* bytes per slot (VAR: 1) */
 	} __attribute__((aligned(__SHMPOOL_RING_LINE))) d;
 	struct __shmpool_ring_ht prod;
 	struct __shmpool_ring_ht cons;
@@ -147,6 +162,7 @@ struct shmpool_ring {
 	struct __shmpool_ring_hdr *hdr;
 	unsigned char *slots;
 	uint32_t type, flags, esize, count, mask, max_rec;
+	uint32_t stride, doff;	/* slot size, element offset in the slot */
 	uint32_t cons_cache;	/* producer's copy of cons.tail */
 	uint32_t prod_cache;	/* consumer's copy of prod.tail */
 	uint32_t var_resv;	/* VAR: bytes reserved, not yet committed */
@@ -157,15 +173,18 @@ struct shmpool_ring {
  * Find ring @name in @h or create it (@type, @count slots of @esize bytes,
  * @flags). Returns 1 if this call created it, 0 if it existed with the same
  * parameters; -EEXIST if it exists with different ones (or is not a ring),
- * -EINVAL for bad parameters, errors of shmpool_obj_create().
+ * -EPROTONOSUPPORT if it was made by a library with another ring layout
+ * (__SHMPOOL_RING_VERSION), -EINVAL for bad parameters, errors of
+ * shmpool_obj_create().
  */
 int shmpool_ring_create(struct shmpool_heap *h, const char *name,
 			uint32_t type, uint32_t count, uint32_t esize,
 			unsigned int flags, struct shmpool_ring **out);
 /*
  * Open existing ring @name, which must be of @type with @esize-byte elements
- * (-EPROTOTYPE otherwise, -ENOENT if there is none). Waits up to 10 s for
- * a creator that is still setting the ring up (-ETIMEDOUT).
+ * (-EPROTOTYPE otherwise, -ENOENT if there is none; -EPROTONOSUPPORT if
+ * it has another ring layout version). Waits up to 10 s for a creator that
+ * is still setting the ring up (-ETIMEDOUT).
  */
 int shmpool_ring_open(struct shmpool_heap *h, const char *name,
 		      uint32_t type, uint32_t esize, struct shmpool_ring **out);
@@ -213,6 +232,8 @@ uint64_t shmpool_ring_wake_calls(void);
 
 /* slow path of __shmpool_ring_signal(): a sleeper announced itself */
 int __shmpool_ring_wake(struct shmpool_ring *r, struct shmpool_event *ev);
+/* sched_yield(); unused by the inline paths since layout 2, still exported */
+void __shmpool_ring_yield(void);
 
 /* ---- inline hot paths -------------------------------------------------------- */
 
@@ -260,53 +281,49 @@ static inline void __shmpool_ring_signal(struct shmpool_ring *r,
 		__shmpool_ring_wake(r, ev);
 }
 
-/* copy @n elements from @src into the slots from index @idx on (may wrap) */
-static inline void __shmpool_ring_put(struct shmpool_ring *r, uint32_t idx,
-				      const void *src, uint32_t n)
+/*
+ * Element slots (SPSC and MPMC). Slot i is r->stride bytes at slots + i *
+ * stride: a 32-bit sequence word at offset 0, the element at r->doff (4,
+ * or 8 when @esize is a multiple of 8, so 8-byte elements stay aligned).
+ * Small slots are a power of two (at most 64 bytes), so a slot never
+ * straddles a cache line: a consumer that polls the word finds the element
+ * in the same line, one cache-line transfer per element instead of one for
+ * an index and another for the slot. Index i (free-running, modulo 2^32) is
+ * full when the word holds i + 1. MPMC slots are free for index i when the
+ * word holds i (creation writes slot i's word as i; a consumer frees index
+ * i by writing i + count), Vyukov's bounded queue; SPSC producers learn
+ * about free slots from cons.tail instead, and zero words are never i + 1
+ * for a first-lap index i, so a new SPSC ring needs no initialisation.
+ */
+static inline __SHMPOOL_ATOMIC(uint32_t) *
+__shmpool_ring_seq(const struct shmpool_ring *r, uint32_t idx)
 {
-	uint32_t i = idx & r->mask, first = r->count - i;
-	const unsigned char *s = (const unsigned char *)src;
-
-	if (r->esize == 8) {
-		uint32_t k;
-
-		/* constant-size memcpy: one move, any alignment of @src */
-		for (k = 0; k < n; k++)
-			memcpy(r->slots + (size_t)((i + k) & r->mask) * 8,
-			       s + (size_t)k * 8, 8);
-		return;
-	}
-	if (n <= first) {
-		memcpy(r->slots + (size_t)i * r->esize, s, (size_t)n * r->esize);
-	} else {
-		memcpy(r->slots + (size_t)i * r->esize, s, (size_t)first * r->esize);
-		memcpy(r->slots, s + (size_t)first * r->esize,
-		       (size_t)(n - first) * r->esize);
-	}
+	return (__SHMPOOL_ATOMIC(uint32_t) *)(void *)
+		(r->slots + (size_t)(idx & r->mask) * r->stride);
 }
 
-/* copy @n elements from the slots from index @idx on into @dst */
-static inline void __shmpool_ring_get(struct shmpool_ring *r, uint32_t idx,
-				      void *dst, uint32_t n)
+/* copy element @k of @src into the slot of index @idx */
+static inline void __shmpool_ring_put1(struct shmpool_ring *r, uint32_t idx,
+				       const unsigned char *src, uint32_t k)
 {
-	uint32_t i = idx & r->mask, first = r->count - i;
-	unsigned char *d = (unsigned char *)dst;
+	unsigned char *slot = r->slots + (size_t)(idx & r->mask) * r->stride;
 
-	if (r->esize == 8) {
-		uint32_t k;
+	if (r->esize == 8)	/* constant-size memcpy: one move, any alignment */
+		memcpy(slot + 8, src + (size_t)k * 8, 8);
+	else
+		memcpy(slot + r->doff, src + (size_t)k * r->esize, r->esize);
+}
 
-		for (k = 0; k < n; k++)
-			memcpy(d + (size_t)k * 8,
-			       r->slots + (size_t)((i + k) & r->mask) * 8, 8);
-		return;
-	}
-	if (n <= first) {
-		memcpy(d, r->slots + (size_t)i * r->esize, (size_t)n * r->esize);
-	} else {
-		memcpy(d, r->slots + (size_t)i * r->esize, (size_t)first * r->esize);
-		memcpy(d + (size_t)first * r->esize, r->slots,
-		       (size_t)(n - first) * r->esize);
-	}
+/* copy the element of index @idx into element @k of @dst */
+static inline void __shmpool_ring_get1(struct shmpool_ring *r, uint32_t idx,
+				       unsigned char *dst, uint32_t k)
+{
+	const unsigned char *slot = r->slots + (size_t)(idx & r->mask) * r->stride;
+
+	if (r->esize == 8)
+		memcpy(dst + (size_t)k * 8, slot + 8, 8);
+	else
+		memcpy(dst + (size_t)k * r->esize, slot + r->doff, r->esize);
 }
 
 /* SPSC enqueue: @bulk 1 for all-or-nothing */
@@ -317,7 +334,7 @@ static inline uint32_t __shmpool_spsc_enqueue(struct shmpool_ring *r,
 	struct __shmpool_ring_hdr *h = r->hdr;
 	/* relaxed: only this side writes prod.tail */
 	uint32_t head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
-	uint32_t room = r->count + r->cons_cache - head;
+	uint32_t room = r->count + r->cons_cache - head, k;
 
 	if (room < n) {
 		/*
@@ -333,8 +350,20 @@ static inline uint32_t __shmpool_spsc_enqueue(struct shmpool_ring *r,
 			n = room;
 		}
 	}
-	__shmpool_ring_put(r, head, objs, n);
-	/* Release: the slot writes above before the consumer sees the index. */
+	for (k = 0; k < n; k++) {
+		__shmpool_ring_put1(r, head + k, (const unsigned char *)objs, k);
+		/*
+		 * Release: the element before its word; pairs with the
+		 * consumer's acquire load of the word in spsc_dequeue().
+		 */
+		__SHMPOOL_ST(__shmpool_ring_seq(r, head + k), head + k + 1,
+			     memory_order_release);
+	}
+	/*
+	 * Release: every slot write above before prod.tail; pairs with the
+	 * acquire of a consumer that counts a burst by prod.tail (and of
+	 * shmpool_ring_count(), a new consumer handle).
+	 */
 	__SHMPOOL_ST(&h->prod.tail, head + n, memory_order_release);
 	__shmpool_ring_signal(r, &h->ev.data);
 	return n;
@@ -346,22 +375,42 @@ static inline uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
 	struct __shmpool_ring_hdr *h = r->hdr;
 	/* relaxed: only this side writes cons.tail */
 	uint32_t tail = __SHMPOOL_LD(&h->cons.tail, memory_order_relaxed);
-	uint32_t avail = r->prod_cache - tail;
+	uint32_t avail = r->prod_cache - tail, last = tail + n - 1, pt, k;
 
 	if (avail < n) {
 		/*
-		 * Acquire: pairs with the producer's release store of
-		 * prod.tail; the slots it published are visible to our reads.
+		 * Acquire: pairs with the producer's release store of the
+		 * word of index @last; that element and (program order on
+		 * the producer's side) every one before it are visible. A
+		 * single-element call reads only this line, which holds the
+		 * element too.
 		 */
-		r->prod_cache = __SHMPOOL_LD(&h->prod.tail, memory_order_acquire);
-		avail = r->prod_cache - tail;
-		if (avail < n) {
-			if (bulk || !avail)
+		if (__SHMPOOL_LD(__shmpool_ring_seq(r, last),
+				 memory_order_acquire) == last + 1) {
+			r->prod_cache = last + 1;
+		} else {
+			if (n == 1)
 				return 0;
-			n = avail;
+			/*
+			 * Acquire: pairs with the producer's release store
+			 * of prod.tail; the slots below it are written. It
+			 * lags the words (stored after them), so it may be
+			 * behind what a word already showed us: never move
+			 * our copy back.
+			 */
+			pt = __SHMPOOL_LD(&h->prod.tail, memory_order_acquire);
+			if ((int32_t)(pt - r->prod_cache) > 0)
+				r->prod_cache = pt;
+			avail = r->prod_cache - tail;
+			if (avail < n) {
+				if (bulk || !avail)
+					return 0;
+				n = avail;
+			}
 		}
 	}
-	__shmpool_ring_get(r, tail, objs, n);
+	for (k = 0; k < n; k++)
+		__shmpool_ring_get1(r, tail + k, (unsigned char *)objs, k);
 	/* Release: our slot reads before the producer may reuse the slots. */
 	__SHMPOOL_ST(&h->cons.tail, tail + n, memory_order_release);
 	__shmpool_ring_signal(r, &h->ev.space);
@@ -369,25 +418,38 @@ static inline uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
 }
 
 /*
- * Wait until the earlier reservations of this side, up to @old, are
- * published. Acquire: pairs with their release stores of tail, so that our
- * release store below carries their slot accesses along to the other side.
- * A preempted predecessor can hold us up; yield after a while rather than
- * spin away its CPU.
+ * MPMC, Vyukov-style: a side finds its slots by their words, so neither
+ * side reads the other side's index line; head only arbitrates among the
+ * threads of one side (a CAS, or a plain store for an SP/SC side). The
+ * words of @m slots from index @old on are checked against @want (the
+ * value the word holds when the slot is ready for us: i for a producer,
+ * i + 1 for a consumer). Returns how many are ready from @old on (stops at
+ * the first that is not yet), or -1 if a word shows that another thread
+ * of our side already moved past @old (reload head and try again).
+ *
+ * Acquire on each word: for a producer it pairs with the consumer's release
+ * store that freed the slot (its reads done before we overwrite), for a
+ * consumer with the producer's release store that filled it (the element
+ * visible). Those slots cannot change under us once head is ours: nobody
+ * else on our side takes an index we reserved, and the other side waits for
+ * our word.
  */
-void __shmpool_ring_yield(void);
-
-static inline void __shmpool_ring_wait_tail(__SHMPOOL_ATOMIC(uint32_t) *tail,
-					    uint32_t old)
+static inline int64_t __shmpool_mpmc_ready(struct shmpool_ring *r,
+					   uint32_t old, uint32_t m,
+					   uint32_t want)
 {
-	unsigned int spins = 0;
+	uint32_t k;
+	int32_t d;
 
-	while (__SHMPOOL_LD(tail, memory_order_acquire) != old) {
-		if (++spins < 256)
-			__shmpool_ring_relax();
-		else
-			__shmpool_ring_yield();
+	for (k = 0; k < m; k++) {
+		d = (int32_t)(__SHMPOOL_LD(__shmpool_ring_seq(r, old + k),
+					   memory_order_acquire) - (old + k + want));
+		if (d < 0)	/* not yet: full (producer), empty (consumer) */
+			return k;
+		if (d > 0)
+			return -1;
 	}
+	return m;
 }
 
 static inline uint32_t __shmpool_mpmc_enqueue(struct shmpool_ring *r,
@@ -395,40 +457,43 @@ static inline uint32_t __shmpool_mpmc_enqueue(struct shmpool_ring *r,
 					      int bulk)
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
-	uint32_t old, room, m;
+	uint32_t old, m, k;
+	int64_t ready;
 
+	/* relaxed: head only reserves; the words carry the ordering */
 	old = __SHMPOOL_LD(&h->prod.head, memory_order_relaxed);
-	do {
-		m = n;
-		/*
-		 * Acquire: pairs with the consumers' release store of
-		 * cons.tail; their reads of these slots are done before we
-		 * write them.
-		 */
-		room = r->count + __SHMPOOL_LD(&h->cons.tail, memory_order_acquire) - old;
-		if (room < m) {
-			if (bulk || !room)
-				return 0;
-			m = room;
+	for (;;) {
+		ready = __shmpool_mpmc_ready(r, old, n, 0);
+		if (ready < 0) {
+			old = __SHMPOOL_LD(&h->prod.head, memory_order_relaxed);
+			continue;
 		}
+		m = (uint32_t)ready;
+		if (m < n && (bulk || !m))
+			return 0;
 		if (r->flags & SHMPOOL_RING_SP) {
-			/* relaxed: only we move head; tail publishes */
+			/* relaxed: only we move head */
 			__SHMPOOL_ST(&h->prod.head, old + m, memory_order_relaxed);
 			break;
 		}
 		/*
 		 * Relaxed CAS: it only reserves [old, old + m) among
-		 * producers; the slots are published by the tail store.
+		 * producers (the acquire loads above already ordered our slot
+		 * writes after the consumers' reads). On failure @old is the
+		 * new head: check again.
 		 */
-	} while (!__SHMPOOL_STD atomic_compare_exchange_weak_explicit(
-			&h->prod.head, &old, old + m,
-			__SHMPOOL_STD memory_order_relaxed,
-			__SHMPOOL_STD memory_order_relaxed));
-	__shmpool_ring_put(r, old, objs, m);
-	if (!(r->flags & SHMPOOL_RING_SP))
-		__shmpool_ring_wait_tail(&h->prod.tail, old);
-	/* Release: our slot writes before consumers see them published. */
-	__SHMPOOL_ST(&h->prod.tail, old + m, memory_order_release);
+		if (__SHMPOOL_STD atomic_compare_exchange_weak_explicit(
+				&h->prod.head, &old, old + m,
+				__SHMPOOL_STD memory_order_relaxed,
+				__SHMPOOL_STD memory_order_relaxed))
+			break;
+	}
+	for (k = 0; k < m; k++) {
+		__shmpool_ring_put1(r, old + k, (const unsigned char *)objs, k);
+		/* Release: the element before the word that publishes it. */
+		__SHMPOOL_ST(__shmpool_ring_seq(r, old + k), old + k + 1,
+			     memory_order_release);
+	}
 	__shmpool_ring_signal(r, &h->ev.data);
 	return m;
 }
@@ -437,39 +502,41 @@ static inline uint32_t __shmpool_mpmc_dequeue(struct shmpool_ring *r,
 					      void *objs, uint32_t n, int bulk)
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
-	uint32_t old, avail, m;
+	uint32_t old, m, k;
+	int64_t ready;
 
+	/* relaxed: head only reserves; the words carry the ordering */
 	old = __SHMPOOL_LD(&h->cons.head, memory_order_relaxed);
-	do {
-		m = n;
-		/*
-		 * Acquire: pairs with the producers' release store of
-		 * prod.tail; the published slots are visible to our reads.
-		 */
-		avail = __SHMPOOL_LD(&h->prod.tail, memory_order_acquire) - old;
-		if (avail < m) {
-			if (bulk || !avail)
-				return 0;
-			m = avail;
+	for (;;) {
+		ready = __shmpool_mpmc_ready(r, old, n, 1);
+		if (ready < 0) {
+			old = __SHMPOOL_LD(&h->cons.head, memory_order_relaxed);
+			continue;
 		}
+		m = (uint32_t)ready;
+		if (m < n && (bulk || !m))
+			return 0;
 		if (r->flags & SHMPOOL_RING_SC) {
 			__SHMPOOL_ST(&h->cons.head, old + m, memory_order_relaxed);
 			break;
 		}
+		/* Relaxed CAS: reserves [old, old + m) among consumers. */
+		if (__SHMPOOL_STD atomic_compare_exchange_weak_explicit(
+				&h->cons.head, &old, old + m,
+				__SHMPOOL_STD memory_order_relaxed,
+				__SHMPOOL_STD memory_order_relaxed))
+			break;
+	}
+	for (k = 0; k < m; k++) {
+		__shmpool_ring_get1(r, old + k, (unsigned char *)objs, k);
 		/*
-		 * Relaxed CAS: reserves [old, old + m) among consumers. A
-		 * consumer that lost the race re-reads prod.tail (acquire)
-		 * before touching any slot.
+		 * Release: our read of the element before the word that
+		 * frees the slot for index old + k + count (pairs with the
+		 * producers' acquire in __shmpool_mpmc_ready()).
 		 */
-	} while (!__SHMPOOL_STD atomic_compare_exchange_weak_explicit(
-			&h->cons.head, &old, old + m,
-			__SHMPOOL_STD memory_order_relaxed,
-			__SHMPOOL_STD memory_order_relaxed));
-	__shmpool_ring_get(r, old, objs, m);
-	if (!(r->flags & SHMPOOL_RING_SC))
-		__shmpool_ring_wait_tail(&h->cons.tail, old);
-	/* Release: our slot reads before producers may overwrite the slots. */
-	__SHMPOOL_ST(&h->cons.tail, old + m, memory_order_release);
+		__SHMPOOL_ST(__shmpool_ring_seq(r, old + k), old + k + r->count,
+			     memory_order_release);
+	}
 	__shmpool_ring_signal(r, &h->ev.space);
 	return m;
 }
@@ -521,12 +588,25 @@ static inline uint32_t shmpool_ring_dequeue(struct shmpool_ring *r, void *obj)
 	return shmpool_ring_dequeue_bulk(r, obj, 1);
 }
 
-/* Elements in the ring now (a snapshot; exact only while nobody moves any). */
+/*
+ * Elements in the ring now (a snapshot; exact only while nobody moves any).
+ * MPMC counts reserved slots: those being written or read count as full.
+ */
 static inline uint32_t shmpool_ring_count(const struct shmpool_ring *r)
 {
-	uint32_t c = __SHMPOOL_LD(&r->hdr->cons.tail, memory_order_acquire);
-	uint32_t p = __SHMPOOL_LD(&r->hdr->prod.tail, memory_order_acquire);
+	uint32_t c, p;
 
+	if (r->type != SHMPOOL_RING_MPMC) {
+		c = __SHMPOOL_LD(&r->hdr->cons.tail, memory_order_acquire);
+		p = __SHMPOOL_LD(&r->hdr->prod.tail, memory_order_acquire);
+	} else {
+		/* relaxed: a count, no slot is read on its strength */
+		c = __SHMPOOL_LD(&r->hdr->cons.head, memory_order_relaxed);
+		p = __SHMPOOL_LD(&r->hdr->prod.head, memory_order_relaxed);
+	}
+	/* SPSC: a consumer going by the words may be ahead of prod.tail */
+	if ((int32_t)(p - c) < 0)
+		return 0;
 	return p - c > r->count ? r->count : p - c;
 }
 

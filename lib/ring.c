@@ -117,11 +117,34 @@ static int check_params(uint32_t type, uint32_t count, uint32_t esize,
 	return 0;
 }
 
+/* where the element sits in its slot: after the word, 8-byte aligned if it can be */
+static uint32_t slot_doff(uint32_t esize)
+{
+	return esize % 8 ? 4 : 8;
+}
+
+/*
+ * Bytes per slot: word and element, rounded up to a power of two up to a
+ * cache line (a slot never straddles one, so the word and the element come
+ * in one transfer), to 8 bytes beyond. VAR rings are bytes.
+ */
+static uint32_t slot_stride(uint32_t type, uint32_t esize)
+{
+	uint32_t s = slot_doff(esize) + esize, p = 8;
+
+	if (type == SHMPOOL_RING_VAR)
+		return 1;
+	if (s > 64)
+		return (s + 7) & ~7U;
+	while (p < s)
+		p <<= 1;
+	return p;
+}
+
 static uint64_t ring_bytes(uint32_t type, uint32_t count, uint32_t esize)
 {
-	if (type == SHMPOOL_RING_VAR)
-		return sizeof(struct __shmpool_ring_hdr) + count;
-	return sizeof(struct __shmpool_ring_hdr) + (uint64_t)count * esize;
+	return sizeof(struct __shmpool_ring_hdr) +
+	       (uint64_t)count * slot_stride(type, esize);
 }
 
 static void sleep_ms(long ms)
@@ -134,8 +157,10 @@ static void sleep_ms(long ms)
 
 /*
  * Make a handle for the ring object @obj once its creator has published it:
- * @want_* 0 means "anything". Waits for @magic (acquire: pairs with the
- * creator's release store, so the description is complete when we see it).
+ * @exact 0 means any count and flags. Waits for @magic (acquire: pairs with
+ * the creator's release store, so the description and the initial slot
+ * words are complete when we see it). A ring of another layout version is
+ * -EPROTONOSUPPORT.
  */
 static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 		  uint32_t type, uint32_t esize, uint32_t count,
@@ -157,6 +182,9 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 		sleep_ms(1);
 		waited++;
 	}
+	/* another layout: its fields below may mean something else */
+	if (hdr->d.version != __SHMPOOL_RING_VERSION)
+		return -EPROTONOSUPPORT;
 	if (hdr->d.type != type || hdr->d.esize != esize)
 		return exact ? -EEXIST : -EPROTOTYPE;
 	if (exact && (hdr->d.count != count || hdr->d.flags != flags))
@@ -164,6 +192,7 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 	/* the description is untrusted: it must describe this object */
 	if (check_params(hdr->d.type, hdr->d.count, hdr->d.esize, hdr->d.flags) ||
 	    hdr->d.mask != hdr->d.count - 1 ||
+	    hdr->d.stride != slot_stride(hdr->d.type, hdr->d.esize) ||
 	    ring_bytes(hdr->d.type, hdr->d.count, hdr->d.esize) > obj->size)
 		return -EUCLEAN;
 	pthread_once(&asym_once, asym_init);
@@ -180,9 +209,15 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 	r->count = hdr->d.count;
 	r->mask = hdr->d.mask;
 	r->max_rec = hdr->d.max_rec;
-	/* relaxed: a snapshot; the hot paths re-read with acquire when short */
-	r->cons_cache = atomic_load_explicit(&hdr->cons.tail, memory_order_relaxed);
-	r->prod_cache = atomic_load_explicit(&hdr->prod.tail, memory_order_relaxed);
+	r->stride = hdr->d.stride;
+	r->doff = slot_doff(r->esize);
+	/*
+	 * Acquire: pairs with the other side's release stores of its index,
+	 * so that a handle taking over one side may trust its copy at once
+	 * (SPSC, VAR; MPMC handles do not use them).
+	 */
+	r->cons_cache = atomic_load_explicit(&hdr->cons.tail, memory_order_acquire);
+	r->prod_cache = atomic_load_explicit(&hdr->prod.tail, memory_order_acquire);
 	*out = r;
 	return 0;
 }
@@ -194,7 +229,9 @@ int shmpool_ring_create(struct shmpool_heap *h, const char *name,
 {
 	struct __shmpool_ring_hdr *hdr;
 	struct shmpool_obj obj;
+	unsigned char *slots;
 	int ret, created;
+	uint32_t i, stride = slot_stride(type, esize);
 
 	if (!h || !name || !out)
 		return -EINVAL;
@@ -217,6 +254,17 @@ int shmpool_ring_create(struct shmpool_heap *h, const char *name,
 		hdr->d.mask = count - 1;
 		/* VAR: a record and its 8-byte length take at most half the ring */
 		hdr->d.max_rec = type == SHMPOOL_RING_VAR ? count / 2 - 8 : 0;
+		hdr->d.version = __SHMPOOL_RING_VERSION;
+		hdr->d.stride = stride;
+		/*
+		 * MPMC slot i starts free for index i (its word holds i); SPSC
+		 * words start at 0, which the zeroed object already is.
+		 */
+		slots = (unsigned char *)hdr + sizeof(*hdr);
+		for (i = 0; type == SHMPOOL_RING_MPMC && i < count; i++)
+			atomic_store_explicit((_Atomic uint32_t *)(void *)
+					      (slots + (size_t)i * stride), i,
+					      memory_order_relaxed);
 		/* Release: pairs with the acquire in attach(). */
 		atomic_store_explicit(&hdr->d.magic, __SHMPOOL_RING_MAGIC,
 				      memory_order_release);

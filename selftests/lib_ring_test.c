@@ -860,6 +860,94 @@ TEST_F(ring, open_other_esize)
 	shmpool_ring_close(r);
 }
 
+/*
+ * A ring left by a library of the old layout (version 0: the word was
+ * reserved and zero) is refused by name, not misused.
+ */
+TEST_F(ring, old_layout_version_refused)
+{
+	struct shmpool_ring *r, *x = NULL;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_SPSC,
+					 16, 8, 0, &r));
+	r->hdr->d.version = 0;
+	EXPECT_EQ(-EPROTONOSUPPORT, shmpool_ring_open(self->h, self->name,
+						      SHMPOOL_RING_SPSC, 8, &x));
+	EXPECT_EQ(NULL, x);
+	EXPECT_EQ(-EPROTONOSUPPORT, shmpool_ring_create(self->h, self->name,
+							SHMPOOL_RING_SPSC, 16, 8,
+							0, &x));
+	EXPECT_EQ(NULL, x);
+	r->hdr->d.version = __SHMPOOL_RING_VERSION + 1;
+	EXPECT_EQ(-EPROTONOSUPPORT, shmpool_ring_open(self->h, self->name,
+						      SHMPOOL_RING_SPSC, 8, &x));
+	r->hdr->d.version = __SHMPOOL_RING_VERSION;
+	EXPECT_EQ(0, shmpool_ring_open(self->h, self->name, SHMPOOL_RING_SPSC,
+				       8, &x));
+	shmpool_ring_close(x);
+	shmpool_ring_close(r);
+}
+
+/*
+ * Every slot shape (element after a 4- or 8-byte word, power-of-two slots
+ * up to a cache line, 8-byte multiples beyond): laps of singles, bulks and
+ * bursts through a small ring, each byte of each element checked.
+ */
+static unsigned char shape_byte(uint32_t seq, uint32_t byte)
+{
+	return (unsigned char)(seq * 31 + byte * 7 + 1);
+}
+
+static void shapes(struct __test_metadata *_metadata, struct shmpool_heap *h,
+		   const char *name, uint32_t type)
+{
+	static const uint32_t esizes[] = { 4, 8, 12, 16, 20, 24, 28, 60, 64, 68, 132 };
+	unsigned char in[7 * 132], out[7 * 132];
+	unsigned int rnd = 1, i, k, n, got;
+	uint32_t e, seq_in, seq_out;
+	struct shmpool_ring *r;
+	char nm[80];
+
+	for (i = 0; i < sizeof(esizes) / sizeof(esizes[0]); i++) {
+		e = esizes[i];
+		snprintf(nm, sizeof(nm), "%s.%u", name, e);
+		ASSERT_EQ(1, shmpool_ring_create(h, nm, type, 8, e, 0, &r));
+		seq_in = seq_out = 0;
+		while (seq_out < 400) {
+			rnd = rnd * 1103515245 + 12345;
+			n = 1 + (rnd >> 16) % 7;
+			for (k = 0; k < n * e; k++)
+				in[k] = shape_byte(seq_in + k / e, k % e);
+			n = (rnd >> 8) & 1 ? shmpool_ring_enqueue_bulk(r, in, n) :
+					     shmpool_ring_enqueue_burst(r, in, n);
+			seq_in += n;
+			ASSERT_EQ(seq_in - seq_out, shmpool_ring_count(r));
+			n = 1 + (rnd >> 20) % 7;
+			got = (rnd >> 9) & 1 ? shmpool_ring_dequeue_bulk(r, out, n) :
+					       shmpool_ring_dequeue_burst(r, out, n);
+			ASSERT_TRUE(got == n || (got < n && got == seq_in - seq_out) ||
+				    (!got && (rnd >> 9) & 1));
+			for (k = 0; k < got * e; k++)
+				ASSERT_EQ(shape_byte(seq_out + k / e, k % e), out[k]) {
+					TH_LOG("esize %u element %u byte %u", e,
+					       seq_out + k / e, k % e);
+				}
+			seq_out += got;
+		}
+		shmpool_ring_close(r);
+	}
+}
+
+TEST_F(ring, spsc_every_slot_shape)
+{
+	shapes(_metadata, self->h, self->name, SHMPOOL_RING_SPSC);
+}
+
+TEST_F(ring, mpmc_every_slot_shape)
+{
+	shapes(_metadata, self->h, self->name, SHMPOOL_RING_MPMC);
+}
+
 TEST_F(ring, open_missing)
 {
 	struct shmpool_ring *r;
