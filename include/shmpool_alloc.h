@@ -52,8 +52,17 @@
  * Ownership: every block records the attachment (a small id taken from the
  * header's attachment table at open, and again in a child after fork()) that
  * allocated it, so that a later recovery step can return what a dead
- * process held. No recovery is done yet; a process that dies holding the
- * heap's mutex blocks the general allocator (see shmpool_sync.h).
+ * process held; that step is not done yet.
+ *
+ * Owner death: a thread that dies holding the heap's mutex (killed in the
+ * middle of an allocate or free) is found out by the next locker (see
+ * shmpool_sync.h), which rebuilds the general heap's lists, bitmap and
+ * counters from the chain of block headers (every step of an allocate or
+ * free keeps it walkable) and carries on; shmpool_heap_stats() counts the
+ * rebuilds. If the chain is broken the heap is -EUCLEAN from then on.
+ * Small objects that a dying thread was moving between a list and its
+ * cache are on no list afterwards: lost, and reported by the quiescent
+ * check, until a recovery step.
  *
  * Errors: functions return 0, a non-negative result, or -errno and never
  * set errno; allocation failure is -ENOMEM. Read-only pools are -EPERM.
@@ -134,6 +143,7 @@ struct shmpool_heap_class {
  * @slabs: slabs of all classes
  * @objects: named objects in the directory
  * @nr_attach: attachments in use
+ * @repairs: times the heap was rebuilt after a thread died holding its lock
  * @classes: per small size class
  */
 struct shmpool_heap_stats {
@@ -146,7 +156,7 @@ struct shmpool_heap_stats {
 	uint32_t slabs;
 	uint32_t objects;
 	uint32_t nr_attach;
-	uint32_t __pad;
+	uint32_t repairs;
 	struct shmpool_heap_class classes[SHMPOOL_HEAP_NR_CLASSES];
 };
 

@@ -23,10 +23,13 @@
  * object from any thread of any process, except init, which must not run
  * while the object is in use.
  *
- * Owner death. A process can die at any instruction. What each object keeps
- * for a later recovery step is given with it; recovery itself is not done
- * yet, so a mutex held by a dead thread stays held (timed calls still time
- * out) and a dead sleeper only costs later wakers a spurious wake syscall.
+ * Owner death. A process can die at any instruction. A mutex whose owner
+ * died is taken over by a thread waiting for it, within about 100 ms
+ * (waiters look at the owner between sleeps), and that thread's lock call
+ * returns -EOWNERDEAD: it holds the mutex, and must put right whatever the
+ * dead owner left half done before it unlocks. A dead sleeper only costs
+ * later wakers a spurious wake syscall; the semaphore keeps who posted and
+ * waited last for a recovery step of the caller's own.
  */
 #ifndef SHMPOOL_SYNC_H
 #define SHMPOOL_SYNC_H
@@ -139,12 +142,13 @@ static inline int shmpool_event_signal(struct shmpool *p,
  * struct shmpool_mutex - a sleeping lock
  * @word: 0 when free; else the owner's thread id (gettid(), in the PID
  *	namespace of the process that locked it) in bits 0-29, plus
- *	SHMPOOL_MUTEX_WAITERS when a thread may sleep on it. This is the
- *	futex-PI word format, so that a recovery step can read the owner, test
- *	that it is alive (e.g. through a pidfd) and mark the lock
- *	SHMPOOL_MUTEX_OWNER_DIED for the next owner to repair the data.
- *	Nothing sets OWNER_DIED yet: a lock whose owner died stays held.
- * @__reserved: 0; room for the recovery step's bookkeeping
+ *	SHMPOOL_MUTEX_WAITERS when a thread may sleep on it, plus
+ *	SHMPOOL_MUTEX_OWNER_DIED while the owner is one that took the lock
+ *	over from a dead thread (the futex-PI word format). Every process
+ *	using a mutex must be in the same PID namespace: a waiter judges the
+ *	owner dead when no thread of that id is left (kill(tid, 0) is ESRCH,
+ *	or the process is a zombie).
+ * @__reserved: 0
  *
  * Uncontended lock and unlock are one atomic read-modify-write each. A
  * contended locker spins briefly, then sets WAITERS and sleeps on @word;
@@ -162,9 +166,13 @@ struct shmpool_mutex {
 #define SHMPOOL_MUTEX_TID_MASK		0x3fffffffU	/* = FUTEX_TID_MASK */
 
 int shmpool_mutex_init(struct shmpool *p, struct shmpool_mutex *m);
-/* Lock @m, sleeping as long as it takes (signals do not interrupt it). */
+/*
+ * Lock @m, sleeping as long as it takes (signals do not interrupt it).
+ * 0, or -EOWNERDEAD: locked, taken over from an owner that died holding
+ * it; repair the data it guards, then unlock as usual.
+ */
 int shmpool_mutex_lock(struct shmpool *p, struct shmpool_mutex *m);
-/* Lock @m or give up at @deadline with -ETIMEDOUT. */
+/* Lock @m or give up at @deadline with -ETIMEDOUT; -EOWNERDEAD as above. */
 int shmpool_mutex_timedlock(struct shmpool *p, struct shmpool_mutex *m,
 			    const struct timespec *deadline);
 /* Lock @m if it is free, else -EBUSY (also if the caller holds it). */
@@ -194,7 +202,8 @@ int shmpool_cond_init(struct shmpool *p, struct shmpool_cond *c);
 /*
  * Unlock @m (held by the caller, else -EPERM), sleep until signalled, lock
  * @m again. Returns 0 (possibly spuriously); -ETIMEDOUT at @deadline, with
- * @m locked again in both cases. Signal handlers cause a spurious 0.
+ * @m locked again in both cases (and with -EOWNERDEAD, see
+ * shmpool_mutex_lock()). Signal handlers cause a spurious 0.
  */
 int shmpool_cond_timedwait(struct shmpool *p, struct shmpool_cond *c,
 			   struct shmpool_mutex *m,

@@ -150,9 +150,17 @@ static struct shmpool_mutex *stripe_of(struct shmpool_cache *c, uint32_t b)
 	return &c->sh->stripe[b % NR_STRIPES];
 }
 
+/*
+ * A holder that died leaves nothing to repair: every change to a chain is
+ * one store of a link to an entry already complete (entries are freed after
+ * the unlock), so a chain is whole at every instruction. At worst the entry
+ * count is one off, or an unlinked entry is never freed.
+ */
 static int lock_bucket(struct shmpool_cache *c, uint32_t b)
 {
-	return shmpool_mutex_lock(c->heap->pool, stripe_of(c, b));
+	int ret = shmpool_mutex_lock(c->heap->pool, stripe_of(c, b));
+
+	return ret == -EOWNERDEAD ? 0 : ret;
 }
 
 static void unlock_bucket(struct shmpool_cache *c, uint32_t b)

@@ -71,25 +71,7 @@ static _Atomic uint32_t *attach_table(const struct shmpool_heap *h)
 /* Is process @pid gone (no such process, or a zombie)? */
 static bool pid_dead(uint32_t pid)
 {
-	char path[64], buf[256], *s;
-	ssize_t n;
-	int fd;
-
-	if (!pid)
-		return true;
-	if (kill((pid_t)pid, 0) && errno == ESRCH)
-		return true;
-	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;	/* no /proc: kill() said it lives */
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	s = strrchr(buf, ')');
-	return s && s[1] == ' ' && (s[2] == 'Z' || s[2] == 'X');
+	return !pid || __shmpool_task_gone(pid);
 }
 
 /*
@@ -438,9 +420,118 @@ int __shmpool_tlsf_free(struct shmpool_heap *h, uint64_t off, unsigned int flags
 	return 0;
 }
 
+/*
+ * The heap lock was taken over from a thread that died holding it, anywhere
+ * in an allocate or free. Each of those keeps the chain of block sizes
+ * walkable at every store: a new inner header is written before the outer
+ * block's size shrinks, and a merge is one store of the merged size. So
+ * walk the chain and rebuild from the blocks all the rest: check words and
+ * previous sizes, merged neighbours, the block bitmap, the free lists and
+ * the counters. A slab block whose first chunk is not mapped yet handed
+ * nothing out and becomes free, and so does a block marked in use with no
+ * owner (its header was being written). A block the dead thread was about
+ * to hand out may stay allocated to it (its attachment id is in the
+ * header), like any block a dead process held. -EUCLEAN, and nothing
+ * changed, if the chain does not lead to the sentinel.
+ */
+static int heap_repair(struct shmpool_heap *h)
+{
+	struct heap_hdr *hh = heap_hdr(h);
+	uint32_t g, size, prev = 0, run = 0;
+	uint64_t c, pay;
+	uint16_t flags, owner;
+	struct blk *b;
+
+	for (g = hh->heap_g; g < hh->end_g; g += size) {
+		size = blk_at(h, g)->size;
+		if (size < MIN_BLOCK_G || size > hh->end_g - g)
+			return -EUCLEAN;
+	}
+	if (g != hh->end_g)
+		return -EUCLEAN;
+
+	hh->fl_bitmap = 0;
+	memset(hh->sl_bitmap, 0, sizeof(hh->sl_bitmap));
+	memset(hh->heads, 0, sizeof(hh->heads));
+	hh->free_g = hh->nr_free = hh->nr_used = 0;
+	hh->nr_slabs = hh->nr_named = 0;
+	memset(heap_bitmap(h), 0, ((h->pool->size >> GRAN_SHIFT) + 63) / 64 * 8);
+
+	/* @run: the free block being grown by its free successors, or 0 */
+	for (g = hh->heap_g; g < hh->end_g; g += size) {
+		b = blk_at(h, g);
+		size = b->size;
+		flags = b->flags & (BLK_FREE | BLK_SLAB | BLK_NAMED);
+		owner = b->owner;
+		pay = ((uint64_t)g + 1) << GRAN_SHIFT;
+		if ((flags & BLK_SLAB) && !(flags & BLK_FREE) &&
+		    !atomic_load_explicit(&heap_chunks(h)[pay >> SLAB_SHIFT],
+					  memory_order_relaxed)) {
+			/* refill() maps the first chunk last: none of it was used */
+			for (c = pay >> SLAB_SHIFT;
+			     c < (pay + ((uint64_t)(size - 1) << GRAN_SHIFT)) >> SLAB_SHIFT; c++)
+				atomic_store_explicit(&heap_chunks(h)[c], 0, memory_order_relaxed);
+			flags = BLK_FREE;
+		}
+		/*
+		 * Marked in use but by nobody: the dead thread was writing
+		 * the header of a block it was about to hand out (the owner
+		 * and flag stores may land in either order), or was freeing.
+		 */
+		if (!(flags & BLK_FREE) && (!owner || owner >= NR_ATTACH))
+			flags = BLK_FREE;
+		if (flags & BLK_FREE) {
+			if (run) {
+				blk_set(h, run, blk_at(h, run)->size + size,
+					blk_at(h, run)->prev, 0, BLK_FREE);
+				continue;
+			}
+			blk_set(h, g, size, prev, 0, BLK_FREE);
+			run = g;
+			prev = size;
+			continue;
+		}
+		if (run) {
+			prev = blk_at(h, run)->size;
+			list_insert(h, run);
+			run = 0;
+		}
+		blk_set(h, g, size, prev, owner, flags);
+		bit_set(h, g);
+		hh->nr_used++;
+		hh->nr_slabs += !!(flags & BLK_SLAB);
+		hh->nr_named += !!(flags & BLK_NAMED);
+		prev = size;
+	}
+	if (run) {
+		prev = blk_at(h, run)->size;
+		list_insert(h, run);
+	}
+	blk_set(h, hh->end_g, 1, prev, 0, BLK_LAST);
+	hh->nr_repairs++;
+	return 0;
+}
+
+/*
+ * Take the heap lock, repairing the heap first if its holder died; a heap
+ * that could not be repaired is -EUCLEAN from then on.
+ */
 int __shmpool_heap_lock(struct shmpool_heap *h)
 {
-	return shmpool_mutex_lock(h->pool, &heap_hdr(h)->lock);
+	struct heap_hdr *hh = heap_hdr(h);
+	int ret;
+
+	ret = shmpool_mutex_lock(h->pool, &hh->lock);
+	if (ret == -EOWNERDEAD) {
+		ret = 0;
+		if (!hh->damaged && heap_repair(h))
+			hh->damaged = 1;
+	}
+	if (!ret && hh->damaged) {
+		shmpool_mutex_unlock(h->pool, &hh->lock);
+		ret = -EUCLEAN;
+	}
+	return ret;
 }
 
 void __shmpool_heap_unlock(struct shmpool_heap *h)
@@ -737,6 +828,7 @@ int shmpool_heap_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st)
 	st->alloc_blocks = hh->nr_used - hh->nr_slabs - hh->nr_named;
 	st->slabs = hh->nr_slabs;
 	st->objects = hh->nr_named;
+	st->repairs = hh->nr_repairs;
 	/* the largest block sits in the highest non-empty list */
 	if (hh->fl_bitmap) {
 		fl = log2_u32(hh->fl_bitmap);

@@ -109,7 +109,7 @@ struct heap_hdr {
 	uint32_t nr_chunks;
 	uint32_t heap_g;	/* first block */
 	uint32_t end_g;		/* the sentinel block */
-	uint32_t __pad0;
+	uint32_t damaged;	/* under @lock: a dead holder left what no walk repairs */
 
 	struct shmpool_mutex lock;
 
@@ -122,6 +122,8 @@ struct heap_hdr {
 	uint64_t nr_used;	/* allocated blocks, slabs and named objects too */
 	uint32_t nr_slabs;
 	uint32_t nr_named;
+	uint32_t nr_repairs;	/* heap_repair() runs that succeeded */
+	uint32_t __pad1;
 
 	struct cls_head cls[NR_CLASSES];
 };

@@ -6,6 +6,9 @@
 #ifndef SHMPOOL_INTERNAL_H
 #define SHMPOOL_INTERNAL_H
 
+#include <stdbool.h>
+#include <time.h>
+
 #include "shmpool.h"
 
 /*
@@ -60,6 +63,15 @@ uint32_t __shmpool_doorbell_lacks(struct shmpool *p);
  */
 int __shmpool_ident_claim(_Atomic uint64_t *ident, uint32_t magic,
 			  uint32_t value);
+
+/*
+ * util.c: is thread or process @id (of our PID namespace) gone: no such
+ * task, or a zombie?
+ */
+bool __shmpool_task_gone(uint32_t id);
+/* The earlier of @deadline (NULL: none) and @ms from now (CLOCK_MONOTONIC, in @ts). */
+const struct timespec *__shmpool_deadline_within(const struct timespec *deadline,
+						 long ms, struct timespec *ts);
 
 /* tcache.c: @p is being closed; close out the caches of heaps still open on it */
 void __shmpool_tcache_pool_closing(struct shmpool *p);

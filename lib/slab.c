@@ -154,8 +154,12 @@ static int refill(struct shmpool_heap *h, unsigned int c)
 	for (i = 0; i + 1 < ch->nobj; i++)
 		atomic_store_explicit(&slots[i], g0 + (i + 1) * (ch->size / GRAN),
 				      memory_order_relaxed);
-	/* release: pairs with the acquire load in slab_locate() */
-	for (chunk = off >> SLAB_SHIFT; chunk < (off + bytes) >> SLAB_SHIFT; chunk++)
+	/*
+	 * Release: pairs with the acquire load in slab_locate(). The first
+	 * chunk last, so that a slab whose first chunk is mapped is whole
+	 * (the heap's repair after a dead refiller relies on it).
+	 */
+	for (chunk = (off + bytes) >> SLAB_SHIFT; chunk-- > off >> SLAB_SHIFT;)
 		atomic_store_explicit(&heap_chunks(h)[chunk], (uint8_t)(c + 1),
 				      memory_order_release);
 	push(ch, g0, &slots[ch->nobj - 1]);

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -21,6 +22,8 @@
 
 /* tries at a contended lock or empty semaphore before sleeping */
 #define SPIN_TRIES	100
+/* a sleeping locker looks whether the owner still lives this often */
+#define OWNER_CHECK_MS	100
 
 static inline void cpu_relax(void)
 {
@@ -211,10 +214,31 @@ static int mutex_timed_out(struct shmpool_mutex *m, uint32_t tid)
 	}
 }
 
+/*
+ * The word says @v and its owner is gone: take the lock over for @tid,
+ * marked OWNER_DIED (and WAITERS if set, for the others asleep). 0 if we
+ * now own it, -EAGAIN if the word changed meanwhile.
+ */
+static int mutex_take_over(struct shmpool_mutex *m, uint32_t v, uint32_t tid)
+{
+	/*
+	 * Acquire: pairs with the release of whoever changed the word last
+	 * (the dead owner's lock, or an unlock before it), so we see what
+	 * the dead owner wrote before it died, as far as it got.
+	 */
+	if (!atomic_compare_exchange_strong_explicit(&m->word, &v,
+			tid | SHMPOOL_MUTEX_OWNER_DIED | (v & SHMPOOL_MUTEX_WAITERS),
+			memory_order_acquire, memory_order_relaxed))
+		return -EAGAIN;
+	return 0;
+}
+
 static int mutex_lock_slow(struct shmpool *p, struct shmpool_mutex *m,
 			   int64_t off, uint32_t tid,
 			   const struct timespec *deadline)
 {
+	const struct timespec *slice;
+	struct timespec ts;
 	uint32_t v;
 	int i, ret;
 
@@ -252,7 +276,15 @@ static int mutex_lock_slow(struct shmpool *p, struct shmpool_mutex *m,
 			v |= SHMPOOL_MUTEX_WAITERS;
 		}
 		/* sleeps only while the word is still v: an unlock changes it */
-		ret = shmpool_wait(p, off, v, deadline, 0);
+		slice = __shmpool_deadline_within(deadline, OWNER_CHECK_MS, &ts);
+		ret = shmpool_wait(p, off, v, slice, 0);
+		if (ret == -ETIMEDOUT && slice != deadline) {
+			/* a slice ended: is the owner still there? */
+			if (__shmpool_task_gone(v & SHMPOOL_MUTEX_TID_MASK) &&
+			    !mutex_take_over(m, v, tid))
+				return -EOWNERDEAD;
+			continue;
+		}
 		if (ret == -ETIMEDOUT)
 			return mutex_timed_out(m, tid);
 		/* woken, word changed, or a handler ran: try again */
@@ -314,11 +346,12 @@ int shmpool_mutex_unlock(struct shmpool *p, struct shmpool_mutex *m)
 	if ((v & SHMPOOL_MUTEX_TID_MASK) != tid)
 		return -EPERM;
 	/*
-	 * WAITERS is set. While we own the word only that bit can change, so
-	 * exchange. Release: as above.
+	 * WAITERS or OWNER_DIED is set. While we own the word only WAITERS
+	 * can change, so exchange; that also clears OWNER_DIED: the caller
+	 * repaired what the dead owner left. Release: as above.
 	 */
-	atomic_exchange_explicit(&m->word, 0, memory_order_release);
-	return wake(p, off, 1);
+	v = atomic_exchange_explicit(&m->word, 0, memory_order_release);
+	return v & SHMPOOL_MUTEX_WAITERS ? wake(p, off, 1) : 0;
 }
 
 /* ---- condition variable ----------------------------------------------------- */
@@ -381,7 +414,7 @@ int shmpool_cond_timedwait(struct shmpool *p, struct shmpool_cond *c,
 
 	lret = shmpool_mutex_lock(p, m);
 	if (lret)
-		return lret;
+		return lret;	/* -EOWNERDEAD holds @m too */
 	if (ret == -ETIMEDOUT)
 		return ret;
 	return ret == -EAGAIN || ret == -EINTR ? 0 : ret;

@@ -1080,6 +1080,59 @@ TEST_F(alloc, fork_child_leaves_parent_cache_alone)
 }
 #endif
 
+/* ---- a process dies holding the heap lock ----------------------------------------- */
+
+#ifndef SHMPOOL_TEST_THREADS
+/* Allocate and free general blocks until killed: mostly under the heap lock. */
+static void heap_churn(struct shmpool_heap *h, uint64_t s)
+{
+	uint64_t off[4] = { 0 };	/* what it leaves behind: < 128 KiB */
+	unsigned int k;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (;;) {
+		k = (unsigned int)(rnd(&s) % 4);
+		if (off[k] && shmpool_free(h, off[k]))
+			_exit(1);
+		off[k] = 0;
+		if (shmpool_alloc(h, 9000 + rnd(&s) % 20000, &off[k]) == -EUCLEAN)
+			_exit(2);
+	}
+}
+
+/*
+ * Processes killed at random points of allocating and freeing: whoever
+ * locks the heap next takes the lock over and repairs the heap; nobody
+ * waits for ever and the heap stays consistent.
+ */
+TEST_F_TIMEOUT(alloc, killed_lock_holders_are_recovered_from, 120)
+{
+	struct shmpool_heap_stats st;
+	uint64_t off, s = 99;
+	int round, status;
+	pid_t pid;
+
+	for (round = 0; round < 30; round++) {
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0)
+			heap_churn(self->h, (uint64_t)round + 1);
+		usleep(2000 + (useconds_t)(rnd(&s) % 20000));
+		ASSERT_EQ(0, kill(pid, SIGKILL));
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		ASSERT_TRUE(WIFSIGNALED(status)) TH_LOG("churn child exited with %d",
+							WEXITSTATUS(status));
+		ASSERT_EQ(0, shmpool_alloc(self->h, 20000, &off));
+		ASSERT_EQ(0, shmpool_free(self->h, off));
+		EXPECT_HEAP_OK(self->h, 0);
+	}
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	TH_LOG("%u of 30 kills left the heap lock held and were repaired", st.repairs);
+	EXPECT_LT(0U, st.repairs);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+#endif
+
 /* ---- bad input: each its own test; the heap must be unchanged afterwards ---------- */
 
 static void expect_bad_free(struct __test_metadata *_metadata,

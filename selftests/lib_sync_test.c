@@ -1183,6 +1183,119 @@ TEST_F(sync, mutex_timedlock_and_owner)
 	EXPECT_EQ(0, task_join(&self->t[0]));
 }
 
+/* ---- mutex: owner death ------------------------------------------------------------------- */
+
+/* Lock mtx and end without unlocking it. */
+static int mutex_abandoner(void *arg)
+{
+	struct ctx *c = arg;
+
+	if (shmpool_mutex_lock(c->p, &c->sh->mtx))
+		return 2;
+	atomic_store(&c->sh->tid[c->idx], sys_gettid());
+	return 0;
+}
+
+/* An owner that ended holding the lock: the next locker takes it over. */
+TEST_F(sync, mutex_owner_died)
+{
+	struct shmpool_mutex *m = &self->sh->mtx;
+	struct timespec t0, dl;
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	ASSERT_EQ(0, task_start(&self->t[0], mutex_abandoner, &self->c[0]));
+	ASSERT_EQ(0, task_join(&self->t[0]));
+	EXPECT_EQ((uint32_t)atomic_load(&self->sh->tid[0]), atomic_load(&m->word));
+
+	t0 = now(CLOCK_MONOTONIC);
+	dl = ts_add_ms(t0, 20000);
+	EXPECT_EQ(-EOWNERDEAD, shmpool_mutex_timedlock(self->p, m, &dl));
+	EXPECT_GT(5000, ts_ms(now(CLOCK_MONOTONIC), t0));
+	EXPECT_EQ((uint32_t)sys_gettid() | SHMPOOL_MUTEX_OWNER_DIED,
+		  atomic_load(&m->word) & ~SHMPOOL_MUTEX_WAITERS);
+	/* held: ours, and unlocking clears the mark */
+	EXPECT_EQ(-EDEADLK, shmpool_mutex_lock(self->p, m));
+	EXPECT_EQ(-EBUSY, shmpool_mutex_trylock(self->p, m));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+	EXPECT_EQ(0U, atomic_load(&m->word));
+	EXPECT_EQ(0, shmpool_mutex_lock(self->p, m));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+}
+
+/* A live owner is waited for: a deadline shorter than its hold still times out. */
+TEST_F(sync, mutex_live_owner_not_taken_over)
+{
+	struct shmpool_mutex *m = &self->sh->mtx;
+	struct timespec dl;
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	ASSERT_EQ(0, task_start(&self->t[0], mutex_holder, &self->c[0]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	/* several owner checks pass while we wait */
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 450);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_mutex_timedlock(self->p, m, &dl));
+	EXPECT_EQ((uint32_t)atomic_load(&self->sh->tid[0]),
+		  atomic_load(&m->word) & SHMPOOL_MUTEX_TID_MASK);
+	atomic_store(&self->sh->go, 1);
+	EXPECT_EQ(0, task_join(&self->t[0]));
+}
+
+#ifndef SHMPOOL_TEST_THREADS
+/* Hold mtx until killed. */
+static int mutex_hold_forever(void *arg)
+{
+	struct ctx *c = arg;
+
+	if (shmpool_mutex_lock(c->p, &c->sh->mtx))
+		return 2;
+	atomic_fetch_add(&c->sh->ready, 1);
+	for (;;)
+		pause();
+}
+
+/* Lock mtx, count under it, unlock; 1 if the lock came with -EOWNERDEAD. */
+static int mutex_counter_once(void *arg)
+{
+	struct ctx *c = arg;
+	int ret;
+
+	atomic_fetch_add(&c->sh->woke, 1);
+	ret = shmpool_mutex_lock(c->p, &c->sh->mtx);
+	if (ret && ret != -EOWNERDEAD)
+		return 2;
+	c->sh->counter++;
+	if (shmpool_mutex_unlock(c->p, &c->sh->mtx))
+		return 3;
+	return ret ? 1 : 0;
+}
+
+/* Sleepers on a lock whose owner is killed: one takes it over, the other follows. */
+TEST_F_TIMEOUT(sync, mutex_owner_killed_with_sleepers, 60)
+{
+	struct shmpool_mutex *m = &self->sh->mtx;
+	int rc[2];
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	self->sh->counter = 0;
+	ASSERT_EQ(0, task_start(&self->t[0], mutex_hold_forever, &self->c[0]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	ASSERT_EQ(0, task_start(&self->t[1], mutex_counter_once, &self->c[1]));
+	ASSERT_EQ(0, task_start(&self->t[2], mutex_counter_once, &self->c[2]));
+	ASSERT_EQ(0, wait_count(&self->sh->woke, 2, 10000));
+	sleep_ms(300);		/* both asleep on the word */
+	EXPECT_NE(0U, atomic_load(&m->word) & SHMPOOL_MUTEX_WAITERS);
+	ASSERT_EQ(0, kill(self->t[0].pid, SIGKILL));
+	EXPECT_EQ(128 + SIGKILL, task_join(&self->t[0]));
+	rc[0] = task_join(&self->t[1]);
+	rc[1] = task_join(&self->t[2]);
+	EXPECT_EQ(1, rc[0] + rc[1]) TH_LOG("results %d %d", rc[0], rc[1]);
+	EXPECT_GE(1, rc[0]);
+	EXPECT_GE(1, rc[1]);
+	EXPECT_EQ(2U, self->sh->counter);
+	EXPECT_EQ(0U, atomic_load(&m->word));
+}
+#endif
+
 TEST_F(sync, mutex_relock_deadlk)
 {
 	struct shmpool_mutex *m = &self->sh->mtx;
