@@ -269,6 +269,21 @@ out:
 	return *err ? NULL : tc;
 }
 
+/*
+ * Another heap than last time: only this thread changes its list, so it
+ * may walk it unlocked (a closing handle only clears @heap).
+ */
+static __attribute__((noinline)) struct tcache *tc_switch(struct shmpool_heap *h)
+{
+	struct tcache *tc;
+
+	for (tc = tc_list; tc; tc = tc->tnext)
+		if (atomic_load_explicit(&tc->heap, memory_order_relaxed) == h &&
+		    tc->gen == fork_gen())
+			return tc_hot = tc;
+	return tc_find(h);
+}
+
 static inline struct tcache *tc_get(struct shmpool_heap *h)
 {
 	struct tcache *tc = tc_hot;
@@ -276,7 +291,7 @@ static inline struct tcache *tc_get(struct shmpool_heap *h)
 	/* fork() resets tc_hot in the child (the generation is checked there) */
 	if (tc && atomic_load_explicit(&tc->heap, memory_order_relaxed) == h)
 		return tc;
-	return tc_find(h);
+	return tc_switch(h);
 }
 
 /* The class-@c stack is empty: fill it from the class's list. */

@@ -977,6 +977,42 @@ TEST_F(alloc, cache_returns_at_close)
 	EXPECT_EQ(0U, cached);
 }
 
+/* A thread that switches between two heaps keeps a cache for each. */
+TEST_F(alloc, two_heaps_alternate)
+{
+	struct shmpool_heap *h2;
+	struct shmpool *p2;
+	uint64_t a, b, cached, used;
+	int i;
+
+	ASSERT_EQ(0, shmpool_create_anon(1 << 20, variant->backend, &p2));
+	ASSERT_EQ(0, shmpool_heap_open(p2, 0, &h2));
+	for (i = 0; i < 1000; i++) {
+		ASSERT_EQ(0, shmpool_alloc(self->h, 64, &a));
+		ASSERT_EQ(0, shmpool_alloc(h2, 64, &b));
+		ASSERT_EQ(0, shmpool_free(self->h, a));
+		ASSERT_EQ(0, shmpool_free(h2, b));
+	}
+	class_counts(_metadata, self->h, 3, &cached, &used);
+	EXPECT_LE(1U, cached);
+	EXPECT_EQ(0U, used);
+	class_counts(_metadata, h2, 3, &cached, &used);
+	EXPECT_LE(1U, cached);
+	EXPECT_EQ(0U, used);
+	EXPECT_EQ(0, shmpool_heap_flush(h2));
+	class_counts(_metadata, h2, 3, &cached, &used);
+	EXPECT_EQ(0U, cached);
+	class_counts(_metadata, self->h, 3, &cached, &used);
+	EXPECT_LE(1U, cached);	/* flushing one heap leaves the other's cache */
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	EXPECT_HEAP_OK(h2, SHMPOOL_CHECK_QUIESCENT);
+	shmpool_heap_close(h2);
+	shmpool_close(p2);
+	/* the closed heap's cache is gone; this one's still works */
+	ASSERT_EQ(0, shmpool_alloc(self->h, 64, &a));
+	EXPECT_EQ(0, shmpool_free(self->h, a));
+}
+
 /* SHMPOOL_HEAP_NOCACHE: frees go straight back to the shared list. */
 TEST_F(alloc, nocache_handle_caches_nothing)
 {
