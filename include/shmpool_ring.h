@@ -12,7 +12,8 @@
  *   shared one only when its copy says the ring looks full (empty), so a
  *   batch costs one read of the other side's cache line, not one per element.
  *   The consumer learns that an element is there from a sequence word in
- *   its slot, so a message costs one cache-line transfer, not two.
+ *   the element's own cache line, so a message costs one cache-line
+ *   transfer, not two.
  * - SHMPOOL_RING_MPMC: any number of producers and consumers (Vyukov's
  *   bounded queue: a sequence word per slot says whose turn it is; head
  *   reserves slots among one side's threads by CAS, and each slot is
@@ -104,11 +105,12 @@ extern "C" {
 #define __SHMPOOL_RING_MAGIC	0x52696e67U	/* "Ring" */
 /*
  * Layout version of the shared ring, in d.version. 0 (the field was
- * reserved, zero): head/tail rings of element arrays. 2: slots with
- * sequence words (SPSC, MPMC). A ring of another version found by name is
- * refused with -EPROTONOSUPPORT.
+ * reserved, zero): head/tail rings of element arrays. 2: a sequence word
+ * per slot (SPSC and MPMC). 3: SPSC groups of elements with one word per
+ * cache line, MPMC slots with a word each. A ring of another version found
+ * by name is refused with -EPROTONOSUPPORT.
  */
-#define __SHMPOOL_RING_VERSION	2U
+#define __SHMPOOL_RING_VERSION	3U
 
 struct __shmpool_ring_ht {
 	__SHMPOOL_ATOMIC(uint32_t) head;	/* MPMC: reserved up to here */
@@ -121,8 +123,9 @@ struct __shmpool_ring_ht {
  * written by producers only, the consumer line by consumers only; the event
  * line is written only by sleepers and shutdown, so that while nobody sleeps
  * it stays shared in every cache. The slots follow at offset sizeof(hdr):
- * for SPSC and MPMC @count slots of @stride bytes, each a sequence word and
- * an element (see __shmpool_ring_seq()); for VAR @count bytes.
+ * SPSC: groups of @stride bytes, each @per_group elements and a word;
+ * MPMC: @count slots of @stride bytes, each a word and an element (see
+ * "Element slots" below); VAR: @count bytes.
  */
 struct __shmpool_ring_hdr {
 	struct {
@@ -134,7 +137,8 @@ struct __shmpool_ring_hdr {
 		uint32_t mask;
 		uint32_t max_rec;	/* VAR: largest record payload */
 		uint32_t version;	/* __SHMPOOL_RING_VERSION */
-		uint32_t stride;	/* bytes per slot (VAR: 1) */
+		uint32_t stride;	/* bytes per group (SPSC), slot (MPMC); VAR: 1 */
+		uint32_t per_group;	/* SPSC: elements per group; else 1 */
 	} __attribute__((aligned(__SHMPOOL_RING_LINE))) d;
 	struct __shmpool_ring_ht prod;
 	struct __shmpool_ring_ht cons;
@@ -162,7 +166,8 @@ struct shmpool_ring {
 	struct __shmpool_ring_hdr *hdr;
 	unsigned char *slots;
 	uint32_t type, flags, esize, count, mask, max_rec;
-	uint32_t stride, doff;	/* slot size, element offset in the slot */
+	uint32_t stride, doff;	/* group or slot size; MPMC: element offset */
+	uint32_t per_group;	/* SPSC: elements per group */
 	uint32_t cons_cache;	/* producer's copy of cons.tail */
 	uint32_t prod_cache;	/* consumer's copy of prod.tail */
 	uint32_t var_resv;	/* VAR: bytes reserved, not yet committed */
@@ -237,6 +242,13 @@ void __shmpool_ring_yield(void);
 
 /* ---- inline hot paths -------------------------------------------------------- */
 
+/*
+ * The hot paths are meant to be inlined into the caller with their
+ * constant arguments (one element, 8-byte elements): the compiler's
+ * heuristics would otherwise keep the larger ones out of line.
+ */
+#define __SHMPOOL_RING_INLINE	static inline __attribute__((always_inline))
+
 #define __SHMPOOL_LD(p, mo)	__SHMPOOL_STD atomic_load_explicit(p, __SHMPOOL_STD mo)
 #define __SHMPOOL_ST(p, v, mo)	__SHMPOOL_STD atomic_store_explicit(p, v, __SHMPOOL_STD mo)
 
@@ -282,59 +294,217 @@ static inline void __shmpool_ring_signal(struct shmpool_ring *r,
 }
 
 /*
- * Element slots (SPSC and MPMC). Slot i is r->stride bytes at slots + i *
- * stride: a 32-bit sequence word at offset 0, the element at r->doff (4,
- * or 8 when @esize is a multiple of 8, so 8-byte elements stay aligned).
- * Small slots are a power of two (at most 64 bytes), so a slot never
- * straddles a cache line: a consumer that polls the word finds the element
- * in the same line, one cache-line transfer per element instead of one for
- * an index and another for the slot. Index i (free-running, modulo 2^32) is
- * full when the word holds i + 1. MPMC slots are free for index i when the
- * word holds i (creation writes slot i's word as i; a consumer frees index
- * i by writing i + count), Vyukov's bounded queue; SPSC producers learn
- * about free slots from cons.tail instead, and zero words are never i + 1
- * for a first-lap index i, so a new SPSC ring needs no initialisation.
+ * Element slots. Indices run freely modulo 2^32; index i lives in slot
+ * i & mask.
+ *
+ * SPSC: slots come in groups of @per_group elements followed by one 32-bit
+ * word, the group (@stride bytes) filling a 64-byte cache line when an
+ * element fits in 60 bytes (8-byte elements: 7 and the word, so elements
+ * stay 8-byte aligned), else one element and the word (rounded up to 8
+ * bytes). The word holds j + 1 for the last index j written to the group.
+ * Index i is written when (int32_t)(word - (i + 1)) >= 0: words only grow
+ * within a lap, and a word from the next lap means the producer has gone
+ * past i (it can reach the group again only for slots before i's). So a
+ * consumer learns that an element arrived from the element's own cache
+ * line (one transfer, not one for an index and another for the slot), and
+ * dense groups keep bursts at about rte_ring's lines per element. Zero
+ * words say "nothing written" to every first-lap index: a new ring needs
+ * no initialisation.
+ *
+ * MPMC: slot i is @stride bytes at slots + i * stride, a word at offset 0
+ * and the element at @doff (4, or 8 when the element size is a multiple of
+ * 8); up to 64 bytes a slot is a power of two and never straddles a line.
+ * Vyukov's bounded queue: the word of index i is i while the slot is free
+ * for it (creation writes slot i's word as i), i + 1 once it is full, and
+ * the consumer frees it for the next lap by writing i + count.
  */
+
+/* SPSC: the group holding index @idx, and the element's position in it */
+__SHMPOOL_RING_INLINE unsigned char *
+__shmpool_spsc_group(const struct shmpool_ring *r, uint32_t idx, uint32_t per,
+		     uint32_t stride, uint32_t *pos)
+{
+	uint32_t slot = idx & r->mask, q = slot / per;
+
+	*pos = slot - q * per;
+	return r->slots + (size_t)q * stride;
+}
+
+/* the word at the end of a group */
 static inline __SHMPOOL_ATOMIC(uint32_t) *
-__shmpool_ring_seq(const struct shmpool_ring *r, uint32_t idx)
+__shmpool_spsc_word(unsigned char *grp, uint32_t stride)
 {
-	return (__SHMPOOL_ATOMIC(uint32_t) *)(void *)
-		(r->slots + (size_t)(idx & r->mask) * r->stride);
+	return (__SHMPOOL_ATOMIC(uint32_t) *)(void *)(grp + stride - 4);
 }
 
-/* copy element @k of @src into the slot of index @idx */
-static inline void __shmpool_ring_put1(struct shmpool_ring *r, uint32_t idx,
-				       const unsigned char *src, uint32_t k)
+/*
+ * Copy @n elements from @src into the slots from index @idx on; after the
+ * last element of each group, release-store its word (pairs with the
+ * consumer's acquire in __shmpool_spsc_dequeue(): the elements before it
+ * are visible). @esize, @per, @stride are constants for 8-byte elements
+ * (always_inline), so the division is a multiplication. (Only for 8: a
+ * constant larger size would make GCC warn about the memcpy in callers
+ * that pass an 8-byte object to a ring of 8-byte elements.) The handle's
+ * fields are read into locals once: stores through a byte pointer would
+ * make the compiler reload them.
+ */
+__SHMPOOL_RING_INLINE void
+__shmpool_spsc_fill_g(const struct shmpool_ring *r, uint32_t idx,
+		      const void *src, uint32_t n, uint32_t esize,
+		      uint32_t per, uint32_t stride)
 {
-	unsigned char *slot = r->slots + (size_t)(idx & r->mask) * r->stride;
+	const unsigned char *s = (const unsigned char *)src;
+	uint32_t pos, slot = idx & r->mask, count = r->count, k;
+	unsigned char *grp = __shmpool_spsc_group(r, idx, per, stride, &pos);
 
-	if (r->esize == 8)	/* constant-size memcpy: one move, any alignment */
-		memcpy(slot + 8, src + (size_t)k * 8, 8);
-	else
-		memcpy(slot + r->doff, src + (size_t)k * r->esize, r->esize);
+	for (k = 0; k < n; k++) {
+		memcpy(grp + (size_t)pos * esize, s + (size_t)k * esize, esize);
+		pos++;
+		slot++;
+		if (pos == per || slot == count || k == n - 1) {
+			__SHMPOOL_ST(__shmpool_spsc_word(grp, stride), idx + k + 1,
+				     memory_order_release);
+			if (slot == count) {
+				slot = 0;
+				pos = 0;
+				grp = r->slots;
+			} else if (pos == per) {
+				pos = 0;
+				grp += stride;
+			}
+		}
+	}
 }
 
-/* copy the element of index @idx into element @k of @dst */
-static inline void __shmpool_ring_get1(struct shmpool_ring *r, uint32_t idx,
-				       unsigned char *dst, uint32_t k)
+/* copy the elements of indices @idx.. @idx + @n - 1 into @dst */
+__SHMPOOL_RING_INLINE void
+__shmpool_spsc_drain_g(const struct shmpool_ring *r, uint32_t idx, void *dst,
+		       uint32_t n, uint32_t esize, uint32_t per, uint32_t stride)
 {
-	const unsigned char *slot = r->slots + (size_t)(idx & r->mask) * r->stride;
+	unsigned char *d = (unsigned char *)dst;
+	uint32_t pos, slot = idx & r->mask, count = r->count, k;
+	unsigned char *grp = __shmpool_spsc_group(r, idx, per, stride, &pos);
+
+	for (k = 0; k < n; k++) {
+		memcpy(d + (size_t)k * esize, grp + (size_t)pos * esize, esize);
+		pos++;
+		slot++;
+		if (slot == count) {
+			slot = 0;
+			pos = 0;
+			grp = r->slots;
+		} else if (pos == per) {
+			pos = 0;
+			grp += stride;
+		}
+	}
+}
+
+/* the word of the group holding index @idx (acquire: see the callers) */
+__SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_seen(const struct shmpool_ring *r,
+						   uint32_t idx)
+{
+	uint32_t pos, stride = 64;
+	unsigned char *grp;
 
 	if (r->esize == 8)
-		memcpy(dst + (size_t)k * 8, slot + 8, 8);
+		grp = __shmpool_spsc_group(r, idx, 7, 64, &pos);
 	else
-		memcpy(dst + (size_t)k * r->esize, slot + r->doff, r->esize);
+		grp = __shmpool_spsc_group(r, idx, r->per_group,
+					   stride = r->stride, &pos);
+	return __SHMPOOL_LD(__shmpool_spsc_word(grp, stride),
+			    memory_order_acquire);
+}
+
+__SHMPOOL_RING_INLINE void __shmpool_spsc_fill(const struct shmpool_ring *r,
+					       uint32_t idx, const void *src, uint32_t n)
+{
+	if (r->esize == 8)
+		__shmpool_spsc_fill_g(r, idx, src, n, 8, 7, 64);
+	else
+		__shmpool_spsc_fill_g(r, idx, src, n, r->esize, r->per_group,
+				      r->stride);
+}
+
+__SHMPOOL_RING_INLINE void __shmpool_spsc_drain(const struct shmpool_ring *r,
+						uint32_t idx, void *dst, uint32_t n)
+{
+	if (r->esize == 8)
+		__shmpool_spsc_drain_g(r, idx, dst, n, 8, 7, 64);
+	else
+		__shmpool_spsc_drain_g(r, idx, dst, n, r->esize, r->per_group,
+				       r->stride);
+}
+
+/*
+ * MPMC: copy @n elements from @src into the slots from index @idx on, each
+ * followed by its word, idx + 1: release, so the element is visible to
+ * whoever acquires the word (__shmpool_mpmc_ready()).
+ */
+__SHMPOOL_RING_INLINE void __shmpool_mpmc_fill(const struct shmpool_ring *r,
+					       uint32_t idx, const void *src, uint32_t n)
+{
+	const unsigned char *s = (const unsigned char *)src;
+	unsigned char *slots = r->slots, *slot;
+	uint32_t mask = r->mask, stride = r->stride, doff = r->doff;
+	uint32_t esize = r->esize, k;
+
+	if (esize == 8) {	/* 16-byte slots; constant-size memcpy: one move */
+		for (k = 0; k < n; k++) {
+			slot = slots + (size_t)((idx + k) & mask) * 16;
+			memcpy(slot + 8, s + (size_t)k * 8, 8);
+			__SHMPOOL_ST((__SHMPOOL_ATOMIC(uint32_t) *)(void *)slot,
+				     idx + k + 1, memory_order_release);
+		}
+		return;
+	}
+	for (k = 0; k < n; k++) {
+		slot = slots + (size_t)((idx + k) & mask) * stride;
+		memcpy(slot + doff, s + (size_t)k * esize, esize);
+		__SHMPOOL_ST((__SHMPOOL_ATOMIC(uint32_t) *)(void *)slot,
+			     idx + k + 1, memory_order_release);
+	}
+}
+
+/*
+ * MPMC: copy the elements of @n slots from index @idx on into @dst, and
+ * write each word as its index + count (free for the next lap), release:
+ * our read of the element before a producer may overwrite it (pairs with
+ * the acquire in __shmpool_mpmc_ready()).
+ */
+__SHMPOOL_RING_INLINE void __shmpool_mpmc_drain(const struct shmpool_ring *r,
+						uint32_t idx, void *dst, uint32_t n)
+{
+	unsigned char *d = (unsigned char *)dst, *slots = r->slots, *slot;
+	uint32_t mask = r->mask, stride = r->stride, doff = r->doff;
+	uint32_t esize = r->esize, count = r->count, k;
+
+	if (esize == 8) {
+		for (k = 0; k < n; k++) {
+			slot = slots + (size_t)((idx + k) & mask) * 16;
+			memcpy(d + (size_t)k * 8, slot + 8, 8);
+			__SHMPOOL_ST((__SHMPOOL_ATOMIC(uint32_t) *)(void *)slot,
+				     idx + k + count, memory_order_release);
+		}
+		return;
+	}
+	for (k = 0; k < n; k++) {
+		slot = slots + (size_t)((idx + k) & mask) * stride;
+		memcpy(d + (size_t)k * esize, slot + doff, esize);
+		__SHMPOOL_ST((__SHMPOOL_ATOMIC(uint32_t) *)(void *)slot,
+			     idx + k + count, memory_order_release);
+	}
 }
 
 /* SPSC enqueue: @bulk 1 for all-or-nothing */
-static inline uint32_t __shmpool_spsc_enqueue(struct shmpool_ring *r,
-					      const void *objs, uint32_t n,
-					      int bulk)
+__SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_enqueue(struct shmpool_ring *r,
+						      const void *objs, uint32_t n,
+						      int bulk)
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
 	/* relaxed: only this side writes prod.tail */
 	uint32_t head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
-	uint32_t room = r->count + r->cons_cache - head, k;
+	uint32_t room = r->count + r->cons_cache - head;
 
 	if (room < n) {
 		/*
@@ -350,15 +520,8 @@ static inline uint32_t __shmpool_spsc_enqueue(struct shmpool_ring *r,
 			n = room;
 		}
 	}
-	for (k = 0; k < n; k++) {
-		__shmpool_ring_put1(r, head + k, (const unsigned char *)objs, k);
-		/*
-		 * Release: the element before its word; pairs with the
-		 * consumer's acquire load of the word in spsc_dequeue().
-		 */
-		__SHMPOOL_ST(__shmpool_ring_seq(r, head + k), head + k + 1,
-			     memory_order_release);
-	}
+	/* the elements, then each group's word (release; see spsc_fill_g()) */
+	__shmpool_spsc_fill(r, head, objs, n);
 	/*
 	 * Release: every slot write above before prod.tail; pairs with the
 	 * acquire of a consumer that counts a burst by prod.tail (and of
@@ -369,48 +532,49 @@ static inline uint32_t __shmpool_spsc_enqueue(struct shmpool_ring *r,
 	return n;
 }
 
-static inline uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
-					      void *objs, uint32_t n, int bulk)
+__SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
+						      void *objs, uint32_t n, int bulk)
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
 	/* relaxed: only this side writes cons.tail */
 	uint32_t tail = __SHMPOOL_LD(&h->cons.tail, memory_order_relaxed);
-	uint32_t avail = r->prod_cache - tail, last = tail + n - 1, pt, k;
+	uint32_t avail = r->prod_cache - tail, last = tail + n - 1, w, pt;
 
 	if (avail < n) {
 		/*
 		 * Acquire: pairs with the producer's release store of the
-		 * word of index @last; that element and (program order on
-		 * the producer's side) every one before it are visible. A
-		 * single-element call reads only this line, which holds the
-		 * element too.
+		 * word of @last's group; every index below the word is
+		 * written and visible (the producer writes in order). That
+		 * line holds elements we want: no other line is read. What
+		 * it says beyond @last is kept too.
 		 */
-		if (__SHMPOOL_LD(__shmpool_ring_seq(r, last),
-				 memory_order_acquire) == last + 1) {
-			r->prod_cache = last + 1;
-		} else {
-			if (n == 1)
-				return 0;
-			/*
-			 * Acquire: pairs with the producer's release store
-			 * of prod.tail; the slots below it are written. It
-			 * lags the words (stored after them), so it may be
-			 * behind what a word already showed us: never move
-			 * our copy back.
-			 */
-			pt = __SHMPOOL_LD(&h->prod.tail, memory_order_acquire);
-			if ((int32_t)(pt - r->prod_cache) > 0)
-				r->prod_cache = pt;
-			avail = r->prod_cache - tail;
-			if (avail < n) {
-				if (bulk || !avail)
-					return 0;
-				n = avail;
-			}
+		w = __shmpool_spsc_seen(r, last);
+		if ((int32_t)(w - (last + 1)) >= 0) {
+			r->prod_cache = w;
+			avail = n;
+		} else if (n == 1) {
+			return 0;
 		}
 	}
-	for (k = 0; k < n; k++)
-		__shmpool_ring_get1(r, tail + k, (unsigned char *)objs, k);
+	if (avail < n) {
+		/*
+		 * Not all of a burst is there. Acquire: pairs with the
+		 * producer's release store of prod.tail; the slots below it
+		 * are written. It lags the words (stored after them), so it
+		 * may be behind what a word already showed us: never move
+		 * our copy back.
+		 */
+		pt = __SHMPOOL_LD(&h->prod.tail, memory_order_acquire);
+		if ((int32_t)(pt - r->prod_cache) > 0)
+			r->prod_cache = pt;
+		avail = r->prod_cache - tail;
+		if (avail < n) {
+			if (bulk || !avail)
+				return 0;
+			n = avail;
+		}
+	}
+	__shmpool_spsc_drain(r, tail, objs, n);
 	/* Release: our slot reads before the producer may reuse the slots. */
 	__SHMPOOL_ST(&h->cons.tail, tail + n, memory_order_release);
 	__shmpool_ring_signal(r, &h->ev.space);
@@ -434,15 +598,17 @@ static inline uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
  * else on our side takes an index we reserved, and the other side waits for
  * our word.
  */
-static inline int64_t __shmpool_mpmc_ready(struct shmpool_ring *r,
-					   uint32_t old, uint32_t m,
-					   uint32_t want)
+__SHMPOOL_RING_INLINE int64_t __shmpool_mpmc_ready(const struct shmpool_ring *r,
+						   uint32_t old, uint32_t m,
+						   uint32_t want)
 {
-	uint32_t k;
+	unsigned char *slots = r->slots;
+	uint32_t mask = r->mask, stride = r->stride, k;
 	int32_t d;
 
 	for (k = 0; k < m; k++) {
-		d = (int32_t)(__SHMPOOL_LD(__shmpool_ring_seq(r, old + k),
+		d = (int32_t)(__SHMPOOL_LD((__SHMPOOL_ATOMIC(uint32_t) *)(void *)
+					   (slots + (size_t)((old + k) & mask) * stride),
 					   memory_order_acquire) - (old + k + want));
 		if (d < 0)	/* not yet: full (producer), empty (consumer) */
 			return k;
@@ -452,12 +618,12 @@ static inline int64_t __shmpool_mpmc_ready(struct shmpool_ring *r,
 	return m;
 }
 
-static inline uint32_t __shmpool_mpmc_enqueue(struct shmpool_ring *r,
-					      const void *objs, uint32_t n,
-					      int bulk)
+__SHMPOOL_RING_INLINE uint32_t __shmpool_mpmc_enqueue(struct shmpool_ring *r,
+						      const void *objs, uint32_t n,
+						      int bulk)
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
-	uint32_t old, m, k;
+	uint32_t old, m;
 	int64_t ready;
 
 	/* relaxed: head only reserves; the words carry the ordering */
@@ -488,21 +654,17 @@ static inline uint32_t __shmpool_mpmc_enqueue(struct shmpool_ring *r,
 				__SHMPOOL_STD memory_order_relaxed))
 			break;
 	}
-	for (k = 0; k < m; k++) {
-		__shmpool_ring_put1(r, old + k, (const unsigned char *)objs, k);
-		/* Release: the element before the word that publishes it. */
-		__SHMPOOL_ST(__shmpool_ring_seq(r, old + k), old + k + 1,
-			     memory_order_release);
-	}
+	/* each element, then the word that publishes it (release) */
+	__shmpool_mpmc_fill(r, old, objs, m);
 	__shmpool_ring_signal(r, &h->ev.data);
 	return m;
 }
 
-static inline uint32_t __shmpool_mpmc_dequeue(struct shmpool_ring *r,
-					      void *objs, uint32_t n, int bulk)
+__SHMPOOL_RING_INLINE uint32_t __shmpool_mpmc_dequeue(struct shmpool_ring *r,
+						      void *objs, uint32_t n, int bulk)
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
-	uint32_t old, m, k;
+	uint32_t old, m;
 	int64_t ready;
 
 	/* relaxed: head only reserves; the words carry the ordering */
@@ -527,23 +689,18 @@ static inline uint32_t __shmpool_mpmc_dequeue(struct shmpool_ring *r,
 				__SHMPOOL_STD memory_order_relaxed))
 			break;
 	}
-	for (k = 0; k < m; k++) {
-		__shmpool_ring_get1(r, old + k, (unsigned char *)objs, k);
-		/*
-		 * Release: our read of the element before the word that
-		 * frees the slot for index old + k + count (pairs with the
-		 * producers' acquire in __shmpool_mpmc_ready()).
-		 */
-		__SHMPOOL_ST(__shmpool_ring_seq(r, old + k), old + k + r->count,
-			     memory_order_release);
-	}
+	/*
+	 * Each element, then the word that frees its slot for index
+	 * + count (release: our read before a producer's overwrite).
+	 */
+	__shmpool_mpmc_drain(r, old, objs, m);
 	__shmpool_ring_signal(r, &h->ev.space);
 	return m;
 }
 
 /* Enqueue up to @n elements from @objs without blocking; returns how many. */
-static inline uint32_t shmpool_ring_enqueue_burst(struct shmpool_ring *r,
-						  const void *objs, uint32_t n)
+__SHMPOOL_RING_INLINE uint32_t shmpool_ring_enqueue_burst(struct shmpool_ring *r,
+							  const void *objs, uint32_t n)
 {
 	if (r->type == SHMPOOL_RING_SPSC)
 		return __shmpool_spsc_enqueue(r, objs, n, 0);
@@ -551,8 +708,8 @@ static inline uint32_t shmpool_ring_enqueue_burst(struct shmpool_ring *r,
 }
 
 /* Enqueue all @n elements or none without blocking; returns @n or 0. */
-static inline uint32_t shmpool_ring_enqueue_bulk(struct shmpool_ring *r,
-						 const void *objs, uint32_t n)
+__SHMPOOL_RING_INLINE uint32_t shmpool_ring_enqueue_bulk(struct shmpool_ring *r,
+							 const void *objs, uint32_t n)
 {
 	if (r->type == SHMPOOL_RING_SPSC)
 		return __shmpool_spsc_enqueue(r, objs, n, 1);
@@ -560,22 +717,22 @@ static inline uint32_t shmpool_ring_enqueue_bulk(struct shmpool_ring *r,
 }
 
 /* Enqueue one element; 1 or 0 (full). */
-static inline uint32_t shmpool_ring_enqueue(struct shmpool_ring *r,
-					    const void *obj)
+__SHMPOOL_RING_INLINE uint32_t shmpool_ring_enqueue(struct shmpool_ring *r,
+						    const void *obj)
 {
 	return shmpool_ring_enqueue_bulk(r, obj, 1);
 }
 
-static inline uint32_t shmpool_ring_dequeue_burst(struct shmpool_ring *r,
-						  void *objs, uint32_t n)
+__SHMPOOL_RING_INLINE uint32_t shmpool_ring_dequeue_burst(struct shmpool_ring *r,
+							  void *objs, uint32_t n)
 {
 	if (r->type == SHMPOOL_RING_SPSC)
 		return __shmpool_spsc_dequeue(r, objs, n, 0);
 	return __shmpool_mpmc_dequeue(r, objs, n, 0);
 }
 
-static inline uint32_t shmpool_ring_dequeue_bulk(struct shmpool_ring *r,
-						 void *objs, uint32_t n)
+__SHMPOOL_RING_INLINE uint32_t shmpool_ring_dequeue_bulk(struct shmpool_ring *r,
+							 void *objs, uint32_t n)
 {
 	if (r->type == SHMPOOL_RING_SPSC)
 		return __shmpool_spsc_dequeue(r, objs, n, 1);
@@ -583,7 +740,7 @@ static inline uint32_t shmpool_ring_dequeue_bulk(struct shmpool_ring *r,
 }
 
 /* Dequeue one element; 1 or 0 (empty). */
-static inline uint32_t shmpool_ring_dequeue(struct shmpool_ring *r, void *obj)
+__SHMPOOL_RING_INLINE uint32_t shmpool_ring_dequeue(struct shmpool_ring *r, void *obj)
 {
 	return shmpool_ring_dequeue_bulk(r, obj, 1);
 }

@@ -117,16 +117,25 @@ static int check_params(uint32_t type, uint32_t count, uint32_t esize,
 	return 0;
 }
 
-/* where the element sits in its slot: after the word, 8-byte aligned if it can be */
+/* MPMC: the element's place in its slot, after the word (8-byte aligned if it can be) */
 static uint32_t slot_doff(uint32_t esize)
 {
 	return esize % 8 ? 4 : 8;
 }
 
+/* SPSC: elements per group (see "Element slots" in shmpool_ring.h) */
+static uint32_t group_elems(uint32_t type, uint32_t esize)
+{
+	if (type != SHMPOOL_RING_SPSC || esize > 60)
+		return 1;
+	return 60 / esize;	/* and the word in the line's last 4 bytes */
+}
+
 /*
- * Bytes per slot: word and element, rounded up to a power of two up to a
- * cache line (a slot never straddles one, so the word and the element come
- * in one transfer), to 8 bytes beyond. VAR rings are bytes.
+ * Bytes per SPSC group or MPMC slot. SPSC: a cache line if the element
+ * leaves room for the word, else element and word rounded up to 8 bytes.
+ * MPMC: word and element, rounded up to a power of two up to a cache line
+ * (a slot never straddles one), to 8 bytes beyond. VAR rings are bytes.
  */
 static uint32_t slot_stride(uint32_t type, uint32_t esize)
 {
@@ -134,6 +143,8 @@ static uint32_t slot_stride(uint32_t type, uint32_t esize)
 
 	if (type == SHMPOOL_RING_VAR)
 		return 1;
+	if (type == SHMPOOL_RING_SPSC)
+		return esize <= 60 ? 64 : (esize + 4 + 7) & ~7U;
 	if (s > 64)
 		return (s + 7) & ~7U;
 	while (p < s)
@@ -143,8 +154,10 @@ static uint32_t slot_stride(uint32_t type, uint32_t esize)
 
 static uint64_t ring_bytes(uint32_t type, uint32_t count, uint32_t esize)
 {
+	uint32_t per = group_elems(type, esize);
+
 	return sizeof(struct __shmpool_ring_hdr) +
-	       (uint64_t)count * slot_stride(type, esize);
+	       (uint64_t)((count + per - 1) / per) * slot_stride(type, esize);
 }
 
 static void sleep_ms(long ms)
@@ -193,6 +206,7 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 	if (check_params(hdr->d.type, hdr->d.count, hdr->d.esize, hdr->d.flags) ||
 	    hdr->d.mask != hdr->d.count - 1 ||
 	    hdr->d.stride != slot_stride(hdr->d.type, hdr->d.esize) ||
+	    hdr->d.per_group != group_elems(hdr->d.type, hdr->d.esize) ||
 	    ring_bytes(hdr->d.type, hdr->d.count, hdr->d.esize) > obj->size)
 		return -EUCLEAN;
 	pthread_once(&asym_once, asym_init);
@@ -211,6 +225,7 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 	r->max_rec = hdr->d.max_rec;
 	r->stride = hdr->d.stride;
 	r->doff = slot_doff(r->esize);
+	r->per_group = hdr->d.per_group;
 	/*
 	 * Acquire: pairs with the other side's release stores of its index,
 	 * so that a handle taking over one side may trust its copy at once
@@ -256,6 +271,7 @@ int shmpool_ring_create(struct shmpool_heap *h, const char *name,
 		hdr->d.max_rec = type == SHMPOOL_RING_VAR ? count / 2 - 8 : 0;
 		hdr->d.version = __SHMPOOL_RING_VERSION;
 		hdr->d.stride = stride;
+		hdr->d.per_group = group_elems(type, esize);
 		/*
 		 * MPMC slot i starts free for index i (its word holds i); SPSC
 		 * words start at 0, which the zeroed object already is.

@@ -861,26 +861,29 @@ TEST_F(ring, open_other_esize)
 }
 
 /*
- * A ring left by a library of the old layout (version 0: the word was
- * reserved and zero) is refused by name, not misused.
+ * A ring left by a library of another layout (version 0: the word was
+ * reserved and zero; 2: a word per SPSC slot; or a newer one) is refused
+ * by name, not misused.
  */
 TEST_F(ring, old_layout_version_refused)
 {
+	static const uint32_t other[] = { 0, 2, __SHMPOOL_RING_VERSION + 1 };
 	struct shmpool_ring *r, *x = NULL;
+	unsigned int i;
 
 	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_SPSC,
 					 16, 8, 0, &r));
-	r->hdr->d.version = 0;
-	EXPECT_EQ(-EPROTONOSUPPORT, shmpool_ring_open(self->h, self->name,
-						      SHMPOOL_RING_SPSC, 8, &x));
-	EXPECT_EQ(NULL, x);
-	EXPECT_EQ(-EPROTONOSUPPORT, shmpool_ring_create(self->h, self->name,
-							SHMPOOL_RING_SPSC, 16, 8,
-							0, &x));
-	EXPECT_EQ(NULL, x);
-	r->hdr->d.version = __SHMPOOL_RING_VERSION + 1;
-	EXPECT_EQ(-EPROTONOSUPPORT, shmpool_ring_open(self->h, self->name,
-						      SHMPOOL_RING_SPSC, 8, &x));
+	for (i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		r->hdr->d.version = other[i];
+		EXPECT_EQ(-EPROTONOSUPPORT, shmpool_ring_open(self->h, self->name,
+							      SHMPOOL_RING_SPSC,
+							      8, &x));
+		EXPECT_EQ(NULL, x);
+		EXPECT_EQ(-EPROTONOSUPPORT, shmpool_ring_create(self->h, self->name,
+								SHMPOOL_RING_SPSC,
+								16, 8, 0, &x));
+		EXPECT_EQ(NULL, x);
+	}
 	r->hdr->d.version = __SHMPOOL_RING_VERSION;
 	EXPECT_EQ(0, shmpool_ring_open(self->h, self->name, SHMPOOL_RING_SPSC,
 				       8, &x));
