@@ -31,6 +31,7 @@
 #define SHMPOOL_HEAP_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -129,6 +130,8 @@ struct heap_hdr {
 };
 
 _Static_assert(sizeof(struct heap_hdr) <= ATTACH_OFF, "heap header too big");
+/* lib_alloc_test.c reaches the heap mutex there to play a dying holder */
+_Static_assert(offsetof(struct heap_hdr, lock) == 56, "heap mutex moved");
 
 struct dir_ent {
 	char name[SHMPOOL_OBJ_NAME_MAX];

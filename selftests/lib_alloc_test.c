@@ -31,6 +31,7 @@
 
 #include "shmpool.h"
 #include "shmpool_alloc.h"
+#include "shmpool_sync.h"
 /* the 6.1 harness leaves parameters unused and defines unprototyped functions */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
@@ -1379,6 +1380,60 @@ TEST_F(alloc, damaged_slab_is_reported)
 	*magic ^= 1;
 	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
 }
+
+#ifndef SHMPOOL_TEST_THREADS
+/* The heap's mutex: offset 56 of the layout (lib/heap.h asserts it). */
+#define HEAP_MUTEX_OFF	56
+
+/* Lock the heap's mutex and die holding it. */
+static void die_holding_heap_lock(struct __test_metadata *_metadata,
+				  struct shmpool_heap *h)
+{
+	struct shmpool_mutex *m = shmpool_heap_ptr(h, HEAP_MUTEX_OFF, sizeof(*m));
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(shmpool_mutex_lock(h->pool, m) ? 1 : 0);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, status);
+}
+
+/* A dead holder and an intact heap: the next call repairs and goes on. */
+TEST_F(alloc, dead_holder_repaired)
+{
+	struct shmpool_heap_stats st;
+	uint64_t a, b;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 30000, &a));
+	die_holding_heap_lock(_metadata, self->h);
+	ASSERT_EQ(0, shmpool_alloc(self->h, 30000, &b));
+	EXPECT_NE(a, b);
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(1U, st.repairs);
+	EXPECT_EQ(2U, st.alloc_blocks);
+	EXPECT_EQ(0, shmpool_free(self->h, a));
+	EXPECT_EQ(0, shmpool_free(self->h, b));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+/* A dead holder and a broken block chain: -EUCLEAN from then on, no hang. */
+TEST_F(alloc, dead_holder_broken_chain_is_euclean)
+{
+	uint32_t *size;
+	uint64_t a;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 30000, &a));
+	size = shmpool_heap_ptr(self->h, a - 16, 4);	/* the block's header */
+	*size = 1;	/* below the smallest block: the walk cannot go on */
+	die_holding_heap_lock(_metadata, self->h);
+	EXPECT_EQ(-EUCLEAN, shmpool_alloc(self->h, 30000, &a));
+	EXPECT_EQ(-EUCLEAN, shmpool_alloc(self->h, 30000, &a));
+	EXPECT_EQ(-EUCLEAN, shmpool_heap_check(self->h, 0, NULL, 0));
+}
+#endif
 
 /* ---- named objects ----------------------------------------------------------------- */
 
