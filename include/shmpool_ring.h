@@ -169,7 +169,8 @@ struct shmpool_ring {
 	uint32_t stride, doff;	/* group or slot size; MPMC: element offset */
 	uint32_t per_group;	/* SPSC: elements per group */
 	uint32_t cons_cache;	/* producer's copy of cons.tail */
-	uint32_t prod_cache;	/* consumer's copy of prod.tail */
+	uint32_t prod_cache;	/* consumer: indices below are written (SPSC:
+				 * from a word or prod.tail; VAR: prod.tail) */
 	uint32_t var_resv;	/* VAR: bytes reserved, not yet committed */
 	uint32_t var_peek;	/* VAR: bytes peeked, not yet released */
 };
@@ -538,35 +539,38 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
 	struct __shmpool_ring_hdr *h = r->hdr;
 	/* relaxed: only this side writes cons.tail */
 	uint32_t tail = __SHMPOOL_LD(&h->cons.tail, memory_order_relaxed);
-	uint32_t avail = r->prod_cache - tail, last = tail + n - 1, w, pt;
+	uint32_t avail = r->prod_cache - tail, w;
 
-	if (avail < n) {
+	if ((int32_t)avail < 0) {	/* another handle consumed meanwhile */
+		r->prod_cache = tail;
+		avail = 0;
+	}
+	if (avail < n && n == 1) {
 		/*
 		 * Acquire: pairs with the producer's release store of the
-		 * word of @last's group; every index below the word is
+		 * word of @tail's group; every index below the word is
 		 * written and visible (the producer writes in order). That
-		 * line holds elements we want: no other line is read. What
-		 * it says beyond @last is kept too.
+		 * line holds the element: no other line is read, so a
+		 * message costs one transfer. What the word says beyond
+		 * @tail is kept.
 		 */
-		w = __shmpool_spsc_seen(r, last);
-		if ((int32_t)(w - (last + 1)) >= 0) {
-			r->prod_cache = w;
-			avail = n;
-		} else if (n == 1) {
+		w = __shmpool_spsc_seen(r, tail);
+		if ((int32_t)(w - (tail + 1)) < 0)
 			return 0;
-		}
-	}
-	if (avail < n) {
+		r->prod_cache = w;
+	} else if (avail < n) {
 		/*
-		 * Not all of a burst is there. Acquire: pairs with the
-		 * producer's release store of prod.tail; the slots below it
-		 * are written. It lags the words (stored after them), so it
-		 * may be behind what a word already showed us: never move
-		 * our copy back.
+		 * A batch. Acquire: pairs with the producer's release store
+		 * of prod.tail, once per batch; the slots below it are
+		 * written. Unlike the words, it does not pull the line the
+		 * producer is filling away from it in the middle of a
+		 * burst. It lags the words (stored after them), so it may
+		 * be behind what a word already showed us: never move our
+		 * copy back.
 		 */
-		pt = __SHMPOOL_LD(&h->prod.tail, memory_order_acquire);
-		if ((int32_t)(pt - r->prod_cache) > 0)
-			r->prod_cache = pt;
+		w = __SHMPOOL_LD(&h->prod.tail, memory_order_acquire);
+		if ((int32_t)(w - r->prod_cache) > 0)
+			r->prod_cache = w;
 		avail = r->prod_cache - tail;
 		if (avail < n) {
 			if (bulk || !avail)
