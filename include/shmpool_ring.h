@@ -516,8 +516,17 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_enqueue(struct shmpool_ring *r,
 		r->cons_cache = __SHMPOOL_LD(&h->cons.tail, memory_order_acquire);
 		room = r->count + r->cons_cache - head;
 		if (room < n) {
-			if (bulk || !room)
+			if (bulk || !room) {
+				/*
+				 * Full: the caller will likely try again at
+				 * once. Pause first, so that a spinning
+				 * producer does not take the consumer's
+				 * cons.tail line from it at full rate just
+				 * when the consumer is the slower side.
+				 */
+				__shmpool_ring_relax();
 				return 0;
+			}
 			n = room;
 		}
 	}
