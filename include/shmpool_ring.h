@@ -564,8 +564,16 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
 		 * @tail is kept.
 		 */
 		w = __shmpool_spsc_seen(r, tail);
-		if ((int32_t)(w - (tail + 1)) < 0)
+		if ((int32_t)(w - (tail + 1)) < 0) {
+			/*
+			 * Empty: the caller will likely look again at once.
+			 * Pause first, so that a spinning consumer does not
+			 * take the line the producer is filling from it at
+			 * full rate (as the full enqueue does for cons.tail).
+			 */
+			__shmpool_ring_relax();
 			return 0;
+		}
 		r->prod_cache = w;
 	} else if (avail < n) {
 		/*

@@ -388,23 +388,6 @@ static int timed_out(const struct timespec *deadline)
 	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
-/* the earlier of @deadline and 1 ms from now, in @ts */
-static const struct timespec *slice(struct timespec *ts,
-				    const struct timespec *deadline)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_nsec += 1000000;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-	if (deadline && (deadline->tv_sec < ts->tv_sec ||
-			 (deadline->tv_sec == ts->tv_sec &&
-			  deadline->tv_nsec < ts->tv_nsec)))
-		return deadline;
-	return ts;
-}
-
 /*
  * The blocking loop. @ev is the event this side sleeps on, @end the other
  * side's shutdown bit. For a dequeue, shutdown of the producers ends the
@@ -455,8 +438,8 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 			return got;
 		if (atomic_load_explicit(&r->hdr->ev.shut, memory_order_relaxed) & end)
 			goto shut;
-		ret = shmpool_event_timedwait(r->heap->pool, ev, key,
-					      sliced ? slice(&ts, deadline) : deadline);
+		ret = shmpool_event_timedwait(r->heap->pool, ev, key, sliced ?
+				__shmpool_deadline_within(deadline, 1, &ts) : deadline);
 		if (ret == -ETIMEDOUT && sliced && !timed_out(deadline))
 			ret = 0;	/* only the slice ended */
 		if (ret == -ETIMEDOUT) {
