@@ -1121,7 +1121,8 @@ TEST_F(alloc, fork_child_leaves_parent_cache_alone)
 
 #ifndef SHMPOOL_TEST_THREADS
 /* Allocate and free general blocks until killed: mostly under the heap lock. */
-static void heap_churn(struct shmpool_heap *h, uint64_t s)
+static void heap_churn(struct shmpool_heap *h, uint64_t s,
+		       _Atomic uint64_t *progress)
 {
 	uint64_t off[4] = { 0 };	/* what it leaves behind: < 128 KiB */
 	unsigned int k;
@@ -1134,6 +1135,7 @@ static void heap_churn(struct shmpool_heap *h, uint64_t s)
 		off[k] = 0;
 		if (shmpool_alloc(h, 9000 + rnd(&s) % 20000, &off[k]) == -EUCLEAN)
 			_exit(2);
+		atomic_fetch_add(progress, 1);
 	}
 }
 
@@ -1144,16 +1146,20 @@ static void heap_churn(struct shmpool_heap *h, uint64_t s)
  */
 TEST_F_TIMEOUT(alloc, killed_lock_holders_are_recovered_from, 120)
 {
+	_Atomic uint64_t *progress = progress_counter();
 	struct shmpool_heap_stats st;
 	uint64_t off, s = 99;
 	int round, status;
 	pid_t pid;
 
+	ASSERT_NE(NULL, progress);
 	for (round = 0; round < 30; round++) {
+		atomic_store(progress, 0);
 		pid = fork();
 		ASSERT_LE(0, pid);
 		if (pid == 0)
-			heap_churn(self->h, (uint64_t)round + 1);
+			heap_churn(self->h, (uint64_t)round + 1, progress);
+		ASSERT_EQ(0, progress_wait(progress, 100, 20000));
 		usleep(2000 + (useconds_t)(rnd(&s) % 20000));
 		ASSERT_EQ(0, kill(pid, SIGKILL));
 		ASSERT_EQ(pid, waitpid(pid, &status, 0));

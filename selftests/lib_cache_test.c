@@ -538,7 +538,8 @@ TEST_F_TIMEOUT(cache, eviction_races_stay_whole_and_bounded, 120)
 
 #ifndef SHMPOOL_TEST_THREADS
 /* Put, get and delete keys until killed: mostly inside a stripe's lock. */
-static void cache_churn(struct shmpool_cache *c, unsigned int seed)
+static void cache_churn(struct shmpool_cache *c, unsigned int seed,
+			_Atomic uint64_t *progress)
 {
 	static char val[2048];
 	char key[16];
@@ -555,6 +556,7 @@ static void cache_churn(struct shmpool_cache *c, unsigned int seed)
 		shmpool_cache_put(c, key, strlen(key), val, sizeof(val), 0);
 		for (j = 0; j < 16; j++)	/* copies out under the lock */
 			shmpool_cache_get(c, key, strlen(key), val, sizeof(val));
+		atomic_fetch_add(progress, 1);
 	}
 }
 
@@ -565,16 +567,20 @@ static void cache_churn(struct shmpool_cache *c, unsigned int seed)
  */
 TEST_F_TIMEOUT(cache, killed_stripe_holders_are_recovered_from, 120)
 {
+	_Atomic uint64_t *progress = progress_counter();
 	int round, status, i, slow = 0;
 	char key[16], v[8];
 	struct timespec t0, t1;
 	pid_t pid;
 
+	ASSERT_NE(NULL, progress);
 	for (round = 0; round < 30; round++) {
+		atomic_store(progress, 0);
 		pid = fork();
 		ASSERT_LE(0, pid);
 		if (pid == 0)
-			cache_churn(self->c, (unsigned int)round + 1);
+			cache_churn(self->c, (unsigned int)round + 1, progress);
+		ASSERT_EQ(0, progress_wait(progress, 20, 20000));
 		usleep(2000 + (useconds_t)(round * 997 % 15000));
 		ASSERT_EQ(0, kill(pid, SIGKILL));
 		ASSERT_EQ(pid, waitpid(pid, &status, 0));

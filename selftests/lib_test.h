@@ -15,10 +15,12 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -114,6 +116,32 @@ static inline int task_join(struct task *t)
 		return WEXITSTATUS(status);
 	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
 #endif
+}
+
+/*
+ * A counter in MAP_SHARED anonymous memory that a forked child bumps as it
+ * works, and a wait (up to @ms) until it reached @n: so that a test kills a
+ * child in the middle of its work, not while it is still starting up (slow
+ * under KASAN and TCG). 0 when reached, -1 on timeout.
+ */
+static inline _Atomic uint64_t *progress_counter(void)
+{
+	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : (_Atomic uint64_t *)p;
+}
+
+static inline int progress_wait(_Atomic uint64_t *cnt, uint64_t n, long ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+
+	while (atomic_load(cnt) < n) {
+		if (now_ms() > end)
+			return -1;
+		usleep(200);
+	}
+	return 0;
 }
 
 /* State letter of thread/process @tid from /proc ('S' asleep), or '?' */
