@@ -639,42 +639,61 @@ __SHMPOOL_RING_INLINE int64_t __shmpool_mpmc_ready(const struct shmpool_ring *r,
 	return m;
 }
 
+/*
+ * Reserve up to @n slots (all with @bulk) at one side's @head among that
+ * side's threads: a plain store when the side is single-threaded (@single),
+ * else a CAS. @consumer says which side, for the words' test. The count
+ * reserved, from index *@old on; 0 if none (or not all, with @bulk).
+ */
+__SHMPOOL_RING_INLINE uint32_t
+__shmpool_mpmc_reserve(struct shmpool_ring *r, __SHMPOOL_ATOMIC(uint32_t) *head,
+		       uint32_t n, int bulk, int consumer, int single,
+		       uint32_t *old)
+{
+	int64_t ready;
+	uint32_t m;
+
+	/* relaxed: head only reserves; the words carry the ordering */
+	*old = __SHMPOOL_LD(head, memory_order_relaxed);
+	for (;;) {
+		ready = __shmpool_mpmc_ready(r, *old, n, consumer);
+		if (ready < 0) {
+			*old = __SHMPOOL_LD(head, memory_order_relaxed);
+			continue;
+		}
+		m = (uint32_t)ready;
+		if (m < n && (bulk || !m))
+			return 0;
+		if (single) {
+			/* relaxed: only we move head */
+			__SHMPOOL_ST(head, *old + m, memory_order_relaxed);
+			return m;
+		}
+		/*
+		 * Relaxed CAS: it only reserves [old, old + m) among the
+		 * side's threads (the acquire loads of the words above
+		 * already ordered our slot accesses after the other side's).
+		 * On failure *@old is the new head: check again.
+		 */
+		if (__SHMPOOL_STD atomic_compare_exchange_weak_explicit(
+				head, old, *old + m,
+				__SHMPOOL_STD memory_order_relaxed,
+				__SHMPOOL_STD memory_order_relaxed))
+			return m;
+	}
+}
+
 __SHMPOOL_RING_INLINE uint32_t __shmpool_mpmc_enqueue(struct shmpool_ring *r,
 						      const void *objs, uint32_t n,
 						      int bulk)
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
 	uint32_t old, m;
-	int64_t ready;
 
-	/* relaxed: head only reserves; the words carry the ordering */
-	old = __SHMPOOL_LD(&h->prod.head, memory_order_relaxed);
-	for (;;) {
-		ready = __shmpool_mpmc_ready(r, old, n, 0);
-		if (ready < 0) {
-			old = __SHMPOOL_LD(&h->prod.head, memory_order_relaxed);
-			continue;
-		}
-		m = (uint32_t)ready;
-		if (m < n && (bulk || !m))
-			return 0;
-		if (r->flags & SHMPOOL_RING_SP) {
-			/* relaxed: only we move head */
-			__SHMPOOL_ST(&h->prod.head, old + m, memory_order_relaxed);
-			break;
-		}
-		/*
-		 * Relaxed CAS: it only reserves [old, old + m) among
-		 * producers (the acquire loads above already ordered our slot
-		 * writes after the consumers' reads). On failure @old is the
-		 * new head: check again.
-		 */
-		if (__SHMPOOL_STD atomic_compare_exchange_weak_explicit(
-				&h->prod.head, &old, old + m,
-				__SHMPOOL_STD memory_order_relaxed,
-				__SHMPOOL_STD memory_order_relaxed))
-			break;
-	}
+	m = __shmpool_mpmc_reserve(r, &h->prod.head, n, bulk, 0,
+				   !!(r->flags & SHMPOOL_RING_SP), &old);
+	if (!m)
+		return 0;
 	/* each element, then the word that publishes it (release) */
 	__shmpool_mpmc_fill(r, old, objs, m);
 	__shmpool_ring_signal(r, &h->ev.data);
@@ -686,30 +705,11 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_mpmc_dequeue(struct shmpool_ring *r,
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
 	uint32_t old, m;
-	int64_t ready;
 
-	/* relaxed: head only reserves; the words carry the ordering */
-	old = __SHMPOOL_LD(&h->cons.head, memory_order_relaxed);
-	for (;;) {
-		ready = __shmpool_mpmc_ready(r, old, n, 1);
-		if (ready < 0) {
-			old = __SHMPOOL_LD(&h->cons.head, memory_order_relaxed);
-			continue;
-		}
-		m = (uint32_t)ready;
-		if (m < n && (bulk || !m))
-			return 0;
-		if (r->flags & SHMPOOL_RING_SC) {
-			__SHMPOOL_ST(&h->cons.head, old + m, memory_order_relaxed);
-			break;
-		}
-		/* Relaxed CAS: reserves [old, old + m) among consumers. */
-		if (__SHMPOOL_STD atomic_compare_exchange_weak_explicit(
-				&h->cons.head, &old, old + m,
-				__SHMPOOL_STD memory_order_relaxed,
-				__SHMPOOL_STD memory_order_relaxed))
-			break;
-	}
+	m = __shmpool_mpmc_reserve(r, &h->cons.head, n, bulk, 1,
+				   !!(r->flags & SHMPOOL_RING_SC), &old);
+	if (!m)
+		return 0;
 	/*
 	 * Each element, then the word that frees its slot for index
 	 * + count (release: our read before a producer's overwrite).
