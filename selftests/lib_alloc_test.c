@@ -1121,13 +1121,17 @@ TEST_F(alloc, fork_child_leaves_parent_cache_alone)
 
 #ifndef SHMPOOL_TEST_THREADS
 /* Allocate and free general blocks until killed: mostly under the heap lock. */
-static void heap_churn(struct shmpool_heap *h, uint64_t s,
-		       _Atomic uint64_t *progress)
+struct churn {
+	struct shmpool_heap *h;
+	uint64_t seed;
+};
+
+static void heap_churn(void *arg, _Atomic uint64_t *progress)
 {
-	uint64_t off[4] = { 0 };	/* what it leaves behind: < 128 KiB */
+	struct shmpool_heap *h = ((struct churn *)arg)->h;
+	uint64_t off[4] = { 0 }, s = ((struct churn *)arg)->seed;	/* leaves < 128 KiB */
 	unsigned int k;
 
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	for (;;) {
 		k = (unsigned int)(rnd(&s) % 4);
 		if (off[k] && shmpool_free(h, off[k]))
@@ -1146,25 +1150,15 @@ static void heap_churn(struct shmpool_heap *h, uint64_t s,
  */
 TEST_F_TIMEOUT(alloc, killed_lock_holders_are_recovered_from, 120)
 {
-	_Atomic uint64_t *progress = progress_counter();
 	struct shmpool_heap_stats st;
+	struct churn ch = { self->h, 0 };
 	uint64_t off, s = 99;
-	int round, status;
-	pid_t pid;
+	int round;
 
-	ASSERT_NE(NULL, progress);
 	for (round = 0; round < 30; round++) {
-		atomic_store(progress, 0);
-		pid = fork();
-		ASSERT_LE(0, pid);
-		if (pid == 0)
-			heap_churn(self->h, (uint64_t)round + 1, progress);
-		ASSERT_EQ(0, progress_wait(progress, 100, 20000));
-		usleep(2000 + (useconds_t)(rnd(&s) % 20000));
-		ASSERT_EQ(0, kill(pid, SIGKILL));
-		ASSERT_EQ(pid, waitpid(pid, &status, 0));
-		ASSERT_TRUE(WIFSIGNALED(status)) TH_LOG("churn child exited with %d",
-							WEXITSTATUS(status));
+		ch.seed = (uint64_t)round + 1;
+		ASSERT_EQ(0, kill_midway(heap_churn, &ch, 100,
+					 2000 + (unsigned int)(rnd(&s) % 20000)));
 		ASSERT_EQ(0, shmpool_alloc(self->h, 20000, &off));
 		ASSERT_EQ(0, shmpool_free(self->h, off));
 		EXPECT_HEAP_OK(self->h, 0);

@@ -538,16 +538,20 @@ TEST_F_TIMEOUT(cache, eviction_races_stay_whole_and_bounded, 120)
 
 #ifndef SHMPOOL_TEST_THREADS
 /* Put, get and delete keys until killed: mostly inside a stripe's lock. */
-static void cache_churn(struct shmpool_cache *c, unsigned int seed,
-			_Atomic uint64_t *progress)
+struct churn {
+	struct shmpool_cache *c;
+	unsigned int seed;
+};
+
+static void cache_churn(void *arg, _Atomic uint64_t *progress)
 {
+	struct shmpool_cache *c = ((struct churn *)arg)->c;
 	static char val[2048];
 	char key[16];
 	unsigned int i;
 	int j;
 
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	for (i = seed;; i = i * 1103515245U + 12345U) {
+	for (i = ((struct churn *)arg)->seed;; i = i * 1103515245U + 12345U) {
 		snprintf(key, sizeof(key), "k%u", i % 64);
 		if (i & 0x100) {
 			shmpool_cache_delete(c, key, strlen(key));
@@ -567,24 +571,15 @@ static void cache_churn(struct shmpool_cache *c, unsigned int seed,
  */
 TEST_F_TIMEOUT(cache, killed_stripe_holders_are_recovered_from, 120)
 {
-	_Atomic uint64_t *progress = progress_counter();
-	int round, status, i, slow = 0;
+	struct churn ch = { self->c, 0 };
+	int round, i, slow = 0;
 	char key[16], v[8];
 	struct timespec t0, t1;
-	pid_t pid;
 
-	ASSERT_NE(NULL, progress);
 	for (round = 0; round < 30; round++) {
-		atomic_store(progress, 0);
-		pid = fork();
-		ASSERT_LE(0, pid);
-		if (pid == 0)
-			cache_churn(self->c, (unsigned int)round + 1, progress);
-		ASSERT_EQ(0, progress_wait(progress, 20, 20000));
-		usleep(2000 + (useconds_t)(round * 997 % 15000));
-		ASSERT_EQ(0, kill(pid, SIGKILL));
-		ASSERT_EQ(pid, waitpid(pid, &status, 0));
-		ASSERT_TRUE(WIFSIGNALED(status));
+		ch.seed = (unsigned int)round + 1;
+		ASSERT_EQ(0, kill_midway(cache_churn, &ch, 20,
+					 2000 + (unsigned int)(round * 997 % 15000)));
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		for (i = 0; i < 64; i++) {
 			snprintf(key, sizeof(key), "k%d", i);

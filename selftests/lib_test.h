@@ -119,29 +119,48 @@ static inline int task_join(struct task *t)
 }
 
 /*
- * A counter in MAP_SHARED anonymous memory that a forked child bumps as it
- * works, and a wait (up to @ms) until it reached @n: so that a test kills a
- * child in the middle of its work, not while it is still starting up (slow
- * under KASAN and TCG). 0 when reached, -1 on timeout.
+ * Fork a child that runs @work(@arg, @progress) until it is killed; @work
+ * bumps the counter (shared memory) as it goes. Once it has done so @steps
+ * times (so that it is killed in the middle of its work, not while it is
+ * still starting up, which is slow under KASAN and TCG), let it run @us
+ * more microseconds and SIGKILL it. 0 if it died of that kill; else its
+ * exit status + 1, or -1 if it could not be started or never got going.
  */
-static inline _Atomic uint64_t *progress_counter(void)
+static inline int kill_midway(void (*work)(void *arg, _Atomic uint64_t *progress),
+			      void *arg, uint64_t steps, unsigned int us)
 {
-	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	_Atomic uint64_t *progress;
+	uint64_t end = now_ms() + 20000;
+	int status, ret = 0;
+	pid_t pid;
 
-	return p == MAP_FAILED ? NULL : (_Atomic uint64_t *)p;
-}
-
-static inline int progress_wait(_Atomic uint64_t *cnt, uint64_t n, long ms)
-{
-	uint64_t end = now_ms() + (uint64_t)ms;
-
-	while (atomic_load(cnt) < n) {
-		if (now_ms() > end)
-			return -1;
-		usleep(200);
+	progress = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (progress == MAP_FAILED)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		munmap((void *)progress, 4096);
+		return -1;
 	}
-	return 0;
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		work(arg, progress);
+		_exit(0);
+	}
+	while (atomic_load(progress) < steps && now_ms() < end)
+		usleep(200);
+	if (atomic_load(progress) < steps)
+		ret = -1;
+	else
+		usleep(us);
+	kill(pid, SIGKILL);
+	if (waitpid(pid, &status, 0) != pid)
+		ret = -1;
+	else if (!ret && !(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+		ret = WIFEXITED(status) ? WEXITSTATUS(status) + 1 : -1;
+	munmap((void *)progress, 4096);
+	return ret;
 }
 
 /* State letter of thread/process @tid from /proc ('S' asleep), or '?' */
