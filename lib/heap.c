@@ -611,20 +611,6 @@ static int heap_priv_init(struct heap_priv *hp)
 	return 0;
 }
 
-static struct timespec deadline_ms(long ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 /*
  * Make sure the pool is laid out: initialise it ourselves, wait for whoever
  * does, or take over from an initialiser that died.
@@ -633,9 +619,11 @@ static int heap_ready(struct shmpool_heap *h)
 {
 	struct heap_hdr *hh = heap_hdr(h);
 	uint32_t me = HEAP_STATE_INIT | ((uint32_t)getpid() & HEAP_STATE_PID_MASK);
-	struct timespec giveup = deadline_ms(INIT_TIMEOUT_S * 1000L), dl, now;
+	struct timespec giveup, dl, now;
 	uint32_t s;
 	int ret;
+
+	__shmpool_deadline_within(NULL, INIT_TIMEOUT_S * 1000L, &giveup);
 
 	for (;;) {
 		/*
@@ -665,8 +653,8 @@ static int heap_ready(struct shmpool_heap *h)
 			return ret < 0 ? ret : 0;
 		}
 		/* someone alive is at it: sleep on the word, look again */
-		dl = deadline_ms(INIT_WAIT_MS);
-		ret = shmpool_wait(h->pool, 0, s, &dl, 0);
+		ret = shmpool_wait(h->pool, 0, s,
+				   __shmpool_deadline_within(NULL, INIT_WAIT_MS, &dl), 0);
 		if (ret && ret != -EAGAIN && ret != -ETIMEDOUT && ret != -EINTR)
 			return ret;
 		clock_gettime(CLOCK_MONOTONIC, &now);

@@ -225,7 +225,6 @@ static inline unsigned int slab_class(size_t size)
 	return 8 + (l - 7) * 4 + ((s >> (l - 2)) & 3);	/* 4 per power of two */
 }
 
-uint32_t __shmpool_class_size(unsigned int c);
 void __shmpool_slab_layout(struct heap_hdr *hh);
 
 /* a small class's geometry, as the layout fixes it (slab.c) */

@@ -81,11 +81,6 @@ void __shmpool_slab_geometry(struct cls_info ci[NR_CLASSES])
 	}
 }
 
-uint32_t __shmpool_class_size(unsigned int c)
-{
-	return class_size[c];
-}
-
 void __shmpool_slab_layout(struct heap_hdr *hh)
 {
 	struct cls_info ci[NR_CLASSES];

@@ -199,7 +199,7 @@ static void tc_set_limits(struct shmpool_heap *h, struct tcache *tc)
 	unsigned int c;
 
 	for (c = 0; c < NR_CLASSES; c++) {
-		n = share / __shmpool_class_size(c);
+		n = share / heap_priv(h)->cls[c].size;
 		if (h->__flags & SHMPOOL_HEAP_NOCACHE)
 			n = 0;
 		tc->limit[c] = (uint8_t)(n < TC_MAX ? (n < 2 ? 0 : n) : TC_MAX);
