@@ -74,20 +74,6 @@ static uint64_t stream_elems(void)
 	return n < 1000 ? 1000 : n;
 }
 
-static struct timespec after_ms(long ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 static pid_t spawn(int (*fn)(void *), void *arg)
 {
 	pid_t pid = fork();

@@ -43,20 +43,6 @@
 
 /* ---- helpers ------------------------------------------------------------------- */
 
-static struct timespec in_ms(long ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 /*
  * A self-checking blob for version @v: 8 bytes of v, then bytes that
  * depend on v, then a 4-byte sum of everything before it. Its length
@@ -448,7 +434,7 @@ TEST_F_TIMEOUT(config, readers_never_see_torn_writes, 120)
 static int waiter_fn(void *a)
 {
 	struct cfg_arg *r = a;
-	struct timespec dl = in_ms(20000);
+	struct timespec dl = after_ms(20000);
 	uint8_t b[CAP];
 	uint64_t v;
 	int n;
@@ -485,7 +471,7 @@ TEST_F(config, wait_wakes_on_publish)
 
 TEST_F(config, wait_returns_at_once_if_changed)
 {
-	struct timespec dl = in_ms(0);
+	struct timespec dl = after_ms(0);
 	uint64_t v = 0;
 
 	ASSERT_EQ(0, shmpool_config_publish(self->c, "a", 1, NULL));
@@ -497,7 +483,7 @@ TEST_F(config, wait_returns_at_once_if_changed)
 
 TEST_F(config, wait_times_out)
 {
-	struct timespec dl = in_ms(30);
+	struct timespec dl = after_ms(30);
 
 	EXPECT_EQ(-ETIMEDOUT, shmpool_config_wait(self->c, 0, &dl, NULL));
 	EXPECT_EQ(0U, shmpool_config_version(self->c));

@@ -118,6 +118,21 @@ static inline int task_join(struct task *t)
 #endif
 }
 
+/* CLOCK_MONOTONIC @ms from now: a deadline */
+static inline struct timespec after_ms(long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
 /*
  * Fork a child that runs @work(@arg, @progress) until it is killed; @work
  * bumps the counter (shared memory) as it goes. Once it has done so @steps
