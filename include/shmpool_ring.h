@@ -8,12 +8,13 @@
  * sit at a different address in each process. Two kinds:
  *
  * - SHMPOOL_RING_SPSC: one producer thread and one consumer thread at a time.
- *   Each side keeps a private copy of the other side's index and reads the
- *   shared one only when its copy says the ring looks full (empty), so a
- *   batch costs one read of the other side's cache line, not one per element.
- *   The consumer learns that an element is there from a sequence word in
- *   the element's own cache line, so a message costs one cache-line
- *   transfer, not two.
+ *   The consumer learns that an element is there from a word in the
+ *   element's own cache line, the producer that a slot is free from another
+ *   word in the slot's own line, so a message costs one cache-line transfer,
+ *   not two, and no index line travels at the rate of elements. Each side
+ *   keeps a private copy of what it learnt and reads the other side's
+ *   (exact) index only when a word does not tell it enough: a batch costs
+ *   one read of the other side's cache line, not one per element.
  * - SHMPOOL_RING_MPMC: any number of producers and consumers (Vyukov's
  *   bounded queue: a sequence word per slot says whose turn it is; head
  *   reserves slots among one side's threads by CAS, and each slot is
@@ -107,10 +108,11 @@ extern "C" {
  * Layout version of the shared ring, in d.version. 0 (the field was
  * reserved, zero): head/tail rings of element arrays. 2: a sequence word
  * per slot (SPSC and MPMC). 3: SPSC groups of elements with one word per
- * cache line, MPMC slots with a word each. A ring of another version found
- * by name is refused with -EPROTONOSUPPORT.
+ * cache line, MPMC slots with a word each. 4: SPSC groups with two words,
+ * the producer's and the consumer's. A ring of another version found by
+ * name is refused with -EPROTONOSUPPORT.
  */
-#define __SHMPOOL_RING_VERSION	3U
+#define __SHMPOOL_RING_VERSION	4U
 
 struct __shmpool_ring_ht {
 	__SHMPOOL_ATOMIC(uint32_t) head;	/* MPMC: reserved up to here */
@@ -168,7 +170,9 @@ struct shmpool_ring {
 	uint32_t type, flags, esize, count, mask, max_rec;
 	uint32_t stride, doff;	/* group or slot size; MPMC: element offset */
 	uint32_t per_group;	/* SPSC: elements per group */
-	uint32_t cons_cache;	/* producer's copy of cons.tail */
+	uint32_t cons_cache;	/* VAR producer: copy of cons.tail */
+	uint32_t prod_lim;	/* SPSC producer: indices below may be written
+				 * (from a group's consumer word or cons.tail) */
 	uint32_t prod_cache;	/* consumer: indices below are written (SPSC:
 				 * from a word or prod.tail; VAR: prod.tail) */
 	uint32_t var_resv;	/* VAR: bytes reserved, not yet committed */
@@ -298,19 +302,27 @@ static inline void __shmpool_ring_signal(struct shmpool_ring *r,
  * Element slots. Indices run freely modulo 2^32; index i lives in slot
  * i & mask.
  *
- * SPSC: slots come in groups of @per_group elements followed by one 32-bit
- * word, the group (@stride bytes) filling a 64-byte cache line when an
- * element fits in 60 bytes (8-byte elements: 7 and the word, so elements
- * stay 8-byte aligned), else one element and the word (rounded up to 8
- * bytes). The word holds j + 1 for the last index j written to the group.
- * Index i is written when (int32_t)(word - (i + 1)) >= 0: words only grow
- * within a lap, and a word from the next lap means the producer has gone
- * past i (it can reach the group again only for slots before i's). So a
- * consumer learns that an element arrived from the element's own cache
- * line (one transfer, not one for an index and another for the slot), and
- * dense groups keep bursts at about rte_ring's lines per element. Zero
- * words say "nothing written" to every first-lap index: a new ring needs
- * no initialisation.
+ * SPSC: slots come in groups of @per_group elements followed by two 32-bit
+ * words, the group (@stride bytes) filling a 64-byte cache line when an
+ * element fits in 56 bytes (8-byte elements: 7 and the words, so elements
+ * stay 8-byte aligned), else one element and the words (rounded up to 8
+ * bytes). The producer's word (P) holds j + 1 for the last index j written
+ * to the group, the consumer's (C) j + 1 for an index j it read from it
+ * (the last of a dequeue call; it may lag, see spsc_drain_g()). Index i is
+ * written when (int32_t)(P - (i + 1)) >= 0: P only grows
+ * within a lap, and a P from the next lap means the producer has gone past
+ * i (it can reach the group again only for slots before i's). Index i may
+ * be written when C + count - i is 1 to count (modulo 2^32): the slot's
+ * element of the lap before was read. So each side learns what it needs from the
+ * cache line it is about to touch anyway: a consumer that an element
+ * arrived from the element's own line, a producer that a slot is free
+ * from the slot's own line (one transfer per line each way, no index line
+ * shared at full rate), and dense groups keep bursts at about rte_ring's
+ * lines per element. The indices (prod.tail, cons.tail) are exact copies
+ * that the other side reads only when a group's word does not tell it
+ * enough (bursts across groups, a full ring). Zero words say "nothing
+ * written" and "free" to every first-lap index: a new ring needs no
+ * initialisation.
  *
  * MPMC: slot i is @stride bytes at slots + i * stride, a word at offset 0
  * and the element at @doff (4, or 8 when the element size is a multiple of
@@ -331,16 +343,22 @@ __shmpool_spsc_group(const struct shmpool_ring *r, uint32_t idx, uint32_t per,
 	return r->slots + (size_t)q * stride;
 }
 
-/* the word at the end of a group */
+/* the words at the end of a group: the producer's (P), the consumer's (C) */
 static inline __SHMPOOL_ATOMIC(uint32_t) *
-__shmpool_spsc_word(unsigned char *grp, uint32_t stride)
+__shmpool_spsc_pword(unsigned char *grp, uint32_t stride)
+{
+	return (__SHMPOOL_ATOMIC(uint32_t) *)(void *)(grp + stride - 8);
+}
+
+static inline __SHMPOOL_ATOMIC(uint32_t) *
+__shmpool_spsc_cword(unsigned char *grp, uint32_t stride)
 {
 	return (__SHMPOOL_ATOMIC(uint32_t) *)(void *)(grp + stride - 4);
 }
 
 /*
  * Copy @n elements from @src into the slots from index @idx on; after the
- * last element of each group, release-store its word (pairs with the
+ * last element of each group, release-store its P word (pairs with the
  * consumer's acquire in __shmpool_spsc_dequeue(): the elements before it
  * are visible). @esize, @per, @stride are constants for 8-byte elements
  * (always_inline), so the division is a multiplication. (Only for 8: a
@@ -363,7 +381,7 @@ __shmpool_spsc_fill_g(const struct shmpool_ring *r, uint32_t idx,
 		pos++;
 		slot++;
 		if (pos == per || slot == count || k == n - 1) {
-			__SHMPOOL_ST(__shmpool_spsc_word(grp, stride), idx + k + 1,
+			__SHMPOOL_ST(__shmpool_spsc_pword(grp, stride), idx + k + 1,
 				     memory_order_release);
 			if (slot == count) {
 				slot = 0;
@@ -377,17 +395,29 @@ __shmpool_spsc_fill_g(const struct shmpool_ring *r, uint32_t idx,
 	}
 }
 
-/* copy the elements of indices @idx.. @idx + @n - 1 into @dst */
+/*
+ * Copy the elements of indices @idx.. @idx + @n - 1 (@n >= 1) into @dst,
+ * then release-store cons.tail and the C word of the last group read
+ * from: our reads of the slots before a producer that sees either may
+ * overwrite them (pairs with the acquire loads in __shmpool_spsc_room()).
+ * cons.tail first, so that no C word is ever ahead of it: a handle that
+ * takes over the consumer side starts at cons.tail and must not find a
+ * slot it has not read already freed. The C words of groups a burst
+ * passed through keep an older value: a word that lags only sends the
+ * producer to cons.tail (one store per call, not per group).
+ */
 __SHMPOOL_RING_INLINE void
 __shmpool_spsc_drain_g(const struct shmpool_ring *r, uint32_t idx, void *dst,
 		       uint32_t n, uint32_t esize, uint32_t per, uint32_t stride)
 {
 	unsigned char *d = (unsigned char *)dst;
-	uint32_t pos, slot = idx & r->mask, count = r->count, k;
+	uint32_t pos, slot = idx & r->mask, count = r->count, k = 0;
 	unsigned char *grp = __shmpool_spsc_group(r, idx, per, stride, &pos);
 
-	for (k = 0; k < n; k++) {
+	for (;;) {
 		memcpy(d + (size_t)k * esize, grp + (size_t)pos * esize, esize);
+		if (++k == n)
+			break;
 		pos++;
 		slot++;
 		if (slot == count) {
@@ -399,11 +429,17 @@ __shmpool_spsc_drain_g(const struct shmpool_ring *r, uint32_t idx, void *dst,
 			grp += stride;
 		}
 	}
+	__SHMPOOL_ST(&r->hdr->cons.tail, idx + n, memory_order_release);
+	__SHMPOOL_ST(__shmpool_spsc_cword(grp, stride), idx + n,
+		     memory_order_release);
 }
 
-/* the word of the group holding index @idx (acquire: see the callers) */
+/*
+ * The P (@cons 0) or C (@cons 1) word of the group holding index @idx
+ * (acquire: see the callers).
+ */
 __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_seen(const struct shmpool_ring *r,
-						   uint32_t idx)
+						   uint32_t idx, int cons)
 {
 	uint32_t pos, stride = 64;
 	unsigned char *grp;
@@ -413,8 +449,41 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_seen(const struct shmpool_ring *r,
 	else
 		grp = __shmpool_spsc_group(r, idx, r->per_group,
 					   stride = r->stride, &pos);
-	return __SHMPOOL_LD(__shmpool_spsc_word(grp, stride),
+	return __SHMPOOL_LD(cons ? __shmpool_spsc_cword(grp, stride) :
+				   __shmpool_spsc_pword(grp, stride),
 			    memory_order_acquire);
+}
+
+/*
+ * The producer's room from @head on, when its copy says fewer than @n
+ * slots: first, if @n fits in a group, from the C word of @head's group,
+ * which is in the line the producer writes next (so no other line is
+ * read); then, if that group does not hold enough (a burst, a full ring),
+ * from cons.tail. Both loads
+ * acquire: they pair with the consumer's release stores in
+ * __shmpool_spsc_drain_g(), so its reads of the slots are done before we
+ * overwrite them. A limit of more than @count ahead is another handle's
+ * history (the producer side changed hands): never trusted.
+ */
+__SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_room(struct shmpool_ring *r,
+						   uint32_t head, uint32_t n)
+{
+	uint32_t count = r->count, lim = head, room = 0;
+
+	if (n <= r->per_group) {
+		lim = __shmpool_spsc_seen(r, head, 1) + count;
+		room = lim - head;
+	}
+	if (room < n || room > count) {
+		lim = __SHMPOOL_LD(&r->hdr->cons.tail, memory_order_acquire) + count;
+		room = lim - head;
+		if (room > count) {	/* a consumer ahead of prod.tail */
+			lim = head + count;
+			room = count;
+		}
+	}
+	r->prod_lim = lim;
+	return room;
 }
 
 __SHMPOOL_RING_INLINE void __shmpool_spsc_fill(const struct shmpool_ring *r,
@@ -505,24 +574,18 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_enqueue(struct shmpool_ring *r,
 	struct __shmpool_ring_hdr *h = r->hdr;
 	/* relaxed: only this side writes prod.tail */
 	uint32_t head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
-	uint32_t room = r->count + r->cons_cache - head;
+	uint32_t room = r->prod_lim - head;
 
-	if (room < n) {
-		/*
-		 * Acquire: pairs with the consumer's release store of
-		 * cons.tail; its reads of the slots it freed are done before
-		 * we overwrite them. One shared-line read per batch.
-		 */
-		r->cons_cache = __SHMPOOL_LD(&h->cons.tail, memory_order_acquire);
-		room = r->count + r->cons_cache - head;
+	if (room < n || room > r->count) {
+		room = __shmpool_spsc_room(r, head, n);
 		if (room < n) {
 			if (bulk || !room) {
 				/*
 				 * Full: the caller will likely try again at
 				 * once. Pause first, so that a spinning
-				 * producer does not take the consumer's
-				 * cons.tail line from it at full rate just
-				 * when the consumer is the slower side.
+				 * producer does not take the line the
+				 * consumer is reading from it at full rate
+				 * just when the consumer is the slower side.
 				 */
 				__shmpool_ring_relax();
 				return 0;
@@ -530,7 +593,7 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_enqueue(struct shmpool_ring *r,
 			n = room;
 		}
 	}
-	/* the elements, then each group's word (release; see spsc_fill_g()) */
+	/* the elements, then each group's P word (release; see spsc_fill_g()) */
 	__shmpool_spsc_fill(r, head, objs, n);
 	/*
 	 * Release: every slot write above before prod.tail; pairs with the
@@ -550,20 +613,20 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
 	uint32_t tail = __SHMPOOL_LD(&h->cons.tail, memory_order_relaxed);
 	uint32_t avail = r->prod_cache - tail, w;
 
-	if ((int32_t)avail < 0) {	/* another handle consumed meanwhile */
+	if (avail > r->count) {	/* another handle consumed meanwhile */
 		r->prod_cache = tail;
 		avail = 0;
 	}
 	if (avail < n && n == 1) {
 		/*
 		 * Acquire: pairs with the producer's release store of the
-		 * word of @tail's group; every index below the word is
+		 * P word of @tail's group; every index below the word is
 		 * written and visible (the producer writes in order). That
 		 * line holds the element: no other line is read, so a
 		 * message costs one transfer. What the word says beyond
 		 * @tail is kept.
 		 */
-		w = __shmpool_spsc_seen(r, tail);
+		w = __shmpool_spsc_seen(r, tail, 0);
 		if ((int32_t)(w - (tail + 1)) < 0) {
 			/*
 			 * Empty: the caller will likely look again at once.
@@ -595,9 +658,8 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
 			n = avail;
 		}
 	}
+	/* the elements; cons.tail and the C words (release; see spsc_drain_g()) */
 	__shmpool_spsc_drain(r, tail, objs, n);
-	/* Release: our slot reads before the producer may reuse the slots. */
-	__SHMPOOL_ST(&h->cons.tail, tail + n, memory_order_release);
 	__shmpool_ring_signal(r, &h->ev.space);
 	return n;
 }

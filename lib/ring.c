@@ -126,14 +126,15 @@ static uint32_t slot_doff(uint32_t esize)
 /* SPSC: elements per group (see "Element slots" in shmpool_ring.h) */
 static uint32_t group_elems(uint32_t type, uint32_t esize)
 {
-	if (type != SHMPOOL_RING_SPSC || esize > 60)
+	if (type != SHMPOOL_RING_SPSC || esize > 56)
 		return 1;
-	return 60 / esize;	/* and the word in the line's last 4 bytes */
+	return 56 / esize;	/* and the two words in the line's last 8 bytes */
 }
 
 /*
  * Bytes per SPSC group or MPMC slot. SPSC: a cache line if the element
- * leaves room for the word, else element and word rounded up to 8 bytes.
+ * leaves room for the two words, else element and words rounded up to 8
+ * bytes.
  * MPMC: word and element, rounded up to a power of two up to a cache line
  * (a slot never straddles one), to 8 bytes beyond. VAR rings are bytes.
  */
@@ -144,7 +145,7 @@ static uint32_t slot_stride(uint32_t type, uint32_t esize)
 	if (type == SHMPOOL_RING_VAR)
 		return 1;
 	if (type == SHMPOOL_RING_SPSC)
-		return esize <= 60 ? 64 : (esize + 4 + 7) & ~7U;
+		return esize <= 56 ? 64 : (esize + 8 + 7) & ~7U;
 	if (s > 64)
 		return (s + 7) & ~7U;
 	while (p < s)
@@ -232,6 +233,7 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 	 * (SPSC, VAR; MPMC handles do not use them).
 	 */
 	r->cons_cache = atomic_load_explicit(&hdr->cons.tail, memory_order_acquire);
+	r->prod_lim = r->cons_cache + r->count;
 	r->prod_cache = atomic_load_explicit(&hdr->prod.tail, memory_order_acquire);
 	*out = r;
 	return 0;
@@ -274,7 +276,8 @@ int shmpool_ring_create(struct shmpool_heap *h, const char *name,
 		hdr->d.per_group = group_elems(type, esize);
 		/*
 		 * MPMC slot i starts free for index i (its word holds i); SPSC
-		 * words start at 0, which the zeroed object already is.
+		 * words start at 0 (nothing written, all free), which the
+		 * zeroed object already is.
 		 */
 		slots = (unsigned char *)hdr + sizeof(*hdr);
 		for (i = 0; type == SHMPOOL_RING_MPMC && i < count; i++)

@@ -499,6 +499,75 @@ TEST_F(ring, mpmc_bulk_all_or_nothing_burst_partial)
 	bulk_burst(_metadata, self->h, self->name, SHMPOOL_RING_MPMC);
 }
 
+/*
+ * SPSC: a burst dequeue updates only the consumer word of the last group
+ * it read from; a single-element producer that finds an older word in its
+ * group must fall back to cons.tail and still see every freed slot (the
+ * ring holds all count elements, whatever the dequeue pattern was).
+ */
+TEST_F(ring, spsc_singles_after_burst_dequeue_see_all_room)
+{
+	struct shmpool_ring *r;
+	uint64_t v, out[32];
+	uint32_t lap, i;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_SPSC,
+					 32, 8, 0, &r));
+	for (lap = 0; lap < 3; lap++) {
+		for (i = 0; i < 32; i++) {
+			v = lap * 32 + i;
+			ASSERT_EQ(1, shmpool_ring_enqueue(r, &v)) {
+				TH_LOG("lap %u: element %u refused", lap, i);
+			}
+		}
+		v = 0;
+		EXPECT_EQ(0, shmpool_ring_enqueue(r, &v));	/* full */
+		ASSERT_EQ(32, shmpool_ring_dequeue_burst(r, out, 32));
+		for (i = 0; i < 32; i++)
+			ASSERT_EQ(lap * 32 + i, out[i]);
+	}
+	shmpool_ring_close(r);
+}
+
+/*
+ * SPSC: the producer and consumer sides change hands (new handles, as a
+ * process taking over a dead one's side would): each new handle starts
+ * from the ring's state, so the ring holds exactly count elements and
+ * passes each exactly once.
+ */
+TEST_F(ring, spsc_sides_change_hands)
+{
+	struct shmpool_ring *p, *c;
+	uint64_t v, next_in = 0, next_out = 0;
+	unsigned int k, i;
+
+	for (k = 0; k < 20; k++) {
+		ASSERT_LE(0, shmpool_ring_create(self->h, self->name,
+						 SHMPOOL_RING_SPSC, 16, 8, 0, &p));
+		ASSERT_EQ(0, shmpool_ring_open(self->h, self->name,
+					       SHMPOOL_RING_SPSC, 8, &c));
+		/* fill to the brim, then take a few: 1 to 13 */
+		while (shmpool_ring_enqueue(p, &next_in))
+			next_in++;
+		ASSERT_EQ(16, next_in - next_out);
+		for (i = 0; i <= k % 13; i++) {
+			ASSERT_EQ(1, shmpool_ring_dequeue(c, &v));
+			ASSERT_EQ(next_out, v);
+			next_out++;
+		}
+		shmpool_ring_close(p);
+		shmpool_ring_close(c);
+	}
+	ASSERT_EQ(0, shmpool_ring_open(self->h, self->name, SHMPOOL_RING_SPSC,
+				       8, &c));
+	while (shmpool_ring_dequeue(c, &v)) {
+		ASSERT_EQ(next_out, v);
+		next_out++;
+	}
+	EXPECT_EQ(next_in, next_out);
+	shmpool_ring_close(c);
+}
+
 /* ---- blocking ----------------------------------------------------------------- */
 
 struct blk {
@@ -848,12 +917,12 @@ TEST_F(ring, open_other_esize)
 
 /*
  * A ring left by a library of another layout (version 0: the word was
- * reserved and zero; 2: a word per SPSC slot; or a newer one) is refused
- * by name, not misused.
+ * reserved and zero; 2: a word per SPSC slot; 3: one word per SPSC group;
+ * or a newer one) is refused by name, not misused.
  */
 TEST_F(ring, old_layout_version_refused)
 {
-	static const uint32_t other[] = { 0, 2, __SHMPOOL_RING_VERSION + 1 };
+	static const uint32_t other[] = { 0, 2, 3, __SHMPOOL_RING_VERSION + 1 };
 	struct shmpool_ring *r, *x = NULL;
 	unsigned int i;
 
@@ -890,7 +959,7 @@ static unsigned char shape_byte(uint32_t seq, uint32_t byte)
 static void shapes(struct __test_metadata *_metadata, struct shmpool_heap *h,
 		   const char *name, uint32_t type)
 {
-	static const uint32_t esizes[] = { 4, 8, 12, 16, 20, 24, 28, 60, 64, 68, 132 };
+	static const uint32_t esizes[] = { 4, 8, 12, 16, 20, 24, 28, 56, 60, 64, 68, 132 };
 	unsigned char in[7 * 132], out[7 * 132];
 	unsigned int rnd = 1, i, k, n, got;
 	uint32_t e, seq_in, seq_out;
