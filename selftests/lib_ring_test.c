@@ -210,8 +210,9 @@ static int producer(void *arg)
 
 /*
  * Consume until -EPIPE (blocking) or until @total elements arrived
- * (non-blocking, one producer); check per-producer order, patterns and, with a bitmap,
- * exactly-once delivery.
+ * (non-blocking, one producer), a quarter of the calls for one element
+ * (an SPSC consumer's single path), the rest bursts of up to BURST; check
+ * per-producer order, patterns and, with a bitmap, exactly-once delivery.
  */
 static int consumer(void *arg)
 {
@@ -220,6 +221,7 @@ static int consumer(void *arg)
 	uint32_t buf[BURST * 16];
 	uint64_t next[4] = { 0 }, got = 0, sum = 0;
 	uint64_t total = j->n * (uint64_t)j->nprod;
+	unsigned int rnd = 54321 + j->idx;
 	int ret, k;
 
 	ret = shmpool_ring_open(j->h, j->name, j->type, j->esize, &r);
@@ -232,6 +234,8 @@ static int consumer(void *arg)
 
 		if (want > BURST)
 			want = BURST;
+		if (((rnd = rnd * 1103515245 + 12345) >> 16) % 4 == 0)
+			want = 1;
 		if (j->nonblock) {
 			if (got == total)
 				break;
