@@ -65,7 +65,11 @@
  * Owner death: a process killed between reserving MPMC slots and writing
  * their words stops the ring at the first of them for good (as a dead
  * rte_ring producer or consumer does); an SPSC side dies without harm to the
- * other and may be taken over by a new handle.
+ * other and may be taken over by a new handle, which starts at the shared
+ * index: elements a killed consumer had copied out but not yet counted
+ * (cons.tail) come again, none is lost or overwritten unread. Nothing tells
+ * the other side that a peer died: a blocked call waits for its deadline
+ * or for shmpool_ring_shutdown().
  */
 #ifndef SHMPOOL_RING_H
 #define SHMPOOL_RING_H

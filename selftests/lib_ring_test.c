@@ -572,6 +572,110 @@ TEST_F(ring, spsc_sides_change_hands)
 	shmpool_ring_close(c);
 }
 
+/*
+ * SPSC: consumers killed at random points in their work, each followed by
+ * a new consumer handle, while a producer streams sequence numbers. A new
+ * handle starts at cons.tail: it may get again what the killed one had
+ * copied out but not yet counted, and the killed one may have counted
+ * elements before it could note them; both at most one call's worth (16).
+ * Beyond that window, and anywhere within one consumer, a jump is an
+ * element lost or overwritten before it was read (a lap: 64).
+ */
+#define TAKEOVER_KILLS	12
+
+struct takeover {
+	struct shmpool_heap *h;
+	const char *name;
+	_Atomic uint64_t *last;	/* shared: last sequence number each consumer got */
+	unsigned int k;		/* this consumer's index */
+	_Atomic int *bad;	/* shared: a consumer saw a gap */
+};
+
+/* is @first where a consumer following one that got up to @last may start? */
+static bool takeover_resumes(uint64_t first, uint64_t last)
+{
+	return first + 15 >= last && first <= last + 16;
+}
+
+static void takeover_consume(void *arg, _Atomic uint64_t *progress)
+{
+	struct takeover *t = arg;
+	struct shmpool_ring *r;
+	uint64_t buf[16], next = UINT64_MAX;
+	unsigned int rnd = 777 + t->k;
+	uint32_t n, i;
+
+	if (shmpool_ring_open(t->h, t->name, SHMPOOL_RING_SPSC, 8, &r))
+		_exit(2);
+	for (;;) {
+		rnd = rnd * 1103515245 + 12345;
+		n = (rnd >> 16) % 3 ? 1 : 1 + (rnd >> 20) % 16;
+		n = shmpool_ring_dequeue_burst(r, buf, n);
+		for (i = 0; i < n; i++) {
+			if (next == UINT64_MAX ?
+			    (t->k ? !takeover_resumes(buf[i], t->last[t->k - 1]) :
+				    buf[i] != 0) :
+			    buf[i] != next)
+				atomic_store(t->bad, 1);
+			next = buf[i] + 1;
+			atomic_store(&t->last[t->k], buf[i]);
+			atomic_fetch_add(progress, 1);
+		}
+	}
+}
+
+static int takeover_produce(void *arg)
+{
+	struct takeover *t = arg;
+	struct shmpool_ring *r;
+	uint64_t seq = 0;
+	int ret;
+
+	if (shmpool_ring_open(t->h, t->name, SHMPOOL_RING_SPSC, 8, &r))
+		return 2;
+	while ((ret = shmpool_ring_enqueue_wait(r, &seq, 1, 0, NULL)) == 1)
+		seq++;
+	shmpool_ring_close(r);
+	return ret == -EPIPE ? 0 : 3;
+}
+
+TEST_F_TIMEOUT(ring, spsc_killed_consumer_taken_over, 300)
+{
+	struct takeover t = { self->h, self->name, NULL, 0, NULL };
+	struct shmpool_ring *r;
+	uint64_t first, v;
+	unsigned int k;
+	pid_t prod;
+
+	t.last = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, (void *)t.last);
+	t.bad = (_Atomic int *)(t.last + TAKEOVER_KILLS + 1);
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_SPSC,
+					 64, 8, 0, &r));
+	prod = spawn(takeover_produce, &t);
+	ASSERT_LT(0, prod);
+	for (k = 0; k < TAKEOVER_KILLS; k++) {
+		t.k = k;
+		ASSERT_EQ(0, kill_midway(takeover_consume, &t, 2000,
+					 (unsigned int)rand() % 400));
+		ASSERT_EQ(0, atomic_load(t.bad));
+	}
+	/* the last handle: where it starts tells whether anything was lost */
+	while (!shmpool_ring_dequeue(r, &first))
+		;
+	EXPECT_TRUE(takeover_resumes(first, t.last[TAKEOVER_KILLS - 1]));
+	for (k = 0; k < 10000; k++) {
+		while (!shmpool_ring_dequeue(r, &v))
+			;
+		ASSERT_EQ(first + k + 1, v);
+	}
+	shmpool_ring_shutdown(r, SHMPOOL_RING_CONS);
+	EXPECT_EQ(0, reap(prod));
+	shmpool_ring_close(r);
+	munmap((void *)t.last, 4096);
+}
+
 /* ---- blocking ----------------------------------------------------------------- */
 
 struct blk {
