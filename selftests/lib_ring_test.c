@@ -85,6 +85,13 @@ static pid_t spawn(int (*fn)(void *), void *arg)
 	return pid;
 }
 
+static int exit_code(int st)
+{
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+}
+
 /* exit status of @pid; 128 + signal if killed */
 static int reap(pid_t pid)
 {
@@ -92,9 +99,29 @@ static int reap(pid_t pid)
 
 	if (pid < 0 || waitpid(pid, &st, 0) != pid)
 		return -1;
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+	return exit_code(st);
+}
+
+/*
+ * Exit status of whichever of the @n children in @pids ends first; its
+ * index in *@which, its slot set to -1. -1 if none is left.
+ */
+static int reap_any(pid_t *pids, int n, int *which)
+{
+	pid_t pid;
+	int st, i;
+
+	for (;;) {
+		pid = waitpid(-1, &st, 0);
+		if (pid < 0)
+			return -1;
+		for (i = 0; i < n; i++)
+			if (pids[i] == pid) {
+				pids[i] = -1;
+				*which = i;
+				return exit_code(st);
+			}
+	}
 }
 
 static int device_has_doorbells(void)
@@ -190,8 +217,12 @@ static int producer(void *arg)
 			k = want == 1 ? shmpool_ring_enqueue(r, buf) :
 			    (rnd & 1) ? shmpool_ring_enqueue_bulk(r, buf, want) :
 				      shmpool_ring_enqueue_burst(r, buf, want);
-			if (!k)
+			if (!k) {
+				/* the parent gave up: a consumer failed */
+				if (atomic_load(&r->hdr->ev.shut) & SHMPOOL_RING_CONS)
+					return 7;
 				sched_yield();
+			}
 		} else {
 			ret = shmpool_ring_enqueue_wait(r, buf, want,
 					(rnd & 1) ? SHMPOOL_RING_BULK : 0, NULL);
@@ -240,6 +271,12 @@ static int consumer(void *arg)
 			if (got == total)
 				break;
 			ret = (int)shmpool_ring_dequeue_burst(r, buf, want);
+			if (!ret && (atomic_load(&r->hdr->ev.shut) & SHMPOOL_RING_PROD)) {
+				/* producers are done or failed: empty is the end */
+				ret = (int)shmpool_ring_dequeue_burst(r, buf, want);
+				if (!ret)
+					break;
+			}
 			if (!ret)
 				sched_yield();
 		} else {
@@ -350,9 +387,9 @@ static int stream(struct shmpool_heap *h, const char *name, uint32_t type,
 	struct shmpool_ring *r;
 	struct report *rep = new_report(np > 1 ? n * np : 0);
 	struct job pj[4], cj[4];
-	pid_t pp[4], cp[4];
+	pid_t pp[4], cp[4], all[8];
 	uint64_t got = 0, sum = 0, want;
-	int i, bad = 0;
+	int i, k, ret, left, prods, bad = 0;
 
 	if (!rep || shmpool_ring_create(h, name, type, count, esize, flags, &r) != 1)
 		return -1;
@@ -364,17 +401,32 @@ static int stream(struct shmpool_heap *h, const char *name, uint32_t type,
 		pj[i] = (struct job){ h, name, type, esize, i, np, n, nonblock, rep };
 		pp[i] = spawn(producer, &pj[i]);
 	}
-	for (i = 0; i < np; i++)
-		if (reap(pp[i])) {
-			fprintf(stderr, "producer %d failed\n", i);
-			bad = 1;
-		}
-	shmpool_ring_shutdown(r, SHMPOOL_RING_PROD);
+	/*
+	 * Reap in the order they end. The producers' end shuts the ring's
+	 * producer end down (consumers drain, then stop); a failure shuts
+	 * both ends down, so that nobody waits for a dead peer and a red
+	 * test ends at once rather than at the harness's timeout.
+	 */
 	for (i = 0; i < nc; i++)
-		if (reap(cp[i])) {
-			fprintf(stderr, "consumer %d failed\n", i);
+		all[i] = cp[i];
+	for (i = 0; i < np; i++)
+		all[nc + i] = pp[i];
+	for (left = np + nc, prods = np; left; left--) {
+		ret = reap_any(all, np + nc, &k);
+		if (ret < 0) {
 			bad = 1;
+			break;
 		}
+		if (ret) {
+			fprintf(stderr, "%s %d failed (%d)\n",
+				k < nc ? "consumer" : "producer",
+				k < nc ? k : k - nc, ret);
+			bad = 1;
+			shmpool_ring_shutdown(r, SHMPOOL_RING_PROD | SHMPOOL_RING_CONS);
+		}
+		if (k >= nc && !--prods)
+			shmpool_ring_shutdown(r, SHMPOOL_RING_PROD);
+	}
 	for (i = 0; i < nc; i++) {
 		got += rep->got[i];
 		sum += rep->sum[i];
