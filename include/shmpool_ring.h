@@ -313,12 +313,12 @@ static inline void __shmpool_ring_signal(struct shmpool_ring *r,
  * bytes). The producer's word (P) holds j + 1 for the last index j written
  * to the group, the consumer's (C) j + 1 for an index j it read from it
  * (the last of a dequeue call; it may lag, see spsc_drain_g()). Index i is
- * written when (int32_t)(P - (i + 1)) >= 0: P only grows
- * within a lap, and a P from the next lap means the producer has gone past
- * i (it can reach the group again only for slots before i's). Index i may
- * be written when C + count - i is 1 to count (modulo 2^32): the slot's
- * element of the lap before was read. So each side learns what it needs from the
- * cache line it is about to touch anyway: a consumer that an element
+ * written when (int32_t)(P - (i + 1)) >= 0: P only grows within a lap, and
+ * a P from the next lap means the producer has gone past i (it can reach
+ * the group again only for slots before i's). Index i may be written when
+ * C + count - i is 1 to count (modulo 2^32): the slot's element of the lap
+ * before was read. So each side learns what it needs from the cache line
+ * it is about to touch anyway: a consumer that an element
  * arrived from the element's own line, a producer that a slot is free
  * from the slot's own line (one transfer per line each way, no index line
  * shared at full rate), and dense groups keep bursts at about rte_ring's
@@ -463,10 +463,9 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_seen(const struct shmpool_ring *r,
  * slots: first, if @n fits in a group, from the C word of @head's group,
  * which is in the line the producer writes next (so no other line is
  * read); then, if that group does not hold enough (a burst, a full ring),
- * from cons.tail. Both loads
- * acquire: they pair with the consumer's release stores in
- * __shmpool_spsc_drain_g(), so its reads of the slots are done before we
- * overwrite them. A limit of more than @count ahead is another handle's
+ * from cons.tail. Both loads acquire: they pair with the consumer's
+ * release stores in __shmpool_spsc_drain_g(), so its reads of the slots
+ * are done before we overwrite them. A limit of more than @count ahead is another handle's
  * history (the producer side changed hands): never trusted.
  */
 __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_room(struct shmpool_ring *r,
@@ -636,7 +635,8 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
 			 * Empty: the caller will likely look again at once.
 			 * Pause first, so that a spinning consumer does not
 			 * take the line the producer is filling from it at
-			 * full rate (as the full enqueue does for cons.tail).
+			 * full rate (as the full enqueue does for the line
+			 * the consumer reads).
 			 */
 			__shmpool_ring_relax();
 			return 0;
