@@ -49,4 +49,40 @@ static inline void shmpool_eventfd_signal(struct eventfd_ctx *ctx)
 #endif
 }
 
+/*
+ * Permission and setattr calls took a struct user_namespace * (the mount's
+ * idmapping) until 6.3 and a struct mnt_idmap * since. shmpool mounts are
+ * never idmapped (no FS_ALLOW_IDMAP), so the no-op mapping is always right.
+ */
+#include <linux/fs.h>
+#ifdef SHMPOOL_HAVE_MNT_IDMAP
+#define shmpool_idmap		mnt_idmap	/* struct shmpool_idmap * */
+#define SHMPOOL_NOP_IDMAP	(&nop_mnt_idmap)
+#else
+#define shmpool_idmap		user_namespace
+#define SHMPOOL_NOP_IDMAP	(&init_user_ns)
+#endif
+
+/*
+ * Inode times became private behind accessors in 6.6-6.7 (i_ctime, then
+ * i_mtime and i_atime). Sets ctime and mtime (and atime) to now.
+ */
+static inline void shmpool_inode_touch(struct inode *inode, bool atime)
+{
+#ifdef SHMPOOL_HAVE_INODE_TIME_ACCESSORS
+	struct timespec64 now = inode_set_ctime_current(inode);
+
+	inode_set_mtime_to_ts(inode, now);
+	if (atime)
+		inode_set_atime_to_ts(inode, now);
+#else
+	struct timespec64 now = current_time(inode);
+
+	inode->i_ctime = now;
+	inode->i_mtime = now;
+	if (atime)
+		inode->i_atime = now;
+#endif
+}
+
 #endif /* _SHMPOOL_COMPAT_H */

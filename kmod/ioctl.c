@@ -5,6 +5,7 @@
  * and copy rules (see the UAPI header's "General ioctl format" DOC).
  */
 #include <linux/capability.h>
+#include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/kernel.h>
 #include <linux/mm.h>
@@ -30,17 +31,12 @@ union shmpool_ucmd_buffer {
 
 struct shmpool_ucmd {
 	struct file *filp;
-	struct shmpool_file *sf;
+	struct shmpool_file *sf;	/* pool fds */
+	struct path scope;		/* scope fds */
 	void __user *ubuffer;
 	u32 user_size;
 	void *cmd;
 };
-
-static bool shmpool_file_rdwr(struct file *filp)
-{
-	return (filp->f_mode & (FMODE_READ | FMODE_WRITE)) ==
-		(FMODE_READ | FMODE_WRITE);
-}
 
 /* Copy the (possibly updated) struct back, no more than the user gave. */
 static int shmpool_ucmd_respond(struct shmpool_ucmd *ucmd, size_t len)
@@ -68,6 +64,32 @@ static int shmpool_cmd_api(struct shmpool_ucmd *ucmd)
 	return shmpool_ucmd_respond(ucmd, sizeof(*cmd));
 }
 
+/*
+ * Hand @filp to the caller as a new fd in *@fdp, writing the reply (which
+ * names the fd) first: an fd is installed only once the caller can learn
+ * it. On failure @filp is dropped.
+ */
+static int shmpool_install(struct shmpool_ucmd *ucmd, struct file *filp,
+			   bool cloexec, s32 *fdp, size_t len)
+{
+	int fd, ret;
+
+	fd = get_unused_fd_flags(cloexec ? O_CLOEXEC : 0);
+	if (fd < 0) {
+		fput(filp);
+		return fd;
+	}
+	*fdp = fd;
+	ret = shmpool_ucmd_respond(ucmd, len);
+	if (ret) {
+		put_unused_fd(fd);
+		fput(filp);
+		return ret;
+	}
+	fd_install(fd, filp);
+	return 0;
+}
+
 static int shmpool_cmd_create(struct shmpool_ucmd *ucmd)
 {
 	struct shmpool_create *cmd = ucmd->cmd;
@@ -76,10 +98,12 @@ static int shmpool_cmd_create(struct shmpool_ucmd *ucmd)
 		.mode = cmd->mode, .name = cmd->name,
 	};
 	struct shmpool_pool *pool;
+	struct file *filp;
 	bool created;
 	int ret;
 
-	if (cmd->flags & ~(SHMPOOL_CREATE_EXCL | SHMPOOL_CREATE_CONTIG))
+	if (cmd->flags & ~(SHMPOOL_CREATE_EXCL | SHMPOOL_CREATE_CONTIG |
+			   SHMPOOL_CREATE_NOCLOEXEC) || cmd->__reserved)
 		return -EINVAL;
 	ret = shmpool_name_check(cmd->name, true);
 	if (ret)
@@ -93,27 +117,22 @@ static int shmpool_cmd_create(struct shmpool_ucmd *ucmd)
 		return -EINVAL;
 	if (cmd->bytes > shmpool_max_pool_bytes())
 		return -EFBIG;
-	if (!shmpool_file_rdwr(ucmd->filp))
-		return -EBADF;
-	if (shmpool_file_pool(ucmd->sf))
-		return -EBUSY;
 
-	ret = shmpool_pool_create(&args, &pool, &created);
-	if (ret)
-		return ret;
+	filp = shmpool_pool_create(&ucmd->scope, &args, &created);
+	if (IS_ERR(filp))
+		return PTR_ERR(filp);
+	pool = ((struct shmpool_file *)filp->private_data)->pool;
 	cmd->out_flags = created ? SHMPOOL_OUT_CREATED : 0;
 	cmd->id = pool->id;
-	ret = shmpool_ucmd_respond(ucmd, sizeof(*cmd));
-	if (!ret)
-		ret = shmpool_file_bind(ucmd->sf, pool, false);
-	if (ret) {
-		/*
-		 * Nobody saw the fd bound. A pool we just named would outlive
-		 * this failed call, so take the name back too.
-		 */
-		if (created)
-			shmpool_pool_unname(pool);
-		shmpool_pool_put(pool);
+	/* Nobody saw a pool we just named: take the name back on failure. */
+	if (created)
+		get_file(filp);
+	ret = shmpool_install(ucmd, filp, !(cmd->flags & SHMPOOL_CREATE_NOCLOEXEC),
+			      &cmd->fd, sizeof(*cmd));
+	if (created) {
+		if (ret)
+			shmpool_pool_unname(filp);
+		fput(filp);
 	}
 	return ret;
 }
@@ -123,29 +142,24 @@ static int shmpool_cmd_open(struct shmpool_ucmd *ucmd)
 	struct shmpool_open *cmd = ucmd->cmd;
 	bool rdonly = cmd->flags & SHMPOOL_OPEN_RDONLY;
 	struct shmpool_pool *pool;
+	struct file *filp;
 	int ret;
 
-	if (cmd->flags & ~SHMPOOL_OPEN_RDONLY)
+	if (cmd->flags & ~(SHMPOOL_OPEN_RDONLY | SHMPOOL_OPEN_NOCLOEXEC) ||
+	    cmd->__reserved)
 		return -EINVAL;
 	ret = shmpool_name_check(cmd->name, false);
 	if (ret)
 		return ret;
-	if (!rdonly && !shmpool_file_rdwr(ucmd->filp))
-		return -EBADF;
-	if (shmpool_file_pool(ucmd->sf))
-		return -EBUSY;
 
-	ret = shmpool_pool_open(cmd->name, rdonly, &pool);
-	if (ret)
-		return ret;
+	filp = shmpool_pool_open(&ucmd->scope, cmd->name, rdonly);
+	if (IS_ERR(filp))
+		return PTR_ERR(filp);
+	pool = ((struct shmpool_file *)filp->private_data)->pool;
 	cmd->bytes = (u64)pool->nr_pages << PAGE_SHIFT;
 	cmd->id = pool->id;
-	ret = shmpool_ucmd_respond(ucmd, sizeof(*cmd));
-	if (!ret)
-		ret = shmpool_file_bind(ucmd->sf, pool, rdonly);
-	if (ret)
-		shmpool_pool_put(pool);
-	return ret;
+	return shmpool_install(ucmd, filp, !(cmd->flags & SHMPOOL_OPEN_NOCLOEXEC),
+			       &cmd->fd, sizeof(*cmd));
 }
 
 static int shmpool_cmd_unlink(struct shmpool_ucmd *ucmd)
@@ -158,7 +172,7 @@ static int shmpool_cmd_unlink(struct shmpool_ucmd *ucmd)
 	ret = shmpool_name_check(cmd->name, false);
 	if (ret)
 		return ret;
-	return shmpool_pool_unlink(cmd->name);
+	return shmpool_pool_unlink(&ucmd->scope, cmd->name);
 }
 
 static int shmpool_copy_extents(struct shmpool_pool *pool,
@@ -186,12 +200,11 @@ static int shmpool_cmd_info(struct shmpool_ucmd *ucmd)
 {
 	struct shmpool_info *cmd = ucmd->cmd;
 	struct shmpool_pool *pool = shmpool_file_pool(ucmd->sf);
+	struct inode *inode = file_inode(ucmd->filp);
 	int ret;
 
 	if (cmd->flags)
 		return -EINVAL;
-	if (!pool)
-		return -ENXIO;
 	if (cmd->extents_cap) {
 		ret = shmpool_copy_extents(pool, u64_to_user_ptr(cmd->extents),
 					   cmd->extents_cap);
@@ -200,12 +213,10 @@ static int shmpool_cmd_info(struct shmpool_ucmd *ucmd)
 	}
 	cmd->bytes = (u64)pool->nr_pages << PAGE_SHIFT;
 	cmd->id = pool->id;
-	shmpool_pool_flags(pool, &cmd->pool_flags);
-	if (ucmd->sf->rdonly)
-		cmd->pool_flags |= SHMPOOL_POOL_RDONLY;
-	cmd->mode = pool->mode;
-	cmd->uid = from_kuid_munged(current_user_ns(), pool->uid);
-	cmd->gid = from_kgid_munged(current_user_ns(), pool->gid);
+	cmd->pool_flags = shmpool_pool_flags(pool, ucmd->filp);
+	cmd->mode = inode->i_mode & 0777;
+	cmd->uid = from_kuid_munged(current_user_ns(), inode->i_uid);
+	cmd->gid = from_kgid_munged(current_user_ns(), inode->i_gid);
 	cmd->attachments = atomic_read(&pool->attachments);
 	cmd->mappings = atomic_read(&pool->mappings);
 	cmd->nr_extents = pool->nr_extents;
@@ -233,54 +244,59 @@ static int shmpool_cmd_notify(struct shmpool_ucmd *ucmd)
 	return shmpool_doorbell_notify(ucmd->sf, ucmd->cmd);
 }
 
+/* Which kind of fd a command is for. */
+#define SHMPOOL_ON_SCOPE	1
+#define SHMPOOL_ON_POOL		2
+
 struct shmpool_ioctl_op {
 	unsigned int size;	/* the kernel's struct size */
 	unsigned int min_size;	/* the first version's size */
 	unsigned int ioctl_num;
+	unsigned int on;	/* SHMPOOL_ON_* */
 	int (*execute)(struct shmpool_ucmd *ucmd);
 };
 
-#define SHMPOOL_IOCTL_OP(_ioctl, _fn, _struct, _last)			\
+#define SHMPOOL_IOCTL_OP(_ioctl, _fn, _struct, _last, _on)		\
 	[_IOC_NR(_ioctl) - SHMPOOL_CMD_BASE] = {			\
 		.size = sizeof(_struct) +				\
 			BUILD_BUG_ON_ZERO(sizeof(union shmpool_ucmd_buffer) < \
 					  sizeof(_struct)),		\
 		.min_size = offsetofend(_struct, _last),		\
 		.ioctl_num = _ioctl,					\
+		.on = _on,						\
 		.execute = _fn,						\
 	}
 
+#define ANY	(SHMPOOL_ON_SCOPE | SHMPOOL_ON_POOL)
+#define SCOPE	SHMPOOL_ON_SCOPE
+#define POOL	SHMPOOL_ON_POOL
+
 static const struct shmpool_ioctl_op shmpool_ioctl_ops[] = {
 	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_API, shmpool_cmd_api, struct shmpool_api,
-			 __reserved),
+			 __reserved, ANY),
+	/* Version 2 (a pool fd) is the first: v1 binaries get ENOTTY anyway. */
 	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_CREATE, shmpool_cmd_create,
-			 struct shmpool_create, name),
+			 struct shmpool_create, __reserved, SCOPE),
 	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_OPEN, shmpool_cmd_open,
-			 struct shmpool_open, name),
+			 struct shmpool_open, __reserved, SCOPE),
 	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_UNLINK, shmpool_cmd_unlink,
-			 struct shmpool_unlink, name),
+			 struct shmpool_unlink, name, SCOPE),
 	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_INFO, shmpool_cmd_info,
-			 struct shmpool_info, name),
+			 struct shmpool_info, name, POOL),
 	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_WAIT, shmpool_cmd_wait,
-			 struct shmpool_wait, deadline_ns),
+			 struct shmpool_wait, deadline_ns, POOL),
 	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_WAKE, shmpool_cmd_wake,
-			 struct shmpool_wake, bitset),
+			 struct shmpool_wake, bitset, POOL),
 	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_WAITV, shmpool_cmd_waitv,
-			 struct shmpool_waitv, deadline_ns),
+			 struct shmpool_waitv, deadline_ns, POOL),
 	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_NOTIFY, shmpool_cmd_notify,
-			 struct shmpool_notify, bitset),
+			 struct shmpool_notify, bitset, POOL),
 };
 
-long shmpool_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+static long shmpool_dispatch(struct shmpool_ucmd *ucmd, unsigned int on,
+			     unsigned int cmd)
 {
-	union shmpool_ucmd_buffer buf;
 	const struct shmpool_ioctl_op *op;
-	struct shmpool_ucmd ucmd = {
-		.filp = filp,
-		.sf = filp->private_data,
-		.ubuffer = (void __user *)arg,
-		.cmd = &buf,
-	};
 	unsigned int nr = _IOC_NR(cmd);
 	int ret;
 
@@ -288,19 +304,51 @@ long shmpool_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	    nr - SHMPOOL_CMD_BASE >= ARRAY_SIZE(shmpool_ioctl_ops))
 		return -ENOTTY;
 	op = &shmpool_ioctl_ops[nr - SHMPOOL_CMD_BASE];
-	if (op->ioctl_num != cmd)
+	/* A command for the other kind of fd is as unknown as any. */
+	if (op->ioctl_num != cmd || !(op->on & on))
 		return -ENOTTY;
 
-	if (get_user(ucmd.user_size, (u32 __user *)ucmd.ubuffer))
+	if (get_user(ucmd->user_size, (u32 __user *)ucmd->ubuffer))
 		return -EFAULT;
-	if (ucmd.user_size < op->min_size)
+	if (ucmd->user_size < op->min_size)
 		return -EINVAL;
 	/* Bound the zero-tail scan; no struct will ever be a page long. */
-	if (ucmd.user_size > PAGE_SIZE)
+	if (ucmd->user_size > PAGE_SIZE)
 		return -E2BIG;
-	ret = copy_struct_from_user(ucmd.cmd, op->size, ucmd.ubuffer,
-				    ucmd.user_size);
+	ret = copy_struct_from_user(ucmd->cmd, op->size, ucmd->ubuffer,
+				    ucmd->user_size);
 	if (ret)
 		return ret;
-	return op->execute(&ucmd);
+	return op->execute(ucmd);
+}
+
+/* Pool fds (shmpool_fops). */
+long shmpool_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+	union shmpool_ucmd_buffer buf;
+	struct shmpool_ucmd ucmd = {
+		.filp = filp,
+		.sf = filp->private_data,
+		.ubuffer = (void __user *)arg,
+		.cmd = &buf,
+	};
+
+	return shmpool_dispatch(&ucmd, SHMPOOL_ON_POOL, cmd);
+}
+
+/* Scope fds: /dev/shmpool and the root directory of a mounted instance. */
+long shmpool_scope_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+	union shmpool_ucmd_buffer buf;
+	struct shmpool_ucmd ucmd = {
+		.filp = filp,
+		.ubuffer = (void __user *)arg,
+		.cmd = &buf,
+	};
+	int ret;
+
+	ret = shmpool_scope_of(filp, &ucmd.scope);
+	if (ret)
+		return ret;
+	return shmpool_dispatch(&ucmd, SHMPOOL_ON_SCOPE, cmd);
 }

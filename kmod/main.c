@@ -2,11 +2,14 @@
 /*
  * shmpool: the /dev/shmpool misc device.
  *
- * An open file starts unbound; SHMPOOL_IOC_CREATE or SHMPOOL_IOC_OPEN binds
- * it to one pool for the rest of its life. Module-wide counters (pools,
+ * /dev/shmpool is the scope fd of the default scope (fs.c):
+ * SHMPOOL_IOC_CREATE and SHMPOOL_IOC_OPEN on it return pool files, whose
+ * file_operations (shmpool_fops) are here. Module-wide counters (pools,
  * pages, bytes_charged, waiters) are in /sys/class/misc/shmpool/ and the pool
  * list in debugfs (shmpool/pools).
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/debugfs.h>
 #include <linux/device.h>
 #include <linux/fs.h>
@@ -23,25 +26,8 @@ MODULE_PARM_DESC(max_pool_mb, "Largest pool in MiB (default: half of RAM)");
 module_param_named(max_total_mb, shmpool_max_total_mb, ulong, 0644);
 MODULE_PARM_DESC(max_total_mb, "All pools together in MiB (default: half of RAM)");
 
-int shmpool_file_bind(struct shmpool_file *sf, struct shmpool_pool *pool,
-		      bool rdonly)
-{
-	int ret = 0;
-
-	mutex_lock(&sf->lock);
-	if (sf->pool) {
-		ret = -EBUSY;	/* lost a race with another thread on this fd */
-	} else {
-		sf->rdonly = rdonly;
-		atomic_inc(&pool->attachments);
-		/* Publishes @rdonly too; pairs with shmpool_file_pool(). */
-		smp_store_release(&sf->pool, pool);
-	}
-	mutex_unlock(&sf->lock);
-	return ret;
-}
-
-static int shmpool_open(struct inode *inode, struct file *filp)
+/* Make @filp a pool file of @pool (->open, or a new anonymous pool). */
+int shmpool_file_init(struct file *filp, struct shmpool_pool *pool)
 {
 	struct shmpool_file *sf;
 
@@ -50,25 +36,55 @@ static int shmpool_open(struct inode *inode, struct file *filp)
 		return -ENOMEM;
 	mutex_init(&sf->lock);
 	INIT_LIST_HEAD(&sf->notifiers);
+	sf->rdonly = !(filp->f_mode & FMODE_WRITE);
+	shmpool_pool_get(pool);
+	sf->pool = pool;
+	atomic_inc(&pool->attachments);
 	filp->private_data = sf;
 	return 0;
+}
+
+/* open(2) of a named pool in a mounted instance, and dentry_open(). */
+static int shmpool_open(struct inode *inode, struct file *filp)
+{
+	return shmpool_file_init(filp, inode->i_private);
 }
 
 static int shmpool_release(struct inode *inode, struct file *filp)
 {
 	struct shmpool_file *sf = filp->private_data;
-	struct shmpool_pool *pool = sf->pool;
+	struct shmpool_pool *pool;
 
+	if (!sf)
+		return 0;	/* shmpool_file_init() failed */
+	pool = sf->pool;
 	shmpool_doorbell_release(sf);
-	if (pool) {
-		atomic_dec(&pool->attachments);
-		shmpool_pool_put(pool);
-	}
+	atomic_dec(&pool->attachments);
+	shmpool_pool_put(pool);
 	mutex_destroy(&sf->lock);
 	kfree(sf);
 	return 0;
 }
 
+static void shmpool_show_fdinfo(struct seq_file *m, struct file *filp)
+{
+	struct shmpool_file *sf = filp->private_data;
+	struct shmpool_pool *pool = sf->pool;
+	unsigned int i;
+
+	seq_printf(m, "shmpool-id:\t%llu\n", pool->id);
+	seq_printf(m, "shmpool-name:\t%s\n", pool->name[0] ? pool->name : "-");
+	seq_printf(m, "shmpool-bytes:\t%llu\n", (u64)pool->nr_pages << PAGE_SHIFT);
+	seq_printf(m, "shmpool-mode:\t%04o\n", file_inode(filp)->i_mode & 07777);
+	seq_printf(m, "shmpool-rdonly:\t%d\n", sf->rdonly);
+	seq_printf(m, "shmpool-extents:\t%u\n", pool->nr_extents);
+	for (i = 0; i < pool->nr_extents; i++)
+		seq_printf(m, "shmpool-extent:\t%llu %llu\n",
+			   (u64)pool->extents[i].pgoff << PAGE_SHIFT,
+			   (u64)pool->extents[i].nr_pages << PAGE_SHIFT);
+}
+
+/* A pool file: one per open pool, its inode the pool's. */
 const struct file_operations shmpool_fops = {
 	.owner = THIS_MODULE,
 	.open = shmpool_open,
@@ -76,6 +92,15 @@ const struct file_operations shmpool_fops = {
 	.unlocked_ioctl = shmpool_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = shmpool_mmap,
+	.llseek = noop_llseek,
+	.show_fdinfo = shmpool_show_fdinfo,
+};
+
+/* /dev/shmpool: a scope fd of the default scope; no pool of its own. */
+static const struct file_operations shmpool_dev_fops = {
+	.owner = THIS_MODULE,
+	.unlocked_ioctl = shmpool_scope_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
 	.llseek = noop_llseek,
 };
 
@@ -119,7 +144,7 @@ ATTRIBUTE_GROUPS(shmpool);
 static struct miscdevice shmpool_misc = {
 	.minor = MISC_DYNAMIC_MINOR,
 	.name = "shmpool",
-	.fops = &shmpool_fops,
+	.fops = &shmpool_dev_fops,
 	.groups = shmpool_groups,
 	.mode = 0666,
 };
@@ -129,18 +154,24 @@ static int shmpool_pools_show(struct seq_file *m, void *unused)
 {
 	struct shmpool_pool *pool;
 
-	seq_puts(m, "id\tname\tbytes\textents\tuid\tgid\tmode\tattach\tmaps\tstate\n");
+	seq_puts(m, "id\tscope\tname\tbytes\textents\tuid\tgid\tmode\tattach\tmaps\tstate\n");
 	mutex_lock(&shmpool_lock);
 	list_for_each_entry(pool, &shmpool_all, all_node) {
-		seq_printf(m, "%llu\t%s\t%llu\t%u\t%u\t%u\t%04o\t%d\t%d\t%s\n",
-			   pool->id, pool->name[0] ? pool->name : "-",
+		struct inode *inode = pool->inode;
+
+		if (!inode)
+			continue;	/* being evicted */
+		seq_printf(m, "%llu\t%u:%u\t%s\t%llu\t%u\t%u\t%u\t%04o\t%d\t%d\t%s\n",
+			   pool->id, MAJOR(pool->scope), MINOR(pool->scope),
+			   pool->name[0] ? pool->name : "-",
 			   (u64)pool->nr_pages << PAGE_SHIFT, pool->nr_extents,
-			   from_kuid(&init_user_ns, pool->uid),
-			   from_kgid(&init_user_ns, pool->gid), pool->mode,
+			   from_kuid(&init_user_ns, inode->i_uid),
+			   from_kgid(&init_user_ns, inode->i_gid),
+			   inode->i_mode & 07777,
 			   atomic_read(&pool->attachments),
 			   atomic_read(&pool->mappings),
-			   pool->linked ? "named" :
-			   pool->unlinked ? "unlinked" : "anon");
+			   !pool->name[0] ? "anon" :
+			   inode->i_nlink ? "named" : "unlinked");
 	}
 	mutex_unlock(&shmpool_lock);
 	return 0;
@@ -157,21 +188,30 @@ static int __init shmpool_init(void)
 	ret = shmpool_doorbell_init();
 	if (ret)
 		return ret;
+	ret = shmpool_fs_init();
+	if (ret)
+		goto err_doorbell;
 	ret = misc_register(&shmpool_misc);
-	if (ret) {
-		shmpool_doorbell_exit();
-		return ret;
-	}
+	if (ret)
+		goto err_fs;
 	shmpool_debugfs = debugfs_create_dir("shmpool", NULL);
 	debugfs_create_file("pools", 0400, shmpool_debugfs, NULL,
 			    &shmpool_pools_fops);
 	return 0;
+
+err_fs:
+	shmpool_fs_exit();
+err_doorbell:
+	shmpool_doorbell_exit();
+	return ret;
 }
 
 static void __exit shmpool_exit(void)
 {
 	debugfs_remove_recursive(shmpool_debugfs);
 	misc_deregister(&shmpool_misc);
+	/* Drops the default scope's names: their pools are freed. */
+	shmpool_fs_exit();
 	shmpool_pools_exit();
 	shmpool_doorbell_exit();
 }

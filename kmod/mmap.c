@@ -55,8 +55,6 @@ int shmpool_mmap(struct file *filp, struct vm_area_struct *vma)
 	struct shmpool_pool *pool = shmpool_file_pool(sf);
 	unsigned long npages = vma_pages(vma);
 
-	if (!pool)
-		return -ENXIO;
 	/* A private (COW) copy of pool pages would silently stop sharing. */
 	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;

@@ -22,10 +22,9 @@
 #include "compat.h"
 #include "shmpool.h"
 
-/* Protects shmpool_all, shmpool_names and every pool's registry fields. */
+/* Protects shmpool_all and every pool's @inode pointer. */
 DEFINE_MUTEX(shmpool_lock);
 LIST_HEAD(shmpool_all);
-static LIST_HEAD(shmpool_names);
 
 /* Module parameters (main.c); 0 means "half of RAM", resolved at load. */
 unsigned long shmpool_max_pool_mb;
@@ -70,6 +69,9 @@ int shmpool_name_check(const char name[SHMPOOL_NAME_MAX], bool allow_empty)
 	if (len == SHMPOOL_NAME_MAX)
 		return -EINVAL;		/* not NUL-terminated */
 	if (!len && !allow_empty)
+		return -EINVAL;
+	/* Names are directory entries of the scope. */
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
 		return -EINVAL;
 	for (i = 0; i < len; i++) {
 		char c = name[i];
@@ -281,14 +283,15 @@ static void shmpool_pool_free(struct shmpool_pool *pool)
 }
 
 /*
- * kref release: kref_put_mutex() calls it with shmpool_lock held, so that no
- * lookup can find the pool on shmpool_all while it dies; it drops the lock.
+ * kref release: kref_put_mutex() calls it with shmpool_lock held, so that the
+ * debugfs walk cannot find the pool on shmpool_all while it dies; it drops
+ * the lock.
  */
 static void shmpool_pool_release(struct kref *ref)
 {
 	struct shmpool_pool *pool = container_of(ref, struct shmpool_pool, ref);
 
-	list_del(&pool->all_node);
+	list_del(&pool->all_node);	/* list_del of an empty node is harmless */
 	mutex_unlock(&shmpool_lock);
 	shmpool_pool_free(pool);
 }
@@ -298,7 +301,7 @@ void shmpool_pool_put(struct shmpool_pool *pool)
 	kref_put_mutex(&pool->ref, shmpool_pool_release, &shmpool_lock);
 }
 
-static struct shmpool_pool *shmpool_pool_alloc(const struct shmpool_create_args *a)
+struct shmpool_pool *shmpool_pool_alloc(const struct shmpool_create_args *a)
 {
 	unsigned long nr = a->bytes >> PAGE_SHIFT;
 	struct shmpool_pool *pool;
@@ -309,13 +312,9 @@ static struct shmpool_pool *shmpool_pool_alloc(const struct shmpool_create_args 
 		return ERR_PTR(-ENOMEM);
 	kref_init(&pool->ref);
 	INIT_LIST_HEAD(&pool->all_node);
-	INIT_LIST_HEAD(&pool->name_node);
 	atomic_long_inc(&shmpool_npools);
 	pool->nr_pages = nr;
 	strscpy(pool->name, a->name, sizeof(pool->name));
-	pool->uid = current_fsuid();
-	pool->gid = current_fsgid();
-	pool->mode = a->mode & ~current_umask() & 0777;
 	pool->contig = a->flags & SHMPOOL_CREATE_CONTIG;
 
 	/* Limits first: cheap, and nothing is allocated yet on failure. */
@@ -331,10 +330,8 @@ static struct shmpool_pool *shmpool_pool_alloc(const struct shmpool_create_args 
 	if (ret)
 		goto err_free;
 
+	/* On shmpool_all once fs.c has given it an inode (debugfs). */
 	pool->id = atomic64_inc_return(&shmpool_next_id);
-	mutex_lock(&shmpool_lock);
-	list_add_tail(&pool->all_node, &shmpool_all);
-	mutex_unlock(&shmpool_lock);
 	return pool;
 
 err_free:
@@ -343,184 +340,23 @@ err_free:
 	return ERR_PTR(ret);
 }
 
-static struct shmpool_pool *shmpool_lookup(const char *name)
+/* SHMPOOL_POOL_* of @pool as seen through @filp (a pool file). */
+u32 shmpool_pool_flags(struct shmpool_pool *pool, struct file *filp)
 {
-	struct shmpool_pool *pool;
-
-	lockdep_assert_held(&shmpool_lock);
-	list_for_each_entry(pool, &shmpool_names, name_node)
-		if (!strcmp(pool->name, name))
-			return pool;
-	return NULL;
-}
-
-/* May the caller open @pool for @mask (MAY_READ | MAY_WRITE)? File rules. */
-static int shmpool_permission(struct shmpool_pool *pool, int mask)
-{
-	umode_t mode = pool->mode;
-
-	if (uid_eq(current_fsuid(), pool->uid))
-		mode >>= 6;
-	else if (in_group_p(pool->gid))
-		mode >>= 3;
-	if (!(mask & ~mode & (MAY_READ | MAY_WRITE)))
-		return 0;
-	if (capable(CAP_DAC_OVERRIDE))
-		return 0;
-	return -EACCES;
-}
-
-/* Reference an existing named pool for the caller, checking access. */
-static int shmpool_attach_locked(struct shmpool_pool *pool, bool rdonly)
-{
-	int ret;
-
-	lockdep_assert_held(&shmpool_lock);
-	ret = shmpool_permission(pool, rdonly ? MAY_READ : MAY_READ | MAY_WRITE);
-	if (ret)
-		return ret;
-	shmpool_pool_get(pool);
-	return 0;
-}
-
-/*
- * Open an existing pool of that name for a non-EXCL create. Returns 1 and a
- * reference if it exists, 0 if it does not, or -errno.
- */
-static int shmpool_create_existing(const struct shmpool_create_args *a,
-				   struct shmpool_pool **poolp)
-{
-	struct shmpool_pool *pool;
-	int ret = 0;
-
-	lockdep_assert_held(&shmpool_lock);
-	pool = shmpool_lookup(a->name);
-	if (!pool)
-		return 0;
-	if ((a->flags & SHMPOOL_CREATE_EXCL) ||
-	    (u64)pool->nr_pages << PAGE_SHIFT != a->bytes)
-		return -EEXIST;
-	ret = shmpool_attach_locked(pool, false);
-	if (ret)
-		return ret;
-	*poolp = pool;
-	return 1;
-}
-
-int shmpool_pool_create(const struct shmpool_create_args *a,
-			struct shmpool_pool **poolp, bool *created)
-{
-	bool named = a->name[0];
-	struct shmpool_pool *pool;
-	int ret;
-
-	*created = false;
-	if (named) {
-		/* Common case of a non-EXCL create: the pool already exists. */
-		mutex_lock(&shmpool_lock);
-		ret = shmpool_create_existing(a, poolp);
-		mutex_unlock(&shmpool_lock);
-		if (ret)
-			return ret < 0 ? ret : 0;
-	}
-
-	/* Allocate without the registry lock: this can take a while. */
-	pool = shmpool_pool_alloc(a);
-	if (IS_ERR(pool))
-		return PTR_ERR(pool);
-	if (!named) {
-		*poolp = pool;
-		*created = true;
-		return 0;
-	}
-
-	mutex_lock(&shmpool_lock);
-	ret = shmpool_create_existing(a, poolp);
-	if (!ret) {
-		/* Still free: link it; the registry holds its own reference. */
-		list_add_tail(&pool->name_node, &shmpool_names);
-		pool->linked = true;
-		shmpool_pool_get(pool);
-		mutex_unlock(&shmpool_lock);
-		*poolp = pool;
-		*created = true;
-		return 0;
-	}
-	mutex_unlock(&shmpool_lock);
-	/* Somebody created it meanwhile: theirs is used (or refused), ours goes. */
-	shmpool_pool_put(pool);
-	return ret < 0 ? ret : 0;
-}
-
-int shmpool_pool_open(const char *name, bool rdonly, struct shmpool_pool **poolp)
-{
-	struct shmpool_pool *pool;
-	int ret;
-
-	mutex_lock(&shmpool_lock);
-	pool = shmpool_lookup(name);
-	ret = pool ? shmpool_attach_locked(pool, rdonly) : -ENOENT;
-	mutex_unlock(&shmpool_lock);
-	if (!ret)
-		*poolp = pool;
-	return ret;
-}
-
-static void shmpool_unlink_locked(struct shmpool_pool *pool)
-{
-	list_del_init(&pool->name_node);
-	pool->linked = false;
-	pool->unlinked = true;
-}
-
-int shmpool_pool_unlink(const char *name)
-{
-	struct shmpool_pool *pool;
-
-	mutex_lock(&shmpool_lock);
-	pool = shmpool_lookup(name);
-	if (!pool) {
-		mutex_unlock(&shmpool_lock);
-		return -ENOENT;
-	}
-	if (!uid_eq(current_fsuid(), pool->uid) && !capable(CAP_SYS_ADMIN)) {
-		mutex_unlock(&shmpool_lock);
-		return -EPERM;
-	}
-	shmpool_unlink_locked(pool);
-	mutex_unlock(&shmpool_lock);
-	/* The registry's reference; users keep the memory alive. */
-	shmpool_pool_put(pool);
-	return 0;
-}
-
-/* Take @pool's name away if it still has it (undoing a failed create). */
-void shmpool_pool_unname(struct shmpool_pool *pool)
-{
-	bool was_linked;
-
-	mutex_lock(&shmpool_lock);
-	was_linked = pool->linked;
-	if (was_linked)
-		shmpool_unlink_locked(pool);
-	mutex_unlock(&shmpool_lock);
-	if (was_linked)
-		shmpool_pool_put(pool);
-}
-
-void shmpool_pool_flags(struct shmpool_pool *pool, u32 *flags)
-{
+	struct shmpool_file *sf = filp->private_data;
 	u32 f = 0;
 
-	mutex_lock(&shmpool_lock);
-	if (pool->linked || pool->unlinked)
+	if (pool->name[0]) {
 		f |= SHMPOOL_POOL_NAMED;
-	if (pool->unlinked)
-		f |= SHMPOOL_POOL_UNLINKED;
-	mutex_unlock(&shmpool_lock);
+		/* unlink (ioctl or VFS) dropped the link count under i_rwsem */
+		if (!READ_ONCE(file_inode(filp)->i_nlink))
+			f |= SHMPOOL_POOL_UNLINKED;
+	}
 	if (pool->contig)
 		f |= SHMPOOL_POOL_CONTIG;
-	*flags = f;
+	if (sf->rdonly)
+		f |= SHMPOOL_POOL_RDONLY;
+	return f;
 }
 
 /* The page backing pool page @pgoff (< nr_pages): binary search of extents. */
@@ -550,24 +386,10 @@ void shmpool_pools_init(void)
 }
 
 /*
- * Module unload: no file or VMA can exist any more (both pin the module), so
- * only named pools still held by the registry remain. Drop them.
+ * Module unload: no file or VMA can exist any more (both pin the module), and
+ * fs.c has unmounted the default scope, which drops its named pools.
  */
 void shmpool_pools_exit(void)
 {
-	struct shmpool_pool *pool, *tmp;
-	LIST_HEAD(dead);
-
-	mutex_lock(&shmpool_lock);
-	list_for_each_entry_safe(pool, tmp, &shmpool_names, name_node) {
-		shmpool_unlink_locked(pool);
-		list_add(&pool->name_node, &dead);
-	}
-	mutex_unlock(&shmpool_lock);
-	list_for_each_entry_safe(pool, tmp, &dead, name_node) {
-		list_del(&pool->name_node);
-		pr_info("shmpool: freeing pool \"%s\" at unload\n", pool->name);
-		shmpool_pool_put(pool);
-	}
 	WARN_ON(atomic_long_read(&shmpool_pages));
 }

@@ -3,19 +3,24 @@
  * shmpool internals shared by the files of kmod/.
  *
  * Lock order (outer first):
- *   mmap_lock (->mmap, vm_ops->close)
- *     shmpool_lock (registry of pools and names)
- *       shmpool_file.lock is never held together with shmpool_lock:
- *       binding looks up (and references) the pool first, then takes
- *       the file's lock to publish it.
+ *   scope root directory's i_rwsem (names: create, unlink)
+ *     mmap_lock (->mmap, vm_ops->close)
+ *       shmpool_lock (the list of all pools, for debugfs and kref_put_mutex)
  *   shmpool_file.lock (NOTIFY)
  *     doorbell bucket spinlock
  *       eventfd wait queue lock (eventfd_signal)
  *
- * Lifetime: a pool is a kref. References are held by each bound file, each
- * VMA (vm_ops open/close), the name registry while the pool is linked, and
- * anyone temporarily using it. The last put frees its pages with put_page(),
- * so pages pinned elsewhere (GUP, O_DIRECT) outlive the pool safely.
+ * Names: every pool is an inode of one instance of the "shmpool" filesystem
+ * (fs.c), its scope; a named pool is also a dentry in the instance's root
+ * directory, pinned (as in ramfs) until unlinked. The dcache is the name
+ * registry, serialised by the root directory's i_rwsem.
+ *
+ * Lifetime: a pool is a kref. References are held by its inode (i_private,
+ * dropped at eviction), each VMA (vm_ops open/close) and anyone temporarily
+ * using it. A pool file pins its dentry and inode, and so its mount and
+ * superblock: a scope dies only after its last file. The last put frees the
+ * pages with put_page(), so pages pinned elsewhere (GUP, O_DIRECT) outlive
+ * the pool safely.
  */
 #ifndef _SHMPOOL_INTERNAL_H
 #define _SHMPOOL_INTERNAL_H
@@ -43,40 +48,33 @@ struct shmpool_pool {
 	unsigned long nr_pages;
 	unsigned int nr_extents;
 	struct shmpool_extent_k *extents;	/* sorted by pgoff */
-	kuid_t uid;
-	kgid_t gid;
-	umode_t mode;
+	dev_t scope;		/* s_dev of its filesystem instance */
 	bool contig;
 	/* RLIMIT_MEMLOCK charge to return on free; NULL if not charged. */
 	struct user_struct *user;
 
 	/* Protected by shmpool_lock. */
 	struct list_head all_node;	/* in shmpool_all */
-	struct list_head name_node;	/* in shmpool_names while linked */
-	bool linked;
-	bool unlinked;
+	/* Owner, group, mode; NULL once the inode is evicted (debugfs). */
+	struct inode *inode;
 
-	atomic_t attachments;	/* bound files */
+	atomic_t attachments;	/* open pool files */
 	atomic_t mappings;	/* VMAs */
 };
 
-/* Per open file of /dev/shmpool. */
+/* Per open pool file (f_op == &shmpool_fops). */
 struct shmpool_file {
-	/*
-	 * NULL until bound; set once under @lock with smp_store_release()
-	 * after @rdonly, read with smp_load_acquire() (shmpool_file_pool()).
-	 */
+	/* Set before the file is visible; never NULL, never changes. */
 	struct shmpool_pool *pool;
 	bool rdonly;
-	struct mutex lock;	/* serialises binding; protects the fields below */
+	struct mutex lock;	/* protects the fields below */
 	struct list_head notifiers;	/* NOTIFY bindings (doorbell.c) */
 	unsigned int nr_notifiers;
 };
 
 static inline struct shmpool_pool *shmpool_file_pool(struct shmpool_file *sf)
 {
-	/* Pairs with smp_store_release() in shmpool_file_bind(). */
-	return smp_load_acquire(&sf->pool);
+	return sf->pool;
 }
 
 /* pool.c */
@@ -93,15 +91,10 @@ struct shmpool_create_args {
 };
 
 int shmpool_name_check(const char name[SHMPOOL_NAME_MAX], bool allow_empty);
-int shmpool_pool_create(const struct shmpool_create_args *args,
-			struct shmpool_pool **poolp, bool *created);
-int shmpool_pool_open(const char *name, bool rdonly,
-		      struct shmpool_pool **poolp);
-int shmpool_pool_unlink(const char *name);
-void shmpool_pool_unname(struct shmpool_pool *pool);
+struct shmpool_pool *shmpool_pool_alloc(const struct shmpool_create_args *a);
 void shmpool_pool_put(struct shmpool_pool *pool);
 struct page *shmpool_pool_page(struct shmpool_pool *pool, pgoff_t pgoff);
-void shmpool_pool_flags(struct shmpool_pool *pool, u32 *flags);
+u32 shmpool_pool_flags(struct shmpool_pool *pool, struct file *filp);
 unsigned long shmpool_pages_held(void);
 unsigned long shmpool_pool_count(void);
 unsigned long shmpool_bytes_charged(void);
@@ -120,6 +113,20 @@ int shmpool_mmap(struct file *filp, struct vm_area_struct *vma);
 
 /* ioctl.c */
 long shmpool_ioctl(struct file *filp, unsigned int cmd, unsigned long arg);
+long shmpool_scope_ioctl(struct file *filp, unsigned int cmd, unsigned long arg);
+
+/* fs.c: scopes (filesystem instances) and pool files */
+extern struct vfsmount *shmpool_default_mnt;
+int shmpool_scope_of(struct file *filp, struct path *root);
+struct file *shmpool_pool_create(const struct path *root,
+				 const struct shmpool_create_args *args,
+				 bool *created);
+struct file *shmpool_pool_open(const struct path *root, const char *name,
+			       bool rdonly);
+int shmpool_pool_unlink(const struct path *root, const char *name);
+void shmpool_pool_unname(struct file *filp);
+int shmpool_fs_init(void);
+void shmpool_fs_exit(void);
 
 /* doorbell.c */
 int shmpool_doorbell_wait(struct shmpool_file *sf, const struct shmpool_wait *cmd);
@@ -134,7 +141,6 @@ void shmpool_doorbell_exit(void);
 
 /* main.c */
 extern const struct file_operations shmpool_fops;
-int shmpool_file_bind(struct shmpool_file *sf, struct shmpool_pool *pool,
-		      bool rdonly);
+int shmpool_file_init(struct file *filp, struct shmpool_pool *pool);
 
 #endif /* _SHMPOOL_INTERNAL_H */

@@ -6,15 +6,69 @@
  * reject the same input the same way.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
+#include <sys/statfs.h>
 
 #include "internal.h"
 
-#define MISC_MAJOR	10	/* /dev/shmpool is a misc device */
+static bool is_shmpool_fs(int fd)
+{
+	struct statfs sfs;
+
+	return !fstatfs(fd, &sfs) && sfs.f_type == SHMPOOL_MAGIC;
+}
+
+/*
+ * A scope is either the device node (the module's default scope) or the
+ * root directory of a mounted shmpool instance. A directory that is not one
+ * (nothing mounted on /dev/shmpool.d) is not a scope.
+ */
+static int open_scope(const char *path, bool must)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0)
+		return -errno;
+	if (!fstat(fd, &st) && (S_ISCHR(st.st_mode) ||
+				(S_ISDIR(st.st_mode) && is_shmpool_fs(fd))))
+		return fd;
+	close(fd);
+	return must ? -EINVAL : -ENOENT;
+}
+
+int __shmpool_dev_open_scope(void)
+{
+	const char *env = getenv("SHMPOOL_SCOPE");
+	int fd;
+
+	if (env && env[0])
+		return open_scope(env, true);
+	fd = open_scope(__SHMPOOL_SCOPE_DIR, false);
+	if (fd >= 0)
+		return fd;
+	return open_scope(__SHMPOOL_DEV_PATH, true);
+}
+
+bool __shmpool_dev_is_pool_fd(int fd)
+{
+	struct stat st;
+
+	return !fstat(fd, &st) && S_ISREG(st.st_mode) && is_shmpool_fs(fd);
+}
+
+/* The pool fd @fd replaces the scope fd in p->fd. */
+static void take_pool_fd(struct shmpool *p, int fd)
+{
+	close(p->fd);
+	p->fd = fd;
+}
 
 /* @name is already validated: shorter than SHMPOOL_NAME_MAX */
 static void copy_name(char dst[SHMPOOL_NAME_MAX], const char *name)
@@ -40,6 +94,7 @@ static int dev_create(struct shmpool *p, const char *name, uint64_t bytes,
 	copy_name(c.name, name);
 	if (ioctl(p->fd, SHMPOOL_IOC_CREATE, &c))
 		return -errno;
+	take_pool_fd(p, c.fd);
 	if (c.out_flags & SHMPOOL_OUT_CREATED)
 		p->flags |= __SHMPOOL_F_CREATED;
 	p->id = c.id;
@@ -58,6 +113,7 @@ static int dev_open(struct shmpool *p, const char *name, unsigned int flags)
 	copy_name(o.name, name);
 	if (ioctl(p->fd, SHMPOOL_IOC_OPEN, &o))
 		return -errno;
+	take_pool_fd(p, o.fd);
 	p->id = o.id;
 	copy_name(p->name, name);
 	return __shmpool_set_size(p, o.bytes);
@@ -85,34 +141,17 @@ static int dev_query(int fd, struct shmpool_info *i,
 	return 0;
 }
 
-/*
- * Only ever send our ioctl to our device: another driver may give
- * SHMPOOL_IOC_INFO's number a meaning of its own. Without a /dev/shmpool
- * node to compare with (e.g. a container that received the fd), settle for
- * a misc device.
- */
-static int dev_is_shmpool(int fd)
-{
-	struct stat st, dev;
-
-	if (fstat(fd, &st))
-		return -errno;
-	if (!S_ISCHR(st.st_mode))
-		return -EINVAL;
-	if (!stat(__SHMPOOL_DEV_PATH, &dev) && S_ISCHR(dev.st_mode))
-		return st.st_rdev == dev.st_rdev ? 0 : -EINVAL;
-	return major(st.st_rdev) == MISC_MAJOR ? 0 : -EINVAL;
-}
-
 static int dev_adopt(struct shmpool *p)
 {
 	struct shmpool_info i;
 	int ret;
 
-	ret = dev_is_shmpool(p->fd);
-	if (ret)
-		return ret;
-	/* ENXIO: an unbound /dev/shmpool fd */
+	/*
+	 * Only ever send our ioctl to our files: another driver may give
+	 * SHMPOOL_IOC_INFO's number a meaning of its own.
+	 */
+	if (!__shmpool_dev_is_pool_fd(p->fd))
+		return -EINVAL;
 	ret = dev_query(p->fd, &i, NULL, 0);
 	if (ret)
 		return ret;

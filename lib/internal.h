@@ -22,11 +22,23 @@
 #define __SHMPOOL_F_NAMED	(1U << 17)	/* memfd: a /dev/shm file, not a memfd */
 
 #define __SHMPOOL_DEV_PATH	"/dev/shmpool"
+/* a container's own scope: a shmpool instance mounted here (README) */
+#define __SHMPOOL_SCOPE_DIR	"/dev/shmpool.d"
+
+/*
+ * The scope fd the device backend uses: $SHMPOOL_SCOPE if set (a mounted
+ * shmpool instance's directory, or the device node), else /dev/shmpool.d
+ * if a shmpool instance is mounted there, else /dev/shmpool. -errno if it
+ * cannot be opened.
+ */
+int __shmpool_dev_open_scope(void);
+/* true if @fd is a pool fd of the module (a file of a shmpool instance) */
+bool __shmpool_dev_is_pool_fd(int fd);
 
 /*
  * One backend. pool.c validates every argument (name, size, mode, flags)
  * before calling in, and owns the handle: on entry p->fd is the backend's
- * already opened device fd (device) or -1 (memfd); a backend sets p->fd,
+ * already opened scope fd (device) or -1 (memfd); a backend sets p->fd,
  * p->size, p->id and p->flags bits and leaves unmapping, closing p->fd and
  * freeing to pool.c, on success and on error alike.
  */
@@ -37,7 +49,7 @@ struct __shmpool_ops {
 		      unsigned int mode, unsigned int flags);
 	/* flags: SHMPOOL_RDONLY */
 	int (*open)(struct shmpool *p, const char *name, unsigned int flags);
-	/* @devfd: an open device fd (device) or -1 (memfd) */
+	/* @devfd: an open scope fd (device) or -1 (memfd) */
 	int (*unlink)(int devfd, const char *name);
 	/* p->fd is the adopted fd; set size and id, add SHMPOOL_RDONLY if the fd is read-only */
 	int (*adopt)(struct shmpool *p);

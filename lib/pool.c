@@ -32,6 +32,9 @@ int __shmpool_check_name(const char *name)
 		      c == '-'))
 			return -EINVAL;
 	}
+	/* names are directory entries of the module's scope */
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return -EINVAL;
 	return 0;
 }
 
@@ -46,10 +49,11 @@ static int check_size(size_t bytes)
 
 /*
  * Choose the backend for one call (flags, then $SHMPOOL_BACKEND, then
- * whether /dev/shmpool opens). For the device, *devfd is returned open with
- * access @acc: it becomes the pool's fd, so the probe costs no extra open.
+ * whether the module's scope opens). For the device, *devfd is returned as
+ * an open scope fd (see __shmpool_dev_open_scope()): CREATE and OPEN on it
+ * give the pool's own fd.
  */
-static int select_backend(unsigned int flags, int acc,
+static int select_backend(unsigned int flags,
 			  const struct __shmpool_ops **ops, int *devfd)
 {
 	unsigned int force = flags & SHMPOOL_BACKENDS;
@@ -72,7 +76,7 @@ static int select_backend(unsigned int flags, int acc,
 	}
 
 	if (force != SHMPOOL_BACKEND_MEMFD) {
-		fd = open(__SHMPOOL_DEV_PATH, acc | O_CLOEXEC);
+		fd = __shmpool_dev_open_scope();
 		if (fd >= 0) {
 			*ops = &__shmpool_dev_ops;
 			*devfd = fd;
@@ -80,9 +84,9 @@ static int select_backend(unsigned int flags, int acc,
 		}
 		if (force) {
 			/* no node, or a node without the module behind it */
-			if (errno == ENOENT || errno == ENXIO || errno == ENODEV)
+			if (fd == -ENOENT || fd == -ENXIO || fd == -ENODEV)
 				return -ENODEV;
-			return -errno;
+			return fd;
 		}
 	}
 	*ops = &__shmpool_memfd_ops;
@@ -106,13 +110,13 @@ static const struct __shmpool_ops *pool_ops(const struct shmpool *p)
 						       &__shmpool_memfd_ops;
 }
 
-/* A handle on the backend chosen for @flags, its device fd opened with @acc. */
-static int pool_new(unsigned int flags, int acc, struct shmpool **pp)
+/* A handle on the backend chosen for @flags, p->fd a device scope fd. */
+static int pool_new(unsigned int flags, struct shmpool **pp)
 {
 	const struct __shmpool_ops *ops;
 	int ret, devfd;
 
-	ret = select_backend(flags, acc, &ops, &devfd);
+	ret = select_backend(flags, &ops, &devfd);
 	if (ret)
 		return ret;
 	*pp = pool_alloc(ops, devfd);
@@ -176,7 +180,7 @@ static int pool_create(const char *name, size_t bytes, unsigned int mode,
 	ret = check_size(bytes);
 	if (ret)
 		return ret;
-	ret = pool_new(flags, O_RDWR, &p);
+	ret = pool_new(flags, &p);
 	if (ret)
 		return ret;
 	ret = pool_ops(p)->create(p, name, bytes, mode,
@@ -222,7 +226,7 @@ int shmpool_open(const char *name, unsigned int flags, struct shmpool **out)
 	ret = __shmpool_check_name(name);
 	if (ret)
 		return ret;
-	ret = pool_new(flags, flags & SHMPOOL_RDONLY ? O_RDONLY : O_RDWR, &p);
+	ret = pool_new(flags, &p);
 	if (ret)
 		return ret;
 	p->flags = flags & SHMPOOL_RDONLY;
@@ -241,11 +245,14 @@ int shmpool_adopt_fd(int fd, unsigned int flags, struct shmpool **out)
 		return -EINVAL;
 	if (fstat(fd, &st))
 		return -errno;
-	/* a memfd or /dev/shm file is regular; a device fd answers INFO */
-	if (S_ISREG(st.st_mode))
-		ops = &__shmpool_memfd_ops;
-	else if (S_ISCHR(st.st_mode))
+	/*
+	 * A pool fd of the module is a regular file of a shmpool filesystem;
+	 * any other regular file (memfd, /dev/shm) is the memfd backend's.
+	 */
+	if (__shmpool_dev_is_pool_fd(fd))
 		ops = &__shmpool_dev_ops;
+	else if (S_ISREG(st.st_mode))
+		ops = &__shmpool_memfd_ops;
 	else
 		return -EINVAL;
 	fl = fcntl(fd, F_GETFL);
@@ -291,7 +298,7 @@ int shmpool_unlink(const char *name, unsigned int flags)
 	ret = __shmpool_check_name(name);
 	if (ret)
 		return ret;
-	ret = select_backend(flags, O_RDWR, &ops, &devfd);
+	ret = select_backend(flags, &ops, &devfd);
 	if (ret)
 		return ret;
 	ret = ops->unlink(devfd, name);

@@ -267,13 +267,13 @@ TEST_F(dbcmd, bitset_zero)
 	dbcmd_expect_ok(_metadata, self, variant, 0);
 }
 
+/* A scope fd (/dev/shmpool) has no pool: doorbell commands are unknown there. */
 TEST_F(dbcmd, unbound_fd)
 {
 	union db_buf buf;
 
-	/* WAITV: entry fd -1 names the (unbound) fd the ioctl is issued on. */
 	dbcmd_fill(self, variant, &buf, 0, SHMPOOL_BITSET_ANY, 0);
-	EXPECT_EQ(-ENXIO, sp_ioctl(self->unbound, variant->cmd, &buf));
+	EXPECT_EQ(-ENOTTY, sp_ioctl(self->unbound, variant->cmd, &buf));
 	dbcmd_expect_ok(_metadata, self, variant, 0);
 }
 
@@ -774,10 +774,11 @@ TEST_F(db, waitv_entry_fd_unbound)
 
 	sp_db_entry(&e[0], -1, 0, 1, SHMPOOL_BITSET_ANY);
 	sp_db_entry(&e[1], self->unbound, 0, 1, SHMPOOL_BITSET_ANY);
-	EXPECT_EQ(-ENXIO, sp_db_waitv(self->fd, e, 2, 0, 0));
-	/* -1 names the fd the ioctl runs on: unbound here. */
+	/* A scope fd is not a pool fd. */
+	EXPECT_EQ(-EINVAL, sp_db_waitv(self->fd, e, 2, 0, 0));
+	/* WAITV itself is unknown on a scope fd. */
 	e[1].fd = self->fd;
-	EXPECT_EQ(-ENXIO, sp_db_waitv(self->unbound, e, 2, 0, 0));
+	EXPECT_EQ(-ENOTTY, sp_db_waitv(self->unbound, e, 2, 0, 0));
 }
 
 TEST_F(db, waitv_entry_fd_explicit_self)

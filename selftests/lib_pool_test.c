@@ -676,7 +676,7 @@ TEST_F(pool, adopt_not_a_pool)
 	EXPECT_EQ(NULL, p);
 }
 
-/* An unbound /dev/shmpool fd is no pool. */
+/* A /dev/shmpool fd is a scope, no pool. */
 TEST_F(pool, adopt_unbound_device_fd)
 {
 	struct shmpool *p = NULL;
@@ -686,7 +686,7 @@ TEST_F(pool, adopt_unbound_device_fd)
 		SKIP(return, "device only");
 	fd = open(DEV_PATH, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, fd);
-	EXPECT_EQ(-ENXIO, shmpool_adopt_fd(fd, 0, &p));
+	EXPECT_EQ(-EINVAL, shmpool_adopt_fd(fd, 0, &p));
 	EXPECT_EQ(NULL, p);
 	close(fd);
 }

@@ -10,7 +10,7 @@
 			 SHMPOOL_FEAT_DOORBELL | SHMPOOL_FEAT_NOTIFY)
 
 FIXTURE(abi) {
-	int fd;			/* O_RDWR, unbound */
+	int fd;			/* O_RDWR scope fd of /dev/shmpool */
 	long page;
 	struct shmpool_api api;
 	char name[SHMPOOL_NAME_MAX];
@@ -38,7 +38,7 @@ TEST_F(abi, api_reports_version_features_page_size)
 	EXPECT_EQ(sizeof(*a), a->size);
 	EXPECT_EQ(0U, a->flags);
 	EXPECT_EQ((__u32)SHMPOOL_API_VERSION, a->version);
-	EXPECT_EQ(1U, a->version);
+	EXPECT_EQ(2U, a->version);	/* a pool fd from CREATE and OPEN */
 	EXPECT_EQ((__u32)SHMPOOL_NAME_MAX - 1, a->max_name_len);
 	EXPECT_EQ(self->page, a->page_size);
 	/* This ABI's features are all there and nothing unknown is claimed. */
@@ -231,8 +231,8 @@ TEST_F(abi, create_above_max_total)
 	EXPECT_GE(second, 0);
 	EXPECT_EQ(-ENOSPC, sp_create(second, NULL, 2 * mib, 0, 0600, NULL));
 	EXPECT_EQ(-ENOSPC, sp_create(second, self->name, 2 * mib, 0, 0600, NULL));
-	/* The refused calls left the fd unbound and the first pool intact. */
-	EXPECT_EQ(-ENXIO, sp_info(second, &info, NULL, 0));
+	/* The refused calls left a scope fd and the first pool intact. */
+	EXPECT_EQ(-ENOTTY, sp_info(second, &info, NULL, 0));
 	EXPECT_EQ(-ENOENT, sp_open_name(self->fd, self->name, 0, NULL));
 	if (first >= 0) {
 		p = sp_map(first, mib, PROT_READ | PROT_WRITE, 0);
@@ -278,7 +278,7 @@ TEST_F(abi, create_unknown_flags)
 {
 	int bit;
 
-	for (bit = 2; bit < 32; bit++)
+	for (bit = 3; bit < 32; bit++)
 		EXPECT_EQ(-EINVAL, sp_create(self->fd, NULL, self->page, 1U << bit,
 					     0600, NULL))
 			TH_LOG("create flags bit %d accepted", bit);
@@ -344,76 +344,157 @@ TEST_F(abi, create_existing_name_same_size_opens_it)
 	close(fd2);
 }
 
-TEST_F(abi, create_on_bound_fd)
-{
-	int fd2 = sp_open_dev(O_RDWR);
-	int fd3 = sp_open_dev(O_RDWR);
-
-	ASSERT_GE(fd2, 0);
-	ASSERT_GE(fd3, 0);
-	/* Bound by CREATE. */
-	ASSERT_EQ(0, sp_create(self->fd, self->name, self->page, 0, 0600, NULL));
-	EXPECT_EQ(-EBUSY, sp_create(self->fd, NULL, self->page, 0, 0600, NULL));
-	EXPECT_EQ(-EBUSY, sp_create(self->fd, self->name, self->page, 0, 0600, NULL));
-	/* Bound by OPEN. */
-	ASSERT_EQ(0, sp_open_name(fd2, self->name, 0, NULL));
-	EXPECT_EQ(-EBUSY, sp_create(fd2, NULL, self->page, 0, 0600, NULL));
-	/* Bound read-only by OPEN. */
-	ASSERT_EQ(0, sp_open_name(fd3, self->name, SHMPOOL_OPEN_RDONLY, NULL));
-	EXPECT_EQ(-EBUSY, sp_create(fd3, NULL, self->page, 0, 0600, NULL));
-	close(fd2);
-	close(fd3);
-}
-
-TEST_F(abi, open_on_bound_fd)
+/* CREATE returns a new pool fd and leaves the scope fd as it was. */
+TEST_F(abi, create_returns_pool_fd)
 {
 	struct shmpool_create c;
 	struct shmpool_info info;
-	int anon = sp_anon_pool(self->page);
+	struct stat st;
 
-	ASSERT_GE(anon, 0);
-	ASSERT_EQ(0, sp_create(self->fd, self->name, 2 * self->page, 0, 0600, &c));
-	EXPECT_EQ(-EBUSY, sp_open_name(self->fd, self->name, 0, NULL));
-	EXPECT_EQ(-EBUSY, sp_open_name(anon, self->name, 0, NULL));
-	EXPECT_EQ(-EBUSY, sp_open_name(anon, self->name, SHMPOOL_OPEN_RDONLY, NULL));
-	/* The anonymous binding is unchanged. */
-	ASSERT_EQ(0, sp_info(anon, &info, NULL, 0));
-	EXPECT_EQ((uint64_t)self->page, info.bytes);
-	EXPECT_NE(c.id, info.id);
-	close(anon);
+	memset(&c, 0, sizeof(c));
+	c.size = sizeof(c);
+	c.bytes = self->page;
+	c.mode = 0600;
+	sp_set_name(c.name, self->name);
+	c.fd = -1;
+	ASSERT_EQ(0, sp_ioctl(self->fd, SHMPOOL_IOC_CREATE, &c));
+	ASSERT_GE(c.fd, 0);
+	EXPECT_NE(self->fd, c.fd);
+	EXPECT_EQ(O_RDWR, fcntl(c.fd, F_GETFL) & O_ACCMODE);
+	EXPECT_EQ(FD_CLOEXEC, fcntl(c.fd, F_GETFD));
+	ASSERT_EQ(0, sp_info(c.fd, &info, NULL, 0));
+	EXPECT_EQ(c.id, info.id);
+	ASSERT_EQ(0, fstat(c.fd, &st));
+	EXPECT_TRUE(S_ISREG(st.st_mode));
+	/* The scope fd is still a character device fd, and makes more pools. */
+	ASSERT_EQ(0, fstat(self->fd, &st));
+	EXPECT_TRUE(S_ISCHR(st.st_mode));
+	EXPECT_EQ(-ENOTTY, sp_info(self->fd, &info, NULL, 0));
+	close(c.fd);
+	c.fd = -1;
+	c.flags = SHMPOOL_CREATE_NOCLOEXEC;
+	sp_set_name(c.name, NULL);
+	ASSERT_EQ(0, sp_ioctl(self->fd, SHMPOOL_IOC_CREATE, &c));
+	ASSERT_GE(c.fd, 0);
+	EXPECT_EQ(0, fcntl(c.fd, F_GETFD));
+	close(c.fd);
 }
 
-TEST_F(abi, create_on_read_only_fd)
+/* OPEN returns a new pool fd (read-only on request) and leaves the scope fd. */
+TEST_F(abi, open_returns_pool_fd)
+{
+	struct shmpool_create c;
+	struct shmpool_open o;
+	struct shmpool_info info;
+	int holder = sp_open_dev(O_RDWR);
+
+	ASSERT_GE(holder, 0);
+	ASSERT_EQ(0, sp_create(holder, self->name, self->page, 0, 0600, &c));
+	memset(&o, 0, sizeof(o));
+	o.size = sizeof(o);
+	o.flags = SHMPOOL_OPEN_RDONLY;
+	sp_set_name(o.name, self->name);
+	ASSERT_EQ(0, sp_ioctl(self->fd, SHMPOOL_IOC_OPEN, &o));
+	ASSERT_GE(o.fd, 0);
+	EXPECT_EQ(O_RDONLY, fcntl(o.fd, F_GETFL) & O_ACCMODE);
+	EXPECT_EQ(FD_CLOEXEC, fcntl(o.fd, F_GETFD));
+	ASSERT_EQ(0, sp_info(o.fd, &info, NULL, 0));
+	EXPECT_EQ(c.id, info.id);
+	EXPECT_EQ(SHMPOOL_POOL_RDONLY, info.pool_flags & SHMPOOL_POOL_RDONLY);
+	EXPECT_EQ(2U, info.attachments);
+	close(o.fd);
+	o.flags = SHMPOOL_OPEN_NOCLOEXEC;
+	ASSERT_EQ(0, sp_ioctl(self->fd, SHMPOOL_IOC_OPEN, &o));
+	EXPECT_EQ(O_RDWR, fcntl(o.fd, F_GETFL) & O_ACCMODE);
+	EXPECT_EQ(0, fcntl(o.fd, F_GETFD));
+	close(o.fd);
+	close(holder);
+}
+
+TEST_F(abi, create_reserved_nonzero)
+{
+	struct shmpool_create c;
+
+	memset(&c, 0, sizeof(c));
+	c.size = sizeof(c);
+	c.bytes = self->page;
+	c.mode = 0600;
+	c.__reserved = 1;
+	EXPECT_EQ(-EINVAL, sp_ioctl(self->fd, SHMPOOL_IOC_CREATE, &c));
+}
+
+TEST_F(abi, open_reserved_nonzero)
+{
+	struct shmpool_open o;
+	int holder = sp_open_dev(O_RDWR);
+
+	ASSERT_GE(holder, 0);
+	ASSERT_EQ(0, sp_create(holder, self->name, self->page, 0, 0600, NULL));
+	memset(&o, 0, sizeof(o));
+	o.size = sizeof(o);
+	o.__reserved = 1;
+	sp_set_name(o.name, self->name);
+	EXPECT_EQ(-EINVAL, sp_ioctl(self->fd, SHMPOOL_IOC_OPEN, &o));
+	close(holder);
+}
+
+TEST_F(abi, create_on_pool_fd)
+{
+	int pool = sp_anon_pool(self->page);
+
+	ASSERT_GE(pool, 0);
+	EXPECT_EQ(-ENOTTY, sp_create(pool, NULL, self->page, 0, 0600, NULL));
+	EXPECT_EQ(-ENOTTY, sp_create(pool, self->name, self->page, 0, 0600, NULL));
+	close(pool);
+}
+
+TEST_F(abi, open_on_pool_fd)
+{
+	int pool = sp_anon_pool(self->page);
+	int holder = sp_open_dev(O_RDWR);
+
+	ASSERT_GE(pool, 0);
+	ASSERT_GE(holder, 0);
+	ASSERT_EQ(0, sp_create(holder, self->name, self->page, 0, 0600, NULL));
+	EXPECT_EQ(-ENOTTY, sp_open_name(pool, self->name, 0, NULL));
+	EXPECT_EQ(-ENOTTY, sp_open_name(pool, self->name, SHMPOOL_OPEN_RDONLY, NULL));
+	close(holder);
+	close(pool);
+}
+
+TEST_F(abi, unlink_on_pool_fd)
+{
+	int holder = sp_open_dev(O_RDWR);
+
+	ASSERT_GE(holder, 0);
+	ASSERT_EQ(0, sp_create(holder, self->name, self->page, 0, 0600, NULL));
+	EXPECT_EQ(-ENOTTY, sp_unlink(holder, self->name));
+	/* Still linked. */
+	EXPECT_EQ(0, sp_unlink(self->fd, self->name));
+	close(holder);
+}
+
+/* The scope fd's access mode does not matter: the pool's mode decides. */
+TEST_F(abi, create_on_read_only_scope_fd)
 {
 	int fd = sp_open_dev(O_RDONLY);
 
 	ASSERT_GE(fd, 0);
-	EXPECT_EQ(-EBADF, sp_create(fd, NULL, self->page, 0, 0600, NULL));
-	EXPECT_EQ(-EBADF, sp_create(fd, self->name, self->page, 0, 0600, NULL));
-	EXPECT_EQ(-ENOENT, sp_open_name(self->fd, self->name, 0, NULL));
-	close(fd);
-}
-
-TEST_F(abi, create_on_write_only_fd)
-{
-	int fd = sp_open_dev(O_WRONLY);
-
-	ASSERT_GE(fd, 0);
-	EXPECT_EQ(-EBADF, sp_create(fd, NULL, self->page, 0, 0600, NULL));
+	EXPECT_EQ(0, sp_create(fd, self->name, self->page, 0, 0600, NULL));
+	EXPECT_EQ(O_RDWR, fcntl(fd, F_GETFL) & O_ACCMODE);
 	close(fd);
 }
 
 /* ---- OPEN / UNLINK ---- */
 
-TEST_F(abi, open_read_write_on_read_only_fd)
+TEST_F(abi, open_read_write_on_read_only_scope_fd)
 {
 	int ro = sp_open_dev(O_RDONLY);
 
 	ASSERT_GE(ro, 0);
 	ASSERT_EQ(0, sp_create(self->fd, self->name, self->page, 0, 0644, NULL));
-	EXPECT_EQ(-EBADF, sp_open_name(ro, self->name, 0, NULL));
-	/* Asking for read-only is what such an fd can do. */
-	EXPECT_EQ(0, sp_open_name(ro, self->name, SHMPOOL_OPEN_RDONLY, NULL));
+	EXPECT_EQ(0, sp_open_name(ro, self->name, 0, NULL));
+	EXPECT_EQ(O_RDWR, fcntl(ro, F_GETFL) & O_ACCMODE);
 	close(ro);
 }
 
@@ -436,7 +517,7 @@ TEST_F(abi, open_unknown_flags)
 
 	ASSERT_GE(fd2, 0);
 	ASSERT_EQ(0, sp_create(fd2, self->name, self->page, 0, 0600, NULL));
-	for (bit = 1; bit < 32; bit++)
+	for (bit = 2; bit < 32; bit++)
 		EXPECT_EQ(-EINVAL, sp_open_name(self->fd, self->name, 1U << bit, NULL))
 			TH_LOG("open flags bit %d accepted", bit);
 	EXPECT_EQ(0, sp_open_name(self->fd, self->name, 0, NULL));
@@ -474,27 +555,6 @@ TEST_F(abi, unlink_unknown_flags)
 	close(fd2);
 }
 
-TEST_F(abi, unlink_works_on_unbound_and_bound_fd)
-{
-	char name2[SHMPOOL_NAME_MAX];
-	int holder = sp_open_dev(O_RDWR);
-	int bound = sp_anon_pool(self->page);
-
-	sp_make_name(name2, "abi2");
-	ASSERT_GE(holder, 0);
-	ASSERT_GE(bound, 0);
-	ASSERT_EQ(0, sp_create(holder, self->name, self->page, 0, 0600, NULL));
-	EXPECT_EQ(0, sp_unlink(self->fd, self->name));
-	close(holder);
-	holder = sp_open_dev(O_RDWR);
-	ASSERT_GE(holder, 0);
-	ASSERT_EQ(0, sp_create(holder, name2, self->page, 0, 0600, NULL));
-	EXPECT_EQ(0, sp_unlink(bound, name2));
-	EXPECT_EQ(-ENOENT, sp_open_name(self->fd, name2, 0, NULL));
-	close(holder);
-	close(bound);
-}
-
 TEST_F(abi, name_of_max_length_accepted)
 {
 	char name[SHMPOOL_NAME_MAX];
@@ -515,17 +575,17 @@ TEST_F(abi, name_of_max_length_accepted)
 	ASSERT_EQ(0, sp_open_name(fd2, name, 0, NULL));
 	ASSERT_EQ(0, sp_info(fd2, &info, NULL, 0));
 	EXPECT_EQ(0, memcmp(name, info.name, sizeof(name)));
-	EXPECT_EQ(0, sp_unlink(self->fd, name));
+	EXPECT_EQ(0, sp_unlink_name(name));
 	close(fd2);
 }
 
 /* ---- INFO ---- */
 
-TEST_F(abi, info_on_unbound_fd)
+TEST_F(abi, info_on_scope_fd)
 {
 	struct shmpool_info info;
 
-	EXPECT_EQ(-ENXIO, sp_info(self->fd, &info, NULL, 0));
+	EXPECT_EQ(-ENOTTY, sp_info(self->fd, &info, NULL, 0));
 }
 
 TEST_F(abi, info_unknown_flags)
@@ -789,8 +849,8 @@ static void bad_name_expect(struct __test_metadata *_metadata,
 	int fd2;
 
 	EXPECT_EQ(-EINVAL, bad_name_cmd(self->fd, variant->cmd, raw, self->page));
-	/* The fd is still unbound and the good name still there. */
-	EXPECT_EQ(-ENXIO, sp_info(self->fd, &info, NULL, 0));
+	/* The fd is still a scope fd and the good name still there. */
+	EXPECT_EQ(-ENOTTY, sp_info(self->fd, &info, NULL, 0));
 	fd2 = sp_open_dev(O_RDWR);
 	ASSERT_GE(fd2, 0);
 	EXPECT_EQ(0, sp_open_name(fd2, self->good, SHMPOOL_OPEN_RDONLY, NULL));
@@ -972,7 +1032,8 @@ static void cmd_expect_done(struct __test_metadata *_metadata,
 		break;
 	case SHMPOOL_IOC_CREATE:
 		EXPECT_EQ(SHMPOOL_OUT_CREATED, buf->create.out_flags);
-		ASSERT_EQ(0, sp_info(self->fd, &info, NULL, 0));
+		ASSERT_EQ(0, sp_info(buf->create.fd, &info, NULL, 0));
+		close(buf->create.fd);
 		EXPECT_EQ(buf->create.id, info.id);
 		EXPECT_EQ((uint64_t)self->page, info.bytes);
 		EXPECT_EQ(0, strcmp(self->name, info.name));
@@ -980,7 +1041,8 @@ static void cmd_expect_done(struct __test_metadata *_metadata,
 	case SHMPOOL_IOC_OPEN:
 		EXPECT_EQ(self->held.id, buf->open.id);
 		EXPECT_EQ((uint64_t)2 * self->page, buf->open.bytes);
-		ASSERT_EQ(0, sp_info(self->fd, &info, NULL, 0));
+		ASSERT_EQ(0, sp_info(buf->open.fd, &info, NULL, 0));
+		close(buf->open.fd);
 		EXPECT_EQ(self->held.id, info.id);
 		break;
 	case SHMPOOL_IOC_UNLINK:

@@ -272,7 +272,7 @@ TEST_F(share, named_pool_survives_creator)
 	ASSERT_NE(MAP_FAILED, p);
 	EXPECT_EQ(-1, sp_check(p, len, 0, 8));
 	munmap(p, len);
-	EXPECT_EQ(0, sp_unlink(self->fd, self->name));
+	EXPECT_EQ(0, sp_unlink_name(self->name));
 	close(self->fd);
 	self->fd = -1;
 	EXPECT_EQ(before, sp_counter("pages"));
@@ -352,7 +352,7 @@ TEST_F(share, memory_returned_after_unlink_and_last_close)
 	self->fd = sp_open_dev(O_RDWR);
 	ASSERT_GE(self->fd, 0);
 	EXPECT_EQ(pages + 2 * (long long)n, sp_counter("pages"));
-	ASSERT_EQ(0, sp_unlink(self->fd, self->name));
+	ASSERT_EQ(0, sp_unlink_name(self->name));
 	EXPECT_EQ(pages + 2 * (long long)n, sp_counter("pages"));
 	EXPECT_EQ(-1, sp_check_byte(p, len, 1));
 	munmap(p, len);
@@ -485,7 +485,7 @@ TEST_F(share, debugfs_lists_named_pools)
 	EXPECT_EQ(0, debugfs_has(SP_DEBUGFS, self->name));
 	ASSERT_EQ(0, sp_create(self->fd, self->name, self->page, 0, 0600, NULL));
 	EXPECT_EQ(1, debugfs_has(SP_DEBUGFS, self->name));
-	ASSERT_EQ(0, sp_unlink(self->fd, self->name));
+	ASSERT_EQ(0, sp_unlink_name(self->name));
 	close(self->fd);
 	self->fd = -1;
 	EXPECT_EQ(0, debugfs_has(SP_DEBUGFS, self->name));
@@ -646,7 +646,7 @@ TEST_F(share, o_direct_to_and_from_pool)
 	/* Pools gone: what went to the device stays intact. */
 	munmap(a, len);
 	munmap(b, len);
-	ASSERT_EQ(0, sp_unlink(fd2, self->name));
+	ASSERT_EQ(0, sp_unlink_name(self->name));
 	close(fd2);
 	close(self->fd);
 	self->fd = -1;
@@ -963,7 +963,7 @@ TEST_F(share, root_overrides_nobody_pool_permissions)
 	ASSERT_NE(MAP_FAILED, p);
 	EXPECT_EQ(-1, sp_check(p, ctx.bytes, 0, 14));
 	munmap(p, ctx.bytes);
-	EXPECT_EQ(0, sp_unlink(self->fd, self->name));
+	EXPECT_EQ(0, sp_unlink_name(self->name));
 }
 
 TEST_F(share, group_bits_decide_for_group_members)

@@ -100,7 +100,7 @@ static inline int sp_get_api(int fd, struct shmpool_api *api)
 }
 
 /*
- * The usual FIXTURE_SETUP start: an unbound O_RDWR device fd in *@fd, the
+ * The usual FIXTURE_SETUP start: an O_RDWR scope fd of /dev/shmpool in *@fd, the
  * page size and the API answer. Returns false after a SKIP if the device
  * cannot be opened; FIXTURE_SETUP must then return at once.
  */
@@ -118,7 +118,26 @@ static inline bool sp_setup_dev(struct __test_metadata *_metadata, int *fd,
 	return true;
 }
 
-/* CREATE on @fd; @name NULL or "" makes an anonymous pool. @out may be NULL. */
+/*
+ * The pool fd @pool (returned by CREATE or OPEN) takes the place of the scope
+ * fd @fd, so that tests written for fds that became their pool keep working.
+ * Returns 0 or -errno.
+ */
+static inline int sp_take_pool_fd(int fd, int pool)
+{
+	int ret = 0;
+
+	if (pool != fd && dup3(pool, fd, O_CLOEXEC) < 0)
+		ret = -errno;
+	if (pool != fd)
+		close(pool);
+	return ret;
+}
+
+/*
+ * CREATE on scope fd @fd; @name NULL or "" makes an anonymous pool. On
+ * success the new pool fd replaces @fd (sp_take_pool_fd()). @out may be NULL.
+ */
 static inline int sp_create(int fd, const char *name, uint64_t bytes,
 			    uint32_t flags, uint32_t mode,
 			    struct shmpool_create *out)
@@ -133,12 +152,14 @@ static inline int sp_create(int fd, const char *name, uint64_t bytes,
 	c.mode = mode;
 	sp_set_name(c.name, name);
 	ret = sp_ioctl(fd, SHMPOOL_IOC_CREATE, &c);
+	if (!ret)
+		ret = sp_take_pool_fd(fd, c.fd);
 	if (out)
 		*out = c;
 	return ret;
 }
 
-/* A new O_RDWR device fd bound to a new anonymous pool, or -errno. */
+/* A new O_RDWR pool fd of a new anonymous pool, or -errno. */
 static inline int sp_anon_pool(uint64_t bytes)
 {
 	int fd = sp_open_dev(O_RDWR);
@@ -154,6 +175,7 @@ static inline int sp_anon_pool(uint64_t bytes)
 	return fd;
 }
 
+/* OPEN on scope fd @fd; on success the pool fd replaces @fd, as sp_create(). */
 static inline int sp_open_name(int fd, const char *name, uint32_t flags,
 			       struct shmpool_open *out)
 {
@@ -165,6 +187,8 @@ static inline int sp_open_name(int fd, const char *name, uint32_t flags,
 	o.flags = flags;
 	sp_set_name(o.name, name);
 	ret = sp_ioctl(fd, SHMPOOL_IOC_OPEN, &o);
+	if (!ret)
+		ret = sp_take_pool_fd(fd, o.fd);
 	if (out)
 		*out = o;
 	return ret;
@@ -178,6 +202,18 @@ static inline int sp_unlink(int fd, const char *name)
 	u.size = sizeof(u);
 	sp_set_name(u.name, name);
 	return sp_ioctl(fd, SHMPOOL_IOC_UNLINK, &u);
+}
+
+/* UNLINK on a fresh scope fd of /dev/shmpool (for fds that became pools). */
+static inline int sp_unlink_name(const char *name)
+{
+	int fd = sp_open_dev(O_RDWR), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = sp_unlink(fd, name);
+	close(fd);
+	return ret;
 }
 
 /* Teardown: remove @name if it still exists, on a fresh fd. */

@@ -2,10 +2,14 @@
 /*
  * shmpool: physically contiguous shared page pools for unrelated processes.
  *
- * Userspace opens /dev/shmpool; the open file is unbound until
- * SHMPOOL_IOC_CREATE or SHMPOOL_IOC_OPEN binds it to a pool. From then on
- * the fd *is* the pool: mmap() it (MAP_SHARED only), pass it over a Unix
- * socket, inherit it across fork().
+ * Two kinds of fd. A *scope* fd names a set of pool names: /dev/shmpool
+ * (the default scope) or the root directory of a mounted instance of the
+ * "shmpool" filesystem (open(dir, O_RDONLY | O_DIRECTORY)), which is how a
+ * container gets names of its own. SHMPOOL_IOC_CREATE and SHMPOOL_IOC_OPEN
+ * on a scope fd return a new *pool* fd, one file per pool: mmap() it
+ * (MAP_SHARED only), pass it over a Unix socket, inherit it across fork().
+ * Opening a named pool's file in a mounted instance (open("/dev/shmpool.d/
+ * requests", O_RDWR)) gives the same kind of pool fd, checked by the VFS.
  */
 #ifndef _UAPI_LINUX_SHMPOOL_H
 #define _UAPI_LINUX_SHMPOOL_H
@@ -33,9 +37,9 @@
  *   or a field out of its documented range.
  * - E2BIG:  size larger than the kernel's struct with non-zero extra bytes,
  *   or larger than the page size (no struct will ever be that long).
- * - ENXIO:  a command that needs a bound pool was issued on an unbound fd.
- * - EBUSY:  CREATE or OPEN on an fd that is already bound to a pool.
- * - EBADF:  a command that needs write access on an fd not opened O_RDWR.
+ * - ENOTTY: a command for the other kind of fd: CREATE, OPEN or UNLINK on a
+ *   pool fd, or INFO, WAIT, WAKE, WAITV or NOTIFY on a scope fd. API works
+ *   on both.
  *
  * Per-command errors are listed with each struct.
  */
@@ -43,22 +47,38 @@
 /**
  * DOC: mmap
  *
- * mmap() of a bound fd maps pool pages; the file offset is the pool offset.
+ * mmap() of a pool fd maps pool pages; the file offset is the pool offset.
+ * A scope fd cannot be mapped (ENODEV).
  *
  * - EINVAL: MAP_PRIVATE (only MAP_SHARED is allowed), or offset + length
  *   beyond the pool.
+ * - EOVERFLOW: offset + length beyond the largest file offset (the VFS
+ *   checks this before the module sees the call).
  * - EACCES: PROT_WRITE on a read-only attachment; the mapping also lacks
  *   VM_MAYWRITE, so a later mprotect(PROT_WRITE) fails with EACCES.
- * - ENXIO:  the fd is not bound to a pool.
  *
  * Mappings cannot grow (mremap growth fails with EFAULT or ENOMEM, as for
  * any VM_DONTEXPAND mapping) and are left out of core dumps. Touching a page
  * beyond the pool is SIGBUS.
  */
 
-#define SHMPOOL_TYPE		0xCE
+/*
+ * DOC: Pool files
+ *
+ * Each pool is an inode of a "shmpool" filesystem instance: fstat() of a
+ * pool fd gives st_size = pool bytes and the pool's owner, group and mode;
+ * /proc/<pid>/maps and /proc/<pid>/fd name it "shmpool:<name>" (named, with
+ * " (deleted)" once unlinked) or "shmpool:[anon:<id>]"; fdinfo lists id,
+ * name, bytes, mode, rdonly and extents. A write through a mapping updates
+ * the pool inode's mtime/ctime, never /dev/shmpool's. In a mounted instance,
+ * ls, chmod, chown and unlink work on named pools as on files (truncate,
+ * read, write, creat and mkdir do not: EPERM, EINVAL, EACCES). statfs() of
+ * an instance reports f_type SHMPOOL_MAGIC.
+ */
+#define SHMPOOL_TYPE		0xD7
+#define SHMPOOL_MAGIC		0x73686d70	/* "shmp": statfs f_type */
 #define SHMPOOL_NAME_MAX	64	/* bytes of name[], including the NUL */
-#define SHMPOOL_API_VERSION	1
+#define SHMPOOL_API_VERSION	2
 
 /* Feature bits reported by SHMPOOL_IOC_API. */
 #define SHMPOOL_FEAT_NAMED	(1ULL << 0)	/* named pools, OPEN, UNLINK */
@@ -97,7 +117,7 @@ enum {
  * @page_size: out, PAGE_SIZE; pool sizes and mmap offsets are multiples of it
  * @__reserved: must be 0
  *
- * Works on an unbound fd. Errors: only the common ones.
+ * Works on scope and pool fds. Errors: only the common ones.
  */
 struct shmpool_api {
 	__u32 size;
@@ -117,12 +137,13 @@ struct shmpool_api {
 /* SHMPOOL_IOC_CREATE flags */
 #define SHMPOOL_CREATE_EXCL	(1U << 0)	/* fail if the name exists */
 #define SHMPOOL_CREATE_CONTIG	(1U << 1)	/* one physically contiguous extent */
+#define SHMPOOL_CREATE_NOCLOEXEC (1U << 2)	/* the pool fd without O_CLOEXEC */
 
 /* SHMPOOL_IOC_CREATE / SHMPOOL_IOC_OPEN out_flags */
 #define SHMPOOL_OUT_CREATED	(1U << 0)	/* this call created the pool */
 
 /**
- * struct shmpool_create - SHMPOOL_IOC_CREATE: make a pool, bind the fd to it
+ * struct shmpool_create - SHMPOOL_IOC_CREATE: make a pool, get a pool fd
  * @size: sizeof(struct shmpool_create)
  * @flags: SHMPOOL_CREATE_*
  * @bytes: pool size, a non-zero multiple of the page size
@@ -133,8 +154,13 @@ struct shmpool_api {
  * @name: the pool name, NUL-terminated, 1-63 characters of [A-Za-z0-9._-],
  *	every byte after the NUL zero; all zero for an anonymous pool, which
  *	lives while an fd or mapping holds it
+ * @fd: out, a new O_RDWR pool fd (O_CLOEXEC unless SHMPOOL_CREATE_NOCLOEXEC)
+ * @__reserved: must be 0
  *
- * A named pool lives until SHMPOOL_IOC_UNLINK and its last user are gone.
+ * Issued on a scope fd; the name is made in that scope. The scope fd stays
+ * as it was and can make or open more pools. A named pool lives until
+ * SHMPOOL_IOC_UNLINK (or unlink(2) in a mounted instance) and its last user
+ * are gone.
  * Without SHMPOOL_CREATE_EXCL an existing pool of that name and size is
  * opened read-write instead (checked like SHMPOOL_IOC_OPEN).
  * Memory is zeroed, charged to the caller's RLIMIT_MEMLOCK (unless
@@ -153,7 +179,7 @@ struct shmpool_api {
  * - EDQUOT: the caller's RLIMIT_MEMLOCK would be exceeded.
  * - ENOMEM: the pages (or, with CONTIG, one contiguous extent) could not be
  *   allocated, or the memory cgroup is at its limit.
- * - EBADF:  the fd was not opened O_RDWR.
+ * - EMFILE: the caller has no free fd (RLIMIT_NOFILE); nothing is created.
  */
 struct shmpool_create {
 	__u32 size;
@@ -163,30 +189,38 @@ struct shmpool_create {
 	__u32 out_flags;
 	__aligned_u64 id;
 	char name[SHMPOOL_NAME_MAX];
+	__s32 fd;
+	__u32 __reserved;
 };
 
 #define SHMPOOL_IOC_CREATE	_IO(SHMPOOL_TYPE, SHMPOOL_CMD_CREATE)
 
 /* SHMPOOL_IOC_OPEN flags */
 #define SHMPOOL_OPEN_RDONLY	(1U << 0)	/* attach read-only */
+#define SHMPOOL_OPEN_NOCLOEXEC	(1U << 1)	/* the pool fd without O_CLOEXEC */
 
 /**
- * struct shmpool_open - SHMPOOL_IOC_OPEN: bind the fd to a named pool
+ * struct shmpool_open - SHMPOOL_IOC_OPEN: a pool fd for a named pool
  * @size: sizeof(struct shmpool_open)
  * @flags: SHMPOOL_OPEN_*
  * @bytes: out, the pool size
  * @id: out, the pool id
  * @name: as for struct shmpool_create (must not be empty)
+ * @fd: out, a new pool fd, O_RDONLY with SHMPOOL_OPEN_RDONLY, else O_RDWR
+ *	(O_CLOEXEC unless SHMPOOL_OPEN_NOCLOEXEC)
+ * @__reserved: must be 0
  *
- * Access is decided like a file's: the pool's owner, group or other mode
- * bits against the caller's fsuid/fsgid, or CAP_DAC_OVERRIDE. A read-only
- * attachment can never map the pool writable.
+ * Issued on a scope fd; looks the name up in that scope only. Access is
+ * decided like a file's (inode_permission()): the pool's owner, group or
+ * other mode bits against the caller's fsuid/fsgid, or CAP_DAC_OVERRIDE
+ * over the pool's owner, and any LSM. A read-only attachment can never map
+ * the pool writable.
  *
  * Errors:
  * - EINVAL: bad name.
- * - ENOENT: no pool of that name.
+ * - ENOENT: no pool of that name in this scope.
  * - EACCES: the mode bits deny the requested access.
- * - EBADF:  read-write requested on an fd not opened O_RDWR.
+ * - EMFILE: the caller has no free fd.
  */
 struct shmpool_open {
 	__u32 size;
@@ -194,6 +228,8 @@ struct shmpool_open {
 	__aligned_u64 bytes;
 	__aligned_u64 id;
 	char name[SHMPOOL_NAME_MAX];
+	__s32 fd;
+	__u32 __reserved;
 };
 
 #define SHMPOOL_IOC_OPEN	_IO(SHMPOOL_TYPE, SHMPOOL_CMD_OPEN)
@@ -204,14 +240,17 @@ struct shmpool_open {
  * @flags: must be 0
  * @name: as for struct shmpool_create (must not be empty)
  *
- * The name disappears at once; the memory lives on until the last fd,
- * mapping and waiter is gone, like shm_unlink(). Works on any fd, bound or
- * not.
+ * Issued on a scope fd. The name disappears at once; the memory lives on
+ * until the last fd, mapping and waiter is gone, like shm_unlink(). As in a
+ * sticky directory, the pool's owner and the scope directory's owner may
+ * remove it, and so may a caller with CAP_FOWNER or CAP_SYS_ADMIN in the
+ * scope's user namespace (the one that mounted the instance; the initial
+ * one for /dev/shmpool).
  *
  * Errors:
  * - EINVAL: bad name.
- * - ENOENT: no pool of that name.
- * - EPERM:  the caller is neither the pool's owner nor CAP_SYS_ADMIN.
+ * - ENOENT: no pool of that name in this scope.
+ * - EPERM:  none of the above.
  */
 struct shmpool_unlink {
 	__u32 size;
@@ -249,7 +288,7 @@ struct shmpool_extent {
  * @mode: out, permission bits
  * @uid: out, owner (in the caller's user namespace)
  * @gid: out, group
- * @attachments: out, fds bound to the pool (counting dups as one)
+ * @attachments: out, open pool files of the pool (counting dups as one)
  * @mappings: out, VMAs mapping it, across all processes
  * @nr_extents: out, how many contiguous extents make the pool
  * @extents_cap: in, room in @extents (entries); may be 0
@@ -257,7 +296,7 @@ struct shmpool_extent {
  *	first min(@extents_cap, @nr_extents) entries are filled
  * @name: out, the pool name, empty if anonymous
  *
- * Errors: ENXIO on an unbound fd; EFAULT if @extents is not writable.
+ * Errors: EFAULT if @extents is not writable.
  */
 struct shmpool_info {
 	__u32 size;
@@ -332,7 +371,6 @@ struct shmpool_info {
  * - EINTR:     a signal handler without SA_RESTART ran.
  * - EINVAL:    @offset misaligned or outside the pool, @bitset 0, unknown
  *   flags, REALTIME without DEADLINE.
- * - ENXIO:     unbound fd.
  */
 struct shmpool_wait {
 	__u32 size;
@@ -363,7 +401,6 @@ struct shmpool_wait {
  * Errors:
  * - EINVAL: @offset misaligned or outside the pool, @bitset 0, flags.
  * - EPERM:  the fd is a read-only attachment.
- * - ENXIO:  unbound fd.
  */
 struct shmpool_wake {
 	__u32 size;
@@ -380,8 +417,8 @@ struct shmpool_wake {
 
 /**
  * struct shmpool_waitv_entry - one word of a SHMPOOL_IOC_WAITV
- * @fd: a bound /dev/shmpool fd of the pool holding the word, or -1 for the
- *	fd the ioctl is issued on
+ * @fd: a pool fd of the pool holding the word, or -1 for the fd the ioctl
+ *	is issued on
  * @expected: sleep only while the word equals this
  * @offset: the word's offset in that pool (4-byte aligned)
  * @bitset: as for struct shmpool_wait (non-zero)
@@ -409,9 +446,8 @@ struct shmpool_waitv_entry {
  *
  * Errors: those of SHMPOOL_IOC_WAIT (EAGAIN if any word differs), and
  * - EINVAL: @nr_entries 0 or above SHMPOOL_WAITV_MAX, a non-zero reserved
- *   field, an entry fd that is not a /dev/shmpool fd.
+ *   field, an entry fd that is not a pool fd (a scope fd included).
  * - EBADF:  an entry fd that is not open.
- * - ENXIO:  an entry fd (or this fd, for -1) not bound to a pool.
  * - EFAULT: @entries not readable.
  */
 struct shmpool_waitv {
@@ -455,7 +491,6 @@ struct shmpool_waitv {
  * - EEXIST: ADD of an (offset, eventfd) pair already bound on this fd.
  * - ENOENT: DEL of a pair not bound on this fd.
  * - ENOSPC: this fd already holds SHMPOOL_NOTIFY_MAX bindings.
- * - ENXIO:  unbound fd.
  */
 struct shmpool_notify {
 	__u32 size;
