@@ -15,11 +15,15 @@
  * Backend choice, per call: SHMPOOL_BACKEND_DEVICE or SHMPOOL_BACKEND_MEMFD
  * in flags forces one; otherwise the environment variable
  * SHMPOOL_BACKEND=device|memfd forces one (any other non-empty value makes
- * the call fail with -EINVAL); otherwise the device is used if /dev/shmpool
- * can be opened, else memfd. The two backends have separate name spaces:
- * processes sharing a named pool must end up on the same backend.
+ * the call fail with -EINVAL); otherwise the device is used if the module's
+ * scope can be opened, else memfd. The scope (where device pool names live)
+ * is $SHMPOOL_SCOPE if set (a mounted shmpool instance or the device node),
+ * else a shmpool instance mounted on /dev/shmpool.d (a container's own),
+ * else /dev/shmpool. The two backends have separate name spaces, and so do
+ * scopes: processes sharing a named pool must end up on the same one.
  *
- * Names are 1-63 characters of [A-Za-z0-9._-], on both backends.
+ * Names are 1-63 characters of [A-Za-z0-9._-], not "." or "..", on both
+ * backends.
  *
  * Functions return 0, a count, or -errno; they never set errno to report
  * an error. A handle may be used by several threads at once except that

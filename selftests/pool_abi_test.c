@@ -867,6 +867,23 @@ TEST_F(bad_name, too_long)
 	bad_name_expect(_metadata, self, variant, raw);
 }
 
+/* Names are directory entries of the scope: "." and ".." are taken. */
+TEST_F(bad_name, dot)
+{
+	char raw[SHMPOOL_NAME_MAX];
+
+	sp_set_name(raw, ".");
+	bad_name_expect(_metadata, self, variant, raw);
+}
+
+TEST_F(bad_name, dotdot)
+{
+	char raw[SHMPOOL_NAME_MAX];
+
+	sp_set_name(raw, "..");
+	bad_name_expect(_metadata, self, variant, raw);
+}
+
 TEST_F(bad_name, slash)
 {
 	char raw[SHMPOOL_NAME_MAX];

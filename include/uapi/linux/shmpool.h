@@ -3,9 +3,13 @@
  * shmpool: physically contiguous shared page pools for unrelated processes.
  *
  * Two kinds of fd. A *scope* fd names a set of pool names: /dev/shmpool
- * (the default scope) or the root directory of a mounted instance of the
- * "shmpool" filesystem (open(dir, O_RDONLY | O_DIRECTORY)), which is how a
- * container gets names of its own. SHMPOOL_IOC_CREATE and SHMPOOL_IOC_OPEN
+ * (the default scope, an instance the module mounts internally) or the
+ * root directory of a mounted instance of the "shmpool" filesystem
+ * (open(dir, O_RDONLY | O_DIRECTORY)), which is how a container gets names
+ * of its own: each mount(2) of "shmpool" is a new, empty scope, allowed in
+ * a user namespace; its admin checks use that namespace. Its names and
+ * pools go when its last mount and last open pool fd are gone. The access
+ * mode of a scope fd does not matter. SHMPOOL_IOC_CREATE and SHMPOOL_IOC_OPEN
  * on a scope fd return a new *pool* fd, one file per pool: mmap() it
  * (MAP_SHARED only), pass it over a Unix socket, inherit it across fork().
  * Opening a named pool's file in a mounted instance (open("/dev/shmpool.d/
@@ -152,8 +156,8 @@ struct shmpool_api {
  * @out_flags: out, SHMPOOL_OUT_CREATED if a new pool was made
  * @id: out, the pool's id, unique until the module is unloaded
  * @name: the pool name, NUL-terminated, 1-63 characters of [A-Za-z0-9._-],
- *	every byte after the NUL zero; all zero for an anonymous pool, which
- *	lives while an fd or mapping holds it
+ *	not "." or "..", every byte after the NUL zero; all zero for an
+ *	anonymous pool, which lives while an fd or mapping holds it
  * @fd: out, a new O_RDWR pool fd (O_CLOEXEC unless SHMPOOL_CREATE_NOCLOEXEC)
  * @__reserved: must be 0
  *
@@ -180,6 +184,8 @@ struct shmpool_api {
  * - ENOMEM: the pages (or, with CONTIG, one contiguous extent) could not be
  *   allocated, or the memory cgroup is at its limit.
  * - EMFILE: the caller has no free fd (RLIMIT_NOFILE); nothing is created.
+ * - EOVERFLOW: the caller's fsuid or fsgid has no mapping in the scope's
+ *   user namespace (as for creating a file there).
  */
 struct shmpool_create {
 	__u32 size;
