@@ -550,6 +550,12 @@ int shmpool_fs_init(void)
 
 void shmpool_fs_exit(void)
 {
+	struct shmpool_scope *scope = shmpool_default_mnt->mnt_sb->s_fs_info;
+	size_t n = list_count_nodes(&scope->names);
+
+	/* No file is open (each pins the module): only names are left. */
+	if (n)
+		pr_info("dropping %zu named pools of the default scope\n", n);
 	__module_get(THIS_MODULE);	/* what kern_unmount() will put */
 	kern_unmount(shmpool_default_mnt);
 	unregister_filesystem(&shmpool_fs_type);

@@ -6,7 +6,7 @@
  * SHMPOOL_IOC_CREATE and SHMPOOL_IOC_OPEN on it return pool files, whose
  * file_operations (shmpool_fops) are here. Module-wide counters (pools,
  * pages, bytes_charged, waiters) are in /sys/class/misc/shmpool/ and the pool
- * list in debugfs (shmpool/pools).
+ * list in debugfs (shmpool/pools); Documentation/ABI/testing/ describes both.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -219,5 +219,5 @@ static void __exit shmpool_exit(void)
 module_init(shmpool_init);
 module_exit(shmpool_exit);
 MODULE_DESCRIPTION("Physically contiguous shared page pools with doorbells");
-MODULE_AUTHOR("The shmpool developers");
+MODULE_AUTHOR("shmpool developers <shmpool@users.noreply.github.com>");
 MODULE_LICENSE("GPL");

@@ -121,6 +121,16 @@ static int ctr_end(struct ctr *c)
 	return sp_wait(c->pid);
 }
 
+/* A container that runs @body and exits: its exit status, -1 if it failed to start. */
+static int ctr_run(bool userns, int (*body)(struct ctr *))
+{
+	struct ctr c;
+
+	if (ctr_start(&c, userns, body))
+		return -1;
+	return ctr_end(&c);
+}
+
 static bool is_shmpool_mount(const char *dir)
 {
 	struct statfs sfs;
@@ -183,11 +193,9 @@ static void host_names_hidden(struct __test_metadata *_metadata,
 			      FIXTURE_DATA(scope) *self, bool userns)
 {
 	struct shmpool *h;
-	struct ctr c;
 
 	ASSERT_EQ(0, shmpool_create(host_name, self->page, 0666, DEV, &h));
-	ASSERT_EQ(0, ctr_start(&c, userns, body_host_names_hidden));
-	EXPECT_EQ(0, ctr_end(&c));
+	EXPECT_EQ(0, ctr_run(userns, body_host_names_hidden));
 	/* Untouched by the container's unlink attempt. */
 	EXPECT_EQ(0, shmpool_unlink(host_name, DEV));
 	shmpool_close(h);
@@ -285,12 +293,9 @@ static int body_leave_things(struct ctr *c)
 static void exit_frees(struct __test_metadata *_metadata,
 		       FIXTURE_DATA(scope) *self, bool userns)
 {
-	struct ctr c;
-
 	if (self->pools < 0 || self->pages < 0)
 		SKIP(return, "no sysfs counters");
-	ASSERT_EQ(0, ctr_start(&c, userns, body_leave_things));
-	EXPECT_EQ(0, ctr_end(&c));
+	EXPECT_EQ(0, ctr_run(userns, body_leave_things));
 	/* The container's mount namespace, instance and pools are gone. */
 	EXPECT_EQ(0, sp_await_counter("pools", self->pools, false, 5000));
 	EXPECT_EQ(0, sp_await_counter("pages", self->pages, false, 5000));
@@ -361,10 +366,7 @@ static int body_files(struct ctr *c)
 
 TEST_F(scope, mounted_instance_ls_chmod_open_rm)
 {
-	struct ctr c;
-
-	ASSERT_EQ(0, ctr_start(&c, false, body_files));
-	EXPECT_EQ(0, ctr_end(&c));
+	EXPECT_EQ(0, ctr_run(false, body_files));
 }
 
 /* The same through a user namespace: the pool belongs to its root. */
@@ -386,10 +388,7 @@ static int body_userns_owner(struct ctr *c)
 
 TEST_F(scope, userns_container_owns_its_pools)
 {
-	struct ctr c;
-
-	ASSERT_EQ(0, ctr_start(&c, true, body_userns_owner));
-	EXPECT_EQ(0, ctr_end(&c));
+	EXPECT_EQ(0, ctr_run(true, body_userns_owner));
 }
 
 /* ---- who may unlink: the scope's user namespace decides ---- */
@@ -496,12 +495,9 @@ static int make_host_pool_nobody(void)
 
 TEST_F(scope, userns_unlink_needs_capability_in_scope)
 {
-	struct ctr c;
-
 	/* A host pool of another user than the container's root. */
 	ASSERT_EQ(0, as_uid(SP_NOBODY, make_host_pool_nobody));
-	ASSERT_EQ(0, ctr_start(&c, true, body_unlink_rights));
-	EXPECT_EQ(0, ctr_end(&c));
+	EXPECT_EQ(0, ctr_run(true, body_unlink_rights));
 	EXPECT_EQ(0, sp_unlink_name(host_name));
 }
 
@@ -539,10 +535,7 @@ static int body_dir_fd(struct ctr *c)
 
 TEST_F(scope, directory_fd_is_a_scope_fd)
 {
-	struct ctr c;
-
-	ASSERT_EQ(0, ctr_start(&c, false, body_dir_fd));
-	EXPECT_EQ(0, ctr_end(&c));
+	EXPECT_EQ(0, ctr_run(false, body_dir_fd));
 }
 
 /* $SHMPOOL_SCOPE names the scope explicitly. */
@@ -566,10 +559,7 @@ static int body_env_scope(struct ctr *c)
 
 TEST_F(scope, scope_from_environment)
 {
-	struct ctr c;
-
-	ASSERT_EQ(0, ctr_start(&c, false, body_env_scope));
-	EXPECT_EQ(0, ctr_end(&c));
+	EXPECT_EQ(0, ctr_run(false, body_env_scope));
 }
 
 /* ---- rejected: what only CREATE can do ---- */
@@ -584,10 +574,7 @@ static int body_no_creat(struct ctr *c)
 
 TEST_F(scope, open_o_creat_refused)
 {
-	struct ctr c;
-
-	ASSERT_EQ(0, ctr_start(&c, false, body_no_creat));
-	EXPECT_EQ(0, ctr_end(&c));
+	EXPECT_EQ(0, ctr_run(false, body_no_creat));
 }
 
 static int body_no_mkdir(struct ctr *c)
@@ -599,10 +586,7 @@ static int body_no_mkdir(struct ctr *c)
 
 TEST_F(scope, mkdir_refused)
 {
-	struct ctr c;
-
-	ASSERT_EQ(0, ctr_start(&c, false, body_no_mkdir));
-	EXPECT_EQ(0, ctr_end(&c));
+	EXPECT_EQ(0, ctr_run(false, body_no_mkdir));
 }
 
 static int body_bad_option(struct ctr *c)
@@ -615,10 +599,7 @@ static int body_bad_option(struct ctr *c)
 
 TEST_F(scope, mount_option_refused)
 {
-	struct ctr c;
-
-	ASSERT_EQ(0, ctr_start(&c, false, body_bad_option));
-	EXPECT_EQ(0, ctr_end(&c));
+	EXPECT_EQ(0, ctr_run(false, body_bad_option));
 }
 
 TEST_HARNESS_MAIN
