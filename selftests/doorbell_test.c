@@ -2283,6 +2283,44 @@ TEST_F(db, notify_del_after_eventfd_closed)
 	close(efd2);
 }
 
+/* ---- many bindings on one word: each rings once per WAKE ---- */
+
+#define MANY_EFDS	40	/* more than a WAKE collects without allocating */
+
+TEST_F(db, notify_many_eventfds_on_one_word)
+{
+	int efd[MANY_EFDS], i, round;
+
+	for (i = 0; i < MANY_EFDS; i++) {
+		efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		ASSERT_GE(efd[i], 0);
+		ASSERT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_ADD, 8, efd[i],
+					  SHMPOOL_BITSET_ANY));
+	}
+	for (round = 0; round < 3; round++)
+		EXPECT_EQ(0, sp_db_wake(self->fd, 8, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY));
+	for (i = 0; i < MANY_EFDS; i++) {
+		uint64_t n = efd_count(efd[i], 5000);
+
+		EXPECT_EQ(3U, n) TH_LOG("eventfd %d counted %llu", i, (unsigned long long)n);
+	}
+	/* Half of them removed by DEL; the rest with -1 once their fds are closed. */
+	for (i = 0; i < MANY_EFDS / 2; i++)
+		EXPECT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_DEL, 8, efd[i],
+					  SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(0, sp_db_wake(self->fd, 8, 1, SHMPOOL_BITSET_ANY));
+	for (i = 0; i < MANY_EFDS; i++) {
+		uint64_t n = efd_count(efd[i], i < MANY_EFDS / 2 ? 0 : 5000);
+
+		EXPECT_EQ(i < MANY_EFDS / 2 ? 0U : 1U, n) TH_LOG("eventfd %d", i);
+	}
+	for (i = 0; i < MANY_EFDS; i++)
+		close(efd[i]);
+	EXPECT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_DEL, 8, -1, SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(-ENOENT, sp_db_notify(self->fd, SHMPOOL_NOTIFY_DEL, 8, -1,
+					SHMPOOL_BITSET_ANY));
+}
+
 /* ---- per-user limits (module parameters) ---- */
 
 #define SP_PARAMS	"/sys/module/shmpool/parameters/"
