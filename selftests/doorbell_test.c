@@ -2321,6 +2321,82 @@ TEST_F(db, notify_many_eventfds_on_one_word)
 					SHMPOOL_BITSET_ANY));
 }
 
+/* ---- WAITV woken through two words at once ---- */
+
+#define BOTH_BUDGET_NS	3000000000ULL
+#define BOTH_MAX_ROUNDS	20000U
+
+/*
+ * One WAITV sleeper on words A and B, two wakers hammering WAKE(A, 1) and
+ * WAKE(B, 1): often both entries are taken by the two wakers at once, and
+ * the sleeper must wait for the slower one to be done with its entry before
+ * it returns (its waiters live on its stack: the debug lane's KASAN would
+ * see a late touch). Every WAKE that counted an entry had a WAITV behind
+ * it: WAITV returns <= WAKEs counted <= 2 x WAITV returns.
+ */
+TEST_F_TIMEOUT(db, waitv_woken_through_both_words_at_once, 120)
+{
+	uint32_t *stop = &self->map[32], *rets = &self->map[33], *bad = &self->map[34];
+	uint32_t *woke = &self->map[40];	/* [0] by waker A, [1] by waker B */
+	uint64_t t0 = sp_now_ns(CLOCK_MONOTONIC);
+	pid_t sleeper, waker[2];
+	int i, status, ret;
+	uint32_t n;
+
+	sleeper = db_fork(_metadata, self);
+	if (sleeper == 0) {
+		struct shmpool_waitv_entry e[2];
+
+		sp_db_entry(&e[0], -1, 0, 0, SHMPOOL_BITSET_ANY);
+		sp_db_entry(&e[1], -1, 4, 0, SHMPOOL_BITSET_ANY);
+		while (!db_load(stop)) {
+			ret = sp_db_waitv(self->fd, e, 2, 0, 0);
+			if (ret != 0 && ret != 1)
+				__atomic_add_fetch(bad, 1, __ATOMIC_SEQ_CST);
+			__atomic_add_fetch(rets, 1, __ATOMIC_SEQ_CST);
+		}
+		_exit(0);
+	}
+	for (i = 0; i < 2; i++) {
+		waker[i] = db_fork(_metadata, self);
+		if (waker[i] == 0) {
+			while (!db_load(stop)) {
+				ret = sp_db_wake(self->fd, 4 * i, 1, SHMPOOL_BITSET_ANY);
+				CHILD_CHECK(ret == 0 || ret == 1);
+				__atomic_add_fetch(&woke[i], ret, __ATOMIC_SEQ_CST);
+			}
+			_exit(0);
+		}
+	}
+	while (db_load(rets) < BOTH_MAX_ROUNDS &&
+	       sp_now_ns(CLOCK_MONOTONIC) - t0 < BOTH_BUDGET_NS)
+		usleep(10000);
+	db_store(stop, 1);
+	for (i = 0; i < 2; i++)
+		EXPECT_EQ(0, db_reap(self, waker[i]));
+	/* The sleeper may be asleep once more: wake it until it is gone. */
+	while (waitpid(sleeper, &status, WNOHANG) == 0) {
+		for (i = 0; i < 2; i++) {
+			ret = sp_db_wake(self->fd, 4 * i, 1, SHMPOOL_BITSET_ANY);
+			ASSERT_GE(ret, 0);
+			__atomic_add_fetch(&woke[i], ret, __ATOMIC_SEQ_CST);
+		}
+		usleep(1000);
+	}
+	for (i = 0; i < self->nkids; i++)
+		if (self->kids[i] == sleeper)
+			self->kids[i] = self->kids[--self->nkids];
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	n = db_load(&woke[0]) + db_load(&woke[1]);
+	TH_LOG("%u WAITV returns, %u entries woken (%u via A, %u via B)",
+	       db_load(rets), n, db_load(&woke[0]), db_load(&woke[1]));
+	EXPECT_EQ(0U, db_load(bad));
+	EXPECT_LE(db_load(rets), n);
+	EXPECT_LE(n, 2 * db_load(rets));
+	if (self->waiters0 >= 0)
+		EXPECT_EQ(0, sp_await_waiters(self->waiters0, false, AWAIT_MS));
+}
+
 /* ---- per-user limits (module parameters) ---- */
 
 #define SP_PARAMS	"/sys/module/shmpool/parameters/"
