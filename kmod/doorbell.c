@@ -5,8 +5,8 @@
  *
  * Waiters hash by (pool, offset) into a fixed table of buckets, each a
  * spinlock, a FIFO list of sleepers and a list of NOTIFY bindings. The hash
- * is keyed siphash of the kernel's pool pointer and the offset, under a
- * random key drawn at load: nobody can choose or learn which words share a
+ * is hsiphash of the kernel's pool pointer and the offset, under a random
+ * key drawn at load: nobody can choose or learn which words share a
  * bucket, so nobody can pile their waiters onto someone else's word.
  *
  * WAIT compares before it queues (futex_wait_setup()): under the bucket
@@ -110,7 +110,7 @@ struct shmpool_notifier {
 
 static struct shmpool_bucket *shmpool_buckets;
 static unsigned int shmpool_hash_bits;
-static siphash_key_t shmpool_hash_key;
+static hsiphash_key_t shmpool_hash_key;
 static atomic_t shmpool_nwaiters = ATOMIC_INIT(0);
 
 unsigned int shmpool_waiters(void)
@@ -118,9 +118,16 @@ unsigned int shmpool_waiters(void)
 	return atomic_read(&shmpool_nwaiters);
 }
 
+/*
+ * hsiphash: the keyed hash meant for hash tables that must resist chosen
+ * keys, cheaper than siphash; the output never leaves the kernel.
+ */
 static struct shmpool_bucket *shmpool_bucket(struct shmpool_pool *pool, u64 offset)
 {
-	u64 h = siphash_2u64((u64)(unsigned long)pool, offset, &shmpool_hash_key);
+	u64 p = (u64)(unsigned long)pool;
+	u32 h = hsiphash_4u32(lower_32_bits(p), upper_32_bits(p),
+			      lower_32_bits(offset), upper_32_bits(offset),
+			      &shmpool_hash_key);
 
 	return &shmpool_buckets[h & ((1U << shmpool_hash_bits) - 1)];
 }
