@@ -24,6 +24,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,6 +34,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <shmpool.h>
@@ -359,6 +361,160 @@ static void sync_objs_init(struct sync_objs *o, struct shmpool *pool)
 	o->db_fd = shmpool_backend(pool) == SHMPOOL_BACKEND_DEVICE ? shmpool_fd(pool) : -1;
 }
 
+/* ---- a NOTIFY and sleeper flood by another pool's owner ------------------ */
+
+/*
+ * The flooder: as many NOTIFY bindings and sleeping WAITV entries as the
+ * per-user limits let one user have, on words of pools of its own. With
+ * the old fixed-seed hash it could have aimed them all at the victim's
+ * bucket; now the bucket is a keyed hash of kernel addresses, so they land
+ * all over the table and the victim's WAKE should not notice them.
+ */
+#define FLOOD_POOLS	32	/* NOTIFY bindings: 64 per fd */
+#define FLOOD_THREADS	64	/* sleepers: a WAITV of 64 entries each */
+
+struct flood_shared {
+	_Atomic int bindings;
+	_Atomic int sleepers;	/* threads whose WAITV was accepted */
+	_Atomic int refused;	/* threads refused (ENOSPC: the limit) */
+	_Atomic int ready;
+};
+
+struct flood_thread {
+	int fd;
+	struct flood_shared *sh;
+};
+
+static void *flood_sleeper(void *arg)
+{
+	struct flood_thread *t = arg;
+	struct shmpool_waitv_entry e[SHMPOOL_WAITV_MAX];
+	struct shmpool_waitv w = {
+		.size = sizeof(w), .entries = (uintptr_t)e,
+		.nr_entries = SHMPOOL_WAITV_MAX,
+	};
+	int i;
+
+	memset(e, 0, sizeof(e));
+	for (i = 0; i < SHMPOOL_WAITV_MAX; i++) {
+		e[i].fd = -1;
+		e[i].offset = 4 * i;
+		e[i].bitset = SHMPOOL_BITSET_ANY;
+	}
+	atomic_fetch_add(&t->sh->sleepers, 1);
+	if (ioctl(t->fd, SHMPOOL_IOC_WAITV, &w) && errno == ENOSPC) {
+		atomic_fetch_sub(&t->sh->sleepers, 1);
+		atomic_fetch_add(&t->sh->refused, 1);
+	}
+	return NULL;
+}
+
+/* Runs until killed: make the flood, say how big it is, then sleep. */
+static void flood_child(struct flood_shared *sh)
+{
+	static struct flood_thread th[FLOOD_THREADS];
+	pthread_t t;
+	int i, j, efd = eventfd(0, EFD_CLOEXEC);
+
+	if (efd < 0)
+		bench_die("eventfd", errno);
+	for (i = 0; i < FLOOD_POOLS; i++) {
+		struct shmpool *p;
+		int ret = shmpool_create_anon(4096, SHMPOOL_BACKEND_DEVICE, &p);
+
+		if (ret)
+			bench_die("flood pool", -ret);
+		for (j = 0; j < SHMPOOL_NOTIFY_MAX; j++) {
+			ret = shmpool_notify_add(p, 4 * j, efd);
+			if (ret == -ENOSPC)
+				break;
+			if (ret)
+				bench_die("flood notify", -ret);
+			atomic_fetch_add(&sh->bindings, 1);
+		}
+		if (i < FLOOD_THREADS)
+			th[i].fd = shmpool_fd(p);
+	}
+	for (i = 0; i < FLOOD_THREADS; i++) {
+		th[i].fd = th[i % FLOOD_POOLS].fd;
+		th[i].sh = sh;
+		if (pthread_create(&t, NULL, flood_sleeper, &th[i]))
+			bench_die("pthread_create", EAGAIN);
+	}
+	atomic_store(&sh->ready, 1);
+	for (;;)
+		pause();
+}
+
+/* The sleeping doorbell waiters (tasks) the module counts, or -1. */
+static long sysfs_waiters(void)
+{
+	FILE *f = fopen("/sys/class/misc/shmpool/waiters", "re");
+	long n = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &n) != 1)
+			n = -1;
+		fclose(f);
+	}
+	return n;
+}
+
+struct flood {
+	struct flood_shared *sh;
+	long base;		/* sleeping waiters before the flood */
+	pid_t pid;		/* the flooder, or 0 */
+};
+
+static struct flood flood;
+
+/* Start the flood unless it is up; return once all its sleepers sleep. */
+static void flood_up(struct flood *fl)
+{
+	uint64_t end = bench_now_ns() + 60000000000ULL;
+	struct flood_shared *sh = fl->sh;
+
+	if (fl->pid)
+		return;
+	memset(sh, 0, sizeof(*sh));
+	fl->pid = fork();
+	if (fl->pid < 0)
+		bench_die("fork", errno);
+	if (fl->pid == 0)
+		flood_child(sh);
+	while (!atomic_load(&sh->ready) ||
+	       atomic_load(&sh->sleepers) + atomic_load(&sh->refused) < FLOOD_THREADS ||
+	       sysfs_waiters() < fl->base + atomic_load(&sh->sleepers)) {
+		if (bench_now_ns() > end)
+			bench_die("flood never slept", ETIMEDOUT);
+		usleep(1000);
+	}
+}
+
+/* End the flood: its bindings and sleepers go with the process. */
+static void flood_down(struct flood *fl)
+{
+	if (!fl->pid)
+		return;
+	kill(fl->pid, SIGKILL);
+	waitpid(fl->pid, NULL, 0);
+	fl->pid = 0;
+	while (sysfs_waiters() > fl->base)
+		usleep(1000);
+}
+
+static void flood_reset_up(void *arg)
+{
+	(void)arg;
+	flood_up(&flood);
+}
+
+static void flood_reset_down(void *arg)
+{
+	(void)arg;
+	flood_down(&flood);
+}
+
 #define FUTEX_ROW	"futex (memfd, shared)"
 #define PMUTEX_ROW	"pthread_mutex pshared (memfd)"
 
@@ -485,6 +641,39 @@ int main(int argc, char **argv)
 	u.ncases = n;
 	u.notes[0] = "the raw wake rows are what shmpool_event_signal() would cost if it always made the syscall";
 	bench_table(&u);
+
+	if (dev) {
+		static char flood_row[128];
+		struct bench_case fl[2];
+		struct bench_table f = {
+			.title = "victim WAKE with no sleeper, while another pool's owner floods the doorbells",
+			.op = "one WAKE ioctl on a word nobody waits on",
+			.unit = "ns",
+			.cases = fl,
+			.ncases = 2,
+			.notes = {
+				"the flood: as many NOTIFY bindings and sleeping WAITV entries as max_notify_per_user and max_waiters_per_user allow",
+				"the flood is started before each flood run and ended before each baseline run (not timed)",
+			},
+		};
+
+		flood.sh = bench_shared_page();
+		flood.base = sysfs_waiters();
+		flood_up(&flood);	/* once first, for the row's name */
+		snprintf(flood_row, sizeof(flood_row),
+			 "WAKE, flood: %d bindings, %d sleeping WAITV x 64",
+			 atomic_load(&flood.sh->bindings), atomic_load(&flood.sh->sleepers));
+		flood_down(&flood);
+		fl[0] = (struct bench_case){
+			.name = "WAKE, no flood", .nprocs = 1, .iters = OP_ITERS / 10,
+			.fn = sync_loop, .arg = &sc[3], .reset = flood_reset_down };
+		fl[1] = (struct bench_case){
+			.name = flood_row, .peer = "WAKE, no flood", .nprocs = 1,
+			.iters = OP_ITERS / 10, .fn = sync_loop, .arg = &sc[3],
+			.reset = flood_reset_up };
+		bench_table(&f);
+		flood_down(&flood);
+	}
 
 	shmpool_close(pool);
 	return 0;

@@ -211,7 +211,11 @@ int shmpool_waitv(const struct shmpool_wait_entry *v, unsigned int nr,
  * is closed. The eventfd says "look again": read it, then re-check the word.
  */
 int shmpool_notify_add(struct shmpool *p, uint64_t off, int eventfd);
-/* Undo shmpool_notify_add() of the same @off and @eventfd (-ENOENT if none). */
+/*
+ * Undo shmpool_notify_add() of the same @off and @eventfd (-ENOENT if none);
+ * @eventfd -1 undoes every binding of @off on @p, also after its eventfd
+ * was closed.
+ */
 int shmpool_notify_del(struct shmpool *p, uint64_t off, int eventfd);
 
 static inline void *shmpool_base(const struct shmpool *p)

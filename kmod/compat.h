@@ -85,4 +85,31 @@ static inline void shmpool_inode_touch(struct inode *inode, bool atime)
 #endif
 }
 
+/*
+ * An absolute CLOCK_MONOTONIC deadline given by a task in a time namespace,
+ * in host time: what timens_ktime_to_host() does for futexes and
+ * clock_nanosleep(). Its worker, do_timens_ktime_to_host(), is not exported
+ * (nor is init_time_ns), but the offsets are in the task's time namespace,
+ * and the initial one's are zero. A deadline before the offset has passed
+ * already. CLOCK_REALTIME is not namespaced.
+ */
+#include <linux/nsproxy.h>
+#include <linux/time_namespace.h>
+static inline ktime_t shmpool_timens_to_host(clockid_t clock, ktime_t tim)
+{
+#ifdef CONFIG_TIME_NS
+	if (clock == CLOCK_MONOTONIC) {
+		struct time_namespace *ns = current->nsproxy->time_ns;
+		ktime_t off = timespec64_to_ktime(ns->offsets.monotonic);
+
+		if (off > 0 && tim < off)
+			return 0;
+		if (off < 0 && tim > KTIME_MAX + off)
+			return KTIME_MAX;
+		return ktime_sub(tim, off);
+	}
+#endif
+	return tim;
+}
+
 #endif /* _SHMPOOL_COMPAT_H */

@@ -1,34 +1,58 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Doorbells: futex-like WAIT/WAKE on u32 words inside pools.
+ * Doorbells: futex-like WAIT/WAKE on u32 words inside pools, with the
+ * semantics of kernel/futex/waitwake.c.
  *
  * Waiters hash by (pool, offset) into a fixed table of buckets, each a
- * spinlock and a FIFO list. WAIT queues itself on every bucket it waits on,
- * and only then, under each bucket lock, reads the word from the pool page
- * and compares it. WAKE takes the same bucket lock, so:
+ * spinlock, a FIFO list of sleepers and a list of NOTIFY bindings. The hash
+ * is hsiphash of the kernel's pool pointer and the offset, under a random
+ * key drawn at load: nobody can choose or learn which words share a
+ * bucket, so nobody can pile their waiters onto someone else's word.
+ *
+ * WAIT compares before it queues (futex_wait_setup()): under the bucket
+ * lock it reads the word from the pool page and queues itself only if it
+ * equals the expected value; a mismatch returns -EAGAIN without ever having
+ * been queued. WAKE takes the same lock, so:
  *
  *   waker (user)                  waiter (kernel)
- *   store word = new              lock(bucket); enqueue; load word; unlock
+ *   store word = new              lock(bucket); load word; enqueue; unlock
  *   ioctl(WAKE): lock(bucket)     sleep
  *
- * either the waiter's load (inside its critical section) sees the new
- * value and it returns -EAGAIN, or that critical section came first and the
- * waker's later lock finds it queued. No wake-up is lost, without any
- * barrier beyond the lock. (Userspace that skips WAKE when it believes
- * nobody sleeps needs its own full barrier; see libshmpool.)
+ * either the waiter's load sees the new value and it returns -EAGAIN, or its
+ * critical section came first and the waker's later lock finds it queued.
+ * (Userspace that skips WAKE when it believes nobody sleeps needs its own
+ * full barrier; see libshmpool.) WAITV does the same entry by entry
+ * (futex_wait_multiple_setup()): a mismatch at entry i unqueues entries
+ * 0..i-1 and returns the index of one of them that was woken meanwhile
+ * (that wake was real and must not be lost), else -EAGAIN.
  *
- * A waker takes a waiter off its bucket under the bucket lock, takes a
- * reference to its task, and last of all marks it woken with a release
- * store; it wakes the task only after dropping the lock, so the woken task
- * never spins on a lock its waker still holds (as futexes do). The waiter
- * lives on the sleeping task's stack: once @woken is set, the waker never
- * touches it again. The waiter reads @woken with an acquire load, pairing
- * with that store, so a woken waiter needs no lock at all to learn it; one
- * that is not (yet) marked checks again under the bucket lock, where the
- * mark and the dequeue are atomic.
+ * WAKE is one pass (futex_wake()): under the lock it takes at most nr
+ * matching sleepers off the bucket in FIFO order, "claims" each (a flag
+ * under the lock) and links it on a private chain; after unlocking it
+ * marks each woken with a release store and wakes its task. Nothing but
+ * the waker touches a claimed waiter until it is marked woken, and the
+ * waker never touches it after that mark: the waiter lives on the sleeping
+ * task's stack and may return at once. (futex links woken tasks through
+ * task_struct.wake_q, which modules cannot reach: wake_q_add() is not
+ * exported; the chain through the waiters themselves does the same job.)
+ * A waiter that stops sleeping on its own (deadline, signal) and finds
+ * itself claimed but not yet marked was woken: it waits for the mark,
+ * sleeping (not spinning), and returns as woken, so WAKE's count is always
+ * what its waiters return.
  *
- * NOTIFY bindings sit in the same buckets (with an eventfd instead of a
- * task): each WAKE that matches signals them and leaves them queued.
+ * While asleep a waiter stays queued where it is: a spurious wake-up
+ * (schedule() returning without a WAKE, deadline or signal, e.g. a late
+ * wake_up_process() of a waker that marked this task's previous WAIT)
+ * sleeps again without leaving the queue, so it keeps its FIFO place. A
+ * signal does take it out, as for futexes; the restarted call queues anew.
+ *
+ * NOTIFY bindings are signalled outside the bucket lock: under the lock WAKE
+ * takes a reference on each matching binding into an array it allocated
+ * beforehand, sized by the bucket's binding count; should the count have
+ * grown past the array, it unlocks, reallocates and starts again, which is
+ * safe because nothing was woken or signalled yet. After unlocking it
+ * signals each eventfd and drops the references. The per-user limit on
+ * bindings bounds what one user can make a WAKE walk.
  *
  * The pool outlives its waiters: a sleeper is inside an ioctl on a pool
  * file (fdget) or holds a reference to each WAITV entry's file (fget), and
@@ -36,13 +60,15 @@
  */
 #include <linux/eventfd.h>
 #include <linux/file.h>
-#include <linux/hash.h>
 #include <linux/highmem.h>
 #include <linux/hrtimer.h>
-#include <linux/jhash.h>
 #include <linux/log2.h>
+#include <linux/random.h>
+#include <linux/refcount.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/siphash.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
@@ -51,28 +77,40 @@
 #include "shmpool.h"
 
 struct shmpool_bucket {
-	spinlock_t lock;		/* protects @waiters */
+	spinlock_t lock;		/* protects everything below */
 	struct list_head waiters;	/* shmpool_waiter.node, FIFO */
+	struct list_head notifiers;	/* shmpool_notifier.node */
+	unsigned int nr_notifiers;
 } ____cacheline_aligned_in_smp;
 
 struct shmpool_waiter {
 	struct list_head node;		/* in the bucket while queued */
-	bool woken;			/* set by the waker, last */
+	struct shmpool_bucket *bucket;
 	struct shmpool_pool *pool;	/* key, with @offset */
 	u64 offset;
 	u32 bitset;
-	struct task_struct *task;	/* sleeping waiters */
-	struct eventfd_ctx *efd;	/* NOTIFY bindings (then @task is NULL) */
+	bool claimed;			/* a waker took it off; under the lock */
+	bool woken;			/* set by that waker, its last touch */
+	struct shmpool_waiter *wake_next;	/* the waker's chain */
+	struct task_struct *task;
 };
 
 /* A NOTIFY binding, owned by the file that added it. */
 struct shmpool_notifier {
-	struct shmpool_waiter w;
+	struct list_head node;		/* in the bucket while bound */
 	struct list_head file_node;	/* in shmpool_file.notifiers */
+	struct shmpool_bucket *bucket;
+	struct shmpool_pool *pool;
+	u64 offset;
+	u32 bitset;
+	refcount_t ref;			/* the file's, and each WAKE's in flight */
+	struct eventfd_ctx *efd;
+	struct shmpool_user *user;	/* charged one binding while bound */
 };
 
 static struct shmpool_bucket *shmpool_buckets;
 static unsigned int shmpool_hash_bits;
+static hsiphash_key_t shmpool_hash_key;
 static atomic_t shmpool_nwaiters = ATOMIC_INIT(0);
 
 unsigned int shmpool_waiters(void)
@@ -80,19 +118,25 @@ unsigned int shmpool_waiters(void)
 	return atomic_read(&shmpool_nwaiters);
 }
 
+/*
+ * hsiphash: the keyed hash meant for hash tables that must resist chosen
+ * keys, cheaper than siphash; the output never leaves the kernel.
+ */
 static struct shmpool_bucket *shmpool_bucket(struct shmpool_pool *pool, u64 offset)
 {
-	u32 key[4] = {
-		lower_32_bits(pool->id), upper_32_bits(pool->id),
-		lower_32_bits(offset), upper_32_bits(offset),
-	};
+	u64 p = (u64)(unsigned long)pool;
+	u32 h = hsiphash_4u32(lower_32_bits(p), upper_32_bits(p),
+			      lower_32_bits(offset), upper_32_bits(offset),
+			      &shmpool_hash_key);
 
-	return &shmpool_buckets[jhash2(key, 4, 0) & ((1U << shmpool_hash_bits) - 1)];
+	return &shmpool_buckets[h & ((1U << shmpool_hash_bits) - 1)];
 }
 
-/* Is [offset, offset + 4) a properly aligned word inside @pool? */
+/* Is [offset, offset + 4) a properly aligned word inside @pool (bound)? */
 static int shmpool_word_check(struct shmpool_pool *pool, u64 offset, u32 bitset)
 {
+	if (!pool)
+		return -ENXIO;
 	if (offset & 3 || !bitset)
 		return -EINVAL;
 	if (offset > ((u64)pool->nr_pages << PAGE_SHIFT) - sizeof(u32))
@@ -111,25 +155,48 @@ static u32 shmpool_word_read(struct shmpool_pool *pool, u64 offset)
 	return val;
 }
 
+/* Does queued @w match a WAKE of (@pool, @offset, @bitset)? */
+static bool shmpool_match(struct shmpool_pool *wpool, u64 woffset, u32 wbitset,
+			  struct shmpool_pool *pool, u64 offset, u32 bitset)
+{
+	return wpool == pool && woffset == offset && (wbitset & bitset);
+}
+
+/* Has a waker marked @w woken? */
+static bool shmpool_woken(struct shmpool_waiter *w)
+{
+	/* Pairs with smp_store_release() in shmpool_wake_chain(). */
+	return smp_load_acquire(&w->woken);
+}
+
 /*
- * Take @w off its bucket if it is still queued. Returns true if a waker had
- * already taken it off, i.e. it was woken.
+ * Take @w off its bucket if it is still queued. Returns true if a waker
+ * had claimed it, i.e. it was woken; then it also waits until that waker
+ * is done with it (has marked it), since @w is about to go away.
  */
 static bool shmpool_unqueue(struct shmpool_waiter *w)
 {
-	struct shmpool_bucket *b;
-	bool woken;
+	struct shmpool_bucket *b = w->bucket;
+	bool claimed;
 
-	/* Pairs with smp_store_release() in shmpool_doorbell_wake(). */
-	if (smp_load_acquire(&w->woken))
+	if (shmpool_woken(w))
 		return true;
-	b = shmpool_bucket(w->pool, w->offset);
 	spin_lock(&b->lock);
-	woken = w->woken;
-	if (!woken)
+	claimed = w->claimed;
+	if (!claimed)
 		list_del_init(&w->node);
 	spin_unlock(&b->lock);
-	return woken;
+	if (!claimed)
+		return false;
+	/* The waker marks it, then wakes us: sleep, do not spin on it. */
+	for (;;) {
+		set_current_state(TASK_UNINTERRUPTIBLE);
+		if (shmpool_woken(w))
+			break;
+		schedule();
+	}
+	__set_current_state(TASK_RUNNING);
+	return true;
 }
 
 /* Unqueue w[0..n); return the lowest woken index, or -1 if none was woken. */
@@ -144,70 +211,69 @@ static int shmpool_unqueue_all(struct shmpool_waiter *w, unsigned int n)
 	return first;
 }
 
+static bool shmpool_any_woken(struct shmpool_waiter *w, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (shmpool_woken(&w[i]))
+			return true;
+	return false;
+}
+
 /*
- * Sleep until one of w[0..n) is woken (return its index), a word differs
- * from @expected (-EAGAIN), @deadline passes (-ETIMEDOUT) or a signal
- * arrives (-ERESTARTSYS: restarted with the same absolute deadline, or
- * EINTR after a handler without SA_RESTART).
+ * Queue w[0..n) while each word equals its expected value, then sleep until
+ * one of them is woken (return its index), a word differs (-EAGAIN), the
+ * deadline passes (-ETIMEDOUT) or a signal arrives (-ERESTARTSYS:
+ * restarted with the same absolute deadline, or EINTR after a handler
+ * without SA_RESTART). The caller has charged n waiters to its user.
  */
 static int shmpool_wait_words(struct shmpool_waiter *w, const u32 *expected,
 			      unsigned int n, ktime_t *deadline, clockid_t clock)
 {
+	bool timed_out = false;
 	unsigned int i;
-	int woken, ret;
+	int woken;
+
+	for (i = 0; i < n; i++) {
+		struct shmpool_bucket *b = w[i].bucket;
+
+		w[i].claimed = false;
+		w[i].woken = false;
+		w[i].task = current;
+		spin_lock(&b->lock);
+		if (shmpool_word_read(w[i].pool, w[i].offset) != expected[i]) {
+			spin_unlock(&b->lock);
+			woken = shmpool_unqueue_all(w, i);
+			return woken >= 0 ? woken : -EAGAIN;
+		}
+		list_add_tail(&w[i].node, &b->waiters);
+		spin_unlock(&b->lock);
+	}
 
 	atomic_inc(&shmpool_nwaiters);
 	for (;;) {
-		bool timed_out = false;
-
 		/*
-		 * TASK_INTERRUPTIBLE before the first enqueue: a WAKE that
-		 * finds us from then on makes the schedule() below return.
+		 * The state first, then the checks: a waker marks, then wakes
+		 * (full barrier in try_to_wake_up()), so either we see its
+		 * mark or it sees us sleeping and wakes us.
 		 */
 		set_current_state(TASK_INTERRUPTIBLE);
-		for (i = 0; i < n; i++) {
-			struct shmpool_bucket *b = shmpool_bucket(w[i].pool, w[i].offset);
-			u32 val;
-
-			w[i].woken = false;
-			spin_lock(&b->lock);
-			list_add_tail(&w[i].node, &b->waiters);
-			val = shmpool_word_read(w[i].pool, w[i].offset);
-			spin_unlock(&b->lock);
-			if (val != expected[i])
-				break;
-		}
-		if (i < n) {
-			__set_current_state(TASK_RUNNING);
-			woken = shmpool_unqueue_all(w, i + 1);
-			ret = woken >= 0 ? woken : -EAGAIN;
+		if (shmpool_any_woken(w, n) || timed_out || signal_pending(current))
 			break;
-		}
-
 		if (deadline)
 			timed_out = !schedule_hrtimeout_range_clock(deadline,
 					current->timer_slack_ns, HRTIMER_MODE_ABS, clock);
 		else
 			schedule();
-		__set_current_state(TASK_RUNNING);
-
-		woken = shmpool_unqueue_all(w, n);
-		if (woken >= 0) {
-			ret = woken;
-			break;
-		}
-		if (timed_out) {
-			ret = -ETIMEDOUT;
-			break;
-		}
-		if (signal_pending(current)) {
-			ret = -ERESTARTSYS;
-			break;
-		}
-		/* Spurious wake-up: look at the words again. */
+		/* Woken, timed out, signalled or spurious: the checks say. */
 	}
+	__set_current_state(TASK_RUNNING);
+	woken = shmpool_unqueue_all(w, n);
 	atomic_dec(&shmpool_nwaiters);
-	return ret;
+	if (woken >= 0)
+		return woken;
+	return timed_out ? -ETIMEDOUT : -ERESTARTSYS;
 }
 
 static int shmpool_deadline(u32 flags, u64 deadline_ns, ktime_t *kt,
@@ -219,15 +285,41 @@ static int shmpool_deadline(u32 flags, u64 deadline_ns, ktime_t *kt,
 		return -EINVAL;
 	*clock = flags & SHMPOOL_WAIT_REALTIME ? CLOCK_REALTIME : CLOCK_MONOTONIC;
 	*kt = deadline_ns > KTIME_MAX ? KTIME_MAX : (ktime_t)deadline_ns;
+	/* A deadline in the caller's time namespace, as futexes take it. */
+	*kt = shmpool_timens_to_host(*clock, *kt);
 	return 0;
+}
+
+/* Charge @n sleeping waiters to the caller's identity; *@up to give back. */
+static int shmpool_waiters_charge(unsigned int n, struct shmpool_user **up)
+{
+	struct shmpool_user *u = shmpool_user_get();
+	int ret;
+
+	if (IS_ERR(u))
+		return PTR_ERR(u);
+	ret = shmpool_user_add_waiters(u, n);
+	if (ret) {
+		shmpool_user_put(u);
+		return ret;
+	}
+	*up = u;
+	return 0;
+}
+
+static void shmpool_waiters_uncharge(struct shmpool_user *u, unsigned int n)
+{
+	shmpool_user_sub_waiters(u, n);
+	shmpool_user_put(u);
 }
 
 int shmpool_doorbell_wait(struct shmpool_file *sf, const struct shmpool_wait *cmd)
 {
 	struct shmpool_pool *pool = shmpool_file_pool(sf);
 	struct shmpool_waiter w = {
-		.offset = cmd->offset, .bitset = cmd->bitset, .task = current,
+		.offset = cmd->offset, .bitset = cmd->bitset,
 	};
+	struct shmpool_user *u;
 	clockid_t clock;
 	ktime_t kt;
 	int ret;
@@ -235,36 +327,60 @@ int shmpool_doorbell_wait(struct shmpool_file *sf, const struct shmpool_wait *cm
 	ret = shmpool_deadline(cmd->flags, cmd->deadline_ns, &kt, &clock);
 	if (ret)
 		return ret;
-	if (!pool)
-		return -ENXIO;
 	ret = shmpool_word_check(pool, cmd->offset, cmd->bitset);
 	if (ret)
 		return ret;
 	w.pool = pool;
+	w.bucket = shmpool_bucket(pool, cmd->offset);
+	ret = shmpool_waiters_charge(1, &u);
+	if (ret)
+		return ret;
 	ret = shmpool_wait_words(&w, &cmd->expected, 1,
 				 cmd->flags & SHMPOOL_WAIT_DEADLINE ? &kt : NULL,
 				 clock);
+	shmpool_waiters_uncharge(u, 1);
 	return ret > 0 ? 0 : ret;
 }
 
-/* Tasks woken per pass of WAKE; more wait for the next pass. */
-#define SHMPOOL_WAKE_BATCH	16
+/* Mark each waiter of @chain woken and wake its task; the lock is dropped. */
+static void shmpool_wake_chain(struct shmpool_waiter *chain)
+{
+	while (chain) {
+		struct shmpool_waiter *w = chain;
+		struct task_struct *task = get_task_struct(w->task);
+
+		chain = w->wake_next;
+		/* Last touch of @w; pairs with shmpool_woken(). */
+		smp_store_release(&w->woken, true);
+		wake_up_process(task);
+		put_task_struct(task);
+	}
+}
+
+static void shmpool_notifier_put(struct shmpool_notifier *n)
+{
+	if (!refcount_dec_and_test(&n->ref))
+		return;
+	eventfd_ctx_put(n->efd);
+	shmpool_user_put(n->user);
+	kfree(n);
+}
+
+/* Bindings one WAKE collects without allocating. */
+#define SHMPOOL_NOTIFY_STACK	8
 
 int shmpool_doorbell_wake(struct shmpool_file *sf, const struct shmpool_wake *cmd)
 {
 	struct shmpool_pool *pool = shmpool_file_pool(sf);
-	struct task_struct *tasks[SHMPOOL_WAKE_BATCH];
-	u32 nr = min_t(u32, cmd->nr, INT_MAX);
-	struct shmpool_waiter *w, *tmp;
+	struct shmpool_notifier *stack[SHMPOOL_NOTIFY_STACK], **nf = stack;
+	struct shmpool_waiter *w, *tmp, *chain, **tail;
+	unsigned int i, cap = ARRAY_SIZE(stack), nn = 0, woken = 0;
+	struct shmpool_notifier *n;
 	struct shmpool_bucket *b;
-	bool notified = false;
-	unsigned int i, batch;
-	int ret, woken = 0;
+	int ret;
 
 	if (cmd->flags)
 		return -EINVAL;
-	if (!pool)
-		return -ENXIO;
 	ret = shmpool_word_check(pool, cmd->offset, cmd->bitset);
 	if (ret)
 		return ret;
@@ -272,35 +388,48 @@ int shmpool_doorbell_wake(struct shmpool_file *sf, const struct shmpool_wake *cm
 		return -EPERM;
 
 	b = shmpool_bucket(pool, cmd->offset);
-	do {
-		batch = 0;
-		spin_lock(&b->lock);
-		list_for_each_entry_safe(w, tmp, &b->waiters, node) {
-			if (w->pool != pool || w->offset != cmd->offset ||
-			    !(w->bitset & cmd->bitset))
-				continue;
-			if (w->efd) {
-				/* Once per WAKE, not per pass. */
-				if (!notified)
-					shmpool_eventfd_signal(w->efd);
-				continue;
-			}
-			if (woken == nr || batch == SHMPOOL_WAKE_BATCH)
-				continue;	/* keep going: bindings further on */
-			list_del_init(&w->node);
-			tasks[batch] = get_task_struct(w->task);
-			/* Last touch of @w; pairs with shmpool_unqueue(). */
-			smp_store_release(&w->woken, true);
-			batch++;
-			woken++;
-		}
+	spin_lock(&b->lock);
+	while (b->nr_notifiers > cap) {
+		/* Nothing done yet: starting again cannot signal twice. */
+		cap = b->nr_notifiers + SHMPOOL_NOTIFY_STACK;
 		spin_unlock(&b->lock);
-		notified = true;
-		for (i = 0; i < batch; i++) {
-			wake_up_process(tasks[i]);
-			put_task_struct(tasks[i]);
-		}
-	} while (batch == SHMPOOL_WAKE_BATCH && woken < nr);
+		if (nf != stack)
+			kvfree(nf);
+		nf = kvmalloc_array(cap, sizeof(*nf), GFP_KERNEL);
+		if (!nf)
+			return -ENOMEM;
+		spin_lock(&b->lock);
+	}
+	tail = &chain;
+	list_for_each_entry_safe(w, tmp, &b->waiters, node) {
+		if (woken == cmd->nr)
+			break;
+		if (!shmpool_match(w->pool, w->offset, w->bitset, pool,
+				   cmd->offset, cmd->bitset))
+			continue;
+		list_del_init(&w->node);
+		w->claimed = true;
+		*tail = w;
+		tail = &w->wake_next;
+		woken++;
+	}
+	*tail = NULL;
+	list_for_each_entry(n, &b->notifiers, node) {
+		if (!shmpool_match(n->pool, n->offset, n->bitset, pool,
+				   cmd->offset, cmd->bitset))
+			continue;
+		refcount_inc(&n->ref);
+		nf[nn++] = n;
+	}
+	spin_unlock(&b->lock);
+
+	shmpool_wake_chain(chain);
+	for (i = 0; i < nn; i++) {
+		shmpool_eventfd_signal(nf[i]->efd);
+		shmpool_notifier_put(nf[i]);
+	}
+	if (nf != stack)
+		kvfree(nf);
 	return woken;
 }
 
@@ -333,6 +462,7 @@ int shmpool_doorbell_waitv(struct file *filp, const struct shmpool_waitv *cmd)
 	struct shmpool_waitv_entry __user *uents = u64_to_user_ptr(cmd->entries);
 	struct shmpool_waitv_entry *ents;
 	struct shmpool_waiter *w;
+	struct shmpool_user *u;
 	struct file **files;
 	u32 *expected;
 	unsigned int i, n = cmd->nr_entries, nfiles = 0;
@@ -370,12 +500,17 @@ int shmpool_doorbell_waitv(struct file *filp, const struct shmpool_waitv *cmd)
 			goto out;
 		w[i].offset = ents[i].offset;
 		w[i].bitset = ents[i].bitset;
-		w[i].task = current;
+		w[i].bucket = shmpool_bucket(w[i].pool, w[i].offset);
 		expected[i] = ents[i].expected;
 	}
+	/* Each entry is a waiter of its own, for WAKE and for the limit. */
+	ret = shmpool_waiters_charge(n, &u);
+	if (ret)
+		goto out;
 	ret = shmpool_wait_words(w, expected, n,
 				 cmd->flags & SHMPOOL_WAIT_DEADLINE ? &kt : NULL,
 				 clock);
+	shmpool_waiters_uncharge(u, n);
 out:
 	for (i = 0; i < nfiles; i++)
 		fput(files[i]);
@@ -386,19 +521,47 @@ out:
 	return ret;
 }
 
+/* Take @n off its bucket and give back its charge; the file's ref remains. */
 static void shmpool_notifier_unhash(struct shmpool_notifier *n)
 {
-	struct shmpool_bucket *b = shmpool_bucket(n->w.pool, n->w.offset);
+	struct shmpool_bucket *b = n->bucket;
 
 	spin_lock(&b->lock);
-	list_del(&n->w.node);
+	list_del(&n->node);
+	b->nr_notifiers--;
 	spin_unlock(&b->lock);
+	shmpool_user_sub_notifier(n->user);
 }
 
-static void shmpool_notifier_free(struct shmpool_notifier *n)
+/* Drop the file's binding @n: unhash it, then the file's reference. */
+static void shmpool_notifier_remove(struct shmpool_file *sf,
+				    struct shmpool_notifier *n)
 {
-	eventfd_ctx_put(n->w.efd);
-	kfree(n);
+	list_del(&n->file_node);
+	sf->nr_notifiers--;
+	shmpool_notifier_unhash(n);
+	shmpool_notifier_put(n);
+}
+
+/*
+ * DEL: remove the binding of (@offset, @efd) on this file, or with @efd
+ * NULL (eventfd -1) every binding of @offset on this file, which is how a
+ * binding whose eventfd was already closed is removed. 0 or -ENOENT.
+ */
+static int shmpool_notify_del(struct shmpool_file *sf, u64 offset,
+			      struct eventfd_ctx *efd)
+{
+	struct shmpool_notifier *n, *tmp;
+	int ret = -ENOENT;
+
+	lockdep_assert_held(&sf->lock);
+	list_for_each_entry_safe(n, tmp, &sf->notifiers, file_node) {
+		if (n->offset != offset || (efd && n->efd != efd))
+			continue;
+		shmpool_notifier_remove(sf, n);
+		ret = 0;
+	}
+	return ret;
 }
 
 static struct shmpool_notifier *shmpool_notifier_find(struct shmpool_file *sf,
@@ -409,73 +572,87 @@ static struct shmpool_notifier *shmpool_notifier_find(struct shmpool_file *sf,
 
 	lockdep_assert_held(&sf->lock);
 	list_for_each_entry(n, &sf->notifiers, file_node)
-		if (n->w.offset == offset && n->w.efd == efd)
+		if (n->offset == offset && n->efd == efd)
 			return n;
 	return NULL;
+}
+
+static int shmpool_notify_add(struct shmpool_file *sf, struct shmpool_pool *pool,
+			      const struct shmpool_notify *cmd,
+			      struct eventfd_ctx *efd)
+{
+	struct shmpool_notifier *n;
+	struct shmpool_bucket *b;
+	struct shmpool_user *u;
+	int ret;
+
+	lockdep_assert_held(&sf->lock);
+	if (shmpool_notifier_find(sf, cmd->offset, efd))
+		return -EEXIST;
+	if (sf->nr_notifiers >= SHMPOOL_NOTIFY_MAX)
+		return -ENOSPC;
+	u = shmpool_user_get();
+	if (IS_ERR(u))
+		return PTR_ERR(u);
+	ret = shmpool_user_add_notifier(u);
+	if (ret)
+		goto err_put_user;
+	n = kzalloc(sizeof(*n), GFP_KERNEL_ACCOUNT);
+	if (!n) {
+		ret = -ENOMEM;
+		goto err_uncharge;
+	}
+	/* The binding takes over the eventfd reference and the charge. */
+	n->pool = pool;
+	n->offset = cmd->offset;
+	n->bitset = cmd->bitset;
+	n->efd = efd;
+	n->user = u;
+	refcount_set(&n->ref, 1);
+	b = shmpool_bucket(pool, cmd->offset);
+	n->bucket = b;
+	list_add_tail(&n->file_node, &sf->notifiers);
+	sf->nr_notifiers++;
+	spin_lock(&b->lock);
+	list_add_tail(&n->node, &b->notifiers);
+	b->nr_notifiers++;
+	spin_unlock(&b->lock);
+	return 0;
+
+err_uncharge:
+	shmpool_user_sub_notifier(u);
+err_put_user:
+	shmpool_user_put(u);
+	return ret;
 }
 
 int shmpool_doorbell_notify(struct shmpool_file *sf,
 			    const struct shmpool_notify *cmd)
 {
 	struct shmpool_pool *pool = shmpool_file_pool(sf);
-	struct shmpool_notifier *n;
-	struct eventfd_ctx *efd;
-	struct shmpool_bucket *b;
+	struct eventfd_ctx *efd = NULL;
 	int ret;
 
 	if (cmd->flags != SHMPOOL_NOTIFY_ADD && cmd->flags != SHMPOOL_NOTIFY_DEL)
 		return -EINVAL;
-	if (!pool)
-		return -ENXIO;
 	ret = shmpool_word_check(pool, cmd->offset, cmd->bitset);
 	if (ret)
 		return ret;
-	efd = eventfd_ctx_fdget(cmd->eventfd);
-	if (IS_ERR(efd))
-		return PTR_ERR(efd);
+	if (cmd->flags == SHMPOOL_NOTIFY_ADD || cmd->eventfd != -1) {
+		efd = eventfd_ctx_fdget(cmd->eventfd);
+		if (IS_ERR(efd))
+			return PTR_ERR(efd);
+	}
 
 	mutex_lock(&sf->lock);
-	n = shmpool_notifier_find(sf, cmd->offset, efd);
-	if (cmd->flags == SHMPOOL_NOTIFY_DEL) {
-		if (n) {
-			list_del(&n->file_node);
-			sf->nr_notifiers--;
-			shmpool_notifier_unhash(n);
-			shmpool_notifier_free(n);
-		}
-		ret = n ? 0 : -ENOENT;
-		goto out_put;
-	}
-	if (n) {
-		ret = -EEXIST;
-		goto out_put;
-	}
-	if (sf->nr_notifiers >= SHMPOOL_NOTIFY_MAX) {
-		ret = -ENOSPC;
-		goto out_put;
-	}
-	n = kzalloc(sizeof(*n), GFP_KERNEL_ACCOUNT);
-	if (!n) {
-		ret = -ENOMEM;
-		goto out_put;
-	}
-	/* The binding keeps the eventfd reference we took. */
-	n->w.pool = pool;
-	n->w.offset = cmd->offset;
-	n->w.bitset = cmd->bitset;
-	n->w.efd = efd;
-	list_add_tail(&n->file_node, &sf->notifiers);
-	sf->nr_notifiers++;
-	b = shmpool_bucket(pool, cmd->offset);
-	spin_lock(&b->lock);
-	list_add_tail(&n->w.node, &b->waiters);
-	spin_unlock(&b->lock);
+	if (cmd->flags == SHMPOOL_NOTIFY_DEL)
+		ret = shmpool_notify_del(sf, cmd->offset, efd);
+	else
+		ret = shmpool_notify_add(sf, pool, cmd, efd);
 	mutex_unlock(&sf->lock);
-	return 0;
-
-out_put:
-	mutex_unlock(&sf->lock);
-	eventfd_ctx_put(efd);
+	/* ADD that worked handed its reference to the binding. */
+	if (efd && (ret || cmd->flags == SHMPOOL_NOTIFY_DEL))
+		eventfd_ctx_put(efd);
 	return ret;
 }
 
@@ -484,18 +661,15 @@ void shmpool_doorbell_release(struct shmpool_file *sf)
 {
 	struct shmpool_notifier *n, *tmp;
 
-	list_for_each_entry_safe(n, tmp, &sf->notifiers, file_node) {
-		shmpool_notifier_unhash(n);
-		shmpool_notifier_free(n);
-	}
-	INIT_LIST_HEAD(&sf->notifiers);
-	sf->nr_notifiers = 0;
+	list_for_each_entry_safe(n, tmp, &sf->notifiers, file_node)
+		shmpool_notifier_remove(sf, n);
 }
 
 int shmpool_doorbell_init(void)
 {
 	unsigned int i, n;
 
+	get_random_bytes(&shmpool_hash_key, sizeof(shmpool_hash_key));
 	/* Like the futex hash: a few hundred buckets per CPU, power of two. */
 	n = roundup_pow_of_two(256 * num_possible_cpus());
 	shmpool_hash_bits = ilog2(n);
@@ -505,6 +679,8 @@ int shmpool_doorbell_init(void)
 	for (i = 0; i < n; i++) {
 		spin_lock_init(&shmpool_buckets[i].lock);
 		INIT_LIST_HEAD(&shmpool_buckets[i].waiters);
+		INIT_LIST_HEAD(&shmpool_buckets[i].notifiers);
+		shmpool_buckets[i].nr_notifiers = 0;
 	}
 	return 0;
 }

@@ -21,10 +21,29 @@
 #include "compat.h"
 #include "shmpool.h"
 
-module_param_named(max_pool_mb, shmpool_max_pool_mb, ulong, 0644);
-MODULE_PARM_DESC(max_pool_mb, "Largest pool in MiB (default: half of RAM)");
-module_param_named(max_total_mb, shmpool_max_total_mb, ulong, 0644);
-MODULE_PARM_DESC(max_total_mb, "All pools together in MiB (default: half of RAM)");
+/*
+ * A size limit in MiB: 1 up to what still fits in bytes (<< 20). 0 is
+ * refused, at load and later: leaving the parameter out gives the default.
+ */
+static int shmpool_mb_set(const char *val, const struct kernel_param *kp)
+{
+	unsigned long mb;
+
+	if (kstrtoul(val, 0, &mb) || !mb || mb > (ULONG_MAX >> 20))
+		return -EINVAL;
+	WRITE_ONCE(*(unsigned long *)kp->arg, mb);
+	return 0;
+}
+
+static const struct kernel_param_ops shmpool_mb_ops = {
+	.set = shmpool_mb_set,
+	.get = param_get_ulong,
+};
+
+module_param_cb(max_pool_mb, &shmpool_mb_ops, &shmpool_max_pool_mb, 0644);
+MODULE_PARM_DESC(max_pool_mb, "Largest pool in MiB, 1.. (default: half of RAM)");
+module_param_cb(max_total_mb, &shmpool_mb_ops, &shmpool_max_total_mb, 0644);
+MODULE_PARM_DESC(max_total_mb, "All pools together in MiB, 1.. (default: half of RAM)");
 
 /* Make @filp a pool file of @pool (->open, or a new anonymous pool). */
 int shmpool_file_init(struct file *filp, struct shmpool_pool *pool)
@@ -214,6 +233,7 @@ static void __exit shmpool_exit(void)
 	shmpool_fs_exit();
 	shmpool_pools_exit();
 	shmpool_doorbell_exit();
+	shmpool_users_exit();
 }
 
 module_init(shmpool_init);

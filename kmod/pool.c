@@ -92,25 +92,43 @@ int shmpool_name_check(const char name[SHMPOOL_NAME_MAX], bool allow_empty)
  * Charge @nr pages to the current user's RLIMIT_MEMLOCK as mlock() and
  * io_uring do, unless the caller has CAP_IPC_LOCK. The pages are never
  * swapped, so an unprivileged user must not get more than the limit.
+ *
+ * Twice: to the caller's user_struct->locked_vm (shared with mlock(), as
+ * io_uring does), and to its charge identity (user.c), which every uid of
+ * a container shares, so that switching uids inside a user namespace gives
+ * no extra budget. Both are checked against the caller's RLIMIT_MEMLOCK.
  */
 static int shmpool_charge(struct shmpool_pool *pool, unsigned long nr)
 {
 	unsigned long limit, cur, new;
+	struct shmpool_user *charge;
 	struct user_struct *user;
+	int ret;
 
 	if (capable(CAP_IPC_LOCK))
 		return 0;
 	limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+	charge = shmpool_user_get();
+	if (IS_ERR(charge))
+		return PTR_ERR(charge);
+	ret = shmpool_user_charge_pages(charge, nr, limit);
+	if (ret) {
+		shmpool_user_put(charge);
+		return ret;
+	}
 	user = get_current_user();
 	cur = atomic_long_read(&user->locked_vm);
 	do {
 		new = cur + nr;
 		if (new < cur || new > limit) {
 			free_uid(user);
+			shmpool_user_uncharge_pages(charge, nr);
+			shmpool_user_put(charge);
 			return -EDQUOT;
 		}
 	} while (!atomic_long_try_cmpxchg(&user->locked_vm, &cur, new));
 	pool->user = user;
+	pool->charge = charge;
 	atomic_long_add(nr, &shmpool_charged);
 	return 0;
 }
@@ -123,6 +141,9 @@ static void shmpool_uncharge(struct shmpool_pool *pool)
 	atomic_long_sub(pool->nr_pages, &shmpool_charged);
 	free_uid(pool->user);
 	pool->user = NULL;
+	shmpool_user_uncharge_pages(pool->charge, pool->nr_pages);
+	shmpool_user_put(pool->charge);
+	pool->charge = NULL;
 }
 
 static int shmpool_reserve(unsigned long nr)

@@ -52,6 +52,7 @@ struct shmpool_pool {
 	bool contig;
 	/* RLIMIT_MEMLOCK charge to return on free; NULL if not charged. */
 	struct user_struct *user;
+	struct shmpool_user *charge;	/* the same pages, per identity (user.c) */
 
 	/* Protected by shmpool_lock. */
 	struct list_head all_node;	/* in shmpool_all */
@@ -138,6 +139,19 @@ void shmpool_doorbell_release(struct shmpool_file *sf);
 unsigned int shmpool_waiters(void);
 int shmpool_doorbell_init(void);
 void shmpool_doorbell_exit(void);
+
+/* user.c */
+struct shmpool_user;
+struct shmpool_user *shmpool_user_get(void);
+void shmpool_user_put(struct shmpool_user *u);
+int shmpool_user_charge_pages(struct shmpool_user *u, unsigned long nr,
+			      unsigned long limit);
+void shmpool_user_uncharge_pages(struct shmpool_user *u, unsigned long nr);
+int shmpool_user_add_waiters(struct shmpool_user *u, unsigned int n);
+void shmpool_user_sub_waiters(struct shmpool_user *u, unsigned int n);
+int shmpool_user_add_notifier(struct shmpool_user *u);
+void shmpool_user_sub_notifier(struct shmpool_user *u);
+void shmpool_users_exit(void);
 
 /* main.c */
 extern const struct file_operations shmpool_fops;

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 
 #include "shmpool_test_util.h"
@@ -483,26 +484,6 @@ static pid_t db_spawn_waiter(struct __test_metadata *_metadata,
 	return pid;
 }
 
-/* /proc/<pid>/stat's state letter, or 0. */
-static char db_proc_state(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
 /*
  * Wait until @n more waiters than before the test sleep in the kernel (at
  * least @n with @at_least, for WAITV whose entries may count one each).
@@ -523,7 +504,7 @@ static void db_asleep(struct __test_metadata *_metadata, FIXTURE_DATA(db) *self,
 	}
 	end = sp_now_ns(CLOCK_MONOTONIC) + AWAIT_MS * 1000000ULL;
 	for (i = 0; i < self->nkids; i++) {
-		while (db_proc_state(self->kids[i]) != 'S') {
+		while (sp_proc_state(self->kids[i]) != 'S') {
 			ASSERT_LT(sp_now_ns(CLOCK_MONOTONIC), end)
 				TH_LOG("child %d never slept", (int)self->kids[i]);
 			usleep(1000);
@@ -1476,7 +1457,7 @@ TEST_F(db, stop_and_continue_keeps_waiting)
 	db_asleep(_metadata, self, 1, false);
 	ASSERT_EQ(0, kill(pid, SIGSTOP));
 	end = sp_now_ns(CLOCK_MONOTONIC) + AWAIT_MS * 1000000ULL;
-	while (db_proc_state(pid) != 'T') {
+	while (sp_proc_state(pid) != 'T') {
 		ASSERT_LT(sp_now_ns(CLOCK_MONOTONIC), end);
 		usleep(1000);
 	}
@@ -2019,6 +2000,560 @@ TEST_F(db, notify_eventfd_closed_after_add)
 	close(dupfd);
 	/* Nobody holds the eventfd file any more: WAKE must not crash. */
 	EXPECT_EQ(0, sp_db_wake(self->fd, 0, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY));
+}
+
+/* ---- WAKE is one pass; WAIT compares before it queues (issue 12) ---- */
+
+/* In a child: run @fn(@arg) in @n threads and wait for them all. */
+static void db_run_threads(void *(*fn)(void *), void *arg, int n)
+{
+	pthread_t t[64];
+	int i;
+
+	CHILD_CHECK(n <= 64);
+	for (i = 0; i < n; i++)
+		CHILD_CHECK(pthread_create(&t[i], NULL, fn, arg) == 0);
+	for (i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+}
+
+#define REWAIT_THREADS	48
+#define REWAIT_ROUNDS	20
+
+struct rewait_arg {
+	int fd;
+	uint32_t *returns;	/* WAITs that returned, all threads */
+	uint32_t *stop;
+};
+
+/* Sleep on the word again the moment a wake-up returns, until stopped. */
+static void *rewait_thread(void *p)
+{
+	struct rewait_arg *a = p;
+
+	while (!db_load(a->stop)) {
+		sp_db_wait(a->fd, 0, 0, SHMPOOL_BITSET_ANY, 0, 0);
+		__atomic_add_fetch(a->returns, 1, __ATOMIC_SEQ_CST);
+	}
+	return NULL;
+}
+
+/*
+ * WAKE_ALL over N sleepers that re-WAIT at once wakes exactly N: one pass,
+ * so a waiter that is back in the queue before WAKE is done is not woken
+ * (and counted) twice, and the WAKE ends however fast they come back.
+ */
+TEST_F_TIMEOUT(db, wake_all_over_rewaiters_counts_each_once, 300)
+{
+	uint32_t *stop = &self->map[32], *returns = &self->map[34];
+	unsigned int round;
+	pid_t pid;
+	int ret;
+
+	db_need_waiters_counter(_metadata, self);
+	pid = db_fork(_metadata, self);
+	if (pid == 0) {
+		struct rewait_arg a = { .fd = self->fd, .returns = returns, .stop = stop };
+
+		db_run_threads(rewait_thread, &a, REWAIT_THREADS);
+		_exit(0);
+	}
+	for (round = 0; round < REWAIT_ROUNDS; round++) {
+		uint64_t end = sp_now_ns(CLOCK_MONOTONIC) + AWAIT_MS * 1000000ULL;
+
+		/*
+		 * Every thread back from the last round's WAIT (a woken waiter
+		 * counts in "waiters" until it has run), then all of them
+		 * asleep again.
+		 */
+		while (db_load(returns) < round * REWAIT_THREADS) {
+			ASSERT_LT(sp_now_ns(CLOCK_MONOTONIC), end);
+			usleep(1000);
+		}
+		ASSERT_EQ(0, sp_await_waiters(self->waiters0 + REWAIT_THREADS, false,
+					      AWAIT_MS))
+			TH_LOG("round %u: waiters %lld", round, sp_counter("waiters"));
+		ret = sp_db_wake(self->fd, 0, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY);
+		ASSERT_EQ(REWAIT_THREADS, ret) TH_LOG("round %u", round);
+	}
+	db_store(stop, 1);
+	while (sp_db_wake(self->fd, 0, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY) > 0 ||
+	       sp_counter("waiters") > self->waiters0)
+		usleep(1000);
+	EXPECT_EQ(0, db_reap(self, pid));
+}
+
+#define HANDOFF_SPINNERS	3
+#define HANDOFF_ROUNDS		300
+
+struct handoff_arg {
+	int fd;
+	uint32_t *stop;
+	uint32_t *bad;		/* WAITs that returned anything but EAGAIN */
+};
+
+/* A WAIT whose expected value never matches: must be EAGAIN, every time. */
+static void *handoff_spinner(void *p)
+{
+	struct handoff_arg *a = p;
+
+	while (!db_load(a->stop))
+		if (sp_db_wait(a->fd, 0, 1, SHMPOOL_BITSET_ANY, 0, 0) != -EAGAIN)
+			__atomic_add_fetch(a->bad, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/*
+ * The lost hand-off: WAITs whose word never matches must never be queued,
+ * so a WAKE cannot be spent on them. Each round a real sleeper WAITs on the
+ * same word; the parent WAKEs (nr 1) until one returns 1: that WAKE must
+ * have woken the sleeper, which then reports. The spinners' WAITs all
+ * return EAGAIN, and no WAKE returns more than the one real sleeper.
+ */
+TEST_F_TIMEOUT(db, wake_never_spent_on_mismatching_wait, 300)
+{
+	uint32_t *stop = &self->map[32], *bad = &self->map[33];
+	unsigned int round, spent = 0;
+	int go[2], ret;
+	struct report r;
+	pid_t spin, sleeper;
+	char c;
+
+	ASSERT_EQ(0, pipe2(go, O_CLOEXEC));
+	spin = db_fork(_metadata, self);
+	if (spin == 0) {
+		struct handoff_arg a = { .fd = self->fd, .stop = stop, .bad = bad };
+
+		db_run_threads(handoff_spinner, &a, HANDOFF_SPINNERS);
+		_exit(0);
+	}
+	sleeper = db_fork(_metadata, self);
+	if (sleeper == 0) {
+		for (round = 0; read(go[0], &c, 1) == 1 && c == 'g'; round++)
+			db_report(self->rep[1], round,
+				  sp_db_wait(self->fd, 0, 0, SHMPOOL_BITSET_ANY, 0, 0), 0);
+		_exit(0);
+	}
+	for (round = 0; round < HANDOFF_ROUNDS; round++) {
+		uint64_t end = sp_now_ns(CLOCK_MONOTONIC) + AWAIT_MS * 1000000ULL;
+
+		ASSERT_EQ(1, write(go[1], "g", 1));
+		while ((ret = sp_db_wake(self->fd, 0, 1, SHMPOOL_BITSET_ANY)) == 0) {
+			ASSERT_LT(sp_now_ns(CLOCK_MONOTONIC), end)
+				TH_LOG("round %u: the sleeper never slept", round);
+			spent++;
+		}
+		ASSERT_EQ(1, ret);
+		/* WAKE counted a waiter: it must be the sleeper, and it returns 0. */
+		ASSERT_TRUE(db_read_report(self, REPORT_MS, &r))
+			TH_LOG("round %u: WAKE(1) returned 1 but the sleeper still sleeps",
+			       round);
+		ASSERT_EQ((int)round, r.idx);
+		ASSERT_EQ(0, r.ret);
+	}
+	ASSERT_EQ(1, write(go[1], "s", 1));
+	db_store(stop, 1);
+	EXPECT_EQ(0, db_reap(self, sleeper));
+	EXPECT_EQ(0, db_reap(self, spin));
+	EXPECT_EQ(0U, db_load(bad)) TH_LOG("mismatching WAITs returned other than EAGAIN");
+	TH_LOG("%u empty WAKEs while the sleeper got ready", spent);
+	close(go[0]);
+	close(go[1]);
+}
+
+/* No WAKE returns more than 0 while only mismatching WAITs run. */
+TEST_F_TIMEOUT(db, wake_finds_no_mismatching_waiter, 300)
+{
+	uint32_t *stop = &self->map[32], *bad = &self->map[33];
+	unsigned int i, positive = 0;
+	pid_t spin;
+	int ret;
+
+	spin = db_fork(_metadata, self);
+	if (spin == 0) {
+		struct handoff_arg a = { .fd = self->fd, .stop = stop, .bad = bad };
+
+		db_run_threads(handoff_spinner, &a, HANDOFF_SPINNERS);
+		_exit(0);
+	}
+	for (i = 0; i < 20000; i++) {
+		ret = sp_db_wake(self->fd, 0, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY);
+		ASSERT_GE(ret, 0);
+		if (ret > 0)
+			positive++;
+	}
+	db_store(stop, 1);
+	EXPECT_EQ(0, db_reap(self, spin));
+	EXPECT_EQ(0U, positive) TH_LOG("%u WAKEs found a waiter that never slept", positive);
+	EXPECT_EQ(0U, db_load(bad)) TH_LOG("%u mismatching WAITs returned other than EAGAIN",
+					   db_load(bad));
+}
+
+/* ---- time namespaces ---- */
+
+#define TIMENS_OFFSET_S	100000
+
+/*
+ * An absolute CLOCK_MONOTONIC deadline from a process in a time namespace
+ * is on that namespace's clock: 200 ms ahead there is 200 ms ahead, not
+ * 100000 s (the offset) later on the host's. alarm() is only a hang guard.
+ */
+TEST_F_TIMEOUT(db, deadline_in_time_namespace, 120)
+{
+	char offs[64];
+	int fd, len, st;
+	pid_t pid;
+
+	pid = db_fork(_metadata, self);
+	if (pid == 0) {
+		pid_t inner;
+
+		if (unshare(CLONE_NEWTIME))
+			_exit(errno == EINVAL || errno == EPERM ? 77 : 1);
+		fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+		CHILD_CHECK(fd >= 0);
+		len = snprintf(offs, sizeof(offs), "monotonic %d 0", TIMENS_OFFSET_S);
+		CHILD_CHECK(write(fd, offs, len) == len);
+		close(fd);
+		/* The namespace applies to children. */
+		inner = fork();
+		CHILD_CHECK(inner >= 0);
+		if (inner == 0) {
+			uint64_t now, d;
+			struct shmpool_waitv_entry e;
+
+			alarm(30);
+			now = sp_now_ns(CLOCK_MONOTONIC);
+			d = now + 200000000ULL;
+			CHILD_CHECK(sp_db_wait(self->fd, 0, 0, SHMPOOL_BITSET_ANY,
+					       SHMPOOL_WAIT_DEADLINE, d) == -ETIMEDOUT);
+			CHILD_CHECK(sp_now_ns(CLOCK_MONOTONIC) >= d);
+			d = sp_now_ns(CLOCK_MONOTONIC) + 200000000ULL;
+			sp_db_entry(&e, -1, 0, 0, SHMPOOL_BITSET_ANY);
+			CHILD_CHECK(sp_db_waitv(self->fd, &e, 1, SHMPOOL_WAIT_DEADLINE, d) ==
+				    -ETIMEDOUT);
+			/* A deadline before the namespace's offset has long passed. */
+			CHILD_CHECK(sp_db_wait(self->fd, 0, 0, SHMPOOL_BITSET_ANY,
+					       SHMPOOL_WAIT_DEADLINE, 1000000000ULL) == -ETIMEDOUT);
+			_exit(0);
+		}
+		_exit(sp_wait(inner));
+	}
+	st = db_reap(self, pid);
+	if (st == 77)
+		SKIP(return, "no time namespaces");
+	EXPECT_EQ(0, st) TH_LOG("child status %d (%d: killed by the alarm)", st,
+				 128 + SIGALRM);
+}
+
+/* ---- NOTIFY DEL after the eventfd was closed ---- */
+
+TEST_F(db, notify_del_after_eventfd_closed)
+{
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int efd2 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int keep, closed;
+
+	ASSERT_GE(efd, 0);
+	ASSERT_GE(efd2, 0);
+	keep = dup(efd);
+	ASSERT_GE(keep, 0);
+	ASSERT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_ADD, 0, efd, SHMPOOL_BITSET_ANY));
+	ASSERT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_ADD, 4, efd, SHMPOOL_BITSET_ANY));
+	ASSERT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_ADD, 0, efd2, SHMPOOL_BITSET_ANY));
+	closed = efd;
+	close(efd);
+	/* By its old number: that fd is not open any more. */
+	EXPECT_EQ(-EBADF, sp_db_notify(self->fd, SHMPOOL_NOTIFY_DEL, 0, closed,
+				       SHMPOOL_BITSET_ANY));
+	/* eventfd -1: every binding of offset 0 on this fd, open or closed. */
+	EXPECT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_DEL, 0, -1, SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(-ENOENT, sp_db_notify(self->fd, SHMPOOL_NOTIFY_DEL, 0, -1,
+					SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(0, sp_db_wake(self->fd, 0, 1, SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(0U, efd_count(keep, QUIET_MS));
+	EXPECT_EQ(0U, efd_count(efd2, 0));
+	/* Offset 4 is still bound, through the closed fd's eventfd. */
+	EXPECT_EQ(0, sp_db_wake(self->fd, 4, 1, SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(1U, efd_count(keep, 5000));
+	EXPECT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_DEL, 4, -1, SHMPOOL_BITSET_ANY));
+	/* Both gone: ADD of the same pairs works again. */
+	EXPECT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_ADD, 0, efd2, SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_ADD, 4, keep, SHMPOOL_BITSET_ANY));
+	close(keep);
+	close(efd2);
+}
+
+/* ---- many bindings on one word: each rings once per WAKE ---- */
+
+#define MANY_EFDS	40	/* more than a WAKE collects without allocating */
+
+TEST_F(db, notify_many_eventfds_on_one_word)
+{
+	int efd[MANY_EFDS], i, round;
+
+	for (i = 0; i < MANY_EFDS; i++) {
+		efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		ASSERT_GE(efd[i], 0);
+		ASSERT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_ADD, 8, efd[i],
+					  SHMPOOL_BITSET_ANY));
+	}
+	for (round = 0; round < 3; round++)
+		EXPECT_EQ(0, sp_db_wake(self->fd, 8, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY));
+	for (i = 0; i < MANY_EFDS; i++) {
+		uint64_t n = efd_count(efd[i], 5000);
+
+		EXPECT_EQ(3U, n) TH_LOG("eventfd %d counted %llu", i, (unsigned long long)n);
+	}
+	/* Half of them removed by DEL; the rest with -1 once their fds are closed. */
+	for (i = 0; i < MANY_EFDS / 2; i++)
+		EXPECT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_DEL, 8, efd[i],
+					  SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(0, sp_db_wake(self->fd, 8, 1, SHMPOOL_BITSET_ANY));
+	for (i = 0; i < MANY_EFDS; i++) {
+		uint64_t n = efd_count(efd[i], i < MANY_EFDS / 2 ? 0 : 5000);
+
+		EXPECT_EQ(i < MANY_EFDS / 2 ? 0U : 1U, n) TH_LOG("eventfd %d", i);
+	}
+	for (i = 0; i < MANY_EFDS; i++)
+		close(efd[i]);
+	EXPECT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_DEL, 8, -1, SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(-ENOENT, sp_db_notify(self->fd, SHMPOOL_NOTIFY_DEL, 8, -1,
+					SHMPOOL_BITSET_ANY));
+}
+
+/* ---- WAITV woken through two words at once ---- */
+
+#define BOTH_BUDGET_NS	3000000000ULL
+#define BOTH_MAX_ROUNDS	20000U
+
+/*
+ * One WAITV sleeper on words A and B, two wakers hammering WAKE(A, 1) and
+ * WAKE(B, 1): often both entries are taken by the two wakers at once, and
+ * the sleeper must wait for the slower one to be done with its entry before
+ * it returns (its waiters live on its stack: the debug lane's KASAN would
+ * see a late touch). Every WAKE that counted an entry had a WAITV behind
+ * it: WAITV returns <= WAKEs counted <= 2 x WAITV returns.
+ */
+TEST_F_TIMEOUT(db, waitv_woken_through_both_words_at_once, 120)
+{
+	uint32_t *stop = &self->map[32], *rets = &self->map[33], *bad = &self->map[34];
+	uint32_t *woke = &self->map[40];	/* [0] by waker A, [1] by waker B */
+	uint64_t t0 = sp_now_ns(CLOCK_MONOTONIC);
+	pid_t sleeper, waker[2];
+	int i, status, ret;
+	uint32_t n;
+
+	sleeper = db_fork(_metadata, self);
+	if (sleeper == 0) {
+		struct shmpool_waitv_entry e[2];
+
+		sp_db_entry(&e[0], -1, 0, 0, SHMPOOL_BITSET_ANY);
+		sp_db_entry(&e[1], -1, 4, 0, SHMPOOL_BITSET_ANY);
+		while (!db_load(stop)) {
+			ret = sp_db_waitv(self->fd, e, 2, 0, 0);
+			if (ret != 0 && ret != 1)
+				__atomic_add_fetch(bad, 1, __ATOMIC_SEQ_CST);
+			__atomic_add_fetch(rets, 1, __ATOMIC_SEQ_CST);
+		}
+		_exit(0);
+	}
+	for (i = 0; i < 2; i++) {
+		waker[i] = db_fork(_metadata, self);
+		if (waker[i] == 0) {
+			while (!db_load(stop)) {
+				ret = sp_db_wake(self->fd, 4 * i, 1, SHMPOOL_BITSET_ANY);
+				CHILD_CHECK(ret == 0 || ret == 1);
+				__atomic_add_fetch(&woke[i], ret, __ATOMIC_SEQ_CST);
+			}
+			_exit(0);
+		}
+	}
+	while (db_load(rets) < BOTH_MAX_ROUNDS &&
+	       sp_now_ns(CLOCK_MONOTONIC) - t0 < BOTH_BUDGET_NS)
+		usleep(10000);
+	db_store(stop, 1);
+	for (i = 0; i < 2; i++)
+		EXPECT_EQ(0, db_reap(self, waker[i]));
+	/* The sleeper may be asleep once more: wake it until it is gone. */
+	while (waitpid(sleeper, &status, WNOHANG) == 0) {
+		for (i = 0; i < 2; i++) {
+			ret = sp_db_wake(self->fd, 4 * i, 1, SHMPOOL_BITSET_ANY);
+			ASSERT_GE(ret, 0);
+			__atomic_add_fetch(&woke[i], ret, __ATOMIC_SEQ_CST);
+		}
+		usleep(1000);
+	}
+	for (i = 0; i < self->nkids; i++)
+		if (self->kids[i] == sleeper)
+			self->kids[i] = self->kids[--self->nkids];
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	n = db_load(&woke[0]) + db_load(&woke[1]);
+	TH_LOG("%u WAITV returns, %u entries woken (%u via A, %u via B)",
+	       db_load(rets), n, db_load(&woke[0]), db_load(&woke[1]));
+	EXPECT_EQ(0U, db_load(bad));
+	EXPECT_LE(db_load(rets), n);
+	EXPECT_LE(n, 2 * db_load(rets));
+	if (self->waiters0 >= 0)
+		EXPECT_EQ(0, sp_await_waiters(self->waiters0, false, AWAIT_MS));
+}
+
+/* ---- per-user limits (module parameters) ---- */
+
+#define SP_PARAMS	"/sys/module/shmpool/parameters/"
+
+/* A module parameter's value, or -1. */
+static long long db_param(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), SP_PARAMS "%s", name);
+	return sp_read_number(path);
+}
+
+/* Write @val to a module parameter: 0 or -errno. */
+static int db_set_param(const char *name, const char *val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), SP_PARAMS "%s", name);
+	return sp_write_string(path, val);
+}
+
+FIXTURE(dblimit) {
+	int fd;
+	long page;
+	uint32_t *map;
+	long long waiters0, max_waiters, max_notify;
+	pid_t kids[4];
+	int nkids;
+};
+
+FIXTURE_SETUP(dblimit)
+{
+	self->fd = -1;
+	self->map = MAP_FAILED;
+	self->max_waiters = db_param("max_waiters_per_user");
+	self->max_notify = db_param("max_notify_per_user");
+	self->page = sp_page_size();
+	self->fd = sp_anon_pool(self->page);
+	if (self->fd == -ENOENT)
+		SP_SKIP_SETUP("no " SP_DEV);
+	ASSERT_GE(self->fd, 0);
+	self->map = sp_map(self->fd, self->page, PROT_READ | PROT_WRITE, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	self->waiters0 = sp_counter("waiters");
+	/* The module has the limits (the old one does not: that fails). */
+	ASSERT_GT(self->max_waiters, 0);
+	ASSERT_GT(self->max_notify, 0);
+}
+
+FIXTURE_TEARDOWN(dblimit)
+{
+	char buf[32];
+	int i;
+
+	for (i = 0; i < self->nkids; i++) {
+		kill(self->kids[i], SIGKILL);
+		waitpid(self->kids[i], NULL, 0);
+	}
+	if (self->max_waiters > 0) {
+		snprintf(buf, sizeof(buf), "%lld", self->max_waiters);
+		db_set_param("max_waiters_per_user", buf);
+	}
+	if (self->max_notify > 0) {
+		snprintf(buf, sizeof(buf), "%lld", self->max_notify);
+		db_set_param("max_notify_per_user", buf);
+	}
+	if (self->map != MAP_FAILED)
+		munmap(self->map, self->page);
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+TEST_F(dblimit, limits_refuse_zero_and_garbage)
+{
+	const char *names[] = { "max_waiters_per_user", "max_notify_per_user" };
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(names); i++) {
+		EXPECT_EQ(-EINVAL, db_set_param(names[i], "0")) TH_LOG("%s", names[i]);
+		EXPECT_EQ(-EINVAL, db_set_param(names[i], "-1")) TH_LOG("%s", names[i]);
+		EXPECT_EQ(-EINVAL, db_set_param(names[i], "4294967296")) TH_LOG("%s", names[i]);
+		EXPECT_EQ(-EINVAL, db_set_param(names[i], "2147483648")) TH_LOG("%s", names[i]);
+		EXPECT_EQ(-EINVAL, db_set_param(names[i], "x")) TH_LOG("%s", names[i]);
+	}
+	EXPECT_EQ(self->max_waiters, db_param("max_waiters_per_user"));
+	EXPECT_EQ(self->max_notify, db_param("max_notify_per_user"));
+}
+
+/* Past max_waiters_per_user sleeping waiters, WAIT and WAITV fail ENOSPC. */
+TEST_F(dblimit, waiters_per_user_limit)
+{
+	struct shmpool_waitv_entry e[2];
+	int i;
+
+	ASSERT_GE(self->waiters0, 0);
+	ASSERT_EQ(0, db_set_param("max_waiters_per_user", "3"));
+	for (i = 0; i < 3; i++) {
+		pid_t pid = fork();
+
+		ASSERT_GE(pid, 0);
+		if (pid == 0) {
+			sp_child_init();
+			sp_db_wait(self->fd, 0, 0, SHMPOOL_BITSET_ANY, 0, 0);
+			_exit(0);
+		}
+		self->kids[self->nkids++] = pid;
+	}
+	ASSERT_EQ(0, sp_await_waiters(self->waiters0 + 3, false, AWAIT_MS));
+	/* A fourth that would sleep: refused before it sleeps. */
+	EXPECT_EQ(-ENOSPC, sp_db_wait(self->fd, 0, 0, SHMPOOL_BITSET_ANY,
+				      SHMPOOL_WAIT_DEADLINE, 0));
+	sp_db_entry(&e[0], -1, 0, 0, SHMPOOL_BITSET_ANY);
+	EXPECT_EQ(-ENOSPC, sp_db_waitv(self->fd, e, 1, SHMPOOL_WAIT_DEADLINE, 0));
+	/* One sleeper gone: room for one WAIT, but not for a 2-entry WAITV. */
+	EXPECT_EQ(1, sp_db_wake(self->fd, 0, 1, SHMPOOL_BITSET_ANY));
+	ASSERT_EQ(0, sp_await_waiters(self->waiters0 + 2, false, AWAIT_MS));
+	EXPECT_EQ(-ETIMEDOUT, sp_db_wait(self->fd, 0, 0, SHMPOOL_BITSET_ANY,
+					 SHMPOOL_WAIT_DEADLINE, 0));
+	sp_db_entry(&e[1], -1, 4, 0, SHMPOOL_BITSET_ANY);
+	EXPECT_EQ(-ENOSPC, sp_db_waitv(self->fd, e, 2, SHMPOOL_WAIT_DEADLINE, 0));
+	EXPECT_EQ(-ETIMEDOUT, sp_db_waitv(self->fd, e, 1, SHMPOOL_WAIT_DEADLINE, 0));
+	EXPECT_EQ(2, sp_db_wake(self->fd, 0, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY));
+	ASSERT_EQ(0, sp_await_waiters(self->waiters0, false, AWAIT_MS));
+	EXPECT_EQ(-ETIMEDOUT, sp_db_waitv(self->fd, e, 2, SHMPOOL_WAIT_DEADLINE, 0));
+}
+
+/* Past max_notify_per_user bindings (over all fds), ADD fails ENOSPC. */
+TEST_F(dblimit, notify_per_user_limit)
+{
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int other = sp_anon_pool(self->page);
+	int i;
+
+	ASSERT_GE(efd, 0);
+	ASSERT_GE(other, 0);
+	ASSERT_EQ(0, db_set_param("max_notify_per_user", "3"));
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_ADD, 4 * i, efd,
+					  SHMPOOL_BITSET_ANY));
+	ASSERT_EQ(0, sp_db_notify(other, SHMPOOL_NOTIFY_ADD, 0, efd, SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(-ENOSPC, sp_db_notify(other, SHMPOOL_NOTIFY_ADD, 4, efd,
+					SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(-ENOSPC, sp_db_notify(self->fd, SHMPOOL_NOTIFY_ADD, 8, efd,
+					SHMPOOL_BITSET_ANY));
+	/* The bindings that exist still ring. */
+	EXPECT_EQ(0, sp_db_wake(self->fd, 4, 1, SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(1U, efd_count(efd, 5000));
+	/* A DEL, or closing a file with bindings, gives room back. */
+	EXPECT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_DEL, 0, efd, SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_ADD, 8, efd, SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(-ENOSPC, sp_db_notify(self->fd, SHMPOOL_NOTIFY_ADD, 12, efd,
+					SHMPOOL_BITSET_ANY));
+	close(other);
+	EXPECT_EQ(0, sp_db_notify(self->fd, SHMPOOL_NOTIFY_ADD, 12, efd, SHMPOOL_BITSET_ANY));
+	close(efd);
 }
 
 TEST_HARNESS_MAIN

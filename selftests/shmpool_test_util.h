@@ -241,21 +241,40 @@ static inline int sp_info(int fd, struct shmpool_info *info,
 	return sp_ioctl(fd, SHMPOOL_IOC_INFO, info);
 }
 
-/* A module-wide counter from sysfs, or -1 if it cannot be read. */
-static inline long long sp_counter(const char *which)
+/* The number at the start of file @path, or -1 if it cannot be read. */
+static inline long long sp_read_number(const char *path)
 {
-	char path[128];
 	long long val = -1;
-	FILE *f;
+	FILE *f = fopen(path, "re");
 
-	snprintf(path, sizeof(path), SP_SYSFS "%s", which);
-	f = fopen(path, "re");
 	if (!f)
 		return -1;
 	if (fscanf(f, "%lld", &val) != 1)
 		val = -1;
 	fclose(f);
 	return val;
+}
+
+/* Write @val to file @path (sysfs, procfs, cgroupfs): 0 or -errno. */
+static inline int sp_write_string(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* A module-wide counter from sysfs, or -1 if it cannot be read. */
+static inline long long sp_counter(const char *which)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), SP_SYSFS "%s", which);
+	return sp_read_number(path);
 }
 
 /* MAP_SHARED mapping of @fd; MAP_FAILED with errno on failure. */
@@ -326,6 +345,26 @@ static inline int sp_wait(pid_t pid)
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return -1;
+}
+
+/* /proc/<pid>/stat's state letter, or 0. */
+static inline char sp_proc_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
 }
 
 /*

@@ -334,6 +334,22 @@ struct shmpool_info {
  * mapping.) Waiters are keyed by (pool, offset): every fd and mapping of a
  * pool reaches the same doorbells; distinct pools never share one.
  *
+ * The semantics are futex(2)'s: WAIT (and each WAITV entry) compares the
+ * word before it queues, so a call that fails with EAGAIN was never a
+ * waiter and no WAKE is spent on it; WAKE takes at most @nr matching
+ * sleepers in one pass, in the order they started waiting. A spurious
+ * wake-up keeps a sleeper's place in that order; a signal does not (the
+ * interrupted call leaves the queue and a restarted one queues anew), as
+ * with futexes. One difference: WAKE with @nr 0 wakes nobody (futex wakes
+ * one).
+ *
+ * Sleeping waiters are limited per user (module parameter
+ * max_waiters_per_user, a WAITV counting one per entry) and so are NOTIFY
+ * bindings (max_notify_per_user); past either the call fails with ENOSPC.
+ * "Per user" is the caller's uid in the initial user namespace, or, inside
+ * user namespaces, the uid owning the outermost of them: every uid of a
+ * container counts as one.
+ *
  * The offset is a byte offset into the pool, 4-byte aligned, with the word
  * inside the pool. Read-only attachments may WAIT and NOTIFY; WAKE needs a
  * read-write attachment (whoever may not change a word has nothing to
@@ -344,7 +360,9 @@ struct shmpool_info {
  * sleeping process removes its waiter.
  *
  * Deadlines are absolute, on CLOCK_MONOTONIC unless the REALTIME flag is
- * set, so an interrupted call restarts with the same argument: a signal
+ * set (a CLOCK_MONOTONIC deadline is read on the caller's time namespace's
+ * clock, as futex and clock_nanosleep read it), so an interrupted call
+ * restarts with the same argument: a signal
  * whose handler has SA_RESTART (or no handler) restarts the call; a handler
  * without SA_RESTART makes it fail with EINTR.
  */
@@ -377,6 +395,9 @@ struct shmpool_info {
  * - EINTR:     a signal handler without SA_RESTART ran.
  * - EINVAL:    @offset misaligned or outside the pool, @bitset 0, unknown
  *   flags, REALTIME without DEADLINE.
+ * - ENOSPC:    the word matched, but the caller's user already has
+ *   max_waiters_per_user sleeping waiters.
+ * - ENOMEM:    out of memory.
  */
 struct shmpool_wait {
 	__u32 size;
@@ -407,6 +428,8 @@ struct shmpool_wait {
  * Errors:
  * - EINVAL: @offset misaligned or outside the pool, @bitset 0, flags.
  * - EPERM:  the fd is a read-only attachment.
+ * - ENOMEM: no memory for the list of NOTIFY eventfds to signal (nobody
+ *   was woken or signalled).
  */
 struct shmpool_wake {
 	__u32 size;
@@ -450,7 +473,9 @@ struct shmpool_waitv_entry {
  * Like futex_waitv(): sleeps until any entry is woken. Returns the index of
  * a woken entry (the lowest, if several were).
  *
- * Errors: those of SHMPOOL_IOC_WAIT (EAGAIN if any word differs), and
+ * Errors: those of SHMPOOL_IOC_WAIT (EAGAIN if any word differs; ENOSPC
+ * if @nr_entries more sleeping waiters would exceed max_waiters_per_user),
+ * and
  * - EINVAL: @nr_entries 0 or above SHMPOOL_WAITV_MAX, a non-zero reserved
  *   field, an entry fd that is not a pool fd (a scope fd included).
  * - EBADF:  an entry fd that is not open.
@@ -487,16 +512,23 @@ struct shmpool_waitv {
  * counts WAKEs (it is readable while the count is non-zero, i.e. level-
  * triggered on the eventfd, one count per WAKE). As with WAIT, a WAKE only
  * says "look again": read the eventfd, then re-check the word. A binding
- * lives until DEL (same offset and eventfd) or until the fd that added it
- * is closed.
+ * lives until DEL or until the fd that added it is closed. DEL with an open
+ * @eventfd removes the binding of (@offset, that eventfd); DEL with
+ * @eventfd -1 removes every binding of @offset on this fd, which is how a
+ * binding is removed after its eventfd was closed (the binding holds the
+ * eventfd itself, not the fd number). Eventfds are signalled after WAKE has
+ * dropped its lock, so a WAKE already running when DEL returns may still
+ * signal that eventfd once.
  *
  * Errors:
  * - EINVAL: flags not exactly one of ADD/DEL, @offset, @bitset 0, @eventfd
  *   not an eventfd.
- * - EBADF:  @eventfd not open.
+ * - EBADF:  @eventfd not open (for DEL: neither open nor -1).
  * - EEXIST: ADD of an (offset, eventfd) pair already bound on this fd.
- * - ENOENT: DEL of a pair not bound on this fd.
- * - ENOSPC: this fd already holds SHMPOOL_NOTIFY_MAX bindings.
+ * - ENOENT: DEL of a pair (or, with -1, an offset) not bound on this fd.
+ * - ENOSPC: ADD when this fd already holds SHMPOOL_NOTIFY_MAX bindings, or
+ *   the caller's user max_notify_per_user over all its fds.
+ * - ENOMEM: out of memory.
  */
 struct shmpool_notify {
 	__u32 size;

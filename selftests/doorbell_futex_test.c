@@ -1,0 +1,461 @@
+/* doorbell_futex_test: the same multi-waiter scenarios against a shared futex on a memfd and against doorbells; wake counts and wake order must be equal. */
+// SPDX-License-Identifier: GPL-2.0
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <linux/futex.h>
+#include <poll.h>
+
+#include "shmpool_test_util.h"
+
+#define NWORDS		4
+#define WORD_STRIDE	16		/* u32s between words: separate lines */
+#define FIFO_KIDS	8
+#define REWAITERS	32
+#define REWAIT_ROUNDS	10
+#define AWAIT_MS	20000
+#define REPORT_MS	20000
+#define MAX_EVENTS	64
+
+/* One way of sleeping on and waking 32-bit words shared between processes. */
+struct fx {
+	const char *name;
+	uint32_t *words;	/* word i at words[i * WORD_STRIDE] */
+	int fd;			/* doorbell: the pool fd */
+	long wait_nr;		/* the syscall a sleeper is blocked in */
+	long waitv_nr;
+	int rep[2];		/* children's reports */
+	pid_t kids[REWAITERS + 2];
+	int nkids;
+};
+
+struct fx_report {
+	int idx;
+	int ret;
+};
+
+static uint32_t *fx_word(struct fx *f, int w)
+{
+	return &f->words[w * WORD_STRIDE];
+}
+
+/* 0 when woken, or -errno. */
+static int fx_wait(struct fx *f, int w, uint32_t expected, uint32_t bitset)
+{
+	if (f->fd < 0) {
+		long r = syscall(SYS_futex, fx_word(f, w), FUTEX_WAIT_BITSET, expected,
+				 NULL, NULL, bitset);
+
+		return r < 0 ? -errno : 0;
+	}
+	return sp_db_wait(f->fd, w * WORD_STRIDE * 4, expected, bitset, 0, 0);
+}
+
+/* How many were woken, or -errno. */
+static int fx_wake(struct fx *f, int w, uint32_t nr, uint32_t bitset)
+{
+	if (f->fd < 0) {
+		long r = syscall(SYS_futex, fx_word(f, w), FUTEX_WAKE_BITSET,
+				 nr == SHMPOOL_WAKE_ALL ? INT32_MAX : (int)nr,
+				 NULL, NULL, bitset);
+
+		return r < 0 ? -errno : (int)r;
+	}
+	return sp_db_wake(f->fd, w * WORD_STRIDE * 4, nr, bitset);
+}
+
+/* The woken entry's index, or -errno. */
+static int fx_waitv(struct fx *f, const int *w, const uint32_t *expected, int n)
+{
+	int i;
+
+	if (f->fd < 0) {
+		struct futex_waitv v[NWORDS];
+		long r;
+
+		memset(v, 0, sizeof(v));
+		for (i = 0; i < n; i++) {
+			v[i].val = expected[i];
+			v[i].uaddr = (uintptr_t)fx_word(f, w[i]);
+			v[i].flags = FUTEX_32;
+		}
+		r = syscall(SYS_futex_waitv, v, n, 0, NULL, CLOCK_MONOTONIC);
+		return r < 0 ? -errno : (int)r;
+	} else {
+		struct shmpool_waitv_entry e[NWORDS];
+
+		for (i = 0; i < n; i++)
+			sp_db_entry(&e[i], -1, w[i] * WORD_STRIDE * 4, expected[i],
+				    SHMPOOL_BITSET_ANY);
+		return sp_db_waitv(f->fd, e, n, 0, 0);
+	}
+}
+
+/* Is @pid asleep inside the backend's wait syscall (queued, then)? */
+static bool fx_asleep(struct fx *f, pid_t pid)
+{
+	char path[64], buf[128];
+	ssize_t n;
+	long nr;
+	int fd;
+
+	if (sp_proc_state(pid) != 'S')
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	nr = strtol(buf, NULL, 10);
+	return nr == f->wait_nr || nr == f->waitv_nr;
+}
+
+/* Wait until @pid is asleep in the wait syscall ('S') or in @state. */
+static bool fx_await(struct fx *f, pid_t pid, char state)
+{
+	uint64_t end = sp_now_ns(CLOCK_MONOTONIC) + AWAIT_MS * 1000000ULL;
+
+	while (state == 'S' ? !fx_asleep(f, pid) : sp_proc_state(pid) != state) {
+		if (sp_now_ns(CLOCK_MONOTONIC) > end)
+			return false;
+		usleep(1000);
+	}
+	return true;
+}
+
+static void fx_report(struct fx *f, int idx, int ret)
+{
+	struct fx_report r = { .idx = idx, .ret = ret };
+
+	if (write(f->rep[1], &r, sizeof(r)) != sizeof(r))
+		_exit(3);
+}
+
+static bool fx_read_report(struct fx *f, struct fx_report *r)
+{
+	struct pollfd p = { .fd = f->rep[0], .events = POLLIN };
+
+	if (poll(&p, 1, REPORT_MS) != 1)
+		return false;
+	return read(f->rep[0], r, sizeof(*r)) == sizeof(*r);
+}
+
+static pid_t fx_fork(struct fx *f)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		sp_child_init();
+		return 0;
+	}
+	if (pid > 0)
+		f->kids[f->nkids++] = pid;
+	return pid;
+}
+
+static void fx_reap_all(struct fx *f)
+{
+	int i;
+
+	for (i = 0; i < f->nkids; i++) {
+		kill(f->kids[i], SIGKILL);
+		waitpid(f->kids[i], NULL, 0);
+	}
+	f->nkids = 0;
+}
+
+/* What a scenario observed: a list of numbers, compared between backends. */
+struct fx_log {
+	int ev[MAX_EVENTS];
+	int n;
+	bool broken;		/* a step could not be carried out */
+};
+
+static void fx_log(struct fx_log *l, int v)
+{
+	if (l->n < MAX_EVENTS)
+		l->ev[l->n++] = v;
+}
+
+/* Read @n reports; log their idx as a bit mask (order among them is free). */
+static void fx_log_set(struct fx *f, struct fx_log *l, int n)
+{
+	struct fx_report r;
+	int i, mask = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!fx_read_report(f, &r)) {
+			l->broken = true;
+			return;
+		}
+		mask |= 1 << r.idx;
+		fx_log(l, r.ret);
+	}
+	fx_log(l, mask);
+}
+
+/* WAKE(@nr, @bitset) on word 0: log its count and the set of woken. */
+static void fx_step_wake(struct fx *f, struct fx_log *l, uint32_t nr, uint32_t bitset)
+{
+	int ret = fx_wake(f, 0, nr, bitset);
+
+	fx_log(l, ret);
+	if (ret > 0)
+		fx_log_set(f, l, ret);
+}
+
+/*
+ * Eight waiters queued in a known order on word 0 with bitsets; WAKE(3)
+ * and WAKE(1) with bitsets; a stopped and continued waiter (a signal takes
+ * a waiter out of the queue; the restarted call queues again at the end);
+ * the rest one by one; then WAITV: a later entry that differs, and a woken
+ * second entry; a WAKE with nobody, a WAIT that does not match.
+ */
+static void fx_fifo_scenario(struct fx *f, struct fx_log *l)
+{
+	static const uint32_t bits[FIFO_KIDS] = { 1, 2, 1, 3, 2, 1, 2, 1 };
+	int i, ret;
+
+	for (i = 0; i < FIFO_KIDS; i++) {
+		pid_t pid = fx_fork(f);
+
+		if (pid == 0) {
+			fx_report(f, i, fx_wait(f, 0, 0, bits[i]));
+			_exit(0);
+		}
+		if (pid < 0 || !fx_await(f, pid, 'S')) {
+			l->broken = true;
+			return;
+		}
+	}
+	fx_step_wake(f, l, 3, 1);		/* 0, 2, 3 */
+	fx_step_wake(f, l, 1, 2);		/* 1 */
+
+	/* Waiter 4 (bits 2) is next for bit 2; stop and continue it. */
+	if (kill(f->kids[4], SIGSTOP) || !fx_await(f, f->kids[4], 'T') ||
+	    kill(f->kids[4], SIGCONT) || !fx_await(f, f->kids[4], 'S')) {
+		l->broken = true;
+		return;
+	}
+	fx_step_wake(f, l, 1, 2);
+	for (i = 0; i < FIFO_KIDS; i++) {
+		ret = fx_wake(f, 0, 1, SHMPOOL_BITSET_ANY);
+		fx_log(l, ret);
+		if (ret <= 0)
+			break;
+		fx_log_set(f, l, 1);
+	}
+
+	/* WAITV: entry 2 differs (word 3 is 0, expected 1): at once. */
+	{
+		const int w[3] = { 1, 2, 3 };
+		const uint32_t e[3] = { 0, 0, 1 };
+
+		fx_log(l, fx_waitv(f, w, e, 3));
+	}
+	/* WAITV asleep on words 1 and 2; WAKE word 2: entry 1. */
+	{
+		const int w[2] = { 1, 2 };
+		const uint32_t e[2] = { 0, 0 };
+		pid_t pid = fx_fork(f);
+
+		if (pid == 0) {
+			fx_report(f, 0, fx_waitv(f, w, e, 2));
+			_exit(0);
+		}
+		if (pid < 0 || !fx_await(f, pid, 'S')) {
+			l->broken = true;
+			return;
+		}
+		/*
+		 * (Not WAKE with nr 0 on word 1 first: futex_wake() wakes one
+		 * waiter for nr 0, a doorbell WAKE none, as documented.)
+		 */
+		ret = f->fd < 0 ?
+			(int)syscall(SYS_futex, fx_word(f, 2), FUTEX_WAKE, INT32_MAX,
+				     NULL, NULL, 0) :
+			fx_wake(f, 2, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY);
+		fx_log(l, ret);
+		if (ret == 1) {
+			struct fx_report r;
+
+			if (!fx_read_report(f, &r))
+				l->broken = true;
+			else
+				fx_log(l, r.ret);
+		}
+	}
+	fx_log(l, fx_wake(f, 0, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY));
+	fx_log(l, fx_wait(f, 0, 1, SHMPOOL_BITSET_ANY));
+}
+
+/*
+ * WAKE_ALL over sleepers that WAIT again as soon as they are woken: each
+ * WAKE_ALL counts every sleeper once, and only once.
+ */
+static void fx_rewait_scenario(struct fx *f, struct fx_log *l)
+{
+	uint32_t *stop = fx_word(f, 3), *returns = fx_word(f, 2);
+	int i, round, ret;
+
+	for (i = 0; i < REWAITERS; i++) {
+		pid_t pid = fx_fork(f);
+
+		if (pid == 0) {
+			while (!__atomic_load_n(stop, __ATOMIC_SEQ_CST)) {
+				fx_wait(f, 1, 0, SHMPOOL_BITSET_ANY);
+				__atomic_add_fetch(returns, 1, __ATOMIC_SEQ_CST);
+			}
+			_exit(0);
+		}
+		if (pid < 0) {
+			l->broken = true;
+			return;
+		}
+	}
+	for (round = 0; round < REWAIT_ROUNDS; round++) {
+		uint64_t end = sp_now_ns(CLOCK_MONOTONIC) + AWAIT_MS * 1000000ULL;
+
+		/* All back from the last round's wait, then all asleep again. */
+		while (__atomic_load_n(returns, __ATOMIC_SEQ_CST) <
+		       (uint32_t)(round * REWAITERS)) {
+			if (sp_now_ns(CLOCK_MONOTONIC) > end) {
+				l->broken = true;
+				return;
+			}
+			usleep(1000);
+		}
+		for (i = 0; i < REWAITERS; i++) {
+			if (!fx_await(f, f->kids[f->nkids - REWAITERS + i], 'S')) {
+				l->broken = true;
+				return;
+			}
+		}
+		ret = fx_wake(f, 1, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY);
+		fx_log(l, ret);
+	}
+	__atomic_store_n(stop, 1, __ATOMIC_SEQ_CST);
+	fx_wake(f, 1, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY);
+}
+
+/* Set up the futex backend on a memfd page, or the doorbell one on a pool. */
+static int fx_init(struct fx *f, bool doorbell)
+{
+	long page = sp_page_size();
+
+	memset(f, 0, sizeof(*f));
+	if (pipe2(f->rep, O_CLOEXEC))
+		return -errno;
+	if (doorbell) {
+		f->name = "doorbell";
+		f->fd = sp_anon_pool(page);
+		if (f->fd < 0)
+			return f->fd;
+		f->words = sp_map(f->fd, page, PROT_READ | PROT_WRITE, 0);
+		f->wait_nr = f->waitv_nr = SYS_ioctl;
+	} else {
+		int mfd = memfd_create("fx", MFD_CLOEXEC);
+
+		f->name = "futex";
+		f->fd = -1;
+		if (mfd < 0 || ftruncate(mfd, page))
+			return -errno;
+		f->words = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+		close(mfd);
+		f->wait_nr = SYS_futex;
+		f->waitv_nr = SYS_futex_waitv;
+	}
+	if (f->words == MAP_FAILED)
+		return -errno;
+	return 0;
+}
+
+static void fx_fini(struct fx *f)
+{
+	fx_reap_all(f);
+	munmap(f->words, sp_page_size());
+	if (f->fd >= 0)
+		close(f->fd);
+	close(f->rep[0]);
+	close(f->rep[1]);
+}
+
+static void fx_compare(struct __test_metadata *_metadata, const struct fx_log *fl,
+		       const struct fx_log *dl)
+{
+	char a[512] = "", b[512] = "";
+	int i;
+
+	for (i = 0; i < fl->n; i++)
+		snprintf(a + strlen(a), sizeof(a) - strlen(a), " %d", fl->ev[i]);
+	for (i = 0; i < dl->n; i++)
+		snprintf(b + strlen(b), sizeof(b) - strlen(b), " %d", dl->ev[i]);
+	TH_LOG("futex:   %s", a);
+	TH_LOG("doorbell:%s", b);
+	ASSERT_FALSE(fl->broken);
+	ASSERT_FALSE(dl->broken);
+	ASSERT_EQ(fl->n, dl->n);
+	for (i = 0; i < fl->n; i++)
+		EXPECT_EQ(fl->ev[i], dl->ev[i]) TH_LOG("event %d differs", i);
+}
+
+static void fx_run(struct __test_metadata *_metadata,
+		   void (*scenario)(struct fx *f, struct fx_log *l),
+		   struct fx_log *fl, struct fx_log *dl)
+{
+	struct fx f;
+	int ret;
+
+	memset(fl, 0, sizeof(*fl));
+	memset(dl, 0, sizeof(*dl));
+	ASSERT_EQ(0, fx_init(&f, false));
+	scenario(&f, fl);
+	fx_fini(&f);
+	ret = fx_init(&f, true);
+	if (ret == -ENOENT)
+		SKIP(return, "cannot open " SP_DEV);
+	ASSERT_EQ(0, ret);
+	scenario(&f, dl);
+	fx_fini(&f);
+}
+
+FIXTURE(fx) {
+	int unused;
+};
+
+FIXTURE_SETUP(fx)
+{
+	self->unused = 0;
+}
+
+FIXTURE_TEARDOWN(fx)
+{
+}
+
+TEST_F_TIMEOUT(fx, fifo_bitsets_signals_and_waitv_as_futex, 120)
+{
+	struct fx_log fl, dl;
+
+	fx_run(_metadata, fx_fifo_scenario, &fl, &dl);
+	fx_compare(_metadata, &fl, &dl);
+	/* And what futex does is what the UAPI header promises. */
+	ASSERT_GE(fl.n, 6);
+	EXPECT_EQ(3, fl.ev[0]);				/* WAKE(3, bit 1) */
+	EXPECT_EQ((1 << 0) | (1 << 2) | (1 << 3), fl.ev[4]);
+}
+
+TEST_F_TIMEOUT(fx, wake_all_over_rewaiters_as_futex, 300)
+{
+	struct fx_log fl, dl;
+	int i;
+
+	fx_run(_metadata, fx_rewait_scenario, &fl, &dl);
+	fx_compare(_metadata, &fl, &dl);
+	for (i = 0; i < dl.n; i++)
+		EXPECT_EQ(REWAITERS, dl.ev[i]) TH_LOG("round %d", i);
+}
+
+TEST_HARNESS_MAIN
