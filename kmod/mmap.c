@@ -69,6 +69,16 @@ int shmpool_mmap(struct file *filp, struct vm_area_struct *vma)
 		/* So that mprotect(PROT_WRITE) fails too. */
 		vm_flags_clear(vma, VM_MAYWRITE);
 	}
+	/*
+	 * No shared executable memory unless the creator asked for it: as on
+	 * a noexec mount, PROT_EXEC is EPERM and, without VM_MAYEXEC, a later
+	 * mprotect(PROT_EXEC) fails with EACCES.
+	 */
+	if (!pool->exec) {
+		if (vma->vm_flags & VM_EXEC)
+			return -EPERM;
+		vm_flags_clear(vma, VM_MAYEXEC);
+	}
 	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_ops = &shmpool_vm_ops;
 	vma->vm_private_data = pool;

@@ -317,6 +317,7 @@ static struct shmpool_pool *shmpool_pool_alloc(const struct shmpool_create_args 
 	pool->gid = current_fsgid();
 	pool->mode = a->mode & ~current_umask() & 0777;
 	pool->contig = a->flags & SHMPOOL_CREATE_CONTIG;
+	pool->exec = a->flags & SHMPOOL_CREATE_EXEC;
 
 	/* Limits first: cheap, and nothing is allocated yet on failure. */
 	ret = shmpool_reserve(nr);
@@ -520,6 +521,8 @@ void shmpool_pool_flags(struct shmpool_pool *pool, u32 *flags)
 	mutex_unlock(&shmpool_lock);
 	if (pool->contig)
 		f |= SHMPOOL_POOL_CONTIG;
+	if (pool->exec)
+		f |= SHMPOOL_POOL_EXEC;
 	*flags = f;
 }
 

@@ -47,6 +47,7 @@ struct shmpool_pool {
 	kgid_t gid;
 	umode_t mode;
 	bool contig;
+	bool exec;		/* SHMPOOL_CREATE_EXEC: PROT_EXEC allowed */
 	/* RLIMIT_MEMLOCK charge to return on free; NULL if not charged. */
 	struct user_struct *user;
 

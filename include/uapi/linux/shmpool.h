@@ -49,6 +49,11 @@
  *   beyond the pool.
  * - EACCES: PROT_WRITE on a read-only attachment; the mapping also lacks
  *   VM_MAYWRITE, so a later mprotect(PROT_WRITE) fails with EACCES.
+ * - EPERM:  PROT_EXEC on a pool created without SHMPOOL_CREATE_EXEC (as on
+ *   a noexec mount; this includes PROT_READ under the READ_IMPLIES_EXEC
+ *   personality). Such mappings also lack VM_MAYEXEC, so a later
+ *   mprotect(PROT_EXEC) fails with EACCES. With SHMPOOL_CREATE_EXEC any
+ *   attachment, read-only ones too, may map the pool executable.
  * - ENXIO:  the fd is not bound to a pool.
  *
  * Mappings cannot grow (mremap growth fails with EFAULT or ENOMEM, as for
@@ -67,6 +72,7 @@
 #define SHMPOOL_FEAT_ACCOUNT	(1ULL << 3)	/* RLIMIT_MEMLOCK + memcg charge */
 #define SHMPOOL_FEAT_DOORBELL	(1ULL << 4)	/* WAIT, WAKE, WAITV */
 #define SHMPOOL_FEAT_NOTIFY	(1ULL << 5)	/* NOTIFY: doorbell -> eventfd */
+#define SHMPOOL_FEAT_EXEC	(1ULL << 6)	/* SHMPOOL_CREATE_EXEC; else no PROT_EXEC */
 
 enum {
 	SHMPOOL_CMD_BASE = 0x80,
@@ -117,6 +123,7 @@ struct shmpool_api {
 /* SHMPOOL_IOC_CREATE flags */
 #define SHMPOOL_CREATE_EXCL	(1U << 0)	/* fail if the name exists */
 #define SHMPOOL_CREATE_CONTIG	(1U << 1)	/* one physically contiguous extent */
+#define SHMPOOL_CREATE_EXEC	(1U << 2)	/* mappings may be PROT_EXEC */
 
 /* SHMPOOL_IOC_CREATE / SHMPOOL_IOC_OPEN out_flags */
 #define SHMPOOL_OUT_CREATED	(1U << 0)	/* this call created the pool */
@@ -140,6 +147,9 @@ struct shmpool_api {
  * Memory is zeroed, charged to the caller's RLIMIT_MEMLOCK (unless
  * CAP_IPC_LOCK) and memory cgroup. Without SHMPOOL_CREATE_CONTIG the pool is
  * made of the largest contiguous extents the buddy allocator gives.
+ * Without SHMPOOL_CREATE_EXEC no mapping of the pool can ever be executable
+ * (see the mmap DOC); the flag, like the mode, is ignored when an existing
+ * pool is opened (INFO's SHMPOOL_POOL_EXEC tells what the pool is).
  *
  * Errors:
  * - EINVAL: bytes 0 or not a page multiple, mode above 0777, a bad name
@@ -238,6 +248,7 @@ struct shmpool_extent {
 #define SHMPOOL_POOL_UNLINKED	(1U << 1)	/* its name was removed */
 #define SHMPOOL_POOL_CONTIG	(1U << 2)	/* created with CREATE_CONTIG */
 #define SHMPOOL_POOL_RDONLY	(1U << 3)	/* this fd is attached read-only */
+#define SHMPOOL_POOL_EXEC	(1U << 4)	/* created with CREATE_EXEC */
 
 /**
  * struct shmpool_info - SHMPOOL_IOC_INFO: describe the fd's pool
