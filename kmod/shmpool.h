@@ -28,7 +28,11 @@
 #include <linux/mm_types.h>
 #include <uapi/linux/shmpool.h>
 
-/* One physically contiguous run of pages, split into order-0 pages. */
+/*
+ * One physically contiguous run of pages, split into order-0 pages. It is
+ * (part of) one buddy block, so its struct pages are contiguous too and
+ * page + i reaches any of them (nth_page() is not needed, and gone in 6.18).
+ */
 struct shmpool_extent_k {
 	struct page *page;	/* first page */
 	pgoff_t pgoff;		/* pool page index of @page */
