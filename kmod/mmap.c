@@ -3,9 +3,13 @@
  * Mapping pools: MAP_SHARED only, pages handed out by .fault.
  *
  * Pages are ordinary refcounted pages (not PFNMAP), so GUP users such as
- * O_DIRECT, vmsplice and io_uring fixed buffers work on a mapped pool. Each
- * VMA holds a pool reference from ->mmap/->open to ->close, which covers
- * fork, partial munmap (split VMAs) and mremap moves.
+ * O_DIRECT and vmsplice work on a mapped pool, and a pin outlives the pool
+ * safely. io_uring fixed buffers depend on the kernel: 6.1 refuses
+ * file-backed memory other than shmem/hugetlbfs (EOPNOTSUPP), 6.12 pins
+ * pool pages. Each VMA holds a pool reference from ->mmap/->open to
+ * ->close, which covers fork, partial munmap (split VMAs) and mremap moves.
+ * What the rest of mm does with these VMAs (VM_DONTEXPAND makes them
+ * VM_SPECIAL) is in the UAPI header's mmap DOC.
  */
 #include <linux/mm.h>
 

@@ -228,9 +228,14 @@ static inline void *sp_map(int fd, size_t len, int prot, off_t off)
 	return mmap(NULL, len, prot, MAP_SHARED, fd, off);
 }
 
-/* The "VmFlags:" line of the mapping that starts at @addr, in @out (smaps). */
-static inline int sp_vm_flags_of(void *addr, char *out, size_t len)
+/*
+ * The text after @key (e.g. "VmFlags:", "Rss:") in /proc/self/smaps for the
+ * mapping that starts at @addr, in @out.
+ */
+static inline int sp_smaps_field(void *addr, const char *key, char *out,
+				 size_t len)
 {
+	size_t klen = strlen(key);
 	char line[512];
 	bool in = false;
 	FILE *f = fopen("/proc/self/smaps", "re");
@@ -245,10 +250,10 @@ static inline int sp_vm_flags_of(void *addr, char *out, size_t len)
 			in = start == (unsigned long)addr;
 			continue;
 		}
-		if (in && !strncmp(line, "VmFlags:", 8)) {
-			size_t n = strnlen(line + 8, len - 1);
+		if (in && !strncmp(line, key, klen)) {
+			size_t n = strnlen(line + klen, len - 1);
 
-			memcpy(out, line + 8, n);
+			memcpy(out, line + klen, n);
 			out[n] = 0;
 			fclose(f);
 			return 0;
@@ -256,6 +261,12 @@ static inline int sp_vm_flags_of(void *addr, char *out, size_t len)
 	}
 	fclose(f);
 	return -ENOENT;
+}
+
+/* The "VmFlags:" line of the mapping that starts at @addr, in @out. */
+static inline int sp_vm_flags_of(void *addr, char *out, size_t len)
+{
+	return sp_smaps_field(addr, "VmFlags:", out, len);
 }
 
 static inline bool sp_has_vm_flag(const char *flags, const char *flag)
