@@ -3,7 +3,7 @@
 #   make            module for every installed kernel (or KDIR=...), library,
 #                   examples and selftests
 #   make check      deps, everything above, host tests (plain + ASan/UBSan),
-#                   static checks, then the QEMU lanes (LANES="6.1 6.12 debug")
+#                   static checks, then the QEMU lanes (LANES="6.1 6.12 rt debug")
 #   make demo       deps, build, boot the 6.1 lane and run the demo
 #   make deps       install build/test/VM dependencies with apt-get
 #   make install    library, headers and pkg-config file under PREFIX
@@ -14,7 +14,7 @@
 VERSION   := 0.1.0
 SOVERSION := 0
 PREFIX    ?= /usr/local
-LANES     ?= 6.1 6.12 debug
+LANES     ?= 6.1 6.12 rt debug
 
 SHELL := /bin/bash
 TOP := $(CURDIR)
