@@ -89,7 +89,9 @@ static inline void sp_set_name(char dst[SHMPOOL_NAME_MAX], const char *name)
 	size_t len = name ? strnlen(name, SHMPOOL_NAME_MAX - 1) : 0;
 
 	memset(dst, 0, SHMPOOL_NAME_MAX);
-	memcpy(dst, name, len);
+	/* Not memcpy(dst, NULL, 0): that lets the compiler assume name != NULL. */
+	if (len)
+		memcpy(dst, name, len);
 }
 
 static inline int sp_get_api(int fd, struct shmpool_api *api)
