@@ -218,6 +218,35 @@ TEST_F(mm, madvise_remove_refused_keeps_data)
 	munmap(p, len);
 }
 
+/*
+ * The kernel asks for a shared mapping that may be written (VM_MAYWRITE),
+ * not one that is writable now: a PROT_READ view of a read-write attachment
+ * reaches the pool (ENODEV), a read-only attachment's mapping is EACCES.
+ */
+TEST_F(mm, madvise_remove_read_only_views)
+{
+	size_t len = 2 * self->page;
+	uint8_t *p;
+	int ro;
+
+	ASSERT_EQ(0, named_pool_with_data(self, 2, 21, 0));
+	p = sp_map(self->fd, len, PROT_READ, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(-1, madvise(p, len, MADV_REMOVE));
+	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(-1, sp_check(p, len, 0, 21));
+	munmap(p, len);
+	ro = open_read_only(self);
+	ASSERT_GE(ro, 0);
+	p = sp_map(ro, len, PROT_READ, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(-1, madvise(p, len, MADV_REMOVE));
+	EXPECT_EQ(EACCES, errno);
+	EXPECT_EQ(-1, sp_check(p, len, 0, 21));
+	munmap(p, len);
+	close(ro);
+}
+
 /* Pool pages are never on an LRU list: there is nothing to reclaim. */
 TEST_F(mm, madvise_pageout_keeps_data)
 {

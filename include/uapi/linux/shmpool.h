@@ -63,7 +63,8 @@
  * What the rest of mm does with a pool mapping (measured on 6.1 and 6.12):
  *
  * - MADV_DONTNEED: 0; the pages fault back from the pool, data intact.
- * - MADV_REMOVE: ENODEV (the pool cannot punch holes); data intact.
+ * - MADV_REMOVE: ENODEV (the pool cannot punch holes), or EACCES on a
+ *   read-only attachment's mapping; data intact.
  * - MADV_PAGEOUT, MADV_COLD: 0; nothing is reclaimed (pool pages are on no
  *   LRU list), data intact.
  * - mlock(), mlockall(): 0, but the mapping is VM_SPECIAL (VM_DONTEXPAND), so
