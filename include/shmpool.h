@@ -93,8 +93,9 @@ struct shmpool {
  * @bytes: pool size
  * @id: device: the module's pool id; memfd: the file's inode number
  * @backend: SHMPOOL_BACKEND_DEVICE or SHMPOOL_BACKEND_MEMFD
- * @flags: SHMPOOL_POOL_NAMED, _UNLINKED, _CONTIG, _RDONLY (UAPI bits);
- *	memfd never sets _CONTIG
+ * @flags: SHMPOOL_POOL_NAMED, _UNLINKED, _CONTIG, _RDONLY, _EXEC (UAPI
+ *	bits); memfd never sets _CONTIG nor _EXEC (though a memfd pool can
+ *	always be mapped PROT_EXEC, see shmpool_create())
  * @mode: permission bits (memfd: of the file; anonymous memfds are 0777,
  *	0666 where MFD_NOEXEC_SEAL applies)
  * @uid: owner
