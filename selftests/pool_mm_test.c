@@ -341,6 +341,10 @@ TEST_F(mm, mlock_is_a_noop_that_populates)
 	ASSERT_EQ(0, mlock(p, len));
 	ASSERT_EQ(0, sp_vm_flags_of(p, flags, sizeof(flags)));
 	EXPECT_FALSE(sp_has_vm_flag(flags, "lo")) TH_LOG("VmFlags:%s", flags);
+	/* VM_SPECIAL through VM_DONTEXPAND alone: ordinary pages, no I/O map. */
+	EXPECT_TRUE(sp_has_vm_flag(flags, "de")) TH_LOG("VmFlags:%s", flags);
+	EXPECT_FALSE(sp_has_vm_flag(flags, "io")) TH_LOG("VmFlags:%s", flags);
+	EXPECT_FALSE(sp_has_vm_flag(flags, "pf")) TH_LOG("VmFlags:%s", flags);
 	EXPECT_EQ(lck, status_kb("VmLck:"));
 	EXPECT_EQ((long)(len / 1024), smaps_kb(p, "Rss:"));
 	EXPECT_EQ(0, munlock(p, len));
