@@ -3,8 +3,10 @@
 #   make            module for every installed kernel (or KDIR=...), library,
 #                   examples and selftests
 #   make check      deps, everything above, host tests (plain + ASan/UBSan),
-#                   static checks, then the QEMU lanes (LANES="6.1 6.12 debug")
+#                   static checks, then the QEMU lanes (LANES="6.1 6.12 rt debug")
 #   make demo       deps, build, boot the 6.1 lane and run the demo
+#   make fuzz       the random-operation selftest alone, longer, in one lane
+#                   (FUZZ_SECS=600 FUZZ_LANE=debug [FUZZ_SEED=n])
 #   make deps       install build/test/VM dependencies with apt-get
 #   make install    library, headers and pkg-config file under PREFIX
 #   make clean
@@ -14,7 +16,7 @@
 VERSION   := 0.1.0
 SOVERSION := 0
 PREFIX    ?= /usr/local
-LANES     ?= 6.1 6.12 debug
+LANES     ?= 6.1 6.12 rt debug
 
 SHELL := /bin/bash
 TOP := $(CURDIR)
@@ -196,6 +198,16 @@ demo: deps
 	@$(MAKE) -s all
 	@scripts/vm-run.sh --demo 6.1
 
+# The fuzzer runs for 20 s in every lane of make check; this runs it alone
+# for longer. Its knobs reach the guest on the kernel command line.
+FUZZ_SECS ?= 600
+FUZZ_LANE ?= debug
+fuzz:
+	@$(MAKE) -s selftests
+	@SHMPOOL_FUZZ_SECS=$(FUZZ_SECS) SHMPOOL_FUZZ_SEED=$(FUZZ_SEED) \
+		TEST_TIMEOUT=$$(($(FUZZ_SECS) + 600)) VM_TIMEOUT=$$(($(FUZZ_SECS) + 1500)) \
+		scripts/vm-run.sh --only fuzz_test $(FUZZ_LANE)
+
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/linux \
 		$(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -215,4 +227,4 @@ distclean:
 	rm -rf $(B)
 
 FORCE:
-.PHONY: FORCE all modules lib examples selftests asan-tests tsan-tests deps check demo bench install clean distclean
+.PHONY: FORCE all modules lib examples selftests asan-tests tsan-tests deps check demo fuzz bench install clean distclean

@@ -56,6 +56,7 @@ extern "C" {
 #define SHMPOOL_EXCL		(1U << 0)	/* create: fail if the name exists */
 #define SHMPOOL_CONTIG		(1U << 1)	/* create: one physically contiguous extent */
 #define SHMPOOL_RDONLY		(1U << 2)	/* open/adopt: map read-only */
+#define SHMPOOL_EXEC		(1U << 3)	/* create: PROT_EXEC allowed (see below) */
 #define SHMPOOL_BACKEND_DEVICE	(1U << 8)	/* use /dev/shmpool, -ENODEV if absent */
 #define SHMPOOL_BACKEND_MEMFD	(1U << 9)	/* use memfd and /dev/shm files */
 
@@ -96,9 +97,11 @@ struct shmpool {
  * @bytes: pool size
  * @id: device: the module's pool id; memfd: the file's inode number
  * @backend: SHMPOOL_BACKEND_DEVICE or SHMPOOL_BACKEND_MEMFD
- * @flags: SHMPOOL_POOL_NAMED, _UNLINKED, _CONTIG, _RDONLY (UAPI bits);
- *	memfd never sets _CONTIG
- * @mode: permission bits (memfd: of the file; anonymous memfds are 0777)
+ * @flags: SHMPOOL_POOL_NAMED, _UNLINKED, _CONTIG, _RDONLY, _EXEC (UAPI
+ *	bits); memfd never sets _CONTIG nor _EXEC (though a memfd pool can
+ *	always be mapped PROT_EXEC, see shmpool_create())
+ * @mode: permission bits (memfd: of the file; anonymous memfds are 0777,
+ *	0666 where MFD_NOEXEC_SEAL applies)
  * @uid: owner
  * @gid: group
  * @attachments: fds bound to the pool; 0 if SHMPOOL_CAP_USAGE is lacking
@@ -134,6 +137,16 @@ struct shmpool_pool_info {
  * Create pool @name of @bytes (non-zero page multiple) with permission @mode
  * (at most 0777, umask applied); without SHMPOOL_EXCL an existing pool of the
  * same size is opened instead (-EEXIST if its size differs).
+ *
+ * Pools are not executable unless created with SHMPOOL_EXEC. Device: without
+ * it mmap(PROT_EXEC) of the pool fails with EPERM and mprotect(PROT_EXEC)
+ * with EACCES, for every process. memfd: the kernel has no such switch for
+ * tmpfs files, so the promise is smaller: without SHMPOOL_EXEC an anonymous
+ * pool is a memfd made with MFD_NOEXEC_SEAL (Linux 6.3+; older kernels get
+ * a plain memfd) and a named pool's file gets no x bits, so neither can be
+ * execve()d; but a holder of the fd can still map it PROT_EXEC. With
+ * SHMPOOL_EXEC anonymous memfds are made with MFD_EXEC (which fails with
+ * -EACCES where the vm.memfd_noexec sysctl is 2).
  */
 int shmpool_create(const char *name, size_t bytes, unsigned int mode,
 		   unsigned int flags, struct shmpool **out);

@@ -56,7 +56,8 @@ static int shmpool_cmd_api(struct shmpool_ucmd *ucmd)
 	cmd->max_name_len = SHMPOOL_NAME_MAX - 1;
 	cmd->features = SHMPOOL_FEAT_NAMED | SHMPOOL_FEAT_CONTIG |
 			SHMPOOL_FEAT_INFO | SHMPOOL_FEAT_ACCOUNT |
-			SHMPOOL_FEAT_DOORBELL | SHMPOOL_FEAT_NOTIFY;
+			SHMPOOL_FEAT_DOORBELL | SHMPOOL_FEAT_NOTIFY |
+			SHMPOOL_FEAT_EXEC;
 	cmd->max_pool_bytes = shmpool_max_pool_bytes();
 	cmd->max_total_bytes = shmpool_max_total_bytes();
 	cmd->max_contig_bytes = (u64)PAGE_SIZE << SHMPOOL_MAX_ORDER;
@@ -103,7 +104,8 @@ static int shmpool_cmd_create(struct shmpool_ucmd *ucmd)
 	int ret;
 
 	if (cmd->flags & ~(SHMPOOL_CREATE_EXCL | SHMPOOL_CREATE_CONTIG |
-			   SHMPOOL_CREATE_NOCLOEXEC) || cmd->__reserved)
+			   SHMPOOL_CREATE_NOCLOEXEC | SHMPOOL_CREATE_EXEC) ||
+	    cmd->__reserved)
 		return -EINVAL;
 	ret = shmpool_name_check(cmd->name, true);
 	if (ret)

@@ -3,9 +3,13 @@
  * Mapping pools: MAP_SHARED only, pages handed out by .fault.
  *
  * Pages are ordinary refcounted pages (not PFNMAP), so GUP users such as
- * O_DIRECT, vmsplice and io_uring fixed buffers work on a mapped pool. Each
- * VMA holds a pool reference from ->mmap/->open to ->close, which covers
- * fork, partial munmap (split VMAs) and mremap moves.
+ * O_DIRECT and vmsplice work on a mapped pool, and a pin outlives the pool
+ * safely. io_uring fixed buffers depend on the kernel: 6.1 refuses
+ * file-backed memory other than shmem/hugetlbfs (EOPNOTSUPP), 6.12 pins
+ * pool pages. Each VMA holds a pool reference from ->mmap/->open to
+ * ->close, which covers fork, partial munmap (split VMAs) and mremap moves.
+ * What the rest of mm does with these VMAs (VM_DONTEXPAND makes them
+ * VM_SPECIAL) is in the UAPI header's mmap DOC.
  */
 #include <linux/mm.h>
 
@@ -66,6 +70,16 @@ int shmpool_mmap(struct file *filp, struct vm_area_struct *vma)
 			return -EACCES;
 		/* So that mprotect(PROT_WRITE) fails too. */
 		vm_flags_clear(vma, VM_MAYWRITE);
+	}
+	/*
+	 * No shared executable memory unless the creator asked for it: as on
+	 * a noexec mount, PROT_EXEC is EPERM and, without VM_MAYEXEC, a later
+	 * mprotect(PROT_EXEC) fails with EACCES.
+	 */
+	if (!pool->exec) {
+		if (vma->vm_flags & VM_EXEC)
+			return -EPERM;
+		vm_flags_clear(vma, VM_MAYEXEC);
 	}
 	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_ops = &shmpool_vm_ops;

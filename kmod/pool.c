@@ -170,7 +170,7 @@ static void shmpool_free_extents(struct shmpool_pool *pool)
 		 * (O_DIRECT in flight, vmsplice) stays theirs until they drop it.
 		 */
 		for (j = 0; j < ext->nr_pages; j++)
-			put_page(nth_page(ext->page, j));
+			put_page(ext->page + j);
 		atomic_long_sub(ext->nr_pages, &shmpool_pages);
 		cond_resched();
 	}
@@ -246,11 +246,11 @@ static int shmpool_alloc_contig(struct shmpool_pool *pool, unsigned int *cap)
 		return -ENOMEM;
 	/* Return the tail beyond the requested size to the allocator. */
 	for (i = nr; i < (1UL << order); i++)
-		__free_page(nth_page(page, i));
+		__free_page(page + i);
 	ret = shmpool_add_extent(pool, cap, page, nr, 0);
 	if (ret)
 		for (i = 0; i < nr; i++)
-			__free_page(nth_page(page, i));
+			__free_page(page + i);
 	return ret;
 }
 
@@ -283,7 +283,7 @@ static int shmpool_alloc_pages(struct shmpool_pool *pool)
 		ret = shmpool_add_extent(pool, &cap, page, nr, pgoff);
 		if (ret) {
 			for (i = 0; i < nr; i++)
-				__free_page(nth_page(page, i));
+				__free_page(page + i);
 			return ret;
 		}
 		pgoff += nr;
@@ -337,6 +337,7 @@ struct shmpool_pool *shmpool_pool_alloc(const struct shmpool_create_args *a)
 	pool->nr_pages = nr;
 	strscpy(pool->name, a->name, sizeof(pool->name));
 	pool->contig = a->flags & SHMPOOL_CREATE_CONTIG;
+	pool->exec = a->flags & SHMPOOL_CREATE_EXEC;
 
 	/* Limits first: cheap, and nothing is allocated yet on failure. */
 	ret = shmpool_reserve(nr);
@@ -375,6 +376,8 @@ u32 shmpool_pool_flags(struct shmpool_pool *pool, struct file *filp)
 	}
 	if (pool->contig)
 		f |= SHMPOOL_POOL_CONTIG;
+	if (pool->exec)
+		f |= SHMPOOL_POOL_EXEC;
 	if (sf->rdonly)
 		f |= SHMPOOL_POOL_RDONLY;
 	return f;
@@ -393,7 +396,7 @@ struct page *shmpool_pool_page(struct shmpool_pool *pool, pgoff_t pgoff)
 		else
 			hi = mid;
 	}
-	return nth_page(pool->extents[lo].page, pgoff - pool->extents[lo].pgoff);
+	return pool->extents[lo].page + (pgoff - pool->extents[lo].pgoff);
 }
 
 void shmpool_pools_init(void)

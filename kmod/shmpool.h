@@ -33,7 +33,11 @@
 #include <linux/mm_types.h>
 #include <uapi/linux/shmpool.h>
 
-/* One physically contiguous run of pages, split into order-0 pages. */
+/*
+ * One physically contiguous run of pages, split into order-0 pages. It is
+ * (part of) one buddy block, so its struct pages are contiguous too and
+ * page + i reaches any of them (nth_page() is not needed, and gone in 6.18).
+ */
 struct shmpool_extent_k {
 	struct page *page;	/* first page */
 	pgoff_t pgoff;		/* pool page index of @page */
@@ -50,6 +54,7 @@ struct shmpool_pool {
 	struct shmpool_extent_k *extents;	/* sorted by pgoff */
 	dev_t scope;		/* s_dev of its filesystem instance */
 	bool contig;
+	bool exec;		/* SHMPOOL_CREATE_EXEC: PROT_EXEC allowed */
 	/* RLIMIT_MEMLOCK charge to return on free; NULL if not charged. */
 	struct user_struct *user;
 	struct shmpool_user *charge;	/* the same pages, per identity (user.c) */

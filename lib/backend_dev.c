@@ -91,6 +91,8 @@ static int dev_create(struct shmpool *p, const char *name, uint64_t bytes,
 		c.flags |= SHMPOOL_CREATE_EXCL;
 	if (flags & SHMPOOL_CONTIG)
 		c.flags |= SHMPOOL_CREATE_CONTIG;
+	if (flags & SHMPOOL_EXEC)
+		c.flags |= SHMPOOL_CREATE_EXEC;
 	copy_name(c.name, name);
 	if (ioctl(p->fd, SHMPOOL_IOC_CREATE, &c))
 		return -errno;

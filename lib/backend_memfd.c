@@ -66,11 +66,28 @@ static void set_named(struct shmpool *p, const char *name)
 	memcpy(p->name, name, strlen(name));
 }
 
-static int create_anon(struct shmpool *p, uint64_t bytes)
+/* Linux 6.3 UAPI, missing from older headers. */
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL	0x0008U
+#endif
+#ifndef MFD_EXEC
+#define MFD_EXEC	0x0010U
+#endif
+
+static int create_anon(struct shmpool *p, uint64_t bytes, unsigned int flags)
 {
 	const int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+	const unsigned int mfd = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+	unsigned int x = (flags & SHMPOOL_EXEC) ? MFD_EXEC : MFD_NOEXEC_SEAL;
 
-	p->fd = memfd_create("shmpool", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	/*
+	 * Not executable (execve) unless asked; mmap(PROT_EXEC) of a memfd
+	 * cannot be refused (see shmpool_create()). Kernels before 6.3 know
+	 * neither flag: EINVAL, and a plain memfd is all they offer.
+	 */
+	p->fd = memfd_create("shmpool", mfd | x);
+	if (p->fd < 0 && errno == EINVAL)
+		p->fd = memfd_create("shmpool", mfd);
 	if (p->fd < 0)
 		return -errno;
 	if (ftruncate(p->fd, (off_t)bytes) || fcntl(p->fd, F_ADD_SEALS, seals))
@@ -146,7 +163,8 @@ static int create_named(struct shmpool *p, const char *name, uint64_t bytes,
 				break;
 			}
 		}
-		ret = link_new(p, dirfd, fname, bytes, mode);
+		ret = link_new(p, dirfd, fname, bytes,
+			       flags & SHMPOOL_EXEC ? mode : mode & ~0111U);
 		if (ret != -EEXIST || (flags & SHMPOOL_EXCL))
 			break;
 	}
@@ -165,7 +183,7 @@ static int memfd_create_pool(struct shmpool *p, const char *name,
 	if (bytes > INT64_MAX)
 		return -EFBIG;
 	if (!name)
-		return create_anon(p, bytes);
+		return create_anon(p, bytes, flags);
 	return create_named(p, name, bytes, mode, flags);
 }
 

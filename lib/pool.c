@@ -184,7 +184,8 @@ static int pool_create(const char *name, size_t bytes, unsigned int mode,
 	if (ret)
 		return ret;
 	ret = pool_ops(p)->create(p, name, bytes, mode,
-				  flags & (SHMPOOL_EXCL | SHMPOOL_CONTIG));
+				  flags & (SHMPOOL_EXCL | SHMPOOL_CONTIG |
+					   SHMPOOL_EXEC));
 	if (!name)
 		p->flags |= __SHMPOOL_F_CREATED;
 	return pool_finish(p, ret, out);
@@ -195,7 +196,7 @@ int shmpool_create(const char *name, size_t bytes, unsigned int mode,
 		   unsigned int flags, struct shmpool **out)
 {
 	const unsigned int valid = SHMPOOL_EXCL | SHMPOOL_CONTIG |
-				   SHMPOOL_BACKENDS;
+				   SHMPOOL_EXEC | SHMPOOL_BACKENDS;
 	int ret;
 
 	if (!out || (flags & ~valid) || (mode & ~0777U))
@@ -210,7 +211,8 @@ SHMPOOL_EXPORT
 int shmpool_create_anon(size_t bytes, unsigned int flags,
 			struct shmpool **out)
 {
-	if (!out || (flags & ~(SHMPOOL_CONTIG | SHMPOOL_BACKENDS)))
+	if (!out ||
+	    (flags & ~(SHMPOOL_CONTIG | SHMPOOL_EXEC | SHMPOOL_BACKENDS)))
 		return -EINVAL;
 	return pool_create(NULL, bytes, 0600, flags, out);
 }

@@ -9,6 +9,7 @@ pkgs=(
 	qemu-system-x86 busybox-static
 	linux-image-amd64 linux-headers-amd64
 	linux-image-6.12-amd64 linux-headers-6.12-amd64
+	linux-image-6.12-rt-amd64 linux-headers-6.12-rt-amd64
 	linux-source-6.1 flex bison libelf-dev libssl-dev bc dwarves
 	sparse liburcu-dev libboost-dev
 	dpdk-dev libck-dev

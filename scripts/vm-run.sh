@@ -4,9 +4,10 @@
 #
 #   scripts/vm-run.sh [--demo | --bench] [--only PATTERN] <lane>
 #
-# Lanes: 6.1 and 6.12 (Debian's newest installed kernel of that series) and
-# debug (built from linux-source-6.1 with KASAN, lockdep, kmemleak; see
-# scripts/build-debug-kernel.sh). --only runs the test programs whose name
+# Lanes: 6.1 and 6.12 (Debian's newest installed generic kernel of that
+# series), rt (Debian's newest PREEMPT_RT kernel, the 6.12 rt flavour: spinlocks
+# become sleeping locks) and debug (built from linux-source-6.1 with KASAN,
+# lockdep, kmemleak; see scripts/build-debug-kernel.sh). --only runs the test programs whose name
 # matches the shell glob PATTERN. --bench runs the programs build/bench/*_bench
 # instead, like the demo (all output streamed), on a kernel booted without the
 # slub/page debug options, and reports the host's CPU use by other processes
@@ -34,7 +35,7 @@ while [ $# -gt 1 ]; do
 	*) break ;;
 	esac
 done
-lane=${1:?usage: vm-run.sh [--demo | --bench] [--only PATTERN] <6.1|6.12|debug>}
+lane=${1:?usage: vm-run.sh [--demo | --bench] [--only PATTERN] <6.1|6.12|rt|debug>}
 vm_timeout=${VM_TIMEOUT:-1500}
 test_timeout=${TEST_TIMEOUT:-600}
 
@@ -68,6 +69,11 @@ debug)
 esac
 # Benchmarks measure the kernel as shipped, not its debug options.
 [ "$bench" = 1 ] && cmdline_extra=
+# The fuzzer's knobs reach the tests as init's environment: the kernel hands
+# unknown name=value parameters to init.
+for v in SHMPOOL_FUZZ_SECS SHMPOOL_FUZZ_SEED SHMPOOL_FUZZ_PROCS; do
+	[ -n "${!v:-}" ] && cmdline_extra+=" $v=${!v}"
+done
 
 say() { echo "[$lane] $*"; }
 

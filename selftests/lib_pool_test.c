@@ -357,6 +357,56 @@ TEST_F(pool, flags_misplaced)
 	EXPECT_EQ(NULL, p);
 }
 
+/*
+ * Not executable unless created with SHMPOOL_EXEC: the device refuses
+ * PROT_EXEC; memfd can only keep x bits off the file (see shmpool_create()).
+ */
+TEST_F(pool, exec_only_with_flag)
+{
+	struct shmpool *p, *x;
+	struct stat st;
+	void *m;
+
+	ASSERT_EQ(0, shmpool_create(self->name, self->page, 0777,
+				    variant->backend | SHMPOOL_EXCL, &p));
+	ASSERT_EQ(0, fstat(shmpool_fd(p), &st));
+	m = mmap(NULL, self->page, PROT_READ | PROT_EXEC, MAP_SHARED,
+		 shmpool_fd(p), 0);
+	if (variant->backend == SHMPOOL_BACKEND_DEVICE) {
+		EXPECT_EQ(MAP_FAILED, m);
+		EXPECT_EQ(EPERM, errno);
+	} else {
+		EXPECT_EQ(0U, st.st_mode & 0111);
+	}
+	if (m != MAP_FAILED)
+		munmap(m, self->page);
+	shmpool_close(p);
+	EXPECT_EQ(0, shmpool_unlink(self->name, variant->backend));
+
+	ASSERT_EQ(0, shmpool_create(self->name, self->page, 0777, variant->backend |
+				    SHMPOOL_EXCL | SHMPOOL_EXEC, &p));
+	ASSERT_EQ(0, fstat(shmpool_fd(p), &st));
+	if (variant->backend == SHMPOOL_BACKEND_MEMFD)
+		EXPECT_EQ(0111U, st.st_mode & 0111);	/* umask 022 */
+	m = mmap(NULL, self->page, PROT_READ | PROT_EXEC, MAP_SHARED,
+		 shmpool_fd(p), 0);
+	EXPECT_NE(MAP_FAILED, m);
+	if (m != MAP_FAILED)
+		munmap(m, self->page);
+	shmpool_close(p);
+
+	ASSERT_EQ(0, shmpool_create_anon(self->page,
+					 variant->backend | SHMPOOL_EXEC, &x));
+	m = mmap(NULL, self->page, PROT_READ | PROT_EXEC, MAP_SHARED,
+		 shmpool_fd(x), 0);
+	EXPECT_NE(MAP_FAILED, m);
+	if (m != MAP_FAILED)
+		munmap(m, self->page);
+	shmpool_close(x);
+	EXPECT_EQ(-EINVAL, shmpool_open(self->name,
+					variant->backend | SHMPOOL_EXEC, &p));
+}
+
 TEST_F(pool, flags_both_backends)
 {
 	const unsigned int both = SHMPOOL_BACKEND_DEVICE |

@@ -25,59 +25,12 @@ FIXTURE_TEARDOWN(map)
 	close(self->fd);
 }
 
-/* The "VmFlags:" line of the mapping that starts at @addr, in @out. */
-static int vm_flags_of(void *addr, char *out, size_t len)
-{
-	char line[512];
-	bool in = false;
-	FILE *f = fopen("/proc/self/smaps", "re");
-
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long start, end;
-
-		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 &&
-		    strchr(line, '-') < strchr(line, ' ')) {
-			in = start == (unsigned long)addr;
-			continue;
-		}
-		if (in && !strncmp(line, "VmFlags:", 8)) {
-			strncpy(out, line + 8, len - 1);
-			out[len - 1] = 0;
-			fclose(f);
-			return 0;
-		}
-	}
-	fclose(f);
-	return -ENOENT;
-}
-
-static bool has_vm_flag(const char *flags, const char *flag)
-{
-	char padded[8];
-
-	snprintf(padded, sizeof(padded), " %s", flag);
-	return strstr(flags, padded) != NULL;
-}
-
 /* A read-write attached named pool of @pages pages with a pattern in it. */
 static int named_pool_with_data(FIXTURE_DATA(map) *self, size_t pages,
 				unsigned int seed, uint32_t mode)
 {
-	size_t len = pages * self->page;
-	void *p;
-	int ret;
-
-	ret = sp_create(self->fd, self->name, len, SHMPOOL_CREATE_EXCL, mode, NULL);
-	if (ret)
-		return ret;
-	p = sp_map(self->fd, len, PROT_READ | PROT_WRITE, 0);
-	if (p == MAP_FAILED)
-		return -errno;
-	sp_fill(p, len, 0, seed);
-	munmap(p, len);
-	return 0;
+	return sp_create_filled(self->fd, self->name, pages * self->page,
+				SHMPOOL_CREATE_EXCL, mode, seed);
 }
 
 /* ---- what works ---- */
@@ -201,12 +154,12 @@ TEST_F(map, mapping_vm_flags)
 	ASSERT_EQ(0, sp_create(self->fd, NULL, len, 0, 0600, NULL));
 	p = sp_map(self->fd, len, PROT_READ | PROT_WRITE, 0);
 	ASSERT_NE(MAP_FAILED, p);
-	ASSERT_EQ(0, vm_flags_of(p, flags, sizeof(flags)));
-	EXPECT_TRUE(has_vm_flag(flags, "sh")) TH_LOG("VmFlags:%s", flags);
-	EXPECT_TRUE(has_vm_flag(flags, "mw")) TH_LOG("VmFlags:%s", flags);
+	ASSERT_EQ(0, sp_vm_flags_of(p, flags, sizeof(flags)));
+	EXPECT_TRUE(sp_has_vm_flag(flags, "sh")) TH_LOG("VmFlags:%s", flags);
+	EXPECT_TRUE(sp_has_vm_flag(flags, "mw")) TH_LOG("VmFlags:%s", flags);
 	/* Not expandable, not in core dumps. */
-	EXPECT_TRUE(has_vm_flag(flags, "de")) TH_LOG("VmFlags:%s", flags);
-	EXPECT_TRUE(has_vm_flag(flags, "dd")) TH_LOG("VmFlags:%s", flags);
+	EXPECT_TRUE(sp_has_vm_flag(flags, "de")) TH_LOG("VmFlags:%s", flags);
+	EXPECT_TRUE(sp_has_vm_flag(flags, "dd")) TH_LOG("VmFlags:%s", flags);
 	munmap(p, len);
 }
 
@@ -429,8 +382,8 @@ TEST_F(map, read_only_attachment_mprotect_write)
 	EXPECT_EQ(EACCES, errno);
 	EXPECT_EQ(-1, mprotect(p + self->page, self->page, PROT_WRITE));
 	EXPECT_EQ(EACCES, errno);
-	ASSERT_EQ(0, vm_flags_of(p, flags, sizeof(flags)));
-	EXPECT_FALSE(has_vm_flag(flags, "mw")) TH_LOG("VmFlags:%s", flags);
+	ASSERT_EQ(0, sp_vm_flags_of(p, flags, sizeof(flags)));
+	EXPECT_FALSE(sp_has_vm_flag(flags, "mw")) TH_LOG("VmFlags:%s", flags);
 	/* Still a live view of what the writer does. */
 	w = sp_map(self->fd, self->page, PROT_READ | PROT_WRITE, 0);
 	ASSERT_NE(MAP_FAILED, w);

@@ -89,7 +89,9 @@ static inline void sp_set_name(char dst[SHMPOOL_NAME_MAX], const char *name)
 	size_t len = name ? strnlen(name, SHMPOOL_NAME_MAX - 1) : 0;
 
 	memset(dst, 0, SHMPOOL_NAME_MAX);
-	memcpy(dst, name, len);
+	/* Not memcpy(dst, NULL, 0): that lets the compiler assume name != NULL. */
+	if (len)
+		memcpy(dst, name, len);
 }
 
 static inline int sp_get_api(int fd, struct shmpool_api *api)
@@ -283,6 +285,55 @@ static inline void *sp_map(int fd, size_t len, int prot, off_t off)
 	return mmap(NULL, len, prot, MAP_SHARED, fd, off);
 }
 
+/*
+ * The text after @key (e.g. "VmFlags:", "Rss:") in /proc/self/smaps for the
+ * mapping that starts at @addr, in @out.
+ */
+static inline int sp_smaps_field(void *addr, const char *key, char *out,
+				 size_t len)
+{
+	size_t klen = strlen(key);
+	char line[512];
+	bool in = false;
+	FILE *f = fopen("/proc/self/smaps", "re");
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long start, end;
+
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			in = start == (unsigned long)addr;
+			continue;
+		}
+		if (in && !strncmp(line, key, klen)) {
+			size_t n = strnlen(line + klen, len - 1);
+
+			memcpy(out, line + klen, n);
+			out[n] = 0;
+			fclose(f);
+			return 0;
+		}
+	}
+	fclose(f);
+	return -ENOENT;
+}
+
+/* The "VmFlags:" line of the mapping that starts at @addr, in @out. */
+static inline int sp_vm_flags_of(void *addr, char *out, size_t len)
+{
+	return sp_smaps_field(addr, "VmFlags:", out, len);
+}
+
+static inline bool sp_has_vm_flag(const char *flags, const char *flag)
+{
+	char padded[8];
+
+	snprintf(padded, sizeof(padded), " %s", flag);
+	return strstr(flags, padded) != NULL;
+}
+
 /* Byte pattern of pool offset @off for @seed, so misplaced pages show. */
 static inline uint8_t sp_pattern(size_t off, unsigned int seed)
 {
@@ -298,6 +349,24 @@ static inline void sp_fill(void *p, size_t len, size_t base, unsigned int seed)
 
 	for (i = 0; i < len; i++)
 		b[i] = sp_pattern(base + i, seed);
+}
+
+/* CREATE @name (@flags) on @fd, then fill it with pattern @seed; 0 or -errno. */
+static inline int sp_create_filled(int fd, const char *name, size_t len,
+				   uint32_t flags, uint32_t mode, unsigned int seed)
+{
+	void *p;
+	int ret;
+
+	ret = sp_create(fd, name, len, flags, mode, NULL);
+	if (ret)
+		return ret;
+	p = sp_map(fd, len, PROT_READ | PROT_WRITE, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	sp_fill(p, len, 0, seed);
+	munmap(p, len);
+	return 0;
 }
 
 /* Offset of the first byte not matching the pattern, or -1 if all match. */
