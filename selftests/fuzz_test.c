@@ -492,7 +492,7 @@ static void op_mmap(struct fz *z)
 	     len, prot, flags, (unsigned long long)off);
 	p = mmap(NULL, len, prot, flags, z->fds[s].fd, (off_t)off);
 	ret = check(z, p == MAP_FAILED ? -errno : 0,
-		    ERRS(EINVAL, EACCES, EPERM, ENXIO, ENOMEM));
+		    ERRS(EINVAL, EACCES, EPERM, ENXIO, ENODEV, EOVERFLOW, ENOMEM));
 	if (ret)
 		return;
 	if (!z->ids[s])
@@ -647,7 +647,7 @@ static void op_madvise(struct fz *z)
 	/* The header's mmap DOC, plus what madvise(2) gives for bad advice
 	 * (EINVAL), and POPULATE_* on a mapping that forbids it (EFAULT). */
 	check(z, sysret(madvise(mp->addr + start, len, adv)),
-	      ERRS(EINVAL, ENODEV, EACCES, EFAULT, ENOMEM));
+	      ERRS(EINVAL, EOPNOTSUPP, EACCES, EFAULT, ENOMEM));
 }
 
 /* A read or write inside a tracked mapping: succeeds exactly when allowed. */

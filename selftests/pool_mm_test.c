@@ -204,7 +204,7 @@ static uint8_t *filled_mapping(FIXTURE_DATA(mm) *self, size_t pages,
 
 /*
  * MADV_REMOVE punches a hole through the file's fallocate(): the pool has
- * none, so it fails and the data stays.
+ * none (EOPNOTSUPP), so it fails and the data stays.
  */
 TEST_F(mm, madvise_remove_refused_keeps_data)
 {
@@ -213,7 +213,7 @@ TEST_F(mm, madvise_remove_refused_keeps_data)
 
 	ASSERT_NE(MAP_FAILED, p);
 	EXPECT_EQ(-1, madvise(p, len, MADV_REMOVE));
-	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(EOPNOTSUPP, errno);
 	EXPECT_EQ(-1, sp_check(p, len, 0, 11));
 	munmap(p, len);
 }
@@ -221,7 +221,7 @@ TEST_F(mm, madvise_remove_refused_keeps_data)
 /*
  * The kernel asks for a shared mapping that may be written (VM_MAYWRITE),
  * not one that is writable now: a PROT_READ view of a read-write attachment
- * reaches the pool (ENODEV), a read-only attachment's mapping is EACCES.
+ * reaches the pool (EOPNOTSUPP), a read-only attachment's mapping is EACCES.
  */
 TEST_F(mm, madvise_remove_read_only_views)
 {
@@ -233,7 +233,7 @@ TEST_F(mm, madvise_remove_read_only_views)
 	p = sp_map(self->fd, len, PROT_READ, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	EXPECT_EQ(-1, madvise(p, len, MADV_REMOVE));
-	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(EOPNOTSUPP, errno);
 	EXPECT_EQ(-1, sp_check(p, len, 0, 21));
 	munmap(p, len);
 	ro = open_read_only(self);

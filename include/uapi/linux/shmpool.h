@@ -73,7 +73,7 @@
  * What the rest of mm does with a pool mapping (measured on 6.1 and 6.12):
  *
  * - MADV_DONTNEED: 0; the pages fault back from the pool, data intact.
- * - MADV_REMOVE: ENODEV (the pool cannot punch holes), or EACCES on a
+ * - MADV_REMOVE: EOPNOTSUPP (the pool file has no fallocate), or EACCES on a
  *   read-only attachment's mapping; data intact.
  * - MADV_PAGEOUT, MADV_COLD: 0; nothing is reclaimed (pool pages are on no
  *   LRU list), data intact.
