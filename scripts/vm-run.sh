@@ -46,6 +46,11 @@ exec 9> "$dir.lock"
 flock 9
 cmdline_extra=
 brd=
+# The guest's TSC under TCG is the host's raw TSC, and this host is itself a
+# VM whose raw TSC can jump: one rt run saw its clock leap 7 hours (soft
+# lockup reports, a test's deadline gone). HPET follows the host's
+# CLOCK_MONOTONIC, which does not jump.
+clock="tsc=unstable"
 case "$lane" in
 debug)
 	kcache=$("$top/scripts/build-debug-kernel.sh")
@@ -55,13 +60,13 @@ debug)
 	# build by the kernel's cache key, or stale objects would be reused.
 	rel=debug-$(basename "$kcache")
 	# brd is built in: /dev/ram0 exists at boot.
-	cmdline_extra="brd.rd_nr=1 brd.rd_size=65536 kmemleak=on page_poison=1"
+	cmdline_extra="brd.rd_nr=1 brd.rd_size=65536 kmemleak=on page_poison=1 $clock"
 	;;
 *)
 	read -r rel kernel kdir < <("$top/scripts/kernels.sh" lane "$lane")
 	# Debian kernels lack KASAN: SLUB redzones/poisoning and page poisoning
 	# catch what they can.
-	cmdline_extra="slub_debug=FZPU page_poison=1"
+	cmdline_extra="slub_debug=FZPU page_poison=1 $clock"
 	for f in /lib/modules/"$rel"/kernel/drivers/block/brd.ko{,.xz}; do
 		[ -f "$f" ] && brd=$f && break
 	done
