@@ -887,7 +887,8 @@ static int racer(const char *name, unsigned int backend, struct race *r,
 }
 
 /* Racing non-EXCL creators: one creates, all get the same whole pool. */
-TEST_F(pool, concurrent_create)
+/* Forks RACERS * ROUNDS processes: about 20 s on the debug (KASAN) lane. */
+TEST_F_TIMEOUT(pool, concurrent_create, 120)
 {
 	struct race *r;
 	int round, i;
