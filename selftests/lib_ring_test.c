@@ -627,11 +627,14 @@ TEST_F(ring, spsc_sides_change_hands)
 /*
  * SPSC: consumers killed at random points in their work, each followed by
  * a new consumer handle, while a producer streams sequence numbers. A new
- * handle starts at cons.tail: it may get again what the killed one had
- * copied out but not yet counted, and the killed one may have counted
- * elements before it could note them; both at most one call's worth (16).
- * Beyond that window, and anywhere within one consumer, a jump is an
- * element lost or overwritten before it was read (a lap: 64).
+ * handle starts at cons.tail. What the killed one had copied out but not
+ * yet counted comes again, but it never noted those: it notes elements
+ * after the call returns, and the call counts them (cons.tail) before it
+ * returns. So a killed consumer that noted @last leaves cons.tail at
+ * @last + 1, or up to one call's worth (16) further when it was killed
+ * between a call and its noting: the next one starts from @last + 1 to
+ * @last + 17. Outside that window, and anywhere within one consumer, a
+ * jump is an element lost (or given twice) by the ring.
  */
 #define TAKEOVER_KILLS	12
 
@@ -646,7 +649,7 @@ struct takeover {
 /* is @first where a consumer following one that got up to @last may start? */
 static bool takeover_resumes(uint64_t first, uint64_t last)
 {
-	return first + 15 >= last && first <= last + 16;
+	return first > last && first <= last + 1 + 16;
 }
 
 static void takeover_consume(void *arg, _Atomic uint64_t *progress)
