@@ -21,8 +21,14 @@ finish() {
 
 echo "### KERNEL $(uname -r)"
 [ -f /lib/modules/brd.ko ] && insmod /lib/modules/brd.ko rd_nr=1 rd_size=65536
-# kmemleak: forget what boot left behind, so that reports are ours.
-[ -w /sys/kernel/debug/kmemleak ] && echo clear > /sys/kernel/debug/kmemleak
+# kmemleak: forget what boot left behind, so that reports are ours, and no
+# periodic scan: a scan in the middle of the tests can suspect objects that
+# are only in flight (e.g. queued for kfree_rcu() in pages kmemleak does not
+# scan) and freed a moment later. The scans after rmmod below judge.
+if [ -w /sys/kernel/debug/kmemleak ]; then
+	echo scan=off > /sys/kernel/debug/kmemleak
+	echo clear > /sys/kernel/debug/kmemleak
+fi
 kmsg "start"
 if insmod /lib/modules/shmpool.ko; then
 	echo "### INSMOD ok"
