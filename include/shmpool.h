@@ -69,6 +69,7 @@ extern "C" {
 #define SHMPOOL_CAP_ACCESS_CONTROL	(1U << 2)	/* read-only attachments that cannot be upgraded */
 #define SHMPOOL_CAP_USAGE		(1U << 3)	/* attachments and mappings counts */
 #define SHMPOOL_CAP_NOTIFY		(1U << 4)	/* shmpool_notify_add(): doorbell -> eventfd */
+#define SHMPOOL_CAP_DEATH_NOTICE	(1U << 5)	/* kernel-issued attachment ids; a peer's end wakes sleepers at once */
 
 /**
  * struct shmpool - a mapped pool
@@ -90,6 +91,9 @@ struct shmpool {
 	unsigned int __pad;
 	uint64_t id;		/* device pool id, or memfd inode number */
 	char name[SHMPOOL_NAME_MAX];	/* "" if anonymous or unknown */
+	uint32_t __self;	/* this process's attachment id (lib/attach.c) */
+	uint32_t __self_gen;	/* the fork() generation that set __self */
+	const void *__status;	/* device: the read-only status page */
 };
 
 /**
@@ -172,6 +176,38 @@ const char *shmpool_backend_name(int backend);
 int shmpool_fd(const struct shmpool *p);
 /* 1 if the call that made @p created the pool, 0 if it opened an existing one. */
 int shmpool_created(const struct shmpool *p);
+
+/*
+ * Attachments. Every handle makes its process a member of the pool: an
+ * attachment, with an id 1..2^30-1 that the library's structures record as
+ * owner (mutexes, rings, heap blocks, loans) and that survivors test to
+ * learn that an owner died.
+ *
+ * device: the module issues the id and ends the attachment the moment the
+ *	process exits, is killed or exec()s (or closes its last handle); a
+ *	read-only status page the module writes says which ids live, so a
+ *	peer cannot forge it, and sleepers in the library's locks and rings
+ *	are woken at once when a peer dies. Ids work across PID namespaces.
+ * memfd: SHMPOOL_CAP_DEATH_NOTICE is lacking. The id is the process id in
+ *	the caller's PID namespace and a peer is dead when it has exited
+ *	(pidfd); sleepers look at their peers every 100 ms. Processes that
+ *	share a memfd pool must share a PID namespace, and a recycled PID can
+ *	pass for its dead predecessor until it exits too.
+ *
+ * A fork() child gets an attachment of its own on its first call that
+ * needs one; threads share their process's.
+ */
+/* This process's attachment id in @p (> 0), or -errno (-EUSERS: the pool has SHMPOOL_ATTACH_MAX). */
+int shmpool_attach_id(struct shmpool *p);
+/* 1 if attachment @id of @p is alive, 0 if it ended; -EINVAL for 0 or > SHMPOOL_ATTACH_ID_MAX. */
+int shmpool_peer_alive(struct shmpool *p, uint32_t id);
+/*
+ * device: *@seq = how many attachments of @p have ended so far (wrapping).
+ * poll() on shmpool_fd(@p) reports POLLPRI while it differs from what
+ * shmpool_death_ack() last acknowledged on that fd. -EOPNOTSUPP on memfd.
+ */
+int shmpool_death_seq(struct shmpool *p, uint32_t *seq);
+int shmpool_death_ack(struct shmpool *p);
 
 /**
  * DOC: Doorbells

@@ -146,6 +146,28 @@ static int dev_wait(struct shmpool *p, uint64_t off, uint32_t expected,
 	return ioctl(p->fd, SHMPOOL_IOC_WAIT, &w) ? -errno : 0;
 }
 
+int __shmpool_dev_wait_death(struct shmpool *p, int64_t off, uint32_t expected,
+			     uint32_t seq, const struct timespec *deadline)
+{
+	struct shmpool_wait w = {
+		.size = sizeof(w),
+		.flags = dev_flags(deadline, 0) | SHMPOOL_WAIT_DEATH,
+		.offset = (uint64_t)off,
+		.expected = expected,
+		.bitset = SHMPOOL_BITSET_ANY,
+		.deadline_ns = dev_deadline_ns(deadline),
+		.death_seq = seq,
+	};
+	int ret;
+
+	ret = check_word(p, (uint64_t)off);
+	if (!ret)
+		ret = check_deadline(deadline, 0);
+	if (ret)
+		return ret;
+	return ioctl(p->fd, SHMPOOL_IOC_WAIT, &w) ? -errno : 0;
+}
+
 SHMPOOL_EXPORT
 int shmpool_wait(struct shmpool *p, uint64_t off, uint32_t expected,
 		 const struct timespec *deadline, unsigned int flags)

@@ -20,6 +20,7 @@
 /* private bits of struct shmpool.flags, above the public SHMPOOL_* ones */
 #define __SHMPOOL_F_CREATED	(1U << 16)	/* this handle's call made the pool */
 #define __SHMPOOL_F_NAMED	(1U << 17)	/* memfd: a /dev/shm file, not a memfd */
+#define __SHMPOOL_F_NOATTACH	(1U << 18)	/* device without ATTACH (API < 3): pid ids */
 
 #define __SHMPOOL_DEV_PATH	"/dev/shmpool"
 /* a container's own scope: a shmpool instance mounted here (README) */
@@ -84,6 +85,42 @@ bool __shmpool_task_gone(uint32_t id);
 /* The earlier of @deadline (NULL: none) and @ms from now (CLOCK_MONOTONIC, in @ts). */
 const struct timespec *__shmpool_deadline_within(const struct timespec *deadline,
 						 long ms, struct timespec *ts);
+
+/*
+ * attach.c: attachments (include/shmpool.h, "Attachments").
+ *
+ * An owner field in shared memory holds an attachment id (1..2^30-1): the
+ * module's on the device backend, the process id on memfd. The pattern for
+ * anything that waits on a peer:
+ *
+ *	seq = __shmpool_death_seq(p);
+ *	if (!__shmpool_alive(p, owner)) -> recover;
+ *	ret = __shmpool_wait_peer(p, off, word, seq, deadline);
+ *	if (ret == -EOWNERDEAD) -> look at the owner again
+ *
+ * so a death between the look and the sleep is never missed.
+ */
+#define __SHMPOOL_PEER_POLL_MS	100	/* memfd: a sleeper looks at its peers this often */
+/* attach @p for this process (handle constructors); 0 or -errno */
+int __shmpool_attach(struct shmpool *p);
+/* undo __shmpool_attach() (shmpool_close()) */
+void __shmpool_detach(struct shmpool *p);
+/* this process's id in @p, attaching anew in a fork() child; 0 or -errno */
+int __shmpool_self(struct shmpool *p, uint32_t *id);
+/* is attachment @id of @p alive? (0 and out-of-range ids are not) */
+bool __shmpool_alive(struct shmpool *p, uint32_t id);
+/* the count of attachment ends so far (device), to pass to __shmpool_wait_peer() */
+uint32_t __shmpool_death_seq(struct shmpool *p);
+/*
+ * shmpool_wait(p, off, expected, deadline, 0), but -EOWNERDEAD when a peer's
+ * attachment ended after @seq was read: device at once (WAIT_DEATH); memfd
+ * at the end of each __SHMPOOL_PEER_POLL_MS slice, meaning "look again".
+ */
+int __shmpool_wait_peer(struct shmpool *p, int64_t off, uint32_t expected,
+			uint32_t seq, const struct timespec *deadline);
+/* doorbell.c: the device's SHMPOOL_IOC_WAIT with SHMPOOL_WAIT_DEATH */
+int __shmpool_dev_wait_death(struct shmpool *p, int64_t off, uint32_t expected,
+			     uint32_t seq, const struct timespec *deadline);
 
 /* tcache.c: @p is being closed; close out the caches of heaps still open on it */
 void __shmpool_tcache_pool_closing(struct shmpool *p);

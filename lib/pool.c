@@ -132,6 +132,8 @@ static int pool_free(struct shmpool *p)
 {
 	int ret = 0;
 
+	if (p->fd >= 0)
+		__shmpool_detach(p);
 	if (p->base)
 		munmap(p->base, p->size);
 	if (p->fd >= 0 && close(p->fd))
@@ -162,6 +164,8 @@ static int pool_finish(struct shmpool *p, int ret, struct shmpool **out)
 {
 	if (!ret)
 		ret = pool_map(p);
+	if (!ret)
+		ret = __shmpool_attach(p);
 	if (ret) {
 		pool_free(p);
 		return ret;
@@ -270,8 +274,11 @@ int shmpool_adopt_fd(int fd, unsigned int flags, struct shmpool **out)
 	ret = ops->adopt(p);
 	if (!ret)
 		ret = pool_map(p);
+	if (!ret)
+		ret = __shmpool_attach(p);
 	if (ret) {
 		/* on error the caller keeps @fd */
+		__shmpool_detach(p);
 		p->fd = -1;
 		pool_free(p);
 		return ret;

@@ -42,8 +42,8 @@
  * - E2BIG:  size larger than the kernel's struct with non-zero extra bytes,
  *   or larger than the page size (no struct will ever be that long).
  * - ENOTTY: a command for the other kind of fd: CREATE, OPEN or UNLINK on a
- *   pool fd, or INFO, WAIT, WAKE, WAITV or NOTIFY on a scope fd. API works
- *   on both.
+ *   pool fd, or INFO, WAIT, WAKE, WAITV, NOTIFY, ATTACH or DETACH on a scope
+ *   fd. API works on both.
  *
  * Per-command errors are listed with each struct.
  */
@@ -106,7 +106,7 @@
 #define SHMPOOL_TYPE		0xD7
 #define SHMPOOL_MAGIC		0x73686d70	/* "shmp": statfs f_type */
 #define SHMPOOL_NAME_MAX	64	/* bytes of name[], including the NUL */
-#define SHMPOOL_API_VERSION	2
+#define SHMPOOL_API_VERSION	3
 
 /* Feature bits reported by SHMPOOL_IOC_API. */
 #define SHMPOOL_FEAT_NAMED	(1ULL << 0)	/* named pools, OPEN, UNLINK */
@@ -116,6 +116,7 @@
 #define SHMPOOL_FEAT_DOORBELL	(1ULL << 4)	/* WAIT, WAKE, WAITV */
 #define SHMPOOL_FEAT_NOTIFY	(1ULL << 5)	/* NOTIFY: doorbell -> eventfd */
 #define SHMPOOL_FEAT_EXEC	(1ULL << 6)	/* SHMPOOL_CREATE_EXEC; else no PROT_EXEC */
+#define SHMPOOL_FEAT_ATTACH	(1ULL << 7)	/* ATTACH, DETACH, status page, WAIT_DEATH */
 
 enum {
 	SHMPOOL_CMD_BASE = 0x80,
@@ -128,6 +129,8 @@ enum {
 	SHMPOOL_CMD_WAKE,
 	SHMPOOL_CMD_WAITV,
 	SHMPOOL_CMD_NOTIFY,
+	SHMPOOL_CMD_ATTACH,
+	SHMPOOL_CMD_DETACH,
 };
 
 /**
@@ -400,6 +403,7 @@ struct shmpool_info {
 /* SHMPOOL_IOC_WAIT / SHMPOOL_IOC_WAITV flags */
 #define SHMPOOL_WAIT_DEADLINE	(1U << 0)	/* deadline_ns is set */
 #define SHMPOOL_WAIT_REALTIME	(1U << 1)	/* deadline on CLOCK_REALTIME */
+#define SHMPOOL_WAIT_DEATH	(1U << 2)	/* WAIT only: also end on a peer's death */
 
 /* Wake every waiter. */
 #define SHMPOOL_WAKE_ALL	0xffffffffU
@@ -428,6 +432,15 @@ struct shmpool_info {
  * - ENOSPC:    the word matched, but the caller's user already has
  *   max_waiters_per_user sleeping waiters.
  * - ENOMEM:    out of memory.
+ * - EOWNERDEAD: only with SHMPOOL_WAIT_DEATH: an attachment of the pool
+ *   ended (its process died, exec()ed or DETACHed) after the pool's
+ *   status page said @death_seq, either before the call queued (checked
+ *   under the same lock as @expected, so no end is missed) or while it
+ *   slept. Read the status page to see whom it concerns.
+ *
+ * @death_seq: with SHMPOOL_WAIT_DEATH, the status page's death_seq the
+ *	caller last read (see SHMPOOL_IOC_ATTACH); must be 0 without it.
+ * @__reserved: must be 0
  */
 struct shmpool_wait {
 	__u32 size;
@@ -436,6 +449,9 @@ struct shmpool_wait {
 	__u32 expected;
 	__u32 bitset;
 	__aligned_u64 deadline_ns;
+	/* since API version 3 (the first version of the struct ends above) */
+	__u32 death_seq;
+	__u32 __reserved;
 };
 
 #define SHMPOOL_IOC_WAIT	_IO(SHMPOOL_TYPE, SHMPOOL_CMD_WAIT)
@@ -569,5 +585,118 @@ struct shmpool_notify {
 };
 
 #define SHMPOOL_IOC_NOTIFY	_IO(SHMPOOL_TYPE, SHMPOOL_CMD_NOTIFY)
+
+/**
+ * DOC: Attachments
+ *
+ * An attachment is a process's membership of a pool, issued and ended by
+ * the module, so that survivors learn of a peer's death from the kernel at
+ * once, without heartbeats, PIDs or polling. ATTACH on a pool fd gives the
+ * calling process (its mm: all threads share it) an attachment id in that
+ * pool; the same process attaching again gets the same id (counted). The
+ * attachment ends when the process DETACHes it as often as it attached,
+ * exits, is killed, or exec()s; a fork() child has its parent's id in its
+ * memory but no attachment: it must ATTACH for its own (libshmpool does that
+ * for you). Closing or unmapping the pool does not end it; the pool's own
+ * end does.
+ *
+ * Ids are 1..2^30-1 (so they fit a futex-PI style lock word with two flag
+ * bits): the low SHMPOOL_ATTACH_SLOT_BITS bits are a slot of the status page,
+ * the rest a per-slot generation. A slot is reused round-robin and its
+ * generation advances on every reuse, so an id comes back only after about
+ * 2^30 attachments to the pool.
+ *
+ * The status page is a read-only page the module writes: mmap() the pool fd
+ * at SHMPOOL_STATUS_OFFSET, one page, PROT_READ, MAP_SHARED (PROT_WRITE or
+ * PROT_EXEC: EACCES; MAP_PRIVATE: EINVAL). It is what peers cannot forge:
+ *
+ * - id @id is alive exactly while slot[@id & SHMPOOL_ATTACH_SLOT_MASK] == @id;
+ * - death_seq grows by one (wrapping) at every attachment end, after the
+ *   slot was cleared: read it (acquire), then check the ids you care about,
+ *   then sleep with SHMPOOL_WAIT_DEATH and that death_seq, and no death in
+ *   between is missed.
+ *
+ * poll()/epoll on a pool fd reports EPOLLPRI while the pool's death_seq
+ * differs from the one this open file last acknowledged (SHMPOOL_IOC_ATTACH
+ * with SHMPOOL_ATTACH_ACK, which changes nothing else).
+ */
+#define SHMPOOL_STATUS_OFFSET	(1ULL << 46)	/* mmap offset of the status page */
+#define SHMPOOL_STATUS_MAGIC	0x73747573	/* "stus" */
+#define SHMPOOL_ATTACH_SLOT_BITS 10
+#define SHMPOOL_ATTACH_SLOT_MASK ((1U << SHMPOOL_ATTACH_SLOT_BITS) - 1)
+#define SHMPOOL_ATTACH_ID_MAX	((1U << 30) - 1)
+#define SHMPOOL_ATTACH_MAX	1008	/* slots 0..1007: live attachments per pool */
+
+/**
+ * struct shmpool_status - the status page (read-only, written by the module)
+ * @magic: SHMPOOL_STATUS_MAGIC
+ * @nr_slots: SHMPOOL_ATTACH_MAX
+ * @death_seq: attachment ends so far (wraps); written after the slot
+ * @live: attachments alive now
+ * @__reserved: 0
+ * @slot: slot[s] is the id of the live attachment in slot s, or 0
+ */
+struct shmpool_status {
+	__u32 magic;
+	__u32 nr_slots;
+	__u32 death_seq;
+	__u32 live;
+	__u32 __reserved[12];
+	__u32 slot[SHMPOOL_ATTACH_MAX];
+};
+
+/* SHMPOOL_IOC_ATTACH flags */
+#define SHMPOOL_ATTACH_ACK	(1U << 0)	/* only acknowledge death_seq for poll() */
+
+/**
+ * struct shmpool_attach - SHMPOOL_IOC_ATTACH: attach the calling process
+ * @size: sizeof(struct shmpool_attach)
+ * @flags: 0 or SHMPOOL_ATTACH_ACK
+ * @id: out, the process's attachment id (0 with ACK)
+ * @death_seq: out, the status page's death_seq now; with ACK it becomes
+ *	this file's acknowledged value for poll()
+ * @status_offset: out, SHMPOOL_STATUS_OFFSET
+ * @__reserved: must be 0
+ *
+ * Works on read-only pool fds too (an observer is a peer).
+ *
+ * Errors:
+ * - EUSERS: SHMPOOL_ATTACH_MAX attachments are alive in this pool.
+ * - EOVERFLOW: this process already attached 2^31 - 1 times without DETACH.
+ * - ENOMEM: out of memory.
+ */
+struct shmpool_attach {
+	__u32 size;
+	__u32 flags;
+	__u32 id;
+	__u32 death_seq;
+	__aligned_u64 status_offset;
+	__aligned_u64 __reserved;
+};
+
+#define SHMPOOL_IOC_ATTACH	_IO(SHMPOOL_TYPE, SHMPOOL_CMD_ATTACH)
+
+/**
+ * struct shmpool_detach - SHMPOOL_IOC_DETACH: undo one ATTACH
+ * @size: sizeof(struct shmpool_detach)
+ * @flags: must be 0
+ * @id: the id ATTACH gave this process
+ * @__reserved: must be 0
+ *
+ * Returns the attach count left; at 0 the attachment has ended, exactly as
+ * if the process had died (peers see it in the status page and their
+ * WAIT_DEATH sleeps end).
+ *
+ * Errors:
+ * - ENOENT: @id is not the calling process's live attachment of this pool.
+ */
+struct shmpool_detach {
+	__u32 size;
+	__u32 flags;
+	__u32 id;
+	__u32 __reserved;
+};
+
+#define SHMPOOL_IOC_DETACH	_IO(SHMPOOL_TYPE, SHMPOOL_CMD_DETACH)
 
 #endif /* _UAPI_LINUX_SHMPOOL_H */

@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Attachments: who a process is in a pool, and whether a peer still lives
+ * (include/shmpool.h, "Attachments"; the kernel side is in the UAPI header,
+ * DOC: Attachments).
+ *
+ * device: the module issues the id (SHMPOOL_IOC_ATTACH) and keeps a read-only
+ *	status page that says which ids are alive and counts their ends; a
+ *	sleep with SHMPOOL_WAIT_DEATH ends the moment any peer's attachment
+ *	ends. Nothing here can be forged by a peer.
+ * memfd: there is no one to issue ids, so the id is the process id (in the
+ *	caller's PID namespace), and a peer is dead when pidfd_open() finds no
+ *	such process or its pidfd polls readable (it exited). No one tells a
+ *	sleeper: __shmpool_wait_peer() sleeps in slices and asks again. PID
+ *	reuse and PID namespaces are the limits (SHMPOOL_CAP_DEATH_NOTICE
+ *	lacking; README, "When a process dies").
+ *
+ * Every handle attaches when it is made and detaches when it is closed (the
+ * module counts per process). A fork() child inherits handles whose id is its
+ * parent's: the first __shmpool_self() in the child attaches anew.
+ */
+#define _GNU_SOURCE
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+/* memfd: how long a sleeper waits before it looks at its peers again */
+#define PEER_POLL_MS	__SHMPOOL_PEER_POLL_MS
+
+static atomic_uint fork_gen = 1;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+/* serialises re-attaching a handle after fork() (rare: once per handle) */
+static pthread_mutex_t reattach_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void fork_child(void)
+{
+	atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+}
+
+static void fork_register(void)
+{
+	pthread_atfork(NULL, NULL, fork_child);
+}
+
+static unsigned int cur_fork_gen(void)
+{
+	pthread_once(&fork_once, fork_register);
+	return atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
+
+static const struct shmpool_status *status_page(const struct shmpool *p)
+{
+	return (const struct shmpool_status *)p->__status;
+}
+
+/* Get an id for this process; device: and the status page, mapped once. */
+static int attach(struct shmpool *p, uint32_t *id)
+{
+	struct shmpool_attach a = { .size = sizeof(a) };
+	void *st;
+
+	if (p->backend != SHMPOOL_BACKEND_DEVICE || (p->flags & __SHMPOOL_F_NOATTACH)) {
+		*id = (uint32_t)getpid();
+		return 0;
+	}
+	if (ioctl(p->fd, SHMPOOL_IOC_ATTACH, &a)) {
+		if (errno != ENOTTY)
+			return -errno;
+		/* a module before API 3: ids as on memfd */
+		p->flags |= __SHMPOOL_F_NOATTACH;
+		*id = (uint32_t)getpid();
+		return 0;
+	}
+	if (!p->__status) {
+		st = mmap(NULL, sizeof(struct shmpool_status), PROT_READ,
+			  MAP_SHARED, p->fd, (off_t)a.status_offset);
+		if (st == MAP_FAILED) {
+			int ret = -errno;
+			struct shmpool_detach d = { .size = sizeof(d), .id = a.id };
+
+			ioctl(p->fd, SHMPOOL_IOC_DETACH, &d);
+			return ret;
+		}
+		p->__status = st;
+	}
+	*id = a.id;
+	return 0;
+}
+
+int __shmpool_attach(struct shmpool *p)
+{
+	uint32_t id = 0;
+	int ret;
+
+	__atomic_store_n(&p->__self_gen, cur_fork_gen(), __ATOMIC_RELAXED);
+	ret = attach(p, &id);
+	if (!ret)
+		__atomic_store_n(&p->__self, id, __ATOMIC_RELEASE);
+	return ret;
+}
+
+void __shmpool_detach(struct shmpool *p)
+{
+	struct shmpool_detach d = { .size = sizeof(d) };
+
+	d.id = __atomic_load_n(&p->__self, __ATOMIC_RELAXED);
+	/* a fork() child never attached under the id it inherited */
+	if (p->backend == SHMPOOL_BACKEND_DEVICE && d.id &&
+	    !(p->flags & __SHMPOOL_F_NOATTACH) &&
+	    __atomic_load_n(&p->__self_gen, __ATOMIC_RELAXED) == cur_fork_gen())
+		ioctl(p->fd, SHMPOOL_IOC_DETACH, &d);
+	if (p->__status)
+		munmap((void *)p->__status, sizeof(struct shmpool_status));
+	p->__status = NULL;
+	__atomic_store_n(&p->__self, 0, __ATOMIC_RELAXED);
+}
+
+int __shmpool_self(struct shmpool *p, uint32_t *id)
+{
+	unsigned int gen = cur_fork_gen();
+	int ret = 0;
+
+	if (__atomic_load_n(&p->__self_gen, __ATOMIC_RELAXED) == gen) {
+		/* Acquire: pairs with the release store in __shmpool_attach(). */
+		*id = __atomic_load_n(&p->__self, __ATOMIC_ACQUIRE);
+		if (*id)
+			return 0;
+	}
+	pthread_mutex_lock(&reattach_lock);
+	if (__atomic_load_n(&p->__self_gen, __ATOMIC_RELAXED) != gen ||
+	    !__atomic_load_n(&p->__self, __ATOMIC_RELAXED))
+		ret = __shmpool_attach(p);
+	*id = __atomic_load_n(&p->__self, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&reattach_lock);
+	return ret;
+}
+
+/* memfd (and old modules): is process @pid still there? */
+static bool pid_alive(uint32_t pid)
+{
+	struct pollfd pfd = { .events = POLLIN };
+	int fd, n;
+
+	if (!pid || pid > SHMPOOL_ATTACH_ID_MAX)
+		return false;
+	if (pid == (uint32_t)getpid())
+		return true;
+	fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (fd < 0) {
+		if (errno == ESRCH)
+			return false;
+		/* no pidfds (before 5.3): /proc and kill() decide */
+		return !__shmpool_task_gone(pid);
+	}
+	/* a pidfd polls readable once the process has exited (zombie too) */
+	pfd.fd = fd;
+	n = poll(&pfd, 1, 0);
+	close(fd);
+	return n == 0;
+}
+
+bool __shmpool_alive(struct shmpool *p, uint32_t id)
+{
+	const struct shmpool_status *st = status_page(p);
+	uint32_t slot;
+
+	if (!id || id > SHMPOOL_ATTACH_ID_MAX)
+		return false;
+	if (!st)
+		return pid_alive(id);
+	slot = id & SHMPOOL_ATTACH_SLOT_MASK;
+	if (slot >= SHMPOOL_ATTACH_MAX)
+		return false;
+	/* Acquire: pairs with the module's release of the slot. */
+	return __atomic_load_n(&st->slot[slot], __ATOMIC_ACQUIRE) == id;
+}
+
+uint32_t __shmpool_death_seq(struct shmpool *p)
+{
+	const struct shmpool_status *st = status_page(p);
+
+	/*
+	 * Acquire: pairs with the module's release store of death_seq, which
+	 * follows its clearing of the dead slot: whoever reads the new seq
+	 * sees the slot cleared.
+	 */
+	return st ? __atomic_load_n(&st->death_seq, __ATOMIC_ACQUIRE) : 0;
+}
+
+int __shmpool_wait_peer(struct shmpool *p, int64_t off, uint32_t expected,
+			uint32_t seq, const struct timespec *deadline)
+{
+	const struct timespec *until;
+	struct timespec ts;
+	int ret;
+
+	if (status_page(p))
+		return __shmpool_dev_wait_death(p, off, expected, seq, deadline);
+	until = __shmpool_deadline_within(deadline, PEER_POLL_MS, &ts);
+	ret = shmpool_wait(p, off, expected, until, 0);
+	/* a slice ended: "look at your peers again" */
+	if (ret == -ETIMEDOUT && until != deadline)
+		return -EOWNERDEAD;
+	return ret;
+}
+
+SHMPOOL_EXPORT
+int shmpool_attach_id(struct shmpool *p)
+{
+	uint32_t id;
+	int ret;
+
+	if (!p)
+		return -EINVAL;
+	ret = __shmpool_self(p, &id);
+	return ret ? ret : (int)id;
+}
+
+SHMPOOL_EXPORT
+int shmpool_peer_alive(struct shmpool *p, uint32_t id)
+{
+	if (!p || !id || id > SHMPOOL_ATTACH_ID_MAX)
+		return -EINVAL;
+	return __shmpool_alive(p, id);
+}
+
+SHMPOOL_EXPORT
+int shmpool_death_seq(struct shmpool *p, uint32_t *seq)
+{
+	if (!p || !seq)
+		return -EINVAL;
+	if (!status_page(p))
+		return -EOPNOTSUPP;
+	*seq = __shmpool_death_seq(p);
+	return 0;
+}
+
+SHMPOOL_EXPORT
+int shmpool_death_ack(struct shmpool *p)
+{
+	struct shmpool_attach a = { .size = sizeof(a), .flags = SHMPOOL_ATTACH_ACK };
+
+	if (!p)
+		return -EINVAL;
+	if (!status_page(p))
+		return -EOPNOTSUPP;
+	if (ioctl(p->fd, SHMPOOL_IOC_ATTACH, &a))
+		return -errno;
+	return 0;
+}
