@@ -143,6 +143,19 @@ static void side_main(struct bench_case *c, int side, uint64_t iters, int traced
 	_exit(0);
 }
 
+int bench_proc_asleep(int fd)
+{
+	char buf[512], *p;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		bench_die("read /proc/PID/stat", n ? errno : EIO);
+	buf[n] = 0;
+	/* the state follows the command name, which may hold ')' itself */
+	p = strrchr(buf, ')');
+	return p && (p[2] == 'S' || p[2] == 'D');
+}
+
 void bench_set_result_ns(uint64_t ns)
 {
 	ctl->elapsed_ns = ns ? ns : 1;

@@ -70,6 +70,9 @@ void *bench_shared_page(void);
  */
 void bench_set_result_ns(uint64_t ns);
 
+/* Is the process whose /proc/PID/stat is open as @fd asleep (state S or D)? */
+int bench_proc_asleep(int fd);
+
 /* nanoseconds on CLOCK_MONOTONIC */
 uint64_t bench_now_ns(void);
 

@@ -200,19 +200,6 @@ struct wake_lat {
 	struct lat_shared *sh;
 };
 
-/* Is the process whose /proc/PID/stat is open as @fd sleeping? */
-static int asleep(int fd)
-{
-	char buf[512], *p;
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-
-	if (n <= 0)
-		bench_die("read /proc/PID/stat", n ? errno : EIO);
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	return p && (p[2] == 'S' || p[2] == 'D');
-}
-
 /*
  * Side 0 sleeps until the word moves to i + 1 (or a read returns), then adds
  * now - t_wake; side 1 waits until side 0 is in iteration i and asleep, then
@@ -249,7 +236,7 @@ static void wake_latency(void *arg, int side, uint64_t iters)
 	if (fd < 0)
 		bench_die(path, errno);
 	for (i = 0; i < iters; i++) {
-		while (atomic_load(&sh->ack) != (uint32_t)i || !asleep(fd))
+		while (atomic_load(&sh->ack) != (uint32_t)i || !bench_proc_asleep(fd))
 			;
 		atomic_store(&sh->t_wake, bench_now_ns());
 		if (l->w) {
