@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -141,6 +142,20 @@ static void side_main(struct bench_case *c, int side, uint64_t iters, int traced
 			ctl->elapsed_ns = ctl->wall_ns;
 	}
 	_exit(0);
+}
+
+int bench_open_proc_stat(_Atomic int *pid)
+{
+	char path[64];
+	int fd;
+
+	while (!atomic_load(pid))
+		;
+	snprintf(path, sizeof(path), "/proc/%d/stat", atomic_load(pid));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		bench_die(path, errno);
+	return fd;
 }
 
 int bench_proc_asleep(int fd)

@@ -16,6 +16,7 @@
 #ifndef SHMPOOL_BENCH_H
 #define SHMPOOL_BENCH_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #define BENCH_MAX_ROUNDS	32
@@ -70,6 +71,8 @@ void *bench_shared_page(void);
  */
 void bench_set_result_ns(uint64_t ns);
 
+/* Wait until *@pid is set, then open /proc/<*pid>/stat (exits on error). */
+int bench_open_proc_stat(_Atomic int *pid);
 /* Is the process whose /proc/PID/stat is open as @fd asleep (state S or D)? */
 int bench_proc_asleep(int fd);
 

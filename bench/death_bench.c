@@ -95,7 +95,6 @@ static void death_latency(void *arg, int side, uint64_t iters)
 	struct death_case *d = arg;
 	struct death_shared *sh = d->sh;
 	uint64_t i, sum = 0;
-	char path[64];
 	pid_t h;
 	int fd, ret;
 
@@ -115,12 +114,7 @@ static void death_latency(void *arg, int side, uint64_t iters)
 		bench_set_result_ns(sum);
 		return;
 	}
-	while (!atomic_load(&sh->pid))
-		;
-	snprintf(path, sizeof(path), "/proc/%d/stat", atomic_load(&sh->pid));
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		bench_die(path, errno);
+	fd = bench_open_proc_stat(&sh->pid);
 	for (i = 0; i < iters; i++) {
 		h = fork();
 		if (h < 0)

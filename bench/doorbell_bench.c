@@ -210,7 +210,6 @@ static void wake_latency(void *arg, int side, uint64_t iters)
 	struct wake_lat *l = arg;
 	struct lat_shared *sh = l->sh;
 	uint64_t i, sum = 0, val = 1;
-	char path[64];
 	uint32_t v;
 	int fd;
 
@@ -229,12 +228,7 @@ static void wake_latency(void *arg, int side, uint64_t iters)
 		bench_set_result_ns(sum);
 		return;
 	}
-	while (!atomic_load(&sh->pid))
-		;
-	snprintf(path, sizeof(path), "/proc/%d/stat", atomic_load(&sh->pid));
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		bench_die(path, errno);
+	fd = bench_open_proc_stat(&sh->pid);
 	for (i = 0; i < iters; i++) {
 		while (atomic_load(&sh->ack) != (uint32_t)i || !bench_proc_asleep(fd))
 			;
