@@ -92,7 +92,7 @@ $(LIB_PC): lib/libshmpool.pc.in FORCE
 # ---- examples, selftests, host test builds ----------------------------------
 examples: $(EXAMPLES)
 
-$(B)/examples/%: examples/%.c $(LIB_A) $(LIB_HDRS)
+$(B)/examples/%: examples/%.c $(wildcard examples/*.h) $(LIB_A) $(LIB_HDRS)
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O2 -g $(WARN) -I$(TOP)/include -static $< $(LIB_A) -lurcu-memb -lurcu-common -lpthread -o $@
 
