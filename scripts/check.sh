@@ -33,7 +33,8 @@ result $st "checkpatch.pl --strict clean on kmod/ and the UAPI header"
 echo "== host tests (library, memfd backend): plain, ASan+UBSan, TSan"
 hostlog=build/host-tests.log
 : > "$hostlog"
-for t in build/selftests/lib_*_test build/asan/lib_*_test build/tsan/lib_*_test; do
+# examples_test: every program in examples/ (one test each), on memfd here.
+for t in build/selftests/lib_*_test build/selftests/examples_test build/asan/lib_*_test build/tsan/lib_*_test; do
 	[ -x "$t" ] || continue
 	name=${t#build/}
 	echo "### BEGIN $name" >> "$hostlog"
