@@ -29,6 +29,8 @@ out=$(scripts/mainline-apis.sh 2>&1); st=$?; [ $st = 0 ] || echo "$out"
 result $st "kmod/ uses no kernel API that mainline removed (outside compat.h)"
 out=$(scripts/checkpatch.sh 2>&1); st=$?; [ $st = 0 ] || echo "$out"
 result $st "checkpatch.pl --strict clean on kmod/ and the UAPI header"
+out=$(scripts/check-man.sh 2>&1); st=$?; [ $st = 0 ] || echo "$out"
+result $st "man pages render without warnings and document every public function"
 
 echo "== host tests (library, memfd backend): plain, ASan+UBSan, TSan"
 hostlog=build/host-tests.log
