@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The man pages in man/: every page renders without a single groff or man
-# warning, every .so link points at a page that names it, and every public
+# warning and within 80 columns, every .so link points at a page that names it, and every public
 # function of libshmpool (the global symbols of lib/libshmpool.map and the
 # static inline functions of include/shmpool*.h, "__" names excepted) has a
 # page or a link, while every name a page lists exists. So a new function
@@ -42,6 +42,9 @@ for f in *.[1-8]; do
 	[ -z "$out" ] || fail "$f: groff -ww: $out"
 	out=$(MANWIDTH=80 man --warnings=w -l "$f" 2>&1 > /dev/null)
 	[ -z "$out" ] || fail "$f: man --warnings: $out"
+	# and fits the 80 columns it was rendered for (synopses, examples)
+	wide=$(MANWIDTH=80 man -l "$f" 2> /dev/null | wc -L)
+	[ "$wide" -le 80 ] || fail "$f: a line $wide columns wide at MANWIDTH=80"
 done
 [ ${#pages[@]} -gt 0 ] || fail "no pages in man/"
 
