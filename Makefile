@@ -8,7 +8,7 @@
 #   make fuzz       the random-operation selftest alone, longer, in one lane
 #                   (FUZZ_SECS=600 FUZZ_LANE=debug [FUZZ_SEED=n])
 #   make deps       install build/test/VM dependencies with apt-get
-#   make install    library, headers and pkg-config file under PREFIX
+#   make install    library, headers, pkg-config file and man pages under PREFIX
 #   make clean
 #
 # Kernel modules are built out of tree under build/mod/<kernel release>/.
@@ -92,7 +92,7 @@ $(LIB_PC): lib/libshmpool.pc.in FORCE
 # ---- examples, selftests, host test builds ----------------------------------
 examples: $(EXAMPLES)
 
-$(B)/examples/%: examples/%.c $(LIB_A) $(LIB_HDRS)
+$(B)/examples/%: examples/%.c $(wildcard examples/*.h) $(LIB_A) $(LIB_HDRS)
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O2 -g $(WARN) -I$(TOP)/include -static $< $(LIB_A) -lurcu-memb -lurcu-common -lpthread -o $@
 
@@ -218,6 +218,11 @@ install: lib
 	install -m 644 include/shmpool*.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 include/uapi/linux/shmpool.h $(DESTDIR)$(PREFIX)/include/linux/
 	install -m 644 $(LIB_PC) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	@# man pages: section by suffix; .so links are installed as they are
+	@set -e; for f in man/*.[1-8]; do \
+		d=$(DESTDIR)$(PREFIX)/share/man/man$${f##*.}; \
+		install -d $$d; install -m 644 $$f $$d/; \
+	done
 
 clean:
 	rm -rf $(B)/lib $(B)/asan $(B)/selftests $(B)/examples $(B)/mod $(B)/vm

@@ -29,11 +29,14 @@ out=$(scripts/mainline-apis.sh 2>&1); st=$?; [ $st = 0 ] || echo "$out"
 result $st "kmod/ uses no kernel API that mainline removed (outside compat.h)"
 out=$(scripts/checkpatch.sh 2>&1); st=$?; [ $st = 0 ] || echo "$out"
 result $st "checkpatch.pl --strict clean on kmod/ and the UAPI header"
+out=$(scripts/check-man.sh 2>&1); st=$?; [ $st = 0 ] || echo "$out"
+result $st "man pages render without warnings and document every public function"
 
 echo "== host tests (library, memfd backend): plain, ASan+UBSan, TSan"
 hostlog=build/host-tests.log
 : > "$hostlog"
-for t in build/selftests/lib_*_test build/asan/lib_*_test build/tsan/lib_*_test; do
+# examples_test: every program in examples/ (one test each), on memfd here.
+for t in build/selftests/lib_*_test build/selftests/examples_test build/asan/lib_*_test build/tsan/lib_*_test; do
 	[ -x "$t" ] || continue
 	name=${t#build/}
 	echo "### BEGIN $name" >> "$hostlog"

@@ -101,7 +101,9 @@ fi
 if [ "$bench" = 1 ]; then
 	cp "$top"/build/bench/*_bench "$root/tests/"	# the programs, not objects
 elif [ "$demo" = 1 ]; then
-	cp "$top"/build/examples/* "$root/tests/"
+	# The demo is the pingpong; the other examples run as a test
+	# (examples_test), not in the demo.
+	cp "$top"/build/examples/pingpong "$root/tests/"
 else
 	n=0
 	for t in "$top"/build/selftests/*_test; do
@@ -111,6 +113,12 @@ else
 		n=$((n + 1))
 	done
 	[ "$n" -gt 0 ] || { say "no test programs match '$only' in build/selftests (run make)"; exit 1; }
+	# examples_test runs the example programs, from /examples (outside
+	# /tests, whose every file init runs as a test).
+	if [ -f "$root/tests/examples_test" ]; then
+		mkdir -p "$root/examples"
+		cp "$top"/build/examples/* "$root/examples/"
+	fi
 fi
 cp "$top/scripts/vm-init.sh" "$root/init"
 chmod +x "$root/init"
