@@ -465,6 +465,8 @@ int shmpool_cache_inspect(struct shmpool *p, uint64_t off,
 	sh = shmpool_ptr(p, off, sizeof(*sh));
 	if (!sh)
 		return -EINVAL;
+	if (off % _Alignof(struct cache_shared))
+		return -EPROTOTYPE;	/* objects are made aligned: not one */
 	/* acquire: pairs with __shmpool_ident_claim() (the layout) */
 	ident = atomic_load_explicit(&sh->ident, memory_order_acquire);
 	if ((uint32_t)(ident >> 32) != CACHE_MAGIC)

@@ -438,6 +438,8 @@ int shmpool_config_inspect(struct shmpool *p, uint64_t off,
 	sh = shmpool_ptr(p, off, CFG_HDR);
 	if (!sh)
 		return -EINVAL;
+	if (off % _Alignof(struct cfg_shared))
+		return -EPROTOTYPE;	/* objects are made aligned: not one */
 	/* acquire: pairs with __shmpool_ident_claim() (the layout) */
 	ident = atomic_load_explicit(&sh->ident, memory_order_acquire);
 	if ((uint32_t)(ident >> 32) != CFG_MAGIC)

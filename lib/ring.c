@@ -539,6 +539,9 @@ int shmpool_ring_inspect(struct shmpool *p, uint64_t off,
 	h = shmpool_ptr(p, off, sizeof(*h));
 	if (!h)
 		return -EINVAL;
+	/* rings are made aligned to their lines: anything else is not one */
+	if (off % _Alignof(struct __shmpool_ring_hdr))
+		return -EPROTOTYPE;
 	/* acquire: pairs with the creator's release of magic (the description) */
 	if (atomic_load_explicit(&h->d.magic, memory_order_acquire) != __SHMPOOL_RING_MAGIC)
 		return -EPROTOTYPE;

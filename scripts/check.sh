@@ -33,7 +33,7 @@ result $st "checkpatch.pl --strict clean on kmod/ and the UAPI header"
 echo "== host tests (library, memfd backend): plain, ASan+UBSan, TSan"
 hostlog=build/host-tests.log
 : > "$hostlog"
-for t in build/selftests/lib_*_test build/asan/lib_*_test build/tsan/lib_*_test; do
+for t in build/selftests/lib_*_test build/asan/lib_*_test build/tsan/lib_*_test build/selftests/shmpoolctl_test; do
 	[ -x "$t" ] || continue
 	name=${t#build/}
 	echo "### BEGIN $name" >> "$hostlog"

@@ -101,7 +101,8 @@ fi
 if [ "$bench" = 1 ]; then
 	cp "$top"/build/bench/*_bench "$root/tests/"	# the programs, not objects
 elif [ "$demo" = 1 ]; then
-	cp "$top"/build/examples/* "$root/tests/"
+	# the demo: pingpong, then the pipeline scenario that ends with shmpoolctl
+	for e in pingpong pipeline; do cp "$top/build/examples/$e" "$root/tests/"; done
 else
 	n=0
 	for t in "$top"/build/selftests/*_test; do
@@ -112,6 +113,8 @@ else
 	done
 	[ "$n" -gt 0 ] || { say "no test programs match '$only' in build/selftests (run make)"; exit 1; }
 fi
+# shmpoolctl, for its test and the demo (static, like the tests)
+[ -x "$top/build/tools/shmpoolctl" ] && cp "$top/build/tools/shmpoolctl" "$root/bin/"
 cp "$top/scripts/vm-init.sh" "$root/init"
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$dir/initramfs.gz"
