@@ -208,6 +208,10 @@ TEST_F(ctl, usage_errors)
 	ASSERT_EQ(USAGE, self->r.status);
 	run(&self->r, "rm", "--json", "x");
 	ASSERT_EQ(USAGE, self->r.status);
+	run(&self->r, "ls", "--mode", "0644");
+	ASSERT_EQ(USAGE, self->r.status);
+	run(&self->r, "stat", "--interval", "2", "x");
+	ASSERT_EQ(USAGE, self->r.status);
 	runv(&self->r, -1, NULL);
 	ASSERT_EQ(USAGE, self->r.status);
 }

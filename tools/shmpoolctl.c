@@ -75,6 +75,8 @@ static struct {
 	bool json;
 	bool contig;
 	bool quiescent;
+	bool mode_set;
+	bool interval_set;
 	unsigned int mode;
 	double interval;
 	long count;
@@ -1278,10 +1280,12 @@ int main(int argc, char **argv)
 			if (errno || end == v || *end || m > 0777)
 				return usage_error("--mode: '%s' is not an octal mode up to 0777", v);
 			opt.mode = (unsigned int)m;
+			opt.mode_set = true;
 		} else if ((v = opt_value(argv, argc, &i, "--interval"))) {
 			opt.interval = strtod(v, &end);
 			if (end == v || *end || !(opt.interval >= 0.01 && opt.interval <= 86400))
 				return usage_error("--interval: '%s' is not 0.01 to 86400 seconds", v);
+			opt.interval_set = true;
 		} else if ((v = opt_value(argv, argc, &i, "--count"))) {
 			errno = 0;
 			opt.count = strtol(v, &end, 10);
@@ -1316,6 +1320,8 @@ int main(int argc, char **argv)
 	if ((opt.json && !strchr(cmd->options, 'j')) ||
 	    (opt.contig && !strchr(cmd->options, 'c')) ||
 	    (opt.quiescent && !strchr(cmd->options, 'q')) ||
+	    (opt.mode_set && !strchr(cmd->options, 'm')) ||
+	    (opt.interval_set && !strchr(cmd->options, 'i')) ||
 	    (opt.count && !strchr(cmd->options, 'n')))
 		return usage_error("%s: an option given does not apply (see --help)", cmd->name);
 	return cmd->fn(npos - 1, pos + 1);
