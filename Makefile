@@ -233,3 +233,25 @@ distclean:
 
 FORCE:
 .PHONY: FORCE all modules lib examples selftests asan-tests tsan-tests deps check demo fuzz bench install clean distclean
+
+# ---- tools: shmpoolctl --------------------------------------------------------
+# Static, like the examples, so that the same binary runs in the VM lanes
+# (busybox initramfs, no libc there); it is installed into $(PREFIX)/bin,
+# since any user may look at the pools they can open.
+TOOLS := $(B)/tools/shmpoolctl
+
+all: tools
+tools: $(TOOLS)
+
+$(B)/tools/%: tools/%.c $(LIB_A) $(LIB_HDRS)
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 -g $(WARN) -I$(TOP)/include -DSHMPOOL_VERSION='"$(VERSION)"' \
+		-static $< $(LIB_A) -lurcu-memb -lurcu-common -lpthread -o $@
+
+install: install-tools
+install-tools: tools
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 man/shmpoolctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+
+.PHONY: tools install-tools

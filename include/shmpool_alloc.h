@@ -236,6 +236,34 @@ static inline void *shmpool_heap_ptr(const struct shmpool_heap *h,
 	return shmpool_ptr(h->pool, off, len);
 }
 
+/**
+ * struct shmpool_obj_entry - one named object, from shmpool_obj_next()
+ * @name: its name
+ * @off: offset of its first byte in the pool
+ * @size: the size it was created with
+ */
+struct shmpool_obj_entry {
+	char name[SHMPOOL_OBJ_NAME_MAX];
+	uint64_t off;
+	uint64_t size;
+};
+
+/*
+ * Read-only introspection, for observers that have no heap handle (a heap
+ * cannot be opened on a SHMPOOL_RDONLY pool): these take no lock and write
+ * nothing, so they see a snapshot, exact only while nobody changes the heap.
+ * -ENODATA: the pool holds no heap (yet); -EUCLEAN: not a heap of this
+ * layout version.
+ */
+/* shmpool_heap_stats() without the heap's lock, on any handle of @p. */
+int shmpool_heap_inspect(struct shmpool *p, struct shmpool_heap_stats *st);
+/*
+ * The next named object at directory position *@pos or later, in *@e;
+ * advances *@pos past it. Start with *@pos = 0. -ENOENT after the last.
+ */
+int shmpool_obj_next(struct shmpool *p, unsigned int *pos,
+		     struct shmpool_obj_entry *e);
+
 #ifdef __cplusplus
 }
 #endif

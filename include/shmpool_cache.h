@@ -116,6 +116,14 @@ int shmpool_cache_iterate(struct shmpool_cache *c,
 int shmpool_cache_stats(struct shmpool_cache *c,
 			struct shmpool_cache_stats *st);
 
+/*
+ * shmpool_cache_stats() of the cache at pool offset @off, without a handle
+ * and without writing (@p may be SHMPOOL_RDONLY). -EPROTOTYPE: no cache
+ * there; -EINVAL.
+ */
+int shmpool_cache_inspect(struct shmpool *p, uint64_t off,
+			  struct shmpool_cache_stats *st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1005,6 +1005,48 @@ int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
 /* Free a received (or unpublished) message's block; -EINVAL if it is not one. */
 int shmpool_msg_release(struct shmpool_ring *r, const struct shmpool_msg *m);
 
+/**
+ * struct shmpool_ring_info - what shmpool_ring_inspect() reports
+ * @type: SHMPOOL_RING_SPSC, _MPMC or _VAR
+ * @flags: creation flags (SHMPOOL_RING_SP, _SC)
+ * @esize: element size (VAR: 8)
+ * @count: slots (VAR: bytes)
+ * @version: the ring's layout version
+ * @used: elements in the ring (VAR: bytes); MPMC counts reserved slots
+ * @produced: the producers' index (wraps at 2^32)
+ * @consumed: the consumers' index
+ * @shut: SHMPOOL_RING_PROD and/or _CONS once shut down
+ * @cons_sleeping: 1 if a consumer announced a sleep that no signal has
+ *	answered yet (it may have left without sleeping)
+ * @prod_sleeping: the same for producers
+ * @cons_wakes: signals that found a consumer announced (31 bits, wrapping)
+ * @prod_wakes: the same for producers
+ */
+struct shmpool_ring_info {
+	uint32_t type;
+	uint32_t flags;
+	uint32_t esize;
+	uint32_t count;
+	uint32_t version;
+	uint32_t used;
+	uint32_t produced;
+	uint32_t consumed;
+	uint32_t shut;
+	uint32_t cons_sleeping;
+	uint32_t prod_sleeping;
+	uint32_t cons_wakes;
+	uint32_t prod_wakes;
+};
+
+/*
+ * Describe the ring at pool offset @off (a named object's offset) without a
+ * handle and without writing: @p may be SHMPOOL_RDONLY. A snapshot, exact
+ * only while nobody moves elements. -EPROTOTYPE: no ring there;
+ * -EPROTONOSUPPORT: another layout version (@version set); -EINVAL.
+ */
+int shmpool_ring_inspect(struct shmpool *p, uint64_t off,
+			 struct shmpool_ring_info *ri);
+
 #ifdef __cplusplus
 }
 #endif

@@ -189,6 +189,33 @@ static inline uint64_t shmpool_handle_off(shmpool_handle_t h)
 	return h & SHMPOOL_HANDLE_OFF_MASK;
 }
 
+/**
+ * struct shmpool_config_info - what shmpool_config_inspect() reports
+ * @version: the published version (0 before the first publish)
+ * @capacity: the capacity fixed at creation
+ * @len: the current blob's length
+ * @writer: the thread id in the writer's lock word, 0 if none
+ * @sleeping: 1 if a waiter announced a sleep that no publish answered yet
+ * @wakes: publishes that found a waiter announced (31 bits, wrapping)
+ */
+struct shmpool_config_info {
+	uint64_t version;
+	uint64_t capacity;
+	uint64_t len;
+	uint32_t writer;
+	uint32_t sleeping;
+	uint32_t wakes;
+	uint32_t __reserved;
+};
+
+/*
+ * Describe the config object at pool offset @off without a handle and
+ * without writing (@p may be SHMPOOL_RDONLY). -EPROTOTYPE: no config there;
+ * -EUCLEAN: its capacity does not fit the pool; -EINVAL.
+ */
+int shmpool_config_inspect(struct shmpool *p, uint64_t off,
+			   struct shmpool_config_info *ci);
+
 #ifdef __cplusplus
 }
 #endif

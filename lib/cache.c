@@ -447,3 +447,37 @@ int shmpool_cache_stats(struct shmpool_cache *c,
 	st->capacity = c->cap;
 	return 0;
 }
+
+/*
+ * Read-only introspection of the cache at @off: shmpool_cache_stats()
+ * without a handle or a write (@p may be SHMPOOL_RDONLY).
+ */
+SHMPOOL_EXPORT
+int shmpool_cache_inspect(struct shmpool *p, uint64_t off,
+			  struct shmpool_cache_stats *st)
+{
+	struct cache_shared *sh;
+	uint64_t ident;
+
+	if (!p || !st)
+		return -EINVAL;
+	memset(st, 0, sizeof(*st));
+	sh = shmpool_ptr(p, off, sizeof(*sh));
+	if (!sh)
+		return -EINVAL;
+	if (off % _Alignof(struct cache_shared))
+		return -EPROTOTYPE;	/* objects are made aligned: not one */
+	/* acquire: pairs with __shmpool_ident_claim() (the layout) */
+	ident = atomic_load_explicit(&sh->ident, memory_order_acquire);
+	if ((uint32_t)(ident >> 32) != CACHE_MAGIC)
+		return -EPROTOTYPE;
+	st->hits = atomic_load_explicit(&sh->hits, memory_order_relaxed);
+	st->misses = atomic_load_explicit(&sh->misses, memory_order_relaxed);
+	st->inserts = atomic_load_explicit(&sh->inserts, memory_order_relaxed);
+	st->updates = atomic_load_explicit(&sh->updates, memory_order_relaxed);
+	st->deletes = atomic_load_explicit(&sh->deletes, memory_order_relaxed);
+	st->evictions = atomic_load_explicit(&sh->evictions, memory_order_relaxed);
+	st->entries = atomic_load_explicit(&sh->count, memory_order_relaxed);
+	st->capacity = (uint32_t)ident;
+	return 0;
+}

@@ -418,3 +418,42 @@ int shmpool_config_publish(struct shmpool_config *c, const void *data,
 	copy_in(buf, data, len);
 	return shmpool_config_write_commit(c, len, version);
 }
+
+/*
+ * Read-only introspection of the config at @off, without a handle or a
+ * write (@p may be SHMPOOL_RDONLY): version, capacity, current length,
+ * writer and the waiters' event.
+ */
+SHMPOOL_EXPORT
+int shmpool_config_inspect(struct shmpool *p, uint64_t off,
+			   struct shmpool_config_info *ci)
+{
+	struct cfg_shared *sh;
+	uint64_t ident, seq;
+	uint32_t w;
+
+	if (!p || !ci)
+		return -EINVAL;
+	memset(ci, 0, sizeof(*ci));
+	sh = shmpool_ptr(p, off, CFG_HDR);
+	if (!sh)
+		return -EINVAL;
+	if (off % _Alignof(struct cfg_shared))
+		return -EPROTOTYPE;	/* objects are made aligned: not one */
+	/* acquire: pairs with __shmpool_ident_claim() (the layout) */
+	ident = atomic_load_explicit(&sh->ident, memory_order_acquire);
+	if ((uint32_t)(ident >> 32) != CFG_MAGIC)
+		return -EPROTOTYPE;
+	ci->capacity = (uint32_t)ident;
+	if (!shmpool_ptr(p, off, CFG_HDR + 2 * cfg_stride(ci->capacity)))
+		return -EUCLEAN;
+	/* acquire: pairs with (W3), as shmpool_config_version() */
+	seq = atomic_load_explicit(&sh->seq, memory_order_acquire);
+	ci->version = seq;
+	ci->len = seq ? atomic_load_explicit(&sh->len[seq & 1], memory_order_relaxed) : 0;
+	ci->writer = atomic_load_explicit(&sh->owner, memory_order_relaxed);
+	w = atomic_load_explicit(&sh->changed.word, memory_order_relaxed);
+	ci->sleeping = w & SHMPOOL_EVENT_NEED_WAKEUP;
+	ci->wakes = w >> 1;
+	return 0;
+}

@@ -151,3 +151,44 @@ int shmpool_obj_remove(struct shmpool_heap *h, const char *name)
 	__shmpool_heap_unlock(h);
 	return ret;
 }
+
+/*
+ * Directory iteration for observers: no heap handle and no lock (a
+ * SHMPOOL_RDONLY handle cannot take it), nothing written. An entry that
+ * changes while it is copied is read again; one that keeps changing is
+ * skipped, so a walk during creates and removes may miss those objects.
+ */
+SHMPOOL_EXPORT
+int shmpool_obj_next(struct shmpool *p, unsigned int *pos,
+		     struct shmpool_obj_entry *e)
+{
+	const volatile struct dir_ent *d;
+	struct dir_ent snap;
+	int tries;
+
+	if (!p || !pos || !e)
+		return -EINVAL;
+	if (p->size < SHMPOOL_HEAP_MIN_POOL ||
+	    ((const volatile struct heap_hdr *)p->base)->magic != HEAP_MAGIC)
+		return -ENODATA;
+	for (; *pos < NR_DIR; (*pos)++) {
+		d = (const volatile struct dir_ent *)((char *)p->base + DIR_OFF) + *pos;
+		for (tries = 0; tries < 4; tries++) {
+			memcpy(&snap, (const void *)d, sizeof(snap));
+			/* acquire: the copy above before the second look at @off */
+			atomic_thread_fence(memory_order_acquire);
+			if (d->off == snap.off && d->hash == snap.hash)
+				break;
+		}
+		if (tries == 4 || !snap.off || snap.off >= p->size ||
+		    snap.size > p->size - snap.off)
+			continue;
+		memcpy(e->name, snap.name, sizeof(e->name));
+		e->name[sizeof(e->name) - 1] = '\0';
+		e->off = snap.off;
+		e->size = snap.size;
+		(*pos)++;
+		return 0;
+	}
+	return -ENOENT;
+}

@@ -987,3 +987,69 @@ int shmpool_heap_check(struct shmpool_heap *h, unsigned int flags,
 	__shmpool_heap_unlock(h);
 	return ret;
 }
+
+/* ---- read-only introspection ------------------------------------------------------ */
+
+/*
+ * The heap's counters without its lock, for observers that may not take
+ * it (a SHMPOOL_RDONLY handle cannot write the mutex word). Nothing is
+ * written; every offset read from the pool is range-checked and the one
+ * list walk is bounded, since a peer may change anything meanwhile.
+ */
+SHMPOOL_EXPORT
+int shmpool_heap_inspect(struct shmpool *p, struct shmpool_heap_stats *st)
+{
+	struct heap_priv hp = { 0 };
+	struct shmpool_heap *h = &hp.pub;
+	struct heap_hdr *hh;
+	uint64_t largest = 0, steps = 0;
+	unsigned int fl, sl;
+	uint32_t g;
+	int ret, i;
+
+	if (!p || !st)
+		return -EINVAL;
+	memset(st, 0, sizeof(*st));
+	if (p->size < SHMPOOL_HEAP_MIN_POOL || (p->size >> GRAN_SHIFT) > UINT32_MAX)
+		return -ENODATA;
+	h->pool = p;
+	h->__hdr = p->base;
+	hh = heap_hdr(h);
+	/* acquire: pairs with heap_ready()'s release of READY (the layout) */
+	if (atomic_load_explicit(&hh->state, memory_order_acquire) != HEAP_STATE_READY)
+		return hh->magic ? -EUCLEAN : -ENODATA;
+	ret = heap_validate(h);
+	if (!ret)
+		ret = heap_priv_init(&hp);
+	if (ret)
+		return ret;
+	st->heap_bytes = (uint64_t)(hh->end_g - hh->heap_g) << GRAN_SHIFT;
+	st->free_bytes = (hh->free_g - hh->nr_free) << GRAN_SHIFT;
+	st->used_bytes = st->heap_bytes - (hh->free_g << GRAN_SHIFT);
+	st->free_blocks = hh->nr_free;
+	st->alloc_blocks = hh->nr_used - hh->nr_slabs - hh->nr_named;
+	st->slabs = hh->nr_slabs;
+	st->objects = hh->nr_named;
+	st->repairs = hh->nr_repairs;
+	if (hh->fl_bitmap) {
+		fl = log2_u32(hh->fl_bitmap);
+		sl = hh->sl_bitmap[fl % FL_COUNT] ? log2_u32(hh->sl_bitmap[fl % FL_COUNT]) : 0;
+		for (g = hh->heads[fl % FL_COUNT][sl % SL_COUNT];
+		     g >= hh->heap_g && g < hh->end_g && steps++ < NR_DIR * 16;
+		     g = blk_links(h, g)->next)
+			if (blk_at(h, g)->size > largest &&
+			    blk_at(h, g)->size <= hh->end_g - g)
+				largest = blk_at(h, g)->size;
+	}
+	st->largest_free = largest ? (largest - 1) << GRAN_SHIFT : 0;
+	for (i = 1; i < NR_ATTACH; i++)
+		if (atomic_load_explicit(&attach_table(h)[i], memory_order_relaxed))
+			st->nr_attach++;
+	__shmpool_slab_stats(h, st);
+	for (i = 0; i < NR_CLASSES; i++) {
+		st->alloc_blocks += st->classes[i].used;
+		st->free_bytes += (st->classes[i].objs - st->classes[i].used) *
+				  st->classes[i].size;
+	}
+	return 0;
+}

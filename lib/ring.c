@@ -520,3 +520,54 @@ int shmpool_ring_peek_wait(struct shmpool_ring *r, const void **ptr,
 	return wait_loop(r, (void *)ptr, 0, 0, deadline, try_peek,
 			 &r->hdr->ev.data, SHMPOOL_RING_PROD, 1);
 }
+
+/*
+ * Read-only introspection of the ring at @off: no handle, no write, so
+ * that an observer with a SHMPOOL_RDONLY pool can report fill levels. The
+ * description is checked as ring_open() checks it; indices are snapshots.
+ */
+SHMPOOL_EXPORT
+int shmpool_ring_inspect(struct shmpool *p, uint64_t off,
+			 struct shmpool_ring_info *ri)
+{
+	const struct __shmpool_ring_hdr *h;
+	uint32_t pi, ci, w;
+
+	if (!p || !ri)
+		return -EINVAL;
+	memset(ri, 0, sizeof(*ri));
+	h = shmpool_ptr(p, off, sizeof(*h));
+	if (!h)
+		return -EINVAL;
+	/* rings are made aligned to their lines: anything else is not one */
+	if (off % _Alignof(struct __shmpool_ring_hdr))
+		return -EPROTOTYPE;
+	/* acquire: pairs with the creator's release of magic (the description) */
+	if (atomic_load_explicit(&h->d.magic, memory_order_acquire) != __SHMPOOL_RING_MAGIC)
+		return -EPROTOTYPE;
+	ri->version = h->d.version;
+	if (h->d.version != __SHMPOOL_RING_VERSION)
+		return -EPROTONOSUPPORT;
+	ri->type = h->d.type;
+	ri->flags = h->d.flags;
+	ri->esize = h->d.esize;
+	ri->count = h->d.count;
+	if (ri->type != SHMPOOL_RING_MPMC) {
+		ci = atomic_load_explicit(&h->cons.tail, memory_order_relaxed);
+		pi = atomic_load_explicit(&h->prod.tail, memory_order_relaxed);
+	} else {
+		ci = atomic_load_explicit(&h->cons.head, memory_order_relaxed);
+		pi = atomic_load_explicit(&h->prod.head, memory_order_relaxed);
+	}
+	ri->produced = pi;
+	ri->consumed = ci;
+	ri->used = (int32_t)(pi - ci) < 0 ? 0 : pi - ci > ri->count ? ri->count : pi - ci;
+	ri->shut = atomic_load_explicit(&h->ev.shut, memory_order_relaxed);
+	w = atomic_load_explicit(&h->ev.data.word, memory_order_relaxed);
+	ri->cons_sleeping = w & SHMPOOL_EVENT_NEED_WAKEUP;
+	ri->cons_wakes = w >> 1;
+	w = atomic_load_explicit(&h->ev.space.word, memory_order_relaxed);
+	ri->prod_sleeping = w & SHMPOOL_EVENT_NEED_WAKEUP;
+	ri->prod_wakes = w >> 1;
+	return 0;
+}

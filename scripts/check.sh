@@ -36,7 +36,7 @@ echo "== host tests (library, memfd backend): plain, ASan+UBSan, TSan"
 hostlog=build/host-tests.log
 : > "$hostlog"
 # examples_test: every program in examples/ (one test each), on memfd here.
-for t in build/selftests/lib_*_test build/selftests/examples_test build/asan/lib_*_test build/tsan/lib_*_test; do
+for t in build/selftests/lib_*_test build/selftests/examples_test build/asan/lib_*_test build/tsan/lib_*_test build/selftests/shmpoolctl_test; do
 	[ -x "$t" ] || continue
 	name=${t#build/}
 	echo "### BEGIN $name" >> "$hostlog"

@@ -101,9 +101,9 @@ fi
 if [ "$bench" = 1 ]; then
 	cp "$top"/build/bench/*_bench "$root/tests/"	# the programs, not objects
 elif [ "$demo" = 1 ]; then
-	# The demo is the pingpong; the other examples run as a test
-	# (examples_test), not in the demo.
-	cp "$top"/build/examples/pingpong "$root/tests/"
+	# the demo: pingpong, then the pipeline scenario that ends with
+	# shmpoolctl; the other examples run as a test (examples_test)
+	for e in pingpong pipeline; do cp "$top/build/examples/$e" "$root/tests/"; done
 else
 	n=0
 	for t in "$top"/build/selftests/*_test; do
@@ -120,6 +120,8 @@ else
 		cp "$top"/build/examples/* "$root/examples/"
 	fi
 fi
+# shmpoolctl, for its test and the demo (static, like the tests)
+[ -x "$top/build/tools/shmpoolctl" ] && cp "$top/build/tools/shmpoolctl" "$root/bin/"
 cp "$top/scripts/vm-init.sh" "$root/init"
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$dir/initramfs.gz"

@@ -14,7 +14,7 @@
 #define EXAMPLES(X)							\
 	X(pingpong) X(rendezvous) X(fork_inherit) X(fd_passing)		\
 	X(mutex_condvar) X(ring) X(zero_copy) X(config_reload) X(cache)	\
-	X(offsets) X(observer)
+	X(offsets) X(observer) X(pipeline)
 
 #define _GNU_SOURCE
 #include <errno.h>

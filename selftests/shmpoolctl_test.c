@@ -1,0 +1,445 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * shmpoolctl_test: every shmpoolctl command, its output and its exit status.
+ *
+ * Runs the binary ($SHMPOOLCTL, else ../tools/shmpoolctl beside this
+ * program's directory, else /bin/shmpoolctl as in the VM image) on the
+ * backend the library picks: memfd on the host (SHMPOOL_BACKEND=memfd),
+ * the device in the VM lanes. Pools are made with the library, named after
+ * the test's pid, and removed at the end of each test.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* the 6.1 harness leaves parameters unused and defines unprototyped functions */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#include "kselftest_harness.h"
+
+#include <shmpool.h>
+#include <shmpool_alloc.h>
+#include <shmpool_cache.h>
+#include <shmpool_ring.h>
+#include <shmpool_state.h>
+
+#define OUT_MAX 65536
+
+static char ctl[PATH_MAX];
+
+/* The binary under test; exits the test program if there is none. */
+static const char *ctl_path(void)
+{
+	char self[PATH_MAX];
+	ssize_t n;
+
+	if (ctl[0])
+		return ctl;
+	if (getenv("SHMPOOLCTL")) {
+		snprintf(ctl, sizeof(ctl), "%s", getenv("SHMPOOLCTL"));
+		return ctl;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		snprintf(ctl, sizeof(ctl), "%s/../tools/shmpoolctl", dirname(self));
+		if (!access(ctl, X_OK))
+			return ctl;
+	}
+	snprintf(ctl, sizeof(ctl), "/bin/shmpoolctl");
+	return ctl;
+}
+
+struct run {
+	int status;		/* exit status, or 128 + signal */
+	char out[OUT_MAX];	/* stdout */
+	char err[OUT_MAX];	/* stderr */
+};
+
+static void slurp(int fd, char *buf)
+{
+	size_t n = 0;
+	ssize_t r;
+
+	while (n < OUT_MAX - 1 && (r = read(fd, buf + n, OUT_MAX - 1 - n)) > 0)
+		n += (size_t)r;
+	buf[n] = '\0';
+}
+
+/*
+ * Run shmpoolctl with the NULL-terminated arguments, as user @uid if it is
+ * not -1; output in @r. The output files are temporary files, read after
+ * the child exits, so no pipe can fill up.
+ */
+static void runv(struct run *r, int uid, const char *arg, ...)
+{
+	const char *argv[32];
+	char ofile[] = "/tmp/ctl-out-XXXXXX", efile[] = "/tmp/ctl-err-XXXXXX";
+	int ofd = mkstemp(ofile), efd = mkstemp(efile), n = 0, st;
+	va_list ap;
+	pid_t pid;
+
+	argv[n++] = ctl_path();
+	va_start(ap, arg);
+	for (; arg && n < 31; arg = va_arg(ap, const char *))
+		argv[n++] = arg;
+	va_end(ap);
+	argv[n] = NULL;
+	unlink(ofile);
+	unlink(efile);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		dup2(ofd, 1);
+		dup2(efd, 2);
+		if (uid != -1 && (setgid((gid_t)uid) || setuid((uid_t)uid)))
+			_exit(99);
+		execv(argv[0], (char **)argv);
+		_exit(98);
+	}
+	waitpid(pid, &st, 0);
+	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	lseek(ofd, 0, SEEK_SET);
+	lseek(efd, 0, SEEK_SET);
+	slurp(ofd, r->out);
+	slurp(efd, r->err);
+	close(ofd);
+	close(efd);
+}
+
+#define run(r, ...) runv(r, -1, __VA_ARGS__, NULL)
+#define run_as(r, uid, ...) runv(r, uid, __VA_ARGS__, NULL)
+
+/* exit statuses documented in shmpoolctl(8) */
+enum { OK = 0, FAIL = 1, USAGE = 2, NOENT = 3, ACCES = 4, NOMOD = 5,
+       EXIST = 6, DAMAGED = 7, NOHEAP = 8 };
+
+FIXTURE(ctl) {
+	char name[64];
+	struct run r;
+	struct shmpool *p;
+	struct shmpool_heap *h;
+};
+
+FIXTURE_SETUP(ctl)
+{
+	ASSERT_EQ(0, access(ctl_path(), X_OK)) {
+		TH_LOG("no shmpoolctl at %s (build it: make tools)", ctl_path());
+	}
+	umask(022);	/* the modes asked for are the modes seen */
+	snprintf(self->name, sizeof(self->name), "ctltest-%d", getpid());
+	shmpool_unlink(self->name, 0);
+	self->p = NULL;
+	self->h = NULL;
+}
+
+FIXTURE_TEARDOWN(ctl)
+{
+	shmpool_heap_close(self->h);
+	shmpool_close(self->p);
+	shmpool_unlink(self->name, 0);
+}
+
+/* A pool with a heap, a ring holding 3 elements, a config at version 2, a cache with a hit and a miss. */
+static void populate(struct __test_metadata *_metadata, FIXTURE_DATA(ctl) *self)
+{
+	struct shmpool_config *c;
+	struct shmpool_cache *k;
+	struct shmpool_ring *r;
+	uint64_t v = 7, i;
+	char buf[8];
+
+	ASSERT_EQ(0, shmpool_create(self->name, 1 << 20, 0600, SHMPOOL_EXCL, &self->p));
+	ASSERT_EQ(0, shmpool_heap_open(self->p, 0, &self->h));
+	ASSERT_EQ(1, shmpool_ring_create(self->h, "jobs", SHMPOOL_RING_MPMC, 16, 8, 0, &r));
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(1U, shmpool_ring_enqueue_bulk(r, &v, 1));
+	shmpool_ring_close(r);
+	ASSERT_EQ(0, shmpool_config_open(self->h, "settings", 64, SHMPOOL_CONFIG_CREATE, &c));
+	ASSERT_EQ(0, shmpool_config_publish(c, "a=1", 3, NULL));
+	ASSERT_EQ(0, shmpool_config_publish(c, "a=22", 4, NULL));
+	shmpool_config_close(c);
+	ASSERT_EQ(0, shmpool_cache_open(self->h, "squares", 32, SHMPOOL_CACHE_CREATE, &k));
+	ASSERT_EQ(0, shmpool_cache_put(k, "k", 1, "v", 1, 0));
+	ASSERT_EQ(1, shmpool_cache_get(k, "k", 1, buf, sizeof(buf)));
+	ASSERT_EQ(-ENOENT, shmpool_cache_get(k, "x", 1, buf, sizeof(buf)));
+	shmpool_cache_close(k);
+}
+
+TEST_F(ctl, version_and_help)
+{
+	static const char *const cmds[] = {
+		"ls", "info", "create", "rm", "stat", "check", "dump", "watch"
+	};
+	unsigned int i;
+
+	run(&self->r, "--version");
+	ASSERT_EQ(OK, self->r.status);
+	ASSERT_EQ(0, strncmp(self->r.out, "shmpoolctl ", 11));
+	run(&self->r, "--help");
+	ASSERT_EQ(OK, self->r.status);
+	ASSERT_NE(NULL, strstr(self->r.out, "Exit status"));
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		run(&self->r, cmds[i], "--help");
+		ASSERT_EQ(OK, self->r.status);
+		ASSERT_NE(NULL, strstr(self->r.out, cmds[i])) TH_LOG("%s", cmds[i]);
+		ASSERT_EQ(0, strncmp(self->r.out, "Usage:", 6));
+	}
+}
+
+TEST_F(ctl, usage_errors)
+{
+	run(&self->r, "frobnicate");
+	ASSERT_EQ(USAGE, self->r.status);
+	ASSERT_NE(NULL, strstr(self->r.err, "unknown command"));
+	run(&self->r, "ls", "--bogus");
+	ASSERT_EQ(USAGE, self->r.status);
+	run(&self->r, "--backend", "floppy", "ls");
+	ASSERT_EQ(USAGE, self->r.status);
+	run(&self->r, "info");
+	ASSERT_EQ(USAGE, self->r.status);
+	run(&self->r, "rm", "--json", "x");
+	ASSERT_EQ(USAGE, self->r.status);
+	run(&self->r, "ls", "--mode", "0644");
+	ASSERT_EQ(USAGE, self->r.status);
+	run(&self->r, "stat", "--interval", "2", "x");
+	ASSERT_EQ(USAGE, self->r.status);
+	runv(&self->r, -1, NULL);
+	ASSERT_EQ(USAGE, self->r.status);
+}
+
+TEST_F(ctl, create_ls_info_rm)
+{
+	char want[128];
+	const char *b;
+
+	run(&self->r, "create", self->name, "64K", "--mode", "0640");
+	ASSERT_EQ(OK, self->r.status) TH_LOG("%s", self->r.err);
+	run(&self->r, "info", self->name);
+	ASSERT_EQ(OK, self->r.status);
+	ASSERT_NE(NULL, strstr(self->r.out, "size:        65536 bytes"));
+	ASSERT_NE(NULL, strstr(self->r.out, "mode 0640"));
+	/* on the backend the library picks: the device in the VMs, memfd on the host */
+	ASSERT_EQ(0, shmpool_open(self->name, SHMPOOL_RDONLY, &self->p));
+	b = shmpool_backend_name(shmpool_backend(self->p));
+	ASSERT_NE(NULL, strstr(self->r.out, b));
+	shmpool_close(self->p);
+	self->p = NULL;
+	if (!strcmp(b, "device") && geteuid() != 0 && !getenv("SHMPOOL_SCOPE"))
+		goto rm;	/* only root lists the default scope (ls_default_scope_needs_root) */
+	run(&self->r, "ls");
+	ASSERT_EQ(OK, self->r.status) TH_LOG("%s", self->r.err);
+	ASSERT_NE(NULL, strstr(self->r.out, self->name)) TH_LOG("%s", self->r.out);
+	ASSERT_NE(NULL, strstr(self->r.out, "00640"));
+	snprintf(want, sizeof(want), "{\"name\": \"%s\", \"backend\": \"%s\"", self->name, b);
+	run(&self->r, "ls", "--json");
+	ASSERT_EQ(OK, self->r.status);
+	ASSERT_NE(NULL, strstr(self->r.out, want)) TH_LOG("%s", self->r.out);
+	ASSERT_NE(NULL, strstr(strstr(self->r.out, want), "\"bytes\": 65536, "));
+	/* nobody but shmpoolctl itself has it open: it does not count itself */
+	ASSERT_NE(NULL, strstr(strstr(self->r.out, want), "\"attachments\": 0, \"mappings\": 0"));
+	/* a user of ours shows in the counts */
+	ASSERT_EQ(0, shmpool_open(self->name, 0, &self->p));
+	run(&self->r, "ls", "--json");
+	ASSERT_NE(NULL, strstr(strstr(self->r.out, want), "\"attachments\": 1, \"mappings\": 1"))
+		TH_LOG("%s", self->r.out);
+rm:
+	run(&self->r, "rm", self->name);
+	ASSERT_EQ(OK, self->r.status);
+	run(&self->r, "info", self->name);
+	ASSERT_EQ(NOENT, self->r.status);
+}
+
+TEST_F(ctl, create_errors)
+{
+	run(&self->r, "create", self->name, "64K");
+	ASSERT_EQ(OK, self->r.status);
+	run(&self->r, "create", self->name, "64K");
+	ASSERT_EQ(EXIST, self->r.status);
+	run(&self->r, "create", "other", "12345");
+	ASSERT_EQ(USAGE, self->r.status);
+	run(&self->r, "create", "other", "lots");
+	ASSERT_EQ(USAGE, self->r.status);
+	run(&self->r, "create", "bad/name", "64K");
+	ASSERT_EQ(FAIL, self->r.status);
+	run(&self->r, "create", "other", "64K", "--mode", "999");
+	ASSERT_EQ(USAGE, self->r.status);
+}
+
+TEST_F(ctl, missing_pool)
+{
+	static const char *const cmds[] = { "info", "stat", "check", "watch", "rm" };
+	unsigned int i;
+
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		run(&self->r, cmds[i], self->name);
+		ASSERT_EQ(NOENT, self->r.status) TH_LOG("%s", cmds[i]);
+		ASSERT_NE(NULL, strstr(self->r.err, "No such file")) TH_LOG("%s", cmds[i]);
+	}
+	run(&self->r, "dump", self->name, "0", "16");
+	ASSERT_EQ(NOENT, self->r.status);
+}
+
+TEST_F(ctl, no_module)
+{
+	setenv("SHMPOOL_SCOPE", "/nonexistent/shmpool", 1);
+	run(&self->r, "--backend", "device", "ls");
+	ASSERT_EQ(NOMOD, self->r.status);
+	ASSERT_NE(NULL, strstr(self->r.err, "modprobe shmpool"));
+	run(&self->r, "--backend", "device", "info", self->name);
+	ASSERT_EQ(NOMOD, self->r.status);
+	run(&self->r, "--backend", "device", "create", self->name, "64K");
+	ASSERT_EQ(NOMOD, self->r.status);
+	unsetenv("SHMPOOL_SCOPE");
+}
+
+/* The default scope has no directory: only root reads the module's list. */
+TEST_F(ctl, ls_default_scope_needs_root)
+{
+	if (access("/dev/shmpool", F_OK) || getenv("SHMPOOL_SCOPE"))
+		SKIP(return, "no module, or a scope other than the default");
+	if (geteuid() != 0)
+		SKIP(return, "needs root to run shmpoolctl as another user");
+	run_as(&self->r, 65534, "--backend", "device", "ls");
+	ASSERT_EQ(ACCES, self->r.status) TH_LOG("%s", self->r.err);
+	ASSERT_NE(NULL, strstr(self->r.err, "/sys/kernel/debug/shmpool/pools"));
+}
+
+/* A mounted scope is a directory: anyone lists it. */
+TEST_F(ctl, ls_mounted_scope)
+{
+	char dir[] = "/tmp/ctl-scope-XXXXXX", want[128];
+
+	if (access("/dev/shmpool", F_OK) || geteuid() != 0)
+		SKIP(return, "needs the module and root to mount a scope");
+	ASSERT_NE(NULL, mkdtemp(dir));
+	ASSERT_EQ(0, mount("shmpool", dir, "shmpool", 0, NULL));
+	setenv("SHMPOOL_SCOPE", dir, 1);
+	run(&self->r, "create", self->name, "64K");
+	EXPECT_EQ(OK, self->r.status);
+	run_as(&self->r, 65534, "ls", "--json");
+	EXPECT_EQ(OK, self->r.status) TH_LOG("%s", self->r.err);
+	snprintf(want, sizeof(want), "{\"name\": \"%s\", \"backend\": \"device\"", self->name);
+	EXPECT_NE(NULL, strstr(self->r.out, want)) TH_LOG("%s", self->r.out);
+	/* nobody cannot open it (0600), but the directory still tells its size */
+	EXPECT_NE(NULL, strstr(self->r.out, "\"bytes\": 65536,"));
+	run(&self->r, "rm", self->name);
+	EXPECT_EQ(OK, self->r.status);
+	unsetenv("SHMPOOL_SCOPE");
+	ASSERT_EQ(0, umount(dir));
+	rmdir(dir);
+}
+
+TEST_F(ctl, permission_denied)
+{
+	if (geteuid() != 0)
+		SKIP(return, "needs root to run shmpoolctl as another user");
+	run(&self->r, "create", self->name, "64K", "--mode", "0600");
+	ASSERT_EQ(OK, self->r.status);
+	run_as(&self->r, 65534, "stat", self->name);
+	ASSERT_EQ(ACCES, self->r.status) TH_LOG("%s", self->r.err);
+	run_as(&self->r, 65534, "rm", self->name);
+	ASSERT_EQ(ACCES, self->r.status) TH_LOG("%s", self->r.err);
+	run(&self->r, "info", self->name);
+	ASSERT_EQ(OK, self->r.status);
+}
+
+TEST_F(ctl, stat_shows_contents)
+{
+	const char *o;
+
+	populate(_metadata, self);
+	run(&self->r, "stat", self->name);
+	ASSERT_EQ(OK, self->r.status) TH_LOG("%s", self->r.err);
+	o = self->r.out;
+	ASSERT_NE(NULL, strstr(o, "heap: ")) TH_LOG("%s", o);
+	ASSERT_NE(NULL, strstr(o, "ring mpmc, 3 of 16 slots")) TH_LOG("%s", o);
+	ASSERT_NE(NULL, strstr(o, "config, version 2, 4 of 64 bytes")) TH_LOG("%s", o);
+	ASSERT_NE(NULL, strstr(o, "cache, 1 of 32 entries, 1 hits, 1 misses")) TH_LOG("%s", o);
+	run(&self->r, "stat", "--json", self->name);
+	ASSERT_EQ(OK, self->r.status);
+	o = self->r.out;
+	ASSERT_NE(NULL, strstr(o, "\"kind\": \"ring\", \"type\": \"mpmc\", \"esize\": 8, \"count\": 16, \"used\": 3"))
+		TH_LOG("%s", o);
+	ASSERT_NE(NULL, strstr(o, "\"objects\": 3,")) TH_LOG("%s", o);
+	ASSERT_NE(NULL, strstr(o, "\"kind\": \"config\", \"version\": 2, \"len\": 4"));
+	ASSERT_NE(NULL, strstr(o, "\"evictions\": 0}"));
+}
+
+TEST_F(ctl, stat_without_heap)
+{
+	ASSERT_EQ(0, shmpool_create(self->name, 1 << 16, 0600, SHMPOOL_EXCL, &self->p));
+	run(&self->r, "stat", self->name);
+	ASSERT_EQ(OK, self->r.status);
+	ASSERT_NE(NULL, strstr(self->r.out, "no heap"));
+	/* stat wrote nothing: still no heap */
+	ASSERT_EQ(0U, *(uint32_t *)shmpool_base(self->p));
+	run(&self->r, "check", self->name);
+	ASSERT_EQ(NOHEAP, self->r.status);
+	ASSERT_EQ(0U, *(uint32_t *)shmpool_base(self->p));
+}
+
+TEST_F(ctl, check_clean_and_damaged)
+{
+	struct shmpool_obj obj;
+
+	populate(_metadata, self);
+	run(&self->r, "check", self->name);
+	ASSERT_EQ(OK, self->r.status) TH_LOG("%s%s", self->r.out, self->r.err);
+	ASSERT_NE(NULL, strstr(self->r.out, "heap: ok"));
+	ASSERT_NE(NULL, strstr(self->r.out, "ring jobs: ok"));
+	run(&self->r, "check", "--quiescent", self->name);
+	ASSERT_EQ(OK, self->r.status);
+	/* break the block header in front of a named object */
+	ASSERT_EQ(0, shmpool_obj_find(self->h, "settings", &obj));
+	memset((char *)shmpool_base(self->p) + obj.off - 16, 0x5a, 16);
+	run(&self->r, "check", self->name);
+	ASSERT_EQ(DAMAGED, self->r.status) TH_LOG("%s%s", self->r.out, self->r.err);
+	ASSERT_NE(NULL, strstr(self->r.out, "DAMAGED"));
+}
+
+TEST_F(ctl, dump_bytes)
+{
+	ASSERT_EQ(0, shmpool_create(self->name, 1 << 16, 0600, SHMPOOL_EXCL, &self->p));
+	memcpy((char *)shmpool_base(self->p) + 0x100, "hello, pool!", 12);
+	run(&self->r, "dump", self->name, "0x100", "12");
+	ASSERT_EQ(OK, self->r.status);
+	ASSERT_NE(NULL, strstr(self->r.out, "00000100  68 65 6c 6c 6f 2c 20 70  6f 6f 6c 21"))
+		TH_LOG("%s", self->r.out);
+	ASSERT_NE(NULL, strstr(self->r.out, "|hello, pool!|"));
+	run(&self->r, "dump", self->name, "65530", "7");
+	ASSERT_EQ(USAGE, self->r.status);
+	ASSERT_NE(NULL, strstr(self->r.err, "outside the pool"));
+	run(&self->r, "dump", self->name, "0", "x");
+	ASSERT_EQ(USAGE, self->r.status);
+}
+
+TEST_F(ctl, watch_frames)
+{
+	const char *o;
+	int n = 0;
+
+	populate(_metadata, self);
+	run(&self->r, "watch", "--count", "3", "--interval", "0.05", self->name);
+	ASSERT_EQ(OK, self->r.status) TH_LOG("%s", self->r.err);
+	for (o = self->r.out; (o = strstr(o, "shmpoolctl watch ")); o++)
+		n++;
+	ASSERT_EQ(3, n);
+	ASSERT_NE(NULL, strstr(self->r.out, "ring mpmc, 3 of 16 slots"));
+	run(&self->r, "watch", "--count", "0", self->name);
+	ASSERT_EQ(USAGE, self->r.status);
+	run(&self->r, "watch", "--interval", "0", self->name);
+	ASSERT_EQ(USAGE, self->r.status);
+}
+
+TEST_HARNESS_MAIN
