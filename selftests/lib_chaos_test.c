@@ -44,6 +44,7 @@
 #include <shmpool_state.h>
 #include <shmpool_sync.h>
 
+#pragma GCC diagnostic ignored "-Wunused-parameter"
 #include "kselftest_harness.h"
 #include "lib_test.h"
 
