@@ -688,8 +688,14 @@ static int takeover_produce(void *arg)
 
 	if (shmpool_ring_open(t->h, t->name, SHMPOOL_RING_SPSC, 8, &r))
 		return 2;
-	while ((ret = shmpool_ring_enqueue_wait(r, &seq, 1, 0, NULL)) == 1)
-		seq++;
+	/* -ECONNRESET: the killed consumer's side is dead until the next one */
+	while ((ret = shmpool_ring_enqueue_wait(r, &seq, 1, 0, NULL)) == 1 ||
+	       ret == -ECONNRESET) {
+		if (ret == 1)
+			seq++;
+		else
+			usleep(1000);
+	}
 	shmpool_ring_close(r);
 	return ret == -EPIPE ? 0 : 3;
 }
