@@ -41,6 +41,7 @@
 #include <shmpool.h>
 #include <shmpool_alloc.h>
 #include <shmpool_cache.h>
+#include <shmpool_ring.h>
 #include <shmpool_state.h>
 #include <shmpool_sync.h>
 
@@ -50,14 +51,21 @@
 
 #define POOL_BYTES	(8u << 20)
 #define CFG_WORDS	64
-#define NR_WORKERS	8
+#define NR_WORKERS	14
+#define RING_COUNT	256
+#define MAX_SEQ		(1u << 20)	/* elements one producer sends per round at most */
+#define NR_MPMC_PROD	2
 #define HEAP_HELD	48		/* blocks a heap worker holds at most */
 #define STOP_BOUND_MS	20000		/* a survivor must have stopped by then */
 
-enum role { R_MUTEX, R_HEAP, R_CFG_WRITER, R_CFG_READER, R_CACHE, NR_ROLES };
+enum role {
+	R_MUTEX, R_HEAP, R_CFG_WRITER, R_CFG_READER, R_CACHE,
+	R_SPSC_PROD, R_SPSC_CONS, R_MPMC_PROD, R_MPMC_CONS, NR_ROLES
+};
 
 static const char *const role_name[NR_ROLES] = {
 	"mutex", "heap", "config writer", "config reader", "cache",
+	"SPSC producer", "SPSC consumer", "MPMC producer", "MPMC consumer",
 };
 
 /* What a worker is doing: the kill statistics count these. */
@@ -72,13 +80,16 @@ enum phase {
 	P_CFG_READ,
 	P_CACHE_PUT,
 	P_CACHE_GET,
+	P_ENQUEUE,		/* in a ring's enqueue */
+	P_DEQUEUE,		/* in a ring's dequeue */
+	P_DRAIN,		/* a consumer emptying the ring after the stop */
 	NR_PHASES
 };
 
 static const char *const phase_name[NR_PHASES] = {
 	"start-up", "between operations", "mutex: waiting", "mutex: holding, pair torn",
 	"heap: in alloc", "heap: in free", "config: writing", "config: reading",
-	"cache: put", "cache: get",
+	"cache: put", "cache: get", "ring: enqueue", "ring: dequeue", "ring: draining",
 };
 
 /* The lock-protected pair, a named object of the heap. */
@@ -95,6 +106,13 @@ struct chaos_ctl {
 	_Atomic uint64_t ownerdead;	/* -EOWNERDEAD seen by lockers */
 	_Atomic uint64_t writer_takeovers;
 	char err[NR_WORKERS][160];	/* why a worker failed */
+	_Atomic uint32_t round;
+	_Atomic int gone[NR_WORKERS];	/* exited, or killed by the test */
+	_Atomic uint64_t published[NR_WORKERS];	/* enqueues that returned */
+	_Atomic uint64_t received;	/* SPSC: elements the consumer took */
+	_Atomic uint64_t redelivered;	/* MPMC: seen twice after a consumer died */
+	/* MPMC: bit seq of producer k set once a consumer got it */
+	_Atomic uint64_t seen[NR_MPMC_PROD][MAX_SEQ / 64];
 };
 
 static struct chaos_ctl *ctl;
@@ -259,13 +277,91 @@ static int cache_op(int w, struct shmpool_cache *c, uint64_t *rnd)
 	return 0;
 }
 
+static int ring_name(char *buf, size_t len, int mpmc)
+{
+	return snprintf(buf, len, "chaos.%s.%u", mpmc ? "mpmc" : "spsc",
+			atomic_load(&ctl->round));
+}
+
+/* the producer index among the MPMC producers, from the worker number */
+static int mpmc_prod_index(int w);
+
+static int ring_produce(int w, struct shmpool_ring *r, int mpmc, uint64_t *seq)
+{
+	struct timespec dl;
+	uint64_t e[4];
+	int ret, k, n;
+
+	if (*seq >= MAX_SEQ) {
+		usleep(1000);
+		return 0;
+	}
+	n = (int)(MAX_SEQ - *seq < 4 ? MAX_SEQ - *seq : 4);
+	k = mpmc ? mpmc_prod_index(w) : 0;
+	for (int i = 0; i < n; i++)
+		e[i] = (uint64_t)k << 40 | (*seq + (uint64_t)i);
+	dl = after_ms(50);
+	set_phase(w, P_ENQUEUE);
+	ret = shmpool_ring_enqueue_wait(r, e, (uint32_t)n, 0, &dl);
+	set_phase(w, P_IDLE);
+	if (ret == -ETIMEDOUT)
+		return 0;
+	if (ret == -ECONNRESET)
+		return 2;	/* the consumer side died: nothing more to do */
+	if (ret < 0)
+		WFAIL(w, "enqueue: %d", ret);
+	*seq += (uint64_t)ret;
+	atomic_store(&ctl->published[w], *seq);
+	return 0;
+}
+
+/* are all producers of this ring done (exited or killed)? */
+static int producers_gone(int mpmc);
+
+static int ring_consume(int w, struct shmpool_ring *r, int mpmc, uint64_t *next)
+{
+	struct timespec dl = after_ms(50);
+	int stopping = atomic_load(&ctl->stop), ret, i;
+	uint64_t e[4], k, seq, bit;
+
+	set_phase(w, stopping ? P_DRAIN : P_DEQUEUE);
+	ret = shmpool_ring_dequeue_wait(r, e, 4, 0, &dl);
+	set_phase(w, P_IDLE);
+	if (ret == -ECONNRESET)
+		return 2;	/* the producer side died and the ring is empty */
+	if (ret == -ETIMEDOUT)
+		return stopping && producers_gone(mpmc) ? 2 : 0;
+	if (ret < 0)
+		WFAIL(w, "dequeue: %d", ret);
+	for (i = 0; i < ret; i++) {
+		k = e[i] >> 40;
+		seq = e[i] & ((1ULL << 40) - 1);
+		if (!mpmc) {
+			if (k || seq != *next)
+				WFAIL(w, "SPSC element %#" PRIx64 ": expected seq %" PRIu64,
+				      e[i], *next);
+			++*next;
+			atomic_store(&ctl->received, *next);
+			continue;
+		}
+		if (k >= NR_MPMC_PROD || seq >= MAX_SEQ)
+			WFAIL(w, "MPMC element %#" PRIx64 " was never sent", e[i]);
+		bit = 1ULL << (seq % 64);
+		if (atomic_fetch_or(&ctl->seen[k][seq / 64], bit) & bit)
+			atomic_fetch_add(&ctl->redelivered, 1);
+	}
+	return 0;
+}
+
 static int worker(int w, enum role role, uint64_t seed)
 {
 	struct shmpool_config *cfg = NULL;
 	struct shmpool_cache *cache = NULL;
 	struct shmpool_heap *h = NULL;
+	struct shmpool_ring *ring = NULL;
 	struct shmpool *p = NULL;
-	uint64_t held[HEAP_HELD], rnd = seed | 1;
+	uint64_t held[HEAP_HELD], rnd = seed | 1, seq = 0;
+	char rname[64];
 	size_t sz[HEAP_HELD];
 	struct shmpool_obj obj;
 	struct pair *pr = NULL;
@@ -288,9 +384,19 @@ static int worker(int w, enum role role, uint64_t seed)
 		ret = shmpool_cache_open(h, "chaos.cache", 0, 0, &cache);
 	if (ret)
 		WFAIL(w, "config/cache open: %d", ret);
+	if (role >= R_SPSC_PROD) {
+		int mpmc = role >= R_MPMC_PROD;
+
+		ring_name(rname, sizeof(rname), mpmc);
+		ret = shmpool_ring_open(h, rname, mpmc ? SHMPOOL_RING_MPMC : SHMPOOL_RING_SPSC,
+					8, &ring);
+		if (ret)
+			WFAIL(w, "ring_open(%s): %d", rname, ret);
+	}
 	set_phase(w, P_IDLE);
 
-	while (!rc && !atomic_load_explicit(&ctl->stop, memory_order_relaxed)) {
+	while (!rc && (!atomic_load_explicit(&ctl->stop, memory_order_relaxed) ||
+		       role == R_SPSC_CONS || role == R_MPMC_CONS)) {
 		switch (role) {
 		case R_MUTEX:
 			rc = mutex_op(w, p, pr);
@@ -311,24 +417,57 @@ static int worker(int w, enum role role, uint64_t seed)
 		case R_CACHE:
 			rc = cache_op(w, cache, &rnd);
 			break;
+		case R_SPSC_PROD:
+		case R_MPMC_PROD:
+			rc = ring_produce(w, ring, role == R_MPMC_PROD, &seq);
+			break;
+		case R_SPSC_CONS:
+		case R_MPMC_CONS:
+			rc = ring_consume(w, ring, role == R_MPMC_CONS, &seq);
+			break;
 		default:
 			break;
 		}
 		atomic_fetch_add_explicit(&ctl->ops[w], 1, memory_order_relaxed);
 	}
+	if (rc == 2)
+		rc = 0;		/* a ring whose other side is gone: done */
 	/* a clean end: give back what this worker holds */
 	while (!rc && n)
 		rc = shmpool_free(h, held[--n]) ? 1 : 0;
+	shmpool_ring_close(ring);
 	shmpool_cache_close(cache);
 	shmpool_config_close(cfg);
 	shmpool_heap_close(h);
 	shmpool_close(p);
+	atomic_store(&ctl->gone[w], 1);
 	return rc;
 }
 
 static const enum role roles[NR_WORKERS] = {
-	R_MUTEX, R_MUTEX, R_HEAP, R_HEAP, R_CFG_WRITER, R_CFG_READER, R_CACHE, R_CACHE,
+	R_MUTEX, R_MUTEX, R_HEAP, R_HEAP, R_CFG_WRITER, R_CFG_READER, R_CACHE,
+	R_SPSC_PROD, R_SPSC_CONS, R_MPMC_PROD, R_MPMC_PROD, R_MPMC_CONS, R_MPMC_CONS,
+	R_CACHE,
 };
+
+static int mpmc_prod_index(int w)
+{
+	int k = 0;
+
+	for (int i = 0; i < w; i++)
+		k += roles[i] == R_MPMC_PROD;
+	return k;
+}
+
+static int producers_gone(int mpmc)
+{
+	enum role want = mpmc ? R_MPMC_PROD : R_SPSC_PROD;
+
+	for (int w = 0; w < NR_WORKERS; w++)
+		if (roles[w] == want && !atomic_load(&ctl->gone[w]))
+			return 0;
+	return 1;
+}
 
 FIXTURE(chaos) {
 	struct shmpool *p;
@@ -429,7 +568,8 @@ TEST_F_TIMEOUT(chaos, kill_one_worker_per_round, 7200)
 	long rounds = env_long("SHMPOOL_CHAOS_ROUNDS", 30);
 	uint64_t seed = (uint64_t)env_long("SHMPOOL_CHAOS_SEED", (long)time(NULL));
 	uint64_t rnd = seed | 1, kills[NR_PHASES] = { 0 }, role_kills[NR_ROLES] = { 0 };
-	uint64_t base, used, t0, takeovers = 0, writer_takeovers = 0;
+	uint64_t base, used, t0, takeovers = 0, writer_takeovers = 0, redelivered = 0;
+	char rname[64];
 	pid_t pid[NR_WORKERS];
 	char msg[256];
 	long r;
@@ -444,7 +584,18 @@ TEST_F_TIMEOUT(chaos, kill_one_worker_per_round, 7200)
 	for (r = 0; r < rounds; r++) {
 		takeovers += atomic_exchange(&ctl->ownerdead, 0);
 		writer_takeovers += atomic_exchange(&ctl->writer_takeovers, 0);
+		redelivered += atomic_load(&ctl->redelivered);
 		memset(ctl, 0, sizeof(*ctl));
+		atomic_store(&ctl->round, (uint32_t)r);
+		for (int mpmc = 0; mpmc < 2; mpmc++) {
+			struct shmpool_ring *ring;
+
+			ring_name(rname, sizeof(rname), mpmc);
+			ASSERT_EQ(0, shmpool_ring_create(self->h, rname,
+				  mpmc ? SHMPOOL_RING_MPMC : SHMPOOL_RING_SPSC,
+				  RING_COUNT, 8, 0, &ring));
+			shmpool_ring_close(ring);
+		}
 		for (w = 0; w < NR_WORKERS; w++) {
 			uint64_t s = xorshift(&rnd);
 
@@ -467,6 +618,7 @@ TEST_F_TIMEOUT(chaos, kill_one_worker_per_round, 7200)
 		usleep((useconds_t)(xorshift(&rnd) % 20000));
 		victim = (int)(xorshift(&rnd) % NR_WORKERS);
 		kill(pid[victim], SIGKILL);
+		atomic_store(&ctl->gone[victim], 1);
 		kills[atomic_load(&ctl->phase[victim])]++;
 		role_kills[roles[victim]]++;
 		ASSERT_EQ(pid[victim], waitpid(pid[victim], &st, 0));
@@ -515,6 +667,28 @@ TEST_F_TIMEOUT(chaos, kill_one_worker_per_round, 7200)
 			ASSERT_EQ(0, shmpool_mutex_unlock(self->p, &self->pr->m));
 		}
 		ASSERT_EQ(0, cfg_check(self->cfg, msg, sizeof(msg))) TH_LOG("%s", msg);
+		/* rings: every published element reached a consumer, once */
+		for (w = 0; w < NR_WORKERS; w++) {
+			uint64_t pub = atomic_load(&ctl->published[w]);
+
+			if (roles[w] == R_SPSC_PROD && roles[victim] != R_SPSC_CONS)
+				ASSERT_LE(pub, atomic_load(&ctl->received))
+					TH_LOG("round %ld: SPSC: %" PRIu64 " published, %" PRIu64 " received",
+					       r, pub, (uint64_t)atomic_load(&ctl->received));
+			if (roles[w] != R_MPMC_PROD || roles[victim] == R_MPMC_CONS)
+				continue;
+			for (uint64_t q = 0; q < pub; q++)
+				ASSERT_TRUE(atomic_load(&ctl->seen[mpmc_prod_index(w)][q / 64]) &
+					    (1ULL << (q % 64)))
+					TH_LOG("round %ld: MPMC: producer %d's element %" PRIu64 " of %" PRIu64 " lost (victim %s)",
+					       r, w, q, pub, role_name[roles[victim]]);
+		}
+		if (roles[victim] != R_MPMC_CONS)
+			ASSERT_EQ(0, atomic_load(&ctl->redelivered));
+		for (int mpmc = 0; mpmc < 2; mpmc++) {
+			ring_name(rname, sizeof(rname), mpmc);
+			ASSERT_EQ(0, shmpool_obj_remove(self->h, rname));
+		}
 		/* the dead worker's blocks come back */
 		used = heap_used(self->h, self->cache);
 		ASSERT_EQ(base, used) TH_LOG("round %ld: %" PRIu64 " blocks still in use after reclaim (victim %s, killed in %s)",
@@ -528,9 +702,11 @@ TEST_F_TIMEOUT(chaos, kill_one_worker_per_round, 7200)
 	for (w = 0; w < NR_PHASES; w++)
 		if (kills[w])
 			TH_LOG("kills in %s: %" PRIu64, phase_name[w], kills[w]);
-	TH_LOG("mutex take-overs: %" PRIu64 " (in workers), config writer take-overs: %" PRIu64,
+	TH_LOG("mutex take-overs: %" PRIu64 " (in workers), config writer take-overs: %" PRIu64
+	       ", MPMC elements delivered again after a consumer died: %" PRIu64,
 	       takeovers + atomic_load(&ctl->ownerdead),
-	       writer_takeovers + atomic_load(&ctl->writer_takeovers));
+	       writer_takeovers + atomic_load(&ctl->writer_takeovers),
+	       redelivered + atomic_load(&ctl->redelivered));
 }
 
 TEST_HARNESS_MAIN
