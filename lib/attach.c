@@ -15,9 +15,10 @@
  *	reuse and PID namespaces are the limits (SHMPOOL_CAP_DEATH_NOTICE
  *	lacking; README, "When a process dies").
  *
- * Every handle attaches when it is made and detaches when it is closed (the
- * module counts per process). A fork() child inherits handles whose id is its
- * parent's: the first __shmpool_self() in the child attaches anew.
+ * Every writable handle attaches when it is made and detaches when it is
+ * closed (the module counts per process); a read-only one attaches only when
+ * asked for an id. A fork() child inherits handles whose id is its parent's:
+ * the first __shmpool_self() in the child attaches anew.
  */
 #define _GNU_SOURCE
 #include <poll.h>
@@ -64,11 +65,36 @@ static const struct shmpool_status *status_page(const struct shmpool *p)
 	return (const struct shmpool_status *)p->__status;
 }
 
-/* Get an id for this process; device: and the status page, mapped once. */
+/*
+ * The status page, mapped once per handle. 0; -ENOTTY from a module before
+ * API 3 (no status page there: the offset is beyond any pool).
+ */
+static int map_status(struct shmpool *p)
+{
+	void *st;
+
+	if (p->__status)
+		return 0;
+	st = mmap(NULL, sizeof(struct shmpool_status), PROT_READ, MAP_SHARED,
+		  p->fd, (off_t)SHMPOOL_STATUS_OFFSET);
+	if (st == MAP_FAILED)
+		return errno == EINVAL ? -ENOTTY : -errno;
+	p->__status = st;
+	return 0;
+}
+
+/* a module before API 3: ids as on memfd */
+static void no_attachments(struct shmpool *p, uint32_t *id)
+{
+	p->flags |= __SHMPOOL_F_NOATTACH;
+	*id = (uint32_t)getpid();
+}
+
+/* Get an id for this process; device: and the status page. */
 static int attach(struct shmpool *p, uint32_t *id)
 {
 	struct shmpool_attach a = { .size = sizeof(a) };
-	void *st;
+	int ret;
 
 	if (p->backend != SHMPOOL_BACKEND_DEVICE || (p->flags & __SHMPOOL_F_NOATTACH)) {
 		*id = (uint32_t)getpid();
@@ -77,22 +103,15 @@ static int attach(struct shmpool *p, uint32_t *id)
 	if (ioctl(p->fd, SHMPOOL_IOC_ATTACH, &a)) {
 		if (errno != ENOTTY)
 			return -errno;
-		/* a module before API 3: ids as on memfd */
-		p->flags |= __SHMPOOL_F_NOATTACH;
-		*id = (uint32_t)getpid();
+		no_attachments(p, id);
 		return 0;
 	}
-	if (!p->__status) {
-		st = mmap(NULL, sizeof(struct shmpool_status), PROT_READ,
-			  MAP_SHARED, p->fd, (off_t)a.status_offset);
-		if (st == MAP_FAILED) {
-			int ret = -errno;
-			struct shmpool_detach d = { .size = sizeof(d), .id = a.id };
+	ret = map_status(p);
+	if (ret) {
+		struct shmpool_detach d = { .size = sizeof(d), .id = a.id };
 
-			ioctl(p->fd, SHMPOOL_IOC_DETACH, &d);
-			return ret;
-		}
-		p->__status = st;
+		ioctl(p->fd, SHMPOOL_IOC_DETACH, &d);
+		return ret;
 	}
 	*id = a.id;
 	return 0;
@@ -104,9 +123,23 @@ int __shmpool_attach(struct shmpool *p)
 	int ret;
 
 	__atomic_store_n(&p->__self_gen, cur_fork_gen(), __ATOMIC_RELAXED);
+	/*
+	 * A read-only handle owns nothing until it asks for an id (it cannot
+	 * take a lock or work a ring side): it only reads the status page, so
+	 * that looking at a pool (shmpoolctl) does not end an attachment,
+	 * which every sleeper of the pool would hear of.
+	 */
+	if ((p->flags & SHMPOOL_RDONLY) && p->backend == SHMPOOL_BACKEND_DEVICE) {
+		ret = map_status(p);
+		if (ret == -ENOTTY) {
+			no_attachments(p, &id);
+			ret = 0;
+		}
+		return ret;
+	}
 	ret = attach(p, &id);
 	if (!ret)
-		__atomic_store_n(&p->__self, id, __ATOMIC_RELEASE);
+		__atomic_store_n(&p->__self, id, __ATOMIC_RELAXED);
 	return ret;
 }
 
@@ -131,16 +164,28 @@ int __shmpool_self(struct shmpool *p, uint32_t *id)
 	unsigned int gen = cur_fork_gen();
 	int ret = 0;
 
-	if (__atomic_load_n(&p->__self_gen, __ATOMIC_RELAXED) == gen) {
-		/* Acquire: pairs with the release store in __shmpool_attach(). */
-		*id = __atomic_load_n(&p->__self, __ATOMIC_ACQUIRE);
+	/*
+	 * Acquire: pairs with the release of __self_gen after __self in the
+	 * slow path below (handles are made before they are shared, so
+	 * __shmpool_attach() needs no ordering of its own).
+	 */
+	if (__atomic_load_n(&p->__self_gen, __ATOMIC_ACQUIRE) == gen) {
+		*id = __atomic_load_n(&p->__self, __ATOMIC_RELAXED);
 		if (*id)
 			return 0;
 	}
 	pthread_mutex_lock(&reattach_lock);
 	if (__atomic_load_n(&p->__self_gen, __ATOMIC_RELAXED) != gen ||
-	    !__atomic_load_n(&p->__self, __ATOMIC_RELAXED))
-		ret = __shmpool_attach(p);
+	    !__atomic_load_n(&p->__self, __ATOMIC_RELAXED)) {
+		uint32_t nid = 0;
+
+		ret = attach(p, &nid);
+		if (!ret) {
+			__atomic_store_n(&p->__self, nid, __ATOMIC_RELAXED);
+			/* Release: pairs with the acquire of the fast path above. */
+			__atomic_store_n(&p->__self_gen, gen, __ATOMIC_RELEASE);
+		}
+	}
 	*id = __atomic_load_n(&p->__self, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&reattach_lock);
 	return ret;
