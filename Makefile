@@ -208,6 +208,16 @@ fuzz:
 		TEST_TIMEOUT=$$(($(FUZZ_SECS) + 600)) VM_TIMEOUT=$$(($(FUZZ_SECS) + 1500)) \
 		scripts/vm-run.sh --only fuzz_test $(FUZZ_LANE)
 
+# The chaos test kills a worker in each of 30 rounds in every lane of make
+# check; this runs many more rounds in one lane.
+CHAOS_ROUNDS ?= 1000
+CHAOS_LANE ?= 6.12
+chaos:
+	@$(MAKE) -s selftests
+	@SHMPOOL_CHAOS_ROUNDS=$(CHAOS_ROUNDS) SHMPOOL_CHAOS_SEED=$(CHAOS_SEED) \
+		TEST_TIMEOUT=$$(($(CHAOS_ROUNDS) * 2 + 600)) VM_TIMEOUT=$$(($(CHAOS_ROUNDS) * 2 + 1500)) \
+		scripts/vm-run.sh --only lib_chaos_test $(CHAOS_LANE)
+
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/linux \
 		$(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -232,7 +242,7 @@ distclean:
 	rm -rf $(B)
 
 FORCE:
-.PHONY: FORCE all modules lib examples selftests asan-tests tsan-tests deps check demo fuzz bench install clean distclean
+.PHONY: FORCE all modules lib examples selftests asan-tests tsan-tests deps check demo fuzz chaos bench install clean distclean
 
 # ---- tools: shmpoolctl --------------------------------------------------------
 # Static, like the examples, so that the same binary runs in the VM lanes

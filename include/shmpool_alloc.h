@@ -33,9 +33,9 @@
  *   exits, when the process calls exit(), on shmpool_heap_flush(), and on
  *   shmpool_heap_close() or shmpool_close() of the pool;
  *   shmpool_heap_stats() counts them in classes[].cached. A process that
- *   dies or _exit()s leaves its cached objects marked with its attachment
- *   id, like the blocks it held. Open with SHMPOOL_HEAP_NOCACHE for no
- *   caching.
+ *   dies or _exit()s leaves its cached objects marked with its owner id;
+ *   they come back when its death is noticed (see "Owner death"). Open
+ *   with SHMPOOL_HEAP_NOCACHE for no caching.
  * - everything else: a two-level segregated fit (TLSF) heap with boundary
  *   tags under the heap's shmpool_mutex: O(1) allocate and free, immediate
  *   coalescing. Overhead per block: a 16-byte header, rounding up to 16
@@ -49,20 +49,42 @@
  * already free is -EINVAL and changes nothing, in every build. A damaged
  * block header met on the way is -EUCLEAN (nothing is changed either).
  *
- * Ownership: every block records the attachment (a small id taken from the
- * header's attachment table at open, and again in a child after fork()) that
- * allocated it, so that a later recovery step can return what a dead
- * process held; that step is not done yet.
+ * Ownership: every block and small object records the owner id (1..1022) of
+ * the handle that allocated it. Each open handle holds one such id, taken
+ * at open (and again in a child after fork()) from the heap's owner table,
+ * which records the pool attachment (shmpool.h, "Attachments") of the
+ * handle's process: that is how others learn that the owner died (at once
+ * on the device backend, by pidfd on memfd). shmpool_alloc_adopt() makes
+ * the caller the owner of a block it was handed.
  *
- * Owner death: a thread that dies holding the heap's mutex (killed in the
- * middle of an allocate or free) is found out by the next locker (see
- * shmpool_sync.h), which rebuilds the general heap's lists, bitmap and
- * counters from the chain of block headers (every step of an allocate or
- * free keeps it walkable) and carries on; shmpool_heap_stats() counts the
- * rebuilds. If the chain is broken the heap is -EUCLEAN from then on.
- * Small objects that a dying thread was moving between a list and its
- * cache are on no list afterwards: lost, and reported by the quiescent
- * check, until a recovery step.
+ * Owner death. When an owner's attachment ended (its process died) or its
+ * handle was closed:
+ * - always, automatically: the objects it had cached (in thread caches, or
+ *   half-way through an allocate or free) go back to the free lists, and
+ *   the blocks and objects it still held become orphans: kept, since
+ *   another process may be using them on purpose; shmpool_alloc_owner()
+ *   says 0 for them. Its owner id is free for reuse only after that, so a
+ *   newcomer never inherits anything. Who pays: shmpool_heap_open() (the
+ *   newcomer), the first thread to take the heap lock after the pool's
+ *   death_seq moved (device: general allocate/free, slab refill, named
+ *   objects, stats, check), a refill that would fail with -ENOMEM, the
+ *   thread that takes over a dead holder's heap lock, and
+ *   shmpool_heap_reclaim(). Small allocate/free never pays (no syscall, no
+ *   extra atomic): on memfd nothing happens until one of the others runs.
+ * - on request only: shmpool_heap_reclaim() with SHMPOOL_RECLAIM_HELD frees
+ *   the orphans (not named objects, not slabs), and with
+ *   SHMPOOL_RECLAIM_STRANDED lists again the few small objects a process
+ *   killed while moving a batch between a list and its cache, or while
+ *   listing a new slab, left on no list. The second needs what
+ *   SHMPOOL_CHECK_QUIESCENT needs: nobody allocating meanwhile.
+ *
+ * A thread that dies holding the heap's mutex (killed in the middle of an
+ * allocate or free) is found out by the next locker (see shmpool_sync.h),
+ * which rebuilds the general heap's lists, bitmap, counters and directory
+ * from the chain of block headers (every step of an allocate, free, create
+ * or remove keeps it walkable), verifies the result with the checker, and
+ * carries on; shmpool_heap_stats() counts the rebuilds. If the chain is
+ * broken or the check fails the heap is -EUCLEAN from then on.
  *
  * Errors: functions return 0, a non-negative result, or -errno and never
  * set errno; allocation failure is -ENOMEM. Read-only pools are -EPERM.
@@ -179,8 +201,9 @@ struct shmpool_heap_stats {
 int shmpool_heap_open(struct shmpool *p, unsigned int flags,
 		      struct shmpool_heap **out);
 /*
- * Return every thread's cached objects, give back the attachment id and
- * free @h (NULL is fine); allocated blocks stay.
+ * Return every thread's cached objects, give back the owner id and free @h
+ * (NULL is fine); allocated blocks stay, as orphans. 0, or -EUCLEAN if the
+ * heap is damaged (@h is freed all the same).
  */
 int shmpool_heap_close(struct shmpool_heap *h);
 /* Return the calling thread's cached small objects of @h to the shared lists. */
@@ -199,8 +222,19 @@ int shmpool_alloc_aligned(struct shmpool_heap *h, size_t size, size_t align,
 int shmpool_free(struct shmpool_heap *h, uint64_t off);
 /* Usable bytes of the allocated block at @off (>= the size asked), or -EINVAL. */
 int64_t shmpool_alloc_size(struct shmpool_heap *h, uint64_t off);
-/* The attachment id that allocated the block at @off, or -EINVAL. */
+/*
+ * The owner id (shmpool_heap_attach_id()) of the handle that allocated or
+ * adopted the block at @off, 0 if that handle is gone (an orphan), or
+ * -EINVAL.
+ */
 int shmpool_alloc_owner(struct shmpool_heap *h, uint64_t off);
+/*
+ * Make the calling handle the owner of the allocated block or small object
+ * at @off (one it was handed by another process, say), so that it is not
+ * an orphan when its allocator dies. -EINVAL if @off is not an allocated
+ * block or object, or is a named object or a slab.
+ */
+int shmpool_alloc_adopt(struct shmpool_heap *h, uint64_t off);
 /* This process's attachment id (re-attaching after fork()). */
 int shmpool_heap_attach_id(struct shmpool_heap *h);
 
@@ -218,6 +252,20 @@ int shmpool_obj_find(struct shmpool_heap *h, const char *name,
 		     struct shmpool_obj *obj);
 /* Remove @name from the directory and free its memory; -ENOENT if none. */
 int shmpool_obj_remove(struct shmpool_heap *h, const char *name);
+
+/* flags for shmpool_heap_reclaim() */
+#define SHMPOOL_RECLAIM_HELD		(1U << 0)	/* also free the orphans */
+#define SHMPOOL_RECLAIM_STRANDED	(1U << 1)	/* also list stranded small objects:
+							   only while nobody allocates */
+
+/*
+ * Give back what owners without a handle left (see "Owner death" above):
+ * their cached objects always, their orphans with SHMPOOL_RECLAIM_HELD,
+ * stranded small objects with SHMPOOL_RECLAIM_STRANDED. Returns how many
+ * blocks and objects went back (0 if none), -EINVAL for unknown flags,
+ * -EUCLEAN for a damaged heap.
+ */
+long shmpool_heap_reclaim(struct shmpool_heap *h, unsigned int flags);
 
 /* Fill *@st; classes are counted without stopping small allocations. */
 int shmpool_heap_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st);

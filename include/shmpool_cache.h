@@ -23,9 +23,18 @@
  * insert at once the count can exceed the capacity by at most one entry
  * per concurrent insert, and is back within it when they return.
  *
- * Owner death: a process that dies holding a stripe lock leaves that stripe
- * locked (shmpool_sync.h: mutex recovery is not done yet); the other
- * stripes go on working.
+ * Owner death: a process that dies holding a stripe lock does not leave its
+ * stripe locked. The stripe locks are shmpool_mutexes owned by attachments
+ * (shmpool_sync.h, "Owner death"): the next caller that needs the stripe
+ * takes it over (device: at once; memfd: within about 100 ms) and carries
+ * on; a holder alive in another PID namespace is waited for (device). There
+ * is nothing to repair: every change to a chain is one store of a link to
+ * an entry already complete, so chains are whole at every instruction. What
+ * a death can leave is bounded: the entry count one off (so eviction keeps
+ * one entry more or less than the capacity), and the heap block of one
+ * entry the dead process had allocated or unlinked but not yet linked or
+ * freed, which the cache no longer reaches (shmpool_alloc.h says what the
+ * heap does with a dead process's blocks). Callers see no error for it.
  *
  * Concurrency: every call may run concurrently with every other, from any
  * thread of any process, except shmpool_cache_close(), the last call on its

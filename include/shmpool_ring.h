@@ -62,14 +62,43 @@
  *   shmpool_ring_max_record() = @count / 2 - 8 bytes, which guarantees that
  *   an empty ring takes any record wherever the wrap falls.
  *
- * Owner death: a process killed between reserving MPMC slots and writing
- * their words stops the ring at the first of them for good (as a dead
- * rte_ring producer or consumer does); an SPSC side dies without harm to the
- * other and may be taken over by a new handle, which starts at the shared
- * index: elements a killed consumer had copied out but not yet counted
- * (cons.tail) come again, none is lost or overwritten unread. Nothing tells
- * the other side that a peer died: a blocked call waits for its deadline
- * or for shmpool_ring_shutdown().
+ * Owner death (layout 5). Each side records who works it: an SPSC or VAR
+ * side the attachment id (shmpool_attach_id()) of the process whose handle
+ * last enqueued (dequeued) on it, an MPMC side one record per handle (up
+ * to __SHMPOOL_RING_RECS per side): its attachment id and the indices of
+ * its last reservation, written before the reservation (in the head's own
+ * cache line, so it costs no extra line and no atomic RMW). A handle
+ * records itself at its first call on a side; shmpool_ring_close() clears
+ * its record (a side whose handles were all closed has no owner).
+ * - A blocking call that cannot move anything and whose other side is
+ *   dead (SPSC, VAR: its owner's attachment ended; MPMC: every recorded
+ *   handle's attachment ended) returns -ECONNRESET instead of sleeping; a
+ *   consumer first drains what the dead producer published. The device
+ *   backend tells a sleeper at once (SHMPOOL_WAIT_DEATH); on memfd, and on
+ *   a module without attachments, it notices within about 100 ms. A live
+ *   peer is never taken for dead on the device backend (ids are the
+ *   module's, not PIDs, so PID namespaces do not matter); memfd ids are
+ *   PIDs of the caller's namespace (README, "When a process dies").
+ * - shmpool_ring_takeover() makes the calling handle the owner of a side
+ *   whose owner died (-EBUSY while it lives); a new handle's first call
+ *   also takes the side over, as before. A new SPSC consumer starts at the
+ *   shared index: elements a killed consumer had copied out but not yet
+ *   counted (cons.tail) come again, none is lost or overwritten unread. A
+ *   VAR record reserved but not committed by a dead producer is never
+ *   seen (the new producer writes over it); one peeked but not released by
+ *   a dead consumer is peeked again by the next one.
+ * - MPMC: a slot that a dead producer reserved but did not publish is
+ *   skipped by the first consumer that finds the ring empty in front of it
+ *   in a blocking call (or in shmpool_ring_takeover()): it never held a
+ *   published element. A slot that a dead consumer reserved but did not
+ *   free is delivered again, to a consumer in a blocking dequeue (it was
+ *   never returned to the dead one's caller). Elements whose slots the
+ *   dead consumer had already freed in its last call are gone with it, as
+ *   if that call had returned. A slot is declared stuck only if no live
+ *   record covers it; with more handles on a side than records, the extra
+ *   handles are untracked, and while any is open nothing is skipped.
+ * - Each call's side is kept per handle, and a fork() child's handle
+ *   records the child at its first blocking call or takeover.
  */
 #ifndef SHMPOOL_RING_H
 #define SHMPOOL_RING_H
@@ -116,11 +145,23 @@ extern "C" {
  * the producer's and the consumer's. A ring of another version found by
  * name is refused with -EPROTONOSUPPORT.
  */
-#define __SHMPOOL_RING_VERSION	4U
+#define __SHMPOOL_RING_VERSION	5U
+
+/* MPMC: one handle of a side, and its last reservation (see "Owner death") */
+struct __shmpool_ring_rec {
+	__SHMPOOL_ATOMIC(uint32_t) owner;	/* attachment id; 0: a free record */
+	__SHMPOOL_ATOMIC(uint32_t) start;	/* first index reserved */
+	__SHMPOOL_ATOMIC(uint32_t) len;		/* how many */
+};
+
+#define __SHMPOOL_RING_RECS	9	/* what fits beside head and tail in a line */
 
 struct __shmpool_ring_ht {
 	__SHMPOOL_ATOMIC(uint32_t) head;	/* MPMC: reserved up to here */
 	__SHMPOOL_ATOMIC(uint32_t) tail;	/* SPSC, VAR: published up to here */
+	__SHMPOOL_ATOMIC(uint32_t) owner;	/* SPSC, VAR: attachment id; 0 none */
+	__SHMPOOL_ATOMIC(uint32_t) untracked;	/* MPMC: handles without a record */
+	struct __shmpool_ring_rec rec[__SHMPOOL_RING_RECS];	/* MPMC */
 } __attribute__((aligned(__SHMPOOL_RING_LINE)));
 
 /*
@@ -181,6 +222,10 @@ struct shmpool_ring {
 				 * from a word or prod.tail; VAR: prod.tail) */
 	uint32_t var_resv;	/* VAR: bytes reserved, not yet committed */
 	uint32_t var_peek;	/* VAR: bytes peeked, not yet released */
+	uint32_t claimed;	/* SHMPOOL_RING_PROD/CONS: sides recorded */
+	uint32_t self;		/* our attachment id when we recorded them */
+	uint32_t untracked;	/* MPMC sides where we hold no record */
+	struct __shmpool_ring_rec *rec[2];	/* MPMC: ours, producer and consumer side */
 };
 
 /*
@@ -207,10 +252,20 @@ void shmpool_ring_close(struct shmpool_ring *r);
 /* Shut down @ends (SHMPOOL_RING_PROD and/or _CONS) and wake every sleeper. */
 int shmpool_ring_shutdown(struct shmpool_ring *r, unsigned int ends);
 /*
+ * Make @r the owner of side @side (SHMPOOL_RING_PROD or _CONS) of a ring
+ * whose owner died (see "Owner death"): 1 if a dead owner was replaced, 0
+ * if the side had none or was ours; -EBUSY if another live process owns
+ * an SPSC or VAR side; -EINVAL. MPMC: records @r on the side (any number
+ * of live handles may work it) and skips slots that dead producers
+ * reserved and never published (@side _CONS).
+ */
+int shmpool_ring_takeover(struct shmpool_ring *r, unsigned int side);
+/*
  * Enqueue from @objs up to @n elements (all, with SHMPOOL_RING_BULK),
  * blocking until at least one (all) fit or @deadline (absolute
  * CLOCK_MONOTONIC; NULL: no limit). Returns the count moved, -ETIMEDOUT,
- * -EPIPE if the consumer end is shut down, -EINTR if a signal handler
+ * -EPIPE if the consumer end is shut down, -ECONNRESET if the ring is
+ * full and its consumer side died ("Owner death"), -EINTR if a signal handler
  * without SA_RESTART ran while asleep, -EINVAL for bulk @n above the ring's
  * count or unknown @flags. @n 0 returns 0 at once.
  */
@@ -219,21 +274,24 @@ int shmpool_ring_enqueue_wait(struct shmpool_ring *r, const void *objs,
 			      const struct timespec *deadline);
 /*
  * Dequeue into @objs, like shmpool_ring_enqueue_wait(); -EPIPE once the
- * producer end is shut down and the ring is empty.
+ * producer end is shut down and the ring is empty, -ECONNRESET once the
+ * producer side died and the ring is empty.
  */
 int shmpool_ring_dequeue_wait(struct shmpool_ring *r, void *objs, uint32_t n,
 			      unsigned int flags,
 			      const struct timespec *deadline);
 /*
  * Blocking shmpool_ring_reserve(): wait for room for a @len-byte record.
- * 0 with *@ptr set, -ETIMEDOUT, -EPIPE (consumer end shut down), -EINTR,
+ * 0 with *@ptr set, -ETIMEDOUT, -EPIPE (consumer end shut down),
+ * -ECONNRESET (no room and the consumer died), -EINTR,
  * -EINVAL (not a VAR ring, @len 0 or above the maximum).
  */
 int shmpool_ring_reserve_wait(struct shmpool_ring *r, uint32_t len,
 			      void **ptr, const struct timespec *deadline);
 /*
  * Blocking shmpool_ring_peek(): wait for a record; its length, or
- * -ETIMEDOUT, -EPIPE (producers shut down and the ring empty), -EINTR,
+ * -ETIMEDOUT, -EPIPE (producers shut down and the ring empty),
+ * -ECONNRESET (the producer died and the ring is empty), -EINTR,
  * -EUCLEAN (a damaged record header), -EINVAL.
  */
 int shmpool_ring_peek_wait(struct shmpool_ring *r, const void **ptr,
@@ -243,6 +301,16 @@ int shmpool_ring_peek_wait(struct shmpool_ring *r, const void **ptr,
  * process have made since it started: a sleeper-free exchange makes none.
  */
 uint64_t shmpool_ring_wake_calls(void);
+
+/* a handle's first call on @side: record its owner (see "Owner death") */
+void __shmpool_ring_claim(struct shmpool_ring *r, unsigned int side);
+
+/* record the owner once per handle and side: a load and a branch per call */
+#define __SHMPOOL_RING_CLAIM(r, side)					\
+	do {								\
+		if (__builtin_expect(!((r)->claimed & (side)), 0))	\
+			__shmpool_ring_claim(r, side);			\
+	} while (0)
 
 /* slow path of __shmpool_ring_signal(): a sleeper announced itself */
 int __shmpool_ring_wake(struct shmpool_ring *r, struct shmpool_event *ev);
@@ -575,9 +643,12 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_enqueue(struct shmpool_ring *r,
 						      int bulk)
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
+	uint32_t head, room;
+
+	__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_PROD);
 	/* relaxed: only this side writes prod.tail */
-	uint32_t head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
-	uint32_t room = r->prod_lim - head;
+	head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
+	room = r->prod_lim - head;
 
 	if (room < n || room > r->count) {
 		room = __shmpool_spsc_room(r, head, n);
@@ -612,9 +683,12 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
 						      void *objs, uint32_t n, int bulk)
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
+	uint32_t tail, avail, w;
+
+	__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_CONS);
 	/* relaxed: only this side writes cons.tail */
-	uint32_t tail = __SHMPOOL_LD(&h->cons.tail, memory_order_relaxed);
-	uint32_t avail = r->prod_cache - tail, w;
+	tail = __SHMPOOL_LD(&h->cons.tail, memory_order_relaxed);
+	avail = r->prod_cache - tail;
 
 	if (avail > r->count) {	/* another handle consumed meanwhile */
 		r->prod_cache = tail;
@@ -716,6 +790,7 @@ __shmpool_mpmc_reserve(struct shmpool_ring *r, __SHMPOOL_ATOMIC(uint32_t) *head,
 		       uint32_t n, int bulk, int consumer, int single,
 		       uint32_t *old)
 {
+	struct __shmpool_ring_rec *rec = r->rec[consumer];
 	int64_t ready;
 	uint32_t m;
 
@@ -730,20 +805,36 @@ __shmpool_mpmc_reserve(struct shmpool_ring *r, __SHMPOOL_ATOMIC(uint32_t) *head,
 		m = (uint32_t)ready;
 		if (m < n && (bulk || !m))
 			return 0;
+		/*
+		 * Say what we are about to reserve before we do (relaxed:
+		 * the release below orders it), so that if we die holding
+		 * the slots, survivors know whose they were. Same cache
+		 * line as @head: no extra line moves.
+		 */
+		if (rec) {
+			__SHMPOOL_ST(&rec->start, *old, memory_order_relaxed);
+			__SHMPOOL_ST(&rec->len, m, memory_order_relaxed);
+		}
 		if (single) {
-			/* relaxed: only we move head */
-			__SHMPOOL_ST(head, *old + m, memory_order_relaxed);
+			/*
+			 * Only we move head. Release: our record before the
+			 * new head; pairs with the acquire of head in the
+			 * survivors' stuck-slot check (lib/ring.c).
+			 */
+			__SHMPOOL_ST(head, *old + m, memory_order_release);
 			return m;
 		}
 		/*
-		 * Relaxed CAS: it only reserves [old, old + m) among the
-		 * side's threads (the acquire loads of the words above
-		 * already ordered our slot accesses after the other side's).
-		 * On failure *@old is the new head: check again.
+		 * The CAS reserves [old, old + m) among the side's threads
+		 * (the acquire loads of the words above already ordered our
+		 * slot accesses after the other side's). Release on
+		 * success: our record before the new head, as above (a
+		 * locked instruction on x86 either way). On failure *@old
+		 * is the new head: check again.
 		 */
 		if (__SHMPOOL_STD atomic_compare_exchange_weak_explicit(
 				head, old, *old + m,
-				__SHMPOOL_STD memory_order_relaxed,
+				__SHMPOOL_STD memory_order_release,
 				__SHMPOOL_STD memory_order_relaxed))
 			return m;
 	}
@@ -756,6 +847,7 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_mpmc_enqueue(struct shmpool_ring *r,
 	struct __shmpool_ring_hdr *h = r->hdr;
 	uint32_t old, m;
 
+	__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_PROD);
 	m = __shmpool_mpmc_reserve(r, &h->prod.head, n, bulk, 0,
 				   !!(r->flags & SHMPOOL_RING_SP), &old);
 	if (!m)
@@ -772,6 +864,7 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_mpmc_dequeue(struct shmpool_ring *r,
 	struct __shmpool_ring_hdr *h = r->hdr;
 	uint32_t old, m;
 
+	__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_CONS);
 	m = __shmpool_mpmc_reserve(r, &h->cons.head, n, bulk, 1,
 				   !!(r->flags & SHMPOOL_RING_SC), &old);
 	if (!m)
@@ -880,13 +973,16 @@ static inline int shmpool_ring_reserve(struct shmpool_ring *r, uint32_t len,
 				       void **ptr)
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
-	/* relaxed: only the producer writes prod.tail */
-	uint32_t head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
-	uint32_t off = head & r->mask, to_end = r->count - off;
+	uint32_t head, off, to_end;
 	uint32_t need = 8 + ((len + 7) & ~7U), total, pad = __SHMPOOL_VAR_PAD;
 
 	if (!len || len > r->max_rec)
 		return -EINVAL;
+	__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_PROD);
+	/* relaxed: only the producer writes prod.tail */
+	head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
+	off = head & r->mask;
+	to_end = r->count - off;
 	total = need <= to_end ? need : to_end + need;
 	if (r->count - (head - r->cons_cache) < total) {
 		/* Acquire: pairs with the consumer's release of cons.tail. */
@@ -925,9 +1021,11 @@ static inline void shmpool_ring_commit(struct shmpool_ring *r)
 static inline int shmpool_ring_peek(struct shmpool_ring *r, const void **ptr)
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
+	uint32_t tail, off, len, used = 0;
+
+	__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_CONS);
 	/* relaxed: only the consumer writes cons.tail */
-	uint32_t tail = __SHMPOOL_LD(&h->cons.tail, memory_order_relaxed);
-	uint32_t off, len, used = 0;
+	tail = __SHMPOOL_LD(&h->cons.tail, memory_order_relaxed);
 
 	if (r->prod_cache == tail) {
 		/* Acquire: pairs with commit's release; the record is visible. */

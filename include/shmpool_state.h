@@ -31,19 +31,27 @@ extern "C" {
  * version was published during its copy, never waits for a writer, and
  * never returns a torn blob.
  *
- * Writers. One at a time: the writer's thread id sits in a lock word
- * between shmpool_config_write_begin() and _commit() or _abort(); a second
- * writer gets -EBUSY. A writer that died mid-update (its thread no longer
- * exists, or is a zombie) is taken over by the next write_begin(), which
- * returns 1 to say so. Its half-written buffer was never published, so
- * readers saw nothing of it: they kept reading the last good version.
- * Thread ids are those of the writer's PID namespace; a dead writer whose id
- * has been reused by a live thread is taken for alive (-EBUSY) until that
- * thread goes.
+ * Writers. One at a time: the writer's attachment id (shmpool.h,
+ * "Attachments") and thread id sit in a lock word between
+ * shmpool_config_write_begin() and _commit() or _abort(); a second writer
+ * gets -EBUSY. A writer that died mid-update (its attachment ended, or it
+ * was a thread of the caller's process that exited) is taken over by the
+ * next write_begin(), which returns 1 to say so. Its half-written buffer
+ * was never published, so readers saw nothing of it and kept reading the
+ * last good version; there is nothing to repair (the taker gets the
+ * unpublished buffer, contents unspecified, as any writer does). A live
+ * writer is never taken over (device: in whatever PID namespace it is;
+ * memfd: processes must share a PID namespace, and a dead writer whose
+ * process id was reused by a live process is taken for alive, -EBUSY,
+ * until that one exits too).
  *
  * Waiting: shmpool_config_wait() sleeps on an event count (shmpool_sync.h)
  * until the version differs from the one given; a publish makes a wake
- * syscall only if somebody announced a sleep.
+ * syscall only if somebody announced a sleep. A writer of another process
+ * that dies mid-update while somebody waits ends the wait with -EOWNERDEAD
+ * (device: at once; memfd: within about 100 ms): no version is coming from
+ * it. A writer already dead when the wait began is not reported: the wait
+ * goes on for the next writer's version.
  *
  * Concurrency: reads, version(), and waits run concurrently with each
  * other and with a writer, from any thread of any process. write_begin()
@@ -84,7 +92,8 @@ int shmpool_config_read(struct shmpool_config *c, void *buf, size_t len,
 /*
  * Sleep until the version differs from @since or @deadline (absolute
  * CLOCK_MONOTONIC; NULL for ever). 0 with the new version in *@version
- * (may be NULL); -ETIMEDOUT; -EINTR (a handler without SA_RESTART ran).
+ * (may be NULL); -ETIMEDOUT; -EINTR (a handler without SA_RESTART ran);
+ * -EOWNERDEAD: a writer died mid-update during the wait (see "Waiting").
  */
 int shmpool_config_wait(struct shmpool_config *c, uint64_t since,
 			const struct timespec *deadline, uint64_t *version);
@@ -92,7 +101,8 @@ int shmpool_config_wait(struct shmpool_config *c, uint64_t since,
 /*
  * Become the writer and get the unpublished buffer in *@buf (capacity
  * bytes, contents unspecified). 0, or 1 if a dead writer was taken over;
- * -EBUSY if a live thread is writing (the caller included).
+ * -EBUSY if a live thread is writing (the caller included); the errors of
+ * shmpool_attach_id() (a fork() child attaches on its first call).
  */
 int shmpool_config_write_begin(struct shmpool_config *c, void **buf);
 /*

@@ -23,13 +23,37 @@
  * object from any thread of any process, except init, which must not run
  * while the object is in use.
  *
- * Owner death. A process can die at any instruction. A mutex whose owner
- * died is taken over by a thread waiting for it, within about 100 ms
- * (waiters look at the owner between sleeps), and that thread's lock call
- * returns -EOWNERDEAD: it holds the mutex, and must put right whatever the
- * dead owner left half done before it unlocks. A dead sleeper only costs
- * later wakers a spurious wake syscall; the semaphore keeps who posted and
- * waited last for a recovery step of the caller's own.
+ * Owner death. A process can die at any instruction, and nothing here waits
+ * for ever on a dead one. Owners are attachments (shmpool.h, "Attachments"):
+ * a sleeper learns that a peer's attachment ended from the module at once
+ * on the device backend (SHMPOOL_CAP_DEATH_NOTICE), and by looking every
+ * 100 ms (pidfds) on memfd. What survivors see, per object:
+ * - mutex: a locker waiting for an owner that died takes the lock over and
+ *   gets -EOWNERDEAD: it holds the mutex, and must put right whatever the
+ *   dead owner left half done before it unlocks. A live owner is never
+ *   taken over (device: whatever PID namespace it is in).
+ * - condition variable: on the device any peer's death wakes every waiter
+ *   at once: it relocks the mutex and returns 0 (a spurious wake-up: look
+ *   at your peers, shmpool_peer_alive(), and re-check the predicate), or
+ *   -EOWNERDEAD having taken the mutex over if the dead peer held it. On
+ *   memfd a waiter sleeps until signalled or its deadline (a slice would
+ *   steal signals meant for others), then relocks as above.
+ * - semaphore: a waiter of an empty robust semaphore (sem_init_robust)
+ *   whose last taker died gets -EOWNERDEAD without a unit, once per such
+ *   death: if that taker held a unit, post it back. A plain semaphore
+ *   waits for a post from anyone; @last_post and @last_wait are
+ *   attachment ids for the caller's own recovery.
+ * - event count: no owner; a waiter's condition lives elsewhere, and the
+ *   structure that owns it says what its death means.
+ * A dead sleeper only costs later wakers a spurious wake syscall.
+ *
+ * memfd lacks SHMPOOL_CAP_DEATH_NOTICE: the attachment id is the process
+ * id, so every process using an object must share a PID namespace (a
+ * process id from another one may name a dead process here: its live
+ * owner would be taken over), and a dead owner whose process id was
+ * reused by a live process passes for alive until that one exits too. A
+ * device module without attachments (before API 3) gives memfd's ids and
+ * limits.
  */
 #ifndef SHMPOOL_SYNC_H
 #define SHMPOOL_SYNC_H
@@ -140,42 +164,55 @@ static inline int shmpool_event_signal(struct shmpool *p,
 
 /*
  * struct shmpool_mutex - a sleeping lock
- * @word: 0 when free; else the owner's thread id (gettid(), in the PID
- *	namespace of the process that locked it) in bits 0-29, plus
- *	SHMPOOL_MUTEX_WAITERS when a thread may sleep on it, plus
- *	SHMPOOL_MUTEX_OWNER_DIED while the owner is one that took the lock
- *	over from a dead thread (the futex-PI word format). Every process
- *	using a mutex must be in the same PID namespace: a waiter judges the
- *	owner dead when no thread of that id is left (kill(tid, 0) is ESRCH,
- *	or the process is a zombie).
- * @__reserved: 0
+ * @word: 0 when free; else the owner's attachment id (shmpool_attach_id())
+ *	in bits 0-29, plus SHMPOOL_MUTEX_WAITERS when a thread may sleep on
+ *	it, plus SHMPOOL_MUTEX_OWNER_DIED while the owner is one that took the
+ *	lock over from a dead one (the futex-PI word format, with attachment
+ *	ids for thread ids)
+ * @tid: the owning thread (gettid() in its process), stored right after the
+ *	word is taken (0 until then) and cleared before it is released; it
+ *	tells apart the threads of the owning process only
  *
- * Uncontended lock and unlock are one atomic read-modify-write each. A
- * contended locker spins briefly, then sets WAITERS and sleeps on @word;
- * unlock wakes one sleeper if WAITERS was set. Locking a mutex the caller
- * already holds is -EDEADLK, unlocking one it does not hold -EPERM. The
- * thread id is cached per thread (and forgotten in the child of fork()).
+ * Uncontended lock and unlock are one atomic read-modify-write of @word
+ * each, plus a plain store to @tid, and no system call. A contended locker
+ * spins briefly, then sets WAITERS and sleeps on @word; unlock wakes one
+ * sleeper if WAITERS was set. Locking a mutex the calling thread already
+ * holds is -EDEADLK, unlocking one it does not hold -EPERM.
+ *
+ * The owner is dead when its attachment ended (the process exited, was
+ * killed, exec()ed, or closed its last handle of the pool), or when it is
+ * the caller's own attachment and the thread in @tid has exited (tgkill();
+ * a main thread that called pthread_exit() is not seen to end). A fork()
+ * child has an attachment of its own: it does not hold its parent's locks.
+ * Calls may also return the errors of shmpool_attach_id() (a fork() child
+ * attaches on its first call).
  */
 struct shmpool_mutex {
 	__SHMPOOL_ATOMIC(uint32_t) word;
-	uint32_t __reserved;
+	__SHMPOOL_ATOMIC(uint32_t) tid;
 };
 
 #define SHMPOOL_MUTEX_WAITERS		0x80000000U	/* = FUTEX_WAITERS */
-#define SHMPOOL_MUTEX_OWNER_DIED	0x40000000U	/* = FUTEX_OWNER_DIED; reserved */
-#define SHMPOOL_MUTEX_TID_MASK		0x3fffffffU	/* = FUTEX_TID_MASK */
+#define SHMPOOL_MUTEX_OWNER_DIED	0x40000000U	/* = FUTEX_OWNER_DIED */
+#define SHMPOOL_MUTEX_OWNER_MASK	0x3fffffffU	/* = FUTEX_TID_MASK: an attachment id */
+#define SHMPOOL_MUTEX_TID_MASK		SHMPOOL_MUTEX_OWNER_MASK	/* the old name */
 
 int shmpool_mutex_init(struct shmpool *p, struct shmpool_mutex *m);
 /*
  * Lock @m, sleeping as long as it takes (signals do not interrupt it).
  * 0, or -EOWNERDEAD: locked, taken over from an owner that died holding
- * it; repair the data it guards, then unlock as usual.
+ * it (device: at once; memfd: within about 100 ms); repair the data it
+ * guards, then unlock as usual (which clears OWNER_DIED).
  */
 int shmpool_mutex_lock(struct shmpool *p, struct shmpool_mutex *m);
 /* Lock @m or give up at @deadline with -ETIMEDOUT; -EOWNERDEAD as above. */
 int shmpool_mutex_timedlock(struct shmpool *p, struct shmpool_mutex *m,
 			    const struct timespec *deadline);
-/* Lock @m if it is free, else -EBUSY (also if the caller holds it). */
+/*
+ * Lock @m if it is free, else -EBUSY (also if the caller holds it); or take
+ * it over from a dead owner: -EOWNERDEAD as above. A busy @m held by another
+ * process costs memfd a pidfd_open() to look at its owner.
+ */
 int shmpool_mutex_trylock(struct shmpool *p, struct shmpool_mutex *m);
 /* Unlock @m, which the calling thread must hold (else -EPERM). */
 int shmpool_mutex_unlock(struct shmpool *p, struct shmpool_mutex *m);
@@ -191,7 +228,8 @@ int shmpool_mutex_unlock(struct shmpool *p, struct shmpool_mutex *m);
  * changed under the same mutex (signalling after unlocking is fine). Wakes
  * may be spurious: re-check the predicate. Broadcast wakes every sleeper
  * (no requeueing onto the mutex). No owner; a dead waiter leaves @waiters
- * one too high, which costs signals a spurious wake syscall.
+ * one too high, which costs signals a spurious wake syscall. A waiter is
+ * not left asleep by a death: see "Owner death" above.
  */
 struct shmpool_cond {
 	__SHMPOOL_ATOMIC(uint32_t) seq;
@@ -203,7 +241,8 @@ int shmpool_cond_init(struct shmpool *p, struct shmpool_cond *c);
  * Unlock @m (held by the caller, else -EPERM), sleep until signalled, lock
  * @m again. Returns 0 (possibly spuriously); -ETIMEDOUT at @deadline, with
  * @m locked again in both cases (and with -EOWNERDEAD, see
- * shmpool_mutex_lock()). Signal handlers cause a spurious 0.
+ * shmpool_mutex_lock()). Signal handlers cause a spurious 0, and so does a
+ * peer's death on the device (-EOWNERDEAD if it held @m).
  */
 int shmpool_cond_timedwait(struct shmpool *p, struct shmpool_cond *c,
 			   struct shmpool_mutex *m,
@@ -225,32 +264,53 @@ static inline int shmpool_cond_wait(struct shmpool *p, struct shmpool_cond *c,
  *	while it is 0
  * @waiters: threads that announced a sleep; post makes a wake syscall only
  *	when it is non-zero
- * @last_post: thread id of the last successful post
- * @last_wait: thread id of the last successful wait/trywait
+ * @last_post: attachment id of the last successful post
+ * @last_wait: attachment id of the last successful wait/trywait; a robust
+ *	semaphore's waiter that reports its death clears it
+ * @flags: SHMPOOL_SEM_ROBUST (shmpool_sem_init_robust()) or 0
+ * @__reserved: 0
  *
  * A semaphore has no owner; @last_post and @last_wait are what a recovery
- * step gets (e.g. the holder of a semaphore used as a lock), written after
- * the operation, so they may lag behind it.
+ * step gets (test them with shmpool_peer_alive()), written after the
+ * operation, so they may lag behind it: a taker that died between its take
+ * and that store is not seen.
+ *
+ * Robust semaphores (shmpool_sem_init_robust()) are for units that a taker holds
+ * until it posts them back (a lock, or n slots of one): a waiter of an empty
+ * one whose last taker died gets -EOWNERDEAD without a unit, once per such
+ * death (device: at once; memfd: within about 100 ms); if the dead taker
+ * held a unit, post it back. The library cannot tell a taker that died
+ * holding a unit from a consumer that took one and exited, which is why
+ * plain semaphores (a count of items, say) never report deaths: their
+ * waiters wait for a post from anyone, as before.
  */
 struct shmpool_sem {
 	__SHMPOOL_ATOMIC(uint32_t) value;
 	__SHMPOOL_ATOMIC(uint32_t) waiters;
 	__SHMPOOL_ATOMIC(uint32_t) last_post;
 	__SHMPOOL_ATOMIC(uint32_t) last_wait;
+	uint32_t flags;
+	uint32_t __reserved;
 };
 
 #define SHMPOOL_SEM_VALUE_MAX	0x7fffffffU
+#define SHMPOOL_SEM_ROBUST	1U	/* @flags: units are held, deaths reported */
 
 /* Set @s to @value units (-EINVAL above SHMPOOL_SEM_VALUE_MAX). */
 int shmpool_sem_init(struct shmpool *p, struct shmpool_sem *s,
 		     uint32_t value);
+/* The same, robust: units are held by their takers (see above). */
+int shmpool_sem_init_robust(struct shmpool *p, struct shmpool_sem *s,
+			    uint32_t value);
 /* Add a unit; -EOVERFLOW at SHMPOOL_SEM_VALUE_MAX. */
 int shmpool_sem_post(struct shmpool *p, struct shmpool_sem *s);
 /* Take a unit if there is one, else -EAGAIN. */
 int shmpool_sem_trywait(struct shmpool *p, struct shmpool_sem *s);
 /*
  * Take a unit, sleeping until there is one or @deadline (-ETIMEDOUT);
- * -EINTR if a handler without SA_RESTART ran.
+ * -EINTR if a handler without SA_RESTART ran; robust semaphores only:
+ * -EOWNERDEAD (no unit taken) if it is empty and its last taker died, once
+ * per such death, to one waiter (device: at once; memfd: within ~100 ms).
  */
 int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 			  const struct timespec *deadline);

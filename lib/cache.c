@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,9 @@ struct cache_shared {
 	struct shmpool_mutex stripe[NR_STRIPES];
 	uint64_t bucket[];		/* entry offsets, 0 = end; under stripe */
 };
+
+/* lib_cache_test.c reaches the stripe locks there to look at their owners */
+_Static_assert(offsetof(struct cache_shared, stripe) == 72, "stripes moved");
 
 struct entry {
 	uint64_t next;
@@ -154,7 +158,9 @@ static struct shmpool_mutex *stripe_of(struct shmpool_cache *c, uint32_t b)
  * A holder that died leaves nothing to repair: every change to a chain is
  * one store of a link to an entry already complete (entries are freed after
  * the unlock), so a chain is whole at every instruction. At worst the entry
- * count is one off, or an unlinked entry is never freed.
+ * count is one off, or an unlinked entry is never freed. The mutex takes
+ * a dead holder's stripe over (its owner is an attachment: at once on the
+ * device, within about 100 ms on memfd) and never a live holder's.
  */
 static int lock_bucket(struct shmpool_cache *c, uint32_t b)
 {

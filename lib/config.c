@@ -23,15 +23,9 @@
  * the protocol tolerates (and then discards) are not data races in C11.
  */
 #define _GNU_SOURCE
-#include <fcntl.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "internal.h"
 #include "shmpool_state.h"
@@ -47,9 +41,11 @@ struct cfg_shared {
 	_Atomic uint64_t seq;		/* published version; current buffer seq & 1 */
 	_Atomic uint64_t begin;		/* version being (or last) written */
 	_Atomic uint64_t len[2];	/* blob length in each buffer */
-	_Atomic uint32_t owner;		/* the writer's thread id, 0 if none */
+	_Atomic uint32_t owner;		/* the writer's attachment id, 0 if none */
 	struct shmpool_event changed;	/* signalled after each publish */
-	uint64_t __reserved[2];
+	_Atomic uint32_t owner_tid;	/* the writer's thread (an owner word's @tid) */
+	uint32_t __pad;
+	uint64_t __reserved;
 };
 
 _Static_assert(sizeof(struct cfg_shared) <= CFG_HDR, "config header");
@@ -64,59 +60,6 @@ struct shmpool_config {
 static size_t cfg_stride(size_t cap)
 {
 	return (cap + 63) & ~(size_t)63;
-}
-
-/*
- * The writer's thread id, cached per thread so that a publish makes no
- * system call while nobody waits; a fork()ed child has a new id, so
- * pthread_atfork drops the cache there.
- */
-static _Thread_local uint32_t cached_tid;
-static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
-
-static void drop_cached_tid(void)
-{
-	cached_tid = 0;
-}
-
-static void watch_fork(void)
-{
-	pthread_atfork(NULL, NULL, drop_cached_tid);
-}
-
-static uint32_t self_tid(void)
-{
-	if (cached_tid)
-		return cached_tid;
-	pthread_once(&tid_once, watch_fork);
-	cached_tid = (uint32_t)syscall(SYS_gettid);
-	return cached_tid;
-}
-
-/*
- * Whether thread @tid (of our PID namespace) still runs. /proc decides:
- * kill(tid, 0) cannot, since newer kernels look a non-leader thread id up as
- * a process and say ESRCH for a live thread. No /proc: assume alive.
- */
-static int tid_alive(uint32_t tid)
-{
-	char path[64], stat[512], *rp;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%u/stat", tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT || errno == ESRCH ?
-			access("/proc/self/stat", R_OK) != 0 : 1;
-	n = read(fd, stat, sizeof(stat) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;	/* it went while we looked */
-	stat[n] = '\0';
-	rp = strrchr(stat, ')');
-	/* "pid (comm) S ...": Z zombie, X dead */
-	return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
 }
 
 static int cfg_bind(struct shmpool_config *c, uint64_t off, size_t cap)
@@ -293,35 +236,63 @@ int shmpool_config_read(struct shmpool_config *c, void *buf, size_t len,
 	return n > len ? -EMSGSIZE : (int)n;
 }
 
+/*
+ * Has a writer other than @seen (a writer already dead when the wait
+ * began) died mid-update? Writers of the caller's own process are not
+ * judged here: their process lives.
+ */
+static bool writer_died(struct shmpool_config *c, uint32_t seen, uint32_t id)
+{
+	uint32_t o = atomic_load(&c->sh->owner);
+
+	return o && o != seen && o != id && !__shmpool_alive(c->heap->pool, o);
+}
+
 SHMPOOL_EXPORT
 int shmpool_config_wait(struct shmpool_config *c, uint64_t since,
 			const struct timespec *deadline, uint64_t *version)
 {
 	struct shmpool *p;
+	uint32_t key, id, seq, seen;
+	int64_t off;
 	uint64_t v;
-	uint32_t key;
 	int ret;
 
 	if (!c)
 		return -EINVAL;
 	p = c->heap->pool;
+	ret = __shmpool_self(p, &id);
+	if (ret)
+		return ret;
+	off = shmpool_off(p, &c->sh->changed);
+	/* a writer dead before we began is not news: wait for the next one */
+	seen = atomic_load(&c->sh->owner);
+	if (seen && (seen == id || __shmpool_alive(p, seen)))
+		seen = 0;
 	for (;;) {
 		v = shmpool_config_version(c);
 		if (v != since)
 			break;
 		/* the event's Dekker pairing: see shmpool_event_prepare_wait() */
 		key = shmpool_event_prepare_wait(&c->sh->changed);
+		/* death_seq, then the writer, then sleep: no death is missed */
+		seq = __shmpool_death_seq(p);
+		if (writer_died(c, seen, id))
+			return -EOWNERDEAD;
 		v = shmpool_config_version(c);
 		if (v != since)
 			break;
-		ret = shmpool_event_timedwait(p, &c->sh->changed, key,
-					      deadline);
-		if (ret) {
-			v = shmpool_config_version(c);
-			if (v != since)
-				break;	/* published as time ran out */
-			return ret;
-		}
+		/* acquire: pairs with the release CAS in shmpool_event_wake() */
+		if (atomic_load_explicit(&c->sh->changed.word,
+					 memory_order_acquire) != key)
+			continue;	/* signalled */
+		ret = __shmpool_wait_peer(p, off, key, seq, deadline);
+		if (ret == 0 || ret == -EAGAIN || ret == -EOWNERDEAD)
+			continue;	/* woken, changed, or a death: look again */
+		v = shmpool_config_version(c);
+		if (v != since)
+			break;	/* published as time ran out */
+		return ret;
 	}
 	if (version)
 		*version = v;
@@ -331,21 +302,40 @@ int shmpool_config_wait(struct shmpool_config *c, uint64_t since,
 SHMPOOL_EXPORT
 int shmpool_config_write_begin(struct shmpool_config *c, void **buf)
 {
-	uint32_t tid, cur = 0;
+	uint32_t id, tid, cur;
 	uint64_t v;
-	int took = 0;
+	int ret, took = 0;
 
 	if (!c || !buf)
 		return -EINVAL;
-	tid = self_tid();
-	/*
-	 * seq_cst on the lock word: taking it (over) must see everything the
-	 * previous writer did before its last store to it or its death.
-	 */
-	while (!atomic_compare_exchange_strong(&c->sh->owner, &cur, tid)) {
-		if (cur == tid || tid_alive(cur))
-			return -EBUSY;
-		took = 1;	/* cur died holding it; the CAS retries on cur */
+	ret = __shmpool_self(c->heap->pool, &id);
+	if (ret)
+		return ret;
+	tid = __shmpool_tid();
+	for (;;) {
+		cur = 0;
+		/*
+		 * seq_cst on the lock word: taking it must see everything the
+		 * previous writer did before its last store to it.
+		 */
+		if (atomic_compare_exchange_strong(&c->sh->owner, &cur, id)) {
+			/* release: as an owner word's @tid (internal.h) */
+			atomic_store_explicit(&c->sh->owner_tid, tid,
+					      memory_order_release);
+			break;
+		}
+		if (cur == id && atomic_load_explicit(&c->sh->owner_tid,
+				memory_order_relaxed) == tid)
+			return -EBUSY;	/* the caller writes already */
+		/* the writer died mid-update: ours now (acquire inside) */
+		if (!__shmpool_owner_take_over(c->heap->pool, &c->sh->owner,
+					       &c->sh->owner_tid, id, 0, 0)) {
+			took = 1;
+			break;
+		}
+		if (atomic_load(&c->sh->owner))
+			return -EBUSY;	/* a live writer */
+		/* it was released meanwhile: try again */
 	}
 	v = atomic_load_explicit(&c->sh->seq, memory_order_relaxed) + 1;
 	atomic_store_explicit(&c->sh->begin, v, memory_order_relaxed);
@@ -358,8 +348,21 @@ int shmpool_config_write_begin(struct shmpool_config *c, void **buf)
 /* 0 if the calling thread is the writer */
 static int is_writer(struct shmpool_config *c)
 {
-	return atomic_load_explicit(&c->sh->owner, memory_order_relaxed) ==
-	       self_tid() ? 0 : -EPERM;
+	uint32_t id;
+	int ret = __shmpool_self(c->heap->pool, &id);
+
+	if (ret)
+		return ret;
+	return atomic_load_explicit(&c->sh->owner, memory_order_relaxed) == id &&
+	       atomic_load_explicit(&c->sh->owner_tid, memory_order_relaxed) ==
+	       __shmpool_tid() ? 0 : -EPERM;
+}
+
+/* Stop being the writer: @owner_tid first, as an owner word's @tid. */
+static void writer_release(struct shmpool_config *c)
+{
+	atomic_store_explicit(&c->sh->owner_tid, 0, memory_order_relaxed);
+	atomic_store(&c->sh->owner, 0);
 }
 
 SHMPOOL_EXPORT
@@ -380,7 +383,7 @@ int shmpool_config_write_commit(struct shmpool_config *c, size_t len,
 	atomic_store_explicit(&c->sh->len[v & 1], len, memory_order_relaxed);
 	/* (W3): pairs with (R1) in read and the acquire in version() */
 	atomic_store_explicit(&c->sh->seq, v, memory_order_release);
-	atomic_store(&c->sh->owner, 0);
+	writer_release(c);
 	if (version)
 		*version = v;
 	/* no syscall unless a waiter announced itself */
@@ -397,7 +400,7 @@ int shmpool_config_write_abort(struct shmpool_config *c)
 		return -EINVAL;
 	ret = is_writer(c);
 	if (!ret)
-		atomic_store(&c->sh->owner, 0);
+		writer_release(c);
 	return ret;
 }
 

@@ -86,6 +86,7 @@ int shmpool_obj_create(struct shmpool_heap *h, const char *name, size_t size,
 	strcpy(slot->name, name);
 	slot->hash = hash;
 	slot->size = size;
+	KILL_POINT();	/* the offset last: it makes the entry (heap_repair()) */
 	slot->off = off;
 	obj->off = off;
 	obj->size = size;

@@ -63,57 +63,84 @@ static void fork_register(void)
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-static _Atomic uint32_t *attach_table(const struct shmpool_heap *h)
+static _Atomic uint32_t *owner_table(const struct shmpool_heap *h)
 {
 	return (_Atomic uint32_t *)(heap_base(h) + ATTACH_OFF);
 }
 
-/* Is process @pid gone (no such process, or a zombie)? */
+/* Is process @pid gone (no such process, or a zombie)? The initialiser's test. */
 static bool pid_dead(uint32_t pid)
 {
 	return !pid || __shmpool_task_gone(pid);
 }
 
 /*
- * Claim an attachment id for this process: a free slot, else (table full)
- * one whose process is dead. Taking a dead process's id gives its blocks to
- * us as far as ownership goes; a recovery step would run before that.
- * The CAS is relaxed: the slot carries no data but itself.
+ * Claim a heap owner id for this handle: a free slot of the owner table,
+ * where we record our pool attachment id (lib/attach.c), which is what
+ * tells the others whether we still live. A slot whose attachment ended is
+ * never taken as it is: it goes back to 0 only once reclaim has relabelled
+ * what it owned (heap_release()), so a newcomer inherits nothing. If the
+ * table is full, reclaim the dead and look again; @locked: the caller holds
+ * the heap lock.
  */
-static int attach(struct shmpool_heap *h)
+static int attach(struct shmpool_heap *h, bool locked)
 {
-	_Atomic uint32_t *t = attach_table(h);
-	uint32_t pid = (uint32_t)getpid(), v;
-	int pass, i;
+	_Atomic uint32_t *t = owner_table(h);
+	uint32_t self, v;
+	int pass, i, ret;
 
+	ret = __shmpool_self(h->pool, &self);
+	if (ret)
+		return ret;
 	for (pass = 0; pass < 2; pass++) {
-		for (i = 1; i < NR_ATTACH; i++) {
-			v = atomic_load_explicit(&t[i], memory_order_relaxed);
-			if (v && (pass == 0 || !pid_dead(v)))
-				continue;
-			if (atomic_compare_exchange_strong_explicit(&t[i], &v, pid,
-					memory_order_relaxed, memory_order_relaxed)) {
+		for (i = 1; i < OWNER_ORPHAN; i++) {
+			v = 0;
+			/*
+			 * Acquire: pairs with the release store of 0 in
+			 * __shmpool_heap_reclaim_locked(), so the relabelling
+			 * of the previous owner's blocks is seen before we
+			 * own anything under this id.
+			 */
+			if (!atomic_load_explicit(&t[i], memory_order_relaxed) &&
+			    atomic_compare_exchange_strong_explicit(&t[i], &v, self,
+					memory_order_acquire, memory_order_relaxed)) {
 				h->__attach = (uint32_t)i;
 				h->__fork_gen = atomic_load_explicit(&__shmpool_fork_gen,
 						memory_order_relaxed);
 				return 0;
 			}
 		}
+		if (pass)
+			break;
+		if (locked) {
+			__shmpool_heap_reclaim_locked(h, 0);
+			continue;
+		}
+		ret = __shmpool_heap_lock(h);
+		if (ret)
+			return ret;
+		__shmpool_heap_reclaim_locked(h, 0);
+		__shmpool_heap_unlock(h);
 	}
 	return -EUSERS;
 }
 
-int __shmpool_heap_owner(struct shmpool_heap *h, uint16_t *owner)
+static int heap_owner(struct shmpool_heap *h, uint16_t *owner, bool locked)
 {
 	int ret;
 
 	if (h->__fork_gen != atomic_load_explicit(&__shmpool_fork_gen, memory_order_relaxed)) {
-		ret = attach(h);
+		ret = attach(h, locked);
 		if (ret)
 			return ret;
 	}
 	*owner = (uint16_t)h->__attach;
 	return 0;
+}
+
+int __shmpool_heap_owner(struct shmpool_heap *h, uint16_t *owner)
+{
+	return heap_owner(h, owner, false);
 }
 
 SHMPOOL_EXPORT
@@ -129,6 +156,7 @@ int shmpool_heap_attach_id(struct shmpool_heap *h)
 }
 
 /* ---- block headers ------------------------------------------------------------ */
+
 
 static uint32_t blk_check(uint32_t g, const struct blk *b)
 {
@@ -146,10 +174,17 @@ static void blk_set(struct shmpool_heap *h, uint32_t g, uint32_t size,
 {
 	struct blk *b = blk_at(h, g);
 
-	b->size = size;
-	b->prev = prev;
+	/*
+	 * What the block is before how big it is: a block being freed and
+	 * merged with its free successor says "free" before its size covers
+	 * the successor, so a repair never finds an allocated block grown
+	 * over free space.
+	 */
 	b->owner = owner;
 	b->flags = flags;
+	KILL_POINT();
+	b->size = size;
+	b->prev = prev;
 	b->check = blk_check(g, b);
 }
 
@@ -302,6 +337,7 @@ static void split_tail(struct shmpool_heap *h, uint32_t g, uint32_t size)
 		return;
 	blk_set(h, r, rest, size, 0, BLK_FREE);
 	blk_set_prev(h, r + rest, rest);
+	KILL_POINT();	/* the inner header is whole before @g shrinks onto it */
 	blk_set(h, g, size, b->prev, 0, BLK_FREE);
 	list_insert(h, r);
 }
@@ -315,7 +351,7 @@ int __shmpool_tlsf_alloc(struct shmpool_heap *h, uint64_t size, uint64_t align,
 	uint16_t owner;
 	int ret;
 
-	ret = __shmpool_heap_owner(h, &owner);
+	ret = heap_owner(h, &owner, true);
 	if (ret)
 		return ret;
 	if (align < GRAN)
@@ -347,6 +383,7 @@ int __shmpool_tlsf_alloc(struct shmpool_heap *h, uint64_t size, uint64_t align,
 			/* the front gap becomes a free block; its prev is in use */
 			blk_set(h, n, nsize, gap, 0, BLK_FREE);
 			blk_set_prev(h, n + nsize, nsize);
+			KILL_POINT();	/* as in split_tail() */
 			blk_set(h, g, gap, b->prev, 0, BLK_FREE);
 			list_insert(h, g);
 			g = n;
@@ -404,6 +441,9 @@ int __shmpool_tlsf_free(struct shmpool_heap *h, uint64_t off, unsigned int flags
 
 	bit_clear(h, g);
 	hh->nr_used--;
+	/* free before any merge: a repair must not keep it (heap_repair()) */
+	blk_set(h, g, size, prev, 0, BLK_FREE);
+	KILL_POINT();
 	if (blk_at(h, n)->flags & BLK_FREE) {
 		list_remove(h, n);
 		size += blk_at(h, n)->size;
@@ -431,9 +471,44 @@ int __shmpool_tlsf_free(struct shmpool_heap *h, uint64_t off, unsigned int flags
  * nothing out and becomes free, and so does a block marked in use with no
  * owner (its header was being written). A block the dead thread was about
  * to hand out may stay allocated to it (its attachment id is in the
- * header), like any block a dead process held. -EUCLEAN, and nothing
- * changed, if the chain does not lead to the sentinel.
+ * header), like any block a dead process held, until reclaim makes it an
+ * orphan (heap_release()). A named block that no directory entry names was
+ * being created or removed: it is freed, and an entry that names no named
+ * block is cleared (dir.c writes an entry's offset last, and frees the
+ * block before clearing the entry). -EUCLEAN, and nothing changed, if the
+ * chain does not lead to the sentinel.
  */
+static bool dir_names(struct shmpool_heap *h, uint64_t off)
+{
+	int i;
+
+	for (i = 0; i < NR_DIR; i++)
+		if (heap_dir(h)[i].off == off)
+			return true;
+	return false;
+}
+
+static void dir_repair(struct shmpool_heap *h)
+{
+	struct heap_hdr *hh = heap_hdr(h);
+	struct dir_ent *e;
+	uint64_t eg;
+	int i;
+
+	for (i = 0; i < NR_DIR; i++) {
+		e = &heap_dir(h)[i];
+		if (!e->off)
+			continue;
+		eg = (e->off >> GRAN_SHIFT) - 1;
+		if ((e->off & (GRAN - 1)) || e->off < GRAN || eg < hh->heap_g ||
+		    eg >= hh->end_g || !bit_test(h, (uint32_t)eg) ||
+		    !(blk_at(h, (uint32_t)eg)->flags & BLK_NAMED) ||
+		    e->size > (uint64_t)(blk_at(h, (uint32_t)eg)->size - 1) << GRAN_SHIFT ||
+		    !memchr(e->name, 0, sizeof(e->name)))
+			memset(e, 0, sizeof(*e));
+	}
+}
+
 static int heap_repair(struct shmpool_heap *h)
 {
 	struct heap_hdr *hh = heap_hdr(h);
@@ -480,6 +555,8 @@ static int heap_repair(struct shmpool_heap *h)
 		 */
 		if (!(flags & BLK_FREE) && (!owner || owner >= NR_ATTACH))
 			flags = BLK_FREE;
+		if ((flags & (BLK_FREE | BLK_NAMED)) == BLK_NAMED && !dir_names(h, pay))
+			flags = BLK_FREE;	/* a create or remove cut short */
 		if (flags & BLK_FREE) {
 			if (run) {
 				blk_set(h, run, blk_at(h, run)->size + size,
@@ -508,35 +585,131 @@ static int heap_repair(struct shmpool_heap *h)
 		list_insert(h, run);
 	}
 	blk_set(h, hh->end_g, 1, prev, 0, BLK_LAST);
+	dir_repair(h);
 	hh->nr_repairs++;
 	return 0;
 }
 
+static int check_locked(struct shmpool_heap *h, char *msg, size_t len);
+
 /*
- * Take the heap lock, repairing the heap first if its holder died; a heap
- * that could not be repaired is -EUCLEAN from then on.
+ * Take the heap lock. If its holder died, rebuild the general heap from the
+ * block chain, then verify the result with the full checker (the small
+ * classes too, as far as they can be checked while others allocate): a
+ * heap that fails either is -EUCLEAN from then on. Then, and whenever the
+ * pool's death_seq moved since the heap last looked (device backend), give
+ * back what dead attachments cached and orphan what they held: the thread
+ * that takes the lock first after a death pays for it, once.
  */
 int __shmpool_heap_lock(struct shmpool_heap *h)
 {
 	struct heap_hdr *hh = heap_hdr(h);
+	uint32_t seq;
 	int ret;
 
 	ret = shmpool_mutex_lock(h->pool, &hh->lock);
 	if (ret == -EOWNERDEAD) {
 		ret = 0;
-		if (!hh->damaged && heap_repair(h))
+		if (!hh->damaged && (heap_repair(h) || check_locked(h, NULL, 0) ||
+				     __shmpool_slab_check(h, false, NULL, 0)))
 			hh->damaged = 1;
+		if (!hh->damaged)
+			__shmpool_heap_reclaim_locked(h, 0);
 	}
 	if (!ret && hh->damaged) {
 		shmpool_mutex_unlock(h->pool, &hh->lock);
-		ret = -EUCLEAN;
+		return -EUCLEAN;
 	}
-	return ret;
+	if (ret)
+		return ret;
+	/* one load of the status page; memfd has none and reads 0 */
+	seq = __shmpool_death_seq(h->pool);
+	if (seq != hh->death_seq) {
+		hh->death_seq = seq;
+		__shmpool_heap_reclaim_locked(h, 0);
+	}
+	return 0;
 }
 
 void __shmpool_heap_unlock(struct shmpool_heap *h)
 {
 	shmpool_mutex_unlock(h->pool, &heap_hdr(h)->lock);
+}
+
+/* ---- what a dead or closed owner leaves -------------------------------------- */
+
+/*
+ * Heap lock held, owner id @o no longer has a handle: the objects it had
+ * cached go back to their lists, and the blocks and objects it held become
+ * OWNER_ORPHAN (kept: another process may use them on purpose). With
+ * @free_held, the orphans are freed too (@o may be 0 then: orphans only),
+ * but never slabs or named objects. Returns how many went back.
+ */
+static long heap_release(struct shmpool_heap *h, uint16_t o, bool free_held)
+{
+	struct heap_hdr *hh = heap_hdr(h);
+	uint32_t g = hh->heap_g, p;
+	long n = 0;
+	struct blk *b;
+
+	while (g < hh->end_g) {
+		if (!blk_ok(h, g))
+			break;	/* a scribbled header: the checker will say */
+		b = blk_at(h, g);
+		if (!(b->flags & BLK_FREE) && o && b->owner == o)
+			blk_set(h, g, b->size, b->prev, OWNER_ORPHAN, b->flags);
+		if (!(b->flags & BLK_FREE) && free_held && b->owner == OWNER_ORPHAN &&
+		    !(b->flags & (BLK_SLAB | BLK_NAMED))) {
+			p = b->prev ? g - b->prev : 0;
+			if (__shmpool_tlsf_free(h, ((uint64_t)g + 1) << GRAN_SHIFT, 0))
+				break;	/* a damaged header: the checker will say */
+			n++;
+			/* merged into a free predecessor: go on from there */
+			if (p && (blk_at(h, p)->flags & BLK_FREE))
+				g = p;
+			continue;	/* the block at @g is free now */
+		}
+		g += b->size;
+	}
+	return n + __shmpool_slab_release(h, o, free_held);
+}
+
+long __shmpool_heap_reclaim_locked(struct shmpool_heap *h, unsigned int flags)
+{
+	_Atomic uint32_t *t = owner_table(h);
+	uint32_t v;
+	long n = 0;
+	int i;
+
+	for (i = 1; i < OWNER_ORPHAN; i++) {
+		v = atomic_load_explicit(&t[i], memory_order_relaxed);
+		if (!v || __shmpool_alive(h->pool, v))
+			continue;
+		n += heap_release(h, (uint16_t)i, false);
+		/* release: pairs with the acquire CAS in attach() */
+		atomic_store_explicit(&t[i], 0, memory_order_release);
+	}
+	if (flags & SHMPOOL_RECLAIM_HELD)
+		n += heap_release(h, 0, true);
+	if (flags & SHMPOOL_RECLAIM_STRANDED)
+		n += __shmpool_slab_sweep(h);
+	return n;
+}
+
+SHMPOOL_EXPORT
+long shmpool_heap_reclaim(struct shmpool_heap *h, unsigned int flags)
+{
+	long n;
+	int ret;
+
+	if (!h || (flags & ~(SHMPOOL_RECLAIM_HELD | SHMPOOL_RECLAIM_STRANDED)))
+		return -EINVAL;
+	ret = __shmpool_heap_lock(h);
+	if (ret)
+		return ret;
+	n = __shmpool_heap_reclaim_locked(h, flags);
+	__shmpool_heap_unlock(h);
+	return n;
 }
 
 /* ---- layout and opening -------------------------------------------------------- */
@@ -691,8 +864,14 @@ int shmpool_heap_open(struct shmpool *p, unsigned int flags,
 	ret = heap_ready(h);
 	if (!ret)
 		ret = heap_priv_init(hp);
+	/* the newcomer pays for the dead it finds (memfd: nobody else notices) */
 	if (!ret)
-		ret = attach(h);
+		ret = __shmpool_heap_lock(h);
+	if (!ret) {
+		__shmpool_heap_reclaim_locked(h, 0);
+		__shmpool_heap_unlock(h);
+		ret = attach(h, false);
+	}
 	if (ret) {
 		free(hp);
 		return ret;
@@ -705,18 +884,27 @@ int shmpool_heap_open(struct shmpool *p, unsigned int flags,
 SHMPOOL_EXPORT
 int shmpool_heap_close(struct shmpool_heap *h)
 {
-	uint32_t pid;
+	int ret = 0;
 
 	if (!h)
 		return 0;
 	__shmpool_tcache_detach(h);
-	pid = (uint32_t)getpid();
-	/* only our own id: an inherited one is the parent's */
-	if (h->__fork_gen == atomic_load_explicit(&__shmpool_fork_gen, memory_order_relaxed))
-		atomic_compare_exchange_strong_explicit(&attach_table(h)[h->__attach],
-				&pid, 0, memory_order_relaxed, memory_order_relaxed);
+	/*
+	 * Only our own id (an inherited one is the parent's): what it still
+	 * holds becomes an orphan before the id is free for others.
+	 */
+	if (h->__fork_gen == atomic_load_explicit(&__shmpool_fork_gen, memory_order_relaxed)) {
+		ret = __shmpool_heap_lock(h);
+		if (!ret) {
+			heap_release(h, (uint16_t)h->__attach, false);
+			/* release: pairs with the acquire CAS in attach() */
+			atomic_store_explicit(&owner_table(h)[h->__attach], 0,
+					      memory_order_release);
+			__shmpool_heap_unlock(h);
+		}
+	}
 	free(h);
-	return 0;
+	return ret;
 }
 
 /* ---- allocate and free ------------------------------------------------------------ */
@@ -773,6 +961,35 @@ static int block_query(struct shmpool_heap *h, uint64_t off, uint32_t *size,
 	return ret;
 }
 
+/* Make the caller's handle the owner of the allocated block or object at @off. */
+SHMPOOL_EXPORT
+int shmpool_alloc_adopt(struct shmpool_heap *h, uint64_t off)
+{
+	uint16_t me;
+	uint32_t g;
+	int ret;
+
+	if (!h || off >= h->pool->size)
+		return -EINVAL;
+	ret = __shmpool_heap_owner(h, &me);
+	if (ret)
+		return ret;
+	ret = __shmpool_slab_adopt(h, off, me);
+	if (ret != 1)
+		return ret;
+	ret = __shmpool_heap_lock(h);
+	if (ret)
+		return ret;
+	ret = used_block(h, off, &g);
+	if (!ret && (blk_at(h, g)->flags & (BLK_SLAB | BLK_NAMED)))
+		ret = -EINVAL;
+	if (!ret)
+		blk_set(h, g, blk_at(h, g)->size, blk_at(h, g)->prev, me,
+			blk_at(h, g)->flags);
+	__shmpool_heap_unlock(h);
+	return ret;
+}
+
 SHMPOOL_EXPORT
 int64_t shmpool_alloc_size(struct shmpool_heap *h, uint64_t off)
 {
@@ -788,7 +1005,7 @@ int shmpool_alloc_owner(struct shmpool_heap *h, uint64_t off)
 	uint32_t size, owner;
 	int ret = block_query(h, off, &size, &owner);
 
-	return ret ? ret : (int)owner;
+	return ret ? ret : owner == OWNER_ORPHAN ? 0 : (int)owner;
 }
 
 /* ---- introspection ---------------------------------------------------------------- */
@@ -828,8 +1045,8 @@ int shmpool_heap_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st)
 	st->largest_free = largest ? (largest - 1) << GRAN_SHIFT : 0;
 	__shmpool_heap_unlock(h);
 
-	for (i = 1; i < NR_ATTACH; i++)
-		if (atomic_load_explicit(&attach_table(h)[i], memory_order_relaxed))
+	for (i = 1; i < OWNER_ORPHAN; i++)
+		if (atomic_load_explicit(&owner_table(h)[i], memory_order_relaxed))
 			st->nr_attach++;
 	__shmpool_slab_stats(h, st);
 	for (i = 0; i < NR_CLASSES; i++) {

@@ -7,7 +7,8 @@
  *
  *	0		struct heap_hdr: state word, geometry, heap mutex,
  *			TLSF control, small-class free-list heads (8 KiB)
- *	ATTACH_OFF	u32 pid[NR_ATTACH]: attachment id -> process
+ *	ATTACH_OFF	u32 att[NR_ATTACH]: heap owner id -> the pool attachment
+ *			id (lib/attach.c) of the handle holding it; 0: free
  *	DIR_OFF		struct dir_ent[NR_DIR]: named objects
  *	chunk_off	u8 kind[pool >> SLAB_SHIFT]: 0, or 1 + class of the slab
  *			covering that 16 KiB chunk (a 64 KiB slab covers four)
@@ -22,8 +23,9 @@
  *
  * Locking: everything in heap_hdr from @lock down to @cls is protected by
  * @lock, as are the bitmap, every block header and free block, the
- * directory and the attachment table's writes that allocate ids (ids are
- * claimed with a CAS, so no lock there). The small classes' heads, slab
+ * directory, and the owner table's releases (an id is claimed with a CAS,
+ * so opening takes no lock; it is given back to 0 only under @lock, after
+ * what it owned was relabelled, see heap_release()). The small classes' heads, slab
  * bitmaps and slots are lock-free atomics; the chunk map is written under
  * @lock and read lock-free (see slab.c).
  */
@@ -40,7 +42,7 @@
 #include "shmpool_sync.h"
 
 #define HEAP_MAGIC	0x50414548U	/* "HEAP" */
-#define HEAP_VERSION	2U	/* 2: classes up to 8 KiB, cached objects */
+#define HEAP_VERSION	3U	/* 2: classes up to 8 KiB, cached objects; 3: owners are pool attachments */
 
 /* the state word at offset 0 (a doorbell word) */
 #define HEAP_STATE_READY	1U
@@ -62,6 +64,13 @@
 #define NR_CLASSES	SHMPOOL_HEAP_NR_CLASSES
 
 #define NR_ATTACH	1024
+/*
+ * The owner of a block or object whose owner's handle ended (the process
+ * died, or closed the heap) while it was still allocated: kept, freeable by
+ * anyone, and freed by shmpool_heap_reclaim(SHMPOOL_RECLAIM_HELD). Never
+ * handed to a handle.
+ */
+#define OWNER_ORPHAN	(NR_ATTACH - 1)
 #define NR_DIR		64
 
 #define ATTACH_OFF	8192U
@@ -124,7 +133,7 @@ struct heap_hdr {
 	uint32_t nr_slabs;
 	uint32_t nr_named;
 	uint32_t nr_repairs;	/* heap_repair() runs that succeeded */
-	uint32_t __pad1;
+	uint32_t death_seq;	/* the pool's death_seq when dead owners were last reclaimed */
 
 	struct cls_head cls[NR_CLASSES];
 };
@@ -152,6 +161,15 @@ struct slab_hdr {
 };
 
 #define SLAB_MAGIC	0x42414c53U	/* "SLAB" */
+
+/*
+ * A kill may stop the lock holder between any two stores, and heap_repair()
+ * reads what it left. Everything a dead thread stored before it died is
+ * visible to the thread that takes its lock over (it learns of the death
+ * from the kernel, after the exit); what matters is which stores were done,
+ * so the compiler must keep the order that the repair relies on.
+ */
+#define KILL_POINT()	atomic_signal_fence(memory_order_seq_cst)
 
 /* in a checker: report the first problem in @msg (@len bytes), leave via out: */
 #define FAIL(...) do {						\
@@ -201,6 +219,12 @@ int __shmpool_tlsf_alloc(struct shmpool_heap *h, uint64_t size, uint64_t align,
 int __shmpool_tlsf_free(struct shmpool_heap *h, uint64_t off, unsigned int flags);
 /* the caller's attachment id, re-attaching after fork(); 0 or -errno */
 int __shmpool_heap_owner(struct shmpool_heap *h, uint16_t *owner);
+/*
+ * Under the heap lock: release the owner ids whose pool attachment ended
+ * (heap.c, heap_release()); @flags SHMPOOL_RECLAIM_*. Returns how many
+ * blocks and objects went back to the heap.
+ */
+long __shmpool_heap_reclaim_locked(struct shmpool_heap *h, unsigned int flags);
 
 /* slab.c: the small classes' shared state (objects in three states, see there) */
 #define SLOT_CACHED	0x80000000U	/* slot of an object in a thread cache */
@@ -378,10 +402,23 @@ int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
 /* push @n cached objects of class @c back on its list */
 void __shmpool_slab_give(struct shmpool_heap *h, unsigned int c,
 			 const struct slab_ref *objs, unsigned int n);
+/* 1 if @off is in no slab; else make @owner the owner of the allocated object there: 0 or -EINVAL */
+int __shmpool_slab_adopt(struct shmpool_heap *h, uint64_t off, uint16_t owner);
 /* 1 if @off is in a slab: *@size, *@owner of the object or *@ret -EINVAL */
 int __shmpool_slab_query(struct shmpool_heap *h, uint64_t off, uint32_t *size,
 			 uint32_t *owner, int *ret);
 void __shmpool_slab_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st);
+/*
+ * Heap lock held, @owner's handle gone: return the objects it had cached,
+ * make those it held OWNER_ORPHAN, or free them too if @free_held (then also
+ * the orphans). Returns how many went back to the lists.
+ */
+long __shmpool_slab_release(struct shmpool_heap *h, uint16_t owner, bool free_held);
+/*
+ * Heap lock held and nobody allocating small objects: list every free
+ * object that is on no list (a process died moving it). Returns how many.
+ */
+long __shmpool_slab_sweep(struct shmpool_heap *h);
 /* -EUCLEAN with a message, or 0 */
 int __shmpool_slab_check(struct shmpool_heap *h, bool quiescent, char *msg,
 			 size_t len);

@@ -122,6 +122,23 @@ int __shmpool_wait_peer(struct shmpool *p, int64_t off, uint32_t expected,
 int __shmpool_dev_wait_death(struct shmpool *p, int64_t off, uint32_t expected,
 			     uint32_t seq, const struct timespec *deadline);
 
+/*
+ * sync.c: owner words. An owner word holds an attachment id in bits 0-29
+ * (SHMPOOL_MUTEX_OWNER_MASK); a @tid field beside it, stored with release by
+ * the owner right after it took the word and cleared before it releases it,
+ * tells apart the threads of the owner's own process.
+ */
+/* the calling thread's id, cached (no system call after the first) */
+uint32_t __shmpool_tid(void);
+/*
+ * If the owner in *@word is gone (its attachment ended; or, if it is @id,
+ * the thread in *@tid exited), make *@word @id | @set | (old & @keep) and
+ * *@tid the caller's thread: 0. -EAGAIN if it lives or the word changed.
+ */
+int __shmpool_owner_take_over(struct shmpool *p, _Atomic uint32_t *word,
+			      _Atomic uint32_t *tid, uint32_t id,
+			      uint32_t set, uint32_t keep);
+
 /* tcache.c: @p is being closed; close out the caches of heaps still open on it */
 void __shmpool_tcache_pool_closing(struct shmpool *p);
 

@@ -307,9 +307,345 @@ int shmpool_ring_open(struct shmpool_heap *h, const char *name,
 	return attach(h, &obj, type, esize, 0, 0, 0, out);
 }
 
+/* ---- owners (shmpool_ring.h, "Owner death") ------------------------------------ */
+
+static struct __shmpool_ring_ht *side_ht(const struct shmpool_ring *r,
+					 unsigned int side)
+{
+	return side == SHMPOOL_RING_PROD ? &r->hdr->prod : &r->hdr->cons;
+}
+
+static _Atomic uint32_t *mpmc_word(const struct shmpool_ring *r, uint32_t idx)
+{
+	return (_Atomic uint32_t *)(void *)(r->slots +
+					    (size_t)(idx & r->mask) * r->stride);
+}
+
+static bool alive(const struct shmpool_ring *r, uint32_t id)
+{
+	return __shmpool_alive(r->heap->pool, id);
+}
+
+/*
+ * MPMC: is a slot of [@start, @start + @len) on @side still held: reserved
+ * (behind the side's head) and not yet published (producer: the word is
+ * still the index) or freed (consumer: index + 1)? Bounded by the ring's
+ * count; only stable when the record's owner is dead.
+ */
+static bool rec_pending(const struct shmpool_ring *r, unsigned int side,
+			uint32_t start, uint32_t len)
+{
+	bool cons = side == SHMPOOL_RING_CONS;
+	/* acquire: pairs with the release that moved head (see reserve) */
+	uint32_t head = atomic_load_explicit(&side_ht(r, side)->head,
+					     memory_order_acquire);
+	uint32_t k, idx;
+
+	if (len > r->count)
+		len = r->count;
+	for (k = 0; k < len; k++) {
+		idx = start + k;
+		if ((int32_t)(head - idx) <= 0)
+			break;	/* never reserved: a CAS that failed */
+		/* acquire: pairs with the publishing (freeing) release store */
+		if (atomic_load_explicit(mpmc_word(r, idx), memory_order_acquire) ==
+		    idx + cons)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * MPMC: does a live record of @side cover index @idx? Read after the
+ * side's head and before the slot's word (see stuck()).
+ */
+static bool live_covers(const struct shmpool_ring *r, unsigned int side,
+			uint32_t idx)
+{
+	struct __shmpool_ring_ht *ht = side_ht(r, side);
+	uint32_t i, o;
+
+	/* relaxed: the count only grows while a handle of ours lives */
+	if (atomic_load_explicit(&ht->untracked, memory_order_relaxed))
+		return true;	/* someone we cannot see may hold it */
+	for (i = 0; i < __SHMPOOL_RING_RECS; i++) {
+		/*
+		 * Acquire: pairs with the release on head that followed the
+		 * record's store (reserve), so a record that reserved @idx
+		 * is seen, or a later one of the same handle, which it
+		 * wrote only after publishing @idx.
+		 */
+		o = atomic_load_explicit(&ht->rec[i].owner, memory_order_acquire);
+		if (!o)
+			continue;
+		if (idx - atomic_load_explicit(&ht->rec[i].start, memory_order_acquire) <
+		    atomic_load_explicit(&ht->rec[i].len, memory_order_acquire) &&
+		    alive(r, o))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * MPMC: is slot @idx of @side held by a handle that died? Order: the
+ * side's head (by the caller, acquire), the records (acquire), then the
+ * word (acquire). A live handle that reserved @idx wrote its record
+ * before the release that moved head, and writes a new one only after it
+ * published @idx: so if the word still says "held" after we found no live
+ * record covering @idx, no live handle holds it.
+ */
+static bool stuck(const struct shmpool_ring *r, unsigned int side, uint32_t idx)
+{
+	uint32_t want = idx + (side == SHMPOOL_RING_CONS);
+
+	if (live_covers(r, side, idx))
+		return false;
+	return atomic_load_explicit(mpmc_word(r, idx), memory_order_acquire) == want;
+}
+
+/* a record we may take: free, or a dead handle's with nothing left held */
+static bool rec_free(const struct shmpool_ring *r, unsigned int side,
+		     struct __shmpool_ring_rec *rec, uint32_t o)
+{
+	if (!o)
+		return true;
+	if (alive(r, o))
+		return false;
+	return !rec_pending(r, side, atomic_load_explicit(&rec->start, memory_order_acquire),
+			    atomic_load_explicit(&rec->len, memory_order_acquire));
+}
+
+static void claim_rec(struct shmpool_ring *r, unsigned int side, uint32_t id)
+{
+	struct __shmpool_ring_ht *ht = side_ht(r, side);
+	int c = side == SHMPOOL_RING_CONS;
+	struct __shmpool_ring_rec *rec;
+	uint32_t i, o;
+
+	for (i = 0; i < __SHMPOOL_RING_RECS; i++) {
+		rec = &ht->rec[i];
+		o = atomic_load_explicit(&rec->owner, memory_order_relaxed);
+		if (!rec_free(r, side, rec, o))
+			continue;
+		/* relaxed: the record's fields are ordered by our head release */
+		atomic_store_explicit(&rec->len, 0, memory_order_relaxed);
+		if (atomic_compare_exchange_strong_explicit(&rec->owner, &o, id,
+							    memory_order_acq_rel,
+							    memory_order_relaxed)) {
+			r->rec[c] = rec;
+			return;
+		}
+	}
+	/* all taken by live handles: ours goes untracked (recovery pauses) */
+	atomic_fetch_add_explicit(&ht->untracked, 1, memory_order_relaxed);
+	r->untracked |= side;
+}
+
+static void unclaim(struct shmpool_ring *r, unsigned int side)
+{
+	struct __shmpool_ring_ht *ht = side_ht(r, side);
+	int c = side == SHMPOOL_RING_CONS;
+	uint32_t id = r->self;
+
+	if (!(r->claimed & side))
+		return;
+	if (r->type != SHMPOOL_RING_MPMC) {
+		/* still ours? then the side has no owner now */
+		atomic_compare_exchange_strong_explicit(&ht->owner, &id, 0,
+							memory_order_release,
+							memory_order_relaxed);
+	} else if (r->rec[c]) {
+		/* release: our slots are all published (freed) by now */
+		atomic_store_explicit(&r->rec[c]->owner, 0, memory_order_release);
+		r->rec[c] = NULL;
+	} else if (r->untracked & side) {
+		atomic_fetch_sub_explicit(&ht->untracked, 1, memory_order_relaxed);
+		r->untracked &= ~side;
+	}
+	r->claimed &= ~side;
+}
+
+SHMPOOL_EXPORT
+void __shmpool_ring_claim(struct shmpool_ring *r, unsigned int side)
+{
+	uint32_t id;
+
+	if (__shmpool_self(r->heap->pool, &id)) {
+		r->claimed |= side;	/* no id: never ask again on the fast path */
+		return;
+	}
+	if ((r->claimed & side) && id == r->self)
+		return;
+	if (r->claimed & side) {
+		/* a fork() child: the records are the parent's, leave them */
+		r->rec[side == SHMPOOL_RING_CONS] = NULL;
+		r->untracked &= ~side;
+	}
+	r->self = id;
+	r->claimed |= side;
+	if (r->type == SHMPOOL_RING_MPMC)
+		claim_rec(r, side, id);
+	else
+		/* release: pairs with the acquire in peer_dead() */
+		atomic_store_explicit(&side_ht(r, side)->owner, id,
+				      memory_order_release);
+}
+
+/*
+ * Is @side (the one a blocked caller waits for) dead: SPSC, VAR its owner's
+ * attachment ended; MPMC every recorded handle's did (and none is
+ * untracked)? A side nobody ever worked, or whose handles were closed, is
+ * not dead: a blocked call waits for a new one.
+ */
+static bool peer_dead(const struct shmpool_ring *r, unsigned int side)
+{
+	struct __shmpool_ring_ht *ht = side_ht(r, side);
+	uint32_t i, o, seen = 0;
+
+	if (r->type != SHMPOOL_RING_MPMC) {
+		/* acquire: pairs with the release in __shmpool_ring_claim() */
+		o = atomic_load_explicit(&ht->owner, memory_order_acquire);
+		return o && !alive(r, o);
+	}
+	if (atomic_load_explicit(&ht->untracked, memory_order_relaxed))
+		return false;
+	for (i = 0; i < __SHMPOOL_RING_RECS; i++) {
+		o = atomic_load_explicit(&ht->rec[i].owner, memory_order_acquire);
+		if (!o)
+			continue;
+		if (alive(r, o))
+			return false;
+		seen++;
+	}
+	return seen;
+}
+
+/*
+ * MPMC consumer: skip the slots at cons.head that a dead producer reserved
+ * and never published; the consumers' head CAS decides who skips each.
+ * Returns how many were skipped.
+ */
+static uint32_t skip_dead_producers(struct shmpool_ring *r)
+{
+	struct __shmpool_ring_hdr *h = r->hdr;
+	uint32_t c, p, n = 0;
+
+	while (n < r->count) {
+		/* acquire: pairs with the producers' release on head */
+		c = atomic_load_explicit(&h->cons.head, memory_order_acquire);
+		p = atomic_load_explicit(&h->prod.head, memory_order_acquire);
+		if ((int32_t)(p - c) <= 0 || !stuck(r, SHMPOOL_RING_PROD, c))
+			break;
+		/* the slot is ours to skip if we win it from the other consumers */
+		if (!atomic_compare_exchange_strong_explicit(&h->cons.head, &c, c + 1,
+							     memory_order_acq_rel,
+							     memory_order_relaxed))
+			continue;
+		/*
+		 * Free it for the next lap (release: pairs with a producer's
+		 * acquire of the word in __shmpool_mpmc_ready()).
+		 */
+		atomic_store_explicit(mpmc_word(r, c), c + r->count, memory_order_release);
+		n++;
+	}
+	if (n)
+		__shmpool_ring_signal(r, &h->ev.space);
+	return n;
+}
+
+/*
+ * MPMC consumer: deliver into @objs (up to @n) the elements of slots that
+ * a dead consumer reserved and never freed. Each is copied, then won by a
+ * CAS on its word against other consumers doing the same. Returns how many.
+ */
+static uint32_t take_dead_consumers(struct shmpool_ring *r, void *objs, uint32_t n)
+{
+	struct __shmpool_ring_ht *ht = &r->hdr->cons;
+	unsigned char *d = objs;
+	uint32_t i, k, o, start, len, idx, w, got = 0;
+
+	for (i = 0; i < __SHMPOOL_RING_RECS && got < n; i++) {
+		o = atomic_load_explicit(&ht->rec[i].owner, memory_order_acquire);
+		if (!o || alive(r, o))
+			continue;
+		start = atomic_load_explicit(&ht->rec[i].start, memory_order_acquire);
+		len = atomic_load_explicit(&ht->rec[i].len, memory_order_acquire);
+		if (len > r->count)
+			len = r->count;
+		for (k = 0; k < len && got < n; k++) {
+			idx = start + k;
+			/* acquire: pairs with the consumers' release on head */
+			if ((int32_t)(atomic_load_explicit(&ht->head, memory_order_acquire) -
+				      idx) <= 0 || !stuck(r, SHMPOOL_RING_CONS, idx))
+				continue;
+			memcpy(d + (size_t)got * r->esize,
+			       r->slots + (size_t)(idx & r->mask) * r->stride + r->doff,
+			       r->esize);
+			w = idx + 1;
+			/*
+			 * Release: our copy before a producer overwrites the
+			 * slot (as __shmpool_mpmc_drain()'s store).
+			 */
+			if (atomic_compare_exchange_strong_explicit(
+					mpmc_word(r, idx), &w, idx + r->count,
+					memory_order_acq_rel, memory_order_relaxed))
+				got++;
+		}
+	}
+	if (got)
+		__shmpool_ring_signal(r, &r->hdr->ev.space);
+	return got;
+}
+
+SHMPOOL_EXPORT
+int shmpool_ring_takeover(struct shmpool_ring *r, unsigned int side)
+{
+	struct __shmpool_ring_ht *ht;
+	uint32_t id, o;
+	int ret;
+
+	if (!r || (side != SHMPOOL_RING_PROD && side != SHMPOOL_RING_CONS))
+		return -EINVAL;
+	ret = __shmpool_self(r->heap->pool, &id);
+	if (ret)
+		return ret;
+	ht = side_ht(r, side);
+	if (r->type == SHMPOOL_RING_MPMC) {
+		ret = peer_dead(r, side);
+		__shmpool_ring_claim(r, side);
+		if (side == SHMPOOL_RING_CONS)
+			skip_dead_producers(r);
+		return ret;
+	}
+	/* acquire: pairs with the release in __shmpool_ring_claim() */
+	o = atomic_load_explicit(&ht->owner, memory_order_acquire);
+	do {
+		if (o && o != id && alive(r, o))
+			return -EBUSY;
+	} while (!atomic_compare_exchange_weak_explicit(&ht->owner, &o, id,
+							memory_order_acq_rel,
+							memory_order_acquire));
+	r->self = id;
+	r->claimed |= side;
+	/* start from the shared indices, as a new handle does (attach()) */
+	if (side == SHMPOOL_RING_PROD) {
+		r->cons_cache = atomic_load_explicit(&r->hdr->cons.tail, memory_order_acquire);
+		r->prod_lim = atomic_load_explicit(&r->hdr->prod.tail, memory_order_relaxed);
+		r->var_resv = 0;
+	} else {
+		r->prod_cache = atomic_load_explicit(&r->hdr->cons.tail, memory_order_relaxed);
+		r->var_peek = 0;
+	}
+	return o && o != id;
+}
+
 SHMPOOL_EXPORT
 void shmpool_ring_close(struct shmpool_ring *r)
 {
+	if (!r)
+		return;
+	unclaim(r, SHMPOOL_RING_PROD);
+	unclaim(r, SHMPOOL_RING_CONS);
 	free(r);
 }
 
@@ -403,12 +739,16 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 {
 	int bulk = !!(flags & SHMPOOL_RING_BULK);
 	int spins = 0, ret, got, sliced;
+	unsigned int side = end ^ (SHMPOOL_RING_PROD | SHMPOOL_RING_CONS);
+	int64_t evoff = (int64_t)r->off + ((unsigned char *)ev - (unsigned char *)r->hdr);
 	struct timespec ts;
-	uint32_t key;
+	uint32_t key, seq;
 
 	ret = check_deadline(deadline);
 	if (ret)
 		return ret;
+	/* a fork() child's first blocking call records the child */
+	__shmpool_ring_claim(r, side);
 	/* acquire: pairs with the seq_cst RMW in shmpool_ring_shutdown() */
 	if (!drain && (atomic_load_explicit(&r->hdr->ev.shut,
 					    memory_order_acquire) & end))
@@ -426,6 +766,28 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 		}
 		if (timed_out(deadline))
 			return -ETIMEDOUT;
+		/*
+		 * About to sleep: only now look at the peers (include/
+		 * shmpool.h, "Attachments": read the death count first, so
+		 * that a death after our look ends the sleep). An MPMC
+		 * consumer first clears slots that dead peers hold.
+		 */
+		seq = __shmpool_death_seq(r->heap->pool);
+		if (r->type == SHMPOOL_RING_MPMC && side == SHMPOOL_RING_CONS &&
+		    try_op == try_dequeue) {
+			got = (int)take_dead_consumers(r, objs, bulk ? 0 : n);
+			if (got)
+				return got;
+			if (skip_dead_producers(r)) {
+				spins = 0;
+				continue;
+			}
+		}
+		if (peer_dead(r, end)) {
+			/* the last elements may have come just before the death */
+			got = try_op(r, objs, n, bulk);
+			return got ? got : -ECONNRESET;
+		}
 		key = shmpool_event_prepare_wait(ev);	/* fence W */
 		/*
 		 * (W), second half: a barrier on every CPU running a process
@@ -441,10 +803,19 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 			return got;
 		if (atomic_load_explicit(&r->hdr->ev.shut, memory_order_relaxed) & end)
 			goto shut;
-		ret = shmpool_event_timedwait(r->heap->pool, ev, key, sliced ?
+		/*
+		 * Sleep on the event word (what shmpool_event_timedwait()
+		 * does), but also end the sleep when a peer dies.
+		 */
+		ret = __shmpool_wait_peer(r->heap->pool, evoff, key, seq, sliced ?
 				__shmpool_deadline_within(deadline, 1, &ts) : deadline);
 		if (ret == -ETIMEDOUT && sliced && !timed_out(deadline))
 			ret = 0;	/* only the slice ended */
+		if (ret == -EOWNERDEAD) {
+			/* a peer died (or memfd: a slice ended): look again */
+			spins = SPIN_TRIES;
+			continue;
+		}
 		if (ret == -ETIMEDOUT) {
 			/* one last look: the deadline and a signal may cross */
 			got = try_op(r, objs, n, bulk);

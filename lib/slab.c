@@ -134,9 +134,13 @@ static int refill(struct shmpool_heap *h, unsigned int c)
 		return 0;
 	}
 	ret = __shmpool_tlsf_alloc(h, bytes, bytes, BLK_SLAB, &off);
+	/* out of room: what dead attachments cached may be this class's */
+	if (ret == -ENOMEM && __shmpool_heap_reclaim_locked(h, 0) > 0 &&
+	    TOP_G(atomic_load_explicit(&ch->top, memory_order_relaxed)))
+		ret = -EAGAIN;	/* the list has objects again */
 	if (ret) {
 		__shmpool_heap_unlock(h);
-		return ret;
+		return ret == -EAGAIN ? 0 : ret;
 	}
 	hh->nr_slabs++;
 	s = slab_of(h, off, c);
@@ -245,30 +249,72 @@ void __shmpool_slab_give(struct shmpool_heap *h, unsigned int c,
 		push(ch, first, last);
 }
 
+/* Is object @idx of class @c at @off allocated, its slot holding @v (an owner id)? */
+static bool obj_allocated(struct shmpool_heap *h, uint64_t off, unsigned int c,
+			  uint32_t idx, uint32_t v)
+{
+	return v && v < NR_ATTACH &&
+	       atomic_load_explicit(bits_of(h, off, c, idx), memory_order_relaxed) >>
+			(idx % 64) & 1;
+}
+
+/* The slab object at @off: -1 if @off is in no slab, else its class or -errno. */
+static int obj_slot(struct shmpool_heap *h, uint64_t off, uint32_t *idx,
+		    _Atomic uint32_t **slot)
+{
+	int c = slab_locate(h, off, idx);
+
+	if (c >= 0)
+		*slot = slot_of(h, off, (unsigned int)c, *idx);
+	return c;
+}
+
 int __shmpool_slab_query(struct shmpool_heap *h, uint64_t off, uint32_t *size,
 			 uint32_t *owner, int *ret)
 {
-	struct heap_hdr *hh = heap_hdr(h);
-	struct cls_head *ch;
+	_Atomic uint32_t *slot;
 	uint32_t idx, v;
 	int c;
 
-	c = slab_locate(h, off, &idx);
+	c = obj_slot(h, off, &idx, &slot);
 	if (c == -1)
 		return 0;
 	*ret = c < 0 ? c : 0;
 	if (c < 0)
 		return 1;
-	ch = &hh->cls[c];
-	v = atomic_load_explicit(slot_of(h, off, (unsigned int)c, idx), memory_order_relaxed);
-	if (!(atomic_load_explicit(bits_of(h, off, (unsigned int)c, idx), memory_order_relaxed) >>
-	      (idx % 64) & 1) || !v || v >= NR_ATTACH) {
+	v = atomic_load_explicit(slot, memory_order_relaxed);
+	if (!obj_allocated(h, off, (unsigned int)c, idx, v)) {
 		*ret = -EINVAL;		/* free, or in a thread cache */
 		return 1;
 	}
-	*size = ch->size;
+	*size = heap_priv(h)->cls[c].size;
 	*owner = v;
 	return 1;
+}
+
+int __shmpool_slab_adopt(struct shmpool_heap *h, uint64_t off, uint16_t owner)
+{
+	_Atomic uint32_t *slot;
+	uint32_t idx, v;
+	int c;
+
+	c = obj_slot(h, off, &idx, &slot);
+	if (c == -1)
+		return 1;
+	if (c < 0)
+		return c;
+	v = atomic_load_explicit(slot, memory_order_relaxed);
+	/*
+	 * Relaxed: only the owner id changes hands. An allocated object's
+	 * slot is an owner id; free and cached ones fail here, and a free
+	 * racing us wins or loses the CAS as a whole.
+	 */
+	do {
+		if (!obj_allocated(h, off, (unsigned int)c, idx, v))
+			return -EINVAL;
+	} while (!atomic_compare_exchange_weak_explicit(slot, &v, owner,
+			memory_order_relaxed, memory_order_relaxed));
+	return 0;
 }
 
 /* Objects of the class-@c slab at @off with their bit set, and how many are cached. */
@@ -310,6 +356,139 @@ static int slab_starting(struct shmpool_heap *h, uint64_t chunk)
 	if (slab_start(hp, chunk << SLAB_SHIFT, k - 1U) != chunk << SLAB_SHIFT)
 		return -1;
 	return k - 1;
+}
+
+#define RELEASE_BATCH	64
+
+/*
+ * Release one slab's objects (__shmpool_slab_release()). A cached object of
+ * an owner without a handle is touched by nobody else (free refuses cached
+ * objects), so it is ours to give back; an allocated one may be freed by
+ * anyone meanwhile, so it changes owner only by CAS.
+ */
+static long slab_release(struct shmpool_heap *h, uint64_t off, unsigned int c,
+			 uint16_t o, bool free_held)
+{
+	const struct cls_info *ci = &heap_priv(h)->cls[c];
+	struct slab_hdr *s = slab_of(h, off, c);
+	_Atomic uint32_t *slots = slots_of(h, off, c);
+	struct slab_ref batch[RELEASE_BATCH];
+	unsigned int nb = 0;
+	uint32_t i, v;
+	long n = 0;
+	uint64_t w;
+
+	for (i = 0; i < ci->nobj; i++) {
+		w = atomic_load_explicit(&s->bits[i / 64], memory_order_relaxed);
+		if (!(w >> (i % 64) & 1))
+			continue;
+		v = atomic_load_explicit(&slots[i], memory_order_relaxed);
+		/* relaxed: the slot alone decides who has the object */
+		if (o && v == o &&
+		    atomic_compare_exchange_strong_explicit(&slots[i], &v, OWNER_ORPHAN,
+				memory_order_relaxed, memory_order_relaxed))
+			v = OWNER_ORPHAN;
+		if (free_held && v == OWNER_ORPHAN &&
+		    atomic_compare_exchange_strong_explicit(&slots[i], &v,
+				OWNER_ORPHAN | SLOT_CACHED,
+				memory_order_relaxed, memory_order_relaxed))
+			v = OWNER_ORPHAN | SLOT_CACHED;
+		/*
+		 * Ours to give back: cached by @o, or claimed for freeing
+		 * above (only a reclaimer under the heap lock makes an orphan
+		 * cached, so one found so was left by a reclaimer that died).
+		 */
+		if (!(o && v == (o | SLOT_CACHED)) && v != (OWNER_ORPHAN | SLOT_CACHED))
+			continue;
+		batch[nb].g = (uint32_t)((off + ci->obj_off + (uint64_t)i * ci->size) >> GRAN_SHIFT);
+		batch[nb++].idx = i;
+		if (nb == RELEASE_BATCH) {
+			__shmpool_slab_give(h, c, batch, nb);
+			n += nb;
+			nb = 0;
+		}
+	}
+	if (nb)
+		__shmpool_slab_give(h, c, batch, nb);
+	return n + nb;
+}
+
+long __shmpool_slab_release(struct shmpool_heap *h, uint16_t owner, bool free_held)
+{
+	struct heap_priv *hp = heap_priv(h);
+	uint64_t chunk;
+	long n = 0;
+	int c;
+
+	for (chunk = 0; chunk < hp->nr_chunks; chunk++) {
+		c = slab_starting(h, chunk);
+		if (c >= 0)
+			n += slab_release(h, chunk << SLAB_SHIFT, (unsigned int)c,
+					  owner, free_held);
+	}
+	return n;
+}
+
+long __shmpool_slab_sweep(struct shmpool_heap *h)
+{
+	struct heap_priv *hp = heap_priv(h);
+	struct heap_hdr *hh = heap_hdr(h);
+	uint64_t *seen, chunk, top, o, off, w;
+	_Atomic uint32_t *last, *slots;
+	uint32_t idx = 0, i, first;
+	const struct cls_info *ci;
+	unsigned int c;
+	long n = 0;
+	int k;
+
+	seen = calloc((hh->pool_bytes >> GRAN_SHIFT) / 64 + 1, sizeof(*seen));
+	if (!seen)
+		return -ENOMEM;
+	for (c = 0; c < NR_CLASSES; c++) {
+		top = atomic_load_explicit(&hh->cls[c].top, memory_order_acquire);
+		for (o = (uint64_t)TOP_G(top) << GRAN_SHIFT; o;
+		     o = (uint64_t)atomic_load_explicit(slot_of(h, o, c, idx),
+							memory_order_relaxed) << GRAN_SHIFT) {
+			k = slab_locate(h, o, &idx);
+			/* a bad list (the checker says): sweep nothing rather than list twice */
+			if (k != (int)c || seen[(o >> GRAN_SHIFT) / 64] >> ((o >> GRAN_SHIFT) % 64) & 1) {
+				free(seen);
+				return -EUCLEAN;
+			}
+			seen[(o >> GRAN_SHIFT) / 64] |= 1ULL << ((o >> GRAN_SHIFT) % 64);
+		}
+	}
+	for (chunk = 0; chunk < hp->nr_chunks; chunk++) {
+		k = slab_starting(h, chunk);
+		if (k < 0)
+			continue;
+		c = (unsigned int)k;
+		ci = &hp->cls[c];
+		off = chunk << SLAB_SHIFT;
+		slots = slots_of(h, off, c);
+		last = NULL;
+		first = 0;
+		for (i = 0; i < ci->nobj; i++) {
+			w = atomic_load_explicit(&slab_of(h, off, c)->bits[i / 64],
+						 memory_order_relaxed);
+			o = off + ci->obj_off + (uint64_t)i * ci->size;
+			if (w >> (i % 64) & 1 ||
+			    seen[(o >> GRAN_SHIFT) / 64] >> ((o >> GRAN_SHIFT) % 64) & 1)
+				continue;
+			/* free, on no list: a batch or a refill cut short */
+			if (last)
+				atomic_store_explicit(last, (uint32_t)(o >> GRAN_SHIFT),
+						      memory_order_relaxed);
+			else
+				first = (uint32_t)(o >> GRAN_SHIFT);
+			last = &slots[i];
+			n++;
+		}
+		if (last)
+			push(&hh->cls[c], first, last);
+	}
+	free(seen);
+	return n;
 }
 
 void __shmpool_slab_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st)

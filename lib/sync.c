@@ -9,9 +9,16 @@
  * with. The kernel side of a doorbell (compare the word under the lock WAKE
  * takes) is the futex guarantee; it is what makes "change the word, then
  * wake" safe against "read the word, then sleep while it is unchanged".
+ *
+ * Owners (lib/internal.h, "attach.c: attachments"): a mutex's word holds its
+ * owner's attachment id, its @tid field the owning thread. A waiter reads
+ * the pool's death_seq, looks whether the owner lives, and sleeps with that
+ * death_seq (__shmpool_wait_peer()), so an owner's death wakes it (device:
+ * at once; memfd: within a slice) and it takes the lock over.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -39,27 +46,105 @@ static inline void cpu_relax(void)
  * uncontended lock must not make one. fork() gives the child a new id, so
  * the child forgets the cache (pthread_atfork; the raw clone() syscall and
  * _Fork() bypass it and are not supported).
+ *
+ * takeover_lock serialises, within this process, taking a lock over and
+ * judging a thread of this process dead (owner_take_over()): a taker stores
+ * its thread id only after its compare-exchange won the word, and a thread
+ * of ours must never judge the dead owner's thread id, still in the field
+ * in between, to be the new owner's. Slow paths only.
  */
 static _Thread_local uint32_t tid_cache;
 static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t takeover_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void tid_forget(void)
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&takeover_lock);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&takeover_lock);
+}
+
+static void fork_child(void)
 {
 	tid_cache = 0;
+	pthread_mutex_unlock(&takeover_lock);
 }
 
 static void tid_register(void)
 {
-	pthread_atfork(NULL, NULL, tid_forget);
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-static uint32_t self_tid(void)
+uint32_t __shmpool_tid(void)
 {
 	if (!tid_cache) {
 		pthread_once(&tid_once, tid_register);
 		tid_cache = (uint32_t)syscall(SYS_gettid);
 	}
 	return tid_cache;
+}
+
+/* Has thread @tid of this process ended? (tgkill: our own, in our namespace) */
+static bool own_thread_gone(uint32_t tid)
+{
+	return syscall(SYS_tgkill, getpid(), (pid_t)tid, 0) && errno == ESRCH;
+}
+
+/*
+ * Whether the owner that *@word names (attachment id in bits 0-29) is gone;
+ * if so, make *@word @id | @set | (its old value & @keep) and *@tid the
+ * caller's thread: 0. -EAGAIN if the owner lives, the word is free, or it
+ * changed meanwhile. For an owner of our own attachment *@tid decides: a
+ * thread of ours that ended (0, the owner's "not yet stored", is alive).
+ */
+int __shmpool_owner_take_over(struct shmpool *p, _Atomic uint32_t *word,
+			      _Atomic uint32_t *tid, uint32_t id,
+			      uint32_t set, uint32_t keep)
+{
+	uint32_t v, v2, owner, t = 0, t2, me = __shmpool_tid();
+	bool gone;
+	int ret = -EAGAIN;
+
+	pthread_mutex_lock(&takeover_lock);
+	/*
+	 * Acquire: pairs with the release of whoever changed the word last
+	 * (an unlock, or the dead owner's lock), so we see what the owner
+	 * wrote before it died, as far as it got, and a cleared @tid.
+	 */
+	v = atomic_load_explicit(word, memory_order_acquire);
+	owner = v & SHMPOOL_MUTEX_OWNER_MASK;
+	if (!owner)
+		goto out;
+	if (owner != id) {
+		gone = !__shmpool_alive(p, owner);
+	} else {
+		/* acquire: pairs with the owner's release store of @tid */
+		t = atomic_load_explicit(tid, memory_order_acquire);
+		gone = t && t != me && own_thread_gone(t);
+		/*
+		 * The same word and thread again: @t was the owner's, not a
+		 * thread id of another process that held the lock between
+		 * our two loads (those clear @tid before they unlock).
+		 */
+		v2 = atomic_load_explicit(word, memory_order_acquire);
+		t2 = atomic_load_explicit(tid, memory_order_acquire);
+		gone = gone && v2 == v && t2 == t;
+	}
+	if (!gone)
+		goto out;
+	/* acquire: as the load above */
+	if (atomic_compare_exchange_strong_explicit(word, &v,
+			id | set | (v & keep),
+			memory_order_acquire, memory_order_relaxed)) {
+		atomic_store_explicit(tid, me, memory_order_release);
+		ret = 0;
+	}
+out:
+	pthread_mutex_unlock(&takeover_lock);
+	return ret;
 }
 
 /*
@@ -165,27 +250,43 @@ int shmpool_mutex_init(struct shmpool *p, struct shmpool_mutex *m)
 	if (off < 0)
 		return (int)off;
 	atomic_store_explicit(&m->word, 0, memory_order_relaxed);
-	m->__reserved = 0;
+	atomic_store_explicit(&m->tid, 0, memory_order_relaxed);
 	return 0;
 }
 
 /*
- * Take a free @m for @tid. @val is what to store: tid, or tid | WAITERS
- * after we slept (others may still sleep, and only a WAITERS bit makes our
- * unlock wake one of them).
+ * Take a free @m for attachment @id, thread @tid. @val is what to store: id,
+ * or id | WAITERS after we slept (others may still sleep, and only a WAITERS
+ * bit makes our unlock wake one of them).
  */
-static bool mutex_take(struct shmpool_mutex *m, uint32_t val)
+static bool mutex_take(struct shmpool_mutex *m, uint32_t val, uint32_t tid)
 {
 	uint32_t free_word = 0;
 
 	/*
 	 * Acquire: pairs with the release in shmpool_mutex_unlock(); the
 	 * critical section cannot start before the lock is ours, and sees the
-	 * previous owner's writes.
+	 * previous owner's writes (and its clearing of @tid).
 	 */
-	return atomic_compare_exchange_strong_explicit(&m->word, &free_word, val,
-						       memory_order_acquire,
-						       memory_order_relaxed);
+	if (!atomic_compare_exchange_strong_explicit(&m->word, &free_word, val,
+						     memory_order_acquire,
+						     memory_order_relaxed))
+		return false;
+	/*
+	 * Release: pairs with the acquire loads of @tid in
+	 * __shmpool_owner_take_over(): whoever reads our thread id also sees
+	 * our word. A plain store on x86, no read-modify-write.
+	 */
+	atomic_store_explicit(&m->tid, tid, memory_order_release);
+	return true;
+}
+
+/* Does thread @tid of attachment @id hold @m? (the word's owner and @tid) */
+static bool mutex_held(struct shmpool_mutex *m, uint32_t id, uint32_t tid)
+{
+	return (atomic_load_explicit(&m->word, memory_order_relaxed) &
+		SHMPOOL_MUTEX_OWNER_MASK) == id &&
+	       atomic_load_explicit(&m->tid, memory_order_relaxed) == tid;
 }
 
 /*
@@ -194,14 +295,14 @@ static bool mutex_take(struct shmpool_mutex *m, uint32_t val)
  * WAITERS; so either take the lock after all, or make sure the current
  * owner's word has WAITERS set.
  */
-static int mutex_timed_out(struct shmpool_mutex *m, uint32_t tid)
+static int mutex_timed_out(struct shmpool_mutex *m, uint32_t id, uint32_t tid)
 {
 	uint32_t v;
 
 	for (;;) {
 		v = atomic_load_explicit(&m->word, memory_order_relaxed);
 		if (!v) {
-			if (mutex_take(m, tid | SHMPOOL_MUTEX_WAITERS))
+			if (mutex_take(m, id | SHMPOOL_MUTEX_WAITERS, tid))
 				return 0;
 			continue;
 		}
@@ -214,39 +315,48 @@ static int mutex_timed_out(struct shmpool_mutex *m, uint32_t tid)
 	}
 }
 
-/*
- * The word says @v and its owner is gone: take the lock over for @tid,
- * marked OWNER_DIED (and WAITERS if set, for the others asleep). 0 if we
- * now own it, -EAGAIN if the word changed meanwhile.
- */
-static int mutex_take_over(struct shmpool_mutex *m, uint32_t v, uint32_t tid)
+/* The owner of @m is gone: take @m over, marked OWNER_DIED. */
+static int mutex_take_over(struct shmpool *p, struct shmpool_mutex *m,
+			   uint32_t id)
 {
-	/*
-	 * Acquire: pairs with the release of whoever changed the word last
-	 * (the dead owner's lock, or an unlock before it), so we see what
-	 * the dead owner wrote before it died, as far as it got.
-	 */
-	if (!atomic_compare_exchange_strong_explicit(&m->word, &v,
-			tid | SHMPOOL_MUTEX_OWNER_DIED | (v & SHMPOOL_MUTEX_WAITERS),
-			memory_order_acquire, memory_order_relaxed))
-		return -EAGAIN;
-	return 0;
+	return __shmpool_owner_take_over(p, &m->word, &m->tid, id,
+					 SHMPOOL_MUTEX_OWNER_DIED,
+					 SHMPOOL_MUTEX_WAITERS);
 }
 
-static int mutex_lock_slow(struct shmpool *p, struct shmpool_mutex *m,
-			   int64_t off, uint32_t tid,
-			   const struct timespec *deadline)
+/*
+ * Sleep on @m's word while it is @v. An owner of another attachment: with
+ * the death notice from @seq on (-EOWNERDEAD: look at the owner again). An
+ * owner thread of our own process: no attachment ends when a thread does,
+ * so look again every OWNER_CHECK_MS (-EOWNERDEAD too).
+ */
+static int mutex_sleep(struct shmpool *p, int64_t off, uint32_t v,
+		       uint32_t id, uint32_t seq,
+		       const struct timespec *deadline)
 {
 	const struct timespec *slice;
 	struct timespec ts;
-	uint32_t v;
+	int ret;
+
+	if ((v & SHMPOOL_MUTEX_OWNER_MASK) != id)
+		return __shmpool_wait_peer(p, off, v, seq, deadline);
+	slice = __shmpool_deadline_within(deadline, OWNER_CHECK_MS, &ts);
+	ret = shmpool_wait(p, off, v, slice, 0);
+	return ret == -ETIMEDOUT && slice != deadline ? -EOWNERDEAD : ret;
+}
+
+static int mutex_lock_slow(struct shmpool *p, struct shmpool_mutex *m,
+			   int64_t off, uint32_t id, uint32_t tid,
+			   const struct timespec *deadline)
+{
+	uint32_t v, seq = 0, checked = ~0U;
 	int i, ret;
 
 	for (i = 0; i < SPIN_TRIES; i++) {
 		v = atomic_load_explicit(&m->word, memory_order_relaxed);
-		if (!v && mutex_take(m, tid))
+		if (!v && mutex_take(m, id, tid))
 			return 0;
-		if ((v & SHMPOOL_MUTEX_TID_MASK) == tid)
+		if (mutex_held(m, id, tid))
 			return -EDEADLK;
 		if (v & SHMPOOL_MUTEX_WAITERS)
 			break;		/* others sleep already: queue behind them */
@@ -256,12 +366,24 @@ static int mutex_lock_slow(struct shmpool *p, struct shmpool_mutex *m,
 	for (;;) {
 		v = atomic_load_explicit(&m->word, memory_order_relaxed);
 		if (!v) {
-			if (mutex_take(m, tid | SHMPOOL_MUTEX_WAITERS))
+			if (mutex_take(m, id | SHMPOOL_MUTEX_WAITERS, tid))
 				return 0;
 			continue;
 		}
-		if ((v & SHMPOOL_MUTEX_TID_MASK) == tid)
+		if (mutex_held(m, id, tid))
 			return -EDEADLK;
+		/*
+		 * A new owner, or a death since we last looked: read
+		 * death_seq, then look whether the owner lives; a death
+		 * after the look makes the sleep below return at once.
+		 */
+		if ((v & SHMPOOL_MUTEX_OWNER_MASK) != checked) {
+			seq = __shmpool_death_seq(p);
+			if (!mutex_take_over(p, m, id))
+				return -EOWNERDEAD;
+			checked = v & SHMPOOL_MUTEX_OWNER_MASK;
+			continue;	/* the word may have moved meanwhile */
+		}
 		if (!(v & SHMPOOL_MUTEX_WAITERS)) {
 			/*
 			 * Relaxed: the owner's unlock exchanges the word and
@@ -276,36 +398,49 @@ static int mutex_lock_slow(struct shmpool *p, struct shmpool_mutex *m,
 			v |= SHMPOOL_MUTEX_WAITERS;
 		}
 		/* sleeps only while the word is still v: an unlock changes it */
-		slice = __shmpool_deadline_within(deadline, OWNER_CHECK_MS, &ts);
-		ret = shmpool_wait(p, off, v, slice, 0);
-		if (ret == -ETIMEDOUT && slice != deadline) {
-			/* a slice ended: is the owner still there? */
-			if (__shmpool_task_gone(v & SHMPOOL_MUTEX_TID_MASK) &&
-			    !mutex_take_over(m, v, tid))
-				return -EOWNERDEAD;
+		ret = mutex_sleep(p, off, v, id, seq, deadline);
+		if (ret == -EOWNERDEAD) {
+			checked = ~0U;	/* somebody died: look again */
 			continue;
 		}
 		if (ret == -ETIMEDOUT)
-			return mutex_timed_out(m, tid);
+			return mutex_timed_out(m, id, tid);
 		/* woken, word changed, or a handler ran: try again */
 		if (ret && ret != -EAGAIN && ret != -EINTR)
 			return ret;
 	}
 }
 
+/*
+ * Check @m's place in @p, learn who we are (attachment @id, thread @tid),
+ * and try to take @m once: 1 if it is ours, 0 if not, or -errno.
+ */
+static int mutex_try(struct shmpool *p, struct shmpool_mutex *m,
+		     int64_t *off, uint32_t *id, uint32_t *tid)
+{
+	int ret;
+
+	*off = obj_off(p, m, sizeof(*m));
+	if (*off < 0)
+		return (int)*off;
+	ret = __shmpool_self(p, id);
+	if (ret)
+		return ret;
+	*tid = __shmpool_tid();
+	return mutex_take(m, *id, *tid);
+}
+
 SHMPOOL_EXPORT
 int shmpool_mutex_timedlock(struct shmpool *p, struct shmpool_mutex *m,
 			    const struct timespec *deadline)
 {
-	int64_t off = obj_off(p, m, sizeof(*m));
-	uint32_t tid;
+	uint32_t id, tid;
+	int64_t off;
+	int ret = mutex_try(p, m, &off, &id, &tid);
 
-	if (off < 0)
-		return (int)off;
-	tid = self_tid();
-	if (mutex_take(m, tid))
-		return 0;
-	return mutex_lock_slow(p, m, off, tid, deadline);
+	if (ret)
+		return ret < 0 ? ret : 0;
+	return mutex_lock_slow(p, m, off, id, tid, deadline);
 }
 
 SHMPOOL_EXPORT
@@ -317,23 +452,40 @@ int shmpool_mutex_lock(struct shmpool *p, struct shmpool_mutex *m)
 SHMPOOL_EXPORT
 int shmpool_mutex_trylock(struct shmpool *p, struct shmpool_mutex *m)
 {
-	int64_t off = obj_off(p, m, sizeof(*m));
+	uint32_t id, tid;
+	int64_t off;
+	int ret = mutex_try(p, m, &off, &id, &tid);
 
-	if (off < 0)
-		return (int)off;
-	return mutex_take(m, self_tid()) ? 0 : -EBUSY;
+	if (ret)
+		return ret < 0 ? ret : 0;
+	/* held by the caller, or by a live owner: no system call for the first */
+	if (mutex_held(m, id, tid) || mutex_take_over(p, m, id))
+		return -EBUSY;
+	return -EOWNERDEAD;
 }
 
 SHMPOOL_EXPORT
 int shmpool_mutex_unlock(struct shmpool *p, struct shmpool_mutex *m)
 {
 	int64_t off = obj_off(p, m, sizeof(*m));
-	uint32_t tid, v;
+	uint32_t id, tid, v;
+	int ret;
 
 	if (off < 0)
 		return (int)off;
-	tid = self_tid();
-	v = tid;
+	ret = __shmpool_self(p, &id);
+	if (ret)
+		return ret;
+	tid = __shmpool_tid();
+	/* only we store our thread id there, and we clear it before unlocking */
+	if (!mutex_held(m, id, tid))
+		return -EPERM;
+	/*
+	 * Cleared before the release below, so that the next owner's word
+	 * never comes with our thread id (__shmpool_owner_take_over()).
+	 */
+	atomic_store_explicit(&m->tid, 0, memory_order_relaxed);
+	v = id;
 	/*
 	 * Release: pairs with the acquire in mutex_take() of the next owner;
 	 * our critical section's writes are visible before the lock is seen
@@ -343,8 +495,6 @@ int shmpool_mutex_unlock(struct shmpool *p, struct shmpool_mutex *m)
 						    memory_order_release,
 						    memory_order_relaxed))
 		return 0;
-	if ((v & SHMPOOL_MUTEX_TID_MASK) != tid)
-		return -EPERM;
 	/*
 	 * WAITERS or OWNER_DIED is set. While we own the word only WAITERS
 	 * can change, so exchange; that also clears OWNER_DIED: the caller
@@ -369,6 +519,25 @@ int shmpool_cond_init(struct shmpool *p, struct shmpool_cond *c)
 }
 
 /*
+ * Sleep on @c's word while it is @seq. On the device, a peer's death from
+ * @dseq on ends the sleep too (a spurious wake-up: the caller relocks the
+ * mutex, taking it over if its owner was the one that died, and looks at
+ * its peers). Not on memfd, where nobody tells: a sleep sliced to look at
+ * peers would find @seq moved by a signal meant for another waiter and
+ * take it, so memfd sleeps until signalled as before.
+ */
+static int cond_sleep(struct shmpool *p, int64_t off, uint32_t seq,
+		      uint32_t dseq, const struct timespec *deadline)
+{
+	int ret;
+
+	if (!p->__status)
+		return shmpool_wait(p, off, seq, deadline, 0);
+	ret = __shmpool_wait_peer(p, off, seq, dseq, deadline);
+	return ret == -EOWNERDEAD ? 0 : ret;
+}
+
+/*
  * Why relaxed suffices for @seq and @waiters: a waiter reads @seq and counts
  * itself in @waiters before it unlocks the mutex (a release); a signaller
  * whose predicate change the waiter missed made that change after locking
@@ -384,15 +553,19 @@ int shmpool_cond_timedwait(struct shmpool *p, struct shmpool_cond *c,
 {
 	int64_t off = obj_off(p, c, sizeof(*c));
 	int64_t moff = obj_off(p, m, sizeof(*m));
-	uint32_t seq;
+	uint32_t seq, dseq, id;
 	int ret, lret;
 
 	if (off < 0 || moff < 0)
 		return (int)(off < 0 ? off : moff);
-	if ((atomic_load_explicit(&m->word, memory_order_relaxed) &
-	     SHMPOOL_MUTEX_TID_MASK) != self_tid())
+	ret = __shmpool_self(p, &id);
+	if (ret)
+		return ret;
+	if (!mutex_held(m, id, __shmpool_tid()))
 		return -EPERM;
 
+	/* before the unlock: a death from here on ends the sleep */
+	dseq = __shmpool_death_seq(p);
 	seq = atomic_load_explicit(&c->seq, memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->waiters, 1, memory_order_relaxed);
 	ret = shmpool_mutex_unlock(p, m);
@@ -401,7 +574,7 @@ int shmpool_cond_timedwait(struct shmpool *p, struct shmpool_cond *c,
 		return ret;
 	}
 
-	ret = shmpool_wait(p, off, seq, deadline, 0);
+	ret = cond_sleep(p, off, seq, dseq, deadline);
 	/*
 	 * A timed-out or interrupted waiter must not swallow a signal meant
 	 * for another: if @seq moved, report a wake-up (the caller re-checks
@@ -447,8 +620,8 @@ int shmpool_cond_broadcast(struct shmpool *p, struct shmpool_cond *c)
 
 /* ---- semaphore ---------------------------------------------------------------- */
 
-SHMPOOL_EXPORT
-int shmpool_sem_init(struct shmpool *p, struct shmpool_sem *s, uint32_t value)
+static int sem_init(struct shmpool *p, struct shmpool_sem *s, uint32_t value,
+		    uint32_t flags)
 {
 	int64_t off = obj_off(p, s, sizeof(*s));
 
@@ -460,10 +633,25 @@ int shmpool_sem_init(struct shmpool *p, struct shmpool_sem *s, uint32_t value)
 	atomic_store_explicit(&s->waiters, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->last_post, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->last_wait, 0, memory_order_relaxed);
+	s->flags = flags;
+	s->__reserved = 0;
 	return 0;
 }
 
-static bool sem_take(struct shmpool_sem *s)
+SHMPOOL_EXPORT
+int shmpool_sem_init(struct shmpool *p, struct shmpool_sem *s, uint32_t value)
+{
+	return sem_init(p, s, value, 0);
+}
+
+SHMPOOL_EXPORT
+int shmpool_sem_init_robust(struct shmpool *p, struct shmpool_sem *s,
+			    uint32_t value)
+{
+	return sem_init(p, s, value, SHMPOOL_SEM_ROBUST);
+}
+
+static bool sem_take(struct shmpool_sem *s, uint32_t id)
 {
 	uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
 
@@ -475,7 +663,7 @@ static bool sem_take(struct shmpool_sem *s)
 		if (atomic_compare_exchange_weak_explicit(&s->value, &v, v - 1,
 							  memory_order_acquire,
 							  memory_order_relaxed)) {
-			atomic_store_explicit(&s->last_wait, self_tid(),
+			atomic_store_explicit(&s->last_wait, id,
 					      memory_order_relaxed);
 			return true;
 		}
@@ -487,10 +675,14 @@ SHMPOOL_EXPORT
 int shmpool_sem_post(struct shmpool *p, struct shmpool_sem *s)
 {
 	int64_t off = obj_off(p, s, sizeof(*s));
-	uint32_t v;
+	uint32_t v, id;
+	int ret;
 
 	if (off < 0)
 		return (int)off;
+	ret = __shmpool_self(p, &id);
+	if (ret)
+		return ret;
 	v = atomic_load_explicit(&s->value, memory_order_relaxed);
 	do {
 		if (v >= SHMPOOL_SEM_VALUE_MAX)
@@ -499,7 +691,7 @@ int shmpool_sem_post(struct shmpool *p, struct shmpool_sem *s)
 	} while (!atomic_compare_exchange_weak_explicit(&s->value, &v, v + 1,
 							memory_order_release,
 							memory_order_relaxed));
-	atomic_store_explicit(&s->last_post, self_tid(), memory_order_relaxed);
+	atomic_store_explicit(&s->last_post, id, memory_order_relaxed);
 	/*
 	 * (P) Pairs with (T) in shmpool_sem_timedwait(): Dekker's pattern.
 	 * We store @value then load @waiters; a waiter stores @waiters then
@@ -516,10 +708,29 @@ SHMPOOL_EXPORT
 int shmpool_sem_trywait(struct shmpool *p, struct shmpool_sem *s)
 {
 	int64_t off = obj_off(p, s, sizeof(*s));
+	uint32_t id;
+	int ret;
 
 	if (off < 0)
 		return (int)off;
-	return sem_take(s) ? 0 : -EAGAIN;
+	ret = __shmpool_self(p, &id);
+	if (ret)
+		return ret;
+	return sem_take(s, id) ? 0 : -EAGAIN;
+}
+
+/*
+ * A robust semaphore is empty and its last taker @lw died: claim the notice
+ * (one waiter gets it, once per death). 0 if ours, -EAGAIN if not.
+ */
+static int sem_claim_dead(struct shmpool *p, struct shmpool_sem *s,
+			  uint32_t lw)
+{
+	if (!(s->flags & SHMPOOL_SEM_ROBUST) || !lw || __shmpool_alive(p, lw))
+		return -EAGAIN;
+	/* relaxed: a hint for recovery, no data rides on it */
+	return atomic_compare_exchange_strong_explicit(&s->last_wait, &lw, 0,
+			memory_order_relaxed, memory_order_relaxed) ? 0 : -EAGAIN;
 }
 
 SHMPOOL_EXPORT
@@ -527,12 +738,16 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 			  const struct timespec *deadline)
 {
 	int64_t off = obj_off(p, s, sizeof(*s));
+	uint32_t id, lw, seq = 0, checked = ~0U;
 	int i, ret;
 
 	if (off < 0)
 		return (int)off;
+	ret = __shmpool_self(p, &id);
+	if (ret)
+		return ret;
 	for (i = 0; i < SPIN_TRIES; i++) {
-		if (sem_take(s))
+		if (sem_take(s, id))
 			return 0;
 		cpu_relax();
 	}
@@ -541,12 +756,36 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 	/* (T) Pairs with (P) in shmpool_sem_post(), see there. */
 	atomic_thread_fence(memory_order_seq_cst);
 	for (;;) {
-		if (sem_take(s)) {
+		if (sem_take(s, id)) {
 			ret = 0;
 			break;
 		}
 		/* sleeps only while @value is still 0: a post changes it */
-		ret = shmpool_wait(p, off, 0, deadline, 0);
+		if (!(s->flags & SHMPOOL_SEM_ROBUST)) {
+			ret = shmpool_wait(p, off, 0, deadline, 0);
+		} else {
+			/*
+			 * A new last taker, or a death since we looked: read
+			 * death_seq, then look whether it lives (the mutex's
+			 * pattern), then sleep with that death_seq.
+			 */
+			lw = atomic_load_explicit(&s->last_wait,
+						  memory_order_relaxed);
+			if (lw != checked) {
+				seq = __shmpool_death_seq(p);
+				if (!sem_claim_dead(p, s, lw)) {
+					ret = -EOWNERDEAD;
+					break;
+				}
+				checked = lw;
+				continue;
+			}
+			ret = __shmpool_wait_peer(p, off, 0, seq, deadline);
+		}
+		if (ret == -EOWNERDEAD) {
+			checked = ~0U;	/* somebody died: look again */
+			continue;
+		}
 		if (ret == 0 || ret == -EAGAIN)
 			continue;
 		/*
@@ -554,7 +793,7 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 		 * unit, take it rather than strand a sleeper it was meant to
 		 * reach (each post wakes only one).
 		 */
-		if ((ret == -ETIMEDOUT || ret == -EINTR) && sem_take(s))
+		if ((ret == -ETIMEDOUT || ret == -EINTR) && sem_take(s, id))
 			ret = 0;
 		break;
 	}

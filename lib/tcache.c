@@ -12,9 +12,10 @@
  * "cached by attachment a" (slab.c), so shmpool_free() of it is -EINVAL,
  * the checker accepts it, and shmpool_heap_stats() counts it in @cached,
  * not @used. Caches go back to the lists when their thread exits, on
- * shmpool_heap_flush() and on shmpool_heap_close(); a process that exits
+ * shmpool_heap_flush() and on shmpool_heap_close(); a process that dies
  * without closing the heap leaves its cached objects marked with its
- * attachment id, like the blocks it still held.
+ * owner id, and whoever notices its death first gives them back
+ * (heap_release() in heap.c, slab_release() in slab.c).
  *
  * Capacity: up to TC_MAX objects of a class and at most pool/4096 bytes of
  * it, so a thread cannot hoard much of a small pool (all classes together:
@@ -26,7 +27,7 @@
  * handler, for every heap still open; shmpool_close() of a pool closes out
  * the caches of heaps still open on it first, so that handler never
  * touches an unmapped pool. Only _exit() and death leave cached objects
- * behind, marked with the attachment id like the blocks the process held.
+ * behind, until the death is noticed (see above).
  *
  * Lifetime. A cache belongs to one thread and one handle, and is on two
  * lists: its thread's (thread-local, @tnext) and its handle's (@hnext, under

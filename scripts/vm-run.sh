@@ -77,9 +77,9 @@ esac
 # ("IO-APIC + timer doesn't work"); KVM guests skip that check the same way.
 # Benchmarks measure the kernel as shipped, not its debug options.
 [ "$bench" = 1 ] && cmdline_extra=
-# The fuzzer's knobs reach the tests as init's environment: the kernel hands
+# The fuzzer's and the chaos test's knobs reach the tests as init's environment: the kernel hands
 # unknown name=value parameters to init.
-for v in SHMPOOL_FUZZ_SECS SHMPOOL_FUZZ_SEED SHMPOOL_FUZZ_PROCS; do
+for v in SHMPOOL_FUZZ_SECS SHMPOOL_FUZZ_SEED SHMPOOL_FUZZ_PROCS SHMPOOL_CHAOS_ROUNDS SHMPOOL_CHAOS_SEED; do
 	[ -n "${!v:-}" ] && cmdline_extra+=" $v=${!v}"
 done
 

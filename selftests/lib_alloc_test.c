@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1170,6 +1171,330 @@ TEST_F_TIMEOUT(alloc, killed_lock_holders_are_recovered_from, 120)
 }
 #endif
 
+/* ---- a process dies: what it cached and held comes back ---------------------------- */
+
+#ifndef SHMPOOL_TEST_THREADS
+/* A page shared with the children of this test. */
+static _Atomic uint64_t *shared_box(struct __test_metadata *_metadata)
+{
+	_Atomic uint64_t *box = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+				     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	ASSERT_NE(MAP_FAILED, box);
+	return box;
+}
+
+/*
+ * A child allocates a general block (box[0]) and a small object (box[1]),
+ * frees 8 small objects into its thread cache, notes its owner id (box[2])
+ * and dies without a word (_exit(): no exit handlers empty its caches).
+ */
+static void child_holds_and_dies(struct __test_metadata *_metadata,
+				 struct shmpool_heap *h, _Atomic uint64_t *box)
+{
+	uint64_t off[8];
+	int status, i;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (shmpool_alloc(h, 30000, &off[0]))
+			_exit(1);
+		atomic_store(&box[0], off[0]);
+		if (shmpool_alloc(h, 100, &off[0]))
+			_exit(2);
+		atomic_store(&box[1], off[0]);
+		for (i = 0; i < 8; i++)
+			if (shmpool_alloc(h, 500, &off[i]))
+				_exit(3);
+		for (i = 0; i < 8; i++)
+			if (shmpool_free(h, off[i]))
+				_exit(4);
+		atomic_store(&box[2], (uint64_t)shmpool_heap_attach_id(h));
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, status);
+}
+
+/*
+ * A dead process's thread cache comes back when the next process opens the
+ * heap (on memfd nobody else hears of the death), and what it held stays,
+ * as orphans (owner 0), until an explicit reclaim frees them.
+ */
+TEST_F(alloc, dead_process_cache_returns_at_open)
+{
+	_Atomic uint64_t *box = shared_box(_metadata);
+	struct shmpool_heap_stats st;
+	struct shmpool_heap *h2;
+
+	child_holds_and_dies(_metadata, self->h, box);
+	ASSERT_EQ(0, shmpool_heap_open(self->p, 0, &h2));
+	ASSERT_EQ(0, shmpool_heap_stats(h2, &st));
+	EXPECT_EQ(0U, st.classes[15].cached);	/* 448 < 500 <= 512 */
+	EXPECT_EQ(2U, st.alloc_blocks);
+	EXPECT_EQ(0, shmpool_alloc_owner(h2, atomic_load(&box[0])));
+	EXPECT_EQ(0, shmpool_alloc_owner(h2, atomic_load(&box[1])));
+	EXPECT_HEAP_OK(h2, SHMPOOL_CHECK_QUIESCENT);
+	EXPECT_EQ(2, shmpool_heap_reclaim(h2, SHMPOOL_RECLAIM_HELD));
+	ASSERT_EQ(0, shmpool_heap_stats(h2, &st));
+	EXPECT_EQ(0U, st.alloc_blocks);
+	EXPECT_HEAP_OK(h2, SHMPOOL_CHECK_QUIESCENT);
+	EXPECT_EQ(0, shmpool_heap_close(h2));
+	munmap((void *)box, 4096);
+}
+
+/*
+ * The owner id of a dead process goes to the next handle that opens, which
+ * does not inherit what the dead one held: those blocks are orphans, and
+ * closing the new handle leaves them alone.
+ */
+TEST_F(alloc, dead_slot_reused_without_its_blocks)
+{
+	_Atomic uint64_t *box = shared_box(_metadata);
+	struct shmpool_heap *h2;
+	int id2;
+
+	child_holds_and_dies(_metadata, self->h, box);
+	ASSERT_EQ(0, shmpool_heap_open(self->p, 0, &h2));
+	id2 = shmpool_heap_attach_id(h2);
+	EXPECT_EQ((int)atomic_load(&box[2]), id2) TH_LOG("the dead one's id is not reused");
+	EXPECT_NE(id2, shmpool_alloc_owner(h2, atomic_load(&box[0])));
+	EXPECT_NE(id2, shmpool_alloc_owner(h2, atomic_load(&box[1])));
+	EXPECT_EQ(0, shmpool_heap_close(h2));
+	EXPECT_LT(0, shmpool_alloc_size(self->h, atomic_load(&box[0])));
+	EXPECT_LT(0, shmpool_alloc_size(self->h, atomic_load(&box[1])));
+	EXPECT_EQ(2, shmpool_heap_reclaim(self->h, SHMPOOL_RECLAIM_HELD));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	munmap((void *)box, 4096);
+}
+
+/* A block handed over and adopted stays when its allocator dies. */
+TEST_F(alloc, adopted_blocks_outlive_their_allocator)
+{
+	_Atomic uint64_t *box = shared_box(_metadata);
+	struct shmpool_heap_stats st;
+	uint64_t x, y;
+
+	child_holds_and_dies(_metadata, self->h, box);
+	x = atomic_load(&box[0]);
+	y = atomic_load(&box[1]);
+	EXPECT_EQ(0, shmpool_alloc_adopt(self->h, x));
+	EXPECT_EQ(0, shmpool_alloc_adopt(self->h, y));
+	/* its cached objects come back (if nobody noticed its death yet) */
+	EXPECT_LE(0, shmpool_heap_reclaim(self->h, SHMPOOL_RECLAIM_HELD));
+	EXPECT_EQ(shmpool_heap_attach_id(self->h), shmpool_alloc_owner(self->h, x));
+	EXPECT_EQ(shmpool_heap_attach_id(self->h), shmpool_alloc_owner(self->h, y));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(0U, st.classes[15].cached);
+	EXPECT_EQ(0, shmpool_free(self->h, x));
+	EXPECT_EQ(0, shmpool_free(self->h, y));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	munmap((void *)box, 4096);
+}
+
+/* Allocate and free everything: general blocks, small classes through the cache, many slabs. */
+static void mixed_churn(void *arg, _Atomic uint64_t *progress)
+{
+	struct shmpool_heap *h = ((struct churn *)arg)->h;
+	uint64_t s = ((struct churn *)arg)->seed, off[256] = { 0 };
+	unsigned int k, n;
+
+	for (;;) {
+		k = (unsigned int)(rnd(&s) % 256);
+		if (off[k] && shmpool_free(h, off[k]))
+			_exit(1);
+		off[k] = 0;
+		n = rnd(&s) % 8 ? 1 + (unsigned int)(rnd(&s) % 8192) :
+				  9000 + (unsigned int)(rnd(&s) % 20000);
+		if (shmpool_alloc(h, n, &off[k]) == -EUCLEAN)
+			_exit(2);
+		/* now and then a burst of one class: new slabs, batches */
+		if (rnd(&s) % 64 == 0) {
+			uint64_t burst[64];
+			unsigned int i, m = 16 + (unsigned int)(rnd(&s) % 48);
+
+			n = 1 + (unsigned int)(rnd(&s) % 8192);
+			for (i = 0; i < m; i++)
+				if (shmpool_alloc(h, n, &burst[i]))
+					break;
+			while (i--)
+				if (shmpool_free(h, burst[i]))
+					_exit(3);
+		}
+		atomic_fetch_add(progress, 1);
+	}
+}
+
+/*
+ * Processes killed at random points of allocating and freeing general
+ * blocks and small objects (holding the heap lock, refilling a class,
+ * moving a batch, with full caches): after each, the explicit reclaim
+ * (nobody allocates then) brings the heap back to its baseline, and the
+ * quiescent check is clean.
+ */
+TEST_F_TIMEOUT(alloc, killed_allocators_are_reclaimed, 120)
+{
+	struct shmpool_heap_stats st, base;
+	struct churn ch = { self->h, 0 };
+	uint64_t off, left, slab_bytes, s = 7;
+	long n, total = 0, stranded = 0;
+	int round, c;
+
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &base));
+	for (round = 0; round < 30; round++) {
+		ch.seed = (uint64_t)round + 1;
+		ASSERT_EQ(0, kill_midway(mixed_churn, &ch, 200,
+					 (unsigned int)(rnd(&s) % 30000)));
+		n = shmpool_heap_reclaim(self->h, SHMPOOL_RECLAIM_HELD);
+		ASSERT_LE(0, n);
+		total += n;
+		n = shmpool_heap_reclaim(self->h, SHMPOOL_RECLAIM_STRANDED);
+		ASSERT_LE(0, n);
+		stranded += n;
+		EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+		ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+		for (c = 0, left = 0; c < SHMPOOL_HEAP_NR_CLASSES; c++)
+			left += st.classes[c].used + st.classes[c].cached;
+		ASSERT_EQ(base.alloc_blocks, st.alloc_blocks) TH_LOG("round %d", round);
+		ASSERT_EQ(base.nr_attach, st.nr_attach) TH_LOG("round %d", round);
+		ASSERT_EQ(0U, left) TH_LOG("round %d: small objects used or cached", round);
+	}
+	TH_LOG("30 kills: %ld blocks and objects reclaimed, %ld stranded objects listed, %u heap lock takeovers",
+	       total, stranded, st.repairs);
+	/* the general heap holds nothing but the slabs made meanwhile (kept) */
+	for (c = 0, slab_bytes = 0; c < SHMPOOL_HEAP_NR_CLASSES; c++)
+		slab_bytes += (uint64_t)st.classes[c].slabs *
+			      ((st.classes[c].size > 2048 ? 65536 : 16384) + 16);
+	EXPECT_EQ(base.used_bytes + slab_bytes, st.used_bytes);
+	ASSERT_EQ(0, shmpool_alloc(self->h, st.largest_free / 2, &off));
+	EXPECT_EQ(0, shmpool_free(self->h, off));
+}
+
+/*
+ * A live owner in another PID namespace is never taken for dead (its pid
+ * means nothing here); once it is killed, what it cached and held comes
+ * back. Device backend with the module's attachments.
+ */
+TEST_F(alloc, live_owner_in_other_pid_namespace_is_kept)
+{
+	_Atomic uint64_t *box;
+	struct shmpool_heap_stats st;
+	uint32_t seq;
+	int status, fds[2];
+	uint64_t x;
+	char c;
+	pid_t pid;
+
+	if (variant->backend != SHMPOOL_BACKEND_DEVICE ||
+	    shmpool_death_seq(self->p, &seq))
+		SKIP(return, "needs the module's attachments (device backend)");
+	box = shared_box(_metadata);
+	ASSERT_EQ(0, pipe(fds));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		uint64_t off[8];
+		pid_t gc;
+		int i;
+
+		close(fds[0]);
+		if (unshare(CLONE_NEWPID))
+			_exit(99);
+		gc = fork();
+		if (gc < 0)
+			_exit(98);
+		if (gc == 0) {
+			/* pid 1 of its namespace: a pid that is alive here too */
+			if (shmpool_alloc(self->h, 30000, &off[0]))
+				_exit(1);
+			atomic_store(&box[0], off[0]);
+			for (i = 0; i < 8; i++)
+				if (shmpool_alloc(self->h, 500, &off[i]))
+					_exit(2);
+			for (i = 0; i < 8; i++)
+				if (shmpool_free(self->h, off[i]))
+					_exit(3);
+			atomic_store(&box[2], (uint64_t)shmpool_heap_attach_id(self->h));
+			if (write(fds[1], "r", 1) != 1)
+				_exit(4);
+			for (;;)
+				pause();
+		}
+		atomic_store(&box[1], (uint64_t)gc);
+		close(fds[1]);
+		_exit(waitpid(gc, &i, 0) == gc && WIFSIGNALED(i) ? 0 : 5);
+	}
+	close(fds[1]);
+	if (read(fds[0], &c, 1) != 1) {
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		close(fds[0]);
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 99)
+			SKIP(return, "unshare(CLONE_NEWPID) not permitted");
+		ASSERT_EQ(0, status) TH_LOG("the namespaced child failed");
+	}
+	close(fds[0]);
+	x = atomic_load(&box[0]);
+
+	/* alive: nothing of it is touched */
+	EXPECT_EQ(0, shmpool_heap_reclaim(self->h, SHMPOOL_RECLAIM_HELD));
+	EXPECT_EQ((int)atomic_load(&box[2]), shmpool_alloc_owner(self->h, x));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(8U, st.classes[15].cached);
+
+	/* dead: all of it comes back */
+	while (!atomic_load(&box[1]))
+		usleep(1000);
+	ASSERT_EQ(0, kill((pid_t)atomic_load(&box[1]), SIGKILL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, status);
+	EXPECT_EQ(1, shmpool_heap_reclaim(self->h, SHMPOOL_RECLAIM_HELD));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(0U, st.classes[15].cached);
+	EXPECT_EQ(0U, st.alloc_blocks);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	munmap((void *)box, 4096);
+}
+#endif
+
+TEST_F(alloc, reclaim_rejects_flags)
+{
+	EXPECT_EQ(-EINVAL, shmpool_heap_reclaim(self->h, 1U << 2));
+	EXPECT_EQ(-EINVAL, shmpool_heap_reclaim(NULL, 0));
+}
+
+TEST_F(alloc, adopt_free_block_is_einval)
+{
+	uint64_t off;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 30000, &off));
+	ASSERT_EQ(0, shmpool_free(self->h, off));
+	EXPECT_EQ(-EINVAL, shmpool_alloc_adopt(self->h, off));
+}
+
+TEST_F(alloc, adopt_cached_object_is_einval)
+{
+	uint64_t off;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 100, &off));
+	ASSERT_EQ(0, shmpool_free(self->h, off));	/* into the cache */
+	EXPECT_EQ(-EINVAL, shmpool_alloc_adopt(self->h, off));
+}
+
+TEST_F(alloc, adopt_named_object_is_einval)
+{
+	struct shmpool_obj obj;
+
+	ASSERT_EQ(1, shmpool_obj_create(self->h, "n", 30000, 0, &obj));
+	EXPECT_EQ(-EINVAL, shmpool_alloc_adopt(self->h, obj.off));
+}
+
+TEST_F(alloc, adopt_outside_pool_is_einval)
+{
+	EXPECT_EQ(-EINVAL, shmpool_alloc_adopt(self->h, POOL_BYTES));
+}
+
 /* ---- bad input: each its own test; the heap must be unchanged afterwards ---------- */
 
 static void expect_bad_free(struct __test_metadata *_metadata,
@@ -1416,6 +1741,32 @@ TEST_F(alloc, dead_holder_repaired)
 	EXPECT_EQ(2U, st.alloc_blocks);
 	EXPECT_EQ(0, shmpool_free(self->h, a));
 	EXPECT_EQ(0, shmpool_free(self->h, b));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+/* The directory of names: offset 8192 + 4096 of the layout, 64-byte entries. */
+#define HEAP_DIR_OFF	12288
+#define HEAP_DIR_ENT	64
+
+/*
+ * A holder killed creating a named object, after the block was allocated
+ * and before its directory entry was: the repair frees the block that
+ * nobody can find, and the heap checks clean.
+ */
+TEST_F(alloc, dead_holder_mid_create_repaired)
+{
+	struct shmpool_heap_stats st;
+	struct shmpool_obj obj;
+
+	ASSERT_EQ(1, shmpool_obj_create(self->h, "half", 30000, 0, &obj));
+	/* the entry's offset is written last: as if that store never came */
+	memset(shmpool_heap_ptr(self->h, HEAP_DIR_OFF, HEAP_DIR_ENT), 0, HEAP_DIR_ENT);
+	die_holding_heap_lock(_metadata, self->h);
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(1U, st.repairs);
+	EXPECT_EQ(0U, st.objects);
+	EXPECT_EQ(0U, st.alloc_blocks);
+	EXPECT_EQ(-ENOENT, shmpool_obj_find(self->h, "half", &obj));
 	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
 }
 

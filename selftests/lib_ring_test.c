@@ -688,8 +688,14 @@ static int takeover_produce(void *arg)
 
 	if (shmpool_ring_open(t->h, t->name, SHMPOOL_RING_SPSC, 8, &r))
 		return 2;
-	while ((ret = shmpool_ring_enqueue_wait(r, &seq, 1, 0, NULL)) == 1)
-		seq++;
+	/* -ECONNRESET: the killed consumer's side is dead until the next one */
+	while ((ret = shmpool_ring_enqueue_wait(r, &seq, 1, 0, NULL)) == 1 ||
+	       ret == -ECONNRESET) {
+		if (ret == 1)
+			seq++;
+		else
+			usleep(1000);
+	}
 	shmpool_ring_close(r);
 	return ret == -EPIPE ? 0 : 3;
 }
@@ -1708,6 +1714,378 @@ TEST_F(ring, zc_publish_full_nonblock)
 	EXPECT_EQ(-EAGAIN, shmpool_msg_publish(r, &m[2], SHMPOOL_MSG_NONBLOCK, NULL));
 	for (i = 0; i < 3; i++)
 		EXPECT_EQ(0, shmpool_msg_release(r, &m[i]));
+	shmpool_ring_close(r);
+}
+
+/* ---- a process dies (shmpool_ring.h, "Owner death") ------------------------------ */
+
+/* the old library (before layout 5) had no owners to record */
+#ifndef __SHMPOOL_RING_CLAIM
+#define __SHMPOOL_RING_CLAIM(r, side)	((void)(r))
+#endif
+
+#define DEATH_WAIT_MS	10000	/* a hang detector: the error comes long before */
+
+struct death {
+	struct shmpool_heap *h;
+	const char *name;
+	uint32_t type;
+	_Atomic int32_t *ret;	/* shared: the survivor's last result */
+	_Atomic int32_t *moved;	/* shared: what it moved before that */
+};
+
+/* one blocking call of @prod's side on @r: > 0 moved, or -errno */
+static int death_call(struct shmpool_ring *r, uint32_t type, int prod,
+		      uint64_t *v, const struct timespec *dl)
+{
+	const void *q;
+	void *p;
+	int ret;
+
+	if (type != SHMPOOL_RING_VAR)
+		return prod ? shmpool_ring_enqueue_wait(r, v, 1, 0, dl) :
+			      shmpool_ring_dequeue_wait(r, v, 1, 0, dl);
+	if (prod) {
+		ret = shmpool_ring_reserve_wait(r, 24, &p, dl);
+		if (ret)
+			return ret;
+		memcpy(p, v, 8);
+		shmpool_ring_commit(r);
+		return 1;
+	}
+	ret = shmpool_ring_peek_wait(r, &q, dl);
+	if (ret < 0)
+		return ret;
+	memcpy(v, q, 8);
+	shmpool_ring_release(r);
+	return 1;
+}
+
+/*
+ * The victims: a producer fills the ring (4 elements, 2 VAR records), a
+ * consumer takes one element; then each waits to be killed.
+ */
+static int death_victim_prod(void *arg)
+{
+	struct death *d = arg;
+	struct shmpool_ring *r;
+	uint64_t v;
+
+	if (shmpool_ring_open(d->h, d->name, d->type, 8, &r))
+		return 2;
+	for (v = 0; v < (d->type == SHMPOOL_RING_VAR ? 2 : 4); v++)
+		if (death_call(r, d->type, 1, &v, NULL) != 1)
+			return 3;
+	for (;;)
+		pause();
+}
+
+static int death_victim_cons(void *arg)
+{
+	struct death *d = arg;
+	struct shmpool_ring *r;
+	uint64_t v;
+
+	if (shmpool_ring_open(d->h, d->name, d->type, 8, &r))
+		return 2;
+	if (death_call(r, d->type, 0, &v, NULL) != 1)
+		return 3;
+	for (;;)
+		pause();
+}
+
+/* the survivor: move until a call fails; that result and the count */
+static int death_survivor(void *arg, int prod)
+{
+	struct death *d = arg;
+	struct shmpool_ring *r;
+	struct timespec dl = after_ms(DEATH_WAIT_MS);
+	uint64_t v = 100;
+	int ret;
+
+	if (shmpool_ring_open(d->h, d->name, d->type, 8, &r))
+		return 2;
+	while ((ret = death_call(r, d->type, prod, &v, &dl)) == 1)
+		atomic_fetch_add(d->moved, 1);
+	*d->ret = ret;
+	shmpool_ring_close(r);
+	return 0;
+}
+
+static int death_survivor_prod(void *arg)
+{
+	return death_survivor(arg, 1);
+}
+
+static int death_survivor_cons(void *arg)
+{
+	return death_survivor(arg, 0);
+}
+
+/*
+ * The victim works one side and blocks (a full ring for a producer, an
+ * empty one for a consumer); the survivor works the other side until it
+ * blocks too; then the victim is SIGKILLed. The survivor's blocked call
+ * must end with -ECONNRESET, not sleep to its deadline (-ETIMEDOUT); a
+ * consumer first drains what the dead producer sent.
+ */
+static void peer_killed(struct __test_metadata *_metadata, struct shmpool_heap *h,
+			const char *name, uint32_t type, int victim_prod)
+{
+	struct shmpool_ring *r;
+	_Atomic int32_t *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct death d = { h, name, type, sh, sh + 1 };
+	uint32_t count = type == SHMPOOL_RING_VAR ? 64 : 4;
+	pid_t victim, surv;
+
+	ASSERT_NE(MAP_FAILED, (void *)sh);
+	ASSERT_EQ(1, shmpool_ring_create(h, name, type, count,
+					 type == SHMPOOL_RING_VAR ? 8 : 8, 0, &r));
+	*sh = 1000;
+	victim = spawn(victim_prod ? death_victim_prod : death_victim_cons, &d);
+	ASSERT_EQ(0, wait_asleep(victim));
+	surv = spawn(victim_prod ? death_survivor_cons : death_survivor_prod, &d);
+	ASSERT_EQ(0, wait_asleep(surv));
+	EXPECT_EQ(1000, *sh);	/* the survivor still waits */
+	kill(victim, SIGKILL);
+	EXPECT_EQ(128 + SIGKILL, reap(victim));
+	ASSERT_EQ(0, reap(surv));
+	EXPECT_EQ(-ECONNRESET, *sh);
+	if (victim_prod) {	/* what the producer sent came first */
+		EXPECT_EQ(type == SHMPOOL_RING_VAR ? 2 : 4, *d.moved);
+	}
+	shmpool_ring_close(r);
+	munmap((void *)sh, 4096);
+}
+
+TEST_F_TIMEOUT(ring, spsc_producer_killed_blocked_consumer_econnreset, 60)
+{
+	peer_killed(_metadata, self->h, self->name, SHMPOOL_RING_SPSC, 1);
+}
+
+TEST_F_TIMEOUT(ring, spsc_consumer_killed_blocked_producer_econnreset, 60)
+{
+	peer_killed(_metadata, self->h, self->name, SHMPOOL_RING_SPSC, 0);
+}
+
+TEST_F_TIMEOUT(ring, mpmc_producer_killed_blocked_consumer_econnreset, 60)
+{
+	peer_killed(_metadata, self->h, self->name, SHMPOOL_RING_MPMC, 1);
+}
+
+TEST_F_TIMEOUT(ring, mpmc_consumer_killed_blocked_producer_econnreset, 60)
+{
+	peer_killed(_metadata, self->h, self->name, SHMPOOL_RING_MPMC, 0);
+}
+
+TEST_F_TIMEOUT(ring, var_producer_killed_blocked_consumer_econnreset, 60)
+{
+	peer_killed(_metadata, self->h, self->name, SHMPOOL_RING_VAR, 1);
+}
+
+TEST_F_TIMEOUT(ring, var_consumer_killed_blocked_producer_econnreset, 60)
+{
+	peer_killed(_metadata, self->h, self->name, SHMPOOL_RING_VAR, 0);
+}
+
+/* a producer that sends @first .. @first + 9, then waits to be killed */
+static int takeover_sender(void *arg)
+{
+	struct death *d = arg;
+	struct shmpool_ring *r;
+	uint64_t v, first = (uint64_t)*d->moved;
+	int ret;
+
+	if (shmpool_ring_open(d->h, d->name, d->type, 8, &r))
+		return 2;
+	ret = shmpool_ring_takeover(r, SHMPOOL_RING_PROD);
+	*d->ret = ret;
+	for (v = first; v < first + 10; v++)
+		if (death_call(r, d->type, 1, &v, NULL) != 1)
+			return 3;
+	if (first)	/* the second one leaves */
+		return 0;
+	for (;;)
+		pause();
+}
+
+/*
+ * A producer dies holding its side; a live one cannot be taken over
+ * (-EBUSY), a dead one can (1), and the new producer's elements follow
+ * the dead one's: nothing lost, nothing twice.
+ */
+static void takeover_new_process(struct __test_metadata *_metadata,
+				 struct shmpool_heap *h, const char *name,
+				 uint32_t type)
+{
+	struct shmpool_ring *r;
+	_Atomic int32_t *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct death d = { h, name, type, sh, sh + 1 };
+	struct timespec dl;
+	uint64_t v, k;
+	pid_t a, b;
+	int ret;
+
+	ASSERT_NE(MAP_FAILED, (void *)sh);
+	ASSERT_EQ(1, shmpool_ring_create(h, name, type,
+					 type == SHMPOOL_RING_VAR ? 1024 : 32, 8, 0, &r));
+	*sh = 1000;
+	*d.moved = 0;
+	a = spawn(takeover_sender, &d);
+	for (k = 0; k < 10; k++) {
+		dl = after_ms(DEATH_WAIT_MS);
+		ASSERT_EQ(1, death_call(r, type, 0, &v, &dl));
+		ASSERT_EQ(k, v);
+	}
+	EXPECT_EQ(0, *sh);	/* a fresh side: nobody to replace */
+	EXPECT_EQ(-EBUSY, shmpool_ring_takeover(r, SHMPOOL_RING_PROD));
+	kill(a, SIGKILL);
+	EXPECT_EQ(128 + SIGKILL, reap(a));
+	/* nobody produces now: the consumer is told at once */
+	dl = after_ms(DEATH_WAIT_MS);
+	EXPECT_EQ(-ECONNRESET, death_call(r, type, 0, &v, &dl));
+	*d.moved = 10;
+	b = spawn(takeover_sender, &d);
+	for (k = 10; k < 20; k++) {
+		dl = after_ms(DEATH_WAIT_MS);
+		/* until b has taken the side over, it is still a dead one's */
+		while ((ret = death_call(r, type, 0, &v, &dl)) == -ECONNRESET)
+			usleep(1000);
+		ASSERT_EQ(1, ret);
+		ASSERT_EQ(k, v);
+	}
+	EXPECT_EQ(0, reap(b));
+	EXPECT_EQ(1, *sh);	/* b replaced a dead owner */
+	EXPECT_EQ(0, shmpool_ring_count(r));
+	shmpool_ring_close(r);
+	munmap((void *)sh, 4096);
+}
+
+TEST_F_TIMEOUT(ring, spsc_dead_producer_taken_over_by_new_process, 60)
+{
+	takeover_new_process(_metadata, self->h, self->name, SHMPOOL_RING_SPSC);
+}
+
+TEST_F_TIMEOUT(ring, var_dead_producer_taken_over_by_new_process, 60)
+{
+	takeover_new_process(_metadata, self->h, self->name, SHMPOOL_RING_VAR);
+}
+
+/*
+ * MPMC: a handle that reserved @n slots of its side (as enqueue or dequeue
+ * does before it writes the slots' words) and is killed right there.
+ * __shmpool_mpmc_reserve() is the header's own reservation step.
+ */
+struct holder {
+	struct shmpool_heap *h;
+	const char *name;
+	int consumer;
+	uint32_t n;
+};
+
+static int hold_and_die(void *arg)
+{
+	struct holder *hd = arg;
+	struct shmpool_ring *r;
+	uint32_t old;
+
+	if (shmpool_ring_open(hd->h, hd->name, SHMPOOL_RING_MPMC, 8, &r))
+		return 2;
+	__SHMPOOL_RING_CLAIM(r, hd->consumer ? SHMPOOL_RING_CONS : SHMPOOL_RING_PROD);
+	if (__shmpool_mpmc_reserve(r, hd->consumer ? &r->hdr->cons.head :
+						     &r->hdr->prod.head,
+				   hd->n, 1, hd->consumer, 0, &old) != hd->n)
+		return 3;
+	raise(SIGKILL);
+	return 4;
+}
+
+/* a producer of @n sequence numbers from 1000 on, through a live handle */
+static int seq_producer(void *arg)
+{
+	struct holder *hd = arg;
+	struct shmpool_ring *r;
+	uint64_t v;
+
+	if (shmpool_ring_open(hd->h, hd->name, SHMPOOL_RING_MPMC, 8, &r))
+		return 2;
+	for (v = 1000; v < 1000 + hd->n; v++)
+		if (shmpool_ring_enqueue_wait(r, &v, 1, 0, NULL) != 1)
+			return 3;
+	shmpool_ring_close(r);
+	return 0;
+}
+
+/*
+ * MPMC, 8 slots: a producer dies between reserving 3 slots and publishing
+ * them. A live producer then sends 100 elements through the same slots
+ * (12 laps); the consumer gets each exactly once and in order, not stuck
+ * in front of the dead one's slots.
+ */
+TEST_F_TIMEOUT(ring, mpmc_producer_killed_between_reserve_and_publish, 60)
+{
+	struct holder hd = { self->h, self->name, 0, 3 };
+	struct shmpool_ring *r;
+	struct timespec dl;
+	uint64_t v, k;
+	pid_t p;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_MPMC,
+					 8, 8, 0, &r));
+	v = 7;
+	ASSERT_EQ(1, shmpool_ring_enqueue(r, &v));	/* one before the holes */
+	EXPECT_EQ(128 + SIGKILL, reap(spawn(hold_and_die, &hd)));
+	hd.n = 100;
+	p = spawn(seq_producer, &hd);
+	dl = after_ms(DEATH_WAIT_MS);
+	ASSERT_EQ(1, shmpool_ring_dequeue_wait(r, &v, 1, 0, &dl));
+	EXPECT_EQ(7, v);
+	for (k = 0; k < 100; k++) {
+		dl = after_ms(DEATH_WAIT_MS);
+		ASSERT_EQ(1, shmpool_ring_dequeue_wait(r, &v, 1, 0, &dl));
+		ASSERT_EQ(1000 + k, v);
+	}
+	EXPECT_EQ(0, reap(p));
+	EXPECT_EQ(0, shmpool_ring_count(r));
+	shmpool_ring_close(r);
+}
+
+/*
+ * MPMC, 8 slots holding 0..4: a consumer dies between reserving 2 of them
+ * (0 and 1) and freeing them. A blocking consumer gets 2, 3, 4, then the
+ * dead one's 0 and 1 again (never returned to its caller), then a live
+ * producer's 100 elements through the freed slots: each exactly once.
+ */
+TEST_F_TIMEOUT(ring, mpmc_consumer_killed_between_reserve_and_free, 60)
+{
+	struct holder hd = { self->h, self->name, 1, 2 };
+	struct shmpool_ring *r;
+	struct timespec dl;
+	uint64_t v, k, seen = 0;
+	pid_t p;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_MPMC,
+					 8, 8, 0, &r));
+	for (v = 0; v < 5; v++)
+		ASSERT_EQ(1, shmpool_ring_enqueue(r, &v));
+	EXPECT_EQ(128 + SIGKILL, reap(spawn(hold_and_die, &hd)));
+	hd.n = 100;
+	p = spawn(seq_producer, &hd);
+	for (k = 0; k < 105; k++) {
+		dl = after_ms(DEATH_WAIT_MS);
+		ASSERT_EQ(1, shmpool_ring_dequeue_wait(r, &v, 1, 0, &dl));
+		if (v < 5) {
+			ASSERT_EQ(0, seen & (1ULL << v));	/* not twice */
+			seen |= 1ULL << v;
+		} else {
+			ASSERT_LE(1000, v);
+			ASSERT_GT(1100, v);
+		}
+	}
+	EXPECT_EQ(0x1f, seen);
+	EXPECT_EQ(0, reap(p));
 	shmpool_ring_close(r);
 }
 

@@ -70,6 +70,7 @@ struct shared {
 	_Atomic int32_t result[MAX_WORKERS];
 	_Atomic int32_t tid[MAX_WORKERS];
 	_Atomic int32_t tgid[MAX_WORKERS];
+	_Atomic uint32_t aid[MAX_WORKERS];	/* shmpool_attach_id() */
 	struct shmpool_event ev[2];
 	struct shmpool_mutex mtx;
 	struct shmpool_cond cnd[2];
@@ -1125,6 +1126,7 @@ static int mutex_holder(void *arg)
 	if (shmpool_mutex_lock(c->p, &c->sh->mtx))
 		return 2;
 	atomic_store(&c->sh->tid[c->idx], sys_gettid());
+	atomic_store(&c->sh->aid[c->idx], (uint32_t)shmpool_attach_id(c->p));
 	atomic_fetch_add(&c->sh->ready, 1);
 	while (!atomic_load(&c->sh->go))
 		sleep_ms(1);
@@ -1150,7 +1152,10 @@ TEST_F(sync, mutex_trylock)
 	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
 }
 
-/* The word holds the owner's thread id, and WAITERS once somebody sleeps. */
+/*
+ * The word holds the owner's attachment id, and WAITERS once somebody
+ * sleeps; the tid field its thread.
+ */
 TEST_F(sync, mutex_timedlock_and_owner)
 {
 	struct shmpool_mutex *m = &self->sh->mtx;
@@ -1161,15 +1166,15 @@ TEST_F(sync, mutex_timedlock_and_owner)
 	ASSERT_EQ(0, task_start(&self->t[0], mutex_holder, &self->c[0]));
 	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
 	word = atomic_load(&m->word);
-	EXPECT_EQ((uint32_t)atomic_load(&self->sh->tid[0]), word);
+	EXPECT_EQ(atomic_load(&self->sh->aid[0]), word);
+	EXPECT_EQ((uint32_t)atomic_load(&self->sh->tid[0]), atomic_load(&m->tid));
 
 	dl = ts_add_ms(now(CLOCK_MONOTONIC), 200);
 	EXPECT_EQ(-ETIMEDOUT, shmpool_mutex_timedlock(self->p, m, &dl));
 	EXPECT_FALSE(ts_before(now(CLOCK_MONOTONIC), dl));
 	/* we slept on it, and left WAITERS behind for the owner's unlock */
 	word = atomic_load(&m->word);
-	EXPECT_EQ((uint32_t)atomic_load(&self->sh->tid[0]),
-		  word & SHMPOOL_MUTEX_TID_MASK);
+	EXPECT_EQ(atomic_load(&self->sh->aid[0]), word & SHMPOOL_MUTEX_OWNER_MASK);
 	EXPECT_NE(0U, word & SHMPOOL_MUTEX_WAITERS);
 
 	/* the holder's unlock must wake us, long before the deadline */
@@ -1177,8 +1182,9 @@ TEST_F(sync, mutex_timedlock_and_owner)
 	atomic_store(&self->sh->go, 1);
 	EXPECT_EQ(0, shmpool_mutex_timedlock(self->p, m, &dl));
 	EXPECT_LT(10000, ts_ms(dl, now(CLOCK_MONOTONIC)));
-	EXPECT_EQ((uint32_t)sys_gettid(),
-		  atomic_load(&m->word) & SHMPOOL_MUTEX_TID_MASK);
+	EXPECT_EQ((uint32_t)shmpool_attach_id(self->p),
+		  atomic_load(&m->word) & SHMPOOL_MUTEX_OWNER_MASK);
+	EXPECT_EQ((uint32_t)sys_gettid(), atomic_load(&m->tid));
 	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
 	EXPECT_EQ(0, task_join(&self->t[0]));
 }
@@ -1193,6 +1199,7 @@ static int mutex_abandoner(void *arg)
 	if (shmpool_mutex_lock(c->p, &c->sh->mtx))
 		return 2;
 	atomic_store(&c->sh->tid[c->idx], sys_gettid());
+	atomic_store(&c->sh->aid[c->idx], (uint32_t)shmpool_attach_id(c->p));
 	return 0;
 }
 
@@ -1205,14 +1212,15 @@ TEST_F(sync, mutex_owner_died)
 	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
 	ASSERT_EQ(0, task_start(&self->t[0], mutex_abandoner, &self->c[0]));
 	ASSERT_EQ(0, task_join(&self->t[0]));
-	EXPECT_EQ((uint32_t)atomic_load(&self->sh->tid[0]), atomic_load(&m->word));
+	EXPECT_EQ(atomic_load(&self->sh->aid[0]), atomic_load(&m->word));
 
 	t0 = now(CLOCK_MONOTONIC);
 	dl = ts_add_ms(t0, 20000);
 	EXPECT_EQ(-EOWNERDEAD, shmpool_mutex_timedlock(self->p, m, &dl));
 	EXPECT_GT(5000, ts_ms(now(CLOCK_MONOTONIC), t0));
-	EXPECT_EQ((uint32_t)sys_gettid() | SHMPOOL_MUTEX_OWNER_DIED,
+	EXPECT_EQ((uint32_t)shmpool_attach_id(self->p) | SHMPOOL_MUTEX_OWNER_DIED,
 		  atomic_load(&m->word) & ~SHMPOOL_MUTEX_WAITERS);
+	EXPECT_EQ((uint32_t)sys_gettid(), atomic_load(&m->tid));
 	/* held: ours, and unlocking clears the mark */
 	EXPECT_EQ(-EDEADLK, shmpool_mutex_lock(self->p, m));
 	EXPECT_EQ(-EBUSY, shmpool_mutex_trylock(self->p, m));
@@ -1234,8 +1242,8 @@ TEST_F(sync, mutex_live_owner_not_taken_over)
 	/* several owner checks pass while we wait */
 	dl = ts_add_ms(now(CLOCK_MONOTONIC), 450);
 	EXPECT_EQ(-ETIMEDOUT, shmpool_mutex_timedlock(self->p, m, &dl));
-	EXPECT_EQ((uint32_t)atomic_load(&self->sh->tid[0]),
-		  atomic_load(&m->word) & SHMPOOL_MUTEX_TID_MASK);
+	EXPECT_EQ(atomic_load(&self->sh->aid[0]),
+		  atomic_load(&m->word) & SHMPOOL_MUTEX_OWNER_MASK);
 	atomic_store(&self->sh->go, 1);
 	EXPECT_EQ(0, task_join(&self->t[0]));
 }
@@ -1315,7 +1323,7 @@ TEST_F(sync, mutex_unlock_not_owner)
 	ASSERT_EQ(0, task_start(&self->t[0], mutex_holder, &self->c[0]));
 	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
 	EXPECT_EQ(-EPERM, shmpool_mutex_unlock(self->p, m));
-	EXPECT_EQ((uint32_t)atomic_load(&self->sh->tid[0]), atomic_load(&m->word));
+	EXPECT_EQ(atomic_load(&self->sh->aid[0]), atomic_load(&m->word));
 	atomic_store(&self->sh->go, 1);
 	EXPECT_EQ(0, task_join(&self->t[0]));
 }
@@ -1491,8 +1499,9 @@ TEST_F(sync, cond_timedwait_timeout)
 						     m, &dl));
 	EXPECT_FALSE(ts_before(now(CLOCK_MONOTONIC), dl));
 	/* back with the mutex held */
-	EXPECT_EQ((uint32_t)sys_gettid(),
-		  atomic_load(&m->word) & SHMPOOL_MUTEX_TID_MASK);
+	EXPECT_EQ((uint32_t)shmpool_attach_id(self->p),
+		  atomic_load(&m->word) & SHMPOOL_MUTEX_OWNER_MASK);
+	EXPECT_EQ((uint32_t)sys_gettid(), atomic_load(&m->tid));
 	EXPECT_EQ(0U, atomic_load(&self->sh->cnd[0].waiters));
 	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
 }
@@ -1577,18 +1586,18 @@ TEST_F(sync, cond_signal_wakes_one)
 TEST_F(sync, sem_counts)
 {
 	struct shmpool_sem *s = &self->sh->sem;
-	uint32_t tid = (uint32_t)sys_gettid();
+	uint32_t id = (uint32_t)shmpool_attach_id(self->p);
 
 	ASSERT_EQ(0, shmpool_sem_init(self->p, s, 3));
 	EXPECT_EQ(0, shmpool_sem_trywait(self->p, s));
 	EXPECT_EQ(0, shmpool_sem_trywait(self->p, s));
 	EXPECT_EQ(0, shmpool_sem_wait(self->p, s));
 	EXPECT_EQ(-EAGAIN, shmpool_sem_trywait(self->p, s));
-	EXPECT_EQ(tid, atomic_load(&s->last_wait));
+	EXPECT_EQ(id, atomic_load(&s->last_wait));
 	EXPECT_EQ(0U, atomic_load(&s->last_post));
 	EXPECT_EQ(0, shmpool_sem_post(self->p, s));
 	EXPECT_EQ(0, shmpool_sem_post(self->p, s));
-	EXPECT_EQ(tid, atomic_load(&s->last_post));
+	EXPECT_EQ(id, atomic_load(&s->last_post));
 	EXPECT_EQ(2U, atomic_load(&s->value));
 	EXPECT_EQ(0, shmpool_sem_trywait(self->p, s));
 	EXPECT_EQ(1U, atomic_load(&s->value));
