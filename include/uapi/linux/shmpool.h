@@ -632,6 +632,11 @@ struct shmpool_notify {
  *
  * The status page mapping counts in struct shmpool_info's @mappings and,
  * like any mapping, keeps the pool alive.
+ *
+ * A module built for a kernel without CONFIG_MMU_NOTIFIER (which only KVM
+ * and a few drivers select; every distribution kernel has it) has no
+ * attachments: no SHMPOOL_FEAT_ATTACH, and ATTACH and DETACH fail with
+ * ENOTTY as on a module before API version 3.
  */
 #define SHMPOOL_STATUS_OFFSET	(1ULL << 46)	/* mmap offset of the status page */
 #define SHMPOOL_STATUS_MAGIC	0x73747573	/* "stus" */
