@@ -881,6 +881,63 @@ TEST_F(att, wake_count_exact_with_death_sleepers)
 }
 
 /*
+ * A death and a WAKE racing for the same WAIT_DEATH sleepers: each sleeper
+ * is taken by exactly one of them, and WAKE's count is exactly the number
+ * that return 0.
+ */
+#define AT_RACERS	4
+#define AT_ROUNDS	8
+TEST_F(att, wake_and_death_race_counts)
+{
+	long long base = at_waiters();
+	int round;
+
+	for (round = 0; round < AT_ROUNDS; round++) {
+		pid_t kids[AT_RACERS], victim;
+		int p[2], i, zero = 0, dead = 0, woken;
+		uint32_t id, seq;
+
+		victim = at_spawn_attached(self->fd, &id);
+		ASSERT_LT(0, victim);
+		seq = at_seq(self->st);
+		ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+		for (i = 0; i < AT_RACERS; i++) {
+			kids[i] = fork();
+			ASSERT_LE(0, kids[i]);
+			if (kids[i] == 0) {
+				int32_t r;
+
+				sp_child_init();
+				r = at_wait_death(self->fd, 0, 0, seq);
+				CHILD_CHECK(write(p[1], &r, sizeof(r)) == sizeof(r));
+				_exit(0);
+			}
+		}
+		close(p[1]);
+		ASSERT_TRUE(at_await_waiters(base + AT_RACERS));
+		/* The victim's end runs in its own exit, racing this WAKE. */
+		kill(victim, SIGKILL);
+		woken = sp_db_wake(self->fd, 0, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY);
+		ASSERT_LE(0, woken);
+		for (i = 0; i < AT_RACERS; i++) {
+			uint32_t r;
+
+			ASSERT_EQ(0, at_read_u32(p[0], &r));
+			if (r == 0)
+				zero++;
+			else if ((int)r == -EOWNERDEAD)
+				dead++;
+		}
+		EXPECT_EQ(woken, zero);
+		EXPECT_EQ(AT_RACERS - woken, dead);
+		waitpid(victim, NULL, 0);
+		for (i = 0; i < AT_RACERS; i++)
+			EXPECT_EQ(0, sp_wait(kids[i]));
+		close(p[0]);
+	}
+}
+
+/*
  * SHMPOOL_ATTACH_MAX attachments (one process each), then EUSERS; a freed
  * slot is reused with a new generation, so the id differs.
  */
