@@ -805,6 +805,39 @@ TEST_F(att, pool_end_while_attached)
 	at_kill(pid);
 }
 
+/* The fd's fdinfo reads the shmpool-<key> line as a number, or -1. */
+static long long at_fdinfo(int fd, const char *key)
+{
+	char path[64], line[256];
+	long long v = -1;
+	size_t len = strlen(key);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, len) && line[len] == ':')
+			v = strtoll(line + len + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+TEST_F(att, fdinfo_shows_attachments)
+{
+	int id;
+
+	EXPECT_EQ(0, at_fdinfo(self->fd, "shmpool-attached"));
+	EXPECT_EQ(0, at_fdinfo(self->fd, "shmpool-death-seq"));
+	id = at_id(self->fd);
+	ASSERT_LT(0, id);
+	EXPECT_EQ(1, at_fdinfo(self->fd, "shmpool-attached"));
+	EXPECT_EQ(0, at_detach(self->fd, id));
+	EXPECT_EQ(0, at_fdinfo(self->fd, "shmpool-attached"));
+	EXPECT_EQ(1, at_fdinfo(self->fd, "shmpool-death-seq"));
+}
+
 /* Attachments do not pin the module (fds and mappings do). */
 TEST_F(att, attachment_does_not_pin_module)
 {

@@ -97,7 +97,8 @@
  * pool fd gives st_size = pool bytes and the pool's owner, group and mode;
  * /proc/<pid>/maps and /proc/<pid>/fd name it "shmpool:<name>" (named, with
  * " (deleted)" once unlinked) or "shmpool:[anon:<id>]"; fdinfo lists id,
- * name, bytes, mode, rdonly and extents. A write through a mapping updates
+ * name, bytes, mode, rdonly, extents, attached (live attachments) and
+ * death-seq. A write through a mapping updates
  * the pool inode's mtime/ctime, never /dev/shmpool's. In a mounted instance,
  * ls, chmod, chown and unlink work on named pools as on files (truncate,
  * read, write, creat and mkdir do not: EPERM, EINVAL, EACCES). statfs() of
