@@ -348,6 +348,19 @@ TEST_F(att, status_mprotect_exec)
 	EXPECT_EQ(EACCES, errno);
 }
 
+/* Not even a FOLL_FORCE write (/proc/self/mem) changes the kernel's record. */
+TEST_F(att, status_forced_write)
+{
+	int mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	uint32_t v = 0x12345678;
+
+	ASSERT_LE(0, mem);
+	EXPECT_EQ(-1, pwrite(mem, &v, sizeof(v), (off_t)(uintptr_t)&self->st->slot[0]));
+	EXPECT_EQ(EIO, errno);
+	EXPECT_EQ(0U, self->st->slot[0]);
+	close(mem);
+}
+
 TEST_F(att, wait_death_on_waitv)
 {
 	struct shmpool_waitv_entry e;
