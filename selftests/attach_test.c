@@ -175,6 +175,9 @@ FIXTURE_SETUP(att)
 {
 	if (!sp_setup_dev(_metadata, &self->dev, &self->page, &self->api))
 		return;
+	/* API 3 without attachments: a kernel without CONFIG_MMU_NOTIFIER. */
+	if (!(self->api.features & SHMPOOL_FEAT_ATTACH) && self->api.version >= 3)
+		SP_SKIP_SETUP("module without attachments (kernel without mmu notifiers)");
 	if (!(self->api.features & SHMPOOL_FEAT_ATTACH)) {
 		struct shmpool_attach a;
 
