@@ -1259,8 +1259,8 @@ int shmpool_heap_inspect(struct shmpool *p, struct shmpool_heap_stats *st)
 				largest = blk_at(h, g)->size;
 	}
 	st->largest_free = largest ? (largest - 1) << GRAN_SHIFT : 0;
-	for (i = 1; i < NR_ATTACH; i++)
-		if (atomic_load_explicit(&attach_table(h)[i], memory_order_relaxed))
+	for (i = 1; i < OWNER_ORPHAN; i++)
+		if (atomic_load_explicit(&owner_table(h)[i], memory_order_relaxed))
 			st->nr_attach++;
 	__shmpool_slab_stats(h, st);
 	for (i = 0; i < NR_CLASSES; i++) {
