@@ -1380,7 +1380,7 @@ TEST_F_TIMEOUT(alloc, killed_allocators_are_reclaimed, 120)
 TEST_F(alloc, live_owner_in_other_pid_namespace_is_kept)
 {
 	_Atomic uint64_t *box;
-	struct shmpool_heap_stats st;
+	struct shmpool_heap_stats st, before;
 	uint32_t seq;
 	int status, fds[2];
 	uint64_t x;
@@ -1438,10 +1438,13 @@ TEST_F(alloc, live_owner_in_other_pid_namespace_is_kept)
 	x = atomic_load(&box[0]);
 
 	/* alive: nothing of it is touched */
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &before));
+	EXPECT_LT(0U, before.classes[15].cached);
 	EXPECT_EQ(0, shmpool_heap_reclaim(self->h, SHMPOOL_RECLAIM_HELD));
 	EXPECT_EQ((int)atomic_load(&box[2]), shmpool_alloc_owner(self->h, x));
 	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
-	EXPECT_EQ(8U, st.classes[15].cached);
+	EXPECT_EQ(before.classes[15].cached, st.classes[15].cached);
+	EXPECT_EQ(1U, st.alloc_blocks);
 
 	/* dead: all of it comes back */
 	while (!atomic_load(&box[1]))
