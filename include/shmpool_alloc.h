@@ -9,7 +9,7 @@
  * heap itself) and attaches to the existing layout afterwards. Any number of
  * processes may call it at once on a fresh pool: one initialises, the others
  * wait on a doorbell until it is done; if the initialiser dies half-way, a
- * waiter notices (its PID is in the state word) and starts over.
+ * waiter notices (its attachment id is in the state word) and starts over.
  *
  * Everything in the pool is an offset; shmpool_heap_ptr() turns one into a
  * pointer in the calling process. Offsets are aligned as requested relative

@@ -68,12 +68,6 @@ static _Atomic uint32_t *owner_table(const struct shmpool_heap *h)
 	return (_Atomic uint32_t *)(heap_base(h) + ATTACH_OFF);
 }
 
-/* Is process @pid gone (no such process, or a zombie)? The initialiser's test. */
-static bool pid_dead(uint32_t pid)
-{
-	return !pid || __shmpool_task_gone(pid);
-}
-
 /*
  * Claim a heap owner id for this handle: a free slot of the owner table,
  * where we record our pool attachment id (lib/attach.c), which is what
@@ -791,10 +785,14 @@ static int heap_priv_init(struct heap_priv *hp)
 static int heap_ready(struct shmpool_heap *h)
 {
 	struct heap_hdr *hh = heap_hdr(h);
-	uint32_t me = HEAP_STATE_INIT | ((uint32_t)getpid() & HEAP_STATE_PID_MASK);
 	struct timespec giveup, dl, now;
-	uint32_t s;
+	uint32_t s, me;
 	int ret;
+
+	ret = __shmpool_self(h->pool, &me);
+	if (ret)
+		return ret;
+	me = HEAP_STATE_INIT | (me & HEAP_STATE_PID_MASK);
 
 	__shmpool_deadline_within(NULL, INIT_TIMEOUT_S * 1000L, &giveup);
 
@@ -808,7 +806,8 @@ static int heap_ready(struct shmpool_heap *h)
 			return heap_validate(h);
 		if (s != 0 && !(s & HEAP_STATE_INIT))
 			return -EUCLEAN;
-		if (s == 0 || pid_dead(s & HEAP_STATE_PID_MASK)) {
+		/* an attachment id: a live initialiser elsewhere is never taken for dead */
+		if (s == 0 || !__shmpool_alive(h->pool, s & HEAP_STATE_PID_MASK)) {
 			/*
 			 * Claim (or take over) initialisation. Relaxed is
 			 * enough: we publish nothing yet, and what a dead

@@ -341,7 +341,7 @@ TEST_F(alloc, init_race)
 	munmap((void *)go, 4096);
 }
 
-/* An initialiser that died half-way (state word names a dead PID) is replaced. */
+/* An initialiser that died half-way (state word names a dead attachment) is replaced. */
 TEST_F(alloc, dead_initialiser_taken_over)
 {
 	struct shmpool_heap_stats st;
@@ -352,16 +352,17 @@ TEST_F(alloc, dead_initialiser_taken_over)
 	int status;
 	uint64_t off;
 
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (pid == 0)
-		_exit(0);
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-
 	ASSERT_EQ(0, shmpool_create_anon(POOL_BYTES / 8, variant->backend, &p2));
 	w = shmpool_base(p2);
-	/* what a dead initialiser leaves: its claim and half a header */
-	w[0] = 0x80000000U | (uint32_t)pid;
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		/* what a dead initialiser leaves: its claim and half a header */
+		w[0] = 0x80000000U | (uint32_t)shmpool_attach_id(p2);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, status);
 	memset(w + 1, 0xa5, 3000);
 	ASSERT_EQ(0, shmpool_heap_open(p2, 0, &h2));
 	EXPECT_EQ(1U, w[0]);
@@ -396,7 +397,7 @@ TEST_F(alloc, live_initialiser_waited_for_then_taken_over)
 	if (pid == 0) {
 		gc = fork();
 		if (gc == 0) {
-			atomic_store(w, 0x80000000U | (uint32_t)getpid());
+			atomic_store(w, 0x80000000U | (uint32_t)shmpool_attach_id(p2));
 			usleep(300 * 1000);
 			atomic_store(dying, 1);
 			_exit(0);
