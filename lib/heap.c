@@ -435,8 +435,13 @@ int __shmpool_tlsf_free(struct shmpool_heap *h, uint64_t off, unsigned int flags
 
 	bit_clear(h, g);
 	hh->nr_used--;
-	/* free before any merge: a repair must not keep it (heap_repair()) */
-	blk_set(h, g, size, prev, 0, BLK_FREE);
+	/*
+	 * Free before any merge, so that a repair never keeps it; the check
+	 * word is left stale: the blk_set() below rewrites the header, or
+	 * the merge makes it payload, and heap_repair() recomputes it.
+	 */
+	b->owner = 0;
+	b->flags = BLK_FREE;
 	KILL_POINT();
 	if (blk_at(h, n)->flags & BLK_FREE) {
 		list_remove(h, n);
@@ -587,6 +592,18 @@ static int heap_repair(struct shmpool_heap *h)
 static int check_locked(struct shmpool_heap *h, char *msg, size_t len);
 
 /*
+ * __shmpool_death_seq() inlined for the lock's fast path: one load of the
+ * status page (device with attachments), 0 without one (memfd).
+ */
+static inline uint32_t pool_death_seq(const struct shmpool *p)
+{
+	const struct shmpool_status *st = p->__status;
+
+	/* Acquire: pairs with the module's release store, as in attach.c. */
+	return st ? __atomic_load_n(&st->death_seq, __ATOMIC_ACQUIRE) : 0;
+}
+
+/*
  * Take the heap lock. If its holder died, rebuild the general heap from the
  * block chain, then verify the result with the full checker (the small
  * classes too, as far as they can be checked while others allocate): a
@@ -616,8 +633,7 @@ int __shmpool_heap_lock(struct shmpool_heap *h)
 	}
 	if (ret)
 		return ret;
-	/* one load of the status page; memfd has none and reads 0 */
-	seq = __shmpool_death_seq(h->pool);
+	seq = pool_death_seq(h->pool);
 	if (seq != hh->death_seq) {
 		hh->death_seq = seq;
 		__shmpool_heap_reclaim_locked(h, 0);
