@@ -701,8 +701,13 @@ long __shmpool_heap_reclaim_locked(struct shmpool_heap *h, unsigned int flags)
 	}
 	if (flags & SHMPOOL_RECLAIM_HELD)
 		n += heap_release(h, 0, true);
-	if (flags & SHMPOOL_RECLAIM_STRANDED)
-		n += __shmpool_slab_sweep(h);
+	if (flags & SHMPOOL_RECLAIM_STRANDED) {
+		long m = __shmpool_slab_sweep(h);
+
+		if (m < 0)
+			return m;
+		n += m;
+	}
 	return n;
 }
 
