@@ -9,7 +9,7 @@
  * heap itself) and attaches to the existing layout afterwards. Any number of
  * processes may call it at once on a fresh pool: one initialises, the others
  * wait on a doorbell until it is done; if the initialiser dies half-way, a
- * waiter notices (its PID is in the state word) and starts over.
+ * waiter notices (its attachment id is in the state word) and starts over.
  *
  * Everything in the pool is an offset; shmpool_heap_ptr() turns one into a
  * pointer in the calling process. Offsets are aligned as requested relative
@@ -232,7 +232,8 @@ int shmpool_alloc_owner(struct shmpool_heap *h, uint64_t off);
  * Make the calling handle the owner of the allocated block or small object
  * at @off (one it was handed by another process, say), so that it is not
  * an orphan when its allocator dies. -EINVAL if @off is not an allocated
- * block or object, or is a named object or a slab.
+ * block or object, or is a named object or a slab; -EUSERS as for
+ * shmpool_heap_open() (a fork() child's first call takes an owner id).
  */
 int shmpool_alloc_adopt(struct shmpool_heap *h, uint64_t off);
 /* This process's attachment id (re-attaching after fork()). */
@@ -263,7 +264,9 @@ int shmpool_obj_remove(struct shmpool_heap *h, const char *name);
  * their cached objects always, their orphans with SHMPOOL_RECLAIM_HELD,
  * stranded small objects with SHMPOOL_RECLAIM_STRANDED. Returns how many
  * blocks and objects went back (0 if none), -EINVAL for unknown flags,
- * -EUCLEAN for a damaged heap.
+ * -EUCLEAN for a damaged heap (also a small-object list that does not walk,
+ * with SHMPOOL_RECLAIM_STRANDED), -ENOMEM if the walk's bitmap cannot be
+ * had (SHMPOOL_RECLAIM_STRANDED).
  */
 long shmpool_heap_reclaim(struct shmpool_heap *h, unsigned int flags);
 

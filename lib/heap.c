@@ -68,12 +68,6 @@ static _Atomic uint32_t *owner_table(const struct shmpool_heap *h)
 	return (_Atomic uint32_t *)(heap_base(h) + ATTACH_OFF);
 }
 
-/* Is process @pid gone (no such process, or a zombie)? The initialiser's test. */
-static bool pid_dead(uint32_t pid)
-{
-	return !pid || __shmpool_task_gone(pid);
-}
-
 /*
  * Claim a heap owner id for this handle: a free slot of the owner table,
  * where we record our pool attachment id (lib/attach.c), which is what
@@ -441,8 +435,13 @@ int __shmpool_tlsf_free(struct shmpool_heap *h, uint64_t off, unsigned int flags
 
 	bit_clear(h, g);
 	hh->nr_used--;
-	/* free before any merge: a repair must not keep it (heap_repair()) */
-	blk_set(h, g, size, prev, 0, BLK_FREE);
+	/*
+	 * Free before any merge, so that a repair never keeps it; the check
+	 * word is left stale: the blk_set() below rewrites the header, or
+	 * the merge makes it payload, and heap_repair() recomputes it.
+	 */
+	b->owner = 0;
+	b->flags = BLK_FREE;
 	KILL_POINT();
 	if (blk_at(h, n)->flags & BLK_FREE) {
 		list_remove(h, n);
@@ -593,6 +592,18 @@ static int heap_repair(struct shmpool_heap *h)
 static int check_locked(struct shmpool_heap *h, char *msg, size_t len);
 
 /*
+ * __shmpool_death_seq() inlined for the lock's fast path: one load of the
+ * status page (device with attachments), 0 without one (memfd).
+ */
+static inline uint32_t pool_death_seq(const struct shmpool *p)
+{
+	const struct shmpool_status *st = p->__status;
+
+	/* Acquire: pairs with the module's release store, as in attach.c. */
+	return st ? __atomic_load_n(&st->death_seq, __ATOMIC_ACQUIRE) : 0;
+}
+
+/*
  * Take the heap lock. If its holder died, rebuild the general heap from the
  * block chain, then verify the result with the full checker (the small
  * classes too, as far as they can be checked while others allocate): a
@@ -622,8 +633,7 @@ int __shmpool_heap_lock(struct shmpool_heap *h)
 	}
 	if (ret)
 		return ret;
-	/* one load of the status page; memfd has none and reads 0 */
-	seq = __shmpool_death_seq(h->pool);
+	seq = pool_death_seq(h->pool);
 	if (seq != hh->death_seq) {
 		hh->death_seq = seq;
 		__shmpool_heap_reclaim_locked(h, 0);
@@ -691,8 +701,13 @@ long __shmpool_heap_reclaim_locked(struct shmpool_heap *h, unsigned int flags)
 	}
 	if (flags & SHMPOOL_RECLAIM_HELD)
 		n += heap_release(h, 0, true);
-	if (flags & SHMPOOL_RECLAIM_STRANDED)
-		n += __shmpool_slab_sweep(h);
+	if (flags & SHMPOOL_RECLAIM_STRANDED) {
+		long m = __shmpool_slab_sweep(h);
+
+		if (m < 0)
+			return m;
+		n += m;
+	}
 	return n;
 }
 
@@ -791,10 +806,14 @@ static int heap_priv_init(struct heap_priv *hp)
 static int heap_ready(struct shmpool_heap *h)
 {
 	struct heap_hdr *hh = heap_hdr(h);
-	uint32_t me = HEAP_STATE_INIT | ((uint32_t)getpid() & HEAP_STATE_PID_MASK);
 	struct timespec giveup, dl, now;
-	uint32_t s;
+	uint32_t s, me;
 	int ret;
+
+	ret = __shmpool_self(h->pool, &me);
+	if (ret)
+		return ret;
+	me = HEAP_STATE_INIT | (me & HEAP_STATE_PID_MASK);
 
 	__shmpool_deadline_within(NULL, INIT_TIMEOUT_S * 1000L, &giveup);
 
@@ -808,7 +827,8 @@ static int heap_ready(struct shmpool_heap *h)
 			return heap_validate(h);
 		if (s != 0 && !(s & HEAP_STATE_INIT))
 			return -EUCLEAN;
-		if (s == 0 || pid_dead(s & HEAP_STATE_PID_MASK)) {
+		/* an attachment id: a live initialiser elsewhere is never taken for dead */
+		if (s == 0 || !__shmpool_alive(h->pool, s & HEAP_STATE_PID_MASK)) {
 			/*
 			 * Claim (or take over) initialisation. Relaxed is
 			 * enough: we publish nothing yet, and what a dead

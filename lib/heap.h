@@ -46,7 +46,7 @@
 
 /* the state word at offset 0 (a doorbell word) */
 #define HEAP_STATE_READY	1U
-#define HEAP_STATE_INIT		0x80000000U	/* | initialiser's PID */
+#define HEAP_STATE_INIT		0x80000000U	/* | initialiser's pool attachment id */
 #define HEAP_STATE_PID_MASK	0x3fffffffU
 
 #define GRAN_SHIFT	4

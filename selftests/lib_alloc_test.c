@@ -341,7 +341,7 @@ TEST_F(alloc, init_race)
 	munmap((void *)go, 4096);
 }
 
-/* An initialiser that died half-way (state word names a dead PID) is replaced. */
+/* An initialiser that died half-way (state word names a dead attachment) is replaced. */
 TEST_F(alloc, dead_initialiser_taken_over)
 {
 	struct shmpool_heap_stats st;
@@ -352,16 +352,17 @@ TEST_F(alloc, dead_initialiser_taken_over)
 	int status;
 	uint64_t off;
 
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (pid == 0)
-		_exit(0);
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-
 	ASSERT_EQ(0, shmpool_create_anon(POOL_BYTES / 8, variant->backend, &p2));
 	w = shmpool_base(p2);
-	/* what a dead initialiser leaves: its claim and half a header */
-	w[0] = 0x80000000U | (uint32_t)pid;
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		/* what a dead initialiser leaves: its claim and half a header */
+		w[0] = 0x80000000U | (uint32_t)shmpool_attach_id(p2);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, status);
 	memset(w + 1, 0xa5, 3000);
 	ASSERT_EQ(0, shmpool_heap_open(p2, 0, &h2));
 	EXPECT_EQ(1U, w[0]);
@@ -396,7 +397,7 @@ TEST_F(alloc, live_initialiser_waited_for_then_taken_over)
 	if (pid == 0) {
 		gc = fork();
 		if (gc == 0) {
-			atomic_store(w, 0x80000000U | (uint32_t)getpid());
+			atomic_store(w, 0x80000000U | (uint32_t)shmpool_attach_id(p2));
 			usleep(300 * 1000);
 			atomic_store(dying, 1);
 			_exit(0);
@@ -1380,7 +1381,7 @@ TEST_F_TIMEOUT(alloc, killed_allocators_are_reclaimed, 120)
 TEST_F(alloc, live_owner_in_other_pid_namespace_is_kept)
 {
 	_Atomic uint64_t *box;
-	struct shmpool_heap_stats st;
+	struct shmpool_heap_stats st, before;
 	uint32_t seq;
 	int status, fds[2];
 	uint64_t x;
@@ -1438,10 +1439,13 @@ TEST_F(alloc, live_owner_in_other_pid_namespace_is_kept)
 	x = atomic_load(&box[0]);
 
 	/* alive: nothing of it is touched */
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &before));
+	EXPECT_LT(0U, before.classes[15].cached);
 	EXPECT_EQ(0, shmpool_heap_reclaim(self->h, SHMPOOL_RECLAIM_HELD));
 	EXPECT_EQ((int)atomic_load(&box[2]), shmpool_alloc_owner(self->h, x));
 	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
-	EXPECT_EQ(8U, st.classes[15].cached);
+	EXPECT_EQ(before.classes[15].cached, st.classes[15].cached);
+	EXPECT_EQ(1U, st.alloc_blocks);
 
 	/* dead: all of it comes back */
 	while (!atomic_load(&box[1]))
