@@ -35,7 +35,9 @@
  * - condition variable: on the device, the death of a process holding the
  *   waiters' mutex wakes them at once; each relocks the mutex, and the one
  *   that takes it over returns -EOWNERDEAD (it holds the mutex and repairs
- *   as above; the others follow with 0). Other deaths do not wake them. On
+ *   as above; the others follow with 0). Other deaths do not end a sleep,
+ *   except that a waiter woken by one right after a signal meant for
+ *   another waiter returns (a spurious 0) rather than risk losing it. On
  *   memfd a waiter sleeps until signalled or its deadline (a sliced sleep
  *   would steal signals meant for others), then relocks as above.
  * - semaphore: a waiter of an empty robust semaphore (sem_init_robust)

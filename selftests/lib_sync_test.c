@@ -1526,7 +1526,16 @@ static int cond_waiter(void *arg)
 		if (shmpool_cond_wait(c->p, &c->sh->cnd[0], &c->sh->mtx))
 			return 3;
 	atomic_fetch_add(&c->sh->woke, 1);
-	return shmpool_mutex_unlock(c->p, &c->sh->mtx) ? 4 : 0;
+	if (shmpool_mutex_unlock(c->p, &c->sh->mtx))
+		return 4;
+	/*
+	 * Live on until the test has counted: on the device a process's end
+	 * right after a signal may wake the other waiters spuriously
+	 * (shmpool_sync.h, "Owner death").
+	 */
+	while (atomic_load(&c->sh->go) != 2)
+		sleep_ms(1);
+	return 0;
 }
 
 /* @n cond_waiters asleep on cnd[0] */
@@ -1556,6 +1565,8 @@ TEST_F(sync, cond_broadcast_wakes_all)
 	atomic_store(&self->sh->go, 1);
 	EXPECT_EQ(0, shmpool_cond_broadcast(self->p, &self->sh->cnd[0]));
 	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, &self->sh->mtx));
+	EXPECT_EQ(0, wait_count(&self->sh->woke, n, 10000));
+	atomic_store(&self->sh->go, 2);
 	for (i = 0; i < n; i++)
 		EXPECT_EQ(0, task_join(&self->t[i]));
 	EXPECT_EQ((uint32_t)n, atomic_load(&self->sh->woke));
@@ -1576,6 +1587,7 @@ TEST_F(sync, cond_signal_wakes_one)
 	EXPECT_EQ(0, wait_count(&self->sh->woke, 1, 10000));
 	sleep_ms(200);
 	EXPECT_EQ(1U, atomic_load(&self->sh->woke));
+	atomic_store(&self->sh->go, 2);
 	EXPECT_EQ(0, shmpool_cond_broadcast(self->p, &self->sh->cnd[0]));
 	for (i = 0; i < n; i++)
 		EXPECT_EQ(0, task_join(&self->t[i]));
