@@ -165,7 +165,8 @@ static int shmpool_att_add(struct shmpool_pool *pool, struct shmpool_att *a,
 	a->smm = smm;
 	list_add_tail(&a->pool_node, &pool->atts);
 	list_add_tail(&a->mm_node, &smm->atts);
-	WRITE_ONCE(t->status->slot[s], a->id);
+	/* Pairs with the acquire load of a slot in libshmpool's __shmpool_alive(). */
+	smp_store_release(&t->status->slot[s], a->id);
 	WRITE_ONCE(t->status->live, t->live);
 	return 0;
 }

@@ -59,7 +59,8 @@ static int shmpool_cmd_api(struct shmpool_ucmd *ucmd)
 	cmd->features = SHMPOOL_FEAT_NAMED | SHMPOOL_FEAT_CONTIG |
 			SHMPOOL_FEAT_INFO | SHMPOOL_FEAT_ACCOUNT |
 			SHMPOOL_FEAT_DOORBELL | SHMPOOL_FEAT_NOTIFY |
-			SHMPOOL_FEAT_EXEC | SHMPOOL_FEAT_ATTACH;
+			SHMPOOL_FEAT_EXEC |
+			(SHMPOOL_HAVE_ATTACH ? SHMPOOL_FEAT_ATTACH : 0);
 	cmd->max_pool_bytes = shmpool_max_pool_bytes();
 	cmd->max_total_bytes = shmpool_max_total_bytes();
 	cmd->max_contig_bytes = (u64)PAGE_SIZE << SHMPOOL_MAX_ORDER;
@@ -253,6 +254,8 @@ static int shmpool_cmd_attach(struct shmpool_ucmd *ucmd)
 	struct shmpool_attach *cmd = ucmd->cmd;
 	int ret;
 
+	if (!SHMPOOL_HAVE_ATTACH)
+		return -ENOTTY;
 	ret = shmpool_attach(ucmd->sf, cmd);
 	if (ret)
 		return ret;
@@ -267,6 +270,8 @@ static int shmpool_cmd_detach(struct shmpool_ucmd *ucmd)
 {
 	struct shmpool_detach *cmd = ucmd->cmd;
 
+	if (!SHMPOOL_HAVE_ATTACH)
+		return -ENOTTY;
 	if (cmd->flags || cmd->__reserved)
 		return -EINVAL;
 	return shmpool_detach(ucmd->sf, cmd->id);

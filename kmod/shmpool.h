@@ -6,7 +6,8 @@
  *   scope root directory's i_rwsem (names: create, unlink)
  *     mmap_lock (->mmap, vm_ops->close)
  *       shmpool_lock (the list of all pools, for debugfs and kref_put_mutex)
- *         shmpool_att_lock (attach.c: attachments, status tables)
+ *       shmpool_att_lock (attach.c: attachments, status tables; also taken
+ *                         by an mm's ->release, without mmap_lock)
  *   shmpool_file.lock (NOTIFY)
  *     doorbell bucket spinlock
  *       eventfd wait queue lock (eventfd_signal)
@@ -24,7 +25,8 @@
  * using it. A pool file pins its dentry and inode, and so its mount and
  * superblock: a scope dies only after its last file. The last put frees the
  * pages with put_page(), so pages pinned elsewhere (GUP, O_DIRECT) outlive
- * the pool safely.
+ * the pool safely. Attachments (attach.c) hold no reference: the pool's end
+ * ends them.
  */
 #ifndef _SHMPOOL_INTERNAL_H
 #define _SHMPOOL_INTERNAL_H

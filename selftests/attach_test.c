@@ -175,6 +175,9 @@ FIXTURE_SETUP(att)
 {
 	if (!sp_setup_dev(_metadata, &self->dev, &self->page, &self->api))
 		return;
+	/* API 3 without attachments: a kernel without CONFIG_MMU_NOTIFIER. */
+	if (!(self->api.features & SHMPOOL_FEAT_ATTACH) && self->api.version >= 3)
+		SP_SKIP_SETUP("module without attachments (kernel without mmu notifiers)");
 	if (!(self->api.features & SHMPOOL_FEAT_ATTACH)) {
 		struct shmpool_attach a;
 
@@ -348,6 +351,19 @@ TEST_F(att, status_mprotect_exec)
 	EXPECT_EQ(EACCES, errno);
 }
 
+/* Not even a FOLL_FORCE write (/proc/self/mem) changes the kernel's record. */
+TEST_F(att, status_forced_write)
+{
+	int mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	uint32_t v = 0x12345678;
+
+	ASSERT_LE(0, mem);
+	EXPECT_EQ(-1, pwrite(mem, &v, sizeof(v), (off_t)(uintptr_t)&self->st->slot[0]));
+	EXPECT_EQ(EIO, errno);
+	EXPECT_EQ(0U, self->st->slot[0]);
+	close(mem);
+}
+
 TEST_F(att, wait_death_on_waitv)
 {
 	struct shmpool_waitv_entry e;
@@ -472,6 +488,7 @@ TEST_F(att, killed_child_wakes_death_waiter)
 {
 	uint32_t id, seq, ret;
 	pid_t victim, waiter;
+	uint64_t t0;
 	int p[2];
 
 	victim = at_spawn_attached(self->fd, &id);
@@ -492,8 +509,13 @@ TEST_F(att, killed_child_wakes_death_waiter)
 	}
 	close(p[1]);
 	ASSERT_TRUE(at_await_waiters(1));
-	at_kill(victim);
+	t0 = sp_now_ns(CLOCK_MONOTONIC);
+	kill(victim, SIGKILL);
 	ASSERT_EQ(0, at_read_u32(p[0], &ret));
+	/* Information only (TCG timing is no test): kill -> waiter's return. */
+	TH_LOG("kill -> EOWNERDEAD in another process: %llu us",
+	       (unsigned long long)(sp_now_ns(CLOCK_MONOTONIC) - t0) / 1000);
+	waitpid(victim, NULL, 0);
 	EXPECT_EQ(-EOWNERDEAD, (int)ret);
 	EXPECT_FALSE(at_alive(self->st, id));
 	EXPECT_EQ(seq + 1, at_seq(self->st));
@@ -805,6 +827,39 @@ TEST_F(att, pool_end_while_attached)
 	at_kill(pid);
 }
 
+/* The fd's fdinfo reads the shmpool-<key> line as a number, or -1. */
+static long long at_fdinfo(int fd, const char *key)
+{
+	char path[64], line[256];
+	long long v = -1;
+	size_t len = strlen(key);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, len) && line[len] == ':')
+			v = strtoll(line + len + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+TEST_F(att, fdinfo_shows_attachments)
+{
+	int id;
+
+	EXPECT_EQ(0, at_fdinfo(self->fd, "shmpool-attached"));
+	EXPECT_EQ(0, at_fdinfo(self->fd, "shmpool-death-seq"));
+	id = at_id(self->fd);
+	ASSERT_LT(0, id);
+	EXPECT_EQ(1, at_fdinfo(self->fd, "shmpool-attached"));
+	EXPECT_EQ(0, at_detach(self->fd, id));
+	EXPECT_EQ(0, at_fdinfo(self->fd, "shmpool-attached"));
+	EXPECT_EQ(1, at_fdinfo(self->fd, "shmpool-death-seq"));
+}
+
 /* Attachments do not pin the module (fds and mappings do). */
 TEST_F(att, attachment_does_not_pin_module)
 {
@@ -878,6 +933,63 @@ TEST_F(att, wake_count_exact_with_death_sleepers)
 	for (i = 0; i < AT_PLAIN + AT_DEATHS; i++)
 		EXPECT_EQ(0, sp_wait(kids[i]));
 	close(p[0]);
+}
+
+/*
+ * A death and a WAKE racing for the same WAIT_DEATH sleepers: each sleeper
+ * is taken by exactly one of them, and WAKE's count is exactly the number
+ * that return 0.
+ */
+#define AT_RACERS	4
+#define AT_ROUNDS	8
+TEST_F(att, wake_and_death_race_counts)
+{
+	long long base = at_waiters();
+	int round;
+
+	for (round = 0; round < AT_ROUNDS; round++) {
+		pid_t kids[AT_RACERS], victim;
+		int p[2], i, zero = 0, dead = 0, woken;
+		uint32_t id, seq;
+
+		victim = at_spawn_attached(self->fd, &id);
+		ASSERT_LT(0, victim);
+		seq = at_seq(self->st);
+		ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+		for (i = 0; i < AT_RACERS; i++) {
+			kids[i] = fork();
+			ASSERT_LE(0, kids[i]);
+			if (kids[i] == 0) {
+				int32_t r;
+
+				sp_child_init();
+				r = at_wait_death(self->fd, 0, 0, seq);
+				CHILD_CHECK(write(p[1], &r, sizeof(r)) == sizeof(r));
+				_exit(0);
+			}
+		}
+		close(p[1]);
+		ASSERT_TRUE(at_await_waiters(base + AT_RACERS));
+		/* The victim's end runs in its own exit, racing this WAKE. */
+		kill(victim, SIGKILL);
+		woken = sp_db_wake(self->fd, 0, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY);
+		ASSERT_LE(0, woken);
+		for (i = 0; i < AT_RACERS; i++) {
+			uint32_t r;
+
+			ASSERT_EQ(0, at_read_u32(p[0], &r));
+			if (r == 0)
+				zero++;
+			else if ((int)r == -EOWNERDEAD)
+				dead++;
+		}
+		EXPECT_EQ(woken, zero);
+		EXPECT_EQ(AT_RACERS - woken, dead);
+		waitpid(victim, NULL, 0);
+		for (i = 0; i < AT_RACERS; i++)
+			EXPECT_EQ(0, sp_wait(kids[i]));
+		close(p[0]);
+	}
 }
 
 /*

@@ -97,7 +97,8 @@
  * pool fd gives st_size = pool bytes and the pool's owner, group and mode;
  * /proc/<pid>/maps and /proc/<pid>/fd name it "shmpool:<name>" (named, with
  * " (deleted)" once unlinked) or "shmpool:[anon:<id>]"; fdinfo lists id,
- * name, bytes, mode, rdonly and extents. A write through a mapping updates
+ * name, bytes, mode, rdonly, extents, attached (live attachments) and
+ * death-seq. A write through a mapping updates
  * the pool inode's mtime/ctime, never /dev/shmpool's. In a mounted instance,
  * ls, chmod, chown and unlink work on named pools as on files (truncate,
  * read, write, creat and mkdir do not: EPERM, EINVAL, EACCES). statfs() of
@@ -632,6 +633,11 @@ struct shmpool_notify {
  *
  * The status page mapping counts in struct shmpool_info's @mappings and,
  * like any mapping, keeps the pool alive.
+ *
+ * A module built for a kernel without CONFIG_MMU_NOTIFIER (which only KVM
+ * and a few drivers select; every distribution kernel has it) has no
+ * attachments: no SHMPOOL_FEAT_ATTACH, and ATTACH and DETACH fail with
+ * ENOTTY as on a module before API version 3.
  */
 #define SHMPOOL_STATUS_OFFSET	(1ULL << 46)	/* mmap offset of the status page */
 #define SHMPOOL_STATUS_MAGIC	0x73747573	/* "stus" */
