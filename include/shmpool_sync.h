@@ -32,12 +32,14 @@
  *   gets -EOWNERDEAD: it holds the mutex, and must put right whatever the
  *   dead owner left half done before it unlocks. A live owner is never
  *   taken over (device: whatever PID namespace it is in).
- * - condition variable: on the device any peer's death wakes every waiter
- *   at once: it relocks the mutex and returns 0 (a spurious wake-up: look
- *   at your peers, shmpool_peer_alive(), and re-check the predicate), or
- *   -EOWNERDEAD having taken the mutex over if the dead peer held it. On
- *   memfd a waiter sleeps until signalled or its deadline (a slice would
- *   steal signals meant for others), then relocks as above.
+ * - condition variable: on the device, the death of a process holding the
+ *   waiters' mutex wakes them at once; each relocks the mutex, and the one
+ *   that takes it over returns -EOWNERDEAD (it holds the mutex and repairs
+ *   as above; the others follow with 0). Other deaths do not end a sleep,
+ *   except that a waiter woken by one right after a signal meant for
+ *   another waiter returns (a spurious 0) rather than risk losing it. On
+ *   memfd a waiter sleeps until signalled or its deadline (a sliced sleep
+ *   would steal signals meant for others), then relocks as above.
  * - semaphore: a waiter of an empty robust semaphore (sem_init_robust)
  *   whose last taker died gets -EOWNERDEAD without a unit, once per such
  *   death: if that taker held a unit, post it back. A plain semaphore
@@ -241,8 +243,8 @@ int shmpool_cond_init(struct shmpool *p, struct shmpool_cond *c);
  * Unlock @m (held by the caller, else -EPERM), sleep until signalled, lock
  * @m again. Returns 0 (possibly spuriously); -ETIMEDOUT at @deadline, with
  * @m locked again in both cases (and with -EOWNERDEAD, see
- * shmpool_mutex_lock()). Signal handlers cause a spurious 0, and so does a
- * peer's death on the device (-EOWNERDEAD if it held @m).
+ * shmpool_mutex_lock()). Signal handlers cause a spurious 0. On the
+ * device the death of @m's holder ends the sleep at once (-EOWNERDEAD).
  */
 int shmpool_cond_timedwait(struct shmpool *p, struct shmpool_cond *c,
 			   struct shmpool_mutex *m,

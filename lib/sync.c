@@ -519,22 +519,34 @@ int shmpool_cond_init(struct shmpool *p, struct shmpool_cond *c)
 }
 
 /*
- * Sleep on @c's word while it is @seq. On the device, a peer's death from
- * @dseq on ends the sleep too (a spurious wake-up: the caller relocks the
- * mutex, taking it over if its owner was the one that died, and looks at
- * its peers). Not on memfd, where nobody tells: a sleep sliced to look at
- * peers would find @seq moved by a signal meant for another waiter and
- * take it, so memfd sleeps until signalled as before.
+ * Sleep on @c's word while it is @seq. On the device, the death of @m's
+ * owner ends the sleep too: the caller then relocks @m, taking it over
+ * (-EOWNERDEAD). Other deaths do not concern us: sleep on, with the new
+ * death_seq (if a signal moved @seq meanwhile, that returns at once: a
+ * spurious wake-up, never a lost one). Not on memfd, where nobody tells: a
+ * sleep sliced to look at the owner would find @seq moved by every signal
+ * meant for another waiter and take it, so memfd sleeps until signalled.
  */
-static int cond_sleep(struct shmpool *p, int64_t off, uint32_t seq,
-		      uint32_t dseq, const struct timespec *deadline)
+static int cond_sleep(struct shmpool *p, struct shmpool_mutex *m,
+		      int64_t off, uint32_t seq, uint32_t id, uint32_t dseq,
+		      const struct timespec *deadline)
 {
+	uint32_t owner;
 	int ret;
 
 	if (!p->__status)
 		return shmpool_wait(p, off, seq, deadline, 0);
-	ret = __shmpool_wait_peer(p, off, seq, dseq, deadline);
-	return ret == -EOWNERDEAD ? 0 : ret;
+	for (;;) {
+		ret = __shmpool_wait_peer(p, off, seq, dseq, deadline);
+		if (ret != -EOWNERDEAD)
+			return ret;
+		/* death_seq, then the owner, then sleep: no death is missed */
+		dseq = __shmpool_death_seq(p);
+		owner = atomic_load_explicit(&m->word, memory_order_relaxed) &
+			SHMPOOL_MUTEX_OWNER_MASK;
+		if (owner && owner != id && !__shmpool_alive(p, owner))
+			return 0;
+	}
 }
 
 /*
@@ -574,7 +586,7 @@ int shmpool_cond_timedwait(struct shmpool *p, struct shmpool_cond *c,
 		return ret;
 	}
 
-	ret = cond_sleep(p, off, seq, dseq, deadline);
+	ret = cond_sleep(p, m, off, seq, id, dseq, deadline);
 	/*
 	 * A timed-out or interrupted waiter must not swallow a signal meant
 	 * for another: if @seq moved, report a wake-up (the caller re-checks

@@ -82,6 +82,8 @@ struct shared {
 	atomic_uint_fast64_t last_bad_version;
 	atomic_uint_fast64_t published;
 	atomic_uint_fast64_t woken_version;
+	atomic_int ready, go, result;		/* owner-death tests */
+	atomic_long left_ms;			/* how long before its deadline a wait came back */
 };
 
 FIXTURE(config) {
@@ -568,6 +570,107 @@ TEST_F(config, zombie_writer_is_taken_over)
 	EXPECT_EQ(1, shmpool_config_write_begin(self->c, &buf));
 	EXPECT_EQ(0, shmpool_config_write_abort(self->c));
 	ASSERT_EQ(pid, waitpid(pid, NULL, 0));
+}
+
+/* Begin writing, say so, and die only when killed. */
+static int stuck_writer_fn(void *a)
+{
+	struct cfg_arg *w = a;
+	void *buf;
+
+	if (shmpool_config_write_begin(w->c, &buf))
+		return 40;
+	atomic_store(&w->sh->ready, 1);
+	for (;;)
+		pause();
+}
+
+/* Wait for a version after 0 with a 30 s deadline; report in sh. */
+static int death_waiter_fn(void *a)
+{
+	struct cfg_arg *r = a;
+	struct timespec dl = after_ms(30000), t;
+
+	atomic_store(&r->sh->result, shmpool_config_wait(r->c, 0, &dl, NULL));
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	atomic_store(&r->sh->left_ms, (dl.tv_sec - t.tv_sec) * 1000L +
+				       (dl.tv_nsec - t.tv_nsec) / 1000000L);
+	return 0;
+}
+
+/*
+ * A writer killed mid-update while a reader waits for its version: the
+ * wait ends with -EOWNERDEAD, long before its deadline (device: at once;
+ * memfd: within a 100 ms look), and the next writer takes over.
+ */
+TEST_F_TIMEOUT(config, wait_learns_of_writer_death, 60)
+{
+	struct cfg_arg wa = { .c = self->c, .sh = self->sh };
+	struct timespec dl;
+	struct task wt, rt;
+	void *buf;
+
+	ASSERT_EQ(0, task_start(&wt, stuck_writer_fn, &wa));
+	while (!atomic_load(&self->sh->ready))
+		usleep(1000);
+	ASSERT_EQ(0, task_start(&rt, death_waiter_fn, &wa));
+	ASSERT_EQ(0, wait_asleep(rt.pid));
+	ASSERT_EQ(0, kill(wt.pid, SIGKILL));
+	EXPECT_EQ(128 + SIGKILL, task_join(&wt));
+	EXPECT_EQ(0, task_join(&rt));
+	EXPECT_EQ(-EOWNERDEAD, atomic_load(&self->sh->result));
+	/* a hang bound, not a latency claim: 30 s deadline, back within 15 */
+	EXPECT_LT(15000, atomic_load(&self->sh->left_ms));
+	EXPECT_EQ(1, shmpool_config_write_begin(self->c, &buf));
+	EXPECT_EQ(0, shmpool_config_write_abort(self->c));
+	/* a writer dead before a wait began is not news: the wait goes on */
+	atomic_store(&self->sh->ready, 0);
+	ASSERT_EQ(0, task_start(&wt, stuck_writer_fn, &wa));
+	while (!atomic_load(&self->sh->ready))
+		usleep(1000);
+	ASSERT_EQ(0, kill(wt.pid, SIGKILL));
+	EXPECT_EQ(128 + SIGKILL, task_join(&wt));
+	dl = after_ms(300);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_config_wait(self->c, 0, &dl, NULL));
+}
+
+/* Write from another PID namespace until sh->go. */
+static int pidns_writer_fn(void *a)
+{
+	struct cfg_arg *w = a;
+	void *buf;
+
+	if (shmpool_config_write_begin(w->c, &buf))
+		return 40;
+	atomic_store(&w->sh->ready, 1);
+	while (!atomic_load(&w->sh->go))
+		usleep(1000);
+	return shmpool_config_write_commit(w->c, 0, NULL) ? 41 : 0;
+}
+
+/*
+ * A writer alive in another PID namespace keeps the slot (device): its
+ * process id there names no process of ours, so a thread-id owner looked
+ * dead and was taken over.
+ */
+TEST_F(config, pidns_live_writer_is_ebusy)
+{
+	struct cfg_arg wa = { .c = self->c, .sh = self->sh };
+	void *buf;
+	pid_t a;
+
+	if (!attachments_exact(self->p))
+		SKIP(return, "owners are process ids here (memfd, or no attachments)");
+	a = pidns_start(pidns_writer_fn, &wa);
+	if (a < 0 && (errno == EPERM || errno == EINVAL || errno == ENOSYS))
+		SKIP(return, "no PID namespaces here: %s", strerror(errno));
+	ASSERT_LT(0, a);
+	while (!atomic_load(&self->sh->ready))
+		usleep(1000);
+	EXPECT_EQ(-EBUSY, shmpool_config_write_begin(self->c, &buf));
+	atomic_store(&self->sh->go, 1);
+	EXPECT_EQ(0, pidns_join(a));
+	EXPECT_EQ(1U, shmpool_config_version(self->c));
 }
 
 static void publish_100(void *a)

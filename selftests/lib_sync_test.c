@@ -1526,7 +1526,16 @@ static int cond_waiter(void *arg)
 		if (shmpool_cond_wait(c->p, &c->sh->cnd[0], &c->sh->mtx))
 			return 3;
 	atomic_fetch_add(&c->sh->woke, 1);
-	return shmpool_mutex_unlock(c->p, &c->sh->mtx) ? 4 : 0;
+	if (shmpool_mutex_unlock(c->p, &c->sh->mtx))
+		return 4;
+	/*
+	 * Live on until the test has counted: on the device a process's end
+	 * right after a signal may wake the other waiters spuriously
+	 * (shmpool_sync.h, "Owner death").
+	 */
+	while (atomic_load(&c->sh->go) != 2)
+		sleep_ms(1);
+	return 0;
 }
 
 /* @n cond_waiters asleep on cnd[0] */
@@ -1556,6 +1565,8 @@ TEST_F(sync, cond_broadcast_wakes_all)
 	atomic_store(&self->sh->go, 1);
 	EXPECT_EQ(0, shmpool_cond_broadcast(self->p, &self->sh->cnd[0]));
 	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, &self->sh->mtx));
+	EXPECT_EQ(0, wait_count(&self->sh->woke, n, 10000));
+	atomic_store(&self->sh->go, 2);
 	for (i = 0; i < n; i++)
 		EXPECT_EQ(0, task_join(&self->t[i]));
 	EXPECT_EQ((uint32_t)n, atomic_load(&self->sh->woke));
@@ -1576,6 +1587,7 @@ TEST_F(sync, cond_signal_wakes_one)
 	EXPECT_EQ(0, wait_count(&self->sh->woke, 1, 10000));
 	sleep_ms(200);
 	EXPECT_EQ(1U, atomic_load(&self->sh->woke));
+	atomic_store(&self->sh->go, 2);
 	EXPECT_EQ(0, shmpool_cond_broadcast(self->p, &self->sh->cnd[0]));
 	for (i = 0; i < n; i++)
 		EXPECT_EQ(0, task_join(&self->t[i]));
@@ -1741,5 +1753,273 @@ TEST_F(sync, sem_post_wakes_one)
 	}
 	EXPECT_EQ(0U, atomic_load(&self->sh->sem.value));
 }
+
+/* ---- owners are attachments ------------------------------------------------------------- */
+
+/* Hold mtx from a second thread of a worker process until sh->go. */
+static void *thread_holder(void *arg)
+{
+	struct ctx *c = arg;
+
+	if (shmpool_mutex_lock(c->p, &c->sh->mtx)) {
+		atomic_store(&c->sh->result[c->idx], 2);
+		return NULL;
+	}
+	atomic_store(&c->sh->tid[c->idx], sys_gettid());
+	atomic_fetch_add(&c->sh->ready, 1);
+	while (!atomic_load(&c->sh->go))
+		sleep_ms(1);
+	atomic_store(&c->sh->result[c->idx],
+		     shmpool_mutex_unlock(c->p, &c->sh->mtx) ? 3 : 0);
+	return NULL;
+}
+
+static int thread_holder_worker(void *arg)
+{
+	struct ctx *c = arg;
+	pthread_t th;
+
+	atomic_store(&c->sh->result[c->idx], -1);
+	if (pthread_create(&th, NULL, thread_holder, c))
+		return 2;
+	pthread_join(th, NULL);
+	return atomic_load(&c->sh->result[c->idx]);
+}
+
+/*
+ * A live holder that is not its process's main thread is waited for, not
+ * taken over (kill(tid, 0), which the thread-id owners used, says ESRCH
+ * for such a thread on kernels since 6.9).
+ */
+TEST_F(sync, mutex_holder_thread_not_taken_over)
+{
+	struct shmpool_mutex *m = &self->sh->mtx;
+	struct timespec dl;
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	ASSERT_EQ(0, task_start(&self->t[0], thread_holder_worker, &self->c[0]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	/* several owner checks pass while we wait */
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 1000);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_mutex_timedlock(self->p, m, &dl));
+	EXPECT_EQ(-EBUSY, shmpool_mutex_trylock(self->p, m));
+	EXPECT_EQ((uint32_t)atomic_load(&self->sh->tid[0]), atomic_load(&m->tid));
+	atomic_store(&self->sh->go, 1);
+	EXPECT_EQ(0, task_join(&self->t[0]));
+	EXPECT_EQ(0, shmpool_mutex_lock(self->p, m));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+}
+
+#ifndef SHMPOOL_TEST_THREADS
+/* Report the attachment id, then hold mtx until sh->go. */
+static int pidns_holder(void *arg)
+{
+	struct ctx *c = arg;
+
+	if (shmpool_mutex_lock(c->p, &c->sh->mtx))
+		return 2;
+	atomic_store(&c->sh->tid[c->idx], (int32_t)getpid());
+	atomic_store(&c->sh->aid[c->idx], (uint32_t)shmpool_attach_id(c->p));
+	atomic_fetch_add(&c->sh->ready, 1);
+	while (!atomic_load(&c->sh->go))
+		sleep_ms(1);
+	return shmpool_mutex_unlock(c->p, &c->sh->mtx) ? 3 : 0;
+}
+
+/*
+ * A holder alive in another PID namespace is never taken over: the waiter
+ * times out (device; memfd's ids are process ids, a documented limit).
+ * Its process id there names no process of ours, so a thread-id owner
+ * looked dead.
+ */
+TEST_F(sync, mutex_pidns_live_owner_not_taken_over)
+{
+	struct shmpool_mutex *m = &self->sh->mtx;
+	struct timespec dl;
+	pid_t a;
+
+	if (!attachments_exact(self->p))
+		SKIP(return, "owners are process ids here (memfd, or no attachments)");
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	a = pidns_start(pidns_holder, &self->c[0]);
+	if (a < 0 && (errno == EPERM || errno == EINVAL || errno == ENOSYS))
+		SKIP(return, "no PID namespaces here: %s", strerror(errno));
+	ASSERT_LT(0, a);
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 20000));
+	TH_LOG("holder is pid %d in its namespace", atomic_load(&self->sh->tid[0]));
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 1500);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_mutex_timedlock(self->p, m, &dl));
+	EXPECT_EQ(-EBUSY, shmpool_mutex_trylock(self->p, m));
+	EXPECT_EQ(atomic_load(&self->sh->aid[0]),
+		  atomic_load(&m->word) & SHMPOOL_MUTEX_OWNER_MASK);
+	atomic_store(&self->sh->go, 1);
+	EXPECT_EQ(0, pidns_join(a));
+	/* and its death is seen across the namespace too */
+	atomic_store(&self->sh->go, 0);
+	atomic_store(&self->sh->ready, 0);
+	a = pidns_start(mutex_hold_forever, &self->c[0]);
+	ASSERT_LT(0, a);
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 20000));
+	kill(a, SIGKILL);
+	EXPECT_EQ(128 + SIGKILL, pidns_join(a));
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 20000);
+	EXPECT_EQ(-EOWNERDEAD, shmpool_mutex_timedlock(self->p, m, &dl));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+}
+
+/*
+ * A dead owner whose process id now belongs to a live process is still
+ * dead (device: its attachment ended; thread-id owners took the new
+ * process for the owner and waited).
+ */
+TEST_F(sync, mutex_dead_owner_pid_reused)
+{
+	struct shmpool_mutex *m = &self->sh->mtx;
+	struct timespec dl;
+	pid_t dead, reuse;
+	int status;
+
+	if (!attachments_exact(self->p))
+		SKIP(return, "owners are process ids here (memfd, or no attachments)");
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	ASSERT_EQ(0, task_start(&self->t[0], mutex_abandoner, &self->c[0]));
+	ASSERT_EQ(0, task_join(&self->t[0]));
+	dead = self->t[0].pid;
+	if (set_next_pid(dead))
+		SKIP(return, "cannot set ns_last_pid: %s", strerror(errno));
+	reuse = fork();
+	ASSERT_LE(0, reuse);
+	if (reuse == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			pause();
+	}
+	if (reuse != dead) {
+		kill(reuse, SIGKILL);
+		waitpid(reuse, &status, 0);
+		SKIP(return, "pid %d went to another process", (int)dead);
+	}
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 20000);
+	EXPECT_EQ(-EOWNERDEAD, shmpool_mutex_timedlock(self->p, m, &dl));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+	kill(reuse, SIGKILL);
+	waitpid(reuse, &status, 0);
+}
+
+/* Lock mtx, note it, wait on cnd[0] with a 30 s deadline; report the result. */
+static int cond_death_waiter(void *arg)
+{
+	struct ctx *c = arg;
+	struct timespec dl;
+	int ret;
+
+	if (shmpool_mutex_lock(c->p, &c->sh->mtx))
+		return 2;
+	atomic_store(&c->sh->tid[c->idx], sys_gettid());
+	atomic_fetch_add(&c->sh->ready, 1);
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 30000);
+	ret = shmpool_cond_timedwait(c->p, &c->sh->cnd[0], &c->sh->mtx, &dl);
+	atomic_store(&c->sh->result[c->idx], ret);
+	/* how long before its deadline it came back */
+	atomic_store(&c->sh->w[8 + c->idx], (uint32_t)ts_ms(dl, now(CLOCK_MONOTONIC)));
+	return shmpool_mutex_unlock(c->p, &c->sh->mtx) ? 3 : 0;
+}
+
+/*
+ * A condvar waiter whose mutex is then taken by a process that dies
+ * holding it wakes (device: at once, by the death notice) and comes back
+ * with the mutex taken over, long before its deadline.
+ */
+TEST_F_TIMEOUT(sync, cond_waiter_learns_of_owner_death, 60)
+{
+	if (!attachments_exact(self->p))
+		SKIP(return, "no death notice here (memfd waiters sleep until signalled)");
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, &self->sh->mtx));
+	ASSERT_EQ(0, shmpool_cond_init(self->p, &self->sh->cnd[0]));
+	ASSERT_EQ(0, task_start(&self->t[0], cond_death_waiter, &self->c[0]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[0])));
+	ASSERT_EQ(0, task_start(&self->t[1], mutex_hold_forever, &self->c[1]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 2, 10000));
+	ASSERT_EQ(0, kill(self->t[1].pid, SIGKILL));
+	EXPECT_EQ(128 + SIGKILL, task_join(&self->t[1]));
+	EXPECT_EQ(0, task_join(&self->t[0]));
+	EXPECT_EQ(-EOWNERDEAD, atomic_load(&self->sh->result[0]));
+	/* a hang bound, not a latency claim: 30 s deadline, back within 15 */
+	EXPECT_LT(15000U, atomic_load(&self->sh->w[8]));
+	EXPECT_EQ(0U, atomic_load(&self->sh->mtx.word));
+}
+
+/* Take a unit of sem and hold it until killed. */
+static int sem_hold_forever(void *arg)
+{
+	struct ctx *c = arg;
+
+	if (shmpool_sem_wait(c->p, &c->sh->sem))
+		return 2;
+	atomic_fetch_add(&c->sh->ready, 1);
+	for (;;)
+		pause();
+}
+
+/* Wait for a unit of sem with a 30 s deadline; report as cond_death_waiter. */
+static int sem_death_waiter(void *arg)
+{
+	struct ctx *c = arg;
+	struct timespec dl = ts_add_ms(now(CLOCK_MONOTONIC), 30000);
+
+	atomic_store(&c->sh->tid[c->idx], sys_gettid());
+	atomic_fetch_add(&c->sh->ready, 1);
+	atomic_store(&c->sh->result[c->idx],
+		     shmpool_sem_timedwait(c->p, &c->sh->sem, &dl));
+	atomic_store(&c->sh->w[8 + c->idx], (uint32_t)ts_ms(dl, now(CLOCK_MONOTONIC)));
+	return 0;
+}
+
+/*
+ * A robust semaphore's holder is killed while a waiter sleeps: the waiter
+ * gets -EOWNERDEAD (no unit) long before its deadline, once; the unit
+ * posted back goes on working.
+ */
+TEST_F_TIMEOUT(sync, sem_robust_holder_killed, 60)
+{
+	struct shmpool_sem *s = &self->sh->sem;
+
+	ASSERT_EQ(0, shmpool_sem_init_robust(self->p, s, 1));
+	ASSERT_EQ(0, task_start(&self->t[0], sem_hold_forever, &self->c[0]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	ASSERT_EQ(0, task_start(&self->t[1], sem_death_waiter, &self->c[1]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 2, 10000));
+	ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[1])));
+	ASSERT_EQ(0, kill(self->t[0].pid, SIGKILL));
+	EXPECT_EQ(128 + SIGKILL, task_join(&self->t[0]));
+	EXPECT_EQ(0, task_join(&self->t[1]));
+	EXPECT_EQ(-EOWNERDEAD, atomic_load(&self->sh->result[1]));
+	/* a hang bound, not a latency claim: 30 s deadline, back within 15 */
+	EXPECT_LT(15000U, atomic_load(&self->sh->w[9]));
+	/* reported once: the notice is cleared, and the unit comes back */
+	EXPECT_EQ(0U, atomic_load(&s->last_wait));
+	EXPECT_EQ(-EAGAIN, shmpool_sem_trywait(self->p, s));
+	EXPECT_EQ(0, shmpool_sem_post(self->p, s));
+	EXPECT_EQ(0, shmpool_sem_wait(self->p, s));
+	EXPECT_EQ(0, shmpool_sem_post(self->p, s));
+}
+
+/* A plain semaphore's taker that exits is no news: waiters keep waiting. */
+TEST_F(sync, sem_plain_taker_exit_not_reported)
+{
+	struct shmpool_sem *s = &self->sh->sem;
+	struct timespec dl;
+
+	ASSERT_EQ(0, shmpool_sem_init(self->p, s, 1));
+	ASSERT_EQ(0, task_start(&self->t[0], sem_hold_forever, &self->c[0]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	ASSERT_EQ(0, kill(self->t[0].pid, SIGKILL));
+	EXPECT_EQ(128 + SIGKILL, task_join(&self->t[0]));
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 300);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_sem_timedwait(self->p, s, &dl));
+	EXPECT_NE(0U, atomic_load(&s->last_wait));
+}
+#endif
 
 TEST_HARNESS_MAIN

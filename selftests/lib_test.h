@@ -13,7 +13,9 @@
 #define SHMPOOL_LIB_TEST_H
 
 #include <fcntl.h>
+#include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -281,6 +283,139 @@ static inline int count_syscalls(void (*fn)(void *), void *arg, long *first)
 	if (!WIFEXITED(status) || WEXITSTATUS(status) || phase != 2)
 		return -1;
 	return count;
+}
+
+/*
+ * Owner death across PID namespaces (lib_sync_test, lib_state_test,
+ * lib_cache_test).
+ *
+ * attachments_exact(): 1 if @p's owners are kernel-issued attachments (the
+ * device's status page; its death_seq is readable), which is what makes a
+ * live owner in another PID namespace, or a reused PID, safe. The memfd
+ * backend and a module without attachments use process ids and have the
+ * limits shmpool_sync.h documents. Built against headers before
+ * attachments (the old code, for evidence), every device pool counts.
+ */
+static inline int attachments_exact(struct shmpool *p)
+{
+#ifdef SHMPOOL_CAP_DEATH_NOTICE
+	uint32_t seq;
+
+	return shmpool_backend(p) == SHMPOOL_BACKEND_DEVICE &&
+	       !shmpool_death_seq(p, &seq);
+#else
+	return shmpool_backend(p) == SHMPOOL_BACKEND_DEVICE;
+#endif
+}
+
+/* A process id that no process of our namespace has now, near pid_max. */
+static inline pid_t unused_pid(void)
+{
+	char buf[32] = "";
+	ssize_t n;
+	pid_t pid;
+	int fd;
+
+	fd = open("/proc/sys/kernel/pid_max", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	for (pid = (pid_t)atoi(buf) - 2; pid > 300; pid--)
+		if (kill(pid, 0) && errno == ESRCH)
+			return pid;
+	return -1;
+}
+
+/* Make the next fork() of the caller's PID namespace get @pid; 0 or -1. */
+static inline int set_next_pid(pid_t pid)
+{
+	char buf[32];
+	int fd, n, ok;
+
+	fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = snprintf(buf, sizeof(buf), "%d", (int)pid - 1);
+	ok = write(fd, buf, (size_t)n) == n;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * Start @fn(@arg) in a new PID namespace, as a process whose id there is
+ * one that no process of ours has (so that, to the old thread-id code, its
+ * thread id named nobody: a dead owner). Returns the pid of our child A,
+ * or -1 (errno EPERM where namespaces are not permitted: skip). A unshares
+ * and forks B, the namespace's init, which forks C to run @fn; killing A
+ * (SIGKILL) ends B by PR_SET_PDEATHSIG and so C with its namespace.
+ * task-style exit status: A exits with C's status (or 128 + signal).
+ */
+static inline pid_t pidns_start(int (*fn)(void *), void *arg)
+{
+	pid_t want = unused_pid(), a, c;
+	int pfd[2], err = 0, status;
+
+	if (pipe(pfd))
+		return -1;
+	a = fork();
+	if (a < 0)
+		return -1;
+	if (a == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(pfd[0]);
+		if (unshare(CLONE_NEWPID)) {
+			err = errno;
+			if (write(pfd[1], &err, sizeof(err)) < 0)
+				_exit(1);
+			_exit(1);
+		}
+		if (write(pfd[1], &err, sizeof(err)) < 0)
+			_exit(1);
+		close(pfd[1]);
+		if (fork() == 0) {		/* B: init of the namespace */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (want > 0)
+				set_next_pid(want);
+			c = fork();
+			if (c == 0) {		/* C */
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
+				_exit(fn(arg));
+			}
+			if (c < 0 || waitpid(c, &status, 0) != c)
+				_exit(1);
+			_exit(WIFEXITED(status) ? WEXITSTATUS(status) :
+			      128 + WTERMSIG(status));
+		}
+		if (wait(&status) < 0)
+			_exit(1);
+		_exit(WIFEXITED(status) ? WEXITSTATUS(status) :
+		      128 + WTERMSIG(status));
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &err, sizeof(err)) != sizeof(err))
+		err = EIO;
+	close(pfd[0]);
+	if (err) {
+		waitpid(a, &status, 0);
+		errno = err;
+		return -1;
+	}
+	return a;
+}
+
+/* Wait for a pidns_start() child; its (C's) exit status, 128 + signal. */
+static inline int pidns_join(pid_t a)
+{
+	int status;
+
+	if (waitpid(a, &status, 0) != a)
+		return -1;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
 }
 
 #endif /* SHMPOOL_LIB_TEST_H */
