@@ -226,6 +226,7 @@ struct shmpool_ring {
 	uint32_t self;		/* our attachment id when we recorded them */
 	uint32_t untracked;	/* MPMC sides where we hold no record */
 	struct __shmpool_ring_rec *rec[2];	/* MPMC: ours, producer and consumer side */
+	struct __shmpool_msg_loan *loans;	/* message rings: the loan table */
 };
 
 /*
@@ -1078,13 +1079,39 @@ static inline void shmpool_ring_release(struct shmpool_ring *r)
  * caller's: publish it later or release it.
  */
 struct shmpool_msg {
-	uint64_t off;	/* the block's pool offset */
+	uint64_t off;	/* the payload's pool offset */
 	uint64_t len;	/* bytes of payload */
+};
+
+/*
+ * Loans and a dead process. A ring of 16-byte elements (SPSC or MPMC)
+ * carries a table of __SHMPOOL_MSG_LOANS loans after its slots; each loaned
+ * block starts with a 16-byte header naming its entry, and the payload
+ * follows it. An entry says who holds the block and how: loaned (by the
+ * producer, not yet published), published (in the ring, nobody's), held
+ * (received, not yet released). shmpool_msg_reclaim() frees the loaned and
+ * held blocks of processes whose attachment ended; shmpool_msg_loan() calls
+ * it by itself when the heap or the table runs out. A published block is
+ * the receiver's: it is never reclaimed. Three windows of a few
+ * instructions leak one block instead (a process killed between its
+ * allocation and its entry, between marking a block published and
+ * enqueuing it, or between clearing the entry and freeing it): a leak,
+ * never a block freed twice or under its user. Loans beyond the table's
+ * size work, untracked.
+ */
+#define __SHMPOOL_MSG_LOANS	128
+struct __shmpool_msg_loan {
+	__SHMPOOL_ATOMIC(uint32_t) owner;	/* attachment id; 0: free entry */
+	__SHMPOOL_ATOMIC(uint32_t) state;	/* __SHMPOOL_MSG_* */
+	uint64_t off;				/* the block (header) */
 };
 
 #define SHMPOOL_MSG_NONBLOCK	(1U << 0)	/* -EAGAIN instead of waiting */
 
-/* Allocate a @len-byte message (16-byte aligned) from @r's heap; *@ptr to fill. */
+/*
+ * Allocate a @len-byte message (16-byte aligned) from @r's heap; *@ptr to
+ * fill. -ENOMEM once reclaiming dead processes' loans did not help either.
+ */
 int shmpool_msg_loan(struct shmpool_ring *r, size_t len, void **ptr,
 		     struct shmpool_msg *m);
 /*
@@ -1102,6 +1129,11 @@ int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
 			const struct timespec *deadline);
 /* Free a received (or unpublished) message's block; -EINVAL if it is not one. */
 int shmpool_msg_release(struct shmpool_ring *r, const struct shmpool_msg *m);
+/*
+ * Free the blocks that processes now dead had loaned and not published, or
+ * received and not released; returns how many, or -EINVAL.
+ */
+int shmpool_msg_reclaim(struct shmpool_ring *r);
 
 #ifdef __cplusplus
 }

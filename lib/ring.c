@@ -153,12 +153,26 @@ static uint32_t slot_stride(uint32_t type, uint32_t esize)
 	return p;
 }
 
-static uint64_t ring_bytes(uint32_t type, uint32_t count, uint32_t esize)
+/* a message ring (16-byte elements) carries a loan table after its slots */
+static bool has_loans(uint32_t type, uint32_t esize)
+{
+	return type != SHMPOOL_RING_VAR && esize == sizeof(struct shmpool_msg);
+}
+
+static uint64_t loans_off(uint32_t type, uint32_t count, uint32_t esize)
 {
 	uint32_t per = group_elems(type, esize);
 
-	return sizeof(struct __shmpool_ring_hdr) +
-	       (uint64_t)((count + per - 1) / per) * slot_stride(type, esize);
+	return (sizeof(struct __shmpool_ring_hdr) +
+		(uint64_t)((count + per - 1) / per) * slot_stride(type, esize) + 63) &
+	       ~(uint64_t)63;
+}
+
+static uint64_t ring_bytes(uint32_t type, uint32_t count, uint32_t esize)
+{
+	return loans_off(type, count, esize) +
+	       (has_loans(type, esize) ?
+		__SHMPOOL_MSG_LOANS * sizeof(struct __shmpool_msg_loan) : 0);
 }
 
 static void sleep_ms(long ms)
@@ -227,6 +241,9 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 	r->stride = hdr->d.stride;
 	r->doff = slot_doff(r->esize);
 	r->per_group = hdr->d.per_group;
+	if (has_loans(r->type, r->esize))
+		r->loans = (struct __shmpool_msg_loan *)(void *)((unsigned char *)hdr +
+			loans_off(r->type, r->count, r->esize));
 	/*
 	 * Acquire: pairs with the other side's release stores of its index,
 	 * so that a handle taking over one side may trust its copy at once
@@ -427,11 +444,14 @@ static void claim_rec(struct shmpool_ring *r, unsigned int side, uint32_t id)
 		o = atomic_load_explicit(&rec->owner, memory_order_relaxed);
 		if (!rec_free(r, side, rec, o))
 			continue;
-		/* relaxed: the record's fields are ordered by our head release */
-		atomic_store_explicit(&rec->len, 0, memory_order_relaxed);
 		if (atomic_compare_exchange_strong_explicit(&rec->owner, &o, id,
 							    memory_order_acq_rel,
 							    memory_order_relaxed)) {
+			/*
+			 * Ours now: forget the dead one's range (it holds
+			 * nothing); relaxed, our head release orders it.
+			 */
+			atomic_store_explicit(&rec->len, 0, memory_order_relaxed);
 			r->rec[c] = rec;
 			return;
 		}
