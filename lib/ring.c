@@ -241,6 +241,9 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 	r->stride = hdr->d.stride;
 	r->doff = slot_doff(r->esize);
 	r->per_group = hdr->d.per_group;
+	/* our id now, so that a first call on a side makes no syscall */
+	if (__shmpool_self(h->pool, &r->self))
+		r->self = 0;
 	if (has_loans(r->type, r->esize))
 		r->loans = (struct __shmpool_msg_loan *)(void *)((unsigned char *)hdr +
 			loans_off(r->type, r->count, r->esize));
@@ -439,10 +442,11 @@ static void claim_rec(struct shmpool_ring *r, unsigned int side, uint32_t id)
 	struct __shmpool_ring_rec *rec;
 	uint32_t i, o;
 
-	for (i = 0; i < __SHMPOOL_RING_RECS; i++) {
-		rec = &ht->rec[i];
+	/* free records first: a dead owner's costs a look at the process (memfd) */
+	for (i = 0; i < 2 * __SHMPOOL_RING_RECS; i++) {
+		rec = &ht->rec[i % __SHMPOOL_RING_RECS];
 		o = atomic_load_explicit(&rec->owner, memory_order_relaxed);
-		if (!rec_free(r, side, rec, o))
+		if (i < __SHMPOOL_RING_RECS ? o != 0 : !rec_free(r, side, rec, o))
 			continue;
 		if (atomic_compare_exchange_strong_explicit(&rec->owner, &o, id,
 							    memory_order_acq_rel,
@@ -485,15 +489,13 @@ static void unclaim(struct shmpool_ring *r, unsigned int side)
 	r->claimed &= ~side;
 }
 
-SHMPOOL_EXPORT
-void __shmpool_ring_claim(struct shmpool_ring *r, unsigned int side)
+/*
+ * Record @r on @side as attachment @id. The fast path's first call on a
+ * side passes the id learnt at open (no syscall there); blocking calls and
+ * takeover pass __shmpool_self()'s, which differs in a fork() child.
+ */
+static void claim_as(struct shmpool_ring *r, unsigned int side, uint32_t id)
 {
-	uint32_t id;
-
-	if (__shmpool_self(r->heap->pool, &id)) {
-		r->claimed |= side;	/* no id: never ask again on the fast path */
-		return;
-	}
 	if ((r->claimed & side) && id == r->self)
 		return;
 	if (r->claimed & side) {
@@ -509,6 +511,29 @@ void __shmpool_ring_claim(struct shmpool_ring *r, unsigned int side)
 		/* release: pairs with the acquire in peer_dead() */
 		atomic_store_explicit(&side_ht(r, side)->owner, id,
 				      memory_order_release);
+}
+
+/* from the inline fast paths, once per handle and side */
+SHMPOOL_EXPORT
+void __shmpool_ring_claim(struct shmpool_ring *r, unsigned int side)
+{
+	uint32_t id = r->self;
+
+	if (!id && __shmpool_self(r->heap->pool, &id)) {
+		r->claimed |= side;	/* no id: never ask again on the fast path */
+		return;
+	}
+	claim_as(r, side, id);
+}
+
+/* from the slow paths: this process's id as it is now (fork()) */
+static void claim_now(struct shmpool_ring *r, unsigned int side)
+{
+	uint32_t id;
+
+	if (__shmpool_self(r->heap->pool, &id))
+		return;
+	claim_as(r, side, id);
 }
 
 /*
@@ -632,7 +657,7 @@ int shmpool_ring_takeover(struct shmpool_ring *r, unsigned int side)
 	ht = side_ht(r, side);
 	if (r->type == SHMPOOL_RING_MPMC) {
 		ret = peer_dead(r, side);
-		__shmpool_ring_claim(r, side);
+		claim_now(r, side);
 		if (side == SHMPOOL_RING_CONS)
 			skip_dead_producers(r);
 		return ret;
@@ -768,7 +793,7 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 	if (ret)
 		return ret;
 	/* a fork() child's first blocking call records the child */
-	__shmpool_ring_claim(r, side);
+	claim_now(r, side);
 	/* acquire: pairs with the seq_cst RMW in shmpool_ring_shutdown() */
 	if (!drain && (atomic_load_explicit(&r->hdr->ev.shut,
 					    memory_order_acquire) & end))
