@@ -7,7 +7,9 @@
 #ifndef _SHMPOOL_COMPAT_H
 #define _SHMPOOL_COMPAT_H
 
+#include <linux/err.h>
 #include <linux/mm.h>
+#include <linux/mmu_notifier.h>
 #include <linux/mmzone.h>
 #include <linux/log2.h>
 
@@ -111,5 +113,25 @@ static inline ktime_t shmpool_timens_to_host(clockid_t clock, ktime_t tim)
 #endif
 	return tim;
 }
+
+/*
+ * Attachments learn of an mm's end through an mmu notifier. A kernel built
+ * without CONFIG_MMU_NOTIFIER (no distribution kernel: KVM alone selects
+ * it) declares neither call; there ATTACH and DETACH are unknown commands
+ * (ENOTTY, so libshmpool falls back to pid ids) and SHMPOOL_FEAT_ATTACH is
+ * not reported.
+ */
+#define SHMPOOL_HAVE_ATTACH	IS_ENABLED(CONFIG_MMU_NOTIFIER)
+#if !IS_ENABLED(CONFIG_MMU_NOTIFIER)
+static inline struct mmu_notifier *
+mmu_notifier_get(const struct mmu_notifier_ops *ops, struct mm_struct *mm)
+{
+	return ERR_PTR(-ENOTTY);
+}
+
+static inline void mmu_notifier_put(struct mmu_notifier *subscription)
+{
+}
+#endif
 
 #endif /* _SHMPOOL_COMPAT_H */

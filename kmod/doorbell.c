@@ -54,6 +54,28 @@
  * signals each eventfd and drops the references. The per-user limit on
  * bindings bounds what one user can make a WAKE walk.
  *
+ * WAIT_DEATH (attach.c ends an attachment): a WAIT that also ends when an
+ * attachment of its pool ends after the caller's death_seq. Like the word,
+ * death_seq is compared under the bucket lock before queueing, and the
+ * ender claims such sleepers under the same lock, bucket by bucket:
+ *
+ *   ender (attach.c)                  waiter
+ *   pool->death_seq = n + 1           death_waiters++; smp_mb()
+ *   smp_mb(); read death_waiters      lock(bucket); load death_seq (n?);
+ *   for each bucket: lock; claim        enqueue; unlock
+ *     the pool's death waiters        sleep
+ *
+ * If the ender reads death_waiters as 0, the full barriers (store buffer
+ * pattern) make the waiter's later load see n + 1: -EOWNERDEAD at once.
+ * Otherwise the ender locks the waiter's bucket: if the waiter queued
+ * first it is claimed; if not, its lock comes after the ender's unlock,
+ * which was after the store, so it sees n + 1. No death is lost. A death
+ * claim is a claim like WAKE's (off the list, claimed, then marked on the
+ * chain), only flagged @by_death, so the waiter returns -EOWNERDEAD; a
+ * waiter either WAKE or a death took is invisible to the other, and WAKE's
+ * count stays what its waiters return. The walk over every bucket is paid
+ * only by deaths in pools that have WAIT_DEATH sleepers.
+ *
  * The pool outlives its waiters: a sleeper is inside an ioctl on a pool
  * file (fdget) or holds a reference to each WAITV entry's file (fget), and
  * a binding belongs to the file that added it and is removed at its release.
@@ -90,6 +112,9 @@ struct shmpool_waiter {
 	u64 offset;
 	u32 bitset;
 	bool claimed;			/* a waker took it off; under the lock */
+	bool by_death;			/* ... and it was an attachment's end */
+	bool death;			/* WAIT_DEATH, with @death_seq */
+	u32 death_seq;
 	bool woken;			/* set by that waker, its last touch */
 	struct shmpool_waiter *wake_next;	/* the waker's chain */
 	struct task_struct *task;
@@ -226,7 +251,9 @@ static bool shmpool_any_woken(struct shmpool_waiter *w, unsigned int n)
  * one of them is woken (return its index), a word differs (-EAGAIN), the
  * deadline passes (-ETIMEDOUT) or a signal arrives (-ERESTARTSYS:
  * restarted with the same absolute deadline, or EINTR after a handler
- * without SA_RESTART). The caller has charged n waiters to its user.
+ * without SA_RESTART); a WAIT_DEATH waiter also returns -EOWNERDEAD when
+ * its pool's death_seq is not (or stops being) its own. The caller has
+ * charged n waiters to its user.
  */
 static int shmpool_wait_words(struct shmpool_waiter *w, const u32 *expected,
 			      unsigned int n, ktime_t *deadline, clockid_t clock)
@@ -239,9 +266,17 @@ static int shmpool_wait_words(struct shmpool_waiter *w, const u32 *expected,
 		struct shmpool_bucket *b = w[i].bucket;
 
 		w[i].claimed = false;
+		w[i].by_death = false;
 		w[i].woken = false;
 		w[i].task = current;
 		spin_lock(&b->lock);
+		/* See the top of this file for why under this lock. */
+		if (w[i].death &&
+		    READ_ONCE(w[i].pool->death_seq) != w[i].death_seq) {
+			spin_unlock(&b->lock);
+			woken = shmpool_unqueue_all(w, i);
+			return woken >= 0 ? woken : -EOWNERDEAD;
+		}
 		if (shmpool_word_read(w[i].pool, w[i].offset) != expected[i]) {
 			spin_unlock(&b->lock);
 			woken = shmpool_unqueue_all(w, i);
@@ -271,8 +306,9 @@ static int shmpool_wait_words(struct shmpool_waiter *w, const u32 *expected,
 	__set_current_state(TASK_RUNNING);
 	woken = shmpool_unqueue_all(w, n);
 	atomic_dec(&shmpool_nwaiters);
+	/* @by_death was set under the lock, before the mark we saw. */
 	if (woken >= 0)
-		return woken;
+		return w[woken].by_death ? -EOWNERDEAD : woken;
 	return timed_out ? -ETIMEDOUT : -ERESTARTSYS;
 }
 
@@ -316,17 +352,22 @@ static void shmpool_waiters_uncharge(struct shmpool_user *u, unsigned int n)
 int shmpool_doorbell_wait(struct shmpool_file *sf, const struct shmpool_wait *cmd)
 {
 	struct shmpool_pool *pool = shmpool_file_pool(sf);
+	bool death = cmd->flags & SHMPOOL_WAIT_DEATH;
 	struct shmpool_waiter w = {
 		.offset = cmd->offset, .bitset = cmd->bitset,
+		.death = death, .death_seq = cmd->death_seq,
 	};
 	struct shmpool_user *u;
 	clockid_t clock;
 	ktime_t kt;
 	int ret;
 
-	ret = shmpool_deadline(cmd->flags, cmd->deadline_ns, &kt, &clock);
+	ret = shmpool_deadline(cmd->flags & ~SHMPOOL_WAIT_DEATH,
+			       cmd->deadline_ns, &kt, &clock);
 	if (ret)
 		return ret;
+	if ((!death && cmd->death_seq) || cmd->__reserved)
+		return -EINVAL;
 	ret = shmpool_word_check(pool, cmd->offset, cmd->bitset);
 	if (ret)
 		return ret;
@@ -335,9 +376,16 @@ int shmpool_doorbell_wait(struct shmpool_file *sf, const struct shmpool_wait *cm
 	ret = shmpool_waiters_charge(1, &u);
 	if (ret)
 		return ret;
+	if (death) {
+		atomic_inc(&pool->death_waiters);
+		/* Pairs with smp_mb() in shmpool_doorbell_death(). */
+		smp_mb__after_atomic();
+	}
 	ret = shmpool_wait_words(&w, &cmd->expected, 1,
 				 cmd->flags & SHMPOOL_WAIT_DEADLINE ? &kt : NULL,
 				 clock);
+	if (death)
+		atomic_dec(&pool->death_waiters);
 	shmpool_waiters_uncharge(u, 1);
 	return ret > 0 ? 0 : ret;
 }
@@ -354,6 +402,40 @@ static void shmpool_wake_chain(struct shmpool_waiter *chain)
 		smp_store_release(&w->woken, true);
 		wake_up_process(task);
 		put_task_struct(task);
+	}
+}
+
+/*
+ * An attachment of @pool ended and its death_seq was bumped (attach.c):
+ * wake every WAIT_DEATH sleeper of @pool, in every bucket. The ordering
+ * argument is at the top of this file.
+ */
+void shmpool_doorbell_death(struct shmpool_pool *pool)
+{
+	unsigned int i, n = 1U << shmpool_hash_bits;
+
+	/* Pairs with smp_mb__after_atomic() in shmpool_doorbell_wait(). */
+	smp_mb();
+	if (!atomic_read(&pool->death_waiters))
+		return;
+	for (i = 0; i < n; i++) {
+		struct shmpool_bucket *b = &shmpool_buckets[i];
+		struct shmpool_waiter *w, *tmp, *chain, **tail = &chain;
+
+		spin_lock(&b->lock);
+		list_for_each_entry_safe(w, tmp, &b->waiters, node) {
+			if (w->pool != pool || !w->death)
+				continue;
+			list_del_init(&w->node);
+			w->claimed = true;
+			w->by_death = true;
+			*tail = w;
+			tail = &w->wake_next;
+		}
+		*tail = NULL;
+		spin_unlock(&b->lock);
+		shmpool_wake_chain(chain);
+		cond_resched();
 	}
 }
 

@@ -27,6 +27,8 @@ union shmpool_ucmd_buffer {
 	struct shmpool_wake wake;
 	struct shmpool_waitv waitv;
 	struct shmpool_notify notify;
+	struct shmpool_attach attach;
+	struct shmpool_detach detach;
 };
 
 struct shmpool_ucmd {
@@ -57,7 +59,8 @@ static int shmpool_cmd_api(struct shmpool_ucmd *ucmd)
 	cmd->features = SHMPOOL_FEAT_NAMED | SHMPOOL_FEAT_CONTIG |
 			SHMPOOL_FEAT_INFO | SHMPOOL_FEAT_ACCOUNT |
 			SHMPOOL_FEAT_DOORBELL | SHMPOOL_FEAT_NOTIFY |
-			SHMPOOL_FEAT_EXEC;
+			SHMPOOL_FEAT_EXEC |
+			(SHMPOOL_HAVE_ATTACH ? SHMPOOL_FEAT_ATTACH : 0);
 	cmd->max_pool_bytes = shmpool_max_pool_bytes();
 	cmd->max_total_bytes = shmpool_max_total_bytes();
 	cmd->max_contig_bytes = (u64)PAGE_SIZE << SHMPOOL_MAX_ORDER;
@@ -246,6 +249,34 @@ static int shmpool_cmd_notify(struct shmpool_ucmd *ucmd)
 	return shmpool_doorbell_notify(ucmd->sf, ucmd->cmd);
 }
 
+static int shmpool_cmd_attach(struct shmpool_ucmd *ucmd)
+{
+	struct shmpool_attach *cmd = ucmd->cmd;
+	int ret;
+
+	if (!SHMPOOL_HAVE_ATTACH)
+		return -ENOTTY;
+	ret = shmpool_attach(ucmd->sf, cmd);
+	if (ret)
+		return ret;
+	ret = shmpool_ucmd_respond(ucmd, sizeof(*cmd));
+	/* The caller cannot learn the id: take this ATTACH back. */
+	if (ret && cmd->id)
+		shmpool_detach(ucmd->sf, cmd->id);
+	return ret;
+}
+
+static int shmpool_cmd_detach(struct shmpool_ucmd *ucmd)
+{
+	struct shmpool_detach *cmd = ucmd->cmd;
+
+	if (!SHMPOOL_HAVE_ATTACH)
+		return -ENOTTY;
+	if (cmd->flags || cmd->__reserved)
+		return -EINVAL;
+	return shmpool_detach(ucmd->sf, cmd->id);
+}
+
 /* Which kind of fd a command is for. */
 #define SHMPOOL_ON_SCOPE	1
 #define SHMPOOL_ON_POOL		2
@@ -285,6 +316,7 @@ static const struct shmpool_ioctl_op shmpool_ioctl_ops[] = {
 			 struct shmpool_unlink, name, SCOPE),
 	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_INFO, shmpool_cmd_info,
 			 struct shmpool_info, name, POOL),
+	/* death_seq came with API version 3: older callers stop before it. */
 	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_WAIT, shmpool_cmd_wait,
 			 struct shmpool_wait, deadline_ns, POOL),
 	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_WAKE, shmpool_cmd_wake,
@@ -293,6 +325,10 @@ static const struct shmpool_ioctl_op shmpool_ioctl_ops[] = {
 			 struct shmpool_waitv, deadline_ns, POOL),
 	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_NOTIFY, shmpool_cmd_notify,
 			 struct shmpool_notify, bitset, POOL),
+	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_ATTACH, shmpool_cmd_attach,
+			 struct shmpool_attach, __reserved, POOL),
+	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_DETACH, shmpool_cmd_detach,
+			 struct shmpool_detach, __reserved, POOL),
 };
 
 static long shmpool_dispatch(struct shmpool_ucmd *ucmd, unsigned int on,

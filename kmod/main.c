@@ -56,6 +56,8 @@ int shmpool_file_init(struct file *filp, struct shmpool_pool *pool)
 	mutex_init(&sf->lock);
 	INIT_LIST_HEAD(&sf->notifiers);
 	sf->rdonly = !(filp->f_mode & FMODE_WRITE);
+	/* poll() reports deaths after this file was opened. */
+	sf->death_ack = READ_ONCE(pool->death_seq);
 	shmpool_pool_get(pool);
 	sf->pool = pool;
 	atomic_inc(&pool->attachments);
@@ -101,6 +103,7 @@ static void shmpool_show_fdinfo(struct seq_file *m, struct file *filp)
 		seq_printf(m, "shmpool-extent:\t%llu %llu\n",
 			   (u64)pool->extents[i].pgoff << PAGE_SHIFT,
 			   (u64)pool->extents[i].nr_pages << PAGE_SHIFT);
+	shmpool_attach_show(m, pool);
 }
 
 /* A pool file: one per open pool, its inode the pool's. */
@@ -111,6 +114,7 @@ const struct file_operations shmpool_fops = {
 	.unlocked_ioctl = shmpool_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = shmpool_mmap,
+	.poll = shmpool_attach_poll,
 	.llseek = noop_llseek,
 	.show_fdinfo = shmpool_show_fdinfo,
 };
@@ -231,6 +235,8 @@ static void __exit shmpool_exit(void)
 	misc_deregister(&shmpool_misc);
 	/* Drops the default scope's names: their pools are freed. */
 	shmpool_fs_exit();
+	/* Pools are gone; wait for attachment ends still running. */
+	shmpool_attach_exit();
 	shmpool_pools_exit();
 	shmpool_doorbell_exit();
 	shmpool_users_exit();

@@ -10,6 +10,10 @@
  * ->close, which covers fork, partial munmap (split VMAs) and mremap moves.
  * What the rest of mm does with these VMAs (VM_DONTEXPAND makes them
  * VM_SPECIAL) is in the UAPI header's mmap DOC.
+ *
+ * The status page (attach.c) is mapped at SHMPOOL_STATUS_OFFSET, beyond any
+ * pool: one page, read-only for good (no VM_MAYWRITE, no VM_MAYEXEC), its
+ * VMA holding the pool like any other.
  */
 #include <linux/mm.h>
 
@@ -53,6 +57,46 @@ static const struct vm_operations_struct shmpool_vm_ops = {
 	.fault = shmpool_vm_fault,
 };
 
+static vm_fault_t shmpool_status_fault(struct vm_fault *vmf)
+{
+	struct shmpool_pool *pool = vmf->vma->vm_private_data;
+	struct page *page;
+
+	if (vmf->pgoff != SHMPOOL_STATUS_OFFSET >> PAGE_SHIFT)
+		return VM_FAULT_SIGBUS;
+	/* Made by ->mmap; lives as long as the pool this VMA holds. */
+	page = shmpool_status_page(pool);
+	if (!page)
+		return VM_FAULT_SIGBUS;
+	get_page(page);
+	vmf->page = page;
+	return 0;
+}
+
+static const struct vm_operations_struct shmpool_status_vm_ops = {
+	.open = shmpool_vm_open,
+	.close = shmpool_vm_close,
+	.fault = shmpool_status_fault,
+};
+
+static int shmpool_mmap_status(struct shmpool_pool *pool,
+			       struct vm_area_struct *vma)
+{
+	if (vma_pages(vma) != 1)
+		return -EINVAL;
+	/* Nobody writes or runs the kernel's record, not even later. */
+	if (vma->vm_flags & (VM_WRITE | VM_EXEC))
+		return -EACCES;
+	vm_flags_clear(vma, VM_MAYWRITE | VM_MAYEXEC);
+	if (!shmpool_status_page(pool))
+		return -ENOMEM;
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
+	vma->vm_ops = &shmpool_status_vm_ops;
+	vma->vm_private_data = pool;
+	shmpool_vm_open(vma);
+	return 0;
+}
+
 int shmpool_mmap(struct file *filp, struct vm_area_struct *vma)
 {
 	struct shmpool_file *sf = filp->private_data;
@@ -62,6 +106,8 @@ int shmpool_mmap(struct file *filp, struct vm_area_struct *vma)
 	/* A private (COW) copy of pool pages would silently stop sharing. */
 	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
+	if (vma->vm_pgoff == SHMPOOL_STATUS_OFFSET >> PAGE_SHIFT)
+		return shmpool_mmap_status(pool, vma);
 	if (vma->vm_pgoff >= pool->nr_pages ||
 	    npages > pool->nr_pages - vma->vm_pgoff)
 		return -EINVAL;

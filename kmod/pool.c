@@ -295,6 +295,7 @@ static int shmpool_alloc_pages(struct shmpool_pool *pool)
 
 static void shmpool_pool_free(struct shmpool_pool *pool)
 {
+	shmpool_attach_pool_free(pool);
 	shmpool_free_extents(pool);
 	atomic_long_sub(pool->nr_pages, &shmpool_reserved);
 	shmpool_uncharge(pool);
@@ -333,6 +334,7 @@ struct shmpool_pool *shmpool_pool_alloc(const struct shmpool_create_args *a)
 		return ERR_PTR(-ENOMEM);
 	kref_init(&pool->ref);
 	INIT_LIST_HEAD(&pool->all_node);
+	shmpool_attach_pool_init(pool);
 	atomic_long_inc(&shmpool_npools);
 	pool->nr_pages = nr;
 	strscpy(pool->name, a->name, sizeof(pool->name));

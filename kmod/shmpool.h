@@ -6,9 +6,13 @@
  *   scope root directory's i_rwsem (names: create, unlink)
  *     mmap_lock (->mmap, vm_ops->close)
  *       shmpool_lock (the list of all pools, for debugfs and kref_put_mutex)
+ *         shmpool_att_lock (attach.c: attachments, status tables)
  *   shmpool_file.lock (NOTIFY)
  *     doorbell bucket spinlock
  *       eventfd wait queue lock (eventfd_signal)
+ *
+ * An attachment's end (attach.c) drops shmpool_att_lock before it takes
+ * bucket locks (shmpool_doorbell_death()) or the pool's death_wq lock.
  *
  * Names: every pool is an inode of one instance of the "shmpool" filesystem
  * (fs.c), its scope; a named pool is also a dentry in the instance's root
@@ -31,6 +35,8 @@
 #include <linux/cred.h>
 #include <linux/fs.h>
 #include <linux/mm_types.h>
+#include <linux/poll.h>
+#include <linux/wait.h>
 #include <uapi/linux/shmpool.h>
 
 /*
@@ -66,6 +72,13 @@ struct shmpool_pool {
 
 	atomic_t attachments;	/* open pool files */
 	atomic_t mappings;	/* VMAs */
+
+	/* Process attachments (attach.c); under shmpool_att_lock. */
+	struct shmpool_attach_table *atab;	/* NULL until first used */
+	struct list_head atts;		/* shmpool_att.pool_node */
+	u32 death_seq;			/* attachment ends; READ_ONCE outside */
+	atomic_t death_waiters;		/* WAIT_DEATH callers (doorbell.c) */
+	wait_queue_head_t death_wq;	/* poll() on pool files */
 };
 
 /* Per open pool file (f_op == &shmpool_fops). */
@@ -76,6 +89,7 @@ struct shmpool_file {
 	struct mutex lock;	/* protects the fields below */
 	struct list_head notifiers;	/* NOTIFY bindings (doorbell.c) */
 	unsigned int nr_notifiers;
+	u32 death_ack;		/* death_seq acknowledged for poll(); WRITE_ONCE */
 };
 
 static inline struct shmpool_pool *shmpool_file_pool(struct shmpool_file *sf)
@@ -141,9 +155,21 @@ int shmpool_doorbell_waitv(struct file *filp, const struct shmpool_waitv *cmd);
 int shmpool_doorbell_notify(struct shmpool_file *sf,
 			    const struct shmpool_notify *cmd);
 void shmpool_doorbell_release(struct shmpool_file *sf);
+void shmpool_doorbell_death(struct shmpool_pool *pool);
 unsigned int shmpool_waiters(void);
 int shmpool_doorbell_init(void);
 void shmpool_doorbell_exit(void);
+
+/* attach.c */
+struct seq_file;
+int shmpool_attach(struct shmpool_file *sf, struct shmpool_attach *cmd);
+int shmpool_detach(struct shmpool_file *sf, u32 id);
+struct page *shmpool_status_page(struct shmpool_pool *pool);
+__poll_t shmpool_attach_poll(struct file *filp, poll_table *pt);
+void shmpool_attach_show(struct seq_file *m, struct shmpool_pool *pool);
+void shmpool_attach_pool_init(struct shmpool_pool *pool);
+void shmpool_attach_pool_free(struct shmpool_pool *pool);
+void shmpool_attach_exit(void);
 
 /* user.c */
 struct shmpool_user;

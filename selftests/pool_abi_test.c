@@ -8,7 +8,7 @@
 #define KNOWN_FEATURES	(SHMPOOL_FEAT_NAMED | SHMPOOL_FEAT_CONTIG | \
 			 SHMPOOL_FEAT_INFO | SHMPOOL_FEAT_ACCOUNT | \
 			 SHMPOOL_FEAT_DOORBELL | SHMPOOL_FEAT_NOTIFY | \
-			 SHMPOOL_FEAT_EXEC)
+			 SHMPOOL_FEAT_EXEC | SHMPOOL_FEAT_ATTACH)
 
 FIXTURE(abi) {
 	int fd;			/* O_RDWR scope fd of /dev/shmpool */
@@ -39,7 +39,7 @@ TEST_F(abi, api_reports_version_features_page_size)
 	EXPECT_EQ(sizeof(*a), a->size);
 	EXPECT_EQ(0U, a->flags);
 	EXPECT_EQ((__u32)SHMPOOL_API_VERSION, a->version);
-	EXPECT_EQ(2U, a->version);	/* a pool fd from CREATE and OPEN */
+	EXPECT_EQ(3U, a->version);	/* attachments, WAIT_DEATH */
 	EXPECT_EQ((__u32)SHMPOOL_NAME_MAX - 1, a->max_name_len);
 	EXPECT_EQ(self->page, a->page_size);
 	/* This ABI's features are all there and nothing unknown is claimed. */
@@ -112,8 +112,8 @@ TEST_F(abi, unknown_ioctl_next_number)
 	int bound = sp_anon_pool(self->page);
 
 	ASSERT_GE(bound, 0);
-	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd, _IO(SHMPOOL_TYPE, SHMPOOL_CMD_NOTIFY + 1), &a));
-	EXPECT_EQ(-ENOTTY, sp_ioctl(bound, _IO(SHMPOOL_TYPE, SHMPOOL_CMD_NOTIFY + 1), &a));
+	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd, _IO(SHMPOOL_TYPE, SHMPOOL_CMD_DETACH + 1), &a));
+	EXPECT_EQ(-ENOTTY, sp_ioctl(bound, _IO(SHMPOOL_TYPE, SHMPOOL_CMD_DETACH + 1), &a));
 	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd, _IO(SHMPOOL_TYPE, 0xff), &a));
 	close(bound);
 }

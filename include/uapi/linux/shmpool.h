@@ -435,8 +435,12 @@ struct shmpool_info {
  * - EOWNERDEAD: only with SHMPOOL_WAIT_DEATH: an attachment of the pool
  *   ended (its process died, exec()ed or DETACHed) after the pool's
  *   status page said @death_seq, either before the call queued (checked
- *   under the same lock as @expected, so no end is missed) or while it
- *   slept. Read the status page to see whom it concerns.
+ *   under the same lock as @expected, so no end is missed; this check
+ *   comes before @expected's, so it wins over EAGAIN) or while it
+ *   slept (every WAIT_DEATH sleeper of the pool returns it, none is
+ *   counted by a WAKE). Read the status page to see whom it concerns.
+ * - EINVAL (also): @death_seq non-zero without SHMPOOL_WAIT_DEATH, or
+ *   @__reserved non-zero. WAITV takes no SHMPOOL_WAIT_DEATH (EINVAL).
  *
  * @death_seq: with SHMPOOL_WAIT_DEATH, the status page's death_seq the
  *	caller last read (see SHMPOOL_IOC_ATTACH); must be 0 without it.
@@ -598,7 +602,11 @@ struct shmpool_notify {
  * exits, is killed, or exec()s; a fork() child has its parent's id in its
  * memory but no attachment: it must ATTACH for its own (libshmpool does that
  * for you). Closing or unmapping the pool does not end it; the pool's own
- * end does.
+ * end does (an attachment does not keep the pool, or the module, alive).
+ * "Exits" means the last user of its memory is gone: a vfork() child
+ * (CLONE_VM) shares its parent's attachment, and something holding the
+ * process's mm (a /proc/<pid>/mem reader, say) delays the end until it
+ * lets go.
  *
  * Ids are 1..2^30-1 (so they fit a futex-PI style lock word with two flag
  * bits): the low SHMPOOL_ATTACH_SLOT_BITS bits are a slot of the status page,
@@ -618,7 +626,17 @@ struct shmpool_notify {
  *
  * poll()/epoll on a pool fd reports EPOLLPRI while the pool's death_seq
  * differs from the one this open file last acknowledged (SHMPOOL_IOC_ATTACH
- * with SHMPOOL_ATTACH_ACK, which changes nothing else).
+ * with SHMPOOL_ATTACH_ACK, which changes nothing else); a new open file
+ * starts with the death_seq of its opening acknowledged. Every attachment
+ * end wakes the pool's pollers.
+ *
+ * The status page mapping counts in struct shmpool_info's @mappings and,
+ * like any mapping, keeps the pool alive.
+ *
+ * A module built for a kernel without CONFIG_MMU_NOTIFIER (which only KVM
+ * and a few drivers select; every distribution kernel has it) has no
+ * attachments: no SHMPOOL_FEAT_ATTACH, and ATTACH and DETACH fail with
+ * ENOTTY as on a module before API version 3.
  */
 #define SHMPOOL_STATUS_OFFSET	(1ULL << 46)	/* mmap offset of the status page */
 #define SHMPOOL_STATUS_MAGIC	0x73747573	/* "stus" */
@@ -658,7 +676,9 @@ struct shmpool_status {
  * @status_offset: out, SHMPOOL_STATUS_OFFSET
  * @__reserved: must be 0
  *
- * Works on read-only pool fds too (an observer is a peer).
+ * Works on read-only pool fds too (an observer is a peer). The first
+ * ATTACH of a process takes its mm's lock for writing once, to register
+ * the notice of its end; later ones only count.
  *
  * Errors:
  * - EUSERS: SHMPOOL_ATTACH_MAX attachments are alive in this pool.

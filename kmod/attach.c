@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Attachments: a process's membership of a pool, ended by the module when
+ * the process's mm goes away (exit, kill, exec) or it DETACHes, so that
+ * peers learn of a death from the kernel (UAPI "DOC: Attachments").
+ *
+ * What "the process" is: its mm. The module learns of an mm's end through an
+ * mmu_notifier whose only op is ->release, which exit_mmap() calls when the
+ * last user of the mm is gone, before any page is unmapped (and exec's old
+ * mm goes the same way). One notifier serves all attachments of an mm:
+ * mmu_notifier_get() finds or makes it (refcounted, one reference per
+ * attachment) and mmu_notifier_put() drops a reference and frees it after
+ * an SRCU grace period, asynchronously. Unlike a notifier per attachment
+ * with mmu_notifier_unregister(), nothing here waits for a grace period:
+ * DETACH and pool teardown (which runs under mmap_lock when the last VMA
+ * goes) never block on SRCU, and ->release may put its own references
+ * (mmu_notifier_put()'s kernel-doc allows that). A fork() child has an mm
+ * of its own and no notifier on it: it is not attached until it ATTACHes.
+ *
+ * Attachments do not pin their pool: the pool's end (last fd, mapping,
+ * name and waiter gone) ends its attachments silently (nobody is left to
+ * see the status page), so an attached process that closed its fds does
+ * not keep the memory alive. ->release may race with that end: it takes
+ * a pool reference only with kref_get_unless_zero() and, failing that,
+ * leaves the pool to its teardown.
+ *
+ * Locking: shmpool_att_lock (a mutex) protects every attachment list, each
+ * pool's table and death_seq. It nests inside mmap_lock (->mmap, and
+ * vm_ops->close dropping the last pool reference) and takes nothing else;
+ * waking sleepers and mmu_notifier_put() happen after it is dropped.
+ *
+ * Module exit: files, mounts and mappings pin the module, pools and
+ * attachments do not. Exit first drops the default scope's names (ending
+ * the last pools and their attachments), then waits until every notifier
+ * has been freed (each ->release in flight holds one until its very end, so
+ * none is still running), then mmu_notifier_synchronize() for the
+ * callbacks themselves.
+ */
+#include <linux/kref.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/mutex.h>
+#include <linux/poll.h>
+#include <linux/sched.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/wait.h>
+
+#include "compat.h"
+#include "shmpool.h"
+
+/* The generation of an id: the bits above the slot, never 0. */
+#define SHMPOOL_ATTACH_GEN_MAX	(SHMPOOL_ATTACH_ID_MAX >> SHMPOOL_ATTACH_SLOT_BITS)
+
+/* A pool's attachment state, made at its first ATTACH or status mmap. */
+struct shmpool_attach_table {
+	struct page *page;		/* the status page */
+	struct shmpool_status *status;	/* its kernel address */
+	unsigned int next_slot;		/* the round-robin search starts here */
+	unsigned int live;
+	u32 gen[SHMPOOL_ATTACH_MAX];	/* each slot's last generation */
+};
+
+/* One per mm with attachments; mmu_notifier_get() shares it. */
+struct shmpool_mm {
+	struct mmu_notifier mn;
+	struct list_head atts;		/* shmpool_att.mm_node */
+};
+
+struct shmpool_att {
+	struct list_head pool_node;	/* in pool->atts; then an ender's list */
+	struct list_head mm_node;	/* in smm->atts */
+	struct shmpool_pool *pool;
+	struct shmpool_mm *smm;		/* holds one reference of smm->mn */
+	u32 id;
+	u32 count;			/* ATTACHes not yet DETACHed */
+};
+
+static DEFINE_MUTEX(shmpool_att_lock);
+/* Live struct shmpool_mm, for module exit. */
+static atomic_t shmpool_nr_mm = ATOMIC_INIT(0);
+
+static struct shmpool_mm *shmpool_mm(struct mmu_notifier *mn)
+{
+	return container_of(mn, struct shmpool_mm, mn);
+}
+
+/* @pool's table, made on first use; NULL if out of memory. */
+static struct shmpool_attach_table *shmpool_atab(struct shmpool_pool *pool)
+{
+	struct shmpool_attach_table *t = pool->atab;
+
+	lockdep_assert_held(&shmpool_att_lock);
+	BUILD_BUG_ON(sizeof(struct shmpool_status) > PAGE_SIZE);
+	if (t)
+		return t;
+	t = kvzalloc(sizeof(*t), GFP_KERNEL_ACCOUNT);
+	if (!t)
+		return NULL;
+	/* Lowmem: the kernel writes it through page_address(). */
+	t->page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	if (!t->page) {
+		kvfree(t);
+		return NULL;
+	}
+	t->status = page_address(t->page);
+	t->status->magic = SHMPOOL_STATUS_MAGIC;
+	t->status->nr_slots = SHMPOOL_ATTACH_MAX;
+	t->status->death_seq = pool->death_seq;
+	/* Pairs with the acquire in shmpool_status_page(): a whole table. */
+	smp_store_release(&pool->atab, t);
+	return t;
+}
+
+struct page *shmpool_status_page(struct shmpool_pool *pool)
+{
+	/* Pairs with the release in shmpool_atab(). */
+	struct shmpool_attach_table *t = smp_load_acquire(&pool->atab);
+
+	if (!t) {
+		mutex_lock(&shmpool_att_lock);
+		t = shmpool_atab(pool);
+		mutex_unlock(&shmpool_att_lock);
+	}
+	return t ? t->page : NULL;
+}
+
+/* The attachment of @mm to @pool, if any. */
+static struct shmpool_att *shmpool_att_find(struct shmpool_pool *pool,
+					    struct mm_struct *mm)
+{
+	struct shmpool_att *a;
+
+	lockdep_assert_held(&shmpool_att_lock);
+	list_for_each_entry(a, &pool->atts, pool_node)
+		if (a->smm->mn.mm == mm)
+			return a;
+	return NULL;
+}
+
+/* Give @a an id in a free slot and publish it on the status page. */
+static int shmpool_att_add(struct shmpool_pool *pool, struct shmpool_att *a,
+			   struct shmpool_mm *smm)
+{
+	struct shmpool_attach_table *t = shmpool_atab(pool);
+	unsigned int s;
+	u32 gen;
+
+	lockdep_assert_held(&shmpool_att_lock);
+	if (!t)
+		return -ENOMEM;
+	if (t->live == SHMPOOL_ATTACH_MAX)
+		return -EUSERS;
+	/* Round-robin: a freed slot is reused as late as possible. */
+	for (s = t->next_slot; t->status->slot[s];
+	     s = (s + 1) % SHMPOOL_ATTACH_MAX)
+		;
+	gen = t->gen[s] == SHMPOOL_ATTACH_GEN_MAX ? 1 : t->gen[s] + 1;
+	t->gen[s] = gen;
+	t->next_slot = (s + 1) % SHMPOOL_ATTACH_MAX;
+	t->live++;
+	a->id = gen << SHMPOOL_ATTACH_SLOT_BITS | s;
+	a->count = 1;
+	a->pool = pool;
+	a->smm = smm;
+	list_add_tail(&a->pool_node, &pool->atts);
+	list_add_tail(&a->mm_node, &smm->atts);
+	WRITE_ONCE(t->status->slot[s], a->id);
+	WRITE_ONCE(t->status->live, t->live);
+	return 0;
+}
+
+/*
+ * End @a: off both lists, its slot cleared, then death_seq bumped. The
+ * caller wakes the pool's death sleepers and pollers after dropping the
+ * lock (shmpool_death_notify()) and then drops @a's notifier reference.
+ */
+static void shmpool_att_end(struct shmpool_att *a)
+{
+	struct shmpool_pool *pool = a->pool;
+	struct shmpool_attach_table *t = pool->atab;
+	u32 seq = pool->death_seq + 1;
+
+	lockdep_assert_held(&shmpool_att_lock);
+	list_del(&a->pool_node);
+	list_del(&a->mm_node);
+	t->live--;
+	WRITE_ONCE(t->status->slot[a->id & SHMPOOL_ATTACH_SLOT_MASK], 0);
+	/* Read by WAIT_DEATH under a bucket lock and by poll(). */
+	WRITE_ONCE(pool->death_seq, seq);
+	/*
+	 * The slot is clear before the new death_seq shows: pairs with the
+	 * reader's acquire load of death_seq (libshmpool's
+	 * __shmpool_death_seq()), which then checks the slots it cares about.
+	 */
+	smp_store_release(&t->status->death_seq, seq);
+	WRITE_ONCE(t->status->live, t->live);
+}
+
+/* Tell everyone who waits for a death of @pool: WAIT_DEATH and poll(). */
+static void shmpool_death_notify(struct shmpool_pool *pool)
+{
+	shmpool_doorbell_death(pool);
+	/*
+	 * death_seq was stored before this wait queue's lock is taken, and a
+	 * poller reads it after adding itself under that lock: either it sees
+	 * the new value or we see it queued.
+	 */
+	wake_up_poll(&pool->death_wq, EPOLLPRI);
+}
+
+/* The end of one attachment outside the lock: wake, then the reference. */
+static void shmpool_att_free(struct shmpool_att *a, struct shmpool_pool *pool)
+{
+	if (pool)
+		shmpool_death_notify(pool);
+	mmu_notifier_put(&a->smm->mn);
+	kfree(a);
+}
+
+/*
+ * The mm is going away (exit, kill, exec): end its attachments. Called by
+ * exit_mmap() once, without mmap_lock, under SRCU; may sleep.
+ */
+static void shmpool_mm_release(struct mmu_notifier *mn, struct mm_struct *mm)
+{
+	struct shmpool_mm *smm = shmpool_mm(mn);
+	struct shmpool_att *a, *tmp;
+	LIST_HEAD(ended);
+
+	mutex_lock(&shmpool_att_lock);
+	list_for_each_entry_safe(a, tmp, &smm->atts, mm_node) {
+		shmpool_att_end(a);
+		/* A pool already at zero is being torn down: nobody to wake. */
+		if (!kref_get_unless_zero(&a->pool->ref))
+			a->pool = NULL;
+		list_add_tail(&a->pool_node, &ended);
+	}
+	mutex_unlock(&shmpool_att_lock);
+
+	list_for_each_entry_safe(a, tmp, &ended, pool_node) {
+		struct shmpool_pool *pool = a->pool;
+
+		if (pool) {
+			shmpool_death_notify(pool);
+			shmpool_pool_put(pool);
+		}
+		/* Last: the final put frees @smm after this SRCU section. */
+		mmu_notifier_put(&a->smm->mn);
+		kfree(a);
+	}
+}
+
+static struct mmu_notifier *shmpool_mm_alloc(struct mm_struct *mm)
+{
+	struct shmpool_mm *smm = kzalloc(sizeof(*smm), GFP_KERNEL_ACCOUNT);
+
+	if (!smm)
+		return ERR_PTR(-ENOMEM);
+	INIT_LIST_HEAD(&smm->atts);
+	atomic_inc(&shmpool_nr_mm);
+	return &smm->mn;
+}
+
+/* After the last put and an SRCU grace period: no ->release is running. */
+static void shmpool_mm_free(struct mmu_notifier *mn)
+{
+	kfree(shmpool_mm(mn));
+	if (atomic_dec_and_test(&shmpool_nr_mm))
+		wake_up_var(&shmpool_nr_mm);
+}
+
+static const struct mmu_notifier_ops shmpool_mm_ops = {
+	.release = shmpool_mm_release,
+	.alloc_notifier = shmpool_mm_alloc,
+	.free_notifier = shmpool_mm_free,
+};
+
+/* One more ATTACH of an existing attachment. */
+static int shmpool_att_again(struct shmpool_att *a)
+{
+	if (a->count == INT_MAX)
+		return -EOVERFLOW;
+	a->count++;
+	return 0;
+}
+
+static void shmpool_attach_reply(struct shmpool_attach *cmd,
+				 struct shmpool_att *a)
+{
+	lockdep_assert_held(&shmpool_att_lock);
+	cmd->id = a->id;
+	cmd->death_seq = a->pool->death_seq;
+}
+
+/* ATTACH: fills @cmd's id, death_seq and status_offset. */
+int shmpool_attach(struct shmpool_file *sf, struct shmpool_attach *cmd)
+{
+	struct shmpool_pool *pool = shmpool_file_pool(sf);
+	struct mm_struct *mm = current->mm;
+	struct shmpool_att *a, *new;
+	struct mmu_notifier *mn;
+	int ret;
+
+	if (cmd->flags & ~SHMPOOL_ATTACH_ACK || cmd->__reserved)
+		return -EINVAL;
+	cmd->status_offset = SHMPOOL_STATUS_OFFSET;
+	if (cmd->flags & SHMPOOL_ATTACH_ACK) {
+		cmd->id = 0;
+		cmd->death_seq = READ_ONCE(pool->death_seq);
+		WRITE_ONCE(sf->death_ack, cmd->death_seq);
+		return 0;
+	}
+	if (!mm)
+		return -EINVAL;
+
+	mutex_lock(&shmpool_att_lock);
+	a = shmpool_att_find(pool, mm);
+	if (a) {
+		ret = shmpool_att_again(a);
+		if (!ret)
+			shmpool_attach_reply(cmd, a);
+		mutex_unlock(&shmpool_att_lock);
+		return ret;
+	}
+	mutex_unlock(&shmpool_att_lock);
+
+	/* Takes mmap_lock for writing: outside shmpool_att_lock. */
+	mn = mmu_notifier_get(&shmpool_mm_ops, mm);
+	if (IS_ERR(mn)) {
+		/* mm_take_all_locks() saw a signal: nothing happened yet. */
+		if (PTR_ERR(mn) == -EINTR)
+			return -ERESTARTNOINTR;
+		return PTR_ERR(mn);
+	}
+	new = kzalloc(sizeof(*new), GFP_KERNEL_ACCOUNT);
+	if (!new) {
+		mmu_notifier_put(mn);
+		return -ENOMEM;
+	}
+
+	mutex_lock(&shmpool_att_lock);
+	/* Another thread of this process may have attached meanwhile. */
+	a = shmpool_att_find(pool, mm);
+	if (a) {
+		ret = shmpool_att_again(a);
+	} else {
+		ret = shmpool_att_add(pool, new, shmpool_mm(mn));
+		a = new;
+	}
+	if (!ret)
+		shmpool_attach_reply(cmd, a);
+	mutex_unlock(&shmpool_att_lock);
+	/* Unless @new made it onto the lists, with @mn's reference. */
+	if (ret || a != new) {
+		mmu_notifier_put(mn);
+		kfree(new);
+	}
+	return ret;
+}
+
+/* DETACH @id once; returns the count left (0: ended) or -ENOENT. */
+int shmpool_detach(struct shmpool_file *sf, u32 id)
+{
+	struct shmpool_pool *pool = shmpool_file_pool(sf);
+	struct shmpool_att *a;
+	int left;
+
+	mutex_lock(&shmpool_att_lock);
+	a = current->mm ? shmpool_att_find(pool, current->mm) : NULL;
+	if (!a || a->id != id) {
+		mutex_unlock(&shmpool_att_lock);
+		return -ENOENT;
+	}
+	left = --a->count;
+	if (!left)
+		shmpool_att_end(a);
+	mutex_unlock(&shmpool_att_lock);
+	/* The caller's file holds @pool. */
+	if (!left)
+		shmpool_att_free(a, pool);
+	return left;
+}
+
+__poll_t shmpool_attach_poll(struct file *filp, poll_table *pt)
+{
+	struct shmpool_file *sf = filp->private_data;
+	struct shmpool_pool *pool = shmpool_file_pool(sf);
+
+	/* Queued before reading death_seq: see shmpool_death_notify(). */
+	poll_wait(filp, &pool->death_wq, pt);
+	if (READ_ONCE(pool->death_seq) != READ_ONCE(sf->death_ack))
+		return EPOLLPRI;
+	return 0;
+}
+
+void shmpool_attach_show(struct seq_file *m, struct shmpool_pool *pool)
+{
+	unsigned int live;
+	u32 seq;
+
+	mutex_lock(&shmpool_att_lock);
+	live = pool->atab ? pool->atab->live : 0;
+	seq = pool->death_seq;
+	mutex_unlock(&shmpool_att_lock);
+	seq_printf(m, "shmpool-attached:\t%u\n", live);
+	seq_printf(m, "shmpool-death-seq:\t%u\n", seq);
+}
+
+void shmpool_attach_pool_init(struct shmpool_pool *pool)
+{
+	INIT_LIST_HEAD(&pool->atts);
+	init_waitqueue_head(&pool->death_wq);
+	atomic_set(&pool->death_waiters, 0);
+}
+
+/*
+ * The pool is being freed (its last reference is gone): end its
+ * attachments. Nobody can see it: no fd, mapping or sleeper is left.
+ */
+void shmpool_attach_pool_free(struct shmpool_pool *pool)
+{
+	struct shmpool_att *a, *tmp;
+	LIST_HEAD(ended);
+
+	mutex_lock(&shmpool_att_lock);
+	list_for_each_entry_safe(a, tmp, &pool->atts, pool_node) {
+		list_del(&a->mm_node);
+		list_move_tail(&a->pool_node, &ended);
+	}
+	mutex_unlock(&shmpool_att_lock);
+	list_for_each_entry_safe(a, tmp, &ended, pool_node)
+		shmpool_att_free(a, NULL);
+	if (pool->atab) {
+		/* Mappings hold the pool, so none is left; PTEs held their own. */
+		put_page(pool->atab->page);
+		kvfree(pool->atab);
+		pool->atab = NULL;
+	}
+}
+
+/* Module exit, after the last pool is gone (see the top of this file). */
+void shmpool_attach_exit(void)
+{
+	wait_var_event(&shmpool_nr_mm, !atomic_read(&shmpool_nr_mm));
+	mmu_notifier_synchronize();
+}
