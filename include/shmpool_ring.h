@@ -225,7 +225,9 @@ struct shmpool_ring {
 	uint32_t claimed;	/* SHMPOOL_RING_PROD/CONS: sides recorded */
 	uint32_t self;		/* our attachment id when we recorded them */
 	uint32_t untracked;	/* MPMC sides where we hold no record */
-	struct __shmpool_ring_rec *rec[2];	/* MPMC: ours, producer and consumer side */
+	struct __shmpool_ring_rec *rec[2];	/* MPMC: ours, producer and consumer side
+						 * (NULL until the first call; @own if untracked) */
+	struct __shmpool_ring_rec own[2];	/* MPMC: where an untracked handle writes */
 	struct __shmpool_msg_loan *loans;	/* message rings: the loan table */
 };
 
@@ -646,12 +648,13 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_enqueue(struct shmpool_ring *r,
 	struct __shmpool_ring_hdr *h = r->hdr;
 	uint32_t head, room;
 
-	__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_PROD);
 	/* relaxed: only this side writes prod.tail */
 	head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
 	room = r->prod_lim - head;
 
 	if (room < n || room > r->count) {
+		/* a new handle has no room cached: its first call comes here */
+		__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_PROD);
 		room = __shmpool_spsc_room(r, head, n);
 		if (room < n) {
 			if (bulk || !room) {
@@ -686,7 +689,6 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
 	struct __shmpool_ring_hdr *h = r->hdr;
 	uint32_t tail, avail, w;
 
-	__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_CONS);
 	/* relaxed: only this side writes cons.tail */
 	tail = __SHMPOOL_LD(&h->cons.tail, memory_order_relaxed);
 	avail = r->prod_cache - tail;
@@ -696,6 +698,8 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
 		avail = 0;
 	}
 	if (avail < n && n == 1) {
+		/* a new handle has nothing cached: its first call comes here */
+		__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_CONS);
 		/*
 		 * Acquire: pairs with the producer's release store of the
 		 * P word of @tail's group; every index below the word is
@@ -718,6 +722,7 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
 		}
 		r->prod_cache = w;
 	} else if (avail < n) {
+		__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_CONS);
 		/*
 		 * A batch. Acquire: pairs with the producer's release store
 		 * of prod.tail, once per batch; the slots below it are
@@ -795,6 +800,11 @@ __shmpool_mpmc_reserve(struct shmpool_ring *r, __SHMPOOL_ATOMIC(uint32_t) *head,
 	int64_t ready;
 	uint32_t m;
 
+	if (__builtin_expect(!rec, 0)) {	/* the handle's first call here */
+		__shmpool_ring_claim(r, consumer ? SHMPOOL_RING_CONS : SHMPOOL_RING_PROD);
+		rec = r->rec[consumer] ? r->rec[consumer] : &r->own[consumer];
+	}
+
 	/* relaxed: head only reserves; the words carry the ordering */
 	*old = __SHMPOOL_LD(head, memory_order_relaxed);
 	for (;;) {
@@ -812,10 +822,8 @@ __shmpool_mpmc_reserve(struct shmpool_ring *r, __SHMPOOL_ATOMIC(uint32_t) *head,
 		 * the slots, survivors know whose they were. Same cache
 		 * line as @head: no extra line moves.
 		 */
-		if (rec) {
-			__SHMPOOL_ST(&rec->start, *old, memory_order_relaxed);
-			__SHMPOOL_ST(&rec->len, m, memory_order_relaxed);
-		}
+		__SHMPOOL_ST(&rec->start, *old, memory_order_relaxed);
+		__SHMPOOL_ST(&rec->len, m, memory_order_relaxed);
 		if (single) {
 			/*
 			 * Only we move head. Release: our record before the
@@ -848,7 +856,6 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_mpmc_enqueue(struct shmpool_ring *r,
 	struct __shmpool_ring_hdr *h = r->hdr;
 	uint32_t old, m;
 
-	__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_PROD);
 	m = __shmpool_mpmc_reserve(r, &h->prod.head, n, bulk, 0,
 				   !!(r->flags & SHMPOOL_RING_SP), &old);
 	if (!m)
@@ -865,7 +872,6 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_mpmc_dequeue(struct shmpool_ring *r,
 	struct __shmpool_ring_hdr *h = r->hdr;
 	uint32_t old, m;
 
-	__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_CONS);
 	m = __shmpool_mpmc_reserve(r, &h->cons.head, n, bulk, 1,
 				   !!(r->flags & SHMPOOL_RING_SC), &old);
 	if (!m)

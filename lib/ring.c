@@ -253,8 +253,16 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 	 * (SPSC, VAR; MPMC handles do not use them).
 	 */
 	r->cons_cache = atomic_load_explicit(&hdr->cons.tail, memory_order_acquire);
-	r->prod_lim = r->cons_cache + r->count;
 	r->prod_cache = atomic_load_explicit(&hdr->prod.tail, memory_order_acquire);
+	/*
+	 * SPSC: no room and nothing known to be there, so that the first
+	 * call on either side takes the slow branch, which records the
+	 * owner (__SHMPOOL_RING_CLAIM) and then reads the words. VAR uses
+	 * prod_cache as is.
+	 */
+	r->prod_lim = r->prod_cache;
+	if (r->type == SHMPOOL_RING_SPSC)
+		r->prod_cache = r->cons_cache;
 	*out = r;
 	return 0;
 }
@@ -463,6 +471,7 @@ static void claim_rec(struct shmpool_ring *r, unsigned int side, uint32_t id)
 	/* all taken by live handles: ours goes untracked (recovery pauses) */
 	atomic_fetch_add_explicit(&ht->untracked, 1, memory_order_relaxed);
 	r->untracked |= side;
+	r->rec[c] = &r->own[c];
 }
 
 static void unclaim(struct shmpool_ring *r, unsigned int side)
@@ -478,14 +487,14 @@ static void unclaim(struct shmpool_ring *r, unsigned int side)
 		atomic_compare_exchange_strong_explicit(&ht->owner, &id, 0,
 							memory_order_release,
 							memory_order_relaxed);
-	} else if (r->rec[c]) {
-		/* release: our slots are all published (freed) by now */
-		atomic_store_explicit(&r->rec[c]->owner, 0, memory_order_release);
-		r->rec[c] = NULL;
 	} else if (r->untracked & side) {
 		atomic_fetch_sub_explicit(&ht->untracked, 1, memory_order_relaxed);
 		r->untracked &= ~side;
+	} else if (r->rec[c]) {
+		/* release: our slots are all published (freed) by now */
+		atomic_store_explicit(&r->rec[c]->owner, 0, memory_order_release);
 	}
+	r->rec[c] = NULL;
 	r->claimed &= ~side;
 }
 
