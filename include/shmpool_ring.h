@@ -225,7 +225,10 @@ struct shmpool_ring {
 	uint32_t claimed;	/* SHMPOOL_RING_PROD/CONS: sides recorded */
 	uint32_t self;		/* our attachment id when we recorded them */
 	uint32_t untracked;	/* MPMC sides where we hold no record */
-	struct __shmpool_ring_rec *rec[2];	/* MPMC: ours, producer and consumer side */
+	struct __shmpool_ring_rec *rec[2];	/* MPMC: ours, producer and consumer side
+						 * (NULL until the first call; @own if untracked) */
+	struct __shmpool_ring_rec own[2];	/* MPMC: where an untracked handle writes */
+	struct __shmpool_msg_loan *loans;	/* message rings: the loan table */
 };
 
 /*
@@ -645,12 +648,13 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_enqueue(struct shmpool_ring *r,
 	struct __shmpool_ring_hdr *h = r->hdr;
 	uint32_t head, room;
 
-	__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_PROD);
 	/* relaxed: only this side writes prod.tail */
 	head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
 	room = r->prod_lim - head;
 
 	if (room < n || room > r->count) {
+		/* a new handle has no room cached: its first call comes here */
+		__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_PROD);
 		room = __shmpool_spsc_room(r, head, n);
 		if (room < n) {
 			if (bulk || !room) {
@@ -685,7 +689,6 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
 	struct __shmpool_ring_hdr *h = r->hdr;
 	uint32_t tail, avail, w;
 
-	__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_CONS);
 	/* relaxed: only this side writes cons.tail */
 	tail = __SHMPOOL_LD(&h->cons.tail, memory_order_relaxed);
 	avail = r->prod_cache - tail;
@@ -695,6 +698,8 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
 		avail = 0;
 	}
 	if (avail < n && n == 1) {
+		/* a new handle has nothing cached: its first call comes here */
+		__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_CONS);
 		/*
 		 * Acquire: pairs with the producer's release store of the
 		 * P word of @tail's group; every index below the word is
@@ -717,6 +722,7 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
 		}
 		r->prod_cache = w;
 	} else if (avail < n) {
+		__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_CONS);
 		/*
 		 * A batch. Acquire: pairs with the producer's release store
 		 * of prod.tail, once per batch; the slots below it are
@@ -794,6 +800,11 @@ __shmpool_mpmc_reserve(struct shmpool_ring *r, __SHMPOOL_ATOMIC(uint32_t) *head,
 	int64_t ready;
 	uint32_t m;
 
+	if (__builtin_expect(!rec, 0)) {	/* the handle's first call here */
+		__shmpool_ring_claim(r, consumer ? SHMPOOL_RING_CONS : SHMPOOL_RING_PROD);
+		rec = r->rec[consumer] ? r->rec[consumer] : &r->own[consumer];
+	}
+
 	/* relaxed: head only reserves; the words carry the ordering */
 	*old = __SHMPOOL_LD(head, memory_order_relaxed);
 	for (;;) {
@@ -811,10 +822,8 @@ __shmpool_mpmc_reserve(struct shmpool_ring *r, __SHMPOOL_ATOMIC(uint32_t) *head,
 		 * the slots, survivors know whose they were. Same cache
 		 * line as @head: no extra line moves.
 		 */
-		if (rec) {
-			__SHMPOOL_ST(&rec->start, *old, memory_order_relaxed);
-			__SHMPOOL_ST(&rec->len, m, memory_order_relaxed);
-		}
+		__SHMPOOL_ST(&rec->start, *old, memory_order_relaxed);
+		__SHMPOOL_ST(&rec->len, m, memory_order_relaxed);
 		if (single) {
 			/*
 			 * Only we move head. Release: our record before the
@@ -847,7 +856,6 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_mpmc_enqueue(struct shmpool_ring *r,
 	struct __shmpool_ring_hdr *h = r->hdr;
 	uint32_t old, m;
 
-	__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_PROD);
 	m = __shmpool_mpmc_reserve(r, &h->prod.head, n, bulk, 0,
 				   !!(r->flags & SHMPOOL_RING_SP), &old);
 	if (!m)
@@ -864,7 +872,6 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_mpmc_dequeue(struct shmpool_ring *r,
 	struct __shmpool_ring_hdr *h = r->hdr;
 	uint32_t old, m;
 
-	__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_CONS);
 	m = __shmpool_mpmc_reserve(r, &h->cons.head, n, bulk, 1,
 				   !!(r->flags & SHMPOOL_RING_SC), &old);
 	if (!m)
@@ -1078,13 +1085,39 @@ static inline void shmpool_ring_release(struct shmpool_ring *r)
  * caller's: publish it later or release it.
  */
 struct shmpool_msg {
-	uint64_t off;	/* the block's pool offset */
+	uint64_t off;	/* the payload's pool offset */
 	uint64_t len;	/* bytes of payload */
+};
+
+/*
+ * Loans and a dead process. A ring of 16-byte elements (SPSC or MPMC)
+ * carries a table of __SHMPOOL_MSG_LOANS loans after its slots; each loaned
+ * block starts with a 16-byte header naming its entry, and the payload
+ * follows it. An entry says who holds the block and how: loaned (by the
+ * producer, not yet published), published (in the ring, nobody's), held
+ * (received, not yet released). shmpool_msg_reclaim() frees the loaned and
+ * held blocks of processes whose attachment ended; shmpool_msg_loan() calls
+ * it by itself when the heap or the table runs out. A published block is
+ * the receiver's: it is never reclaimed. Three windows of a few
+ * instructions leak one block instead (a process killed between its
+ * allocation and its entry, between marking a block published and
+ * enqueuing it, or between clearing the entry and freeing it): a leak,
+ * never a block freed twice or under its user. Loans beyond the table's
+ * size work, untracked.
+ */
+#define __SHMPOOL_MSG_LOANS	128
+struct __shmpool_msg_loan {
+	__SHMPOOL_ATOMIC(uint32_t) owner;	/* attachment id; 0: free entry */
+	__SHMPOOL_ATOMIC(uint32_t) state;	/* __SHMPOOL_MSG_* */
+	uint64_t off;				/* the block (header) */
 };
 
 #define SHMPOOL_MSG_NONBLOCK	(1U << 0)	/* -EAGAIN instead of waiting */
 
-/* Allocate a @len-byte message (16-byte aligned) from @r's heap; *@ptr to fill. */
+/*
+ * Allocate a @len-byte message (16-byte aligned) from @r's heap; *@ptr to
+ * fill. -ENOMEM once reclaiming dead processes' loans did not help either.
+ */
 int shmpool_msg_loan(struct shmpool_ring *r, size_t len, void **ptr,
 		     struct shmpool_msg *m);
 /*
@@ -1102,6 +1135,11 @@ int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
 			const struct timespec *deadline);
 /* Free a received (or unpublished) message's block; -EINVAL if it is not one. */
 int shmpool_msg_release(struct shmpool_ring *r, const struct shmpool_msg *m);
+/*
+ * Free the blocks that processes now dead had loaned and not published, or
+ * received and not released; returns how many, or -EINVAL.
+ */
+int shmpool_msg_reclaim(struct shmpool_ring *r);
 
 /**
  * struct shmpool_ring_info - what shmpool_ring_inspect() reports

@@ -4,9 +4,35 @@
  * travel through a ring. The ring's release/acquire on its indices is what
  * makes the producer's writes to the block visible to the consumer that
  * dequeues the descriptor; the heap's free is safe from any process.
+ *
+ * Loans and a dead process ("Loans and a dead process" in the header): a
+ * block is a 16-byte header (its entry in the ring's loan table) and the
+ * payload. An entry's owner field is the arbiter: the reclaimer takes a
+ * dead owner's entry by a CAS on it, and only from the loaned and held
+ * states, which no other live process touches; a receiver takes a
+ * published entry (that nobody reclaims) by storing itself as owner before
+ * it calls the entry held.
  */
+#include <stdbool.h>
+
 #include "internal.h"
 #include "shmpool_ring.h"
+
+#define MSG_HDR		16U		/* the block header before the payload */
+#define MSG_MAGIC	0x4d736731U	/* "Msg1" */
+#define NO_ENTRY	0xffffffffU	/* untracked (the table was full) */
+#define RECLAIMING	0xffffffffU	/* owner while a reclaimer frees it */
+
+/* entry states */
+#define LOANED		1U
+#define PUBLISHED	2U
+#define HELD		3U
+
+struct msg_hdr {
+	uint32_t magic;
+	uint32_t entry;		/* index in the loan table, or NO_ENTRY */
+	uint64_t reserved;
+};
 
 static int check_ring(const struct shmpool_ring *r)
 {
@@ -16,24 +42,120 @@ static int check_ring(const struct shmpool_ring *r)
 	return 0;
 }
 
+/*
+ * The entry of the block at @blk, if its header names one that records
+ * it; NULL otherwise (untracked, or a header a peer damaged: the header
+ * is shared memory, so it is checked against the entry).
+ */
+static struct __shmpool_msg_loan *entry_of(struct shmpool_ring *r, uint64_t blk)
+{
+	struct msg_hdr *mh = shmpool_heap_ptr(r->heap, blk, sizeof(*mh));
+	struct __shmpool_msg_loan *e;
+	uint32_t i;
+
+	if (!mh || !r->loans || mh->magic != MSG_MAGIC)
+		return NULL;
+	i = mh->entry;
+	if (i >= __SHMPOOL_MSG_LOANS)
+		return NULL;
+	e = &r->loans[i];
+	return e->off == blk ? e : NULL;
+}
+
+/* take a free entry for this process: its index, or NO_ENTRY */
+static uint32_t entry_take(struct shmpool_ring *r, uint32_t self)
+{
+	uint32_t i, o;
+
+	for (i = 0; r->loans && i < __SHMPOOL_MSG_LOANS; i++) {
+		o = 0;
+		/* acq_rel: the entry's fields are ours only after this */
+		if (atomic_compare_exchange_strong_explicit(&r->loans[i].owner, &o, self,
+							    memory_order_acq_rel,
+							    memory_order_relaxed))
+			return i;
+	}
+	return NO_ENTRY;
+}
+
+static void entry_put(struct __shmpool_msg_loan *e)
+{
+	atomic_store_explicit(&e->state, 0, memory_order_relaxed);
+	/* release: the state above before the entry is free again */
+	atomic_store_explicit(&e->owner, 0, memory_order_release);
+}
+
+SHMPOOL_EXPORT
+int shmpool_msg_reclaim(struct shmpool_ring *r)
+{
+	struct __shmpool_msg_loan *e;
+	uint32_t i, o, st;
+	int n = 0;
+
+	if (check_ring(r))
+		return -EINVAL;
+	for (i = 0; r->loans && i < __SHMPOOL_MSG_LOANS; i++) {
+		e = &r->loans[i];
+		/* acquire: pairs with the release stores of the entry's owner */
+		o = atomic_load_explicit(&e->owner, memory_order_acquire);
+		if (!o || o == RECLAIMING || __shmpool_alive(r->heap->pool, o))
+			continue;
+		st = atomic_load_explicit(&e->state, memory_order_acquire);
+		/* published: in the ring, the receiver's */
+		if (st == PUBLISHED)
+			continue;
+		if (!atomic_compare_exchange_strong_explicit(&e->owner, &o, RECLAIMING,
+							     memory_order_acq_rel,
+							     memory_order_relaxed))
+			continue;	/* another reclaimer */
+		/* state 0: it died before the block was recorded (a leak) */
+		if ((st == LOANED || st == HELD) && !shmpool_free(r->heap, e->off))
+			n++;
+		entry_put(e);
+	}
+	return n;
+}
+
 SHMPOOL_EXPORT
 int shmpool_msg_loan(struct shmpool_ring *r, size_t len, void **ptr,
 		     struct shmpool_msg *m)
 {
+	struct msg_hdr *mh;
+	uint32_t self = 0, ent;
 	uint64_t off;
 	int ret;
 
 	ret = check_ring(r);
 	if (ret)
 		return ret;
-	if (!len || !ptr || !m)
+	if (!len || !ptr || !m || len > SIZE_MAX - MSG_HDR)
 		return -EINVAL;
-	ret = shmpool_alloc(r->heap, len, &off);
-	if (ret)
+	if (__shmpool_self(r->heap->pool, &self))
+		self = 0;
+	/* the entry first, so that a block never exists unrecorded for long */
+	ent = self ? entry_take(r, self) : NO_ENTRY;
+	if (ent == NO_ENTRY && self && shmpool_msg_reclaim(r) > 0)
+		ent = entry_take(r, self);
+	ret = shmpool_alloc(r->heap, len + MSG_HDR, &off);
+	if (ret == -ENOMEM && shmpool_msg_reclaim(r) > 0)
+		ret = shmpool_alloc(r->heap, len + MSG_HDR, &off);
+	if (ret) {
+		if (ent != NO_ENTRY)
+			entry_put(&r->loans[ent]);
 		return ret;
-	m->off = off;
+	}
+	mh = shmpool_heap_ptr(r->heap, off, sizeof(*mh));
+	mh->magic = MSG_MAGIC;
+	mh->entry = ent;
+	mh->reserved = 0;
+	if (ent != NO_ENTRY) {
+		r->loans[ent].off = off;
+		/* release: the entry's block before it says loaned */
+		atomic_store_explicit(&r->loans[ent].state, LOANED, memory_order_release);
+	}
+	m->off = off + MSG_HDR;
 	m->len = len;
-	*ptr = shmpool_heap_ptr(r->heap, off, len);
+	*ptr = shmpool_heap_ptr(r->heap, off + MSG_HDR, len);
 	return 0;
 }
 
@@ -41,6 +163,7 @@ SHMPOOL_EXPORT
 int shmpool_msg_publish(struct shmpool_ring *r, const struct shmpool_msg *m,
 			unsigned int flags, const struct timespec *deadline)
 {
+	struct __shmpool_msg_loan *e;
 	int ret;
 
 	ret = check_ring(r);
@@ -48,9 +171,20 @@ int shmpool_msg_publish(struct shmpool_ring *r, const struct shmpool_msg *m,
 		return ret;
 	if (!m || (flags & ~SHMPOOL_MSG_NONBLOCK))
 		return -EINVAL;
+	/*
+	 * Published before it is in the ring: a reclaimer must never free a
+	 * block that a receiver may already hold (relaxed: the ring's
+	 * release orders it before the descriptor).
+	 */
+	e = m->off >= MSG_HDR ? entry_of(r, m->off - MSG_HDR) : NULL;
+	if (e)
+		atomic_store_explicit(&e->state, PUBLISHED, memory_order_relaxed);
 	if (flags & SHMPOOL_MSG_NONBLOCK)
-		return shmpool_ring_enqueue(r, m) ? 0 : -EAGAIN;
-	ret = shmpool_ring_enqueue_wait(r, m, 1, 0, deadline);
+		ret = shmpool_ring_enqueue(r, m) ? 0 : -EAGAIN;
+	else
+		ret = shmpool_ring_enqueue_wait(r, m, 1, 0, deadline);
+	if (ret < 0 && e)	/* still ours */
+		atomic_store_explicit(&e->state, LOANED, memory_order_relaxed);
 	return ret < 0 ? ret : 0;
 }
 
@@ -59,6 +193,8 @@ int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
 			const void **ptr, unsigned int flags,
 			const struct timespec *deadline)
 {
+	struct __shmpool_msg_loan *e;
+	uint32_t self;
 	int64_t size;
 	int ret;
 
@@ -76,17 +212,42 @@ int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
 			return ret;
 	}
 	/* the descriptor is untrusted: it must name an allocated block */
-	size = shmpool_alloc_size(r->heap, m->off);
-	if (size < 0 || !m->len || m->len > (uint64_t)size)
+	if (m->off < MSG_HDR)
+		return -EUCLEAN;
+	size = shmpool_alloc_size(r->heap, m->off - MSG_HDR);
+	if (size < MSG_HDR || !m->len || m->len > (uint64_t)size - MSG_HDR)
 		return -EUCLEAN;
 	*ptr = shmpool_heap_ptr(r->heap, m->off, m->len);
-	return *ptr ? 0 : -EUCLEAN;
+	if (!*ptr)
+		return -EUCLEAN;
+	e = entry_of(r, m->off - MSG_HDR);
+	if (e && !__shmpool_self(r->heap->pool, &self)) {
+		/*
+		 * Ours before it says held: a held entry of a dead owner is
+		 * reclaimed, a published one never (release: pairs with the
+		 * reclaimer's acquire of the owner).
+		 */
+		atomic_store_explicit(&e->owner, self, memory_order_release);
+		atomic_store_explicit(&e->state, HELD, memory_order_release);
+	}
+	return 0;
 }
 
 SHMPOOL_EXPORT
 int shmpool_msg_release(struct shmpool_ring *r, const struct shmpool_msg *m)
 {
-	if (!r || !m)
+	struct __shmpool_msg_loan *e;
+	uint64_t blk;
+
+	if (!r || !m || m->off < MSG_HDR)
 		return -EINVAL;
-	return shmpool_free(r->heap, m->off);
+	blk = m->off - MSG_HDR;
+	/* only an allocated block's header means anything */
+	if (shmpool_alloc_size(r->heap, blk) < 0)
+		return -EINVAL;
+	/* the entry first: a process killed between the two leaks the block */
+	e = entry_of(r, blk);
+	if (e)
+		entry_put(e);
+	return shmpool_free(r->heap, blk);
 }

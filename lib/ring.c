@@ -153,12 +153,26 @@ static uint32_t slot_stride(uint32_t type, uint32_t esize)
 	return p;
 }
 
-static uint64_t ring_bytes(uint32_t type, uint32_t count, uint32_t esize)
+/* a message ring (16-byte elements) carries a loan table after its slots */
+static bool has_loans(uint32_t type, uint32_t esize)
+{
+	return type != SHMPOOL_RING_VAR && esize == sizeof(struct shmpool_msg);
+}
+
+static uint64_t loans_off(uint32_t type, uint32_t count, uint32_t esize)
 {
 	uint32_t per = group_elems(type, esize);
 
-	return sizeof(struct __shmpool_ring_hdr) +
-	       (uint64_t)((count + per - 1) / per) * slot_stride(type, esize);
+	return (sizeof(struct __shmpool_ring_hdr) +
+		(uint64_t)((count + per - 1) / per) * slot_stride(type, esize) + 63) &
+	       ~(uint64_t)63;
+}
+
+static uint64_t ring_bytes(uint32_t type, uint32_t count, uint32_t esize)
+{
+	return loans_off(type, count, esize) +
+	       (has_loans(type, esize) ?
+		__SHMPOOL_MSG_LOANS * sizeof(struct __shmpool_msg_loan) : 0);
 }
 
 static void sleep_ms(long ms)
@@ -227,14 +241,28 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 	r->stride = hdr->d.stride;
 	r->doff = slot_doff(r->esize);
 	r->per_group = hdr->d.per_group;
+	/* our id now, so that a first call on a side makes no syscall */
+	if (__shmpool_self(h->pool, &r->self))
+		r->self = 0;
+	if (has_loans(r->type, r->esize))
+		r->loans = (struct __shmpool_msg_loan *)(void *)((unsigned char *)hdr +
+			loans_off(r->type, r->count, r->esize));
 	/*
 	 * Acquire: pairs with the other side's release stores of its index,
 	 * so that a handle taking over one side may trust its copy at once
 	 * (SPSC, VAR; MPMC handles do not use them).
 	 */
 	r->cons_cache = atomic_load_explicit(&hdr->cons.tail, memory_order_acquire);
-	r->prod_lim = r->cons_cache + r->count;
 	r->prod_cache = atomic_load_explicit(&hdr->prod.tail, memory_order_acquire);
+	/*
+	 * SPSC: no room and nothing known to be there, so that the first
+	 * call on either side takes the slow branch, which records the
+	 * owner (__SHMPOOL_RING_CLAIM) and then reads the words. VAR uses
+	 * prod_cache as is.
+	 */
+	r->prod_lim = r->prod_cache;
+	if (r->type == SHMPOOL_RING_SPSC)
+		r->prod_cache = r->cons_cache;
 	*out = r;
 	return 0;
 }
@@ -422,16 +450,20 @@ static void claim_rec(struct shmpool_ring *r, unsigned int side, uint32_t id)
 	struct __shmpool_ring_rec *rec;
 	uint32_t i, o;
 
-	for (i = 0; i < __SHMPOOL_RING_RECS; i++) {
-		rec = &ht->rec[i];
+	/* free records first: a dead owner's costs a look at the process (memfd) */
+	for (i = 0; i < 2 * __SHMPOOL_RING_RECS; i++) {
+		rec = &ht->rec[i % __SHMPOOL_RING_RECS];
 		o = atomic_load_explicit(&rec->owner, memory_order_relaxed);
-		if (!rec_free(r, side, rec, o))
+		if (i < __SHMPOOL_RING_RECS ? o != 0 : !rec_free(r, side, rec, o))
 			continue;
-		/* relaxed: the record's fields are ordered by our head release */
-		atomic_store_explicit(&rec->len, 0, memory_order_relaxed);
 		if (atomic_compare_exchange_strong_explicit(&rec->owner, &o, id,
 							    memory_order_acq_rel,
 							    memory_order_relaxed)) {
+			/*
+			 * Ours now: forget the dead one's range (it holds
+			 * nothing); relaxed, our head release orders it.
+			 */
+			atomic_store_explicit(&rec->len, 0, memory_order_relaxed);
 			r->rec[c] = rec;
 			return;
 		}
@@ -439,6 +471,7 @@ static void claim_rec(struct shmpool_ring *r, unsigned int side, uint32_t id)
 	/* all taken by live handles: ours goes untracked (recovery pauses) */
 	atomic_fetch_add_explicit(&ht->untracked, 1, memory_order_relaxed);
 	r->untracked |= side;
+	r->rec[c] = &r->own[c];
 }
 
 static void unclaim(struct shmpool_ring *r, unsigned int side)
@@ -454,26 +487,24 @@ static void unclaim(struct shmpool_ring *r, unsigned int side)
 		atomic_compare_exchange_strong_explicit(&ht->owner, &id, 0,
 							memory_order_release,
 							memory_order_relaxed);
-	} else if (r->rec[c]) {
-		/* release: our slots are all published (freed) by now */
-		atomic_store_explicit(&r->rec[c]->owner, 0, memory_order_release);
-		r->rec[c] = NULL;
 	} else if (r->untracked & side) {
 		atomic_fetch_sub_explicit(&ht->untracked, 1, memory_order_relaxed);
 		r->untracked &= ~side;
+	} else if (r->rec[c]) {
+		/* release: our slots are all published (freed) by now */
+		atomic_store_explicit(&r->rec[c]->owner, 0, memory_order_release);
 	}
+	r->rec[c] = NULL;
 	r->claimed &= ~side;
 }
 
-SHMPOOL_EXPORT
-void __shmpool_ring_claim(struct shmpool_ring *r, unsigned int side)
+/*
+ * Record @r on @side as attachment @id. The fast path's first call on a
+ * side passes the id learnt at open (no syscall there); blocking calls and
+ * takeover pass __shmpool_self()'s, which differs in a fork() child.
+ */
+static void claim_as(struct shmpool_ring *r, unsigned int side, uint32_t id)
 {
-	uint32_t id;
-
-	if (__shmpool_self(r->heap->pool, &id)) {
-		r->claimed |= side;	/* no id: never ask again on the fast path */
-		return;
-	}
 	if ((r->claimed & side) && id == r->self)
 		return;
 	if (r->claimed & side) {
@@ -489,6 +520,29 @@ void __shmpool_ring_claim(struct shmpool_ring *r, unsigned int side)
 		/* release: pairs with the acquire in peer_dead() */
 		atomic_store_explicit(&side_ht(r, side)->owner, id,
 				      memory_order_release);
+}
+
+/* from the inline fast paths, once per handle and side */
+SHMPOOL_EXPORT
+void __shmpool_ring_claim(struct shmpool_ring *r, unsigned int side)
+{
+	uint32_t id = r->self;
+
+	if (!id && __shmpool_self(r->heap->pool, &id)) {
+		r->claimed |= side;	/* no id: never ask again on the fast path */
+		return;
+	}
+	claim_as(r, side, id);
+}
+
+/* from the slow paths: this process's id as it is now (fork()) */
+static void claim_now(struct shmpool_ring *r, unsigned int side)
+{
+	uint32_t id;
+
+	if (__shmpool_self(r->heap->pool, &id))
+		return;
+	claim_as(r, side, id);
 }
 
 /*
@@ -612,7 +666,7 @@ int shmpool_ring_takeover(struct shmpool_ring *r, unsigned int side)
 	ht = side_ht(r, side);
 	if (r->type == SHMPOOL_RING_MPMC) {
 		ret = peer_dead(r, side);
-		__shmpool_ring_claim(r, side);
+		claim_now(r, side);
 		if (side == SHMPOOL_RING_CONS)
 			skip_dead_producers(r);
 		return ret;
@@ -748,7 +802,7 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 	if (ret)
 		return ret;
 	/* a fork() child's first blocking call records the child */
-	__shmpool_ring_claim(r, side);
+	claim_now(r, side);
 	/* acquire: pairs with the seq_cst RMW in shmpool_ring_shutdown() */
 	if (!drain && (atomic_load_explicit(&r->hdr->ev.shut,
 					    memory_order_acquire) & end))

@@ -2071,6 +2071,11 @@ TEST_F_TIMEOUT(ring, mpmc_consumer_killed_between_reserve_and_free, 60)
 	for (v = 0; v < 5; v++)
 		ASSERT_EQ(1, shmpool_ring_enqueue(r, &v));
 	EXPECT_EQ(128 + SIGKILL, reap(spawn(hold_and_die, &hd)));
+	/*
+	 * Join the consumer side before the producer may find it full:
+	 * with only the dead consumer on it, the side is dead (-ECONNRESET).
+	 */
+	EXPECT_EQ(1, shmpool_ring_takeover(r, SHMPOOL_RING_CONS));
 	hd.n = 100;
 	p = spawn(seq_producer, &hd);
 	for (k = 0; k < 105; k++) {
@@ -2087,6 +2092,138 @@ TEST_F_TIMEOUT(ring, mpmc_consumer_killed_between_reserve_and_free, 60)
 	EXPECT_EQ(0x1f, seen);
 	EXPECT_EQ(0, reap(p));
 	shmpool_ring_close(r);
+}
+
+/* a consumer that holds 2 received and 3 loaned messages, then is killed */
+static int loan_and_die(void *arg)
+{
+	struct holder *hd = arg;
+	struct shmpool_ring *r;
+	struct shmpool_msg m;
+	const void *p;
+	void *q;
+	int i;
+
+	if (shmpool_ring_open(hd->h, hd->name, SHMPOOL_RING_SPSC,
+			      sizeof(struct shmpool_msg), &r))
+		return 2;
+	for (i = 0; i < 2; i++)
+		if (shmpool_msg_receive(r, &m, &p, 0, NULL))
+			return 3;
+	for (i = 0; i < 3; i++)
+		if (shmpool_msg_loan(r, 100 + 1000 * i, &q, &m))
+			return 4;
+	raise(SIGKILL);
+	return 5;
+}
+
+/*
+ * Messages a killed process had received but not released, and loaned
+ * but not published, come back to the heap (shmpool_msg_reclaim()); a
+ * published one still in the ring is left to its receiver.
+ */
+TEST_F(ring, zc_loans_of_dead_process_come_back)
+{
+	struct holder hd = { self->h, self->name, 0, 0 };
+	struct shmpool_ring *r;
+	struct shmpool_msg m;
+	const void *p;
+	char msg[256];
+	uint64_t used0;
+	void *q;
+	int i;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_SPSC,
+					 16, sizeof(m), 0, &r));
+	used0 = heap_used(self->h);
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(0, shmpool_msg_loan(r, 64, &q, &m));
+		memset(q, i, 64);
+		ASSERT_EQ(0, shmpool_msg_publish(r, &m, 0, NULL));
+	}
+	EXPECT_EQ(128 + SIGKILL, reap(spawn(loan_and_die, &hd)));
+	EXPECT_LT(used0, heap_used(self->h));
+	EXPECT_EQ(5, shmpool_msg_reclaim(r));
+	EXPECT_EQ(0, shmpool_msg_reclaim(r));
+	/* the third, still in the ring, is intact and ours to release */
+	ASSERT_EQ(0, shmpool_msg_receive(r, &m, &p, SHMPOOL_MSG_NONBLOCK, NULL));
+	EXPECT_EQ(2, ((const unsigned char *)p)[63]);
+	EXPECT_EQ(0, shmpool_msg_release(r, &m));
+	shmpool_heap_flush(self->h);
+	EXPECT_EQ(used0, heap_used(self->h));
+	EXPECT_EQ(0, shmpool_heap_check(self->h, SHMPOOL_CHECK_QUIESCENT, msg, sizeof(msg)));
+	shmpool_ring_close(r);
+}
+
+/*
+ * Containers (device, kernel-issued attachment ids): the consumer runs in
+ * a new PID namespace, where its process id means something else (or
+ * nothing) to the producer. While it lives, the producer's wait on a full
+ * ring is never cut short as if it had died; once it is killed, the wait
+ * ends with -ECONNRESET.
+ */
+static int ns_consumer(void *arg)
+{
+	struct death *d = arg;
+	struct shmpool_ring *r;
+	uint64_t v;
+	pid_t pid;
+
+	if (unshare(CLONE_NEWPID))
+		return 99;	/* not permitted here */
+	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (shmpool_ring_open(d->h, d->name, SHMPOOL_RING_SPSC, 8, &r))
+			_exit(2);
+		if (shmpool_ring_dequeue_wait(r, &v, 1, 0, NULL) != 1)
+			_exit(3);
+		*d->moved = (int32_t)getpid();	/* 1: its namespace's init */
+		for (;;)
+			pause();
+	}
+	*d->ret = (int32_t)pid;		/* its id in ours */
+	return reap(pid);
+}
+
+TEST_F_TIMEOUT(ring, spsc_peer_in_other_pid_namespace, 60)
+{
+	struct shmpool_ring *r;
+	_Atomic int32_t *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct death d = { self->h, self->name, SHMPOOL_RING_SPSC, sh, sh + 1 };
+	struct timespec dl;
+	uint32_t seq;
+	uint64_t v = 5;
+	pid_t c;
+	int i;
+
+	ASSERT_NE(MAP_FAILED, (void *)sh);
+	if (variant->backend != SHMPOOL_BACKEND_DEVICE ||
+	    shmpool_death_seq(self->p, &seq) == -EOPNOTSUPP)
+		SKIP(return, "needs kernel-issued attachment ids (device, SHMPOOL_CAP_DEATH_NOTICE)");
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_SPSC,
+					 4, 8, 0, &r));
+	*sh = 0;
+	c = spawn(ns_consumer, &d);
+	ASSERT_EQ(1, shmpool_ring_enqueue(r, &v));
+	for (i = 0; i < 20000 && !sh[1]; i++)
+		usleep(1000);
+	if (!sh[1]) {
+		EXPECT_EQ(99, reap(c));
+		SKIP(return, "unshare(CLONE_NEWPID) not permitted");
+	}
+	for (i = 0; i < 4; i++)
+		ASSERT_EQ(1, shmpool_ring_enqueue(r, &v));
+	/* full, the consumer alive in its namespace: a plain timeout */
+	dl = after_ms(300);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_ring_enqueue_wait(r, &v, 1, 0, &dl));
+	kill((pid_t)*sh, SIGKILL);
+	dl = after_ms(DEATH_WAIT_MS);
+	EXPECT_EQ(-ECONNRESET, shmpool_ring_enqueue_wait(r, &v, 1, 0, &dl));
+	EXPECT_EQ(128 + SIGKILL, reap(c));
+	shmpool_ring_close(r);
+	munmap((void *)sh, 4096);
 }
 
 TEST_HARNESS_MAIN
