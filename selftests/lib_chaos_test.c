@@ -21,8 +21,9 @@
  * checker (SHMPOOL_CHECK_QUIESCENT) is clean; the mutex is free or taken
  * over, and its pair is equal after repair; the config reads whole.
  *
- * SHMPOOL_CHAOS_ROUNDS (default 30) and SHMPOOL_CHAOS_SEED (default: the
- * time) are the knobs; `make chaos` runs many rounds in one lane. The test
+ * SHMPOOL_CHAOS_ROUNDS (default 10), SHMPOOL_CHAOS_SEED (default: the
+ * time) and SHMPOOL_CHAOS_BACKEND (device or memfd: only that variant) are
+ * the knobs; `make chaos` runs many rounds on the device in one lane. The test
  * prints, per structure phase, how many kills landed there.
  */
 #define _GNU_SOURCE
@@ -502,12 +503,17 @@ FIXTURE_SETUP(chaos)
 {
 	struct shmpool_obj obj;
 	uint64_t zero[CFG_WORDS] = { 0 };
+	const char *only;
 
 #ifdef SHMPOOL_TEST_THREADS
 	SKIP(return, "workers must be processes to be SIGKILLed (threads build)");
 #endif
 	if (variant->backend == SHMPOOL_BACKEND_DEVICE && !device_ok())
 		SKIP(return, "no %s", DEV_PATH);
+	only = getenv("SHMPOOL_CHAOS_BACKEND");
+	if (only && *only && strcmp(only, variant->backend == SHMPOOL_BACKEND_DEVICE ?
+				    "device" : "memfd"))
+		SKIP(return, "SHMPOOL_CHAOS_BACKEND=%s", only);
 	backend = variant->backend;
 	ctl = mmap(NULL, sizeof(*ctl), PROT_READ | PROT_WRITE,
 		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -574,7 +580,7 @@ static uint64_t heap_used(struct shmpool_heap *h, struct shmpool_cache *c)
 
 TEST_F_TIMEOUT(chaos, kill_one_worker_per_round, 7200)
 {
-	long rounds = env_long("SHMPOOL_CHAOS_ROUNDS", 30);
+	long rounds = env_long("SHMPOOL_CHAOS_ROUNDS", 10);
 	uint64_t seed = (uint64_t)env_long("SHMPOOL_CHAOS_SEED", (long)time(NULL));
 	uint64_t rnd = seed | 1, kills[NR_PHASES] = { 0 }, role_kills[NR_ROLES] = { 0 };
 	uint64_t base, used, t0, takeovers = 0, writer_takeovers = 0, redelivered = 0, lost;
