@@ -79,7 +79,7 @@ esac
 [ "$bench" = 1 ] && cmdline_extra=
 # The fuzzer's and the chaos test's knobs reach the tests as init's environment: the kernel hands
 # unknown name=value parameters to init.
-for v in SHMPOOL_FUZZ_SECS SHMPOOL_FUZZ_SEED SHMPOOL_FUZZ_PROCS SHMPOOL_CHAOS_ROUNDS SHMPOOL_CHAOS_SEED; do
+for v in SHMPOOL_FUZZ_SECS SHMPOOL_FUZZ_SEED SHMPOOL_FUZZ_PROCS SHMPOOL_CHAOS_ROUNDS SHMPOOL_CHAOS_SEED SHMPOOL_CHAOS_BACKEND; do
 	[ -n "${!v:-}" ] && cmdline_extra+=" $v=${!v}"
 done
 
