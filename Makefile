@@ -194,6 +194,7 @@ deps:
 	@scripts/deps.sh
 
 check: deps
+	@scripts/pkg-test.sh --prepare &	# its chroot, made while the rest builds
 	@$(MAKE) -s all asan-tests tsan-tests
 	@scripts/check.sh $(LANES)
 

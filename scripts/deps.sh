@@ -14,6 +14,7 @@ pkgs=(
 	sparse liburcu-dev libboost-dev
 	dpdk-dev libck-dev
 	iceoryx libiceoryx-binding-c-dev libiceoryx-binding-c2
+	debhelper dh-dkms dkms lintian debootstrap	# make deb, the package test
 )
 
 missing=()
