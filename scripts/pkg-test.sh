@@ -97,6 +97,7 @@ else
 	exec 9> "$out.lock"
 	flock 9
 	rm -rf "$mods"
+	rm -f "$out"/{mkdeb,install,pingpong,pingpong-static,shmpoolctl,purge}.log
 fi
 
 # 1. The packages.
@@ -262,7 +263,7 @@ for r in "${rels[@]}"; do
 			say "vermagic '$vermagic', status '$status'"
 		fi
 	fi
-	[ $st = 0 ] || tail -n 20 "$root"/var/lib/dkms/shmpool/*/build/make.log 2>/dev/null | sed 's/^/#   /'
+	[ $st = 0 ] || tail -n 20 "$root/var/lib/dkms/shmpool/"*/build/make.log 2> /dev/null | sed 's/^/#   /'
 
 	result $st "DKMS built and installed shmpool.ko for $r (updates/dkms, vermagic $r)"
 done
@@ -288,8 +289,9 @@ WARN='-Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes'
 st=0
 for c in "$root"/tmp/examples/*.c; do
 	c=${c#"$root"}
-	inroot "$root" sh -c "gcc -std=gnu11 -O2 $WARN \$(pkg-config --cflags libshmpool) $c \
-		\$(pkg-config --libs libshmpool) -o ${c%.c}" || { say "$c does not build"; st=1; }
+	inroot "$root" sh -c "set -e; cflags=\$(pkg-config --cflags libshmpool); \
+		libs=\$(pkg-config --libs libshmpool); gcc -std=gnu11 -O2 $WARN \$cflags $c \$libs \
+		-o ${c%.c}" || { say "$c does not build"; st=1; }
 done
 result $st "every example in examples/ compiles and links against the installed libshmpool"
 
@@ -308,8 +310,9 @@ fi
 [ $st = 0 ] || cat "$out/pingpong.log" 2>/dev/null
 result $st "pingpong, linked to the installed libshmpool.so.0, runs in the chroot (memfd backend)"
 
-inroot "$root" sh -c "gcc -std=gnu11 -O2 $WARN -static \$(pkg-config --cflags libshmpool) $ex.c \
-	\$(pkg-config --static --libs libshmpool) -o $ex-static" &&
+inroot "$root" sh -c "set -e; cflags=\$(pkg-config --cflags libshmpool); \
+	libs=\$(pkg-config --static --libs libshmpool); \
+	gcc -std=gnu11 -O2 $WARN -static \$cflags $ex.c \$libs -o $ex-static" &&
 	inroot "$root" env SHMPOOL_BACKEND=memfd timeout 60 "$ex-static" > "$out/pingpong-static.log" 2>&1
 st=$?
 [ $st = 0 ] || cat "$out/pingpong-static.log" 2>/dev/null
