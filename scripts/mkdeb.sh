@@ -50,7 +50,8 @@ EOT
 
 echo "  DEB     build/deb/ (version $version)"
 export SOURCE_DATE_EPOCH=$when
-export DEB_BUILD_OPTIONS="noautodbgsym parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}"
+DEB_BUILD_OPTIONS="noautodbgsym parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}"
+export DEB_BUILD_OPTIONS
 (cd "$src" && dpkg-buildpackage -b -us -uc --no-sign) > "$out/build.log" 2>&1 || {
 	tail -n 40 "$out/build.log" >&2
 	echo "mkdeb: dpkg-buildpackage failed; whole log in build/deb/build.log" >&2

@@ -29,7 +29,7 @@
 # (SHMPOOL_KO_DIR) so that the 6.1 and 6.12 lanes load them.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
+cd "$top" || exit 1
 out=$top/build/pkg-test
 mods=$out/modules
 
