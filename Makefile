@@ -9,6 +9,8 @@
 #                   (FUZZ_SECS=600 FUZZ_LANE=debug [FUZZ_SEED=n])
 #   make deps       install build/test/VM dependencies with apt-get
 #   make install    library, headers, pkg-config file and man pages under PREFIX
+#                   (libraries in LIBDIR, default PREFIX/lib)
+#   make deb        Debian packages into build/deb/ (scripts/mkdeb.sh)
 #   make clean
 #
 # Kernel modules are built out of tree under build/mod/<kernel release>/.
@@ -16,6 +18,7 @@
 VERSION   := 0.1.0
 SOVERSION := 0
 PREFIX    ?= /usr/local
+LIBDIR    ?= $(PREFIX)/lib
 LANES     ?= 6.1 6.12 rt debug
 
 SHELL := /bin/bash
@@ -75,7 +78,7 @@ $(B)/lib/obj/%.o: lib/%.c $(LIB_HDRS)
 
 $(LIB_SO): $(LIB_PIC) lib/libshmpool.map
 	$(CC) -shared -Wl,-soname,libshmpool.so.$(SOVERSION) \
-		-Wl,--version-script=lib/libshmpool.map -Wl,-z,defs \
+		-Wl,--version-script=lib/libshmpool.map -Wl,-z,defs $(LDFLAGS) \
 		-o $@ $(LIB_PIC) -lurcu-memb -lurcu-common -lpthread
 	ln -sf libshmpool.so.$(VERSION) $(B)/lib/libshmpool.so.$(SOVERSION)
 	ln -sf libshmpool.so.$(SOVERSION) $(B)/lib/libshmpool.so
@@ -87,7 +90,7 @@ $(LIB_A): $(LIB_OBJS)
 # Regenerated every time: it depends on PREFIX, which make cannot see change.
 $(LIB_PC): lib/libshmpool.pc.in FORCE
 	@mkdir -p $(@D)
-	@sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+	@sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 # ---- examples, selftests, host test builds ----------------------------------
 examples: $(EXAMPLES)
@@ -191,6 +194,7 @@ deps:
 	@scripts/deps.sh
 
 check: deps
+	@scripts/pkg-test.sh --prepare &	# its chroot, made while the rest builds
 	@$(MAKE) -s all asan-tests tsan-tests
 	@scripts/check.sh $(LANES)
 
@@ -221,20 +225,24 @@ chaos:
 		scripts/vm-run.sh --only lib_chaos_test $(CHAOS_LANE)
 
 install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/linux \
-		$(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf libshmpool.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libshmpool.so.$(SOVERSION)
-	ln -sf libshmpool.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libshmpool.so
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/include/linux \
+		$(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libshmpool.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshmpool.so.$(SOVERSION)
+	ln -sf libshmpool.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libshmpool.so
 	install -m 644 include/shmpool*.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 include/uapi/linux/shmpool.h $(DESTDIR)$(PREFIX)/include/linux/
-	install -m 644 $(LIB_PC) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 644 $(LIB_PC) $(DESTDIR)$(LIBDIR)/pkgconfig/
 	@# man pages: section by suffix; .so links are installed as they are
 	@set -e; for f in man/*.[1-8]; do \
 		d=$(DESTDIR)$(PREFIX)/share/man/man$${f##*.}; \
 		install -d $$d; install -m 644 $$f $$d/; \
 	done
+
+# Debian packages (debian/), built from a copy of the tree in build/deb/.
+deb:
+	@scripts/mkdeb.sh
 
 clean:
 	rm -rf $(B)/lib $(B)/asan $(B)/selftests $(B)/examples $(B)/mod $(B)/vm
@@ -244,7 +252,7 @@ distclean:
 	rm -rf $(B)
 
 FORCE:
-.PHONY: FORCE all modules lib examples selftests asan-tests tsan-tests deps check demo fuzz chaos bench install clean distclean
+.PHONY: FORCE all modules lib examples selftests asan-tests tsan-tests deps check demo fuzz chaos bench install clean distclean deb
 
 # ---- tools: shmpoolctl --------------------------------------------------------
 # Static, like the examples, so that the same binary runs in the VM lanes

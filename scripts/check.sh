@@ -50,9 +50,29 @@ while read -r kind a b c rest; do
 	esac
 done < <(awk -f scripts/tap-count.awk "$hostlog")
 
+# Lines "ok - NAME" / "not ok - NAME" from a script, counted; others shown.
+counted() {
+	local line
+	while IFS= read -r line; do
+		case "$line" in
+		"ok - "*) result 0 "${line#ok - }" ;;
+		"not ok - "*) result 1 "${line#not ok - }" ;;
+		*) echo "$line" ;;
+		esac
+	done
+}
+
+echo "== Debian packages: make deb, installed into a clean Debian 12 chroot"
+counted < <(scripts/pkg-test.sh 2>&1)
+# The 6.1 and 6.12 lanes load the modules DKMS built there.
+export SHMPOOL_KO_DIR=$top/build/pkg-test/modules
+
 for lane in "$@"; do
 	echo "== VM lane $lane"
 	scripts/vm-run.sh "$lane" | tee "build/check-$lane.log"
+	case "$lane" in
+	6.1|6.12) counted < <(scripts/pkg-test.sh --lane "$lane" 2>&1) ;;
+	esac
 	line=$(tail -n 1 "build/check-$lane.log")
 	if [[ $line =~ ^lane\ .*:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; then
 		passed=$((passed + BASH_REMATCH[1]))

@@ -15,6 +15,7 @@ pkgs=(
 	dpdk-dev libck-dev
 	iceoryx libiceoryx-binding-c-dev libiceoryx-binding-c2
 	man-db groff-base
+	debhelper dh-dkms dkms lintian debootstrap	# make deb, the package test
 )
 
 missing=()

@@ -30,6 +30,7 @@ if [ -w /sys/kernel/debug/kmemleak ]; then
 	echo clear > /sys/kernel/debug/kmemleak
 fi
 kmsg "start"
+echo "### MODULE $(sha256sum /lib/modules/shmpool.ko)"
 if insmod /lib/modules/shmpool.ko; then
 	echo "### INSMOD ok"
 else

@@ -85,16 +85,24 @@ done
 
 say() { echo "[$lane] $*"; }
 
-# 1. The module, built for exactly this kernel.
+# 1. The module, built for exactly this kernel. With SHMPOOL_KO_DIR set
+# (make check, after scripts/pkg-test.sh), a module DKMS built for this
+# release in the package test, $SHMPOOL_KO_DIR/<release>/shmpool.ko, is
+# loaded instead (the 6.1 and 6.12 lanes); the guest prints its sha256.
 mod=$top/build/mod/$rel
 "$top/scripts/build-module.sh" "$kdir" "$mod" 2> >(grep -v 'Skipping BTF' >&2)
+ko=$mod/shmpool.ko
+if [ -n "${SHMPOOL_KO_DIR:-}" ] && [ -f "$SHMPOOL_KO_DIR/$rel/shmpool.ko" ]; then
+	ko=$SHMPOOL_KO_DIR/$rel/shmpool.ko
+	say "module: $ko (built by DKMS)"
+fi
 
 # 2. The initramfs: busybox, the module(s), static test programs, init.
 root=$dir/root
 rm -rf "$root"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,tests,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
-cp "$mod/shmpool.ko" "$root/lib/modules/"
+cp "$ko" "$root/lib/modules/shmpool.ko"
 if [ -n "$brd" ]; then
 	case "$brd" in
 	*.xz) xz -dc "$brd" > "$root/lib/modules/brd.ko" ;;	# busybox insmod reads no .xz
