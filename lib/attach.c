@@ -39,14 +39,15 @@
 /* memfd: how long a sleeper waits before it looks at its peers again */
 #define PEER_POLL_MS	__SHMPOOL_PEER_POLL_MS
 
-static atomic_uint fork_gen = 1;
+/* bumped in every fork() child; internal.h's __shmpool_self() reads it */
+atomic_uint __shmpool_attach_fork_gen = 1;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 /* serialises re-attaching a handle after fork() (rare: once per handle) */
 static pthread_mutex_t reattach_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void fork_child(void)
 {
-	atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&__shmpool_attach_fork_gen, 1, memory_order_relaxed);
 }
 
 static void fork_register(void)
@@ -57,7 +58,7 @@ static void fork_register(void)
 static unsigned int cur_fork_gen(void)
 {
 	pthread_once(&fork_once, fork_register);
-	return atomic_load_explicit(&fork_gen, memory_order_relaxed);
+	return atomic_load_explicit(&__shmpool_attach_fork_gen, memory_order_relaxed);
 }
 
 static const struct shmpool_status *status_page(const struct shmpool *p)
@@ -159,21 +160,11 @@ void __shmpool_detach(struct shmpool *p)
 	__atomic_store_n(&p->__self, 0, __ATOMIC_RELAXED);
 }
 
-int __shmpool_self(struct shmpool *p, uint32_t *id)
+int __shmpool_self_slow(struct shmpool *p, uint32_t *id)
 {
 	unsigned int gen = cur_fork_gen();
 	int ret = 0;
 
-	/*
-	 * Acquire: pairs with the release of __self_gen after __self in the
-	 * slow path below (handles are made before they are shared, so
-	 * __shmpool_attach() needs no ordering of its own).
-	 */
-	if (__atomic_load_n(&p->__self_gen, __ATOMIC_ACQUIRE) == gen) {
-		*id = __atomic_load_n(&p->__self, __ATOMIC_RELAXED);
-		if (*id)
-			return 0;
-	}
 	pthread_mutex_lock(&reattach_lock);
 	if (__atomic_load_n(&p->__self_gen, __ATOMIC_RELAXED) != gen ||
 	    !__atomic_load_n(&p->__self, __ATOMIC_RELAXED)) {
@@ -182,7 +173,7 @@ int __shmpool_self(struct shmpool *p, uint32_t *id)
 		ret = attach(p, &nid);
 		if (!ret) {
 			__atomic_store_n(&p->__self, nid, __ATOMIC_RELAXED);
-			/* Release: pairs with the acquire of the fast path above. */
+			/* Release: pairs with the acquire in __shmpool_self() (internal.h). */
 			__atomic_store_n(&p->__self_gen, gen, __ATOMIC_RELEASE);
 		}
 	}

@@ -6,6 +6,7 @@
 #ifndef SHMPOOL_INTERNAL_H
 #define SHMPOOL_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
 
@@ -105,8 +106,27 @@ const struct timespec *__shmpool_deadline_within(const struct timespec *deadline
 int __shmpool_attach(struct shmpool *p);
 /* undo __shmpool_attach() (shmpool_close()) */
 void __shmpool_detach(struct shmpool *p);
-/* this process's id in @p, attaching anew in a fork() child; 0 or -errno */
-int __shmpool_self(struct shmpool *p, uint32_t *id);
+/* the fork() generation (attach.c): bumped in every child */
+extern atomic_uint __shmpool_attach_fork_gen;
+int __shmpool_self_slow(struct shmpool *p, uint32_t *id);
+/*
+ * This process's id in @p, attaching anew in a fork() child (or a read-only
+ * handle's first time): 0 or -errno. Inline, since every lock and unlock
+ * asks: two loads and a compare when the handle has its id. The acquire
+ * pairs with the release of __self_gen after __self in
+ * __shmpool_self_slow(); a handle made by __shmpool_attach() is published
+ * to other threads by whatever hands the handle over.
+ */
+static inline int __shmpool_self(struct shmpool *p, uint32_t *id)
+{
+	if (__atomic_load_n(&p->__self_gen, __ATOMIC_ACQUIRE) ==
+	    atomic_load_explicit(&__shmpool_attach_fork_gen, memory_order_relaxed)) {
+		*id = __atomic_load_n(&p->__self, __ATOMIC_RELAXED);
+		if (*id)
+			return 0;
+	}
+	return __shmpool_self_slow(p, id);
+}
 /* is attachment @id of @p alive? (0 and out-of-range ids are not) */
 bool __shmpool_alive(struct shmpool *p, uint32_t id);
 /* the count of attachment ends so far (device), to pass to __shmpool_wait_peer() */

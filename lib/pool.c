@@ -328,6 +328,10 @@ int shmpool_info(struct shmpool *p, struct shmpool_pool_info *info)
 	ret = pool_ops(p)->info(p, info);
 	if (!ret)
 		info->lacks |= __shmpool_doorbell_lacks(p);
+	/* no kernel-issued attachments: pid ids, 100 ms looks (shmpool.h) */
+	if (!ret && (p->backend != SHMPOOL_BACKEND_DEVICE ||
+		     (p->flags & __SHMPOOL_F_NOATTACH)))
+		info->lacks |= SHMPOOL_CAP_DEATH_NOTICE;
 	return ret;
 }
 
