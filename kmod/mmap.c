@@ -73,9 +73,20 @@ static vm_fault_t shmpool_status_fault(struct vm_fault *vmf)
 	return 0;
 }
 
+/* The status page holds the pool but is not one of its @mappings (INFO). */
+static void shmpool_status_vm_open(struct vm_area_struct *vma)
+{
+	shmpool_pool_get(vma->vm_private_data);
+}
+
+static void shmpool_status_vm_close(struct vm_area_struct *vma)
+{
+	shmpool_pool_put(vma->vm_private_data);
+}
+
 static const struct vm_operations_struct shmpool_status_vm_ops = {
-	.open = shmpool_vm_open,
-	.close = shmpool_vm_close,
+	.open = shmpool_status_vm_open,
+	.close = shmpool_status_vm_close,
 	.fault = shmpool_status_fault,
 };
 
@@ -93,7 +104,7 @@ static int shmpool_mmap_status(struct shmpool_pool *pool,
 	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_ops = &shmpool_status_vm_ops;
 	vma->vm_private_data = pool;
-	shmpool_vm_open(vma);
+	shmpool_status_vm_open(vma);
 	return 0;
 }
 

@@ -846,6 +846,15 @@ static long long at_fdinfo(int fd, const char *key)
 	return v;
 }
 
+/* INFO's mappings count pool memory, not the status page. */
+TEST_F(att, status_page_not_in_info_mappings)
+{
+	struct shmpool_info info;
+
+	ASSERT_EQ(0, sp_info(self->fd, &info, NULL, 0));
+	EXPECT_EQ(0U, info.mappings);
+}
+
 TEST_F(att, fdinfo_shows_attachments)
 {
 	int id;

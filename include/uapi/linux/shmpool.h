@@ -631,8 +631,8 @@ struct shmpool_notify {
  * starts with the death_seq of its opening acknowledged. Every attachment
  * end wakes the pool's pollers.
  *
- * The status page mapping counts in struct shmpool_info's @mappings and,
- * like any mapping, keeps the pool alive.
+ * A status page mapping keeps the pool alive like any mapping but does not
+ * count in struct shmpool_info's @mappings (which counts pool memory).
  *
  * A module built for a kernel without CONFIG_MMU_NOTIFIER (which only KVM
  * and a few drivers select; every distribution kernel has it) has no
