@@ -47,6 +47,7 @@
 #include <shmpool_sync.h>
 
 #pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
 #include "kselftest_harness.h"
 #include "lib_test.h"
 
@@ -590,7 +591,7 @@ TEST_F_TIMEOUT(chaos, kill_one_worker_per_round, 7200)
 	long r;
 	int w, victim, st, left, ret;
 
-	if (!self->p)
+	if (!self->p || !ctl)
 		SKIP(return, "set-up skipped");
 	TH_LOG("seed %" PRIu64 ", %ld rounds, %s backend", seed, rounds,
 	       variant->backend == SHMPOOL_BACKEND_DEVICE ? "device" : "memfd");

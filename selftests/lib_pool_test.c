@@ -182,12 +182,14 @@ TEST_F(pool, create_new)
 	if (variant->backend == SHMPOOL_BACKEND_DEVICE) {
 		EXPECT_EQ(0U, info.lacks & SHMPOOL_CAP_ACCESS_CONTROL);
 		EXPECT_EQ(0U, info.lacks & SHMPOOL_CAP_USAGE);
+		/* a module with attachments (API 3) tells of deaths */
+		EXPECT_EQ(0U, info.lacks & SHMPOOL_CAP_DEATH_NOTICE);
 		EXPECT_EQ(1U, info.attachments);
 		EXPECT_EQ(1U, info.mappings);
 	} else {
 		EXPECT_EQ(SHMPOOL_CAP_CONTIG | SHMPOOL_CAP_ACCOUNTING |
 			  SHMPOOL_CAP_ACCESS_CONTROL | SHMPOOL_CAP_USAGE |
-			  SHMPOOL_CAP_NOTIFY, info.lacks);
+			  SHMPOOL_CAP_NOTIFY | SHMPOOL_CAP_DEATH_NOTICE, info.lacks);
 	}
 	EXPECT_EQ(0, shmpool_close(p));
 }
