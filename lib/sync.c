@@ -151,7 +151,9 @@ out:
  * The offset of @obj (@len bytes) in @p if it lies inside, 4-byte aligned,
  * and @p is writable; else -EINVAL or -EPERM.
  */
-static int64_t obj_off(const struct shmpool *p, const void *obj, size_t len)
+/* inlined: it is on every lock and unlock (fast path) */
+static inline __attribute__((always_inline))
+int64_t obj_off(const struct shmpool *p, const void *obj, size_t len)
 {
 	int64_t o;
 
@@ -415,8 +417,9 @@ static int mutex_lock_slow(struct shmpool *p, struct shmpool_mutex *m,
  * Check @m's place in @p, learn who we are (attachment @id, thread @tid),
  * and try to take @m once: 1 if it is ours, 0 if not, or -errno.
  */
-static int mutex_try(struct shmpool *p, struct shmpool_mutex *m,
-		     int64_t *off, uint32_t *id, uint32_t *tid)
+static inline __attribute__((always_inline))
+int mutex_try(struct shmpool *p, struct shmpool_mutex *m,
+	      int64_t *off, uint32_t *id, uint32_t *tid)
 {
 	int ret;
 
@@ -430,9 +433,10 @@ static int mutex_try(struct shmpool *p, struct shmpool_mutex *m,
 	return mutex_take(m, *id, *tid);
 }
 
-SHMPOOL_EXPORT
-int shmpool_mutex_timedlock(struct shmpool *p, struct shmpool_mutex *m,
-			    const struct timespec *deadline)
+/* lock and timedlock: inlined into both, so that lock is no call deeper */
+static inline __attribute__((always_inline))
+int mutex_lock(struct shmpool *p, struct shmpool_mutex *m,
+	       const struct timespec *deadline)
 {
 	uint32_t id, tid;
 	int64_t off;
@@ -444,9 +448,16 @@ int shmpool_mutex_timedlock(struct shmpool *p, struct shmpool_mutex *m,
 }
 
 SHMPOOL_EXPORT
+int shmpool_mutex_timedlock(struct shmpool *p, struct shmpool_mutex *m,
+			    const struct timespec *deadline)
+{
+	return mutex_lock(p, m, deadline);
+}
+
+SHMPOOL_EXPORT
 int shmpool_mutex_lock(struct shmpool *p, struct shmpool_mutex *m)
 {
-	return shmpool_mutex_timedlock(p, m, NULL);
+	return mutex_lock(p, m, NULL);
 }
 
 SHMPOOL_EXPORT
