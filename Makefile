@@ -263,10 +263,14 @@ TOOLS := $(B)/tools/shmpoolctl
 all: tools
 tools: $(TOOLS)
 
+# TOOLS_LINK: -static for the VM lanes; the Debian package links libc
+# dynamically (debian/rules: TOOLS_LINK=), as Debian wants its binaries.
+TOOLS_LINK ?= -static
 $(B)/tools/%: tools/%.c $(LIB_A) $(LIB_HDRS)
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -O2 -g $(WARN) -I$(TOP)/include -DSHMPOOL_VERSION='"$(VERSION)"' \
-		-static $< $(LIB_A) -lurcu-memb -lurcu-common -lpthread -o $@
+		$(EXTRA_CFLAGS) $(TOOLS_LINK) $< $(LIB_A) -lurcu-memb -lurcu-common -lpthread \
+		$(if $(TOOLS_LINK),,$(LDFLAGS)) -o $@
 
 install: install-tools
 install-tools: tools
