@@ -222,7 +222,7 @@ static void scan_pid(const char *pid, struct usage *u, size_t n)
 	struct dirent *de;
 	struct stat st;
 	unsigned int maj, min;
-	unsigned long long ino;
+	unsigned long long ino, off;
 	size_t i;
 	DIR *d;
 	FILE *f;
@@ -241,7 +241,10 @@ static void scan_pid(const char *pid, struct usage *u, size_t n)
 	snprintf(path, sizeof(path), "/proc/%s/maps", pid);
 	f = fopen(path, "re");
 	while (f && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%*s %*s %*s %x:%x %llu", &maj, &min, &ino) != 3)
+		if (sscanf(line, "%*s %*s %llx %x:%x %llu", &off, &maj, &min, &ino) != 4)
+			continue;
+		/* the module's status page is not a mapping of the pool (INFO) */
+		if (off == SHMPOOL_STATUS_OFFSET)
 			continue;
 		for (i = 0; i < n; i++)
 			if (makedev(maj, min) == u[i].dev && ino == u[i].ino)
