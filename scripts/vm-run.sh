@@ -9,6 +9,7 @@
 # become sleeping locks) and debug (built from linux-source-6.1 with KASAN,
 # lockdep, kmemleak; see scripts/build-debug-kernel.sh). --only runs the test programs whose name
 # matches the shell glob PATTERN. --bench runs the programs build/bench/*_bench
+# (those matching --only PATTERN)
 # instead, like the demo (all output streamed), on a kernel booted without the
 # slub/page debug options, and reports the host's CPU use by other processes
 # meanwhile.
@@ -110,7 +111,10 @@ if [ -n "$brd" ]; then
 	esac
 fi
 if [ "$bench" = 1 ]; then
-	cp "$top"/build/bench/*_bench "$root/tests/"	# the programs, not objects
+	for b in "$top"/build/bench/*_bench; do	# the programs, not objects
+		# shellcheck disable=SC2053
+		[[ $(basename "$b") == $only ]] && cp "$b" "$root/tests/"
+	done
 elif [ "$demo" = 1 ]; then
 	# the demo: pingpong, then the pipeline scenario that ends with
 	# shmpoolctl; the other examples run as a test (examples_test)
