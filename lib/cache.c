@@ -434,6 +434,18 @@ int shmpool_cache_iterate(struct shmpool_cache *c,
 	return ret ? ret : n;
 }
 
+/* the shared counters of @sh into @st (relaxed: statistics, no order) */
+static void cache_counters(struct cache_shared *sh, struct shmpool_cache_stats *st)
+{
+	st->hits = atomic_load_explicit(&sh->hits, memory_order_relaxed);
+	st->misses = atomic_load_explicit(&sh->misses, memory_order_relaxed);
+	st->inserts = atomic_load_explicit(&sh->inserts, memory_order_relaxed);
+	st->updates = atomic_load_explicit(&sh->updates, memory_order_relaxed);
+	st->deletes = atomic_load_explicit(&sh->deletes, memory_order_relaxed);
+	st->evictions = atomic_load_explicit(&sh->evictions, memory_order_relaxed);
+	st->entries = atomic_load_explicit(&sh->count, memory_order_relaxed);
+}
+
 SHMPOOL_EXPORT
 int shmpool_cache_stats(struct shmpool_cache *c,
 			struct shmpool_cache_stats *st)
@@ -443,13 +455,7 @@ int shmpool_cache_stats(struct shmpool_cache *c,
 	if (!c || !st)
 		return -EINVAL;
 	sh = c->sh;
-	st->hits = atomic_load_explicit(&sh->hits, memory_order_relaxed);
-	st->misses = atomic_load_explicit(&sh->misses, memory_order_relaxed);
-	st->inserts = atomic_load_explicit(&sh->inserts, memory_order_relaxed);
-	st->updates = atomic_load_explicit(&sh->updates, memory_order_relaxed);
-	st->deletes = atomic_load_explicit(&sh->deletes, memory_order_relaxed);
-	st->evictions = atomic_load_explicit(&sh->evictions, memory_order_relaxed);
-	st->entries = atomic_load_explicit(&sh->count, memory_order_relaxed);
+	cache_counters(sh, st);
 	st->capacity = c->cap;
 	return 0;
 }
@@ -477,13 +483,7 @@ int shmpool_cache_inspect(struct shmpool *p, uint64_t off,
 	ident = atomic_load_explicit(&sh->ident, memory_order_acquire);
 	if ((uint32_t)(ident >> 32) != CACHE_MAGIC)
 		return -EPROTOTYPE;
-	st->hits = atomic_load_explicit(&sh->hits, memory_order_relaxed);
-	st->misses = atomic_load_explicit(&sh->misses, memory_order_relaxed);
-	st->inserts = atomic_load_explicit(&sh->inserts, memory_order_relaxed);
-	st->updates = atomic_load_explicit(&sh->updates, memory_order_relaxed);
-	st->deletes = atomic_load_explicit(&sh->deletes, memory_order_relaxed);
-	st->evictions = atomic_load_explicit(&sh->evictions, memory_order_relaxed);
-	st->entries = atomic_load_explicit(&sh->count, memory_order_relaxed);
+	cache_counters(sh, st);
 	st->capacity = (uint32_t)ident;
 	return 0;
 }

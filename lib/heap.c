@@ -1030,6 +1030,19 @@ int shmpool_alloc_owner(struct shmpool_heap *h, uint64_t off)
 
 /* ---- introspection ---------------------------------------------------------------- */
 
+/* @st's counters that the heap header holds (stats and inspect) */
+static void header_counts(const struct heap_hdr *hh, struct shmpool_heap_stats *st)
+{
+	st->heap_bytes = (uint64_t)(hh->end_g - hh->heap_g) << GRAN_SHIFT;
+	st->free_bytes = (hh->free_g - hh->nr_free) << GRAN_SHIFT;
+	st->used_bytes = st->heap_bytes - (hh->free_g << GRAN_SHIFT);
+	st->free_blocks = hh->nr_free;
+	st->alloc_blocks = hh->nr_used - hh->nr_slabs - hh->nr_named;
+	st->slabs = hh->nr_slabs;
+	st->objects = hh->nr_named;
+	st->repairs = hh->nr_repairs;
+}
+
 SHMPOOL_EXPORT
 int shmpool_heap_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st)
 {
@@ -1046,14 +1059,7 @@ int shmpool_heap_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st)
 	ret = __shmpool_heap_lock(h);
 	if (ret)
 		return ret;
-	st->heap_bytes = (uint64_t)(hh->end_g - hh->heap_g) << GRAN_SHIFT;
-	st->free_bytes = (hh->free_g - hh->nr_free) << GRAN_SHIFT;
-	st->used_bytes = st->heap_bytes - (hh->free_g << GRAN_SHIFT);
-	st->free_blocks = hh->nr_free;
-	st->alloc_blocks = hh->nr_used - hh->nr_slabs - hh->nr_named;
-	st->slabs = hh->nr_slabs;
-	st->objects = hh->nr_named;
-	st->repairs = hh->nr_repairs;
+	header_counts(hh, st);
 	/* the largest block sits in the highest non-empty list */
 	if (hh->fl_bitmap) {
 		fl = log2_u32(hh->fl_bitmap);
@@ -1260,14 +1266,7 @@ int shmpool_heap_inspect(struct shmpool *p, struct shmpool_heap_stats *st)
 		ret = heap_priv_init(&hp);
 	if (ret)
 		return ret;
-	st->heap_bytes = (uint64_t)(hh->end_g - hh->heap_g) << GRAN_SHIFT;
-	st->free_bytes = (hh->free_g - hh->nr_free) << GRAN_SHIFT;
-	st->used_bytes = st->heap_bytes - (hh->free_g << GRAN_SHIFT);
-	st->free_blocks = hh->nr_free;
-	st->alloc_blocks = hh->nr_used - hh->nr_slabs - hh->nr_named;
-	st->slabs = hh->nr_slabs;
-	st->objects = hh->nr_named;
-	st->repairs = hh->nr_repairs;
+	header_counts(hh, st);
 	if (hh->fl_bitmap) {
 		fl = log2_u32(hh->fl_bitmap);
 		sl = hh->sl_bitmap[fl % FL_COUNT] ? log2_u32(hh->sl_bitmap[fl % FL_COUNT]) : 0;
