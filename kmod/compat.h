@@ -134,4 +134,16 @@ static inline void mmu_notifier_put(struct mmu_notifier *subscription)
 }
 #endif
 
+/*
+ * Symbol namespaces became string literals in 6.13: MODULE_IMPORT_NS("NS");
+ * before, the macro stringified an identifier: MODULE_IMPORT_NS(NS). Kbuild
+ * probes the newer definition. The dma-buf API is in namespace DMA_BUF.
+ */
+#include <linux/module.h>
+#ifdef SHMPOOL_HAVE_IMPORT_NS_STRING
+#define SHMPOOL_IMPORT_NS_DMA_BUF()	MODULE_IMPORT_NS("DMA_BUF")
+#else
+#define SHMPOOL_IMPORT_NS_DMA_BUF()	MODULE_IMPORT_NS(DMA_BUF)
+#endif
+
 #endif /* _SHMPOOL_COMPAT_H */

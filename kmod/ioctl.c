@@ -29,6 +29,7 @@ union shmpool_ucmd_buffer {
 	struct shmpool_notify notify;
 	struct shmpool_attach attach;
 	struct shmpool_detach detach;
+	struct shmpool_export_dmabuf export_dmabuf;
 };
 
 struct shmpool_ucmd {
@@ -60,7 +61,8 @@ static int shmpool_cmd_api(struct shmpool_ucmd *ucmd)
 			SHMPOOL_FEAT_INFO | SHMPOOL_FEAT_ACCOUNT |
 			SHMPOOL_FEAT_DOORBELL | SHMPOOL_FEAT_NOTIFY |
 			SHMPOOL_FEAT_EXEC |
-			(SHMPOOL_HAVE_ATTACH ? SHMPOOL_FEAT_ATTACH : 0);
+			(SHMPOOL_HAVE_ATTACH ? SHMPOOL_FEAT_ATTACH : 0) |
+			(SHMPOOL_HAVE_DMABUF ? SHMPOOL_FEAT_DMABUF : 0);
 	cmd->max_pool_bytes = shmpool_max_pool_bytes();
 	cmd->max_total_bytes = shmpool_max_total_bytes();
 	cmd->max_contig_bytes = (u64)PAGE_SIZE << SHMPOOL_MAX_ORDER;
@@ -277,6 +279,19 @@ static int shmpool_cmd_detach(struct shmpool_ucmd *ucmd)
 	return shmpool_detach(ucmd->sf, cmd->id);
 }
 
+static int shmpool_cmd_export_dmabuf(struct shmpool_ucmd *ucmd)
+{
+	struct shmpool_export_dmabuf *cmd = ucmd->cmd;
+	struct file *filp;
+
+	filp = shmpool_dmabuf_export(ucmd->sf, cmd);
+	if (IS_ERR(filp))
+		return PTR_ERR(filp);
+	return shmpool_install(ucmd, filp,
+			       !(cmd->flags & SHMPOOL_EXPORT_NOCLOEXEC),
+			       &cmd->fd, sizeof(*cmd));
+}
+
 /* Which kind of fd a command is for. */
 #define SHMPOOL_ON_SCOPE	1
 #define SHMPOOL_ON_POOL		2
@@ -329,6 +344,8 @@ static const struct shmpool_ioctl_op shmpool_ioctl_ops[] = {
 			 struct shmpool_attach, __reserved, POOL),
 	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_DETACH, shmpool_cmd_detach,
 			 struct shmpool_detach, __reserved, POOL),
+	SHMPOOL_IOCTL_OP(SHMPOOL_IOC_EXPORT_DMABUF, shmpool_cmd_export_dmabuf,
+			 struct shmpool_export_dmabuf, __reserved, POOL),
 };
 
 static long shmpool_dispatch(struct shmpool_ucmd *ucmd, unsigned int on,

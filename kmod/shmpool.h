@@ -186,6 +186,19 @@ int shmpool_user_add_notifier(struct shmpool_user *u);
 void shmpool_user_sub_notifier(struct shmpool_user *u);
 void shmpool_users_exit(void);
 
+/* dmabuf.c (without CONFIG_DMA_SHARED_BUFFER: EXPORT_DMABUF is ENOTTY) */
+#define SHMPOOL_HAVE_DMABUF	IS_ENABLED(CONFIG_DMA_SHARED_BUFFER)
+#if SHMPOOL_HAVE_DMABUF
+struct file *shmpool_dmabuf_export(struct shmpool_file *sf,
+				   struct shmpool_export_dmabuf *cmd);
+#else
+static inline struct file *
+shmpool_dmabuf_export(struct shmpool_file *sf, struct shmpool_export_dmabuf *cmd)
+{
+	return ERR_PTR(-ENOTTY);
+}
+#endif
+
 /* main.c */
 extern const struct file_operations shmpool_fops;
 int shmpool_file_init(struct file *filp, struct shmpool_pool *pool);

@@ -42,8 +42,8 @@
  * - E2BIG:  size larger than the kernel's struct with non-zero extra bytes,
  *   or larger than the page size (no struct will ever be that long).
  * - ENOTTY: a command for the other kind of fd: CREATE, OPEN or UNLINK on a
- *   pool fd, or INFO, WAIT, WAKE, WAITV, NOTIFY, ATTACH or DETACH on a scope
- *   fd. API works on both.
+ *   pool fd, or INFO, WAIT, WAKE, WAITV, NOTIFY, ATTACH, DETACH or
+ *   EXPORT_DMABUF on a scope fd. API works on both.
  *
  * Per-command errors are listed with each struct.
  */
@@ -118,6 +118,7 @@
 #define SHMPOOL_FEAT_NOTIFY	(1ULL << 5)	/* NOTIFY: doorbell -> eventfd */
 #define SHMPOOL_FEAT_EXEC	(1ULL << 6)	/* SHMPOOL_CREATE_EXEC; else no PROT_EXEC */
 #define SHMPOOL_FEAT_ATTACH	(1ULL << 7)	/* ATTACH, DETACH, status page, WAIT_DEATH */
+#define SHMPOOL_FEAT_DMABUF	(1ULL << 8)	/* EXPORT_DMABUF */
 
 enum {
 	SHMPOOL_CMD_BASE = 0x80,
@@ -132,6 +133,7 @@ enum {
 	SHMPOOL_CMD_NOTIFY,
 	SHMPOOL_CMD_ATTACH,
 	SHMPOOL_CMD_DETACH,
+	SHMPOOL_CMD_EXPORT_DMABUF,
 };
 
 /**
@@ -304,6 +306,12 @@ struct shmpool_unlink {
  * @offset: where it starts in the pool (bytes)
  * @bytes: its length
  * @phys: its physical address for CAP_SYS_ADMIN callers, 0 for others
+ *
+ * @phys is diagnostics (which memory is this, is it really contiguous), not a
+ * way to program a device: behind an IOMMU or SWIOTLB a device does not see
+ * physical addresses, and nothing would tie the device's use to the pool's
+ * life. To give a pool to a device, export it as a dma-buf
+ * (SHMPOOL_IOC_EXPORT_DMABUF).
  */
 struct shmpool_extent {
 	__aligned_u64 offset;
@@ -719,5 +727,77 @@ struct shmpool_detach {
 };
 
 #define SHMPOOL_IOC_DETACH	_IO(SHMPOOL_TYPE, SHMPOOL_CMD_DETACH)
+
+/**
+ * DOC: dma-buf export
+ *
+ * SHMPOOL_IOC_EXPORT_DMABUF on a pool fd returns a dma-buf fd of the whole
+ * pool or of a page-aligned range of it: the kernel's way to give memory to
+ * a device (V4L2 V4L2_MEMORY_DMABUF, DRM PRIME, RDMA, ...), correct behind an
+ * IOMMU or SWIOTLB, where physical addresses (INFO's @phys) are not.
+ *
+ * - The dma-buf's memory is the pool's: what a device writes is in the pool
+ *   at once for every mapping of it (after the importer's own completion
+ *   signal, e.g. V4L2 DQBUF), and the other way round.
+ * - An importer's device mapping is a scatter list with one entry per run
+ *   of physically contiguous pages (adjacent extents merged), so a
+ *   SHMPOOL_CREATE_CONTIG pool is one entry.
+ * - mmap() of the dma-buf fd maps the range (MAP_SHARED only: EINVAL; and
+ *   PROT_EXEC as on a pool fd: EPERM without SHMPOOL_CREATE_EXEC); the
+ *   offset is relative to the range. Such mappings are not counted in
+ *   INFO's @mappings. DMA_BUF_IOCTL_SYNC brackets CPU access (it syncs every
+ *   device mapping of the dma-buf); kernel importers may vmap it.
+ * - Lifetime: the dma-buf, every importer's attachment and mapping of it,
+ *   and every mmap() of it keep the pool (and the module) alive; closing
+ *   the pool fds, unlinking or unmapping the pool does not end them. The
+ *   pool's memory is freed when the last of all these is gone.
+ * - Read-only attachments cannot export (EACCES): a dma-buf cannot stop an
+ *   importing device from writing.
+ * - Each dma-buf is a new file; exporting twice gives two dma-bufs of the
+ *   same memory.
+ *
+ * A module built for a kernel without CONFIG_DMA_SHARED_BUFFER does not
+ * report SHMPOOL_FEAT_DMABUF, and EXPORT_DMABUF fails with ENOTTY.
+ */
+
+/* SHMPOOL_IOC_EXPORT_DMABUF flags */
+#define SHMPOOL_EXPORT_NOCLOEXEC (1U << 0)	/* the dma-buf fd without O_CLOEXEC */
+
+/**
+ * struct shmpool_export_dmabuf - SHMPOOL_IOC_EXPORT_DMABUF: a dma-buf of a range
+ * @size: sizeof(struct shmpool_export_dmabuf)
+ * @flags: 0 or SHMPOOL_EXPORT_NOCLOEXEC
+ * @offset: start of the range in the pool (bytes, page-aligned)
+ * @length: bytes of the range (non-zero, page-aligned, inside the pool);
+ *	the pool's size for the whole pool
+ * @fd: out, a new O_RDWR dma-buf fd (O_CLOEXEC unless
+ *	SHMPOOL_EXPORT_NOCLOEXEC)
+ * @nr_segments: out, entries of the scatter list an importer gets
+ *	(physically contiguous runs of the range)
+ * @__reserved: must be 0
+ *
+ * Issued on a read-write pool fd.
+ *
+ * Errors:
+ * - EINVAL: an unknown flag, @__reserved non-zero, @length 0, @offset or
+ *   @length not a multiple of the page size, or the range not inside the
+ *   pool.
+ * - EACCES: the fd is a read-only attachment.
+ * - ENOTTY: the module was built without dma-buf support (see the DOC), or
+ *   the fd is a scope fd.
+ * - ENOMEM: out of memory.
+ * - EMFILE, ENFILE: no free fd, or no free file; nothing is exported.
+ */
+struct shmpool_export_dmabuf {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 offset;
+	__aligned_u64 length;
+	__s32 fd;
+	__u32 nr_segments;
+	__aligned_u64 __reserved;
+};
+
+#define SHMPOOL_IOC_EXPORT_DMABUF _IO(SHMPOOL_TYPE, SHMPOOL_CMD_EXPORT_DMABUF)
 
 #endif /* _UAPI_LINUX_SHMPOOL_H */
