@@ -29,6 +29,17 @@ if [ -w /sys/kernel/debug/kmemleak ]; then
 	echo scan=off > /sys/kernel/debug/kmemleak
 	echo clear > /sys/kernel/debug/kmemleak
 fi
+# dma-buf importers (vm-run.sh): vivid as one webcam-like capture node only
+# (its default is a dozen nodes), then vgem.
+if [ -d /lib/modules/importers ]; then
+	for m in /lib/modules/importers/*.ko; do
+		case "$m" in
+		*-vivid.ko) insmod "$m" n_devs=1 node_types=0x1 num_inputs=1 input_types=0x0 multiplanar=1 ;;
+		*) insmod "$m" ;;
+		esac || echo "### IMPORTER ${m##*/} failed"
+	done
+	echo "### IMPORTERS $(ls /dev/video* /dev/dri/card* 2>/dev/null | tr '\n' ' ')"
+fi
 kmsg "start"
 echo "### MODULE $(sha256sum /lib/modules/shmpool.ko)"
 if insmod /lib/modules/shmpool.ko; then

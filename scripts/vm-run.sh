@@ -135,6 +135,24 @@ else
 		cp "$top"/build/examples/* "$root/examples/"
 	fi
 fi
+# dma-buf importers for dmabuf_test and examples_test: Debian's vivid (V4L2
+# test driver) and vgem (DRM), with their dependencies, decompressed (busybox
+# insmod reads no .xz) and numbered in load order; init loads them. Absent
+# from the debug lane's kernel: those tests skip there.
+if [ "$demo" = 0 ] && { [ -f "$root/tests/dmabuf_test" ] || [ -f "$root/tests/examples_test" ]; } &&
+	[ -d "/lib/modules/$rel" ]; then
+	imp=$root/lib/modules/importers
+	mkdir -p "$imp"
+	i=10
+	while read -r _ f; do
+		b=$(basename "$f"); b=${b%.xz}
+		case "$f" in
+		*.xz) xz -dc "$f" > "$imp/$i-$b" ;;
+		*) cp "$f" "$imp/$i-$b" ;;
+		esac
+		i=$((i + 1))
+	done < <(for m in vivid vgem; do modprobe -S "$rel" --show-depends "$m" 2>/dev/null; done | awk '$1 == "insmod" && !seen[$2]++')
+fi
 # shmpoolctl, for its test and the demo (static, like the tests)
 [ -x "$top/build/tools/shmpoolctl" ] && cp "$top/build/tools/shmpoolctl" "$root/bin/"
 cp "$top/scripts/vm-init.sh" "$root/init"
