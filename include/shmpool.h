@@ -178,6 +178,19 @@ int shmpool_fd(const struct shmpool *p);
 int shmpool_created(const struct shmpool *p);
 
 /*
+ * dma-buf export: a new dma-buf fd (O_CLOEXEC unless flags has
+ * SHMPOOL_EXPORT_NOCLOEXEC) of @length bytes of @p's pool from @offset, both
+ * page multiples, for a device: V4L2 (V4L2_MEMORY_DMABUF), DRM (PRIME),
+ * RDMA. The dma-buf and whatever imports it keep the pool alive; mmap() it
+ * MAP_SHARED and bracket CPU access with DMA_BUF_IOCTL_SYNC. Returns the fd
+ * or -EINVAL (range, flags), -EACCES (read-only handle: a device's writes
+ * cannot be refused), -EOPNOTSUPP (memfd backend, or a module without
+ * dma-buf export), -EMFILE, -ENOMEM. See shmpool_export_dmabuf(3).
+ */
+int shmpool_export_dmabuf(struct shmpool *p, uint64_t offset, uint64_t length,
+			  unsigned int flags);
+
+/*
  * Attachments. Every handle makes its process a member of the pool: an
  * attachment, with an id 1..2^30-1 that the library's structures record as
  * owner (mutexes, rings, heap blocks, loans) and that survivors test to
