@@ -41,6 +41,20 @@ struct sp_drm_gem_close {
 #define SP_DRM_IOCTL_GEM_CLOSE	_IOW('d', 0x09, struct sp_drm_gem_close)
 #define SP_DRM_IOCTL_PRIME_FD_TO_HANDLE _IOWR('d', 0x2e, struct sp_drm_prime_handle)
 
+/*
+ * A module without SHMPOOL_FEAT_DMABUF is a failure on a kernel with
+ * dma-buf (its debugfs directory shows it), and a skip on one without
+ * CONFIG_DMA_SHARED_BUFFER, where the module cannot export.
+ */
+#define SP_NEED_DMABUF(features) do {					\
+	if (!((features) & SHMPOOL_FEAT_DMABUF)) {			\
+		if (access("/sys/kernel/debug/dma_buf", F_OK))		\
+			SP_SKIP_SETUP("kernel without CONFIG_DMA_SHARED_BUFFER"); \
+		ASSERT_NE(0ULL, (features) & SHMPOOL_FEAT_DMABUF)	\
+			TH_LOG("the module has no dma-buf export on a kernel with dma-buf"); \
+	}								\
+} while (0)
+
 FIXTURE(dmabuf) {
 	int dev;		/* scope fd */
 	long page;
@@ -52,8 +66,7 @@ FIXTURE_SETUP(dmabuf)
 {
 	if (!sp_setup_dev(_metadata, &self->dev, &self->page, &self->api))
 		return;
-	if (!(self->api.features & SHMPOOL_FEAT_DMABUF))
-		SP_SKIP_SETUP("the module has no dma-buf export (kernel without CONFIG_DMA_SHARED_BUFFER)");
+	SP_NEED_DMABUF(self->api.features);
 	sp_make_name(self->name, "dmabuf");
 }
 
@@ -500,8 +513,7 @@ FIXTURE_SETUP(vgem)
 	if (!sp_setup_dev(_metadata, &dev, &self->page, &api))
 		return;
 	close(dev);
-	if (!(api.features & SHMPOOL_FEAT_DMABUF))
-		SP_SKIP_SETUP("the module has no dma-buf export");
+	SP_NEED_DMABUF(api.features);
 	self->card = open_vgem();
 	if (self->card < 0)
 		SP_SKIP_SETUP("no vgem card (vgem not loaded; the debug lane's kernel has no DRM)");
@@ -604,8 +616,7 @@ FIXTURE_SETUP(vivid)
 	if (!sp_setup_dev(_metadata, &dev, &self->page, &api))
 		return;
 	close(dev);
-	if (!(api.features & SHMPOOL_FEAT_DMABUF))
-		SP_SKIP_SETUP("the module has no dma-buf export");
+	SP_NEED_DMABUF(api.features);
 	self->video = open_vivid();
 	if (self->video < 0)
 		SP_SKIP_SETUP("no vivid capture node (vivid not loaded; the debug lane's kernel has no media drivers)");
