@@ -38,7 +38,7 @@ if [ -d /lib/modules/importers ]; then
 		*) insmod "$m" ;;
 		esac || echo "### IMPORTER ${m##*/} failed"
 	done
-	echo "### IMPORTERS $(ls /dev/video* /dev/dri/card* 2>/dev/null | tr '\n' ' ')"
+	echo "### IMPORTERS" /dev/video* /dev/dri/card*
 fi
 kmsg "start"
 echo "### MODULE $(sha256sum /lib/modules/shmpool.ko)"
