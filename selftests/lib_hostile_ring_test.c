@@ -19,8 +19,10 @@
  * non-zero with a line on stderr otherwise. The test then checks that no
  * byte outside the ring (messages: of the canary) changed.
  *
- * Trials per test: 100 on the host, 8 inside the QEMU lanes (TCG), or
- * SHMPOOL_HOSTILE_TRIALS; SHMPOOL_HOSTILE_SEED replays a failure.
+ * Trials per test: 40 on the host, 5 on the device backend inside the QEMU
+ * lanes (TCG; 1 on memfd there, which the host covers), or
+ * SHMPOOL_HOSTILE_TRIALS; SHMPOOL_HOSTILE_SEED replays a failure, and
+ * SHMPOOL_HOSTILE_ONLY=<part of a test's name> runs only those tests.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -48,9 +50,9 @@
 #include "hostile.h"
 
 #define POOL_BYTES	(1U << 20)
-#define HOST_TRIALS	100
-#define VM_TRIALS	8
-#define WAIT_MS		3	/* deadline of the victim's blocking calls */
+#define HOST_TRIALS	40
+#define VM_TRIALS	5	/* device backend; memfd runs on the host */
+#define WAIT_MS		2	/* deadline of the victim's blocking calls */
 #define WATCHDOG_MS	10000	/* a hang detector, not a timing assertion */
 #define OPS		10	/* calls per handle per trial */
 #define CANARY_BYTES	4096
@@ -69,26 +71,11 @@ struct trial {
 	size_t size;
 	enum kind kind;
 	uint32_t type, count, esize;
+	uint32_t stride, per_group;	/* the geometry before the damage */
 	uint64_t seed, rng;
 	pid_t dead;			/* a process that has exited */
 	char name[32];
 };
-
-static int in_vm(void)
-{
-	char buf[4096];
-	ssize_t n;
-	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	return strstr(buf, "spnonce=") != NULL;
-}
 
 static pid_t dead_pid(void)
 {
@@ -439,7 +426,7 @@ static void craft_one(struct trial *t)
 {
 	struct __shmpool_ring_hdr *hd = hdr_of(t);
 	unsigned char *slots = slots_of(t);
-	uint32_t count = t->count, stride = hd->d.stride;
+	uint32_t count = t->count, stride = t->stride, per = t->per_group;
 	uint32_t pt = get32(&hd->prod.tail), ct = get32(&hd->cons.tail);
 	uint32_t ph = get32(&hd->prod.head), ch = get32(&hd->cons.head);
 	struct __shmpool_ring_ht *ht = hostile_below(&t->rng, 2) ? &hd->prod : &hd->cons;
@@ -472,7 +459,7 @@ static void craft_one(struct trial *t)
 			put32(slots + at, hostile_below(&t->rng, 4) ? hostile_plausible(&t->rng, count / 2 - 8) :
 					    __SHMPOOL_VAR_PAD);
 		} else if (t->kind == K_SPSC || (t->kind == K_MSG && t->type == SHMPOOL_RING_SPSC)) {
-			w = slots + (size_t)(k / hd->d.per_group) * stride + stride - 8 +
+			w = slots + (size_t)(k / per) * stride + stride - 8 +
 			    4 * hostile_below(&t->rng, 2);
 			put32(w, hostile_below(&t->rng, 2) ? pt + hostile_plausible(&t->rng, count) :
 				 hostile_plausible(&t->rng, count));
@@ -527,8 +514,8 @@ static void craft_one(struct trial *t)
 				/* the element at the consumer's index */
 				uint32_t s = ct & (count - 1);
 
-				memcpy(slots + (size_t)(s / hd->d.per_group) * stride +
-				       (size_t)(s % hd->d.per_group) * 16, &m, 16);
+				memcpy(slots + (size_t)(s / per) * stride +
+				       (size_t)(s % per) * 16, &m, 16);
 			} else {
 				memcpy(slots + (size_t)(ch & (count - 1)) * stride + 8, &m, 16);
 			}
@@ -615,6 +602,8 @@ static int setup(struct trial *t, unsigned int backend, enum kind kind, char *wh
 		snprintf(why, 96, "ring: %d", ret);
 		return -1;
 	}
+	t->stride = hdr_of(t)->d.stride;
+	t->per_group = hdr_of(t)->d.per_group;
 	/* history: indices away from 0, owners recorded, some elements in */
 	n = (uint32_t)hostile_below(&t->rng, 3 * t->count);
 	for (i = 0; i < n; i++) {
@@ -727,14 +716,28 @@ FIXTURE_TEARDOWN(hring)
 {
 }
 
+/*
+ * SHMPOOL_HOSTILE_ONLY=<part of a test name>: run only those (to replay
+ * one; this harness has no -t).
+ */
+static bool selected(const char *name)
+{
+	const char *s = getenv("SHMPOOL_HOSTILE_ONLY");
+
+	return !s || !*s || strstr(name, s);
+}
+
 static void run_trials(struct __test_metadata *_metadata, unsigned int backend,
 		       enum kind kind, enum mode mode, pid_t dead)
 {
-	unsigned int i, n = hostile_trials(in_vm() ? VM_TRIALS : HOST_TRIALS);
+	unsigned int i, n = hostile_trials(!in_vm_lane() ? HOST_TRIALS :
+					   backend == SHMPOOL_BACKEND_DEVICE ? VM_TRIALS : 1);
 	/* each kind and mode its own seeds, replayable with SHMPOOL_HOSTILE_SEED */
 	uint64_t seed = hostile_seed() + ((uint64_t)kind << 40) + ((uint64_t)mode << 32);
 	char why[200];
 
+	if (!selected(_metadata->name))
+		SKIP(return, "not in SHMPOOL_HOSTILE_ONLY");
 	for (i = 0; i < n; i++) {
 		if (one_trial(backend, kind, mode, seed + i, dead, why)) {
 			TH_LOG("trial %u of %u: %s (replay: SHMPOOL_HOSTILE_SEED=0x%llx "
@@ -813,6 +816,8 @@ static void orphan_case(struct __test_metadata *_metadata, unsigned int backend,
 	int status, ret;
 	pid_t m;
 
+	if (!selected(_metadata->name))
+		SKIP(return, "not in SHMPOOL_HOSTILE_ONLY");
 	second = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, second);
 	ASSERT_EQ(0, shmpool_create_anon(POOL_BYTES, backend, &p));
