@@ -832,7 +832,7 @@ __shmpool_mpmc_reserve(struct shmpool_ring *r, __SHMPOOL_ATOMIC(uint32_t) *head,
 {
 	struct __shmpool_ring_rec *rec = r->rec[consumer];
 	int64_t ready;
-	uint32_t m, prev, tries = __SHMPOOL_RING_TRIES(r);
+	uint32_t m, prev, tries = 0;	/* counted on the retry paths only */
 
 	if (__builtin_expect(!rec, 0)) {	/* the handle's first call here */
 		__shmpool_ring_claim(r, consumer ? SHMPOOL_RING_CONS : SHMPOOL_RING_PROD);
@@ -857,7 +857,7 @@ __shmpool_mpmc_reserve(struct shmpool_ring *r, __SHMPOOL_ATOMIC(uint32_t) *head,
 				__SHMPOOL_ST(&r->bad, 1, memory_order_relaxed);
 				return 0;
 			}
-			if (__builtin_expect(!--tries, 0))
+			if (__builtin_expect(++tries > __SHMPOOL_RING_TRIES(r), 0))
 				return 0;	/* lost too often: "nothing now" */
 			continue;
 		}
@@ -894,7 +894,7 @@ __shmpool_mpmc_reserve(struct shmpool_ring *r, __SHMPOOL_ATOMIC(uint32_t) *head,
 				__SHMPOOL_STD memory_order_release,
 				__SHMPOOL_STD memory_order_relaxed))
 			return m;
-		if (__builtin_expect(!--tries, 0))
+		if (__builtin_expect(++tries > __SHMPOOL_RING_TRIES(r), 0))
 			return 0;
 	}
 }
