@@ -105,9 +105,10 @@ static void handles_parent(void)
 
 /*
  * In the child: no side recorded, no id known; SPSC also no room and
- * nothing known to be there (as a new handle, see attach()), so that the
- * first call on each side takes the slow branch that records it. Relaxed:
- * these only send the next call to the slow branch, which acquires.
+ * nothing known to be there, so that the first call on each side takes
+ * the slow branch that records it: our copies moved back by more than a
+ * lap (the fast paths take a distance above the count as "ask again").
+ * No shared memory is read here: a handle may outlive its pool's mapping.
  */
 static void handles_child(void)
 {
@@ -120,10 +121,8 @@ static void handles_child(void)
 		r->rec[0] = NULL;
 		r->rec[1] = NULL;
 		if (r->type == SHMPOOL_RING_SPSC) {
-			r->prod_lim = atomic_load_explicit(&r->hdr->prod.tail,
-							   memory_order_relaxed);
-			r->prod_cache = atomic_load_explicit(&r->hdr->cons.tail,
-							     memory_order_relaxed);
+			r->prod_lim -= r->count + 1;
+			r->prod_cache -= r->count + 1;
 		}
 	}
 	pthread_mutex_unlock(&handles_lock);
