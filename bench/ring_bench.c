@@ -313,6 +313,14 @@ static void msg_exchange(int side, uint64_t iters, unsigned int flags)
 		bench_set_result_ns((bench_now_ns() - t0) / 2);
 	if (x == 1)	/* keeps the reads */
 		fprintf(stderr, "\n");
+	/*
+	 * Leave the sides we worked without an owner: a side exiting with
+	 * its handles open is a dead peer ("Owner death" in shmpool_ring.h),
+	 * and the next run's blocking receiver, looking before the new
+	 * sender's first call, would rightly get -ECONNRESET.
+	 */
+	shmpool_ring_close(R.msg[0]);
+	shmpool_ring_close(R.msg[1]);
 }
 
 static void msg_pingpong(void *arg, int side, uint64_t iters)

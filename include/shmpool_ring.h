@@ -98,7 +98,21 @@
  *   record covers it; with more handles on a side than records, the extra
  *   handles are untracked, and while any is open nothing is skipped.
  * - Each call's side is kept per handle, and a fork() child's handle
- *   records the child at its first blocking call or takeover.
+ *   records the child at its first call on a side, blocking or not (so a
+ *   live child is never taken for dead because its parent exited).
+ *
+ * A peer that writes into the ring (README, "Trust between processes").
+ * The geometry (kind, count, element size, masks, strides, the largest
+ * record) is read and checked once, when the handle is made, and the calls
+ * use the handle's copy only; shared indices are masked or range-checked
+ * against it, and every loop over shared state is bounded by a count
+ * derived from it. So a peer that writes garbage can make the calls move
+ * garbage, report full or empty, time out, see a shutdown or a dead peer,
+ * but no call reads or writes outside the ring object, hands out a pointer
+ * outside it, or spins: a state that no peer following the protocol can
+ * make returns -EUCLEAN (VAR reserve/peek; MPMC and SPSC element calls
+ * return 0 and mark the handle, whose blocking calls then return -EUCLEAN;
+ * the handle may stay in that state).
  */
 #ifndef SHMPOOL_RING_H
 #define SHMPOOL_RING_H
@@ -229,6 +243,10 @@ struct shmpool_ring {
 						 * (NULL until the first call; @own if untracked) */
 	struct __shmpool_ring_rec own[2];	/* MPMC: where an untracked handle writes */
 	struct __shmpool_msg_loan *loans;	/* message rings: the loan table */
+	/* appended after layout 5 (the inline paths of older callers do not use them): */
+	__SHMPOOL_ATOMIC(uint32_t) bad;	/* the shared state was found inconsistent */
+	uint32_t var_head;	/* VAR producer: prod.tail at the reservation */
+	struct shmpool_ring *fork_next, *fork_prev;	/* this process's handles (fork()) */
 };
 
 /*
@@ -269,8 +287,9 @@ int shmpool_ring_takeover(struct shmpool_ring *r, unsigned int side);
  * CLOCK_MONOTONIC; NULL: no limit). Returns the count moved, -ETIMEDOUT,
  * -EPIPE if the consumer end is shut down, -ECONNRESET if the ring is
  * full and its consumer side died ("Owner death"), -EINTR if a signal handler
- * without SA_RESTART ran while asleep, -EINVAL for bulk @n above the ring's
- * count or unknown @flags. @n 0 returns 0 at once.
+ * without SA_RESTART ran while asleep, -EUCLEAN if the ring's shared state
+ * is inconsistent (a peer wrote into it; the handle stays so), -EINVAL for
+ * bulk @n above the ring's count or unknown @flags. @n 0 returns 0 at once.
  */
 int shmpool_ring_enqueue_wait(struct shmpool_ring *r, const void *objs,
 			      uint32_t n, unsigned int flags,
@@ -278,7 +297,8 @@ int shmpool_ring_enqueue_wait(struct shmpool_ring *r, const void *objs,
 /*
  * Dequeue into @objs, like shmpool_ring_enqueue_wait(); -EPIPE once the
  * producer end is shut down and the ring is empty, -ECONNRESET once the
- * producer side died and the ring is empty.
+ * producer side died and the ring is empty (after every element it
+ * published was delivered), -EUCLEAN.
  */
 int shmpool_ring_dequeue_wait(struct shmpool_ring *r, void *objs, uint32_t n,
 			      unsigned int flags,
@@ -286,8 +306,8 @@ int shmpool_ring_dequeue_wait(struct shmpool_ring *r, void *objs, uint32_t n,
 /*
  * Blocking shmpool_ring_reserve(): wait for room for a @len-byte record.
  * 0 with *@ptr set, -ETIMEDOUT, -EPIPE (consumer end shut down),
- * -ECONNRESET (no room and the consumer died), -EINTR,
- * -EINVAL (not a VAR ring, @len 0 or above the maximum).
+ * -ECONNRESET (no room and the consumer died), -EINTR, -EUCLEAN (the shared
+ * indices are damaged), -EINVAL (not a VAR ring, @len 0 or above the maximum).
  */
 int shmpool_ring_reserve_wait(struct shmpool_ring *r, uint32_t len,
 			      void **ptr, const struct timespec *deadline);
@@ -295,7 +315,7 @@ int shmpool_ring_reserve_wait(struct shmpool_ring *r, uint32_t len,
  * Blocking shmpool_ring_peek(): wait for a record; its length, or
  * -ETIMEDOUT, -EPIPE (producers shut down and the ring empty),
  * -ECONNRESET (the producer died and the ring is empty), -EINTR,
- * -EUCLEAN (a damaged record header), -EINVAL.
+ * -EUCLEAN (a damaged record header or damaged indices), -EINVAL.
  */
 int shmpool_ring_peek_wait(struct shmpool_ring *r, const void **ptr,
 			   const struct timespec *deadline);
@@ -736,6 +756,12 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
 		if ((int32_t)(w - r->prod_cache) > 0)
 			r->prod_cache = w;
 		avail = r->prod_cache - tail;
+		if (__builtin_expect(avail > r->count, 0)) {
+			/* no producer gets a lap ahead: a damaged index */
+			r->prod_cache = tail;
+			__SHMPOOL_ST(&r->bad, 1, memory_order_relaxed);
+			return 0;
+		}
 		if (avail < n) {
 			if (bulk || !avail)
 				return 0;
@@ -747,6 +773,14 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_dequeue(struct shmpool_ring *r,
 	__shmpool_ring_signal(r, &h->ev.space);
 	return n;
 }
+
+/*
+ * MPMC: how many times one call may find head moved under it (another
+ * thread of its side won the slots, or a peer keeps writing garbage) before
+ * it returns "nothing now": a bound from the geometry, not a timer, so that
+ * a non-blocking call always returns.
+ */
+#define __SHMPOOL_RING_TRIES(r)	(4 * (r)->count + 1024)
 
 /*
  * MPMC, Vyukov-style: a side finds its slots by their words, so neither
@@ -798,7 +832,7 @@ __shmpool_mpmc_reserve(struct shmpool_ring *r, __SHMPOOL_ATOMIC(uint32_t) *head,
 {
 	struct __shmpool_ring_rec *rec = r->rec[consumer];
 	int64_t ready;
-	uint32_t m;
+	uint32_t m, prev, tries = 0;	/* counted on the retry paths only */
 
 	if (__builtin_expect(!rec, 0)) {	/* the handle's first call here */
 		__shmpool_ring_claim(r, consumer ? SHMPOOL_RING_CONS : SHMPOOL_RING_PROD);
@@ -810,7 +844,21 @@ __shmpool_mpmc_reserve(struct shmpool_ring *r, __SHMPOOL_ATOMIC(uint32_t) *head,
 	for (;;) {
 		ready = __shmpool_mpmc_ready(r, *old, n, consumer);
 		if (ready < 0) {
+			prev = *old;
 			*old = __SHMPOOL_LD(head, memory_order_relaxed);
+			/*
+			 * A word ahead of @prev was written by a thread that
+			 * reserved its index, which moved head past @prev
+			 * first, and our acquire of the word made that move
+			 * visible: a head still at @prev is a damaged ring
+			 * (shared memory: a peer wrote garbage), not a race.
+			 */
+			if (__builtin_expect(*old == prev, 0)) {
+				__SHMPOOL_ST(&r->bad, 1, memory_order_relaxed);
+				return 0;
+			}
+			if (__builtin_expect(++tries > __SHMPOOL_RING_TRIES(r), 0))
+				return 0;	/* lost too often: "nothing now" */
 			continue;
 		}
 		m = (uint32_t)ready;
@@ -846,6 +894,8 @@ __shmpool_mpmc_reserve(struct shmpool_ring *r, __SHMPOOL_ATOMIC(uint32_t) *head,
 				__SHMPOOL_STD memory_order_release,
 				__SHMPOOL_STD memory_order_relaxed))
 			return m;
+		if (__builtin_expect(++tries > __SHMPOOL_RING_TRIES(r), 0))
+			return 0;
 	}
 }
 
@@ -974,27 +1024,35 @@ static inline uint32_t shmpool_ring_max_record(const struct shmpool_ring *r)
  * Reserve room for a @len-byte record without blocking: 0 and *@ptr (8-byte
  * aligned, @len bytes, in the ring) to write the payload into, then
  * shmpool_ring_commit(); -EAGAIN if the ring has no room now; -EINVAL for
- * @len 0 or above shmpool_ring_max_record(). One reservation at a time.
+ * @len 0 or above shmpool_ring_max_record(); -EUCLEAN if the shared indices
+ * are damaged (a misaligned producer index, or one more than the ring's size
+ * ahead of the consumer's). One reservation at a time.
  */
 static inline int shmpool_ring_reserve(struct shmpool_ring *r, uint32_t len,
 				       void **ptr)
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
-	uint32_t head, off, to_end;
+	uint32_t head, off, to_end, used;
 	uint32_t need = 8 + ((len + 7) & ~7U), total, pad = __SHMPOOL_VAR_PAD;
 
 	if (!len || len > r->max_rec)
 		return -EINVAL;
 	__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_PROD);
-	/* relaxed: only the producer writes prod.tail */
+	/* relaxed: only the producer writes prod.tail (shared: checked) */
 	head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
+	if (__builtin_expect(head & 7, 0))	/* records are 8-byte units */
+		return -EUCLEAN;
 	off = head & r->mask;
-	to_end = r->count - off;
-	total = need <= to_end ? need : to_end + need;
-	if (r->count - (head - r->cons_cache) < total) {
+	to_end = r->count - off;	/* >= 8: @off is 8-aligned */
+	total = need <= to_end ? need : to_end + need;	/* <= count */
+	used = head - r->cons_cache;
+	if (used > r->count - total) {
 		/* Acquire: pairs with the consumer's release of cons.tail. */
 		r->cons_cache = __SHMPOOL_LD(&h->cons.tail, memory_order_acquire);
-		if (r->count - (head - r->cons_cache) < total)
+		used = head - r->cons_cache;
+		if (__builtin_expect(used > r->count, 0))
+			return -EUCLEAN;	/* not a ring's indices */
+		if (used > r->count - total)
 			return -EAGAIN;
 	}
 	if (need > to_end) {
@@ -1003,6 +1061,7 @@ static inline int shmpool_ring_reserve(struct shmpool_ring *r, uint32_t len,
 		off = 0;
 	}
 	memcpy(r->slots + off, &len, 4);
+	r->var_head = head;
 	r->var_resv = total;
 	*ptr = r->slots + off + 8;
 	return 0;
@@ -1012,10 +1071,12 @@ static inline int shmpool_ring_reserve(struct shmpool_ring *r, uint32_t len,
 static inline void shmpool_ring_commit(struct shmpool_ring *r)
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
-	uint32_t head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
 
-	/* Release: header and payload writes before the consumer sees them. */
-	__SHMPOOL_ST(&h->prod.tail, head + r->var_resv, memory_order_release);
+	/*
+	 * Release: header and payload writes before the consumer sees them.
+	 * From the index reserve() checked, not a new read of shared memory.
+	 */
+	__SHMPOOL_ST(&h->prod.tail, r->var_head + r->var_resv, memory_order_release);
 	r->var_resv = 0;
 	__shmpool_ring_signal(r, &h->ev.data);
 }
@@ -1023,23 +1084,32 @@ static inline void shmpool_ring_commit(struct shmpool_ring *r)
 /*
  * Look at the oldest record without blocking: its length and *@ptr to its
  * payload (valid until shmpool_ring_release()); -EAGAIN if the ring is
- * empty; -EUCLEAN if the header in the ring is damaged.
+ * empty; -EUCLEAN if the record's header or the shared indices are damaged
+ * (the record would not lie inside the ring).
  */
 static inline int shmpool_ring_peek(struct shmpool_ring *r, const void **ptr)
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
-	uint32_t tail, off, len, used = 0;
+	uint32_t tail, off, len, avail, rec, used = 0;
 
 	__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_CONS);
-	/* relaxed: only the consumer writes cons.tail */
+	/* relaxed: only the consumer writes cons.tail (shared: checked) */
 	tail = __SHMPOOL_LD(&h->cons.tail, memory_order_relaxed);
-
-	if (r->prod_cache == tail) {
-		/* Acquire: pairs with commit's release; the record is visible. */
+	avail = r->prod_cache - tail;
+	if (!avail || avail > r->count) {
+		/*
+		 * Acquire: pairs with commit's release; the record is
+		 * visible. (More than the ring ahead: our copy is from
+		 * before another handle consumed; read it again.)
+		 */
 		r->prod_cache = __SHMPOOL_LD(&h->prod.tail, memory_order_acquire);
-		if (r->prod_cache == tail)
+		avail = r->prod_cache - tail;
+		if (!avail)
 			return -EAGAIN;
 	}
+	/* the indices and the header are shared memory: never trust them past the ring */
+	if (__builtin_expect(avail > r->count || (tail & 7), 0))
+		return -EUCLEAN;
 	off = tail & r->mask;
 	memcpy(&len, r->slots + off, 4);
 	if (len == __SHMPOOL_VAR_PAD) {
@@ -1047,11 +1117,10 @@ static inline int shmpool_ring_peek(struct shmpool_ring *r, const void **ptr)
 		off = 0;
 		memcpy(&len, r->slots, 4);
 	}
-	/* the header is shared memory: never trust it past the ring */
-	if (!len || len > r->max_rec ||
-	    used + 8 + ((len + 7) & ~7U) > r->prod_cache - tail)
+	rec = 8 + ((len + 7) & ~7U);
+	if (!len || len > r->max_rec || off + rec > r->count || used + rec > avail)
 		return -EUCLEAN;
-	r->var_peek = used + 8 + ((len + 7) & ~7U);
+	r->var_peek = used + rec;
 	*ptr = r->slots + off + 8;
 	return (int)len;
 }
@@ -1122,13 +1191,16 @@ int shmpool_msg_loan(struct shmpool_ring *r, size_t len, void **ptr,
 		     struct shmpool_msg *m);
 /*
  * Enqueue @m on @r, waiting for room until @deadline (NULL: no limit) unless
- * SHMPOOL_MSG_NONBLOCK; 0, -EAGAIN, -ETIMEDOUT, -EPIPE, -EINTR.
+ * SHMPOOL_MSG_NONBLOCK; 0, -EAGAIN, -ETIMEDOUT, -EPIPE, -ECONNRESET, -EINTR,
+ * -EUCLEAN (the ring's shared state is inconsistent).
  */
 int shmpool_msg_publish(struct shmpool_ring *r, const struct shmpool_msg *m,
 			unsigned int flags, const struct timespec *deadline);
 /*
  * Dequeue a message into *@m and point *@ptr at its payload; 0, -EAGAIN,
- * -ETIMEDOUT, -EPIPE (producers shut down, ring empty), -EINTR, -EUCLEAN.
+ * -ETIMEDOUT, -EPIPE (producers shut down, ring empty), -ECONNRESET, -EINTR,
+ * -EUCLEAN (a descriptor that names no message block of its length, or an
+ * inconsistent ring).
  */
 int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
 			const void **ptr, unsigned int flags,

@@ -34,6 +34,13 @@ struct msg_hdr {
 	uint64_t reserved;
 };
 
+/* did a call on @r find its shared state inconsistent (MPMC)? */
+static bool ring_bad(struct shmpool_ring *r)
+{
+	/* relaxed: set by this process's own calls only */
+	return atomic_load_explicit(&r->bad, memory_order_relaxed);
+}
+
 static int check_ring(const struct shmpool_ring *r)
 {
 	if (!r || r->type == SHMPOOL_RING_VAR ||
@@ -90,6 +97,7 @@ int shmpool_msg_reclaim(struct shmpool_ring *r)
 {
 	struct __shmpool_msg_loan *e;
 	uint32_t i, o, st;
+	uint64_t blk;
 	int n = 0;
 
 	if (check_ring(r))
@@ -108,8 +116,15 @@ int shmpool_msg_reclaim(struct shmpool_ring *r)
 							     memory_order_acq_rel,
 							     memory_order_relaxed))
 			continue;	/* another reclaimer */
-		/* state 0: it died before the block was recorded (a leak) */
-		if ((st == LOANED || st == HELD) && !shmpool_free(r->heap, e->off))
+		/*
+		 * State 0: it died before the block was recorded (a leak).
+		 * The entry is shared memory: free only an allocated block
+		 * whose header names this entry (never a block a peer named).
+		 */
+		blk = e->off;
+		if ((st == LOANED || st == HELD) && entry_of(r, blk) == e &&
+		    shmpool_alloc_size(r->heap, blk) >= MSG_HDR &&
+		    !shmpool_free(r->heap, blk))
 			n++;
 		entry_put(e);
 	}
@@ -180,7 +195,7 @@ int shmpool_msg_publish(struct shmpool_ring *r, const struct shmpool_msg *m,
 	if (e)
 		atomic_store_explicit(&e->state, PUBLISHED, memory_order_relaxed);
 	if (flags & SHMPOOL_MSG_NONBLOCK)
-		ret = shmpool_ring_enqueue(r, m) ? 0 : -EAGAIN;
+		ret = shmpool_ring_enqueue(r, m) ? 0 : ring_bad(r) ? -EUCLEAN : -EAGAIN;
 	else
 		ret = shmpool_ring_enqueue_wait(r, m, 1, 0, deadline);
 	if (ret < 0 && e)	/* still ours */
@@ -194,6 +209,7 @@ int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
 			const struct timespec *deadline)
 {
 	struct __shmpool_msg_loan *e;
+	struct msg_hdr *mh;
 	uint32_t self;
 	int64_t size;
 	int ret;
@@ -205,7 +221,7 @@ int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
 		return -EINVAL;
 	if (flags & SHMPOOL_MSG_NONBLOCK) {
 		if (!shmpool_ring_dequeue(r, m))
-			return -EAGAIN;
+			return ring_bad(r) ? -EUCLEAN : -EAGAIN;
 	} else {
 		ret = shmpool_ring_dequeue_wait(r, m, 1, 0, deadline);
 		if (ret < 0)
@@ -217,8 +233,10 @@ int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
 	size = shmpool_alloc_size(r->heap, m->off - MSG_HDR);
 	if (size < MSG_HDR || !m->len || m->len > (uint64_t)size - MSG_HDR)
 		return -EUCLEAN;
+	/* and a message's block: another object (a ring, a peer's data) is not one */
+	mh = shmpool_heap_ptr(r->heap, m->off - MSG_HDR, sizeof(*mh));
 	*ptr = shmpool_heap_ptr(r->heap, m->off, m->len);
-	if (!*ptr)
+	if (!mh || !*ptr || mh->magic != MSG_MAGIC)
 		return -EUCLEAN;
 	e = entry_of(r, m->off - MSG_HDR);
 	if (e && !__shmpool_self(r->heap->pool, &self)) {

@@ -60,10 +60,79 @@ static void asym_child(void)
 		asym_register();
 }
 
+/*
+ * This process's handles, so that a fork() child forgets the sides its
+ * parent recorded on them: the child's first call on a side, blocking or
+ * not, records the child. Otherwise a child working a side through an
+ * inherited handle would be known by its parent's id, and taken for dead
+ * once the parent exits (and an MPMC child would share its parent's
+ * record of reserved slots).
+ */
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shmpool_ring *handles;
+
+static void handles_add(struct shmpool_ring *r)
+{
+	pthread_mutex_lock(&handles_lock);
+	r->fork_next = handles;
+	if (handles)
+		handles->fork_prev = r;
+	handles = r;
+	pthread_mutex_unlock(&handles_lock);
+}
+
+static void handles_del(struct shmpool_ring *r)
+{
+	pthread_mutex_lock(&handles_lock);
+	if (r->fork_prev)
+		r->fork_prev->fork_next = r->fork_next;
+	else
+		handles = r->fork_next;
+	if (r->fork_next)
+		r->fork_next->fork_prev = r->fork_prev;
+	pthread_mutex_unlock(&handles_lock);
+}
+
+static void handles_prepare(void)
+{
+	pthread_mutex_lock(&handles_lock);
+}
+
+static void handles_parent(void)
+{
+	pthread_mutex_unlock(&handles_lock);
+}
+
+/*
+ * In the child: no side recorded, no id known; SPSC also no room and
+ * nothing known to be there, so that the first call on each side takes
+ * the slow branch that records it: our copies moved back by more than a
+ * lap (the fast paths take a distance above the count as "ask again").
+ * No shared memory is read here: a handle may outlive its pool's mapping.
+ */
+static void handles_child(void)
+{
+	struct shmpool_ring *r;
+
+	for (r = handles; r; r = r->fork_next) {
+		r->claimed = 0;
+		r->self = 0;
+		r->untracked = 0;	/* the parent's count, not ours */
+		r->rec[0] = NULL;
+		r->rec[1] = NULL;
+		if (r->type == SHMPOOL_RING_SPSC) {
+			r->prod_lim -= r->count + 1;
+			r->prod_cache -= r->count + 1;
+		}
+	}
+	pthread_mutex_unlock(&handles_lock);
+}
+
 static void asym_init(void)
 {
 	asym_register();
 	pthread_atfork(NULL, NULL, asym_child);
+	pthread_atfork(handles_prepare, handles_parent, handles_child);
 }
 
 SHMPOOL_EXPORT
@@ -175,12 +244,39 @@ static uint64_t ring_bytes(uint32_t type, uint32_t count, uint32_t esize)
 		__SHMPOOL_MSG_LOANS * sizeof(struct __shmpool_msg_loan) : 0);
 }
 
+/* one read of a shared description field (a peer may write it meanwhile) */
+#define RD(f)	__atomic_load_n(&(f), __ATOMIC_RELAXED)
+
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 	while (nanosleep(&ts, &ts))
 		;
+}
+
+/* the shared description as one attach() read it */
+struct desc {
+	uint32_t type, flags, esize, count, mask, max_rec, version, stride,
+		 per_group;
+};
+
+/*
+ * Read the geometry once (relaxed loads: a peer may write the shared copy
+ * at any time; what attach() checked is what the handle keeps, and the
+ * other calls use only the handle's copy).
+ */
+static void read_desc(const struct __shmpool_ring_hdr *hdr, struct desc *d)
+{
+	d->type = RD(hdr->d.type);
+	d->flags = RD(hdr->d.flags);
+	d->esize = RD(hdr->d.esize);
+	d->count = RD(hdr->d.count);
+	d->mask = RD(hdr->d.mask);
+	d->max_rec = RD(hdr->d.max_rec);
+	d->version = RD(hdr->d.version);
+	d->stride = RD(hdr->d.stride);
+	d->per_group = RD(hdr->d.per_group);
 }
 
 /*
@@ -196,7 +292,9 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 {
 	struct __shmpool_ring_hdr *hdr;
 	struct shmpool_ring *r;
+	struct desc d;
 	long waited = 0;
+	uint32_t max_rec;
 
 	if (obj->size < sizeof(*hdr))
 		return exact ? -EEXIST : -EPROTOTYPE;
@@ -210,19 +308,21 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 		sleep_ms(1);
 		waited++;
 	}
+	read_desc(hdr, &d);
 	/* another layout: its fields below may mean something else */
-	if (hdr->d.version != __SHMPOOL_RING_VERSION)
+	if (d.version != __SHMPOOL_RING_VERSION)
 		return -EPROTONOSUPPORT;
-	if (hdr->d.type != type || hdr->d.esize != esize)
+	if (d.type != type || d.esize != esize)
 		return exact ? -EEXIST : -EPROTOTYPE;
-	if (exact && (hdr->d.count != count || hdr->d.flags != flags))
+	if (exact && (d.count != count || d.flags != flags))
 		return -EEXIST;
 	/* the description is untrusted: it must describe this object */
-	if (check_params(hdr->d.type, hdr->d.count, hdr->d.esize, hdr->d.flags) ||
-	    hdr->d.mask != hdr->d.count - 1 ||
-	    hdr->d.stride != slot_stride(hdr->d.type, hdr->d.esize) ||
-	    hdr->d.per_group != group_elems(hdr->d.type, hdr->d.esize) ||
-	    ring_bytes(hdr->d.type, hdr->d.count, hdr->d.esize) > obj->size)
+	max_rec = d.type == SHMPOOL_RING_VAR ? d.count / 2 - 8 : 0;
+	if (check_params(d.type, d.count, d.esize, d.flags) ||
+	    d.mask != d.count - 1 || d.max_rec != max_rec ||
+	    d.stride != slot_stride(d.type, d.esize) ||
+	    d.per_group != group_elems(d.type, d.esize) ||
+	    ring_bytes(d.type, d.count, d.esize) > obj->size)
 		return -EUCLEAN;
 	pthread_once(&asym_once, asym_init);
 	r = calloc(1, sizeof(*r));
@@ -232,15 +332,15 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 	r->off = obj->off;
 	r->hdr = hdr;
 	r->slots = (unsigned char *)hdr + sizeof(*hdr);
-	r->type = hdr->d.type;
-	r->flags = hdr->d.flags;
-	r->esize = hdr->d.esize;
-	r->count = hdr->d.count;
-	r->mask = hdr->d.mask;
-	r->max_rec = hdr->d.max_rec;
-	r->stride = hdr->d.stride;
+	r->type = d.type;
+	r->flags = d.flags;
+	r->esize = d.esize;
+	r->count = d.count;
+	r->mask = d.mask;
+	r->max_rec = max_rec;
+	r->stride = d.stride;
 	r->doff = slot_doff(r->esize);
-	r->per_group = hdr->d.per_group;
+	r->per_group = d.per_group;
 	/* our id now, so that a first call on a side makes no syscall */
 	if (__shmpool_self(h->pool, &r->self))
 		r->self = 0;
@@ -263,6 +363,7 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 	r->prod_lim = r->prod_cache;
 	if (r->type == SHMPOOL_RING_SPSC)
 		r->prod_cache = r->cons_cache;
+	handles_add(r);
 	*out = r;
 	return 0;
 }
@@ -582,9 +683,10 @@ static bool peer_dead(const struct shmpool_ring *r, unsigned int side)
 static uint32_t skip_dead_producers(struct shmpool_ring *r)
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
-	uint32_t c, p, n = 0;
+	uint32_t c, p, n = 0, tries = 4 * r->count + 1024;
 
-	while (n < r->count) {
+	/* bounded: a head that keeps moving under us is other consumers' (or garbage) */
+	while (n < r->count && tries--) {
 		/* acquire: pairs with the producers' release on head */
 		c = atomic_load_explicit(&h->cons.head, memory_order_acquire);
 		p = atomic_load_explicit(&h->prod.head, memory_order_acquire);
@@ -628,9 +730,17 @@ static uint32_t take_dead_consumers(struct shmpool_ring *r, void *objs, uint32_t
 			len = r->count;
 		for (k = 0; k < len && got < n; k++) {
 			idx = start + k;
-			/* acquire: pairs with the consumers' release on head */
-			if ((int32_t)(atomic_load_explicit(&ht->head, memory_order_acquire) -
-				      idx) <= 0 || !stuck(r, SHMPOOL_RING_CONS, idx))
+			/*
+			 * Acquire: pairs with the consumers' release on head.
+			 * A held slot is behind head by 1 to count (no
+			 * consumer gets a lap past it): anything else is a
+			 * record a peer damaged, and a word that does not
+			 * say "full" needs no look at the records.
+			 */
+			if (atomic_load_explicit(&ht->head, memory_order_acquire) - idx - 1 >=
+			    r->count ||
+			    atomic_load_explicit(mpmc_word(r, idx), memory_order_relaxed) !=
+			    idx + 1 || !stuck(r, SHMPOOL_RING_CONS, idx))
 				continue;
 			memcpy(d + (size_t)got * r->esize,
 			       r->slots + (size_t)(idx & r->mask) * r->stride + r->doff,
@@ -700,6 +810,7 @@ void shmpool_ring_close(struct shmpool_ring *r)
 		return;
 	unclaim(r, SHMPOOL_RING_PROD);
 	unclaim(r, SHMPOOL_RING_CONS);
+	handles_del(r);
 	free(r);
 }
 
@@ -811,6 +922,9 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 		got = try_op(r, objs, n, bulk);
 		if (got)
 			return got;
+		/* relaxed: only this process's own calls set it */
+		if (atomic_load_explicit(&r->bad, memory_order_relaxed))
+			return -EUCLEAN;
 		/* relaxed: shutdown is re-checked after fence W below */
 		if (atomic_load_explicit(&r->hdr->ev.shut, memory_order_relaxed) & end)
 			goto shut;

@@ -46,22 +46,6 @@
 
 /* ---- helpers ------------------------------------------------------------------- */
 
-static int in_vm(void)
-{
-	char buf[4096];
-	ssize_t n;
-	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	return strstr(buf, "spnonce=") != NULL;
-}
-
 static uint64_t stream_elems(void)
 {
 	const char *s = getenv("SHMPOOL_TEST_SCALE");
@@ -70,7 +54,7 @@ static uint64_t stream_elems(void)
 
 	if (v <= 0)
 		v = 1.0;
-	n = (uint64_t)((double)RING_ELEMS * v) / (in_vm() ? VM_DIVISOR : 1);
+	n = (uint64_t)((double)RING_ELEMS * v) / (in_vm_lane() ? VM_DIVISOR : 1);
 	return n < 1000 ? 1000 : n;
 }
 
