@@ -1152,39 +1152,70 @@ TEST_F_TIMEOUT(sync, mutex_counter_odd_offset, 60)
 /*
  * Uncontended, at both alignments: the word holds our attachment id and
  * @tid our thread while we hold it, both are 0 once we let go, relocking
- * is -EDEADLK and trylock -EBUSY.
+ * is -EDEADLK and trylock -EBUSY. 0, or the number of the step that failed.
+ * Run by a second thread too, whose thread id is not the process id (on
+ * memfd the main thread's id is also the attachment id).
  */
-static void mutex_owner_fields(struct __test_metadata *_metadata,
+struct owner_fields {
+	struct shmpool *p;
+	struct shmpool_mutex *m;
+	int step;
+};
+
+static void *mutex_owner_fields(void *arg)
+{
+	struct owner_fields *f = arg;
+	struct shmpool *p = f->p;
+	struct shmpool_mutex *m = f->m;
+	uint32_t id = (uint32_t)shmpool_attach_id(p), tid = (uint32_t)sys_gettid();
+
+	f->step = 1;
+	if (shmpool_mutex_lock(p, m) || atomic_load(&m->word) != id ||
+	    atomic_load(&m->tid) != tid)
+		return NULL;
+	f->step = 2;
+	if (shmpool_mutex_lock(p, m) != -EDEADLK ||
+	    shmpool_mutex_trylock(p, m) != -EBUSY)
+		return NULL;
+	f->step = 3;
+	if (shmpool_mutex_unlock(p, m) || atomic_load(&m->word) ||
+	    atomic_load(&m->tid) || shmpool_mutex_unlock(p, m) != -EPERM)
+		return NULL;
+	f->step = 4;
+	if (shmpool_mutex_trylock(p, m) || atomic_load(&m->word) != id ||
+	    atomic_load(&m->tid) != tid)
+		return NULL;
+	f->step = 5;
+	if (shmpool_mutex_unlock(p, m) || atomic_load(&m->word) ||
+	    atomic_load(&m->tid))
+		return NULL;
+	f->step = 0;
+	return NULL;
+}
+
+static void owner_fields_twice(struct __test_metadata *_metadata,
 			       struct shmpool *p, struct shmpool_mutex *m)
 {
-	uint32_t id = (uint32_t)shmpool_attach_id(p);
+	struct owner_fields f = { p, m, -1 };
+	pthread_t th;
 
 	ASSERT_EQ(0, shmpool_mutex_init(p, m));
-	ASSERT_EQ(0, shmpool_mutex_lock(p, m));
-	EXPECT_EQ(id, atomic_load(&m->word));
-	EXPECT_EQ((uint32_t)sys_gettid(), atomic_load(&m->tid));
-	EXPECT_EQ(-EDEADLK, shmpool_mutex_lock(p, m));
-	EXPECT_EQ(-EBUSY, shmpool_mutex_trylock(p, m));
-	EXPECT_EQ(0, shmpool_mutex_unlock(p, m));
-	EXPECT_EQ(0U, atomic_load(&m->word));
-	EXPECT_EQ(0U, atomic_load(&m->tid));
-	EXPECT_EQ(-EPERM, shmpool_mutex_unlock(p, m));
-	ASSERT_EQ(0, shmpool_mutex_trylock(p, m));
-	EXPECT_EQ(id, atomic_load(&m->word));
-	EXPECT_EQ((uint32_t)sys_gettid(), atomic_load(&m->tid));
-	EXPECT_EQ(0, shmpool_mutex_unlock(p, m));
-	EXPECT_EQ(0U, atomic_load(&m->word));
-	EXPECT_EQ(0U, atomic_load(&m->tid));
+	mutex_owner_fields(&f);
+	EXPECT_EQ(0, f.step) TH_LOG("main thread");
+	f.step = -1;
+	ASSERT_EQ(0, pthread_create(&th, NULL, mutex_owner_fields, &f));
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	EXPECT_EQ(0, f.step) TH_LOG("second thread");
 }
 
 TEST_F(sync, mutex_owner_fields_aligned)
 {
-	mutex_owner_fields(_metadata, self->p, &self->sh->mtx);
+	owner_fields_twice(_metadata, self->p, &self->sh->mtx);
 }
 
 TEST_F(sync, mutex_owner_fields_odd_offset)
 {
-	mutex_owner_fields(_metadata, self->p, &self->sh->odd.m);
+	owner_fields_twice(_metadata, self->p, &self->sh->odd.m);
 }
 
 /*
