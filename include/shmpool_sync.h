@@ -171,12 +171,19 @@ static inline int shmpool_event_signal(struct shmpool *p,
  *	it, plus SHMPOOL_MUTEX_OWNER_DIED while the owner is one that took the
  *	lock over from a dead one (the futex-PI word format, with attachment
  *	ids for thread ids)
- * @tid: the owning thread (gettid() in its process), stored right after the
- *	word is taken (0 until then) and cleared before it is released; it
- *	tells apart the threads of the owning process only
+ * @tid: the owning thread (gettid() in its process), stored with the word
+ *	or right after it is taken (0 until then), and cleared with it or
+ *	before it is released; it tells apart the threads of the owning
+ *	process only. 0 whenever @word is 0.
  *
- * Uncontended lock and unlock are one atomic read-modify-write of @word
- * each, plus a plain store to @tid, and no system call. A contended locker
+ * Uncontended lock and unlock are one atomic read-modify-write each and no
+ * system call: at an 8-byte aligned address, one 8-byte compare-exchange of
+ * @word and @tid together, (0, 0) for (id, thread) and back, so the owner
+ * check of unlock is the compare itself (the fastest place for a mutex);
+ * at offset 4 mod 8, one 4-byte one on @word, plus a store to @tid. Both
+ * ways keep the format above and work side by side on one mutex (a failed
+ * 8-byte compare falls back to the 4-byte path), so processes whose
+ * libraries differ only in this share mutexes. A contended locker
  * spins briefly, then sets WAITERS and sleeps on @word; unlock wakes one
  * sleeper if WAITERS was set. Locking a mutex the calling thread already
  * holds is -EDEADLK, unlocking one it does not hold -EPERM.

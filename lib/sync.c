@@ -257,6 +257,39 @@ int shmpool_mutex_init(struct shmpool *p, struct shmpool_mutex *m)
 }
 
 /*
+ * The fast path: @word and @tid as one 8-byte unit, for a mutex at an 8-byte
+ * aligned address (its offset decides, so every process sees the same
+ * alignment). Lock is one compare-exchange of (free, no thread) for
+ * (@id, @tid), unlock the reverse: the word and its thread change together,
+ * so no one ever sees the word without its thread, and unlock's owner check
+ * is the compare itself. Anything else (WAITERS, OWNER_DIED, another owner,
+ * a stale @tid) fails the compare and takes the two-field path below, which
+ * gives the same answers and interoperates with it: the layout and the word
+ * format are unchanged (the kernel's doorbell still compares the 4-byte
+ * word). A mutex at offset 4 mod 8 always takes the two-field path.
+ *
+ * The 8-byte view is a may_alias type, accessed with the __atomic builtins:
+ * mixed-size atomics are outside C11 but single-copy atomic on every CPU
+ * we build for (the compare-exchange is lock-free, checked below).
+ */
+typedef uint64_t __attribute__((may_alias)) mutex_pair_t;
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define PAIR(id, tid)	((uint64_t)(tid) << 32 | (id))	/* word first in memory */
+#else
+#define PAIR(id, tid)	((uint64_t)(id) << 32 | (tid))
+#endif
+
+static inline __attribute__((always_inline))
+mutex_pair_t *mutex_pair(struct shmpool_mutex *m)
+{
+	if (!__atomic_always_lock_free(sizeof(mutex_pair_t), 0) ||
+	    ((uintptr_t)m & (sizeof(mutex_pair_t) - 1)))
+		return NULL;
+	return (mutex_pair_t *)(void *)m;
+}
+
+/*
  * Take a free @m for attachment @id, thread @tid. @val is what to store: id,
  * or id | WAITERS after we slept (others may still sleep, and only a WAITERS
  * bit makes our unlock wake one of them).
@@ -433,8 +466,58 @@ int mutex_try(struct shmpool *p, struct shmpool_mutex *m,
 	return mutex_take(m, *id, *tid);
 }
 
-/* lock and timedlock: inlined into both, so that lock is no call deeper */
+/*
+ * The fast path of lock, trylock and unlock, a leaf: if @m is 8-byte aligned
+ * in a writable @p, and this thread knows its attachment id and thread id
+ * without asking (the first call of a thread or of a fork() child does
+ * not), the 8-byte view of @m and, in *@pair, the pair (our id, our thread)
+ * that owns it; else NULL, and the caller takes the full path, which checks
+ * and reports everything.
+ */
 static inline __attribute__((always_inline))
+mutex_pair_t *mutex_fast(struct shmpool *p, struct shmpool_mutex *m,
+			 uint64_t *pair)
+{
+	uintptr_t q = (uintptr_t)m, b;
+	uint32_t id;
+
+	if (!p || !mutex_pair(m))
+		return NULL;
+	b = (uintptr_t)p->base;
+	if (q < b || q - b >= p->size || p->size - (q - b) < sizeof(*m) ||
+	    (p->flags & SHMPOOL_RDONLY))
+		return NULL;
+	/* __shmpool_self() without its slow path (see there for the acquire) */
+	if (__atomic_load_n(&p->__self_gen, __ATOMIC_ACQUIRE) !=
+	    atomic_load_explicit(&__shmpool_attach_fork_gen, memory_order_relaxed))
+		return NULL;
+	id = __atomic_load_n(&p->__self, __ATOMIC_RELAXED);
+	if (!id || !tid_cache)
+		return NULL;
+	*pair = PAIR(id, tid_cache);
+	return mutex_pair(m);
+}
+
+/*
+ * The fast path of lock, timedlock and trylock: take a free @m in one
+ * compare-exchange of both halves, (0, 0) for (our id, our thread); false
+ * if that is not possible, and the caller takes the full path. Acquire: as
+ * in mutex_take(); it pairs with the release of either unlock path and with
+ * mutex_take()'s release store of @tid.
+ */
+static inline __attribute__((always_inline))
+bool mutex_fast_take(struct shmpool *p, struct shmpool_mutex *m)
+{
+	uint64_t pair, free_pair = 0;
+	mutex_pair_t *fast = mutex_fast(p, m, &pair);
+
+	return fast && __atomic_compare_exchange_n(fast, &free_pair, pair,
+						   false, __ATOMIC_ACQUIRE,
+						   __ATOMIC_RELAXED);
+}
+
+/* lock and timedlock after the fast path: checks, learns who we are, sleeps */
+static __attribute__((noinline))
 int mutex_lock(struct shmpool *p, struct shmpool_mutex *m,
 	       const struct timespec *deadline)
 {
@@ -451,17 +534,21 @@ SHMPOOL_EXPORT
 int shmpool_mutex_timedlock(struct shmpool *p, struct shmpool_mutex *m,
 			    const struct timespec *deadline)
 {
+	if (mutex_fast_take(p, m))
+		return 0;
 	return mutex_lock(p, m, deadline);
 }
 
 SHMPOOL_EXPORT
 int shmpool_mutex_lock(struct shmpool *p, struct shmpool_mutex *m)
 {
+	if (mutex_fast_take(p, m))
+		return 0;
 	return mutex_lock(p, m, NULL);
 }
 
-SHMPOOL_EXPORT
-int shmpool_mutex_trylock(struct shmpool *p, struct shmpool_mutex *m)
+static __attribute__((noinline))
+int mutex_trylock(struct shmpool *p, struct shmpool_mutex *m)
 {
 	uint32_t id, tid;
 	int64_t off;
@@ -476,7 +563,16 @@ int shmpool_mutex_trylock(struct shmpool *p, struct shmpool_mutex *m)
 }
 
 SHMPOOL_EXPORT
-int shmpool_mutex_unlock(struct shmpool *p, struct shmpool_mutex *m)
+int shmpool_mutex_trylock(struct shmpool *p, struct shmpool_mutex *m)
+{
+	if (mutex_fast_take(p, m))
+		return 0;
+	return mutex_trylock(p, m);
+}
+
+/* unlock after the fast path: WAITERS, OWNER_DIED, -EPERM, bad arguments */
+static __attribute__((noinline))
+int mutex_unlock(struct shmpool *p, struct shmpool_mutex *m)
 {
 	int64_t off = obj_off(p, m, sizeof(*m));
 	uint32_t id, tid, v;
@@ -498,9 +594,9 @@ int shmpool_mutex_unlock(struct shmpool *p, struct shmpool_mutex *m)
 	atomic_store_explicit(&m->tid, 0, memory_order_relaxed);
 	v = id;
 	/*
-	 * Release: pairs with the acquire in mutex_take() of the next owner;
-	 * our critical section's writes are visible before the lock is seen
-	 * free.
+	 * Release: pairs with the acquire in mutex_take() or mutex_fast_take()
+	 * of the next owner; our critical section's writes are visible before
+	 * the lock is seen free.
 	 */
 	if (atomic_compare_exchange_strong_explicit(&m->word, &v, 0,
 						    memory_order_release,
@@ -513,6 +609,26 @@ int shmpool_mutex_unlock(struct shmpool *p, struct shmpool_mutex *m)
 	 */
 	v = atomic_exchange_explicit(&m->word, 0, memory_order_release);
 	return v & SHMPOOL_MUTEX_WAITERS ? wake(p, off, 1) : 0;
+}
+
+SHMPOOL_EXPORT
+int shmpool_mutex_unlock(struct shmpool *p, struct shmpool_mutex *m)
+{
+	mutex_pair_t *fast;
+	uint64_t pair;
+
+	fast = mutex_fast(p, m, &pair);
+	/*
+	 * Held by us, with neither WAITERS nor OWNER_DIED: free both halves
+	 * at once. Release: pairs with the acquire of the next owner's take
+	 * (mutex_fast_take() or mutex_take()); our critical section's writes
+	 * are visible before the lock is seen free.
+	 */
+	if (fast && __atomic_compare_exchange_n(fast, &pair, 0, false,
+						__ATOMIC_RELEASE,
+						__ATOMIC_RELAXED))
+		return 0;
+	return mutex_unlock(p, m);
 }
 
 /* ---- condition variable ----------------------------------------------------- */

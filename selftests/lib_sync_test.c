@@ -79,7 +79,15 @@ struct shared {
 	uint32_t ring[4];		/* under mtx: a bounded buffer */
 	uint32_t head, tail;
 	uint64_t sum;
+	/* a mutex at offset 4 mod 8: the 4-byte path of lock and unlock */
+	struct {
+		uint32_t pad;
+		struct shmpool_mutex m;
+	} odd;
 };
+
+_Static_assert(offsetof(struct shared, mtx) % 8 == 0, "mtx: the 8-byte path");
+_Static_assert(offsetof(struct shared, odd.m) % 8 == 4, "odd.m: the 4-byte path");
 
 #define W_OFF(i)	((uint64_t)(i) * sizeof(uint32_t))
 
@@ -1068,23 +1076,30 @@ TEST_F(sync, event_outside_pool)
 #define MUTEX_WORKERS	4
 #define MUTEX_INCS	20000
 
+/* the mutex under test: mtx, or odd.m if the test set c->flag */
+static struct shmpool_mutex *test_mutex(struct ctx *c)
+{
+	return c->flag ? &c->sh->odd.m : &c->sh->mtx;
+}
+
 static int mutex_worker(void *arg)
 {
 	struct ctx *c = arg;
+	struct shmpool_mutex *m = test_mutex(c);
 	volatile uint64_t *counter = &c->sh->counter;
 	int i;
 
 	for (i = 0; i < MUTEX_INCS; i++) {
-		if (shmpool_mutex_lock(c->p, &c->sh->mtx))
+		if (shmpool_mutex_lock(c->p, m))
 			return 2;
 		/* a read-modify-write that only the lock makes atomic */
 		*counter = *counter + 1;
 		/* now and then hold on long enough for the others to sleep */
 		if (!(i % 16))
 			sched_yield();
-		if (atomic_load(&c->sh->mtx.word) & SHMPOOL_MUTEX_WAITERS)
+		if (atomic_load(&m->word) & SHMPOOL_MUTEX_WAITERS)
 			atomic_fetch_add(&c->sh->woke, 1);
-		if (shmpool_mutex_unlock(c->p, &c->sh->mtx))
+		if (shmpool_mutex_unlock(c->p, m))
 			return 3;
 		atomic_fetch_add(&c->sh->progress, 1);
 	}
@@ -1097,11 +1112,16 @@ static void no_unstick(void *arg)
 	(void)arg;
 }
 
-TEST_F_TIMEOUT(sync, mutex_counter, 60)
+static void mutex_counter(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(sync) *self, int odd)
 {
+	struct shmpool_mutex *m;
 	int i, stalled;
 
-	ASSERT_EQ(0, shmpool_mutex_init(self->p, &self->sh->mtx));
+	for (i = 0; i < MUTEX_WORKERS; i++)
+		self->c[i].flag = odd;
+	m = test_mutex(&self->c[0]);
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
 	for (i = 0; i < MUTEX_WORKERS; i++)
 		ASSERT_EQ(0, task_start(&self->t[i], mutex_worker, &self->c[i]));
 	stalled = monitor(_metadata, self->sh, MUTEX_WORKERS, no_unstick, NULL, 0);
@@ -1110,11 +1130,115 @@ TEST_F_TIMEOUT(sync, mutex_counter, 60)
 	for (i = 0; i < MUTEX_WORKERS; i++)
 		EXPECT_EQ(0, task_join(&self->t[i]));
 	EXPECT_EQ((uint64_t)MUTEX_WORKERS * MUTEX_INCS, self->sh->counter);
-	EXPECT_EQ(0U, atomic_load(&self->sh->mtx.word));
+	EXPECT_EQ(0U, atomic_load(&m->word));
+	EXPECT_EQ(0U, atomic_load(&m->tid));
 	/* the sleeping paths ran: some unlocks had to wake somebody */
 	EXPECT_LT(0U, atomic_load(&self->sh->woke));
 	TH_LOG("%u of %d unlocks found sleepers", atomic_load(&self->sh->woke),
 	       MUTEX_WORKERS * MUTEX_INCS);
+}
+
+TEST_F_TIMEOUT(sync, mutex_counter, 60)
+{
+	mutex_counter(_metadata, self, 0);
+}
+
+/* The same at offset 4 mod 8, where lock and unlock take the 4-byte path. */
+TEST_F_TIMEOUT(sync, mutex_counter_odd_offset, 60)
+{
+	mutex_counter(_metadata, self, 1);
+}
+
+/*
+ * Uncontended, at both alignments: the word holds our attachment id and
+ * @tid our thread while we hold it, both are 0 once we let go, relocking
+ * is -EDEADLK and trylock -EBUSY. 0, or the number of the step that failed.
+ * Run by a second thread too, whose thread id is not the process id (on
+ * memfd the main thread's id is also the attachment id).
+ */
+struct owner_fields {
+	struct shmpool *p;
+	struct shmpool_mutex *m;
+	int step;
+};
+
+static void *mutex_owner_fields(void *arg)
+{
+	struct owner_fields *f = arg;
+	struct shmpool *p = f->p;
+	struct shmpool_mutex *m = f->m;
+	uint32_t id = (uint32_t)shmpool_attach_id(p), tid = (uint32_t)sys_gettid();
+
+	f->step = 1;
+	if (shmpool_mutex_lock(p, m) || atomic_load(&m->word) != id ||
+	    atomic_load(&m->tid) != tid)
+		return NULL;
+	f->step = 2;
+	if (shmpool_mutex_lock(p, m) != -EDEADLK ||
+	    shmpool_mutex_trylock(p, m) != -EBUSY)
+		return NULL;
+	f->step = 3;
+	if (shmpool_mutex_unlock(p, m) || atomic_load(&m->word) ||
+	    atomic_load(&m->tid) || shmpool_mutex_unlock(p, m) != -EPERM)
+		return NULL;
+	f->step = 4;
+	if (shmpool_mutex_trylock(p, m) || atomic_load(&m->word) != id ||
+	    atomic_load(&m->tid) != tid)
+		return NULL;
+	f->step = 5;
+	if (shmpool_mutex_unlock(p, m) || atomic_load(&m->word) ||
+	    atomic_load(&m->tid))
+		return NULL;
+	f->step = 0;
+	return NULL;
+}
+
+static void owner_fields_twice(struct __test_metadata *_metadata,
+			       struct shmpool *p, struct shmpool_mutex *m)
+{
+	struct owner_fields f = { p, m, -1 };
+	pthread_t th;
+
+	ASSERT_EQ(0, shmpool_mutex_init(p, m));
+	mutex_owner_fields(&f);
+	EXPECT_EQ(0, f.step) TH_LOG("main thread");
+	f.step = -1;
+	ASSERT_EQ(0, pthread_create(&th, NULL, mutex_owner_fields, &f));
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	EXPECT_EQ(0, f.step) TH_LOG("second thread");
+}
+
+TEST_F(sync, mutex_owner_fields_aligned)
+{
+	owner_fields_twice(_metadata, self->p, &self->sh->mtx);
+}
+
+TEST_F(sync, mutex_owner_fields_odd_offset)
+{
+	owner_fields_twice(_metadata, self->p, &self->sh->odd.m);
+}
+
+/*
+ * A free word beside a stale thread id (a peer must clear it first, but a
+ * hostile or broken one may not): the one-compare fast path fails, and
+ * lock must still take the mutex, not spin, sleep or report it busy.
+ */
+TEST_F(sync, mutex_free_word_stale_tid)
+{
+	struct shmpool_mutex *m = &self->sh->mtx;
+	struct timespec dl = ts_add_ms(now(CLOCK_MONOTONIC), 10000);
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	atomic_store(&m->tid, 12345);
+	EXPECT_EQ(0, shmpool_mutex_timedlock(self->p, m, &dl));
+	EXPECT_EQ((uint32_t)shmpool_attach_id(self->p), atomic_load(&m->word));
+	EXPECT_EQ((uint32_t)sys_gettid(), atomic_load(&m->tid));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+	EXPECT_EQ(0U, atomic_load(&m->word));
+	EXPECT_EQ(0U, atomic_load(&m->tid));
+	atomic_store(&m->tid, 12345);
+	EXPECT_EQ(0, shmpool_mutex_trylock(self->p, m));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
 }
 
 /* Hold mtx until sh->go, reporting the thread id. */
@@ -2019,6 +2143,71 @@ TEST_F(sync, sem_plain_taker_exit_not_reported)
 	dl = ts_add_ms(now(CLOCK_MONOTONIC), 300);
 	EXPECT_EQ(-ETIMEDOUT, shmpool_sem_timedwait(self->p, s, &dl));
 	EXPECT_NE(0U, atomic_load(&s->last_wait));
+}
+
+/*
+ * A fork() child, in the one thread it has, after that thread learned its
+ * new thread id through another pool: the parent's lock is not the child's
+ * (trylock -EBUSY, unlock -EPERM, timedlock waits), and a free mutex it
+ * takes names the child's attachment, never the parent's, which the handle
+ * still holds until the child's first full call re-attaches it.
+ */
+static int fork_child_locks(struct shmpool *p, struct shmpool_mutex *held,
+			    struct shmpool_mutex *free_m, struct shmpool *q,
+			    struct shmpool_mutex *qm, uint32_t parent_id)
+{
+	struct timespec dl;
+	uint32_t word;
+
+	if (shmpool_mutex_lock(q, qm) || shmpool_mutex_unlock(q, qm))
+		return 10;
+	if (shmpool_mutex_lock(p, free_m))
+		return 11;
+	word = atomic_load(&free_m->word);
+	if (word == parent_id || word != (uint32_t)shmpool_attach_id(p))
+		return 12;
+	if (atomic_load(&free_m->tid) != (uint32_t)sys_gettid())
+		return 13;
+	if (shmpool_mutex_unlock(p, free_m))
+		return 14;
+	if (shmpool_mutex_trylock(p, held) != -EBUSY)
+		return 15;
+	if (shmpool_mutex_unlock(p, held) != -EPERM)
+		return 16;
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 100);
+	if (shmpool_mutex_timedlock(p, held, &dl) != -ETIMEDOUT)
+		return 17;
+	return 0;
+}
+
+TEST_F(sync, mutex_fork_child_not_parent)
+{
+	struct shmpool_mutex *m[2] = { &self->sh->mtx, &self->sh->odd.m };
+	uint32_t id = (uint32_t)shmpool_attach_id(self->p);
+	struct shmpool_mutex *qm;
+	struct shmpool *q;
+	int i, status;
+	pid_t pid;
+
+	ASSERT_EQ(0, shmpool_create_anon(page_size(), variant->backend, &q));
+	qm = shmpool_base(q);
+	ASSERT_EQ(0, shmpool_mutex_init(q, qm));
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, shmpool_mutex_init(self->p, m[i]));
+		ASSERT_EQ(0, shmpool_mutex_lock(self->p, m[i]));
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (!pid)
+			_exit(fork_child_locks(self->p, m[i], m[1 - i], q, qm, id));
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		EXPECT_TRUE(WIFEXITED(status));
+		EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("mutex %d", i);
+		EXPECT_EQ(id, atomic_load(&m[i]->word) & SHMPOOL_MUTEX_OWNER_MASK);
+		EXPECT_EQ((uint32_t)sys_gettid(), atomic_load(&m[i]->tid));
+		EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m[i]));
+		EXPECT_EQ(0U, atomic_load(&m[1 - i]->word));
+	}
+	shmpool_close(q);
 }
 #endif
 
