@@ -1973,13 +1973,13 @@ static int churn_worker(void *arg)
 {
 	struct worker *w = arg;
 	struct shmpool_heap *h = w->h;
-	struct shmpool *p = NULL;
 	uint64_t s = 0x9e3779b97f4a7c15ULL * (uint64_t)(w->idx + 1), i, t0 = now_ms();
 	static __thread uint64_t live[CHURN_LIVE];
 	size_t n = 0, k;
 	int ret;
-
 #ifndef SHMPOOL_TEST_THREADS
+	struct shmpool *p = NULL;
+
 	if (shmpool_open(w->name, w->backend, &p) || shmpool_heap_open(p, 0, &h))
 		return 20;
 #endif
