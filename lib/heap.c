@@ -217,21 +217,22 @@ static bool bit_test(struct shmpool_heap *h, uint32_t g)
 	return heap_bitmap(h)[g / 64] >> (g % 64) & 1;
 }
 
-/* No block starts in granules [@g, @g + @n) and no slab covers them. */
+/* No block starts in granules [@g, @g + @n) (@n > 0) and no slab covers them. */
 static bool range_unused(struct shmpool_heap *h, uint32_t g, uint32_t n)
 {
 	const uint64_t *bm = heap_bitmap(h);
-	uint64_t end = (uint64_t)g + n, w, c, c_end;
-	uint64_t i = g;
+	uint64_t end = (uint64_t)g + n, c, c_end, w, first = g / 64, last = (end - 1) / 64;
+	uint64_t acc = bm[first] >> (g % 64);
 
-	while (i < end) {
-		w = bm[i / 64] >> (i % 64);
-		if (end - i < 64 - i % 64)
-			w &= (1ULL << (end - i)) - 1;
-		if (w)
-			return false;
-		i += 64 - i % 64;
+	if (first == last) {
+		acc &= ~0ULL >> (63 - (end - 1 - g));
+	} else {
+		for (w = first + 1; w < last; w++)
+			acc |= bm[w];
+		acc |= bm[last] & (~0ULL >> (63 - (end - 1) % 64));
 	}
+	if (acc)
+		return false;
 	c_end = ((end << GRAN_SHIFT) - 1) >> SLAB_SHIFT;
 	for (c = ((uint64_t)g << GRAN_SHIFT) >> SLAB_SHIFT; c <= c_end; c++)
 		if (atomic_load_explicit(&heap_chunks(h)[c], memory_order_relaxed))
@@ -283,6 +284,17 @@ static void mapping(uint32_t g, unsigned int *fl, unsigned int *sl)
  * (and the list head, if it is first): what list_remove() needs before it
  * writes. A peer's write into a freed block's links fails here.
  */
+static bool link_ok(struct shmpool_heap *h, uint32_t to, uint32_t g)
+{
+	const struct heap_priv *hp = heap_priv(h);
+
+	/*
+	 * Where the unlink writes: inside the heap, at no block start in use,
+	 * and linked back to @g (a block a peer did not forge links back).
+	 */
+	return to != g && to >= hp->heap_g && to < hp->end_g && !bit_test(h, to);
+}
+
 static bool links_ok(struct shmpool_heap *h, uint32_t g)
 {
 	struct heap_hdr *hh = heap_hdr(h);
@@ -293,11 +305,11 @@ static bool links_ok(struct shmpool_heap *h, uint32_t g)
 	mapping(blk_at(h, g)->size, &fl, &sl);
 	if (fl >= FL_COUNT)
 		return false;
-	if (next && (next == g || !free_ok(h, next) || blk_links(h, next)->prev != g))
+	if (next && (!link_ok(h, next, g) || blk_links(h, next)->prev != g))
 		return false;
 	if (!prev)
 		return hh->heads[fl][sl] == g;
-	return prev != g && free_ok(h, prev) && blk_links(h, prev)->next == g;
+	return link_ok(h, prev, g) && blk_links(h, prev)->next == g;
 }
 
 static void list_insert(struct shmpool_heap *h, uint32_t g)
@@ -531,10 +543,12 @@ int __shmpool_tlsf_free(struct shmpool_heap *h, uint64_t off, unsigned int flags
 	if (prev && (g < heap_priv(h)->heap_g + prev || !blk_ok(h, p) ||
 		     blk_at(h, p)->size != prev))
 		return -EUCLEAN;
-	/* free neighbours are unlinked below: their links must hold */
-	if ((blk_at(h, n)->flags & BLK_FREE) && (!free_ok(h, n) || !links_ok(h, n)))
+	/* free neighbours (headers checked above) are unlinked below: their links must hold */
+	if ((blk_at(h, n)->flags & BLK_FREE) &&
+	    (blk_at(h, n)->flags != BLK_FREE || bit_test(h, n) || !links_ok(h, n)))
 		return -EUCLEAN;
-	if (prev && (blk_at(h, p)->flags & BLK_FREE) && (!free_ok(h, p) || !links_ok(h, p)))
+	if (prev && (blk_at(h, p)->flags & BLK_FREE) &&
+	    (blk_at(h, p)->flags != BLK_FREE || bit_test(h, p) || !links_ok(h, p)))
 		return -EUCLEAN;
 
 	bit_clear(h, g);
