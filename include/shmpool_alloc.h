@@ -24,7 +24,9 @@
  *   allocate/free pairs from several processes do not serialise on a lock.
  *   Overhead per object: the rounding to its class (at most 25%), 4 bytes
  *   of side metadata (owner while allocated, free-list link while free) and
- *   1 bit. Slabs stay with their class once made.
+ *   1 bit. A slab none of whose objects is allocated or cached goes back
+ *   to the general heap when an allocation would fail without it, and on
+ *   shmpool_heap_stats() and shmpool_heap_reclaim().
  * - thread caches: each thread keeps the small objects it frees, up to 64
  *   per class and pool/4096 bytes per class (so none of a class bigger than
  *   that), and allocates from them first, moving them to and from the
@@ -48,6 +50,19 @@
  * written, so an offset outside the heap, misaligned, inside a block, or
  * already free is -EINVAL and changes nothing, in every build. A damaged
  * block header met on the way is -EUCLEAN (nothing is changed either).
+ *
+ * Hostile peers: the geometry is computed from the pool size and checked
+ * against the header at open; every offset, link and size read from the
+ * pool later is range-checked against the handle's copy (block headers:
+ * check word, size, previous size, free flag against the bitmap; list
+ * links against their neighbours; small objects: slab map, slab header,
+ * allocation bit), and every walk is bounded by a count from the
+ * geometry. A peer that writes into the heap's shared state gets the
+ * others -EUCLEAN (the heap may stay so), never a signal, a hang, a block
+ * outside the heap area or over a block the heap knows is in use, or a
+ * write outside the pool. It can still spoil data in blocks, leak free
+ * memory, and, holding or faking the heap mutex, stop the calls that
+ * take it.
  *
  * Ownership: every block and small object records the owner id (1..1022) of
  * the handle that allocated it. Each open handle holds one such id, taken
@@ -270,7 +285,11 @@ int shmpool_obj_remove(struct shmpool_heap *h, const char *name);
  */
 long shmpool_heap_reclaim(struct shmpool_heap *h, unsigned int flags);
 
-/* Fill *@st; classes are counted without stopping small allocations. */
+/*
+ * Fill *@st; classes are counted without stopping small allocations. Gives
+ * the empty slabs back to the general heap first, so that @largest_free is
+ * what one shmpool_alloc() gets. -EUCLEAN: a free list is damaged.
+ */
 int shmpool_heap_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st);
 /*
  * Walk the whole heap and its metadata. 0 if consistent; -EUCLEAN with the

@@ -193,17 +193,17 @@ static void blk_set_prev(struct shmpool_heap *h, uint32_t g, uint32_t prev)
 /* A header that says what it is and stays inside the heap. */
 static bool blk_ok(struct shmpool_heap *h, uint32_t g)
 {
-	struct heap_hdr *hh = heap_hdr(h);
+	const struct heap_priv *hp = heap_priv(h);
 	struct blk *b;
 
-	if (g < hh->heap_g || g > hh->end_g)
+	if (g < hp->heap_g || g > hp->end_g)
 		return false;
 	b = blk_at(h, g);
 	if (b->check != blk_check(g, b))
 		return false;
-	if (g == hh->end_g)
+	if (g == hp->end_g)
 		return b->flags == BLK_LAST && b->size == 1;
-	return b->size >= MIN_BLOCK_G && b->size <= hh->end_g - g &&
+	return b->size >= MIN_BLOCK_G && b->size <= hp->end_g - g &&
 	       !(b->flags & BLK_LAST);
 }
 
@@ -215,6 +215,37 @@ static struct blk_links *blk_links(struct shmpool_heap *h, uint32_t g)
 static bool bit_test(struct shmpool_heap *h, uint32_t g)
 {
 	return heap_bitmap(h)[g / 64] >> (g % 64) & 1;
+}
+
+/* No block starts in granules [@g, @g + @n) (@n > 0) and no slab covers them. */
+static bool range_unused(struct shmpool_heap *h, uint32_t g, uint32_t n)
+{
+	const uint64_t *bm = heap_bitmap(h);
+	uint64_t end = (uint64_t)g + n, c, c_end, w, first = g / 64, last = (end - 1) / 64;
+	uint64_t acc = bm[first] >> (g % 64);
+
+	if (first == last) {
+		acc &= ~0ULL >> (63 - (end - 1 - g));
+	} else {
+		for (w = first + 1; w < last; w++)
+			acc |= bm[w];
+		acc |= bm[last] & (~0ULL >> (63 - (end - 1) % 64));
+	}
+	if (acc)
+		return false;
+	c_end = ((end << GRAN_SHIFT) - 1) >> SLAB_SHIFT;
+	for (c = ((uint64_t)g << GRAN_SHIFT) >> SLAB_SHIFT; c <= c_end; c++)
+		if (atomic_load_explicit(&heap_chunks(h)[c], memory_order_relaxed))
+			return false;
+	return true;
+}
+
+/* A free block, as far as its header and the bitmap can tell. */
+static bool free_ok(struct shmpool_heap *h, uint32_t g)
+{
+	return blk_ok(h, g) && g != heap_priv(h)->end_g &&
+	       blk_at(h, g)->flags == BLK_FREE && !blk_at(h, g)->owner &&
+	       !bit_test(h, g);
 }
 
 static void bit_set(struct shmpool_heap *h, uint32_t g)
@@ -248,6 +279,39 @@ static void mapping(uint32_t g, unsigned int *fl, unsigned int *sl)
 	*sl = (g >> (l - SL_LOG)) - SL_COUNT;
 }
 
+/*
+ * The free block @g's list links agree with their neighbours in the list
+ * (and the list head, if it is first): what list_remove() needs before it
+ * writes. A peer's write into a freed block's links fails here.
+ */
+static bool link_ok(struct shmpool_heap *h, uint32_t to, uint32_t g)
+{
+	const struct heap_priv *hp = heap_priv(h);
+
+	/*
+	 * Where the unlink writes: inside the heap, at no block start in use,
+	 * and linked back to @g (a block a peer did not forge links back).
+	 */
+	return to != g && to >= hp->heap_g && to < hp->end_g && !bit_test(h, to);
+}
+
+static bool links_ok(struct shmpool_heap *h, uint32_t g)
+{
+	struct heap_hdr *hh = heap_hdr(h);
+	struct blk_links *l = blk_links(h, g);
+	uint32_t next = l->next, prev = l->prev;
+	unsigned int fl, sl;
+
+	mapping(blk_at(h, g)->size, &fl, &sl);
+	if (fl >= FL_COUNT)
+		return false;
+	if (next && (!link_ok(h, next, g) || blk_links(h, next)->prev != g))
+		return false;
+	if (!prev)
+		return hh->heads[fl][sl] == g;
+	return link_ok(h, prev, g) && blk_links(h, prev)->next == g;
+}
+
 static void list_insert(struct shmpool_heap *h, uint32_t g)
 {
 	struct heap_hdr *hh = heap_hdr(h);
@@ -256,6 +320,9 @@ static void list_insert(struct shmpool_heap *h, uint32_t g)
 
 	mapping(blk_at(h, g)->size, &fl, &sl);
 	head = hh->heads[fl][sl];
+	/* a head that is no free block of this list: drop that list, never follow it */
+	if (head && (head == g || !free_ok(h, head) || blk_links(h, head)->prev))
+		head = 0;
 	blk_links(h, g)->next = head;
 	blk_links(h, g)->prev = 0;
 	if (head)
@@ -289,33 +356,70 @@ static void list_remove(struct shmpool_heap *h, uint32_t g)
 	hh->nr_free--;
 }
 
-/* A free block of at least @g granules (good fit: rounded up a list), or 0. */
-static uint32_t find_fit(struct shmpool_heap *h, uint64_t g)
+#define FL_MASK	((1U << FL_COUNT) - 1)
+#define SL_MASK	((1U << SL_COUNT) - 1)
+
+/*
+ * A listed free block of at least @need granules, checked (header, bitmap,
+ * links, physical neighbours) so that it can be unlinked and handed out;
+ * *@gp = 0 if there is none. First the good fit of TLSF (a list whose every
+ * block is big enough), then, so that whatever the largest free block
+ * holds can be had, a walk of @need's own list, bounded by the number of
+ * free blocks the heap can have. -EUCLEAN if what the lists lead to is not
+ * a free block of the heap.
+ */
+static int find_fit(struct shmpool_heap *h, uint64_t need, uint32_t *gp)
 {
 	struct heap_hdr *hh = heap_hdr(h);
+	const struct heap_priv *hp = heap_priv(h);
 	unsigned int fl, sl;
-	uint32_t map;
+	uint64_t r = need, steps;
+	uint32_t map, g = 0;
 
-	if (g > UINT32_MAX)
+	*gp = 0;
+	if (need > hp->end_g)
 		return 0;
-	if (g >= SL_COUNT) {
-		g += (1ULL << (log2_u32((uint32_t)g) - SL_LOG)) - 1;
-		if (g > UINT32_MAX)
+	if (r >= SL_COUNT)
+		r += (1ULL << (log2_u32((uint32_t)r) - SL_LOG)) - 1;
+	if (r <= UINT32_MAX) {
+		mapping((uint32_t)r, &fl, &sl);
+		map = fl < FL_COUNT ? hh->sl_bitmap[fl] & SL_MASK & (~0U << sl) : 0;
+		if (!map && fl + 1 < FL_COUNT) {
+			map = hh->fl_bitmap & FL_MASK & (~0U << (fl + 1));
+			if (map) {
+				fl = (unsigned int)__builtin_ctz(map);
+				map = hh->sl_bitmap[fl] & SL_MASK;
+				if (!map)
+					return -EUCLEAN;
+			}
+		}
+		if (map) {
+			sl = (unsigned int)__builtin_ctz(map);
+			g = hh->heads[fl][sl];
+			if (!g || !free_ok(h, g) || blk_at(h, g)->size < need)
+				return -EUCLEAN;
+		}
+	}
+	if (!g) {
+		/* the exact list: its blocks may or may not be big enough */
+		mapping((uint32_t)need, &fl, &sl);
+		if (fl >= FL_COUNT)
+			return 0;
+		for (g = hh->heads[fl][sl], steps = 0; g; g = blk_links(h, g)->next) {
+			if (!free_ok(h, g) || ++steps > hp->max_free)
+				return -EUCLEAN;
+			if (blk_at(h, g)->size >= need)
+				break;
+		}
+		if (!g)
 			return 0;
 	}
-	mapping((uint32_t)g, &fl, &sl);
-	if (fl >= FL_COUNT)
-		return 0;
-	map = hh->sl_bitmap[fl] & (~0U << sl);
-	if (!map) {
-		map = fl + 1 < 32 ? hh->fl_bitmap & (~0U << (fl + 1)) : 0;
-		if (!map)
-			return 0;
-		fl = (unsigned int)__builtin_ctz(map);
-		map = hh->sl_bitmap[fl];
-	}
-	sl = (unsigned int)__builtin_ctz(map);
-	return hh->heads[fl][sl];
+	/* what unlinking and handing it out will touch */
+	if (!links_ok(h, g) || !blk_ok(h, g + blk_at(h, g)->size) ||
+	    blk_at(h, g + blk_at(h, g)->size)->prev != blk_at(h, g)->size)
+		return -EUCLEAN;
+	*gp = g;
+	return 0;
 }
 
 /*
@@ -350,8 +454,8 @@ int __shmpool_tlsf_alloc(struct shmpool_heap *h, uint64_t size, uint64_t align,
 		return ret;
 	if (align < GRAN)
 		align = GRAN;
-	if (size > (uint64_t)hh->end_g << GRAN_SHIFT ||
-	    align > (uint64_t)hh->end_g << GRAN_SHIFT)
+	if (size > (uint64_t)heap_priv(h)->end_g << GRAN_SHIFT ||
+	    align > (uint64_t)heap_priv(h)->end_g << GRAN_SHIFT)
 		return -ENOMEM;
 	need = (size + GRAN - 1) / GRAN + 1;
 	if (need < MIN_BLOCK_G)
@@ -359,9 +463,17 @@ int __shmpool_tlsf_alloc(struct shmpool_heap *h, uint64_t size, uint64_t align,
 	search = need;
 	if (align > GRAN)
 		search += align / GRAN + MIN_BLOCK_G;
-	g = find_fit(h, search);
+	ret = find_fit(h, search, &g);
+	/* out of room: empty slabs go back to the general heap first */
+	if (!ret && !g && __shmpool_slab_trim(h) > 0)
+		ret = find_fit(h, search, &g);
+	if (ret)
+		return ret;
 	if (!g)
 		return -ENOMEM;
+	/* never over a block in use, nor a slab (what we hand out lies in @search) */
+	if (!range_unused(h, g, (uint32_t)search))
+		return -EUCLEAN;
 	list_remove(h, g);
 
 	if (align > GRAN) {
@@ -395,13 +507,12 @@ int __shmpool_tlsf_alloc(struct shmpool_heap *h, uint64_t size, uint64_t align,
 /* The block whose payload is @off, if it is an allocated general block. */
 static int used_block(struct shmpool_heap *h, uint64_t off, uint32_t *gp)
 {
-	struct heap_hdr *hh = heap_hdr(h);
 	uint64_t g;
 
 	if (off & (GRAN - 1))
 		return -EINVAL;
 	g = (off >> GRAN_SHIFT) - 1;
-	if (off < GRAN || g < hh->heap_g || g >= hh->end_g || !bit_test(h, (uint32_t)g))
+	if (off < GRAN || g < heap_priv(h)->heap_g || g >= heap_priv(h)->end_g || !bit_test(h, (uint32_t)g))
 		return -EINVAL;
 	if (!blk_ok(h, (uint32_t)g) || (blk_at(h, (uint32_t)g)->flags & BLK_FREE))
 		return -EUCLEAN;
@@ -429,8 +540,15 @@ int __shmpool_tlsf_free(struct shmpool_heap *h, uint64_t off, unsigned int flags
 	if (!blk_ok(h, n) || blk_at(h, n)->prev != size)
 		return -EUCLEAN;
 	p = prev ? g - prev : 0;
-	if (prev && (g < hh->heap_g + prev || !blk_ok(h, p) ||
+	if (prev && (g < heap_priv(h)->heap_g + prev || !blk_ok(h, p) ||
 		     blk_at(h, p)->size != prev))
+		return -EUCLEAN;
+	/* free neighbours (headers checked above) are unlinked below: their links must hold */
+	if ((blk_at(h, n)->flags & BLK_FREE) &&
+	    (blk_at(h, n)->flags != BLK_FREE || bit_test(h, n) || !links_ok(h, n)))
+		return -EUCLEAN;
+	if (prev && (blk_at(h, p)->flags & BLK_FREE) &&
+	    (blk_at(h, p)->flags != BLK_FREE || bit_test(h, p) || !links_ok(h, p)))
 		return -EUCLEAN;
 
 	bit_clear(h, g);
@@ -489,7 +607,6 @@ static bool dir_names(struct shmpool_heap *h, uint64_t off)
 
 static void dir_repair(struct shmpool_heap *h)
 {
-	struct heap_hdr *hh = heap_hdr(h);
 	struct dir_ent *e;
 	uint64_t eg;
 	int i;
@@ -499,8 +616,8 @@ static void dir_repair(struct shmpool_heap *h)
 		if (!e->off)
 			continue;
 		eg = (e->off >> GRAN_SHIFT) - 1;
-		if ((e->off & (GRAN - 1)) || e->off < GRAN || eg < hh->heap_g ||
-		    eg >= hh->end_g || !bit_test(h, (uint32_t)eg) ||
+		if ((e->off & (GRAN - 1)) || e->off < GRAN || eg < heap_priv(h)->heap_g ||
+		    eg >= heap_priv(h)->end_g || !bit_test(h, (uint32_t)eg) ||
 		    !(blk_at(h, (uint32_t)eg)->flags & BLK_NAMED) ||
 		    e->size > (uint64_t)(blk_at(h, (uint32_t)eg)->size - 1) << GRAN_SHIFT ||
 		    !memchr(e->name, 0, sizeof(e->name)))
@@ -516,12 +633,12 @@ static int heap_repair(struct shmpool_heap *h)
 	uint16_t flags, owner;
 	struct blk *b;
 
-	for (g = hh->heap_g; g < hh->end_g; g += size) {
+	for (g = heap_priv(h)->heap_g; g < heap_priv(h)->end_g; g += size) {
 		size = blk_at(h, g)->size;
-		if (size < MIN_BLOCK_G || size > hh->end_g - g)
+		if (size < MIN_BLOCK_G || size > heap_priv(h)->end_g - g)
 			return -EUCLEAN;
 	}
-	if (g != hh->end_g)
+	if (g != heap_priv(h)->end_g)
 		return -EUCLEAN;
 
 	hh->fl_bitmap = 0;
@@ -532,7 +649,7 @@ static int heap_repair(struct shmpool_heap *h)
 	memset(heap_bitmap(h), 0, ((h->pool->size >> GRAN_SHIFT) + 63) / 64 * 8);
 
 	/* @run: the free block being grown by its free successors, or 0 */
-	for (g = hh->heap_g; g < hh->end_g; g += size) {
+	for (g = heap_priv(h)->heap_g; g < heap_priv(h)->end_g; g += size) {
 		b = blk_at(h, g);
 		size = b->size;
 		flags = b->flags & (BLK_FREE | BLK_SLAB | BLK_NAMED);
@@ -583,7 +700,7 @@ static int heap_repair(struct shmpool_heap *h)
 		prev = blk_at(h, run)->size;
 		list_insert(h, run);
 	}
-	blk_set(h, hh->end_g, 1, prev, 0, BLK_LAST);
+	blk_set(h, heap_priv(h)->end_g, 1, prev, 0, BLK_LAST);
 	dir_repair(h);
 	hh->nr_repairs++;
 	return 0;
@@ -657,12 +774,11 @@ void __shmpool_heap_unlock(struct shmpool_heap *h)
  */
 static long heap_release(struct shmpool_heap *h, uint16_t o, bool free_held)
 {
-	struct heap_hdr *hh = heap_hdr(h);
-	uint32_t g = hh->heap_g, p;
+	uint32_t g = heap_priv(h)->heap_g, p;
 	long n = 0;
 	struct blk *b;
 
-	while (g < hh->end_g) {
+	while (g < heap_priv(h)->end_g) {
 		if (!blk_ok(h, g))
 			break;	/* a scribbled header: the checker will say */
 		b = blk_at(h, g);
@@ -723,79 +839,89 @@ long shmpool_heap_reclaim(struct shmpool_heap *h, unsigned int flags)
 	if (ret)
 		return ret;
 	n = __shmpool_heap_reclaim_locked(h, flags);
+	/* and the slabs that all this emptied */
+	if (n >= 0)
+		__shmpool_slab_trim(h);
 	__shmpool_heap_unlock(h);
 	return n;
 }
 
 /* ---- layout and opening -------------------------------------------------------- */
 
+/*
+ * The handle's geometry, from the pool size alone (the same in every
+ * process): where the chunk map, the bitmap and the blocks lie. Nothing of
+ * it is read from the pool; the header is checked against it at open.
+ */
+static void heap_geometry(struct heap_priv *hp)
+{
+	uint64_t bytes = hp->pub.pool->size, bitmap_bytes, hstart;
+
+	hp->base = heap_base(&hp->pub);
+	hp->nr_chunks = (uint32_t)(bytes >> SLAB_SHIFT);
+	hp->chunk_off = DIR_OFF + NR_DIR * sizeof(struct dir_ent);
+	hp->bitmap_off = (hp->chunk_off + hp->nr_chunks + 63) & ~63ULL;
+	bitmap_bytes = ((bytes >> GRAN_SHIFT) + 63) / 64 * 8;
+	hstart = (hp->bitmap_off + bitmap_bytes + GRAN - 1) & ~(uint64_t)(GRAN - 1);
+	hp->heap_g = (uint32_t)(hstart >> GRAN_SHIFT);
+	hp->end_g = (uint32_t)(bytes >> GRAN_SHIFT) - 1;
+	hp->lo = ((uint64_t)hp->heap_g + 1) << GRAN_SHIFT;
+	hp->hi = (uint64_t)hp->end_g << GRAN_SHIFT;
+	hp->chunks = (_Atomic uint8_t *)(hp->base + hp->chunk_off);
+	hp->bitmap = (uint64_t *)(hp->base + hp->bitmap_off);
+	hp->max_free = (hp->end_g - hp->heap_g) / MIN_BLOCK_G + 1;
+	__shmpool_slab_geometry(hp->cls);
+}
+
 /* Lay the heap out in a pool whose state word we own (INIT | our pid). */
 static void heap_init(struct shmpool_heap *h)
 {
 	struct heap_hdr *hh = heap_hdr(h);
-	uint64_t bytes = h->pool->size, chunk_off, bitmap_off, bitmap_bytes, hstart;
-	uint32_t nr_chunks = (uint32_t)(bytes >> SLAB_SHIFT);
+	const struct heap_priv *hp = heap_priv(h);
 
 	/* a dead initialiser may have left anything behind: start clean */
 	memset((char *)hh + sizeof(hh->state), 0, ATTACH_OFF - sizeof(hh->state));
 	memset(heap_base(h) + ATTACH_OFF, 0, NR_ATTACH * 4U + NR_DIR * sizeof(struct dir_ent));
-	chunk_off = DIR_OFF + NR_DIR * sizeof(struct dir_ent);
-	bitmap_off = (chunk_off + nr_chunks + 63) & ~63ULL;
-	bitmap_bytes = ((bytes >> GRAN_SHIFT) + 63) / 64 * 8;
-	hstart = (bitmap_off + bitmap_bytes + GRAN - 1) & ~(uint64_t)(GRAN - 1);
-	memset(heap_base(h) + chunk_off, 0, hstart - chunk_off);
+	memset(heap_base(h) + hp->chunk_off, 0,
+	       ((uint64_t)hp->heap_g << GRAN_SHIFT) - hp->chunk_off);
 
 	hh->magic = HEAP_MAGIC;
 	hh->version = HEAP_VERSION;
 	hh->hdr_bytes = sizeof(*hh);
-	hh->pool_bytes = bytes;
-	hh->chunk_off = chunk_off;
-	hh->bitmap_off = bitmap_off;
-	hh->nr_chunks = nr_chunks;
-	hh->heap_g = (uint32_t)(hstart >> GRAN_SHIFT);
-	hh->end_g = (uint32_t)(bytes >> GRAN_SHIFT) - 1;
+	hh->pool_bytes = h->pool->size;
+	hh->chunk_off = hp->chunk_off;
+	hh->bitmap_off = hp->bitmap_off;
+	hh->nr_chunks = hp->nr_chunks;
+	hh->heap_g = hp->heap_g;
+	hh->end_g = hp->end_g;
 	shmpool_mutex_init(h->pool, &hh->lock);
 	__shmpool_slab_layout(hh);
 
 	/* one free block and the sentinel */
-	blk_set(h, hh->heap_g, hh->end_g - hh->heap_g, 0, 0, BLK_FREE);
-	blk_set(h, hh->end_g, 1, hh->end_g - hh->heap_g, 0, BLK_LAST);
-	list_insert(h, hh->heap_g);
+	blk_set(h, hp->heap_g, hp->end_g - hp->heap_g, 0, 0, BLK_FREE);
+	blk_set(h, hp->end_g, 1, hp->end_g - hp->heap_g, 0, BLK_LAST);
+	list_insert(h, hp->heap_g);
 }
 
+/* The header says what heap_geometry() computed, or -EUCLEAN. */
 static int heap_validate(struct shmpool_heap *h)
 {
 	struct heap_hdr *hh = heap_hdr(h);
+	const struct heap_priv *hp = heap_priv(h);
+	unsigned int c;
 
 	if (hh->magic != HEAP_MAGIC || hh->version != HEAP_VERSION ||
 	    hh->hdr_bytes != sizeof(*hh) || hh->pool_bytes != h->pool->size ||
-	    hh->end_g != (h->pool->size >> GRAN_SHIFT) - 1 ||
-	    hh->heap_g >= hh->end_g ||
-	    hh->bitmap_off + ((h->pool->size >> GRAN_SHIFT) + 7) / 8 >
-			(uint64_t)hh->heap_g << GRAN_SHIFT ||
-	    hh->chunk_off + hh->nr_chunks > hh->bitmap_off)
+	    hh->end_g != hp->end_g || hh->heap_g != hp->heap_g ||
+	    hh->bitmap_off != hp->bitmap_off || hh->chunk_off != hp->chunk_off ||
+	    hh->nr_chunks != hp->nr_chunks)
 		return -EUCLEAN;
-	return 0;
-}
-
-/* Fill the handle's copy of the geometry, checking the header's against it. */
-static int heap_priv_init(struct heap_priv *hp)
-{
-	struct heap_hdr *hh = heap_hdr(&hp->pub);
-	unsigned int c;
-
-	if (hh->nr_chunks != hp->pub.pool->size >> SLAB_SHIFT)
-		return -EUCLEAN;
-	__shmpool_slab_geometry(hp->cls);
 	for (c = 0; c < NR_CLASSES; c++)
 		if (hh->cls[c].size != hp->cls[c].size ||
 		    hh->cls[c].nobj != hp->cls[c].nobj ||
 		    hh->cls[c].slot_off != hp->cls[c].slot_off ||
 		    hh->cls[c].obj_off != hp->cls[c].obj_off)
 			return -EUCLEAN;
-	hp->base = heap_base(&hp->pub);
-	hp->chunks = heap_chunks(&hp->pub);
-	hp->nr_chunks = hh->nr_chunks;
 	return 0;
 }
 
@@ -881,9 +1007,8 @@ int shmpool_heap_open(struct shmpool *p, unsigned int flags,
 	h->__hdr = p->base;
 	h->__flags = flags;
 	pthread_once(&fork_once, fork_register);
+	heap_geometry(hp);
 	ret = heap_ready(h);
-	if (!ret)
-		ret = heap_priv_init(hp);
 	/* the newcomer pays for the dead it finds (memfd: nobody else notices) */
 	if (!ret)
 		ret = __shmpool_heap_lock(h);
@@ -1031,9 +1156,11 @@ int shmpool_alloc_owner(struct shmpool_heap *h, uint64_t off)
 /* ---- introspection ---------------------------------------------------------------- */
 
 /* @st's counters that the heap header holds (stats and inspect) */
-static void header_counts(const struct heap_hdr *hh, struct shmpool_heap_stats *st)
+static void header_counts(struct shmpool_heap *h, struct shmpool_heap_stats *st)
 {
-	st->heap_bytes = (uint64_t)(hh->end_g - hh->heap_g) << GRAN_SHIFT;
+	const struct heap_hdr *hh = heap_hdr(h);
+
+	st->heap_bytes = (uint64_t)(heap_priv(h)->end_g - heap_priv(h)->heap_g) << GRAN_SHIFT;
 	st->free_bytes = (hh->free_g - hh->nr_free) << GRAN_SHIFT;
 	st->used_bytes = st->heap_bytes - (hh->free_g << GRAN_SHIFT);
 	st->free_blocks = hh->nr_free;
@@ -1043,33 +1170,75 @@ static void header_counts(const struct heap_hdr *hh, struct shmpool_heap_stats *
 	st->repairs = hh->nr_repairs;
 }
 
+/*
+ * The granules of the largest listed free block: it sits in the highest
+ * non-empty list, walked as far as the heap can have free blocks. Under
+ * the lock (@strict), a list that leads anywhere but to free blocks is
+ * -EUCLEAN; without it (inspect) the walk just stops there.
+ */
+static int largest_listed(struct shmpool_heap *h, bool strict, uint64_t *largest)
+{
+	struct heap_hdr *hh = heap_hdr(h);
+	const struct heap_priv *hp = heap_priv(h);
+	uint32_t map = hh->fl_bitmap & FL_MASK, g;
+	unsigned int fl, sl;
+	uint64_t steps = 0;
+
+	*largest = 0;
+	if (!map)
+		return 0;
+	fl = log2_u32(map);
+	map = hh->sl_bitmap[fl] & SL_MASK;
+	if (!map)
+		return strict ? -EUCLEAN : 0;
+	sl = log2_u32(map);
+	for (g = hh->heads[fl][sl]; g; g = blk_links(h, g)->next) {
+		if (++steps > hp->max_free || g < hp->heap_g || g >= hp->end_g ||
+		    (strict && !free_ok(h, g)))
+			return strict ? -EUCLEAN : 0;
+		if (blk_at(h, g)->size > *largest && blk_at(h, g)->size <= hp->end_g - g)
+			*largest = blk_at(h, g)->size;
+	}
+	return 0;
+}
+
+/*
+ * The largest size one shmpool_alloc() gets: the largest free block's
+ * payload (find_fit() finds any block that fits), or the largest class
+ * with an object on its list, if that is more.
+ */
+static void largest_free(struct shmpool_heap_stats *st, uint64_t largest_g)
+{
+	int i;
+
+	st->largest_free = largest_g ? (largest_g - 1) << GRAN_SHIFT : 0;
+	for (i = NR_CLASSES - 1; i >= 0; i--)
+		if (st->classes[i].objs > st->classes[i].used + st->classes[i].cached) {
+			if (st->classes[i].size > st->largest_free)
+				st->largest_free = st->classes[i].size;
+			break;
+		}
+}
+
 SHMPOOL_EXPORT
 int shmpool_heap_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st)
 {
-	struct heap_hdr *hh;
-	uint64_t largest = 0;
-	unsigned int fl, sl;
-	uint32_t g;
+	uint64_t largest;
 	int ret, i;
 
 	if (!h || !st)
 		return -EINVAL;
-	hh = heap_hdr(h);
 	memset(st, 0, sizeof(*st));
 	ret = __shmpool_heap_lock(h);
 	if (ret)
 		return ret;
-	header_counts(hh, st);
-	/* the largest block sits in the highest non-empty list */
-	if (hh->fl_bitmap) {
-		fl = log2_u32(hh->fl_bitmap);
-		sl = log2_u32(hh->sl_bitmap[fl]);
-		for (g = hh->heads[fl][sl]; g; g = blk_links(h, g)->next)
-			if (blk_at(h, g)->size > largest)
-				largest = blk_at(h, g)->size;
-	}
-	st->largest_free = largest ? (largest - 1) << GRAN_SHIFT : 0;
+	/* what one allocation would get includes the empty slabs: give them back */
+	__shmpool_slab_trim(h);
+	header_counts(h, st);
+	ret = largest_listed(h, true, &largest);
 	__shmpool_heap_unlock(h);
+	if (ret)
+		return ret;
 
 	for (i = 1; i < OWNER_ORPHAN; i++)
 		if (atomic_load_explicit(&owner_table(h)[i], memory_order_relaxed))
@@ -1080,6 +1249,7 @@ int shmpool_heap_stats(struct shmpool_heap *h, struct shmpool_heap_stats *st)
 		st->free_bytes += (st->classes[i].objs - st->classes[i].used) *
 				  st->classes[i].size;
 	}
+	largest_free(st, largest);
 	return 0;
 }
 
@@ -1093,7 +1263,7 @@ static int check_locked(struct shmpool_heap *h, char *msg, size_t len)
 	struct blk *b;
 	int ret = 0, i;
 
-	for (g = hh->heap_g; g < hh->end_g; g += b->size) {
+	for (g = heap_priv(h)->heap_g; g < heap_priv(h)->end_g; g += b->size) {
 		b = blk_at(h, g);
 		if (!blk_ok(h, g))
 			FAIL("block at 0x%llx: bad header (check word, size %u or flags 0x%x)",
@@ -1137,11 +1307,11 @@ static int check_locked(struct shmpool_heap *h, char *msg, size_t len)
 		prev_free = b->flags & BLK_FREE;
 		prev_size = b->size;
 	}
-	if (g != hh->end_g || !blk_ok(h, g) || blk_at(h, g)->prev != prev_size)
+	if (g != heap_priv(h)->end_g || !blk_ok(h, g) || blk_at(h, g)->prev != prev_size)
 		FAIL("heap end at 0x%llx: walk ends at 0x%llx or bad sentinel",
-		     (unsigned long long)hh->end_g << GRAN_SHIFT,
+		     (unsigned long long)heap_priv(h)->end_g << GRAN_SHIFT,
 		     (unsigned long long)g << GRAN_SHIFT);
-	for (i = 0; i < (int)((hh->pool_bytes >> GRAN_SHIFT) + 63) / 64; i++)
+	for (i = 0; i < (int)((h->pool->size >> GRAN_SHIFT) + 63) / 64; i++)
 		nbits += (uint64_t)__builtin_popcountll(heap_bitmap(h)[i]);
 	if (nbits != nused)
 		FAIL("bitmap: %llu block starts marked, %llu allocated blocks",
@@ -1155,7 +1325,11 @@ static int check_locked(struct shmpool_heap *h, char *msg, size_t len)
 		     nslab, hh->nr_slabs, nnamed, hh->nr_named);
 
 	/* every list: its blocks are free, belong there, and link back */
+	if (hh->fl_bitmap & ~FL_MASK)
+		FAIL("TLSF: first-level bitmap 0x%x has bits past the last list", hh->fl_bitmap);
 	for (fl = 0; fl < FL_COUNT; fl++) {
+		if (hh->sl_bitmap[fl] & ~SL_MASK)
+			FAIL("TLSF: second-level bitmap %u is 0x%x", fl, hh->sl_bitmap[fl]);
 		if (!!(hh->fl_bitmap & (1U << fl)) != !!hh->sl_bitmap[fl])
 			FAIL("TLSF: first-level bit %u disagrees with its second level", fl);
 		for (sl = 0; sl < SL_COUNT; sl++) {
@@ -1165,7 +1339,7 @@ static int check_locked(struct shmpool_heap *h, char *msg, size_t len)
 				FAIL("TLSF: list %u/%u bit disagrees with its head", fl, sl);
 			for (g = hh->heads[fl][sl]; g; g = blk_links(h, g)->next) {
 				if (!blk_ok(h, g) || !(blk_at(h, g)->flags & BLK_FREE) ||
-				    g == hh->end_g)
+				    g == heap_priv(h)->end_g)
 					FAIL("TLSF list %u/%u: 0x%llx is not a free block",
 					     fl, sl, (unsigned long long)g << GRAN_SHIFT);
 				mapping(blk_at(h, g)->size, &efl, &esl);
@@ -1195,7 +1369,7 @@ static int check_locked(struct shmpool_heap *h, char *msg, size_t len)
 			continue;
 		w++;
 		eg = (uint32_t)(e->off >> GRAN_SHIFT) - 1;
-		if ((e->off & (GRAN - 1)) || eg < hh->heap_g || eg >= hh->end_g ||
+		if (e->off >= h->pool->size || (e->off & (GRAN - 1)) || eg < heap_priv(h)->heap_g || eg >= heap_priv(h)->end_g ||
 		    !bit_test(h, eg) || !blk_ok(h, eg) ||
 		    !(blk_at(h, eg)->flags & BLK_NAMED) ||
 		    e->size > (uint64_t)(blk_at(h, eg)->size - 1) << GRAN_SHIFT ||
@@ -1245,9 +1419,7 @@ int shmpool_heap_inspect(struct shmpool *p, struct shmpool_heap_stats *st)
 	struct heap_priv hp = { 0 };
 	struct shmpool_heap *h = &hp.pub;
 	struct heap_hdr *hh;
-	uint64_t largest = 0, steps = 0;
-	unsigned int fl, sl;
-	uint32_t g;
+	uint64_t largest = 0;
 	int ret, i;
 
 	if (!p || !st)
@@ -1261,23 +1433,12 @@ int shmpool_heap_inspect(struct shmpool *p, struct shmpool_heap_stats *st)
 	/* acquire: pairs with heap_ready()'s release of READY (the layout) */
 	if (atomic_load_explicit(&hh->state, memory_order_acquire) != HEAP_STATE_READY)
 		return hh->magic ? -EUCLEAN : -ENODATA;
+	heap_geometry(&hp);
 	ret = heap_validate(h);
-	if (!ret)
-		ret = heap_priv_init(&hp);
 	if (ret)
 		return ret;
-	header_counts(hh, st);
-	if (hh->fl_bitmap) {
-		fl = log2_u32(hh->fl_bitmap);
-		sl = hh->sl_bitmap[fl % FL_COUNT] ? log2_u32(hh->sl_bitmap[fl % FL_COUNT]) : 0;
-		for (g = hh->heads[fl % FL_COUNT][sl % SL_COUNT];
-		     g >= hh->heap_g && g < hh->end_g && steps++ < NR_DIR * 16;
-		     g = blk_links(h, g)->next)
-			if (blk_at(h, g)->size > largest &&
-			    blk_at(h, g)->size <= hh->end_g - g)
-				largest = blk_at(h, g)->size;
-	}
-	st->largest_free = largest ? (largest - 1) << GRAN_SHIFT : 0;
+	header_counts(h, st);
+	largest_listed(h, false, &largest);
 	for (i = 1; i < OWNER_ORPHAN; i++)
 		if (atomic_load_explicit(&owner_table(h)[i], memory_order_relaxed))
 			st->nr_attach++;
@@ -1287,5 +1448,6 @@ int shmpool_heap_inspect(struct shmpool *p, struct shmpool_heap_stats *st)
 		st->free_bytes += (st->classes[i].objs - st->classes[i].used) *
 				  st->classes[i].size;
 	}
+	largest_free(st, largest);
 	return 0;
 }

@@ -194,15 +194,9 @@ static inline struct blk *blk_at(const struct shmpool_heap *h, uint32_t g)
 	return (struct blk *)(heap_base(h) + ((uint64_t)g << GRAN_SHIFT));
 }
 
-static inline uint64_t *heap_bitmap(const struct shmpool_heap *h)
-{
-	return (uint64_t *)(heap_base(h) + heap_hdr(h)->bitmap_off);
-}
-
-static inline _Atomic uint8_t *heap_chunks(const struct shmpool_heap *h)
-{
-	return (_Atomic uint8_t *)(heap_base(h) + heap_hdr(h)->chunk_off);
-}
+/* the block-start bitmap and the chunk map: see heap_priv (the handle's copy) */
+static inline uint64_t *heap_bitmap(const struct shmpool_heap *h);
+static inline _Atomic uint8_t *heap_chunks(const struct shmpool_heap *h);
 
 static inline struct dir_ent *heap_dir(const struct shmpool_heap *h)
 {
@@ -273,12 +267,41 @@ struct heap_priv {
 	char *base;			/* the pool's mapping */
 	_Atomic uint8_t *chunks;	/* the chunk map */
 	uint32_t nr_chunks;
+	/*
+	 * The geometry, a function of the pool size alone: computed, never
+	 * read from the pool (heap_geometry() in heap.c), and the header
+	 * checked against it at open. Nothing below is trusted from shared
+	 * memory again.
+	 */
+	uint32_t heap_g;		/* first block */
+	uint32_t end_g;			/* the sentinel */
+	uint64_t lo;			/* heap area: [lo, hi) bytes, blocks and slabs */
+	uint64_t hi;
+	uint64_t chunk_off;
+	uint64_t bitmap_off;
+	uint64_t *bitmap;		/* the block-start bitmap */
+	uint64_t max_free;		/* most free blocks there can be: bounds list walks */
 	struct cls_info cls[NR_CLASSES];
 };
 
 static inline struct heap_priv *heap_priv(struct shmpool_heap *h)
 {
 	return (struct heap_priv *)h;	/* @pub is first */
+}
+
+static inline const struct heap_priv *heap_cpriv(const struct shmpool_heap *h)
+{
+	return (const struct heap_priv *)h;
+}
+
+static inline uint64_t *heap_bitmap(const struct shmpool_heap *h)
+{
+	return heap_cpriv(h)->bitmap;
+}
+
+static inline _Atomic uint8_t *heap_chunks(const struct shmpool_heap *h)
+{
+	return heap_cpriv(h)->chunks;
 }
 
 /* the geometry of every class (the same in every process) */
@@ -347,6 +370,10 @@ static inline int slab_locate(struct shmpool_heap *h, uint64_t off, uint32_t *id
 	if (k > NR_CLASSES)
 		return -EUCLEAN;
 	ci = &hp->cls[k - 1];
+	/* a map byte a peer wrote over the metadata or the sentinel */
+	if ((off & ~(uint64_t)ci->slab_mask) < hp->lo ||
+	    (off | ci->slab_mask) >= hp->hi)
+		return -EUCLEAN;
 	rel = (uint32_t)off & ci->slab_mask;
 	if (rel < ci->obj_off)
 		return -EINVAL;
@@ -404,6 +431,11 @@ void __shmpool_slab_give(struct shmpool_heap *h, unsigned int c,
 			 const struct slab_ref *objs, unsigned int n);
 /* 1 if @off is in no slab; else make @owner the owner of the allocated object there: 0 or -EINVAL */
 int __shmpool_slab_adopt(struct shmpool_heap *h, uint64_t off, uint16_t owner);
+/*
+ * Heap lock held: give the slabs none of whose objects is allocated or
+ * cached back to the general heap; returns how many (slab.c).
+ */
+long __shmpool_slab_trim(struct shmpool_heap *h);
 /* 1 if @off is in a slab: *@size, *@owner of the object or *@ret -EINVAL */
 int __shmpool_slab_query(struct shmpool_heap *h, uint64_t off, uint32_t *size,
 			 uint32_t *owner, int *ret);

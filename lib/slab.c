@@ -37,8 +37,16 @@
  * two places. A link is a granule past the heap's metadata, never below
  * NR_ATTACH, so it cannot pass for an owner id.
  *
- * Slabs are made under the heap lock when a class's list is empty and are
- * never given back; a chunk's map byte, once set, never changes.
+ * Slabs are made under the heap lock when a class's list is empty, and go
+ * back to the general heap once empty (__shmpool_slab_trim(), under the
+ * heap lock, lazily: when an allocation would fail, on stats and reclaim).
+ * A chunk's map byte is set before its slab's objects are listed and
+ * cleared only after they all left the list again.
+ *
+ * Nothing read from the pool is trusted: the class geometry is the
+ * handle's (cls_info), a list link must lead to a free object of the
+ * class (map byte, slab inside the heap area with its header, allocation
+ * bit clear), and a list that does not is cut there (-EUCLEAN).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -119,7 +127,8 @@ static int refill(struct shmpool_heap *h, unsigned int c)
 {
 	struct heap_hdr *hh = heap_hdr(h);
 	struct cls_head *ch = &hh->cls[c];
-	uint64_t off, chunk, bytes = 1ULL << heap_priv(h)->cls[c].slab_shift;
+	const struct cls_info *ci = &heap_priv(h)->cls[c];	/* never the pool's copy */
+	uint64_t off, chunk, bytes = 1ULL << ci->slab_shift;
 	_Atomic uint32_t *slots;
 	struct slab_hdr *s;
 	uint32_t i, g0;
@@ -146,12 +155,12 @@ static int refill(struct shmpool_heap *h, unsigned int c)
 	s = slab_of(h, off, c);
 	s->magic = SLAB_MAGIC ^ c;
 	s->cls = c;
-	for (i = 0; i < (ch->nobj + 63) / 64; i++)
+	for (i = 0; i < (ci->nobj + 63) / 64; i++)
 		atomic_store_explicit(&s->bits[i], 0, memory_order_relaxed);
 	slots = slots_of(h, off, c);
-	g0 = (uint32_t)((off + ch->obj_off) >> GRAN_SHIFT);
-	for (i = 0; i + 1 < ch->nobj; i++)
-		atomic_store_explicit(&slots[i], g0 + (i + 1) * (ch->size / GRAN),
+	g0 = (uint32_t)((off + ci->obj_off) >> GRAN_SHIFT);
+	for (i = 0; i + 1 < ci->nobj; i++)
+		atomic_store_explicit(&slots[i], g0 + (i + 1) * (ci->size / GRAN),
 				      memory_order_relaxed);
 	/*
 	 * Release: pairs with the acquire load in slab_locate(). The first
@@ -161,18 +170,33 @@ static int refill(struct shmpool_heap *h, unsigned int c)
 	for (chunk = (off + bytes) >> SLAB_SHIFT; chunk-- > off >> SLAB_SHIFT;)
 		atomic_store_explicit(&heap_chunks(h)[chunk], (uint8_t)(c + 1),
 				      memory_order_release);
-	push(ch, g0, &slots[ch->nobj - 1]);
+	push(ch, g0, &slots[ci->nobj - 1]);
 	__shmpool_heap_unlock(h);
 	return 0;
+}
+
+/*
+ * Is the class-@c slab at @soff one that refill() made? Its header says so
+ * (a peer's map byte over other memory does not), and it lies in the heap
+ * area (slab_locate() checked that). Relaxed: refill() wrote the header
+ * before the release store of the map byte that slab_locate() acquired.
+ */
+static bool slab_hdr_ok(struct shmpool_heap *h, uint64_t soff, unsigned int c)
+{
+	struct slab_hdr *s = (struct slab_hdr *)(heap_priv(h)->base + soff);
+
+	return __atomic_load_n(&s->magic, __ATOMIC_RELAXED) == (SLAB_MAGIC ^ c) &&
+	       __atomic_load_n(&s->cls, __ATOMIC_RELAXED) == c;
 }
 
 int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
 			struct slab_ref *out, unsigned int want)
 {
 	struct cls_head *ch = &heap_hdr(h)->cls[c];
-	uint64_t top, o, old, mask;
+	uint64_t top, o, old, mask, soff, ok_slab = 0, now;
 	uint32_t idx = 0, next;
 	unsigned int n, i;
+	bool bad;
 	int ret, k;
 
 	/* acquire: pairs with the release CAS in push() */
@@ -185,26 +209,53 @@ int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
 			top = atomic_load_explicit(&ch->top, memory_order_acquire);
 			continue;
 		}
-		/* walk up to @want objects down from the top */
+		/*
+		 * Walk up to @want objects down from the top. Each must be a
+		 * free object of this class in a slab of this class: a stale
+		 * walk stops early (the CAS below fails), and so does a list
+		 * a peer wrote into, whose rest is then dropped.
+		 */
 		next = TOP_G(top);
+		bad = false;
 		for (n = 0; n < want && next; n++) {
 			o = (uint64_t)next << GRAN_SHIFT;
 			k = slab_locate(h, o, &idx);
-			if (k != (int)c)
-				break;	/* a stale walk: the CAS below fails */
+			soff = slab_start(heap_priv(h), o, c);
+			if (k != (int)c || (soff != ok_slab && !slab_hdr_ok(h, soff, c)) ||
+			    atomic_load_explicit(bits_of(h, o, c, idx), memory_order_relaxed) >>
+					(idx % 64) & 1) {
+				bad = true;
+				break;
+			}
+			ok_slab = soff;
 			out[n].g = next;
 			out[n].idx = idx;
 			next = atomic_load_explicit(slot_of(h, o, c, idx),
 						    memory_order_relaxed);
 		}
-		if (!n)
-			return -EUCLEAN;	/* the list head is not one of ours */
+		if (!n) {
+			/* acquire: as above */
+			now = atomic_load_explicit(&ch->top, memory_order_acquire);
+			if (now != top) {
+				top = now;	/* it moved under a stale walk */
+				continue;
+			}
+			/*
+			 * The list head is not one of ours: drop the list
+			 * (its objects are stranded, see SHMPOOL_RECLAIM_STRANDED).
+			 * Relaxed: nothing is handed over.
+			 */
+			atomic_compare_exchange_strong_explicit(&ch->top, &top,
+					TOP(0, TOP_TAG(top) + 1),
+					memory_order_relaxed, memory_order_relaxed);
+			return -EUCLEAN;
+		}
 		/*
 		 * Acquire on success and failure: pairs with the release CAS
 		 * in push(); on failure we walk again from the top we see.
 		 */
 		if (atomic_compare_exchange_weak_explicit(&ch->top, &top,
-				TOP(next, TOP_TAG(top) + 1),
+				TOP(bad ? 0 : next, TOP_TAG(top) + 1),
 				memory_order_acquire, memory_order_acquire))
 			break;
 	}
@@ -216,8 +267,9 @@ int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
 		mask = 1ULL << (out[i].idx % 64);
 		old = atomic_fetch_or_explicit(bits_of(h, o, c, out[i].idx), mask,
 					       memory_order_relaxed);
+		/* listed twice (a link to an earlier object): keep the first */
 		if (old & mask)
-			return -EUCLEAN;	/* was on the list and allocated */
+			return i ? (int)i : -EUCLEAN;
 	}
 	return (int)n;
 }
@@ -355,6 +407,11 @@ static int slab_starting(struct shmpool_heap *h, uint64_t chunk)
 		return -2;
 	if (slab_start(hp, chunk << SLAB_SHIFT, k - 1U) != chunk << SLAB_SHIFT)
 		return -1;
+	/* outside the heap area, or no slab header: a peer's map byte */
+	if ((chunk << SLAB_SHIFT) < hp->lo ||
+	    ((chunk << SLAB_SHIFT) | hp->cls[k - 1].slab_mask) >= hp->hi ||
+	    !slab_hdr_ok(h, chunk << SLAB_SHIFT, k - 1U))
+		return -2;
 	return k - 1;
 }
 
@@ -429,6 +486,18 @@ long __shmpool_slab_release(struct shmpool_heap *h, uint16_t owner, bool free_he
 	return n;
 }
 
+/* Append the object at @o (slot @slot) to the chain *@first .. *@last. */
+static void chain_add(uint32_t *first, _Atomic uint32_t **last, uint64_t o,
+		      _Atomic uint32_t *slot)
+{
+	/* relaxed: push() publishes the chain */
+	if (*last)
+		atomic_store_explicit(*last, (uint32_t)(o >> GRAN_SHIFT), memory_order_relaxed);
+	else
+		*first = (uint32_t)(o >> GRAN_SHIFT);
+	*last = slot;
+}
+
 long __shmpool_slab_sweep(struct shmpool_heap *h)
 {
 	struct heap_priv *hp = heap_priv(h);
@@ -441,7 +510,7 @@ long __shmpool_slab_sweep(struct shmpool_heap *h)
 	long n = 0;
 	int k;
 
-	seen = calloc((hh->pool_bytes >> GRAN_SHIFT) / 64 + 1, sizeof(*seen));
+	seen = calloc((h->pool->size >> GRAN_SHIFT) / 64 + 1, sizeof(*seen));
 	if (!seen)
 		return -ENOMEM;
 	for (c = 0; c < NR_CLASSES; c++) {
@@ -476,17 +545,118 @@ long __shmpool_slab_sweep(struct shmpool_heap *h)
 			    seen[(o >> GRAN_SHIFT) / 64] >> ((o >> GRAN_SHIFT) % 64) & 1)
 				continue;
 			/* free, on no list: a batch or a refill cut short */
-			if (last)
-				atomic_store_explicit(last, (uint32_t)(o >> GRAN_SHIFT),
-						      memory_order_relaxed);
-			else
-				first = (uint32_t)(o >> GRAN_SHIFT);
-			last = &slots[i];
+			chain_add(&first, &last, o, &slots[i]);
 			n++;
 		}
 		if (last)
 			push(&hh->cls[c], first, last);
 	}
+	free(seen);
+	return n;
+}
+
+/*
+ * Give the empty slabs of class @c back to the general heap; heap lock held
+ * (so no refill or other trim runs). The whole list is taken off at once,
+ * as one big take: then every object on it is ours, and a slab all of
+ * whose objects are on it has none allocated or cached (and none half-way
+ * through a give: those are not on the list yet). The rest is pushed back;
+ * a list that leads anywhere but to free objects of the class is cut
+ * there (what lay beyond is stranded, see SHMPOOL_RECLAIM_STRANDED). A
+ * process killed in here strands the list the same way; a slab whose
+ * first chunk is unmapped is freed by the repair. @cnt: a zeroed counter
+ * per chunk, @seen: a zeroed bit per granule, both left zeroed.
+ */
+static long trim_class(struct shmpool_heap *h, unsigned int c, uint32_t *cnt,
+		       uint64_t *seen)
+{
+	struct heap_priv *hp = heap_priv(h);
+	struct cls_head *ch = &heap_hdr(h)->cls[c];
+	const struct cls_info *ci = &hp->cls[c];
+	_Atomic uint32_t *last = NULL;
+	uint32_t idx = 0, g, first = 0, n = 0, i, nslab = 0;
+	uint64_t top, o, soff, chunk, bytes = 1ULL << ci->slab_shift;
+	long freed = 0;
+	int k;
+
+	/* acquire: pairs with the release CAS in push() (the links, the objects) */
+	top = atomic_load_explicit(&ch->top, memory_order_acquire);
+	do {
+		if (!TOP_G(top))
+			return 0;
+	} while (!atomic_compare_exchange_weak_explicit(&ch->top, &top,
+			TOP(0, TOP_TAG(top) + 1),
+			memory_order_acquire, memory_order_acquire));
+
+	/* count the free objects of each slab; stop at the first bad link */
+	for (g = TOP_G(top); g; n++) {
+		o = (uint64_t)g << GRAN_SHIFT;
+		k = slab_locate(h, o, &idx);
+		soff = slab_start(hp, o, c);
+		if (k != (int)c || seen[g / 64] >> (g % 64) & 1 ||
+		    atomic_load_explicit(bits_of(h, o, c, idx), memory_order_relaxed) >>
+				(idx % 64) & 1 || !slab_hdr_ok(h, soff, c))
+			break;
+		seen[g / 64] |= 1ULL << (g % 64);
+		if (!cnt[soff >> SLAB_SHIFT]++)
+			nslab++;
+		g = atomic_load_explicit(slot_of(h, o, c, idx), memory_order_relaxed);
+	}
+
+	/* push back those of slabs that are not empty, in their order */
+	for (g = TOP_G(top), i = 0; i < n; i++) {
+		o = (uint64_t)g << GRAN_SHIFT;
+		slab_locate(h, o, &idx);
+		soff = slab_start(hp, o, c);
+		seen[g / 64] &= ~(1ULL << (g % 64));
+		g = atomic_load_explicit(slot_of(h, o, c, idx), memory_order_relaxed);
+		if (cnt[soff >> SLAB_SHIFT] != ci->nobj)
+			chain_add(&first, &last, o, slot_of(h, o, c, idx));
+	}
+	if (last)
+		push(ch, first, last);
+
+	/* free the empty ones, and zero the counters */
+	for (chunk = hp->lo >> SLAB_SHIFT; nslab && chunk < hp->nr_chunks; chunk++) {
+		if (!cnt[chunk])
+			continue;
+		nslab--;
+		if (cnt[chunk] == ci->nobj) {
+			soff = chunk << SLAB_SHIFT;
+			/*
+			 * Unmap the first chunk first (release: pairs with the
+			 * acquire in slab_locate(), which then sees no slab):
+			 * a slab whose first chunk is unmapped is free to the
+			 * repair.
+			 */
+			for (o = soff; o < soff + bytes; o += SLAB_SIZE)
+				atomic_store_explicit(&hp->chunks[o >> SLAB_SHIFT], 0,
+						      memory_order_release);
+			KILL_POINT();
+			if (!__shmpool_tlsf_free(h, soff, BLK_SLAB)) {
+				heap_hdr(h)->nr_slabs--;
+				freed++;
+			}
+		}
+		cnt[chunk] = 0;
+	}
+	return freed;
+}
+
+long __shmpool_slab_trim(struct shmpool_heap *h)
+{
+	struct heap_priv *hp = heap_priv(h);
+	uint32_t *cnt;
+	uint64_t *seen;
+	long n = 0;
+	unsigned int c;
+
+	cnt = calloc(hp->nr_chunks, sizeof(*cnt));
+	seen = calloc((h->pool->size >> GRAN_SHIFT) / 64 + 1, sizeof(*seen));
+	if (cnt && seen)
+		for (c = 0; c < NR_CLASSES; c++)
+			n += trim_class(h, c, cnt, seen);
+	free(cnt);
 	free(seen);
 	return n;
 }
@@ -535,7 +705,8 @@ int __shmpool_slab_check(struct shmpool_heap *h, bool quiescent, char *msg,
 		off = chunk << SLAB_SHIFT;
 		k = slab_starting(h, chunk);
 		if (k == -2)
-			FAIL("chunk at 0x%llx: slab class out of range", (unsigned long long)off);
+			FAIL("slab at 0x%llx: bad class byte or slab header, or outside the heap",
+			     (unsigned long long)off);
 		if (k < 0) {
 			if (atomic_load_explicit(&hp->chunks[chunk], memory_order_relaxed))
 				FAIL("chunk at 0x%llx: inside no slab of its class",
@@ -584,7 +755,7 @@ int __shmpool_slab_check(struct shmpool_heap *h, bool quiescent, char *msg,
 		goto out;
 
 	/* nobody allocates: every free object is on its list exactly once */
-	seen = calloc((hh->pool_bytes >> GRAN_SHIFT) / 64 + 1, sizeof(*seen));
+	seen = calloc((h->pool->size >> GRAN_SHIFT) / 64 + 1, sizeof(*seen));
 	if (!seen)
 		return -ENOMEM;
 	for (c = 0; c < NR_CLASSES; c++) {

@@ -1931,4 +1931,120 @@ TEST_F(alloc, obj_create_race)
 	munmap((void *)res, 4096);
 }
 
+/* ---- what stats promise, and slabs coming back ------------------------------------ */
+
+/*
+ * shmpool_heap_stats()' largest_free is what one shmpool_alloc() gets: on a
+ * fresh heap, and after the heap was cut up, allocating exactly that
+ * succeeds, and one granule more does not.
+ */
+TEST_F(alloc, largest_free_is_allocatable)
+{
+	struct shmpool_heap_stats st;
+	uint64_t off[64], big;
+	int i;
+
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(-ENOMEM, shmpool_alloc(self->h, st.largest_free + 16, &big));
+	ASSERT_EQ(0, shmpool_alloc(self->h, st.largest_free, &big))
+		TH_LOG("largest_free %llu of %llu free", (unsigned long long)st.largest_free,
+		       (unsigned long long)st.free_bytes);
+	EXPECT_EQ(0, shmpool_free(self->h, big));
+
+	/* cut up: every other block of a row freed, then the largest again */
+	for (i = 0; i < 64; i++)
+		ASSERT_EQ(0, shmpool_alloc(self->h, 20000 + 1024 * (size_t)i, &off[i]));
+	for (i = 0; i < 64; i += 2)
+		ASSERT_EQ(0, shmpool_free(self->h, off[i]));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(-ENOMEM, shmpool_alloc(self->h, st.largest_free + 16, &big));
+	ASSERT_EQ(0, shmpool_alloc(self->h, st.largest_free, &big))
+		TH_LOG("largest_free %llu", (unsigned long long)st.largest_free);
+	EXPECT_EQ(0, shmpool_free(self->h, big));
+	for (i = 1; i < 64; i += 2)
+		ASSERT_EQ(0, shmpool_free(self->h, off[i]));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+#define CHURN_LIVE	2048
+
+/* random allocations and frees, mostly small, all freed at the end */
+static int churn_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct shmpool_heap *h = w->h;
+	uint64_t s = 0x9e3779b97f4a7c15ULL * (uint64_t)(w->idx + 1), i, t0 = now_ms();
+	static __thread uint64_t live[CHURN_LIVE];
+	size_t n = 0, k;
+	int ret;
+#ifndef SHMPOOL_TEST_THREADS
+	struct shmpool *p = NULL;
+
+	if (shmpool_open(w->name, w->backend, &p) || shmpool_heap_open(p, 0, &h))
+		return 20;
+#endif
+	for (i = 0; i < w->ops; i++) {
+		if ((i & 1023) == 0 && now_ms() - t0 > w->budget_ms)
+			break;
+		if (n < CHURN_LIVE && (n < CHURN_LIVE / 2 || rnd(&s) % 2)) {
+			ret = shmpool_alloc(h, rnd_size(&s), &live[n]);
+			if (ret == -ENOMEM)
+				continue;
+			if (ret)
+				return 21;
+			n++;
+		} else {
+			k = rnd(&s) % n;
+			if (shmpool_free(h, live[k]))
+				return 22;
+			live[k] = live[--n];
+		}
+	}
+	while (n)
+		if (shmpool_free(h, live[--n]))
+			return 23;
+#ifndef SHMPOOL_TEST_THREADS
+	if (shmpool_heap_close(h) || shmpool_close(p))
+		return 24;
+#else
+	if (shmpool_heap_flush(h))
+		return 24;
+#endif
+	return 0;
+}
+
+/*
+ * Memory comes back from slabs: after 4 workers' random allocations are
+ * all freed, the largest free block holds at least 90% of the free bytes
+ * (slabs left with their classes would cut the heap up), and it can be
+ * allocated in one piece.
+ */
+TEST_F_TIMEOUT(alloc, slabs_come_back_after_churn, 120)
+{
+	struct worker w[MAX_WORKERS];
+	struct task t[MAX_WORKERS];
+	struct shmpool_heap_stats st;
+	uint64_t off;
+	int i;
+
+	for (i = 0; i < MAX_WORKERS; i++) {
+		w[i] = (struct worker){ self->name, variant->backend, self->h, i,
+					(uint64_t)(200000 * scale()),
+					(uint64_t)(3000 * scale()) };
+		ASSERT_EQ(0, task_start(&t[i], churn_worker, &w[i]));
+	}
+	for (i = 0; i < MAX_WORKERS; i++)
+		EXPECT_EQ(0, task_join(&t[i])) TH_LOG("worker %d", i);
+	EXPECT_EQ(0, shmpool_heap_flush(self->h));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(0U, st.alloc_blocks);
+	EXPECT_LE(st.free_bytes * 9 / 10, st.largest_free)
+		TH_LOG("largest free %llu of %llu free bytes, %u slabs left",
+		       (unsigned long long)st.largest_free,
+		       (unsigned long long)st.free_bytes, st.slabs);
+	ASSERT_EQ(0, shmpool_alloc(self->h, st.largest_free, &off));
+	EXPECT_EQ(0, shmpool_free(self->h, off));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
 TEST_HARNESS_MAIN
