@@ -48,9 +48,10 @@
  * change any of them, so: an object enters a cache only inside the heap
  * area (the handle's geometry, copied at the cache's making and checked
  * like heap open checks it) and only in a number the batch asked for; and
- * on the way out its slot must still say "cached by us", else it was taken
- * from us (listed, or handed to someone else) and is dropped, -EUCLEAN,
- * rather than handed out a second time. Every loop here runs over the
+ * on the way out its slot must still say "cached by us" and its bit
+ * "allocated", else it was taken from us (listed, or handed to someone
+ * else) and is dropped, -EUCLEAN, rather than handed out a second time
+ * (nor listed again by a flush). Every loop here runs over the
  * cache's own stacks, bounded by TC_MAX.
  */
 #define _GNU_SOURCE
@@ -407,6 +408,7 @@ static inline __attribute__((always_inline)) int alloc(struct shmpool_heap *h,
 	struct tcache *tc;
 	struct slab_ref r;
 	unsigned int c;
+	uint64_t o;
 	int ret;
 
 	if (!h || !off || !size || (align & (align - 1)))
@@ -425,8 +427,8 @@ static inline __attribute__((always_inline)) int alloc(struct shmpool_heap *h,
 			return ret;
 	}
 	r = tc->obj[c][--tc->n[c]];
-	*off = (uint64_t)r.g << GRAN_SHIFT;
-	slot = slot_of(h, *off, c, r.idx);
+	o = (uint64_t)r.g << GRAN_SHIFT;
+	slot = slot_of(h, o, c, r.idx);
 	/*
 	 * Relaxed: only this thread has the object (the slot guards frees).
 	 * Still "cached by us", and allocated? Else a peer's write or a
@@ -435,10 +437,11 @@ static inline __attribute__((always_inline)) int alloc(struct shmpool_heap *h,
 	 * written; the bitmap's is the slab header's, warm from the batch.
 	 */
 	if (atomic_load_explicit(slot, memory_order_relaxed) != (tc->owner | SLOT_CACHED) ||
-	    !(atomic_load_explicit(bits_of(h, *off, c, r.idx), memory_order_relaxed) >>
+	    !(atomic_load_explicit(bits_of(h, o, c, r.idx), memory_order_relaxed) >>
 	      (r.idx % 64) & 1))
 		return -EUCLEAN;
 	atomic_store_explicit(slot, tc->owner, memory_order_relaxed);
+	*off = o;
 	return 0;
 }
 
