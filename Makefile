@@ -121,6 +121,13 @@ else
 HOST_BENCHES := $(BENCHES)
 endif
 
+# alloc_bench's stronger peers (mimalloc, jemalloc, libpmemobj; see
+# bench/alloc_bench.c): dlopen()ed by build/bench/alloc_bench-peers, dynamic,
+# which make bench runs on the host; the VMs get the static alloc_bench.
+ifneq ($(wildcard /usr/include/libpmemobj.h),)
+HOST_BENCHES := $(patsubst $(B)/bench/alloc_bench,$(B)/bench/alloc_bench-peers,$(HOST_BENCHES))
+endif
+
 bench: $(BENCHES) $(HOST_BENCHES)
 	@set -e; for b in $(HOST_BENCHES); do \
 		echo "## host, kernel $$(uname -r): $$(basename $$b)"; $$b; done
@@ -167,6 +174,12 @@ $(B)/bench/alloc_bench: bench/alloc_bench.c $(B)/bench/alloc_boost.o bench/bench
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O2 -g $(WARN) -I$(TOP)/include -static $< bench/bench.c \
 		$(B)/bench/alloc_boost.o $(LIB_A) -lurcu-memb -lurcu-common -lstdc++ -lpthread -lm -o $@
+
+$(B)/bench/alloc_bench-peers: bench/alloc_bench.c $(B)/bench/alloc_boost.o bench/bench.c bench/bench.h $(LIB_A) $(LIB_HDRS)
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -g $(WARN) -I$(TOP)/include -DHAVE_PEERS $< bench/bench.c \
+		$(B)/bench/alloc_boost.o $(LIB_A) -Wl,-Bstatic -lurcu-memb -lurcu-common \
+		-Wl,-Bdynamic -lstdc++ -ldl -lpthread -lm -o $@
 
 # Library tests once more with ASan+UBSan (dynamic: sanitizers need it).
 asan-tests: $(patsubst %,$(B)/asan/%,$(HOST_TESTS))

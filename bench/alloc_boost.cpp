@@ -52,4 +52,10 @@ uint64_t alloc_boost_used(void *seg)
 	return s->get_size() - s->get_free_memory();
 }
 
+/* Free bytes of the segment, as Boost counts them. */
+uint64_t alloc_boost_free_memory(void *seg)
+{
+	return static_cast<bip::managed_shared_memory *>(seg)->get_free_memory();
+}
+
 }

@@ -38,6 +38,21 @@
  * parent's generation: the child's own thread resets its copy (its objects
  * are the parent's, cached in the parent too) and never empties the copies
  * of threads that did not come along.
+ *
+ * Trust (issue 14). A cache itself is process memory: its stacks, counts
+ * and limits are out of a peer's reach. What of it lives in the pool is
+ * each cached object's slot ("cached by attachment a"), its allocation bit,
+ * its slab's chunk-map byte, the class lists the caches fill from and empty
+ * into, and the owner table that says whose a cached object is. A peer (or
+ * a reclaim that took us for dead after a peer's write to that table) may
+ * change any of them, so: an object enters a cache only inside the heap
+ * area (the handle's geometry, copied at the cache's making and checked
+ * like heap open checks it) and only in a number the batch asked for; and
+ * on the way out its slot must still say "cached by us" and its bit
+ * "allocated", else it was taken from us (listed, or handed to someone
+ * else) and is dropped, -EUCLEAN, rather than handed out a second time
+ * (nor listed again by a flush). Every loop here runs over the
+ * cache's own stacks, bounded by TC_MAX.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -53,6 +68,8 @@ struct tcache {
 	struct shmpool_heap *_Atomic heap;	/* NULL once the handle closed */
 	unsigned int gen;	/* fork generation the objects belong to */
 	uint16_t owner;		/* our attachment id in that generation */
+	uint32_t lo_g;		/* the heap area's first granule */
+	uint32_t span[NR_CLASSES];	/* a class-c object at g lies inside if g - lo_g <= span[c] */
 	struct tcache *tnext;	/* this thread's caches */
 	struct tcache *hnext;	/* the handle's caches, under tc_lock */
 	uint8_t n[NR_CLASSES];		/* objects cached: obj[c][0 .. n[c]) */
@@ -79,11 +96,24 @@ static unsigned int fork_gen(void)
 	return atomic_load_explicit(&__shmpool_fork_gen, memory_order_relaxed);
 }
 
-/* Give back class @c's objects [0, @n) of @tc and keep the rest. */
+/*
+ * Give back class @c's objects [0, @n) of @tc and keep the rest. Those whose
+ * slot no longer says "cached by us" were taken from us (see the top): they
+ * are not ours to list.
+ */
 static void tc_drain(struct shmpool_heap *h, struct tcache *tc, unsigned int c,
 		     uint32_t n)
 {
-	__shmpool_slab_give(h, c, tc->obj[c], n);
+	struct slab_ref give[TC_MAX];
+	uint32_t i, k = 0;
+
+	for (i = 0; i < n; i++)
+		/* relaxed: the objects are this thread's; push() publishes them */
+		if (atomic_load_explicit(slot_of(h, (uint64_t)tc->obj[c][i].g << GRAN_SHIFT,
+						 c, tc->obj[c][i].idx),
+					 memory_order_relaxed) == (tc->owner | SLOT_CACHED))
+			give[k++] = tc->obj[c][i];
+	__shmpool_slab_give(h, c, give, k);
 	memmove(tc->obj[c], tc->obj[c] + n, (tc->n[c] - n) * sizeof(tc->obj[c][0]));
 	tc->n[c] -= (uint8_t)n;
 }
@@ -194,6 +224,36 @@ static void tc_key_init(void)
 	tc_key_err = pthread_key_create(&tc_key, tc_thread_exit);
 }
 
+/*
+ * The heap area [lo_g, end_g) in granules, read from the header once and
+ * checked as heap open checks it (heap_validate()); -EUCLEAN if a peer
+ * has scribbled it since.
+ */
+static int tc_geometry(struct shmpool_heap *h, struct tcache *tc)
+{
+	const struct heap_hdr *hh = heap_hdr(h);
+	uint64_t pool_g = h->pool->size >> GRAN_SHIFT;
+	uint32_t lo = hh->heap_g, end = hh->end_g;
+	unsigned int c, size_g;
+
+	if (end != pool_g - 1 || lo >= end || hh->bitmap_off >= h->pool->size ||
+	    hh->bitmap_off + (pool_g + 7) / 8 > (uint64_t)lo << GRAN_SHIFT)
+		return -EUCLEAN;
+	tc->lo_g = lo;
+	for (c = 0; c < NR_CLASSES; c++) {
+		size_g = heap_priv(h)->cls[c].size >> GRAN_SHIFT;
+		tc->span[c] = end - lo >= size_g ? end - lo - size_g : 0;
+	}
+	return 0;
+}
+
+/* Is the class-@c object at granule @g inside the heap area? */
+static inline bool tc_inside(const struct tcache *tc, uint32_t g, unsigned int c)
+{
+	/* one compare: below lo_g wraps around to far above any span */
+	return g - tc->lo_g <= tc->span[c];
+}
+
 static void tc_set_limits(struct shmpool_heap *h, struct tcache *tc)
 {
 	uint64_t share = h->pool->size >> TC_POOL_SHARE, n;
@@ -239,6 +299,9 @@ static __attribute__((noinline)) struct tcache *tc_find(struct shmpool_heap *h)
 		goto out;
 	tc = found;
 	if (tc && tc->gen != fork_gen()) {
+		*err = tc_geometry(h, tc);
+		if (*err)
+			goto out;
 		/* a fork()ed child's copy: its objects are the parent's */
 		tc->gen = fork_gen();
 		tc->owner = owner;
@@ -253,6 +316,11 @@ static __attribute__((noinline)) struct tcache *tc_find(struct shmpool_heap *h)
 		tc = calloc(1, sizeof(*tc));
 		if (!tc) {
 			*err = -ENOMEM;
+			goto out;
+		}
+		*err = tc_geometry(h, tc);
+		if (*err) {
+			free(tc);
 			goto out;
 		}
 		atomic_store_explicit(&tc->heap, h, memory_order_relaxed);
@@ -295,16 +363,25 @@ static inline struct tcache *tc_get(struct shmpool_heap *h)
 	return tc_switch(h);
 }
 
-/* The class-@c stack is empty: fill it from the class's list. */
+/*
+ * The class-@c stack is empty: fill it from the class's list. A count
+ * above the batch, or an object outside the heap area, is a list a peer
+ * wrote: -EUCLEAN, and nothing of the batch is kept.
+ */
 static __attribute__((noinline)) int tc_refill(struct shmpool_heap *h,
 					       struct tcache *tc, unsigned int c)
 {
-	int ret;
+	unsigned int want = tc->limit[c] > 2 ? tc->limit[c] / 2U : 1;
+	int ret, i;
 
-	ret = __shmpool_slab_take(h, c, tc->owner, tc->obj[c],
-				  tc->limit[c] > 2 ? tc->limit[c] / 2U : 1);
+	ret = __shmpool_slab_take(h, c, tc->owner, tc->obj[c], want);
 	if (ret < 0)
 		return ret;
+	if (!ret || (unsigned int)ret > want)
+		return -EUCLEAN;
+	for (i = 0; i < ret; i++)
+		if (!tc_inside(tc, tc->obj[c][i].g, c))
+			return -EUCLEAN;
 	tc->n[c] = (uint8_t)ret;
 	return 0;
 }
@@ -322,12 +399,16 @@ static __attribute__((noinline)) void tc_overflow(struct shmpool_heap *h,
 	tc->obj[c][tc->n[c]++] = r;
 }
 
-static inline int alloc(struct shmpool_heap *h, size_t size, size_t align,
-			uint64_t *off)
+/* always inlined: GCC would split it, and the hot path would pay a call */
+static inline __attribute__((always_inline)) int alloc(struct shmpool_heap *h,
+							size_t size, size_t align,
+							uint64_t *off)
 {
+	_Atomic uint32_t *slot;
 	struct tcache *tc;
 	struct slab_ref r;
 	unsigned int c;
+	uint64_t o;
 	int ret;
 
 	if (!h || !off || !size || (align & (align - 1)))
@@ -346,8 +427,21 @@ static inline int alloc(struct shmpool_heap *h, size_t size, size_t align,
 			return ret;
 	}
 	r = tc->obj[c][--tc->n[c]];
-	slab_hand_out(h, c, r, tc->owner);
-	*off = (uint64_t)r.g << GRAN_SHIFT;
+	o = (uint64_t)r.g << GRAN_SHIFT;
+	slot = slot_of(h, o, c, r.idx);
+	/*
+	 * Relaxed: only this thread has the object (the slot guards frees).
+	 * Still "cached by us", and allocated? Else a peer's write or a
+	 * reclaim took it from us (it may be on a list, or someone's): drop
+	 * it, never hand it out twice. The slot's line is about to be
+	 * written; the bitmap's is the slab header's, warm from the batch.
+	 */
+	if (atomic_load_explicit(slot, memory_order_relaxed) != (tc->owner | SLOT_CACHED) ||
+	    !(atomic_load_explicit(bits_of(h, o, c, r.idx), memory_order_relaxed) >>
+	      (r.idx % 64) & 1))
+		return -EUCLEAN;
+	atomic_store_explicit(slot, tc->owner, memory_order_relaxed);
+	*off = o;
 	return 0;
 }
 
@@ -381,10 +475,13 @@ int shmpool_free(struct shmpool_heap *h, uint64_t off)
 	tc = tc_get(h);
 	if (!tc)
 		return tc_err;
+	r.g = (uint32_t)(off >> GRAN_SHIFT);
+	/* a chunk map a peer wrote may put a "slab" in the metadata */
+	if (!tc_inside(tc, r.g, (unsigned int)c))
+		return -EUCLEAN;
 	ret = slab_claim(h, off, (unsigned int)c, r.idx, tc->owner);
 	if (ret)
 		return ret;
-	r.g = (uint32_t)(off >> GRAN_SHIFT);
 	if (tc->n[c] < tc->limit[c])
 		tc->obj[c][tc->n[c]++] = r;
 	else

@@ -16,6 +16,7 @@ pkgs=(
 	iceoryx libiceoryx-binding-c-dev libiceoryx-binding-c2
 	man-db groff-base
 	debhelper dh-dkms dkms lintian debootstrap	# make deb, the package test
+	libmimalloc-dev libjemalloc-dev libpmemobj-dev	# alloc_bench's stronger peers
 )
 
 missing=()
