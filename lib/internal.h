@@ -171,4 +171,12 @@ static inline int __shmpool_set_size(struct shmpool *p, uint64_t bytes)
 	return 0;
 }
 
+/*
+ * dir.c: does [@off, @off + @len) lie in @h's block area (past the heap's
+ * metadata, inside the pool)? For offsets read from shared memory.
+ */
+struct shmpool_heap;
+bool __shmpool_heap_span_ok(const struct shmpool_heap *h, uint64_t off,
+			    uint64_t len);
+
 #endif /* SHMPOOL_INTERNAL_H */
