@@ -63,6 +63,13 @@ struct __shmpool_ops {
 
 extern const struct __shmpool_ops __shmpool_dev_ops;
 extern const struct __shmpool_ops __shmpool_memfd_ops;
+/*
+ * backend_memfd.c: after mapping a memfd-backend pool, seal it against
+ * shrinking, or (a file that cannot be sealed) have the mapping rescued
+ * from a peer's truncation; before unmapping it, forget it.
+ */
+void __shmpool_memfd_mapped(struct shmpool *p);
+void __shmpool_memfd_unmapping(struct shmpool *p);
 
 /* 0 if @name is 1-63 characters of [A-Za-z0-9._-], else -EINVAL */
 int __shmpool_check_name(const char *name);
