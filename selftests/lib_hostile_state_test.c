@@ -424,9 +424,23 @@ static int victim_dir(void *arg)
 
 /* ---- the trial loop ------------------------------------------------------------- */
 
+/*
+ * Trials per test: @host on the plain host build; an eighth in the QEMU
+ * lanes (device) and under TSan, a half under ASan, where each fork()
+ * costs much more (every test must stay well inside the harness's 30 s).
+ */
 static unsigned int default_trials(unsigned int backend, unsigned int host)
 {
-	return hostile_trials(backend == SHMPOOL_BACKEND_DEVICE ? host / 8 : host);
+	unsigned int n = host;
+
+#if defined(UNDER_TSAN)
+	n /= 8;
+#elif defined(__SANITIZE_ADDRESS__)
+	n /= 2;
+#endif
+	if (backend == SHMPOOL_BACKEND_DEVICE)
+		n /= 8;
+	return hostile_trials(n ? n : 1);
 }
 
 /*
