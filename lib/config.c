@@ -39,13 +39,13 @@
  * Bounds on the loops over the shared header (a peer may write anything
  * there). A read copies at most CFG_READ_TRIES times: each retry means a
  * writer began version s + 2 during the copy, i.e. two versions were
- * published meanwhile; writers that keep doing that for 64 copies in a row
+ * published meanwhile; writers that keep doing that for 256 copies in a row
  * make the read -EAGAIN. A retry during which the published version did
  * not move at all cannot come from a writer (a writer stores @begin = @seq
  * + 1 after it read @seq): after CFG_STUCK_TRIES of those the header is
  * -EUCLEAN. write_begin() retries its lock CFG_LOCK_TRIES times.
  */
-#define CFG_READ_TRIES	64
+#define CFG_READ_TRIES	256
 #define CFG_STUCK_TRIES	4
 #define CFG_LOCK_TRIES	16
 
