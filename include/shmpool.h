@@ -122,6 +122,14 @@ struct shmpool {
  * way to turn a wake into an eventfd count. A device whose module predates
  * NOTIFY lacks SHMPOOL_CAP_NOTIFY too.
  */
+/*
+ * shmpool_pool_info.flags, library only (above the UAPI's bits): memfd
+ * backend, a peer shrank the pool's file under this mapping; the part past
+ * the new end is private zeros in this process now (README, "Trust
+ * between processes"). Close the pool.
+ */
+#define SHMPOOL_POOL_TRUNCATED	(1U << 16)
+
 struct shmpool_pool_info {
 	uint64_t bytes;
 	uint64_t id;

@@ -95,6 +95,11 @@ int shmpool_cache_open(struct shmpool_heap *h, const char *name,
 int shmpool_cache_close(struct shmpool_cache *c);
 
 /*
+ * get, put, delete and iterate return -EUCLEAN for a damaged chain (a peer
+ * wrote into the cache: README, "Trust between processes"): each link is
+ * checked before use and a walk stops at a cycle or after pool size / 48
+ * entries, with the stripe unlocked and nothing written.
+ *
  * Copy the value of @key into @val (@len bytes). Returns the value's
  * length; -ENOENT if absent; -EMSGSIZE if @len is too small (nothing
  * is copied; a get with SHMPOOL_CACHE_VALUE_MAX bytes always fits).

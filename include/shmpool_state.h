@@ -85,7 +85,11 @@ uint64_t shmpool_config_version(const struct shmpool_config *c);
  * Copy the current blob into @buf (@len bytes) and its version into
  * *@version (may be NULL). Returns the blob's length; -ENODATA before the
  * first publish; -EMSGSIZE if @len is too small (nothing is copied; the
- * version is set); -EUCLEAN if the shared length is beyond the capacity.
+ * version is set); -EUCLEAN if the shared length is beyond the capacity or
+ * the header is inconsistent (begin behind the version, or ahead by two
+ * while no version is published across 4 copies); -EAGAIN if writers
+ * published two versions during each of 256 copies in a row. The retries
+ * are bounded by that count, never by a clock.
  */
 int shmpool_config_read(struct shmpool_config *c, void *buf, size_t len,
 			uint64_t *version);

@@ -12,9 +12,28 @@
  *
  * Errors follow the device's: EEXIST, ENOENT, EACCES (file mode), EPERM
  * (unlinking another user's pool in the sticky /dev/shm).
+ *
+ * Truncation (README, "Trust between processes"). A file shrunk under a
+ * mapping loses its pages past the new end in every process that maps it,
+ * and the next access there is SIGBUS. Every mapping is therefore sealed
+ * with F_SEAL_SHRINK where the file allows it: an anonymous pool is born
+ * sealed, and an adopted memfd that allows sealing gets the seal when it is
+ * mapped. A named pool's tmpfs file cannot be sealed (tmpfs files are born
+ * with F_SEAL_SEAL; only memfd_create() makes sealable ones), nor can an fd
+ * adopted read-only. Those mappings go into a table (rescue[]) and the
+ * library installs, once, a SIGBUS handler: a fault past the end of the
+ * file (BUS_ADRERR) inside one of them maps private zero pages over the
+ * rest of that mapping, from the faulting page on, and the access resumes
+ * on them. The process keeps running on a pool that is no longer shared
+ * past that point (shmpool_info() says SHMPOOL_POOL_TRUNCATED); what it
+ * reads there is zeros, which the structures' checks report as -EUCLEAN.
+ * Every other SIGBUS goes to the handler installed before ours, or kills
+ * as the default action does.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +288,8 @@ static int memfd_info(struct shmpool *p, struct shmpool_pool_info *info)
 	}
 	if (p->flags & SHMPOOL_RDONLY)
 		info->flags |= SHMPOOL_POOL_RDONLY;
+	if ((uint64_t)st.st_size < p->size)
+		info->flags |= SHMPOOL_POOL_TRUNCATED;
 	info->mode = st.st_mode & 0777;
 	info->uid = st.st_uid;
 	info->gid = st.st_gid;
@@ -289,6 +310,134 @@ static int memfd_extents(struct shmpool *p, struct shmpool_extent *ext,
 		ext[0].phys = 0;
 	}
 	return 1;
+}
+
+/* ---- truncation: seals, else the SIGBUS rescue (see the top) ---- */
+
+#define RESCUE_SLOTS	1024	/* unsealable mappings a process can have rescued */
+
+/*
+ * A slot is taken and given back under rescue_lock; the handler reads it
+ * lock-free: @size and @prot before @base, which publishes them (release,
+ * pairs with the acquire load in rescue_sigbus()).
+ */
+static struct rescue {
+	_Atomic uintptr_t base;
+	_Atomic size_t size;
+	_Atomic int prot;
+} rescue[RESCUE_SLOTS];
+static pthread_mutex_t rescue_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t rescue_once = PTHREAD_ONCE_INIT;
+static struct sigaction rescue_prev;	/* the handler before ours */
+static size_t rescue_page;
+
+/* Not ours: do what would have happened without us. */
+static void rescue_chain(int sig, siginfo_t *si, void *uc)
+{
+	if (rescue_prev.sa_flags & SA_SIGINFO) {
+		rescue_prev.sa_sigaction(sig, si, uc);
+		return;
+	}
+	if (rescue_prev.sa_handler != SIG_DFL &&
+	    rescue_prev.sa_handler != SIG_IGN) {
+		rescue_prev.sa_handler(sig);
+		return;
+	}
+	/* a fault comes back on return and kills; a sent signal is resent */
+	signal(SIGBUS, SIG_DFL);
+	if (si->si_code <= 0 && rescue_prev.sa_handler == SIG_DFL)
+		raise(SIGBUS);
+}
+
+static void rescue_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t a = (uintptr_t)si->si_addr, base, page;
+	size_t size;
+	int i;
+
+	if (si->si_code != BUS_ADRERR)
+		goto chain;
+	for (i = 0; i < RESCUE_SLOTS; i++) {
+		/* acquire: pairs with the release in rescue_add() */
+		base = atomic_load_explicit(&rescue[i].base, memory_order_acquire);
+		size = atomic_load_explicit(&rescue[i].size, memory_order_relaxed);
+		if (!base || a - base >= size)
+			continue;
+		page = a & ~(uintptr_t)(rescue_page - 1);
+		if (mmap((void *)page, base + size - page,
+			 atomic_load_explicit(&rescue[i].prot, memory_order_relaxed),
+			 MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0) !=
+		    MAP_FAILED)
+			return;	/* the access resumes on zeros */
+		break;
+	}
+chain:
+	rescue_chain(sig, si, uc);
+}
+
+static void rescue_install(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = rescue_sigbus;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	rescue_page = (size_t)sysconf(_SC_PAGESIZE);
+	sigaction(SIGBUS, &sa, &rescue_prev);
+}
+
+static void rescue_add(struct shmpool *p)
+{
+	int i;
+
+	pthread_once(&rescue_once, rescue_install);
+	pthread_mutex_lock(&rescue_lock);
+	for (i = 0; i < RESCUE_SLOTS; i++) {
+		if (atomic_load_explicit(&rescue[i].base, memory_order_relaxed))
+			continue;
+		atomic_store_explicit(&rescue[i].size, p->size, memory_order_relaxed);
+		atomic_store_explicit(&rescue[i].prot, (p->flags & SHMPOOL_RDONLY) ?
+				      PROT_READ : PROT_READ | PROT_WRITE,
+				      memory_order_relaxed);
+		atomic_store_explicit(&rescue[i].base, (uintptr_t)p->base,
+				      memory_order_release);
+		break;
+	}
+	pthread_mutex_unlock(&rescue_lock);
+}
+
+/*
+ * pool.c, after mapping @p: seal it against shrinking if the file allows,
+ * else have it rescued from SIGBUS.
+ */
+void __shmpool_memfd_mapped(struct shmpool *p)
+{
+	int seals;
+
+	if (!(p->flags & SHMPOOL_RDONLY))
+		fcntl(p->fd, F_ADD_SEALS, F_SEAL_SHRINK);	/* may fail: see below */
+	seals = fcntl(p->fd, F_GET_SEALS);
+	if (seals >= 0 && (seals & F_SEAL_SHRINK))
+		return;
+	rescue_add(p);
+}
+
+/* pool.c, before unmapping @p */
+void __shmpool_memfd_unmapping(struct shmpool *p)
+{
+	int i;
+
+	pthread_mutex_lock(&rescue_lock);
+	for (i = 0; i < RESCUE_SLOTS; i++) {
+		if (atomic_load_explicit(&rescue[i].base, memory_order_relaxed) ==
+		    (uintptr_t)p->base) {
+			atomic_store_explicit(&rescue[i].base, 0,
+					      memory_order_relaxed);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&rescue_lock);
 }
 
 const struct __shmpool_ops __shmpool_memfd_ops = {

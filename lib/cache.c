@@ -9,6 +9,16 @@
  * under its stripe lock: every other thread that could reach it held the
  * same lock, so it has finished with it. The entry count and statistics are
  * relaxed atomics: counters, not synchronisation.
+ *
+ * A peer may write anything into the cache (README, "Trust between
+ * processes"). So a chain walk reads each link once, checks the entry it
+ * names (aligned, inside the heap's block area, sane lengths, and the tag
+ * that only this cache's entries carry) and stops with -EUCLEAN after
+ * max_chain steps (every entry takes at least ENTRY_MIN bytes of the pool)
+ * or as soon as it meets a cycle (Brent's tortoise), so no stripe lock is
+ * held across an unbounded walk. An entry is written (its bit, a link to
+ * it unlinked, freed) only if the heap also says it is an allocated block
+ * big enough for it.
  */
 #define _GNU_SOURCE
 #include <stdatomic.h>
@@ -43,16 +53,29 @@ struct entry {
 	uint32_t klen;
 	uint32_t vlen;
 	uint32_t ref;			/* got since the hand last passed */
-	uint32_t __pad;
+	uint32_t tag;			/* entry_tag(): this cache's entry at its offset */
 	unsigned char data[];		/* key, then value */
 };
+
+/* the smallest block an entry takes: header, a 1-byte key, 16-byte granules */
+#define ENTRY_MIN	((sizeof(struct entry) + 1 + 15) & ~(size_t)15)
 
 struct shmpool_cache {
 	struct shmpool_heap *heap;
 	struct cache_shared *sh;
 	uint32_t cap;
 	uint32_t nb;			/* buckets, a power of two */
+	uint64_t off;			/* the object's offset */
+	uint64_t max_chain;		/* no chain is longer: pool size / ENTRY_MIN */
 };
+
+/* A cache's mark on its entry at @off: not a secret, a sanity check. */
+static uint32_t entry_tag(const struct shmpool_cache *c, uint64_t off)
+{
+	uint64_t x = (off ^ (c->off << 20)) * 0x9e3779b97f4a7c15ULL;
+
+	return (uint32_t)(x >> 32) | 1;
+}
 
 static uint32_t nr_buckets(uint32_t cap)
 {
@@ -135,6 +158,8 @@ int shmpool_cache_open(struct shmpool_heap *h, const char *name,
 		goto err;
 	c->cap = cap;
 	c->nb = nr_buckets(cap);
+	c->off = obj.off;
+	c->max_chain = h->pool->size / ENTRY_MIN;
 	*out = c;
 	return 0;
 err:
@@ -174,43 +199,112 @@ static void unlock_bucket(struct shmpool_cache *c, uint32_t b)
 	shmpool_mutex_unlock(c->heap->pool, stripe_of(c, b));
 }
 
-/* The entry at @off, checked to lie inside the pool whole; NULL if not. */
-static struct entry *entry_at(struct shmpool_cache *c, uint64_t off)
+/* One read of a link: a peer may change it between two reads. */
+static uint64_t link_load(const uint64_t *l)
 {
-	struct entry *e = shmpool_heap_ptr(c->heap, off, sizeof(*e));
+	return __atomic_load_n(l, __ATOMIC_RELAXED);
+}
 
-	if (!e || !e->klen || e->klen > SHMPOOL_CACHE_KEY_MAX ||
-	    e->vlen > SHMPOOL_CACHE_VALUE_MAX ||
-	    !shmpool_heap_ptr(c->heap, off, sizeof(*e) + e->klen + e->vlen))
+static uint32_t u32_load(const uint32_t *v)
+{
+	return __atomic_load_n(v, __ATOMIC_RELAXED);
+}
+
+/*
+ * The entry at @off, checked to lie in the heap's block area whole, with
+ * sane lengths (read once into *@klen, *@vlen) and this cache's tag; NULL
+ * if not.
+ */
+static struct entry *entry_at(struct shmpool_cache *c, uint64_t off,
+			      uint32_t *klen, uint32_t *vlen)
+{
+	struct entry *e;
+
+	if (off % 16 || !__shmpool_heap_span_ok(c->heap, off, sizeof(*e)))
+		return NULL;
+	e = shmpool_heap_ptr(c->heap, off, sizeof(*e));
+	*klen = u32_load(&e->klen);
+	*vlen = u32_load(&e->vlen);
+	if (!*klen || *klen > SHMPOOL_CACHE_KEY_MAX ||
+	    *vlen > SHMPOOL_CACHE_VALUE_MAX ||
+	    u32_load(&e->tag) != entry_tag(c, off) ||
+	    !__shmpool_heap_span_ok(c->heap, off, sizeof(*e) + *klen + *vlen))
 		return NULL;
 	return e;
 }
 
 /*
- * Find @key in bucket @b (locked): 1 with *@link pointing at the link that
- * holds the entry's offset, 0 if absent (*@link is then the chain's
- * end), -EUCLEAN on a damaged chain.
+ * Before writing the entry at @off (its bit, its unlinking, its free):
+ * the heap must hold an allocated block there big enough for it, so a
+ * forged link cannot make us write into another block or a free one.
+ */
+static bool entry_live(struct shmpool_cache *c, uint64_t off, uint32_t klen,
+		       uint32_t vlen)
+{
+	int64_t n = shmpool_alloc_size(c->heap, off);
+
+	return n >= (int64_t)(sizeof(struct entry) + klen + vlen);
+}
+
+/* A chain walk's bound and cycle check (Brent): see the top. */
+struct walk {
+	uint64_t tortoise;
+	uint64_t steps;
+	uint64_t lap, power;
+};
+
+#define WALK_INIT { 0, 0, 0, 1 }
+
+static int walk_step(const struct shmpool_cache *c, struct walk *w,
+		     uint64_t off)
+{
+	if (off == w->tortoise || ++w->steps > c->max_chain)
+		return -EUCLEAN;
+	if (++w->lap == w->power) {
+		w->tortoise = off;
+		w->power <<= 1;
+		w->lap = 0;
+	}
+	return 0;
+}
+
+/* what find() found */
+struct hit {
+	uint64_t *link;			/* the link that holds its offset */
+	struct entry *e;
+	uint64_t off;
+	uint32_t vlen;
+};
+
+/*
+ * Find @key in bucket @b (locked): 1 with @hit filled in, 0 if absent
+ * (hit->link is then the chain's end), -EUCLEAN on a damaged chain.
  */
 static int find(struct shmpool_cache *c, uint32_t b, uint64_t hash,
-		const void *key, size_t klen, uint64_t **link,
-		struct entry **found)
+		const void *key, size_t klen, struct hit *hit)
 {
-	uint64_t *l = &c->sh->bucket[b];
+	struct walk w = WALK_INIT;
+	uint64_t *l = &c->sh->bucket[b], off;
+	uint32_t kl, vl;
 	struct entry *e;
 
-	while (*l) {
-		e = entry_at(c, *l);
-		if (!e)
+	while ((off = link_load(l))) {
+		e = entry_at(c, off, &kl, &vl);
+		if (!e || walk_step(c, &w, off))
 			return -EUCLEAN;
-		if (e->hash == hash && e->klen == klen &&
+		if (kl == klen && e->hash == hash &&
 		    !memcmp(e->data, key, klen)) {
-			*link = l;
-			*found = e;
+			if (!entry_live(c, off, kl, vl))
+				return -EUCLEAN;
+			hit->link = l;
+			hit->e = e;
+			hit->off = off;
+			hit->vlen = vl;
 			return 1;
 		}
 		l = &e->next;
 	}
-	*link = l;
+	hit->link = l;
 	return 0;
 }
 
@@ -219,14 +313,14 @@ static int find(struct shmpool_cache *c, uint32_t b, uint64_t hash,
  * error but find()'s -EUCLEAN comes from the lock: nothing is locked then.
  */
 static int lock_find(struct shmpool_cache *c, const void *key, size_t klen,
-		     uint32_t *b, uint64_t **link, struct entry **e)
+		     uint32_t *b, struct hit *hit)
 {
 	uint64_t hash = key_hash(key, klen);
 	int ret;
 
 	*b = (uint32_t)hash & (c->nb - 1);
 	ret = lock_bucket(c, *b);
-	return ret ? ret : find(c, *b, hash, key, klen, link, e);
+	return ret ? ret : find(c, *b, hash, key, klen, hit);
 }
 
 static int check_key(struct shmpool_cache *c, const void *key, size_t klen)
@@ -238,24 +332,23 @@ SHMPOOL_EXPORT
 int shmpool_cache_get(struct shmpool_cache *c, const void *key, size_t klen,
 		      void *val, size_t len)
 {
-	struct entry *e;
-	uint64_t *link;
+	struct hit hit;
 	uint32_t b;
 	int ret;
 
 	ret = check_key(c, key, klen);
 	if (ret || (!val && len))
 		return ret ? ret : -EINVAL;
-	ret = lock_find(c, key, klen, &b, &link, &e);
+	ret = lock_find(c, key, klen, &b, &hit);
 	if (ret < 0 && ret != -EUCLEAN)
 		return ret;	/* not locked */
 	if (ret == 1) {
-		e->ref = 1;
-		if (e->vlen > len) {
+		hit.e->ref = 1;
+		if (hit.vlen > len) {
 			ret = -EMSGSIZE;
 		} else {
-			memcpy(val, e->data + e->klen, e->vlen);
-			ret = (int)e->vlen;
+			memcpy(val, hit.e->data + klen, hit.vlen);
+			ret = (int)hit.vlen;
 		}
 	} else if (!ret) {
 		ret = -ENOENT;
@@ -277,9 +370,10 @@ int shmpool_cache_get(struct shmpool_cache *c, const void *key, size_t klen,
  */
 static void evict(struct shmpool_cache *c)
 {
-	uint64_t *l, victim;
+	uint64_t *l, off, victim;
 	struct entry *e;
-	uint32_t b, i;
+	uint32_t b, i, kl, vl;
+	struct walk w;
 
 	for (i = 0; i < 2 * c->nb + 1; i++) {
 		if (atomic_load_explicit(&c->sh->count, memory_order_relaxed) <=
@@ -290,16 +384,18 @@ static void evict(struct shmpool_cache *c)
 		if (lock_bucket(c, b))
 			return;
 		victim = 0;
-		for (l = &c->sh->bucket[b]; *l; l = &e->next) {
-			e = entry_at(c, *l);
-			if (!e)
+		w = (struct walk)WALK_INIT;
+		for (l = &c->sh->bucket[b]; (off = link_load(l)); l = &e->next) {
+			e = entry_at(c, off, &kl, &vl);
+			/* a damaged chain: leave it (get/put/delete say -EUCLEAN) */
+			if (!e || walk_step(c, &w, off) || !entry_live(c, off, kl, vl))
 				break;
 			if (e->ref) {
 				e->ref = 0;
 				continue;
 			}
-			victim = *l;
-			*l = e->next;
+			victim = off;
+			*l = link_load(&e->next);
 			count_add(&c->sh->count, -1);
 			count_add(&c->sh->evictions, 1);
 			break;
@@ -314,8 +410,9 @@ SHMPOOL_EXPORT
 int shmpool_cache_put(struct shmpool_cache *c, const void *key, size_t klen,
 		      const void *val, size_t vlen, unsigned int flags)
 {
-	struct entry *n, *old = NULL;
-	uint64_t hash, noff, ooff = 0, *link;
+	struct entry *n;
+	uint64_t hash, noff, ooff = 0;
+	struct hit hit;
 	uint32_t b;
 	int ret;
 
@@ -335,6 +432,7 @@ int shmpool_cache_put(struct shmpool_cache *c, const void *key, size_t klen,
 	n->klen = (uint32_t)klen;
 	n->vlen = (uint32_t)vlen;
 	n->ref = 0;
+	n->tag = entry_tag(c, noff);
 	memcpy(n->data, key, klen);
 	if (vlen)
 		memcpy(n->data + klen, val, vlen);
@@ -342,19 +440,19 @@ int shmpool_cache_put(struct shmpool_cache *c, const void *key, size_t klen,
 	ret = lock_bucket(c, b);
 	if (ret)
 		goto free_new;
-	ret = find(c, b, hash, key, klen, &link, &old);
+	ret = find(c, b, hash, key, klen, &hit);
 	if (ret == 1 && (flags & SHMPOOL_CACHE_IF_ABSENT)) {
 		ret = -EEXIST;
 	} else if (ret == 1) {
 		/* replace: the new entry takes the old one's place and bit */
-		ooff = *link;
-		n->next = old->next;
-		n->ref = old->ref;
-		*link = noff;
+		ooff = hit.off;
+		n->next = link_load(&hit.e->next);
+		n->ref = hit.e->ref;
+		*hit.link = noff;
 		noff = 0;
 	} else if (ret == 0) {
 		n->next = 0;
-		*link = noff;
+		*hit.link = noff;
 		noff = 0;
 		count_add(&c->sh->count, 1);
 	}
@@ -376,20 +474,20 @@ SHMPOOL_EXPORT
 int shmpool_cache_delete(struct shmpool_cache *c, const void *key,
 			 size_t klen)
 {
-	struct entry *e;
-	uint64_t off = 0, *link;
+	struct hit hit;
+	uint64_t off = 0;
 	uint32_t b;
 	int ret;
 
 	ret = check_key(c, key, klen);
 	if (ret)
 		return ret;
-	ret = lock_find(c, key, klen, &b, &link, &e);
+	ret = lock_find(c, key, klen, &b, &hit);
 	if (ret < 0 && ret != -EUCLEAN)
 		return ret;	/* not locked */
 	if (ret == 1) {
-		off = *link;
-		*link = e->next;
+		off = hit.off;
+		*hit.link = link_load(&hit.e->next);
 		count_add(&c->sh->count, -1);
 		ret = 0;
 	} else if (!ret) {
@@ -410,8 +508,9 @@ int shmpool_cache_iterate(struct shmpool_cache *c,
 			  void *arg)
 {
 	struct entry *e;
+	struct walk w;
 	uint64_t off;
-	uint32_t b;
+	uint32_t b, kl, vl;
 	int ret = 0, n = 0;
 
 	if (!c || !fn)
@@ -420,13 +519,15 @@ int shmpool_cache_iterate(struct shmpool_cache *c,
 		ret = lock_bucket(c, b);
 		if (ret)
 			return ret;
-		for (off = c->sh->bucket[b]; off && !ret; off = e->next) {
-			e = entry_at(c, off);
-			if (!e) {
+		w = (struct walk)WALK_INIT;
+		for (off = link_load(&c->sh->bucket[b]); off && !ret;
+		     off = link_load(&e->next)) {
+			e = entry_at(c, off, &kl, &vl);
+			if (!e || walk_step(c, &w, off)) {
 				ret = -EUCLEAN;
 				break;
 			}
-			ret = fn(e->data, e->klen, e->data + e->klen, e->vlen, arg);
+			ret = fn(e->data, kl, e->data + kl, vl, arg);
 			n++;
 		}
 		unlock_bucket(c, b);

@@ -35,6 +35,19 @@
 #define CFG_HDR		64
 #define CFG_CAP_MAX	(16U << 20)
 #define CFG_OPEN_WAIT_MS 2000	/* open without a capacity: creator's window */
+/*
+ * Bounds on the loops over the shared header (a peer may write anything
+ * there). A read copies at most CFG_READ_TRIES times: each retry means a
+ * writer began version s + 2 during the copy, i.e. two versions were
+ * published meanwhile; writers that keep doing that for 256 copies in a row
+ * make the read -EAGAIN. A retry during which the published version did
+ * not move at all cannot come from a writer (a writer stores @begin = @seq
+ * + 1 after it read @seq): after CFG_STUCK_TRIES of those the header is
+ * -EUCLEAN. write_begin() retries its lock CFG_LOCK_TRIES times.
+ */
+#define CFG_READ_TRIES	256
+#define CFG_STUCK_TRIES	4
+#define CFG_LOCK_TRIES	16
 
 struct cfg_shared {
 	_Atomic uint64_t ident;		/* CFG_MAGIC << 32 | capacity; 0 while new */
@@ -209,11 +222,12 @@ SHMPOOL_EXPORT
 int shmpool_config_read(struct shmpool_config *c, void *buf, size_t len,
 			uint64_t *version)
 {
-	uint64_t s, n, b;
+	uint64_t s, n, b, last = 0;
+	int tries, stuck = 0;
 
 	if (!c || (!buf && len))
 		return -EINVAL;
-	for (;;) {
+	for (tries = 0;; tries++) {
 		/* (R1): pairs with (W3) in commit */
 		s = atomic_load_explicit(&c->sh->seq, memory_order_acquire);
 		if (!s)
@@ -225,15 +239,34 @@ int shmpool_config_read(struct shmpool_config *c, void *buf, size_t len,
 		/* (R2): pairs with (W1) in write_begin */
 		atomic_thread_fence(memory_order_acquire);
 		b = atomic_load_explicit(&c->sh->begin, memory_order_relaxed);
+		if (b < s)
+			return -EUCLEAN;	/* a writer stores begin before seq */
 		if (b - s < 2)
 			break;
 		/* a writer began to overwrite version s: a newer one is out */
+		if (tries && s == last && ++stuck >= CFG_STUCK_TRIES)
+			return -EUCLEAN;	/* ... but none came: no writer did this */
+		if (tries + 1 >= CFG_READ_TRIES)
+			return -EAGAIN;
+		last = s;
 	}
 	if (version)
 		*version = s;
 	if (n > c->cap)
 		return -EUCLEAN;
 	return n > len ? -EMSGSIZE : (int)n;
+}
+
+/* Has @deadline (absolute CLOCK_MONOTONIC, NULL: never) passed? */
+static bool deadline_passed(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	if (!deadline)
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > deadline->tv_sec ||
+	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
 /*
@@ -273,6 +306,12 @@ int shmpool_config_wait(struct shmpool_config *c, uint64_t since,
 		v = shmpool_config_version(c);
 		if (v != since)
 			break;
+		/*
+		 * Each time round, the event word moved or we were woken; a
+		 * peer that keeps writing it cannot keep us past the deadline.
+		 */
+		if (deadline_passed(deadline))
+			return -ETIMEDOUT;
 		/* the event's Dekker pairing: see shmpool_event_prepare_wait() */
 		key = shmpool_event_prepare_wait(&c->sh->changed);
 		/* death_seq, then the writer, then sleep: no death is missed */
@@ -304,7 +343,7 @@ int shmpool_config_write_begin(struct shmpool_config *c, void **buf)
 {
 	uint32_t id, tid, cur;
 	uint64_t v;
-	int ret, took = 0;
+	int ret, took = 0, tries;
 
 	if (!c || !buf)
 		return -EINVAL;
@@ -312,7 +351,9 @@ int shmpool_config_write_begin(struct shmpool_config *c, void **buf)
 	if (ret)
 		return ret;
 	tid = __shmpool_tid();
-	for (;;) {
+	for (tries = 0;; tries++) {
+		if (tries == CFG_LOCK_TRIES)
+			return -EBUSY;	/* the word keeps changing under us */
 		cur = 0;
 		/*
 		 * seq_cst on the lock word: taking it must see everything the

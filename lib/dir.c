@@ -6,11 +6,49 @@
  * which is what makes create-if-absent atomic across processes: the lookup
  * and the insert happen in one critical section, and the object is zeroed
  * before the entry that makes it findable is written.
+ *
+ * A peer may write anything into the directory (README, "Trust between
+ * processes"): the lookup is a bounded scan of NR_DIR entries, a name is
+ * compared within its field, and an entry's offset and size are read once
+ * and must name a span of the heap's block area (__shmpool_heap_span_ok()),
+ * else the call is -EUCLEAN: a config or cache opened on it would
+ * otherwise write into the heap's metadata or past the pool.
  */
 #define _GNU_SOURCE
 #include <string.h>
 
 #include "heap.h"
+
+/*
+ * Does [@off, @off + @len) lie in the heap's block area: past the fixed
+ * metadata (header, owner table, directory) and the first block the
+ * header names, and inside the pool? The first-block granule is read once
+ * and is only trusted to raise the lower bound.
+ */
+bool __shmpool_heap_span_ok(const struct shmpool_heap *h, uint64_t off,
+			    uint64_t len)
+{
+	uint64_t lo = DIR_OFF + NR_DIR * sizeof(struct dir_ent);
+	uint64_t g = (uint64_t)__atomic_load_n(&heap_hdr(h)->heap_g,
+					       __ATOMIC_RELAXED) << GRAN_SHIFT;
+	uint64_t size = h->pool->size;
+
+	if (g > lo && g < size)
+		lo = g;
+	return off >= lo && off <= size && len <= size - off;
+}
+
+/* One read of an entry's offset and size, checked; -EUCLEAN if not sane. */
+static int ent_read(const struct shmpool_heap *h, const struct dir_ent *e,
+		    struct shmpool_obj *obj)
+{
+	obj->off = __atomic_load_n(&e->off, __ATOMIC_RELAXED);
+	obj->size = __atomic_load_n(&e->size, __ATOMIC_RELAXED);
+	if (obj->off % GRAN || !obj->size ||
+	    !__shmpool_heap_span_ok(h, obj->off, obj->size))
+		return -EUCLEAN;
+	return 0;
+}
 
 /* FNV-1a: a cheap filter before comparing names */
 static uint32_t name_hash(const char *name)
@@ -66,8 +104,7 @@ int shmpool_obj_create(struct shmpool_heap *h, const char *name, size_t size,
 		return ret;
 	e = lookup(h, name, hash);
 	if (e) {
-		obj->off = e->off;
-		obj->size = e->size;
+		ret = ent_read(h, e, obj);
 		goto out;
 	}
 	for (i = 0; i < NR_DIR && !slot; i++)
@@ -124,26 +161,24 @@ int shmpool_obj_find(struct shmpool_heap *h, const char *name,
 	ret = lock_lookup(h, name, &e);
 	if (ret)
 		return ret;
-	if (e) {
-		obj->off = e->off;
-		obj->size = e->size;
-	}
+	ret = e ? ent_read(h, e, obj) : -ENOENT;
 	__shmpool_heap_unlock(h);
-	return e ? 0 : -ENOENT;
+	return ret;
 }
 
 SHMPOOL_EXPORT
 int shmpool_obj_remove(struct shmpool_heap *h, const char *name)
 {
+	struct shmpool_obj obj;
 	struct dir_ent *e;
 	int ret;
 
 	ret = lock_lookup(h, name, &e);
 	if (ret)
 		return ret;
-	ret = -ENOENT;
-	if (e) {
-		ret = __shmpool_tlsf_free(h, e->off, BLK_NAMED);
+	ret = e ? ent_read(h, e, &obj) : -ENOENT;
+	if (!ret) {
+		ret = __shmpool_tlsf_free(h, obj.off, BLK_NAMED);
 		if (!ret) {
 			heap_hdr(h)->nr_named--;
 			memset(e, 0, sizeof(*e));

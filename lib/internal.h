@@ -63,6 +63,13 @@ struct __shmpool_ops {
 
 extern const struct __shmpool_ops __shmpool_dev_ops;
 extern const struct __shmpool_ops __shmpool_memfd_ops;
+/*
+ * backend_memfd.c: after mapping a memfd-backend pool, seal it against
+ * shrinking, or (a file that cannot be sealed) have the mapping rescued
+ * from a peer's truncation; before unmapping it, forget it.
+ */
+void __shmpool_memfd_mapped(struct shmpool *p);
+void __shmpool_memfd_unmapping(struct shmpool *p);
 
 /* 0 if @name is 1-63 characters of [A-Za-z0-9._-], else -EINVAL */
 int __shmpool_check_name(const char *name);
@@ -170,5 +177,13 @@ static inline int __shmpool_set_size(struct shmpool *p, uint64_t bytes)
 	p->size = (size_t)bytes;
 	return 0;
 }
+
+/*
+ * dir.c: does [@off, @off + @len) lie in @h's block area (past the heap's
+ * metadata, inside the pool)? For offsets read from shared memory.
+ */
+struct shmpool_heap;
+bool __shmpool_heap_span_ok(const struct shmpool_heap *h, uint64_t off,
+			    uint64_t len);
 
 #endif /* SHMPOOL_INTERNAL_H */

@@ -134,6 +134,8 @@ static int pool_free(struct shmpool *p)
 
 	if (p->fd >= 0)
 		__shmpool_detach(p);
+	if (p->base && p->backend == SHMPOOL_BACKEND_MEMFD)
+		__shmpool_memfd_unmapping(p);
 	if (p->base)
 		munmap(p->base, p->size);
 	if (p->fd >= 0 && close(p->fd))
@@ -153,6 +155,8 @@ static int pool_map(struct shmpool *p)
 	if (base == MAP_FAILED)
 		return -errno;
 	p->base = base;
+	if (p->backend == SHMPOOL_BACKEND_MEMFD)
+		__shmpool_memfd_mapped(p);	/* a peer's truncation: no SIGBUS */
 	return 0;
 }
 
