@@ -5,6 +5,8 @@
 #include <sys/resource.h>
 #include <sys/uio.h>
 
+#include <shmpool.h>
+
 #include "shmpool_test_util.h"
 
 #define MIB		(1UL << 20)
@@ -440,6 +442,35 @@ TEST_F(huge, huge_madvise_dontneed_refused)
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(-1, sp_check(p, len, 0, 14));
 	munmap(p, len);
+}
+
+/* The library's SHMPOOL_HUGE: the device's flag, mapped 2 MiB-aligned. */
+TEST_F(huge, library_huge_flag_device)
+{
+	struct shmpool_pool_info info;
+	struct shmpool *p;
+	int ret;
+
+	ret = shmpool_create_anon(4 * MIB, SHMPOOL_HUGE | SHMPOOL_BACKEND_DEVICE, &p);
+	if (!self->have_huge) {
+		EXPECT_EQ(-EOPNOTSUPP, ret);
+		return;
+	}
+	ASSERT_EQ(0, ret);
+	EXPECT_EQ(0UL, (uintptr_t)p->base % PMD_BYTES);
+	ASSERT_EQ(0, shmpool_info(p, &info));
+	EXPECT_TRUE(!!(info.flags & SHMPOOL_POOL_HUGE));
+	EXPECT_LE(touch_pages(p->base, p->size, self->page), 4);
+	EXPECT_EQ(0, shmpool_close(p));
+}
+
+/* memfd cannot do it: EOPNOTSUPP, as for SHMPOOL_CONTIG. */
+TEST_F(huge, library_huge_flag_memfd_refused)
+{
+	struct shmpool *p;
+
+	EXPECT_EQ(-EOPNOTSUPP, shmpool_create_anon(4 * MIB, SHMPOOL_HUGE |
+						   SHMPOOL_BACKEND_MEMFD, &p));
 }
 
 TEST_HARNESS_MAIN
