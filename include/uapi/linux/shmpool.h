@@ -111,9 +111,10 @@
  *   physically and in the pool (buddy blocks are aligned to their size and
  *   the pool is built largest blocks first); a HUGE pool retries harder
  *   (compaction) for 2 MiB blocks before it falls back to smaller ones.
- * - Addresses: mmap() without MAP_FIXED places a mapping of 2 MiB or more of
- *   any pool at an address congruent to its offset modulo 2 MiB. With
- *   MAP_FIXED the caller chooses: a misaligned address gets 4 KiB entries.
+ * - Addresses: where SHMPOOL_FEAT_HUGE is reported, mmap() without
+ *   MAP_FIXED places a mapping of 2 MiB or more of any pool at an address
+ *   congruent to its offset modulo 2 MiB. With MAP_FIXED the caller
+ *   chooses: a misaligned address gets 4 KiB entries.
  * - munmap() or mprotect() of part of a 2 MiB entry drops that entry; the
  *   pages that stay mapped fault back in with 4 KiB entries, data intact.
  *   fork() children see the same pages. madvise(MADV_DONTNEED) is EINVAL
