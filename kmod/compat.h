@@ -153,7 +153,7 @@ static inline bool shmpool_huge_supported(void)
 	return has_transparent_hugepage();
 }
 
-/* pfn_t until 6.15; a plain pfn after. */
+/* A pfn_t in 6.12; mainline dropped pfn_t and takes the plain pfn. */
 static inline vm_fault_t shmpool_insert_pfn_pmd(struct vm_fault *vmf,
 						unsigned long pfn, bool write)
 {
