@@ -57,6 +57,7 @@ extern "C" {
 #define SHMPOOL_CONTIG		(1U << 1)	/* create: one physically contiguous extent */
 #define SHMPOOL_RDONLY		(1U << 2)	/* open/adopt: map read-only */
 #define SHMPOOL_EXEC		(1U << 3)	/* create: PROT_EXEC allowed (see below) */
+#define SHMPOOL_HUGE		(1U << 4)	/* create: 2 MiB mappings, device only, no GUP */
 #define SHMPOOL_BACKEND_DEVICE	(1U << 8)	/* use /dev/shmpool, -ENODEV if absent */
 #define SHMPOOL_BACKEND_MEMFD	(1U << 9)	/* use memfd and /dev/shm files */
 

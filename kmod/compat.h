@@ -146,4 +146,37 @@ static inline void mmu_notifier_put(struct mmu_notifier *subscription)
 #define SHMPOOL_IMPORT_NS_DMA_BUF()	MODULE_IMPORT_NS(DMA_BUF)
 #endif
 
+/*
+ * Huge mappings of pool memory (SHMPOOL_CREATE_HUGE): a PMD entry for pages
+ * that nobody may take a reference on through it needs the huge pfnmap
+ * support of 6.12 (pmd_special(): GUP, fork and zap then know the entry
+ * has no struct page to follow). Without it, a PFN PMD would look like a
+ * transparent huge page, which pool extents (split order-0 pages) are not:
+ * there the flag is refused. Needs THP (not on PREEMPT_RT) and a CPU with
+ * PMD leaf entries.
+ */
+#if IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE) && \
+	IS_ENABLED(CONFIG_ARCH_SUPPORTS_PMD_PFNMAP)
+#define SHMPOOL_HAVE_HUGE	1
+#include <linux/huge_mm.h>
+#include <linux/pfn_t.h>
+static inline bool shmpool_huge_supported(void)
+{
+	return has_transparent_hugepage();
+}
+
+/* A pfn_t in 6.12; mainline dropped pfn_t and takes the plain pfn. */
+static inline vm_fault_t shmpool_insert_pfn_pmd(struct vm_fault *vmf,
+						unsigned long pfn, bool write)
+{
+	return vmf_insert_pfn_pmd(vmf, pfn_to_pfn_t(pfn), write);
+}
+#else
+#define SHMPOOL_HAVE_HUGE	0
+static inline bool shmpool_huge_supported(void)
+{
+	return false;
+}
+#endif
+
 #endif /* _SHMPOOL_COMPAT_H */

@@ -62,7 +62,8 @@ static int shmpool_cmd_api(struct shmpool_ucmd *ucmd)
 			SHMPOOL_FEAT_DOORBELL | SHMPOOL_FEAT_NOTIFY |
 			SHMPOOL_FEAT_EXEC |
 			(SHMPOOL_HAVE_ATTACH ? SHMPOOL_FEAT_ATTACH : 0) |
-			(SHMPOOL_HAVE_DMABUF ? SHMPOOL_FEAT_DMABUF : 0);
+			(SHMPOOL_HAVE_DMABUF ? SHMPOOL_FEAT_DMABUF : 0) |
+			(shmpool_huge_supported() ? SHMPOOL_FEAT_HUGE : 0);
 	cmd->max_pool_bytes = shmpool_max_pool_bytes();
 	cmd->max_total_bytes = shmpool_max_total_bytes();
 	cmd->max_contig_bytes = (u64)PAGE_SIZE << SHMPOOL_MAX_ORDER;
@@ -109,7 +110,8 @@ static int shmpool_cmd_create(struct shmpool_ucmd *ucmd)
 	int ret;
 
 	if (cmd->flags & ~(SHMPOOL_CREATE_EXCL | SHMPOOL_CREATE_CONTIG |
-			   SHMPOOL_CREATE_NOCLOEXEC | SHMPOOL_CREATE_EXEC) ||
+			   SHMPOOL_CREATE_NOCLOEXEC | SHMPOOL_CREATE_EXEC |
+			   SHMPOOL_CREATE_HUGE) ||
 	    cmd->__reserved)
 		return -EINVAL;
 	ret = shmpool_name_check(cmd->name, true);
@@ -124,6 +126,8 @@ static int shmpool_cmd_create(struct shmpool_ucmd *ucmd)
 		return -EINVAL;
 	if (cmd->bytes > shmpool_max_pool_bytes())
 		return -EFBIG;
+	if ((cmd->flags & SHMPOOL_CREATE_HUGE) && !shmpool_huge_supported())
+		return -EOPNOTSUPP;
 
 	filp = shmpool_pool_create(&ucmd->scope, &args, &created);
 	if (IS_ERR(filp))

@@ -114,6 +114,10 @@ const struct file_operations shmpool_fops = {
 	.unlocked_ioctl = shmpool_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = shmpool_mmap,
+#if SHMPOOL_HAVE_HUGE
+	/* 2 MiB-congruent addresses, for HUGE pools' PMD mappings */
+	.get_unmapped_area = thp_get_unmapped_area,
+#endif
 	.poll = shmpool_attach_poll,
 	.llseek = noop_llseek,
 	.show_fdinfo = shmpool_show_fdinfo,

@@ -272,7 +272,13 @@ static int shmpool_alloc_pages(struct shmpool_pool *pool)
 		if (fatal_signal_pending(current))
 			return -EINTR;
 		order = min_t(unsigned int, order, ilog2(left));
-		page = shmpool_alloc_block(order, order == 0);
+		/*
+		 * Orders never grow again, so every extent starts at a pool
+		 * offset aligned to its size: a HUGE pool's 2 MiB mappings
+		 * need 2 MiB blocks, worth compaction before falling back.
+		 */
+		page = shmpool_alloc_block(order, order == 0 ||
+					   (pool->huge && order == SHMPOOL_PMD_ORDER));
 		if (!page) {
 			if (!order)
 				return -ENOMEM;
@@ -340,6 +346,7 @@ struct shmpool_pool *shmpool_pool_alloc(const struct shmpool_create_args *a)
 	strscpy(pool->name, a->name, sizeof(pool->name));
 	pool->contig = a->flags & SHMPOOL_CREATE_CONTIG;
 	pool->exec = a->flags & SHMPOOL_CREATE_EXEC;
+	pool->huge = a->flags & SHMPOOL_CREATE_HUGE;
 
 	/* Limits first: cheap, and nothing is allocated yet on failure. */
 	ret = shmpool_reserve(nr);
@@ -380,13 +387,16 @@ u32 shmpool_pool_flags(struct shmpool_pool *pool, struct file *filp)
 		f |= SHMPOOL_POOL_CONTIG;
 	if (pool->exec)
 		f |= SHMPOOL_POOL_EXEC;
+	if (pool->huge)
+		f |= SHMPOOL_POOL_HUGE;
 	if (sf->rdonly)
 		f |= SHMPOOL_POOL_RDONLY;
 	return f;
 }
 
-/* The page backing pool page @pgoff (< nr_pages): binary search of extents. */
-struct page *shmpool_pool_page(struct shmpool_pool *pool, pgoff_t pgoff)
+/* The extent holding pool page @pgoff (< nr_pages): binary search. */
+const struct shmpool_extent_k *shmpool_pool_extent(struct shmpool_pool *pool,
+						   pgoff_t pgoff)
 {
 	unsigned int lo = 0, hi = pool->nr_extents;
 
@@ -398,7 +408,15 @@ struct page *shmpool_pool_page(struct shmpool_pool *pool, pgoff_t pgoff)
 		else
 			hi = mid;
 	}
-	return pool->extents[lo].page + (pgoff - pool->extents[lo].pgoff);
+	return &pool->extents[lo];
+}
+
+/* The page backing pool page @pgoff (< nr_pages). */
+struct page *shmpool_pool_page(struct shmpool_pool *pool, pgoff_t pgoff)
+{
+	const struct shmpool_extent_k *ext = shmpool_pool_extent(pool, pgoff);
+
+	return ext->page + (pgoff - ext->pgoff);
 }
 
 void shmpool_pools_init(void)

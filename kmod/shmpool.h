@@ -46,6 +46,9 @@
  * (part of) one buddy block, so its struct pages are contiguous too and
  * page + i reaches any of them (nth_page() is not needed, and gone in 6.18).
  */
+/* The order of a PMD mapping's block: 2 MiB on x86-64 (HUGE pools). */
+#define SHMPOOL_PMD_ORDER	(PMD_SHIFT - PAGE_SHIFT)
+
 struct shmpool_extent_k {
 	struct page *page;	/* first page */
 	pgoff_t pgoff;		/* pool page index of @page */
@@ -63,6 +66,7 @@ struct shmpool_pool {
 	dev_t scope;		/* s_dev of its filesystem instance */
 	bool contig;
 	bool exec;		/* SHMPOOL_CREATE_EXEC: PROT_EXEC allowed */
+	bool huge;		/* SHMPOOL_CREATE_HUGE: PFN + PMD mappings */
 	/* RLIMIT_MEMLOCK charge to return on free; NULL if not charged. */
 	struct user_struct *user;
 	struct shmpool_user *charge;	/* the same pages, per identity (user.c) */
@@ -116,6 +120,8 @@ int shmpool_name_check(const char name[SHMPOOL_NAME_MAX], bool allow_empty);
 struct shmpool_pool *shmpool_pool_alloc(const struct shmpool_create_args *a);
 void shmpool_pool_put(struct shmpool_pool *pool);
 struct page *shmpool_pool_page(struct shmpool_pool *pool, pgoff_t pgoff);
+const struct shmpool_extent_k *shmpool_pool_extent(struct shmpool_pool *pool,
+						   pgoff_t pgoff);
 u32 shmpool_pool_flags(struct shmpool_pool *pool, struct file *filp);
 unsigned long shmpool_pages_held(void);
 unsigned long shmpool_pool_count(void);

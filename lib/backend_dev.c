@@ -93,6 +93,8 @@ static int dev_create(struct shmpool *p, const char *name, uint64_t bytes,
 		c.flags |= SHMPOOL_CREATE_CONTIG;
 	if (flags & SHMPOOL_EXEC)
 		c.flags |= SHMPOOL_CREATE_EXEC;
+	if (flags & SHMPOOL_HUGE)
+		c.flags |= SHMPOOL_CREATE_HUGE;
 	copy_name(c.name, name);
 	if (ioctl(p->fd, SHMPOOL_IOC_CREATE, &c))
 		return -errno;

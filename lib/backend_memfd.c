@@ -197,7 +197,7 @@ static int memfd_create_pool(struct shmpool *p, const char *name,
 			     uint64_t bytes, unsigned int mode,
 			     unsigned int flags)
 {
-	if (flags & SHMPOOL_CONTIG)
+	if (flags & (SHMPOOL_CONTIG | SHMPOOL_HUGE))
 		return -EOPNOTSUPP;
 	if (bytes > INT64_MAX)
 		return -EFBIG;

@@ -193,7 +193,7 @@ static int pool_create(const char *name, size_t bytes, unsigned int mode,
 		return ret;
 	ret = pool_ops(p)->create(p, name, bytes, mode,
 				  flags & (SHMPOOL_EXCL | SHMPOOL_CONTIG |
-					   SHMPOOL_EXEC));
+					   SHMPOOL_EXEC | SHMPOOL_HUGE));
 	if (!name)
 		p->flags |= __SHMPOOL_F_CREATED;
 	return pool_finish(p, ret, out);
@@ -204,7 +204,7 @@ int shmpool_create(const char *name, size_t bytes, unsigned int mode,
 		   unsigned int flags, struct shmpool **out)
 {
 	const unsigned int valid = SHMPOOL_EXCL | SHMPOOL_CONTIG |
-				   SHMPOOL_EXEC | SHMPOOL_BACKENDS;
+				   SHMPOOL_EXEC | SHMPOOL_HUGE | SHMPOOL_BACKENDS;
 	int ret;
 
 	if (!out || (flags & ~valid) || (mode & ~0777U))
@@ -220,7 +220,8 @@ int shmpool_create_anon(size_t bytes, unsigned int flags,
 			struct shmpool **out)
 {
 	if (!out ||
-	    (flags & ~(SHMPOOL_CONTIG | SHMPOOL_EXEC | SHMPOOL_BACKENDS)))
+	    (flags & ~(SHMPOOL_CONTIG | SHMPOOL_EXEC | SHMPOOL_HUGE |
+		       SHMPOOL_BACKENDS)))
 		return -EINVAL;
 	return pool_create(NULL, bytes, 0600, flags, out);
 }

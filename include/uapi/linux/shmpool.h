@@ -88,6 +88,48 @@
  *   without PROT_WRITE, read-only attachments included, fail with EIO: the
  *   kernel force-writes only private (COW) mappings, which pools refuse. So
  *   a read-only attachment can never change pool data.
+ *
+ * First touch: a fault maps the faulting page and the pool pages around it,
+ * up to 16 pages (64 KiB) in the same aligned window of the mapping, so a
+ * pool touched in order takes about one fault per 16 pages (memfd: one per
+ * page). The pages are mapped as refcounted pages: all of the above holds.
+ */
+
+/**
+ * DOC: Huge mappings
+ *
+ * A pool created with SHMPOOL_CREATE_HUGE (only where the module reports
+ * SHMPOOL_FEAT_HUGE: 6.12 and later with transparent huge pages, on x86-64
+ * PMD pfnmaps; not 6.1, not PREEMPT_RT kernels, whose CREATE fails with
+ * EOPNOTSUPP) is mapped with one PMD entry per 2 MiB wherever the mapping
+ * covers a whole 2 MiB-aligned run of the pool that lies in one extent:
+ * one fault and one TLB entry per 2 MiB instead of 512. The rest (a pool
+ * size or mapping that is not 2 MiB-aligned, extents the allocator could
+ * only give smaller) is mapped with 4 KiB entries as usual.
+ *
+ * - Allocation: extents of 2 MiB or more start 2 MiB-aligned both
+ *   physically and in the pool (buddy blocks are aligned to their size and
+ *   the pool is built largest blocks first); a HUGE pool retries harder
+ *   (compaction) for 2 MiB blocks before it falls back to smaller ones.
+ * - Addresses: where SHMPOOL_FEAT_HUGE is reported, mmap() without
+ *   MAP_FIXED places a mapping of 2 MiB or more of any pool at an address
+ *   congruent to its offset modulo 2 MiB. With MAP_FIXED the caller
+ *   chooses: a misaligned address gets 4 KiB entries.
+ * - munmap() or mprotect() of part of a 2 MiB entry drops that entry; the
+ *   pages that stay mapped fault back in with 4 KiB entries, data intact.
+ *   fork() children see the same pages. madvise(MADV_DONTNEED) is EINVAL
+ *   (as on any VM_PFNMAP mapping) and MAP_POPULATE does nothing: pages are
+ *   mapped by the first touch.
+ * - What the flag gives up: the mapping is a VM_PFNMAP mapping of pages
+ *   the pool keeps, not of refcounted pages, so nothing can take a
+ *   reference on them through it: get_user_pages() fails, so O_DIRECT
+ *   reads and writes into the mapping, vmsplice(), process_vm_readv(),
+ *   /proc/<pid>/mem, ptrace peeks and io_uring fixed buffers fail with
+ *   EFAULT (or EIO for ptrace), and the pages are not counted in
+ *   /proc/<pid>/smaps (Rss) or reported by /proc/<pid>/pagemap.
+ *   read()/write() of the pool memory to and from ordinary files, sockets
+ *   and pipes (copies) work. The mapping is safe without references: the
+ *   pool lives until its last mapping is gone.
  */
 
 /*
@@ -119,6 +161,7 @@
 #define SHMPOOL_FEAT_EXEC	(1ULL << 6)	/* SHMPOOL_CREATE_EXEC; else no PROT_EXEC */
 #define SHMPOOL_FEAT_ATTACH	(1ULL << 7)	/* ATTACH, DETACH, status page, WAIT_DEATH */
 #define SHMPOOL_FEAT_DMABUF	(1ULL << 8)	/* EXPORT_DMABUF */
+#define SHMPOOL_FEAT_HUGE	(1ULL << 9)	/* SHMPOOL_CREATE_HUGE: PMD mappings */
 
 enum {
 	SHMPOOL_CMD_BASE = 0x80,
@@ -174,6 +217,7 @@ struct shmpool_api {
 #define SHMPOOL_CREATE_CONTIG	(1U << 1)	/* one physically contiguous extent */
 #define SHMPOOL_CREATE_NOCLOEXEC (1U << 2)	/* the pool fd without O_CLOEXEC */
 #define SHMPOOL_CREATE_EXEC	(1U << 3)	/* mappings may be PROT_EXEC */
+#define SHMPOOL_CREATE_HUGE	(1U << 4)	/* 2 MiB (PMD) mappings, no GUP */
 
 /* SHMPOOL_IOC_CREATE / SHMPOOL_IOC_OPEN out_flags */
 #define SHMPOOL_OUT_CREATED	(1U << 0)	/* this call created the pool */
@@ -221,6 +265,9 @@ struct shmpool_api {
  * - EMFILE: the caller has no free fd (RLIMIT_NOFILE); nothing is created.
  * - EOVERFLOW: the caller's fsuid or fsgid has no mapping in the scope's
  *   user namespace (as for creating a file there).
+ * - EOPNOTSUPP: SHMPOOL_CREATE_HUGE where the kernel cannot map pool memory
+ *   with PMD entries (no SHMPOOL_FEAT_HUGE: 6.1, PREEMPT_RT, no THP; see
+ *   the DOC: Huge mappings).
  */
 struct shmpool_create {
 	__u32 size;
@@ -325,6 +372,7 @@ struct shmpool_extent {
 #define SHMPOOL_POOL_CONTIG	(1U << 2)	/* created with CREATE_CONTIG */
 #define SHMPOOL_POOL_RDONLY	(1U << 3)	/* this fd is attached read-only */
 #define SHMPOOL_POOL_EXEC	(1U << 4)	/* created with CREATE_EXEC */
+#define SHMPOOL_POOL_HUGE	(1U << 5)	/* created with CREATE_HUGE */
 
 /**
  * struct shmpool_info - SHMPOOL_IOC_INFO: describe the fd's pool
