@@ -381,6 +381,9 @@ static uint32_t slab_used(struct shmpool_heap *h, uint64_t off, unsigned int c,
 	*cached = 0;
 	for (i = 0; i < (nobj + 63) / 64; i++) {
 		w = atomic_load_explicit(&s->bits[i], memory_order_relaxed);
+		/* bits past the last object are never set, unless by a peer */
+		if (nobj - i * 64 < 64)
+			w &= (1ull << (nobj - i * 64)) - 1;
 		n += (uint32_t)__builtin_popcountll(w);
 		for (; w; w &= w - 1)
 			if (atomic_load_explicit(&slots[i * 64 + (uint32_t)__builtin_ctzll(w)],

@@ -175,7 +175,10 @@ static int free_blocks(struct trial *t, uint32_t *g, int max)
 
 	for (fl = 0; fl < 29; fl++)
 		for (sl = 0; sl < 16; sl++)
-			for (x = hh->heads[fl][sl], steps = 0; x && n < max && steps < 64;
+			/* a link an earlier crafted() spoiled may point anywhere */
+			for (x = hh->heads[fl][sl], steps = 0;
+			     x && n < max && steps < 64 &&
+			     (uint64_t)x * 16 >= t->lo && (uint64_t)x * 16 < t->hi;
 			     x = *(uint32_t *)at(t, ((uint64_t)x + 1) * 16), steps++)
 				g[n++] = x;
 	return n;
