@@ -394,8 +394,11 @@ static int victim(void *arg)
 				      size, (unsigned long long)off,
 				      (unsigned long long)t->lo, (unsigned long long)t->hi);
 			if (overlaps(t->held, t->nheld, off, size) || overlaps(got, ngot, off, size))
-				VFAIL(13, "alloc(%zu): 0x%llx over a live block",
-				      size, (unsigned long long)off);
+				VFAIL(13, "alloc(%zu): 0x%llx over a live block (%s)",
+				      size, (unsigned long long)off,
+				      overlaps(got, ngot, off, size) ?
+				      "one this victim allocated after the damage" :
+				      "one held from before the damage");
 			got[ngot] = (struct blockref){ off, size, (uint8_t)(0x80 | op) };
 			memset(at(t, off), got[ngot].tag, size);
 			ngot++;
