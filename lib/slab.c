@@ -176,6 +176,21 @@ static int refill(struct shmpool_heap *h, unsigned int c)
 }
 
 /*
+ * Whether @slot can be a free object's: a free-list link (the granule of an
+ * object, which lies in a slab past the first 16 KiB chunk: above any owner
+ * id) or 0 (the end). An allocated object's slot holds its owner's id (1 to
+ * NR_ATTACH - 1), a cached one's that id | SLOT_CACHED: a list that leads
+ * to one of those was written by a peer, and taking the object would hand
+ * out a block someone holds. (A granule of 2^31 or more, in a heap above
+ * 32 GiB, has bit 31 set; its low bits are still those of a granule inside
+ * a slab, so at least NR_ATTACH.)
+ */
+static inline bool slot_is_link(uint32_t slot)
+{
+	return !slot || (slot & ~SLOT_CACHED) >= NR_ATTACH;
+}
+
+/*
  * Is the class-@c slab at @soff one that refill() made? Its header says so
  * (a peer's map byte over other memory does not), and it lies in the heap
  * area (slab_locate() checked that). Relaxed: refill() wrote the header
@@ -194,7 +209,7 @@ int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
 {
 	struct cls_head *ch = &heap_hdr(h)->cls[c];
 	uint64_t top, o, old, mask, soff, ok_slab = 0, now;
-	uint32_t idx = 0, next;
+	uint32_t idx = 0, next, link;
 	unsigned int n, i;
 	bool bad;
 	int ret, k;
@@ -223,15 +238,16 @@ int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
 			soff = slab_start(heap_priv(h), o, c);
 			if (k != (int)c || (soff != ok_slab && !slab_hdr_ok(h, soff, c)) ||
 			    atomic_load_explicit(bits_of(h, o, c, idx), memory_order_relaxed) >>
-					(idx % 64) & 1) {
+					(idx % 64) & 1 ||
+			    !slot_is_link(link = atomic_load_explicit(slot_of(h, o, c, idx),
+								       memory_order_relaxed))) {
 				bad = true;
 				break;
 			}
 			ok_slab = soff;
 			out[n].g = next;
 			out[n].idx = idx;
-			next = atomic_load_explicit(slot_of(h, o, c, idx),
-						    memory_order_relaxed);
+			next = link;
 		}
 		if (!n) {
 			/* acquire: as above */
@@ -598,7 +614,9 @@ static long trim_class(struct shmpool_heap *h, unsigned int c, uint32_t *cnt,
 		soff = slab_start(hp, o, c);
 		if (k != (int)c || seen[g / 64] >> (g % 64) & 1 ||
 		    atomic_load_explicit(bits_of(h, o, c, idx), memory_order_relaxed) >>
-				(idx % 64) & 1 || !slab_hdr_ok(h, soff, c))
+				(idx % 64) & 1 || !slab_hdr_ok(h, soff, c) ||
+		    !slot_is_link(atomic_load_explicit(slot_of(h, o, c, idx),
+						       memory_order_relaxed)))
 			break;
 		seen[g / 64] |= 1ULL << (g % 64);
 		if (!cnt[soff >> SLAB_SHIFT]++)

@@ -235,7 +235,7 @@ static uint32_t crafted_g(struct trial *t, uint64_t *s, uint32_t self)
 	}
 }
 
-#define NR_KINDS	8
+#define NR_KINDS	9
 
 /* crafted write @kind (0..NR_KINDS - 1) */
 static void crafted(struct trial *t, uint64_t *s, int kind)
@@ -308,6 +308,23 @@ static void crafted(struct trial *t, uint64_t *s, int kind)
 		i = (int)(off ? off >> 14 : hostile_below(s, POOL_BYTES >> 14));
 		at(t, hh->chunk_off)[i] = (uint8_t)(1 + hostile_below(s, 34));
 		break;
+	case 8:	/* a held small object's bit cleared, and its class list led to it */
+		t->what = "a held object relisted";
+		for (i = 0; i < t->nheld; i++) {
+			if (t->held[i].size > hh->cls[SHMPOOL_HEAP_NR_CLASSES - 1].size)
+				continue;
+			for (c = 0; t->held[i].size > hh->cls[c].size; c++)
+				;
+			off = t->held[i].off;
+			n = (int)((off - (off & ~(uint64_t)(hh->cls[c].size > 2048 ? 65535 : 16383)) -
+				   hh->cls[c].obj_off) / hh->cls[c].size);
+			((uint64_t *)at(t, (off & ~(uint64_t)(hh->cls[c].size > 2048 ?
+							     65535 : 16383)) + 8))[n / 64] &=
+				~(1ULL << (n % 64));
+			hh->cls[c].top = (hh->cls[c].top & ~0xffffffffULL) | (uint32_t)(off / 16);
+			break;
+		}
+		break;
 	default:	/* a held block's neighbour's previous-size link */
 		t->what = "a block's previous size";
 		off = held_of(t, s, false);
@@ -367,6 +384,7 @@ static int victim(void *arg)
 	struct shmpool_heap *h2;
 	uint64_t s = t->seed ^ 0x77, off;
 	int ngot = 0, op, i, ret;
+	bool held_valid = true;
 	size_t size;
 	long r;
 
@@ -393,7 +411,8 @@ static int victim(void *arg)
 				VFAIL(12, "alloc(%zu): 0x%llx outside the heap [0x%llx, 0x%llx)",
 				      size, (unsigned long long)off,
 				      (unsigned long long)t->lo, (unsigned long long)t->hi);
-			if (overlaps(t->held, t->nheld, off, size) || overlaps(got, ngot, off, size))
+			if ((held_valid && overlaps(t->held, t->nheld, off, size)) ||
+			    overlaps(got, ngot, off, size))
 				VFAIL(13, "alloc(%zu): 0x%llx over a live block (%s)",
 				      size, (unsigned long long)off,
 				      overlaps(got, ngot, off, size) ?
@@ -435,6 +454,14 @@ static int victim(void *arg)
 				r = shmpool_heap_reclaim(t->h, (unsigned int)hostile_below(&s, 4));
 				if (r < 0 && r != -EUCLEAN && r != -ENOMEM)
 					VFAIL(18, "reclaim: %ld", r);
+				/*
+				 * A held block whose owner field the peer wrote
+				 * reads as held by a dead attachment, and
+				 * SHMPOOL_RECLAIM_HELD frees it: the peer freed
+				 * it, which the API lets any process do.
+				 */
+				if (r > 0 && !t->meta_untouched)
+					held_valid = false;
 			}
 			break;
 		}
@@ -443,7 +470,7 @@ static int victim(void *arg)
 		if (!intact(t, &got[i]))
 			VFAIL(19, "the victim's block at 0x%llx changed",
 			      (unsigned long long)got[i].off);
-	for (i = 0; i < t->nheld; i++) {
+	for (i = 0; held_valid && i < t->nheld; i++) {
 		if (memcmp(at(t, t->held[i].off), t->copy + t->held[i].off, t->held[i].size))
 			VFAIL(20, "the test's block at 0x%llx changed",
 			      (unsigned long long)t->held[i].off);
@@ -596,6 +623,12 @@ TEST_F_TIMEOUT(hheap, tlsf_list_head, 120)
 TEST_F_TIMEOUT(hheap, class_list_links, 120)
 {
 	run_trials(_metadata, self, variant, KINDS, 3, 4);
+}
+
+/* (c) a held object's bit cleared and its class list pointed at it: its slot still names its owner */
+TEST_F_TIMEOUT(hheap, held_object_relisted, 120)
+{
+	run_trials(_metadata, self, variant, KINDS, 8, 8);
 }
 
 /* (c) a class's geometry in the header, and chunk map bytes */
