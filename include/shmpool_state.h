@@ -88,8 +88,10 @@ uint64_t shmpool_config_version(const struct shmpool_config *c);
  * version is set); -EUCLEAN if the shared length is beyond the capacity or
  * the header is inconsistent (begin behind the version, or ahead by two
  * while no version is published across 4 copies); -EAGAIN if writers
- * published two versions during each of 256 copies in a row. The retries
- * are bounded by that count, never by a clock.
+ * published two versions during each of up to 65536 copies in a row
+ * (fewer for blobs above 4 KiB: at most 256 MiB copied, at least 256
+ * copies; call again). The retries are bounded by that count, never by a
+ * clock.
  */
 int shmpool_config_read(struct shmpool_config *c, void *buf, size_t len,
 			uint64_t *version);

@@ -39,13 +39,18 @@
  * Bounds on the loops over the shared header (a peer may write anything
  * there). A read copies at most CFG_READ_TRIES times: each retry means a
  * writer began version s + 2 during the copy, i.e. two versions were
- * published meanwhile; writers that keep doing that for 256 copies in a row
- * make the read -EAGAIN. A retry during which the published version did
+ * published meanwhile; writers that keep doing that for cfg_read_tries()
+ * copies in a row make the read -EAGAIN: 65536 for blobs up to 4 KiB, fewer
+ * for larger ones so that a read never copies more than 256 MiB, and never
+ * fewer than 256. (A reader that a busy writer outruns hundreds of times in
+ * a row is ordinary under a sanitizer or an emulator: the bound is for a
+ * peer that fakes writers, not for writers.) A retry during which the published version did
  * not move at all cannot come from a writer (a writer stores @begin = @seq
  * + 1 after it read @seq): after CFG_STUCK_TRIES of those the header is
  * -EUCLEAN. write_begin() retries its lock CFG_LOCK_TRIES times.
  */
-#define CFG_READ_TRIES	256
+#define CFG_READ_TRIES	65536
+#define CFG_READ_BYTES	(256U << 20)
 #define CFG_STUCK_TRIES	4
 #define CFG_LOCK_TRIES	16
 
@@ -218,15 +223,24 @@ static void copy_in(_Atomic uint64_t *dst, const void *src, size_t n)
 	}
 }
 
+/* How many copies a read may make (see CFG_READ_TRIES): from the capacity */
+static int cfg_read_tries(size_t cap)
+{
+	size_t t = CFG_READ_BYTES / cfg_stride(cap > 64 ? cap : 64);
+
+	return t > CFG_READ_TRIES ? CFG_READ_TRIES : t < 256 ? 256 : (int)t;
+}
+
 SHMPOOL_EXPORT
 int shmpool_config_read(struct shmpool_config *c, void *buf, size_t len,
 			uint64_t *version)
 {
 	uint64_t s, n, b, last = 0;
-	int tries, stuck = 0;
+	int tries, stuck = 0, max_tries;
 
 	if (!c || (!buf && len))
 		return -EINVAL;
+	max_tries = cfg_read_tries(c->cap);
 	for (tries = 0;; tries++) {
 		/* (R1): pairs with (W3) in commit */
 		s = atomic_load_explicit(&c->sh->seq, memory_order_acquire);
@@ -246,7 +260,7 @@ int shmpool_config_read(struct shmpool_config *c, void *buf, size_t len,
 		/* a writer began to overwrite version s: a newer one is out */
 		if (tries && s == last && ++stuck >= CFG_STUCK_TRIES)
 			return -EUCLEAN;	/* ... but none came: no writer did this */
-		if (tries + 1 >= CFG_READ_TRIES)
+		if (tries + 1 >= max_tries)
 			return -EAGAIN;
 		last = s;
 	}

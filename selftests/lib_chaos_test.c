@@ -236,7 +236,12 @@ static int cfg_write(int w, struct shmpool_config *c, uint64_t *rnd)
 static int cfg_check(struct shmpool_config *c, char *why, size_t len)
 {
 	uint64_t buf[CFG_WORDS], ver;
-	int ret = shmpool_config_read(c, buf, sizeof(buf), &ver);
+	int ret, tries = 0;
+
+	/* -EAGAIN: writers outran the read every time; the API says call again */
+	do
+		ret = shmpool_config_read(c, buf, sizeof(buf), &ver);
+	while (ret == -EAGAIN && ++tries < 100);
 
 	if (ret < 0) {
 		snprintf(why, len, "config_read: %d", ret);

@@ -8,7 +8,10 @@
 #define KNOWN_FEATURES	(SHMPOOL_FEAT_NAMED | SHMPOOL_FEAT_CONTIG | \
 			 SHMPOOL_FEAT_INFO | SHMPOOL_FEAT_ACCOUNT | \
 			 SHMPOOL_FEAT_DOORBELL | SHMPOOL_FEAT_NOTIFY | \
-			 SHMPOOL_FEAT_EXEC | SHMPOOL_FEAT_ATTACH)
+			 SHMPOOL_FEAT_EXEC | SHMPOOL_FEAT_ATTACH | \
+			 SHMPOOL_FEAT_DMABUF)
+/* Features that depend on the kernel: huge pfnmap (6.12 with THP) */
+#define KERNEL_FEATURES	SHMPOOL_FEAT_HUGE
 
 FIXTURE(abi) {
 	int fd;			/* O_RDWR scope fd of /dev/shmpool */
@@ -43,7 +46,7 @@ TEST_F(abi, api_reports_version_features_page_size)
 	EXPECT_EQ((__u32)SHMPOOL_NAME_MAX - 1, a->max_name_len);
 	EXPECT_EQ(self->page, a->page_size);
 	/* This ABI's features are all there and nothing unknown is claimed. */
-	EXPECT_EQ(KNOWN_FEATURES, a->features);
+	EXPECT_EQ(KNOWN_FEATURES, a->features & ~(__u64)KERNEL_FEATURES);
 	EXPECT_EQ(0U, a->__reserved);
 	EXPECT_GE(a->max_pool_bytes, (uint64_t)self->page);
 	EXPECT_EQ(0U, a->max_pool_bytes % self->page);
@@ -112,8 +115,8 @@ TEST_F(abi, unknown_ioctl_next_number)
 	int bound = sp_anon_pool(self->page);
 
 	ASSERT_GE(bound, 0);
-	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd, _IO(SHMPOOL_TYPE, SHMPOOL_CMD_DETACH + 1), &a));
-	EXPECT_EQ(-ENOTTY, sp_ioctl(bound, _IO(SHMPOOL_TYPE, SHMPOOL_CMD_DETACH + 1), &a));
+	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd, _IO(SHMPOOL_TYPE, SHMPOOL_CMD_EXPORT_DMABUF + 1), &a));
+	EXPECT_EQ(-ENOTTY, sp_ioctl(bound, _IO(SHMPOOL_TYPE, SHMPOOL_CMD_EXPORT_DMABUF + 1), &a));
 	EXPECT_EQ(-ENOTTY, sp_ioctl(self->fd, _IO(SHMPOOL_TYPE, 0xff), &a));
 	close(bound);
 }
@@ -279,7 +282,7 @@ TEST_F(abi, create_unknown_flags)
 {
 	int bit;
 
-	for (bit = 4; bit < 32; bit++)
+	for (bit = 5; bit < 32; bit++)	/* bit 4: SHMPOOL_CREATE_HUGE */
 		EXPECT_EQ(-EINVAL, sp_create(self->fd, NULL, self->page, 1U << bit,
 					     0600, NULL))
 			TH_LOG("create flags bit %d accepted", bit);
