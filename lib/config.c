@@ -271,18 +271,6 @@ int shmpool_config_read(struct shmpool_config *c, void *buf, size_t len,
 	return n > len ? -EMSGSIZE : (int)n;
 }
 
-/* Has @deadline (absolute CLOCK_MONOTONIC, NULL: never) passed? */
-static bool deadline_passed(const struct timespec *deadline)
-{
-	struct timespec now;
-
-	if (!deadline)
-		return false;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > deadline->tv_sec ||
-	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
-}
-
 /*
  * Has a writer other than @seen (a writer already dead when the wait
  * began) died mid-update? Writers of the caller's own process are not
@@ -324,7 +312,7 @@ int shmpool_config_wait(struct shmpool_config *c, uint64_t since,
 		 * Each time round, the event word moved or we were woken; a
 		 * peer that keeps writing it cannot keep us past the deadline.
 		 */
-		if (deadline_passed(deadline))
+		if (__shmpool_deadline_passed(deadline))
 			return -ETIMEDOUT;
 		/* the event's Dekker pairing: see shmpool_event_prepare_wait() */
 		key = shmpool_event_prepare_wait(&c->sh->changed);

@@ -91,6 +91,8 @@ int __shmpool_ident_claim(_Atomic uint64_t *ident, uint32_t magic,
  */
 bool __shmpool_task_gone(uint32_t id);
 /* The earlier of @deadline (NULL: none) and @ms from now (CLOCK_MONOTONIC, in @ts). */
+/* Has @deadline (absolute CLOCK_MONOTONIC; NULL: never) passed? */
+bool __shmpool_deadline_passed(const struct timespec *deadline);
 const struct timespec *__shmpool_deadline_within(const struct timespec *deadline,
 						 long ms, struct timespec *ts);
 

@@ -881,17 +881,6 @@ static int check_deadline(const struct timespec *deadline)
 	return 0;
 }
 
-static int timed_out(const struct timespec *deadline)
-{
-	struct timespec now;
-
-	if (!deadline)
-		return 0;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > deadline->tv_sec ||
-	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
-}
-
 /*
  * The blocking loop. @ev is the event this side sleeps on, @end the other
  * side's shutdown bit. For a dequeue, shutdown of the producers ends the
@@ -932,7 +921,7 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 			__shmpool_ring_relax();
 			continue;
 		}
-		if (timed_out(deadline))
+		if (__shmpool_deadline_passed(deadline))
 			return -ETIMEDOUT;
 		/*
 		 * About to sleep: only now look at the peers (include/
@@ -977,7 +966,7 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 		 */
 		ret = __shmpool_wait_peer(r->heap->pool, evoff, key, seq, sliced ?
 				__shmpool_deadline_within(deadline, 1, &ts) : deadline);
-		if (ret == -ETIMEDOUT && sliced && !timed_out(deadline))
+		if (ret == -ETIMEDOUT && sliced && !__shmpool_deadline_passed(deadline))
 			ret = 0;	/* only the slice ended */
 		if (ret == -EOWNERDEAD) {
 			/* a peer died (or memfd: a slice ended): look again */

@@ -36,6 +36,17 @@ bool __shmpool_task_gone(uint32_t id)
 	return s && s[1] == ' ' && (s[2] == 'Z' || s[2] == 'X');
 }
 
+bool __shmpool_deadline_passed(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	if (!deadline)
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > deadline->tv_sec ||
+	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
 const struct timespec *__shmpool_deadline_within(const struct timespec *deadline,
 						 long ms, struct timespec *ts)
 {
