@@ -855,7 +855,8 @@ long shmpool_heap_reclaim(struct shmpool_heap *h, unsigned int flags)
  */
 static void heap_geometry(struct heap_priv *hp)
 {
-	uint64_t bytes = hp->pub.pool->size, bitmap_bytes, hstart;
+	uint64_t bytes = hp->pub.pool->size, bitmap_bytes, hstart, slab;
+	size_t i;
 
 	hp->base = heap_base(&hp->pub);
 	hp->nr_chunks = (uint32_t)(bytes >> SLAB_SHIFT);
@@ -871,6 +872,12 @@ static void heap_geometry(struct heap_priv *hp)
 	hp->bitmap = (uint64_t *)(hp->base + hp->bitmap_off);
 	hp->max_free = (hp->end_g - hp->heap_g) / MIN_BLOCK_G + 1;
 	__shmpool_slab_geometry(hp->cls);
+	for (i = 0; i < NR_CLASSES; i++) {
+		slab = (uint64_t)hp->cls[i].slab_mask + 1;
+		hp->slab_room[i] = hp->hi - hp->lo >= slab ? hp->hi - hp->lo - slab + 1 : 0;
+	}
+	for (i = 0; i < sizeof(hp->size_cls); i++)
+		hp->size_cls[i] = (uint8_t)slab_class((i + 1) << GRAN_SHIFT);
 }
 
 /* Lay the heap out in a pool whose state word we own (INIT | our pid). */

@@ -254,6 +254,7 @@ struct cls_info {
 	uint32_t slot_off;	/* slab offset of u32 slot[nobj] */
 	uint32_t obj_off;	/* slab offset of object 0 */
 	uint32_t inv;		/* ceil(2^32 / size): rel * inv >> 32 == rel / size */
+	uint32_t __pad;		/* 32 bytes: the fast paths index by shifting */
 };
 
 /*
@@ -282,6 +283,13 @@ struct heap_priv {
 	uint64_t *bitmap;		/* the block-start bitmap */
 	uint64_t max_free;		/* most free blocks there can be: bounds list walks */
 	struct cls_info cls[NR_CLASSES];
+	/*
+	 * A class-c slab starting at byte s lies inside [lo, hi) if
+	 * s - lo < slab_room[c]: one compare for shmpool_free()'s fast path.
+	 */
+	uint64_t slab_room[NR_CLASSES];
+	/* slab_class() of the sizes 16 * i + 1 .. 16 * (i + 1) */
+	uint8_t size_cls[SHMPOOL_HEAP_SMALL_MAX >> GRAN_SHIFT];
 };
 
 static inline struct heap_priv *heap_priv(struct shmpool_heap *h)

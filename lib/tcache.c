@@ -68,6 +68,7 @@ struct tcache {
 	struct shmpool_heap *_Atomic heap;	/* NULL once the handle closed */
 	unsigned int gen;	/* fork generation the objects belong to */
 	uint16_t owner;		/* our attachment id in that generation */
+	uint32_t cached;	/* owner | SLOT_CACHED: the slot of an object cached here */
 	uint32_t lo_g;		/* the heap area's first granule */
 	uint32_t span[NR_CLASSES];	/* a class-c object at g lies inside if g - lo_g <= span[c] */
 	struct tcache *tnext;	/* this thread's caches */
@@ -305,6 +306,7 @@ static __attribute__((noinline)) struct tcache *tc_find(struct shmpool_heap *h)
 		/* a fork()ed child's copy: its objects are the parent's */
 		tc->gen = fork_gen();
 		tc->owner = owner;
+		tc->cached = owner | SLOT_CACHED;
 		tc_set_limits(h, tc);
 	}
 	if (!tc) {
@@ -326,6 +328,7 @@ static __attribute__((noinline)) struct tcache *tc_find(struct shmpool_heap *h)
 		atomic_store_explicit(&tc->heap, h, memory_order_relaxed);
 		tc->gen = fork_gen();
 		tc->owner = owner;
+		tc->cached = owner | SLOT_CACHED;
 		tc_set_limits(h, tc);
 		tc->tnext = tc_list;
 		tc_list = tc;
@@ -452,14 +455,58 @@ int shmpool_alloc_aligned(struct shmpool_heap *h, size_t size, size_t align,
 	return alloc(h, size, align, off);
 }
 
-SHMPOOL_EXPORT
-int shmpool_alloc(struct shmpool_heap *h, size_t size, uint64_t *off)
+/*
+ * The fast paths of shmpool_alloc() and shmpool_free(): a small object
+ * from or into the thread's last used cache, when that is @h's. They do
+ * what alloc() and free_full() do in that case, with the same checks,
+ * and hand every other case (errors, other heaps, empty or full stacks,
+ * a slot that does not say what we expect, a chunk near the heap's ends)
+ * to those before changing anything, so the full paths start from where
+ * the fast ones found things. Leaves: no frame, the full paths are tail
+ * calls.
+ */
+static __attribute__((noinline)) int alloc_full(struct shmpool_heap *h,
+						size_t size, uint64_t *off)
 {
 	return alloc(h, size, 0, off);
 }
 
 SHMPOOL_EXPORT
-int shmpool_free(struct shmpool_heap *h, uint64_t off)
+int shmpool_alloc(struct shmpool_heap *h, size_t size, uint64_t *off)
+{
+	const struct heap_priv *hp = heap_cpriv(h);
+	struct tcache *tc = tc_hot;
+	const struct cls_info *ci;
+	_Atomic uint32_t *slot;
+	struct slab_ref r;
+	unsigned int c, n;
+	char *slab;
+	uint64_t o;
+
+	if (!h || !off || size - 1 >= SHMPOOL_HEAP_SMALL_MAX || !tc ||
+	    atomic_load_explicit(&tc->heap, memory_order_relaxed) != h)
+		return alloc_full(h, size, off);
+	c = hp->size_cls[(size - 1) >> GRAN_SHIFT];
+	n = tc->n[c];
+	if (!n)
+		return alloc_full(h, size, off);
+	r = tc->obj[c][n - 1];
+	o = (uint64_t)r.g << GRAN_SHIFT;
+	ci = &hp->cls[c];
+	slab = hp->base + (o & ~(uint64_t)ci->slab_mask);
+	slot = (_Atomic uint32_t *)(slab + ci->slot_off) + r.idx;
+	/* relaxed, as in alloc(): still "cached by us", and allocated? */
+	if (atomic_load_explicit(slot, memory_order_relaxed) != tc->cached ||
+	    !(atomic_load_explicit(&((struct slab_hdr *)slab)->bits[r.idx / 64],
+				   memory_order_relaxed) >> (r.idx % 64) & 1))
+		return alloc_full(h, size, off);
+	atomic_store_explicit(slot, tc->owner, memory_order_relaxed);
+	tc->n[c] = (uint8_t)(n - 1);
+	*off = o;
+	return 0;
+}
+
+static __attribute__((noinline)) int free_full(struct shmpool_heap *h, uint64_t off)
 {
 	struct tcache *tc;
 	struct slab_ref r;
@@ -486,6 +533,45 @@ int shmpool_free(struct shmpool_heap *h, uint64_t off)
 		tc->obj[c][tc->n[c]++] = r;
 	else
 		tc_overflow(h, tc, (unsigned int)c, r);
+	return 0;
+}
+
+SHMPOOL_EXPORT
+int shmpool_free(struct shmpool_heap *h, uint64_t off)
+{
+	const struct heap_priv *hp = heap_cpriv(h);
+	struct tcache *tc = tc_hot;
+	uint64_t chunk = off >> SLAB_SHIFT, slab;
+	const struct cls_info *ci;
+	_Atomic uint32_t *slot;
+	uint32_t rel, i, v;
+	unsigned int c, n;
+
+	if (!h || !tc || atomic_load_explicit(&tc->heap, memory_order_relaxed) != h ||
+	    chunk >= hp->nr_chunks)
+		return free_full(h, off);
+	/* acquire: as in slab_locate(), pairs with the release store in refill() */
+	c = atomic_load_explicit(&hp->chunks[chunk], memory_order_acquire) - 1U;
+	if (c >= NR_CLASSES)
+		return free_full(h, off);	/* a general block, or a damaged map */
+	ci = &hp->cls[c];
+	slab = off & ~(uint64_t)ci->slab_mask;
+	rel = ((uint32_t)off & ci->slab_mask) - ci->obj_off;	/* wraps if below */
+	i = (uint32_t)(((uint64_t)rel * ci->inv) >> 32);
+	/* the slab inside the heap area (a peer may write the map), @off at an object */
+	if (slab - hp->lo >= hp->slab_room[c] || i * ci->size != rel || i >= ci->nobj)
+		return free_full(h, off);
+	n = tc->n[c];
+	if (n >= tc->limit[c])
+		return free_full(h, off);
+	slot = (_Atomic uint32_t *)(hp->base + slab + ci->slot_off) + i;
+	/* relaxed, as in slab_claim(): allocated by us, now cached by us */
+	v = tc->owner;
+	if (!atomic_compare_exchange_strong_explicit(slot, &v, tc->cached,
+			memory_order_relaxed, memory_order_relaxed))
+		return free_full(h, off);
+	tc->obj[c][n] = (struct slab_ref){ (uint32_t)(off >> GRAN_SHIFT), i };
+	tc->n[c] = (uint8_t)(n + 1);
 	return 0;
 }
 

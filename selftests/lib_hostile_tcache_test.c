@@ -65,7 +65,7 @@ struct trial {
 
 /* the victim's exit codes: its verdicts */
 enum {
-	V_SETUP = 10, V_ERRNO, V_OUTSIDE, V_OVERLAP, V_CONTENTS, V_CACHE,
+	V_SETUP = 10, V_ERRNO, V_OUTSIDE, V_OVERLAP, V_CONTENTS, V_CACHE, V_EXTRA,
 };
 
 static struct cls_info ci[NR_CLASSES];
@@ -183,7 +183,7 @@ static int peer(struct trial *t, char *base, struct shmpool_heap *h,
 	case CRAFTED:
 		break;
 	}
-	i = (int)hostile_below(s, 9);
+	i = (int)hostile_below(s, 10);
 	if (getenv("HTC_VERBOSE"))
 		fprintf(stderr, "crafted case %d\n", i);
 	switch (i) {
@@ -211,19 +211,38 @@ static int peer(struct trial *t, char *base, struct shmpool_heap *h,
 	case 7:	/* the owner table: our attachment ended (a dead one's id) */
 		atomic_store(&att[me], 0x3ffffff0U - (uint32_t)hostile_below(s, 16));
 		return 1;
-	default:
+	case 8:
 		/*
-		 * The last chunk before the heap area (the general blocks'
-		 * bitmap lies there) "a slab of our class", one "slot" ours:
-		 * then the victim frees that "object"
+		 * The chunk where the heap area starts (it starts in the
+		 * metadata) "a slab of our class": that slab would start
+		 * below the heap area though the "object" lies inside it,
+		 * which shmpool_free()'s fast path must see. Its "slot"
+		 * (in the block bitmap) ours; then the victim frees that
+		 * "object"
 		 */
-		lo = ((uint64_t)((struct heap_hdr *)base)->heap_g << GRAN_SHIFT >> SLAB_SHIFT) - 1;
-		atomic_store(&chunks[lo], (uint8_t)(c + 1));
-		*extra = (lo << SLAB_SHIFT) + ci[c].obj_off +
-			 ci[c].size * hostile_below(s, ci[c].nobj);
+		lo = (uint64_t)((struct heap_hdr *)base)->heap_g << GRAN_SHIFT;
+		hi = slab_at(c, lo) + ci[c].obj_off;	/* object 0 */
+		while (hi < lo)
+			hi += ci[c].size;
+		if (hi >> SLAB_SHIFT != lo >> SLAB_SHIFT || hi > lo + ci[c].size * 4U)
+			break;	/* none in that chunk: the case below instead */
+		atomic_store(&chunks[lo >> SLAB_SHIFT], (uint8_t)(c + 1));
+		*extra = hi;
 		atomic_store(slot_at(base, c, *extra), me);
 		return 2;
 	}
+	/*
+	 * The last chunk before the heap area (the general blocks' bitmap
+	 * lies there) "a slab of our class", one "slot" ours: then the victim
+	 * frees that "object"
+	 */
+	c = slab_class(OBJ);
+	lo = ((uint64_t)((struct heap_hdr *)base)->heap_g << GRAN_SHIFT >> SLAB_SHIFT) - 1;
+	atomic_store(&chunks[lo], (uint8_t)(c + 1));
+	*extra = (lo << SLAB_SHIFT) + ci[c].obj_off +
+		 ci[c].size * hostile_below(s, ci[c].nobj);
+	atomic_store(slot_at(base, c, *extra), me);
+	return 2;
 }
 
 static int victim(void *arg)
@@ -266,8 +285,19 @@ static int victim(void *arg)
 			return V_ERRNO;
 	}
 	if (todo == 2) {
+		/*
+		 * An "object" of a slab that would not lie inside the heap
+		 * area, freed while the cache has room for it
+		 */
+		uint64_t room;
+		int r = shmpool_alloc(h, OBJ, &room);
+
+		if (r && r != -EUCLEAN)
+			return V_ERRNO;
 		ret = shmpool_free(h, extra);
-		if (ret && ret != -EINVAL && ret != -EUCLEAN)
+		if (ret != -EUCLEAN)
+			return V_EXTRA;
+		if (!r && shmpool_free(h, room))
 			return V_ERRNO;
 	}
 
