@@ -181,21 +181,29 @@ static inline int kill_midway(void (*work)(void *arg, _Atomic uint64_t *progress
 }
 
 /* State letter of thread/process @tid from /proc ('S' asleep), or '?' */
+/* Read the start of the small file @path into @buf, NUL-terminated: 0, or -1. */
+static inline int read_small(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return 0;
+}
+
 static inline char task_state(pid_t tid)
 {
 	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (read_small(path, buf, sizeof(buf)))
 		return '?';
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return '?';
-	buf[n] = '\0';
 	p = strrchr(buf, ')');
 	return p && p[1] == ' ' ? p[2] : '?';
 }
@@ -311,17 +319,10 @@ static inline int attachments_exact(struct shmpool *p)
 /* A process id that no process of our namespace has now, near pid_max. */
 static inline pid_t unused_pid(void)
 {
-	char buf[32] = "";
-	ssize_t n;
+	char buf[32];
 	pid_t pid;
-	int fd;
 
-	fd = open("/proc/sys/kernel/pid_max", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
+	if (read_small("/proc/sys/kernel/pid_max", buf, sizeof(buf)))
 		return -1;
 	for (pid = (pid_t)atoi(buf) - 2; pid > 300; pid--)
 		if (kill(pid, 0) && errno == ESRCH)
@@ -425,17 +426,9 @@ static inline int pidns_join(pid_t a)
 static inline int in_vm_lane(void)
 {
 	char buf[4096];
-	ssize_t n;
-	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	return strstr(buf, "spnonce=") != NULL;
+	return !read_small("/proc/cmdline", buf, sizeof(buf)) &&
+	       strstr(buf, "spnonce=") != NULL;
 }
 
 #endif /* SHMPOOL_LIB_TEST_H */
