@@ -285,7 +285,7 @@ struct heap_priv {
 	struct cls_info cls[NR_CLASSES];
 	/*
 	 * A class-c slab starting at byte s lies inside [lo, hi) if
-	 * s - lo < slab_room[c]: one compare for shmpool_free()'s fast path.
+	 * s - lo < slab_room[c]: one compare (slab_locate()).
 	 */
 	uint64_t slab_room[NR_CLASSES];
 	/* slab_class() of the sizes 16 * i + 1 .. 16 * (i + 1) */
@@ -379,13 +379,10 @@ static inline int slab_locate(struct shmpool_heap *h, uint64_t off, uint32_t *id
 		return -EUCLEAN;
 	ci = &hp->cls[k - 1];
 	/* a map byte a peer wrote over the metadata or the sentinel */
-	if ((off & ~(uint64_t)ci->slab_mask) < hp->lo ||
-	    (off | ci->slab_mask) >= hp->hi)
+	if ((off & ~(uint64_t)ci->slab_mask) - hp->lo >= hp->slab_room[k - 1])
 		return -EUCLEAN;
-	rel = (uint32_t)off & ci->slab_mask;
-	if (rel < ci->obj_off)
-		return -EINVAL;
-	rel -= ci->obj_off;
+	/* below object 0 wraps around to an index past the last object */
+	rel = ((uint32_t)off & ci->slab_mask) - ci->obj_off;
 	i = (uint32_t)(((uint64_t)rel * ci->inv) >> 32);
 	if (i * ci->size != rel || i >= ci->nobj)
 		return -EINVAL;

@@ -460,10 +460,12 @@ int shmpool_alloc_aligned(struct shmpool_heap *h, size_t size, size_t align,
  * from or into the thread's last used cache, when that is @h's. They do
  * what alloc() and free_full() do in that case, with the same checks,
  * and hand every other case (errors, other heaps, empty or full stacks,
- * a slot that does not say what we expect, a chunk near the heap's ends)
- * to those before changing anything, so the full paths start from where
- * the fast ones found things. Leaves: no frame, the full paths are tail
- * calls.
+ * a slot that does not say what we expect) to those before changing
+ * anything, so the full paths start from where the fast ones found
+ * things. Leaves: no frame, the full paths are tail calls. shmpool_free()
+ * repeats slab_locate() and slab_claim()'s first guess inline rather than
+ * calling them: calling them costs 15 more instructions per free (83
+ * against 68), as they derive the class's geometry again.
  */
 static __attribute__((noinline)) int alloc_full(struct shmpool_heap *h,
 						size_t size, uint64_t *off)
