@@ -523,7 +523,7 @@ long __shmpool_slab_sweep(struct shmpool_heap *h)
 	struct heap_hdr *hh = heap_hdr(h);
 	uint64_t *seen, chunk, top, o, off, w;
 	_Atomic uint32_t *last, *slots;
-	uint32_t idx = 0, i, first;
+	uint32_t idx = 0, i, first, v;
 	const struct cls_info *ci;
 	unsigned int c;
 	long n = 0;
@@ -562,6 +562,16 @@ long __shmpool_slab_sweep(struct shmpool_heap *h)
 			o = off + ci->obj_off + (uint64_t)i * ci->size;
 			if (w >> (i % 64) & 1 ||
 			    seen[(o >> GRAN_SHIFT) / 64] >> ((o >> GRAN_SHIFT) % 64) & 1)
+				continue;
+			/*
+			 * Its slot says someone holds it: no batch leaves that
+			 * with the bit clear (a take sets "cached" first, a give
+			 * clears the bit of a cached one), so a peer cleared
+			 * the bit; a thread cache hands out what its slot says
+			 * is cached by it without looking at the bit. Leave it.
+			 */
+			v = atomic_load_explicit(&slots[i], memory_order_relaxed);
+			if (v && v < NR_ATTACH)
 				continue;
 			/* free, on no list: a batch or a refill cut short */
 			chain_add(&first, &last, o, &slots[i]);

@@ -14,7 +14,9 @@
  *            (slot a link, a link to itself, or "cached by us"), its slot
  *            made free / allocated / another's, the owner table saying we
  *            are dead (then a reclaim), the chunk map making a chunk of
- *            the pool's metadata a slab (then a free there)
+ *            the pool's metadata a slab (then a free there), its
+ *            allocation bit cleared (then the victim holds it and sweeps
+ *            up stranded objects)
  * (the victim writes them itself through its mapping: to the library that
  * is the same as another process writing, and it lets them land while the
  * cache is warm). Then the victim allocates, frees, flushes, reclaims and
@@ -183,7 +185,7 @@ static int peer(struct trial *t, char *base, struct shmpool_heap *h,
 	case CRAFTED:
 		break;
 	}
-	i = (int)hostile_below(s, 10);
+	i = (int)hostile_below(s, 11);
 	if (getenv("HTC_VERBOSE"))
 		fprintf(stderr, "crafted case %d\n", i);
 	switch (i) {
@@ -211,6 +213,14 @@ static int peer(struct trial *t, char *base, struct shmpool_heap *h,
 	case 7:	/* the owner table: our attachment ended (a dead one's id) */
 		atomic_store(&att[me], 0x3ffffff0U - (uint32_t)hostile_below(s, 16));
 		return 1;
+	case 9:
+		/*
+		 * Its allocation bit cleared while it is cached: the victim
+		 * may hand it out (its slot still says "cached by us"), and a
+		 * stranded-object sweep must then not list it under its holder
+		 */
+		clear_bit(base, c, x);
+		return 3;
 	case 8:
 		/*
 		 * The chunk where the heap area starts (it starts in the
@@ -245,10 +255,34 @@ static int peer(struct trial *t, char *base, struct shmpool_heap *h,
 	return 2;
 }
 
+/*
+ * Allocate one object and hold it (filled) in @held[*@n]: 0, also when the
+ * heap said -EUCLEAN or -ENOMEM (nothing held), else the verdict. @lo, @hi:
+ * the heap area.
+ */
+static int hold_one(struct shmpool_heap *h, char *base, uint64_t lo, uint64_t hi,
+		    struct blockref *held, int *n)
+{
+	uint64_t off;
+	int ret = shmpool_alloc(h, OBJ, &off);
+
+	if (ret == -EUCLEAN || ret == -ENOMEM)
+		return 0;
+	if (ret)
+		return V_ERRNO;
+	if (off < lo || off + OBJ > hi)
+		return V_OUTSIDE;
+	if (overlaps(held, *n, off, OBJ))
+		return V_OVERLAP;
+	held[*n] = (struct blockref){ off, OBJ, (unsigned char)(0x80 + *n), false };
+	fill(base, &held[(*n)++]);
+	return 0;
+}
+
 static int victim(void *arg)
 {
 	struct trial *t = arg;
-	struct blockref held[NHELD + NNEW * 2] = { 0 };
+	struct blockref held[NHELD + NWARM + NNEW * 2] = { 0 };
 	uint64_t cached[NWARM], off, lo, hi, extra = 0;
 	struct shmpool_heap *h;
 	struct heap_hdr *hh;
@@ -284,6 +318,18 @@ static int victim(void *arg)
 		if (r < 0 && r != -EUCLEAN)
 			return V_ERRNO;
 	}
+	if (todo == 3) {
+		/*
+		 * Hold every cached object, then sweep (nobody else
+		 * allocates): the allocations below must not get them again
+		 */
+		for (i = 0; i < NWARM; i++)
+			if ((ret = hold_one(h, base, lo, hi, held, &n)))
+				return ret;
+		ret = (int)shmpool_heap_reclaim(h, SHMPOOL_RECLAIM_STRANDED);
+		if (ret < 0 && ret != -EUCLEAN)
+			return V_ERRNO;
+	}
 	if (todo == 2) {
 		/*
 		 * An "object" of a slab that would not lie inside the heap
@@ -304,19 +350,9 @@ static int victim(void *arg)
 	for (int round = 0; round < 2; round++) {
 		int first = n;
 
-		for (i = 0; i < NNEW; i++) {
-			ret = shmpool_alloc(h, OBJ, &off);
-			if (ret == -EUCLEAN || ret == -ENOMEM)
-				continue;
-			if (ret)
-				return V_ERRNO;
-			if (off < lo || off + OBJ > hi)
-				return V_OUTSIDE;
-			if (overlaps(held, n, off, OBJ))
-				return V_OVERLAP;
-			held[n] = (struct blockref){ off, OBJ, (unsigned char)(0x80 + n), false };
-			fill(base, &held[n++]);
-		}
+		for (i = 0; i < NNEW; i++)
+			if ((ret = hold_one(h, base, lo, hi, held, &n)))
+				return ret;
 		/* give half of this round's back, then flush and reclaim */
 		for (i = first; i < n; i += 2) {
 			ret = shmpool_free(h, held[i].off);
