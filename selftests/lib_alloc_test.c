@@ -1566,6 +1566,65 @@ TEST_F(alloc, free_interior_general)
 	expect_bad_free(_metadata, self->h, off - 16, -EINVAL);
 }
 
+/*
+ * A peer forges a free block over a block we hold: the first block (1 MiB)
+ * freed, its header and its successor's previous size rewritten to what
+ * they would be had the held 9000-byte block after it been freed and
+ * merged (the headers such a merge writes, taken from a real one), so
+ * that its check words, list and links all hold. Only the block-start
+ * bitmap still says the held block is there: an allocation that would
+ * take the forged block over it is -EUCLEAN, for a held block whose start
+ * falls in the last bitmap word of what would be handed out (@span 0) and
+ * in a word between the ends (@span 1: the summary's bit of that word).
+ */
+static void forged_free_over_held(struct __test_metadata *_metadata,
+				  struct shmpool_heap *h, int span)
+{
+	uint64_t x, l, y, want;
+	unsigned char merged[16], succ[16];
+	struct shmpool_heap_stats st;
+	unsigned char *p;
+	size_t i;
+
+	ASSERT_EQ(0, shmpool_alloc(h, 1U << 20, &x));
+	ASSERT_EQ(0, shmpool_alloc(h, 9000, &l));
+	ASSERT_EQ(0, shmpool_heap_stats(h, &st));
+	ASSERT_EQ(0, shmpool_alloc(h, st.largest_free, &y));
+	ASSERT_EQ(l, x + (1U << 20) + 16);
+	ASSERT_EQ(y, l + 9008 + 16);
+	/* the headers of the two merged and of the next block, as a merge writes them */
+	ASSERT_EQ(0, shmpool_free(h, x));
+	ASSERT_EQ(0, shmpool_free(h, l));
+	memcpy(merged, shmpool_heap_ptr(h, x - 16, 16), 16);
+	memcpy(succ, shmpool_heap_ptr(h, y - 16, 16), 16);
+	ASSERT_EQ(0, shmpool_alloc(h, 1U << 20, &x));
+	ASSERT_EQ(0, shmpool_alloc(h, 9000, &l));
+	ASSERT_EQ(x + (1U << 20) + 16, l);
+	p = shmpool_heap_ptr(h, l, 9000);
+	memset(p, 0x5a, 9000);
+	ASSERT_EQ(0, shmpool_free(h, x));
+	/* the peer's writes */
+	memcpy(shmpool_heap_ptr(h, x - 16, 16), merged, 16);
+	memcpy(shmpool_heap_ptr(h, y - 16, 16), succ, 16);
+
+	want = span ? y - x - 16 : (1U << 20) + 16;	/* up to the held block's header */
+	EXPECT_EQ(-EUCLEAN, shmpool_alloc(h, want, &x));
+	for (i = 0; i < 9000; i++)
+		if (p[i] != 0x5a)
+			break;
+	EXPECT_EQ(9000U, i) TH_LOG("the held block changed at byte %zu", i);
+}
+
+TEST_F(alloc, forged_free_block_over_held_end)
+{
+	forged_free_over_held(_metadata, self->h, 0);
+}
+
+TEST_F(alloc, forged_free_block_over_held_between)
+{
+	forged_free_over_held(_metadata, self->h, 1);
+}
+
 TEST_F(alloc, free_interior_small)
 {
 	uint64_t off;
