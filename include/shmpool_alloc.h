@@ -43,7 +43,8 @@
  *   coalescing. Overhead per block: a 16-byte header, rounding up to 16
  *   bytes, and 1 bit of the block-start bitmap; alignments above 16 cost up
  *   to the alignment in a split-off free block.
- * - fixed: the layout's metadata, about 20 KiB + pool/128 + pool/16384.
+ * - fixed: the layout's metadata, about 20 KiB + pool/128 + pool/8192 +
+ *   pool/16384.
  *
  * Validation: every free is checked against the block-start bitmap (general
  * blocks) or the slab's allocation bitmap (small objects) before anything is

@@ -217,19 +217,35 @@ static bool bit_test(struct shmpool_heap *h, uint32_t g)
 	return heap_bitmap(h)[g / 64] >> (g % 64) & 1;
 }
 
-/* No block starts in granules [@g, @g + @n) (@n > 0) and no slab covers them. */
+/* Bits [@a, @b] of @map (@a <= @b): not 0 if any is set. */
+static inline __attribute__((always_inline)) uint64_t
+bits_any(const uint64_t *map, uint64_t a, uint64_t b)
+{
+	uint64_t w, last = b / 64, acc = map[a / 64] & (~0ULL << (a % 64));
+
+	if (a / 64 == last)
+		return acc & (~0ULL >> (63 - b % 64));
+	for (w = a / 64 + 1; w < last; w++)
+		acc |= map[w];
+	return acc | (map[last] & (~0ULL >> (63 - b % 64)));
+}
+
+/*
+ * No block starts in granules [@g, @g + @n) (@n > 0) and no slab covers
+ * them: the bitmap's words at both ends, the summary's bits for the words
+ * between (a peer that clears those could as well clear the bitmap).
+ */
 static bool range_unused(struct shmpool_heap *h, uint32_t g, uint32_t n)
 {
 	const uint64_t *bm = heap_bitmap(h);
-	uint64_t end = (uint64_t)g + n, c, c_end, w, first = g / 64, last = (end - 1) / 64;
-	uint64_t acc = bm[first] >> (g % 64);
+	uint64_t end = (uint64_t)g + n, c, c_end, first = g / 64, last = (end - 1) / 64;
+	uint64_t acc;
 
-	if (first == last) {
-		acc &= ~0ULL >> (63 - (end - 1 - g));
+	if (last - first < 2) {
+		acc = bits_any(bm, g, end - 1);
 	} else {
-		for (w = first + 1; w < last; w++)
-			acc |= bm[w];
-		acc |= bm[last] & (~0ULL >> (63 - (end - 1) % 64));
+		acc = bits_any(bm, g, first * 64 + 63) | bits_any(bm, last * 64, end - 1) |
+		      bits_any(heap_priv(h)->summary, first + 1, last - 1);
 	}
 	if (acc)
 		return false;
@@ -248,14 +264,17 @@ static bool free_ok(struct shmpool_heap *h, uint32_t g)
 	       !bit_test(h, g);
 }
 
+/* the bitmap and its summary; a repair rebuilds both from the headers */
 static void bit_set(struct shmpool_heap *h, uint32_t g)
 {
 	heap_bitmap(h)[g / 64] |= 1ULL << (g % 64);
+	heap_priv(h)->summary[g / 4096] |= 1ULL << (g / 64 % 64);
 }
 
 static void bit_clear(struct shmpool_heap *h, uint32_t g)
 {
-	heap_bitmap(h)[g / 64] &= ~(1ULL << (g % 64));
+	if (!(heap_bitmap(h)[g / 64] &= ~(1ULL << (g % 64))))
+		heap_priv(h)->summary[g / 4096] &= ~(1ULL << (g / 64 % 64));
 }
 
 /* ---- TLSF lists ------------------------------------------------------------------ */
@@ -646,7 +665,8 @@ static int heap_repair(struct shmpool_heap *h)
 	memset(hh->heads, 0, sizeof(hh->heads));
 	hh->free_g = hh->nr_free = hh->nr_used = 0;
 	hh->nr_slabs = hh->nr_named = 0;
-	memset(heap_bitmap(h), 0, ((h->pool->size >> GRAN_SHIFT) + 63) / 64 * 8);
+	memset(heap_bitmap(h), 0, heap_priv(h)->bitmap_words * 8);
+	memset(heap_priv(h)->summary, 0, (heap_priv(h)->bitmap_words + 63) / 64 * 8);
 
 	/* @run: the free block being grown by its free successors, or 0 */
 	for (g = heap_priv(h)->heap_g; g < heap_priv(h)->end_g; g += size) {
@@ -862,7 +882,8 @@ static void heap_geometry(struct heap_priv *hp)
 	hp->nr_chunks = (uint32_t)(bytes >> SLAB_SHIFT);
 	hp->chunk_off = DIR_OFF + NR_DIR * sizeof(struct dir_ent);
 	hp->bitmap_off = (hp->chunk_off + hp->nr_chunks + 63) & ~63ULL;
-	bitmap_bytes = ((bytes >> GRAN_SHIFT) + 63) / 64 * 8;
+	hp->bitmap_words = ((bytes >> GRAN_SHIFT) + 63) / 64;
+	bitmap_bytes = hp->bitmap_words * 8 + (hp->bitmap_words + 63) / 64 * 8;
 	hstart = (hp->bitmap_off + bitmap_bytes + GRAN - 1) & ~(uint64_t)(GRAN - 1);
 	hp->heap_g = (uint32_t)(hstart >> GRAN_SHIFT);
 	hp->end_g = (uint32_t)(bytes >> GRAN_SHIFT) - 1;
@@ -870,6 +891,7 @@ static void heap_geometry(struct heap_priv *hp)
 	hp->hi = (uint64_t)hp->end_g << GRAN_SHIFT;
 	hp->chunks = (_Atomic uint8_t *)(hp->base + hp->chunk_off);
 	hp->bitmap = (uint64_t *)(hp->base + hp->bitmap_off);
+	hp->summary = hp->bitmap + hp->bitmap_words;
 	hp->max_free = (hp->end_g - hp->heap_g) / MIN_BLOCK_G + 1;
 	__shmpool_slab_geometry(hp->cls);
 	for (i = 0; i < NR_CLASSES; i++) {
@@ -1318,8 +1340,16 @@ static int check_locked(struct shmpool_heap *h, char *msg, size_t len)
 		FAIL("heap end at 0x%llx: walk ends at 0x%llx or bad sentinel",
 		     (unsigned long long)heap_priv(h)->end_g << GRAN_SHIFT,
 		     (unsigned long long)g << GRAN_SHIFT);
-	for (i = 0; i < (int)((h->pool->size >> GRAN_SHIFT) + 63) / 64; i++)
+	for (i = 0; i < (int)heap_priv(h)->bitmap_words; i++) {
 		nbits += (uint64_t)__builtin_popcountll(heap_bitmap(h)[i]);
+		if (!heap_bitmap(h)[i] != !(heap_priv(h)->summary[i / 64] >> (i % 64) & 1))
+			FAIL("bitmap summary: bit %d says %d, the word is 0x%llx", i,
+			     (int)(heap_priv(h)->summary[i / 64] >> (i % 64) & 1),
+			     (unsigned long long)heap_bitmap(h)[i]);
+	}
+	if (heap_priv(h)->bitmap_words % 64 &&
+	    heap_priv(h)->summary[heap_priv(h)->bitmap_words / 64] >> (heap_priv(h)->bitmap_words % 64))
+		FAIL("bitmap summary: bits past the bitmap's last word");
 	if (nbits != nused)
 		FAIL("bitmap: %llu block starts marked, %llu allocated blocks",
 		     (unsigned long long)nbits, (unsigned long long)nused);

@@ -14,6 +14,9 @@
  *			covering that 16 KiB chunk (a 64 KiB slab covers four)
  *	bitmap_off	u64 bits[]: one bit per 16-byte granule of the pool,
  *			set at the header of each allocated general block
+ *	(after it)	u64 sum[]: one bit per word of bits[], set while
+ *			that word is not 0 (so that proving a long run of
+ *			granules free reads one bit per 1 KiB of it)
  *	heap_g * 16	blocks ... sentinel (end_g)
  *
  * Block (all sizes and links in 16-byte granules, so u32 covers 64 GiB):
@@ -22,7 +25,7 @@
  *			a free block's payload starts with its list links
  *
  * Locking: everything in heap_hdr from @lock down to @cls is protected by
- * @lock, as are the bitmap, every block header and free block, the
+ * @lock, as are the bitmap and its summary, every block header and free block, the
  * directory, and the owner table's releases (an id is claimed with a CAS,
  * so opening takes no lock; it is given back to 0 only under @lock, after
  * what it owned was relabelled, see heap_release()). The small classes' heads, slab
@@ -42,7 +45,7 @@
 #include "shmpool_sync.h"
 
 #define HEAP_MAGIC	0x50414548U	/* "HEAP" */
-#define HEAP_VERSION	3U	/* 2: classes up to 8 KiB, cached objects; 3: owners are pool attachments */
+#define HEAP_VERSION	4U	/* 2: classes up to 8 KiB, cached objects; 3: owners are pool attachments; 4: bitmap summary */
 
 /* the state word at offset 0 (a doorbell word) */
 #define HEAP_STATE_READY	1U
@@ -141,6 +144,8 @@ struct heap_hdr {
 _Static_assert(sizeof(struct heap_hdr) <= ATTACH_OFF, "heap header too big");
 /* lib_alloc_test.c reaches the heap mutex there to play a dying holder */
 _Static_assert(offsetof(struct heap_hdr, lock) == 56, "heap mutex moved");
+/* and the bitmap's offset there, to find the bitmap's summary after it */
+_Static_assert(offsetof(struct heap_hdr, bitmap_off) == 32, "bitmap offset moved");
 
 struct dir_ent {
 	char name[SHMPOOL_OBJ_NAME_MAX];
@@ -281,6 +286,8 @@ struct heap_priv {
 	uint64_t chunk_off;
 	uint64_t bitmap_off;
 	uint64_t *bitmap;		/* the block-start bitmap */
+	uint64_t *summary;		/* its summary: bit w says bitmap[w] != 0 */
+	uint64_t bitmap_words;
 	uint64_t max_free;		/* most free blocks there can be: bounds list walks */
 	struct cls_info cls[NR_CLASSES];
 	/*

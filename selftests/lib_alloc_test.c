@@ -1750,6 +1750,38 @@ TEST_F(alloc, overrun_is_reported)
 	EXPECT_EQ(-EUCLEAN, shmpool_free(self->h, a));	/* its neighbour is damaged */
 }
 
+/* The block-start bitmap's offset: offset 32 of the layout (lib/heap.h asserts it). */
+#define HEAP_BITMAP_OFF_OFF	32
+
+/*
+ * The bitmap's summary (a bit per bitmap word, right after the bitmap)
+ * must agree with the bitmap: a bit set over a word of no block start, and
+ * a bit cleared over a held block's start, are each reported.
+ */
+TEST_F(alloc, bitmap_summary_lie_is_reported)
+{
+	uint64_t off, g, bitmap_off, *sum, bit;
+	char msg[MSG_LEN];
+	int lie;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 9000, &off));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	memcpy(&bitmap_off, shmpool_heap_ptr(self->h, HEAP_BITMAP_OFF_OFF, 8), 8);
+	sum = shmpool_heap_ptr(self->h, bitmap_off + (POOL_BYTES / 16 + 63) / 64 * 8, 8);
+	ASSERT_NE(NULL, sum);
+	for (lie = 0; lie < 2; lie++) {
+		/* the held block's header's word; the last word (the sentinel's, never set) */
+		g = lie ? off / 16 - 1 : POOL_BYTES / 16 - 1;
+		bit = 1ULL << (g / 64 % 64);
+		EXPECT_EQ(lie ? bit : 0, sum[g / 4096] & bit);
+		sum[g / 4096] ^= bit;
+		EXPECT_EQ(-EUCLEAN, shmpool_heap_check(self->h, 0, msg, sizeof(msg)));
+		EXPECT_NE(NULL, strstr(msg, "bitmap summary")) TH_LOG("message: %s", msg);
+		sum[g / 4096] ^= bit;
+		EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	}
+}
+
 /* A damaged slab header is reported with the slab's offset. */
 TEST_F(alloc, damaged_slab_is_reported)
 {
