@@ -652,6 +652,22 @@ static void claim_now(struct shmpool_ring *r, unsigned int side)
  * untracked)? A side nobody ever worked, or whose handles were closed, is
  * not dead: a blocked call waits for a new one.
  */
+/*
+ * Is @o, just read from @owner, a dead owner? Its attachment ended, and
+ * @owner still names it: a handle clears its owner field when it closes,
+ * before its process can end, so a field cleared (or taken) meanwhile was
+ * a clean close, not a death. Without that second look, a handle that
+ * closed and exited between our load and alive() passed for dead.
+ */
+static bool owner_dead(const struct shmpool_ring *r, _Atomic uint32_t *owner,
+		       uint32_t o)
+{
+	if (!o || alive(r, o))
+		return false;
+	/* acquire: pairs with the release that cleared it in unclaim() */
+	return atomic_load_explicit(owner, memory_order_acquire) == o;
+}
+
 static bool peer_dead(const struct shmpool_ring *r, unsigned int side)
 {
 	struct __shmpool_ring_ht *ht = side_ht(r, side);
@@ -660,7 +676,7 @@ static bool peer_dead(const struct shmpool_ring *r, unsigned int side)
 	if (r->type != SHMPOOL_RING_MPMC) {
 		/* acquire: pairs with the release in __shmpool_ring_claim() */
 		o = atomic_load_explicit(&ht->owner, memory_order_acquire);
-		return o && !alive(r, o);
+		return owner_dead(r, &ht->owner, o);
 	}
 	if (atomic_load_explicit(&ht->untracked, memory_order_relaxed))
 		return false;
@@ -668,7 +684,7 @@ static bool peer_dead(const struct shmpool_ring *r, unsigned int side)
 		o = atomic_load_explicit(&ht->rec[i].owner, memory_order_acquire);
 		if (!o)
 			continue;
-		if (alive(r, o))
+		if (!owner_dead(r, &ht->rec[i].owner, o))
 			return false;
 		seen++;
 	}

@@ -1873,6 +1873,95 @@ TEST_F_TIMEOUT(ring, var_consumer_killed_blocked_producer_econnreset, 60)
 	peer_killed(_metadata, self->h, self->name, SHMPOOL_RING_VAR, 0);
 }
 
+/* a producer that sends *moved once, closes its handle and leaves */
+static int one_shot_sender(void *arg)
+{
+	struct death *d = arg;
+	struct shmpool_ring *r;
+	uint64_t v = (uint64_t)*d->moved;
+
+	if (shmpool_ring_open(d->h, d->name, d->type, 8, &r))
+		return 2;
+	if (death_call(r, d->type, 1, &v, NULL) != 1)
+		return 3;
+	shmpool_ring_close(r);
+	return 0;
+}
+
+#define ONE_SHOT_SENDERS	64
+
+/* the consumer: ONE_SHOT_SENDERS elements, 0, 1, ... in order; its error in *ret */
+static int one_shot_receiver(void *arg)
+{
+	struct death *d = arg;
+	struct shmpool_ring *r;
+	struct timespec dl;
+	uint64_t k, v;
+	int ret;
+
+	if (shmpool_ring_open(d->h, d->name, d->type, 8, &r))
+		return 2;
+	for (k = 0; k < ONE_SHOT_SENDERS; k++) {
+		dl = after_ms(DEATH_WAIT_MS);
+		ret = death_call(r, d->type, 0, &v, &dl);
+		if (ret != 1 || v != k) {
+			*d->ret = ret;
+			return 3;
+		}
+	}
+	shmpool_ring_close(r);
+	return 0;
+}
+
+/*
+ * Producers one after another, each sending one element, closing its
+ * handle and exiting, while a consumer waits for the next element: it is
+ * blocked on an empty ring, looking at the producer side, just as each one
+ * closes and exits. A producer that closed its handle went away; it did
+ * not die. The consumer must wait for the next one, never -ECONNRESET
+ * (the side's owner read, then the owner closed and exited before its
+ * liveness was looked at, passed for dead).
+ */
+static void closed_sender_not_dead(struct __test_metadata *_metadata,
+				   struct shmpool_heap *h, const char *name,
+				   uint32_t type)
+{
+	struct shmpool_ring *r;
+	_Atomic int32_t *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct death d = { h, name, type, sh, sh + 1 };
+	pid_t cons;
+	int k;
+
+	ASSERT_NE(MAP_FAILED, (void *)sh);
+	ASSERT_EQ(1, shmpool_ring_create(h, name, type,
+					 type == SHMPOOL_RING_VAR ? 1024 : 32, 8, 0, &r));
+	*sh = 1;
+	cons = spawn(one_shot_receiver, &d);
+	for (k = 0; k < ONE_SHOT_SENDERS; k++) {
+		*d.moved = k;
+		ASSERT_EQ(0, reap(spawn(one_shot_sender, &d)));
+	}
+	EXPECT_EQ(0, reap(cons)) TH_LOG("the consumer's call returned %d", (int)*sh);
+	shmpool_ring_close(r);
+	munmap((void *)sh, 4096);
+}
+
+TEST_F_TIMEOUT(ring, spsc_closed_producer_is_not_dead, 60)
+{
+	closed_sender_not_dead(_metadata, self->h, self->name, SHMPOOL_RING_SPSC);
+}
+
+TEST_F_TIMEOUT(ring, mpmc_closed_producer_is_not_dead, 60)
+{
+	closed_sender_not_dead(_metadata, self->h, self->name, SHMPOOL_RING_MPMC);
+}
+
+TEST_F_TIMEOUT(ring, var_closed_producer_is_not_dead, 60)
+{
+	closed_sender_not_dead(_metadata, self->h, self->name, SHMPOOL_RING_VAR);
+}
+
 /* a producer that sends @first .. @first + 9, then waits to be killed */
 static int takeover_sender(void *arg)
 {
