@@ -45,7 +45,7 @@
 #include "shmpool_sync.h"
 
 #define HEAP_MAGIC	0x50414548U	/* "HEAP" */
-#define HEAP_VERSION	4U	/* 2: classes up to 8 KiB, cached objects; 3: owners are pool attachments; 4: bitmap summary */
+#define HEAP_VERSION	5U	/* 2: classes up to 8 KiB, cached objects; 3: owners are pool attachments; 4: bitmap summary; 5: check word */
 
 /* the state word at offset 0 (a doorbell word) */
 #define HEAP_STATE_READY	1U

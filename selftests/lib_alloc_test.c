@@ -1625,6 +1625,70 @@ TEST_F(alloc, forged_free_block_over_held_between)
 	forged_free_over_held(_metadata, self->h, 1);
 }
 
+/*
+ * The check word covers every bit of the header's fields: each of the 96
+ * bits of a held block's size, previous size, owner and flags flipped in
+ * turn makes its free -EUCLEAN and changes nothing; put back, the block
+ * frees.
+ */
+TEST_F(alloc, header_bit_flip_is_unclean)
+{
+	struct shmpool_heap_stats a, b;
+	uint64_t x, y, z;
+	unsigned char *hdr;
+	unsigned int bit;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 9000, &x));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 9000, &y));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 9000, &z));
+	hdr = shmpool_heap_ptr(self->h, y - 16, 16);
+	ASSERT_NE(NULL, hdr);
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &a));
+	for (bit = 0; bit < 96; bit++) {
+		hdr[bit / 8] ^= (unsigned char)(1U << bit % 8);
+		EXPECT_EQ(-EUCLEAN, shmpool_free(self->h, y)) TH_LOG("bit %u", bit);
+		hdr[bit / 8] ^= (unsigned char)(1U << bit % 8);
+		ASSERT_EQ(0, shmpool_heap_stats(self->h, &b));
+		EXPECT_EQ(0, memcmp(&a, &b, sizeof(a))) TH_LOG("bit %u changed the heap", bit);
+	}
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	EXPECT_EQ(0, shmpool_free(self->h, y));
+	EXPECT_EQ(0, shmpool_free(self->h, x));
+	EXPECT_EQ(0, shmpool_free(self->h, z));
+}
+
+/*
+ * It also covers where the header lies: the second of three equal held
+ * blocks has the same size, previous size, owner and flags as the third,
+ * yet its header copied over the third's makes the third's free -EUCLEAN.
+ */
+TEST_F(alloc, header_copied_elsewhere_is_unclean)
+{
+	uint64_t x, y, z, w;
+	unsigned char save[16];
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 9000, &x));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 9000, &y));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 9000, &z));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 9000, &w));
+	ASSERT_EQ(y + 9024, z);
+	/* the fields agree, only the check words differ */
+	ASSERT_EQ(0, memcmp(shmpool_heap_ptr(self->h, y - 16, 12),
+			    shmpool_heap_ptr(self->h, z - 16, 12), 12));
+	memcpy(save, shmpool_heap_ptr(self->h, z - 16, 16), 16);
+	memcpy(shmpool_heap_ptr(self->h, z - 16, 16),
+	       shmpool_heap_ptr(self->h, y - 16, 16), 16);
+	EXPECT_EQ(-EUCLEAN, shmpool_free(self->h, z));
+	/* and the freeing of its neighbours, which would merge with it */
+	EXPECT_EQ(-EUCLEAN, shmpool_free(self->h, w));
+	memcpy(shmpool_heap_ptr(self->h, z - 16, 16), save, 16);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	EXPECT_EQ(0, shmpool_free(self->h, z));
+	EXPECT_EQ(0, shmpool_free(self->h, w));
+	EXPECT_EQ(0, shmpool_free(self->h, y));
+	EXPECT_EQ(0, shmpool_free(self->h, x));
+}
+
 TEST_F(alloc, free_interior_small)
 {
 	uint64_t off;
