@@ -131,6 +131,7 @@ endif
 bench: $(BENCHES) $(HOST_BENCHES)
 	@set -e; for b in $(HOST_BENCHES); do \
 		echo "## host, kernel $$(uname -r): $$(basename $$b)"; $$b; done
+	@echo "## host: alloc_bench's one-process tables counted (callgrind)"; bench/alloc_count.sh
 	@set -e; for l in 6.1 6.12; do scripts/vm-run.sh --bench $$l; done
 
 $(B)/bench/%: bench/%.c bench/bench.c bench/bench.h $(LIB_A) $(LIB_HDRS)

@@ -38,6 +38,16 @@
  * Fragmentation after churn: 4 processes each do 200k window operations
  * (mixed sizes) on one fresh pool / segment, free everything and leave;
  * then free bytes, the largest free block and their ratio.
+ *
+ * Counted, not timed: run under callgrind (bench/alloc_count.sh does, and
+ * make bench when valgrind is installed), the bench runs the one-process
+ * tables' window loop instead, COUNT_OPS operations per contender after a
+ * warm-up, and dumps callgrind's counts around each loop alone ("table|
+ * contender|ops"); the script turns the dumps into instructions per
+ * operation. Instructions repeat to the unit where seconds vary by 10-30%
+ * here, so this is how a change's cost is checked against a small band.
+ * A contender that does nothing ("the loop alone") measures the loop's own
+ * instructions, which the script takes off every row.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -55,6 +65,10 @@
 
 #include <shmpool.h>
 #include <shmpool_alloc.h>
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define HAVE_CALLGRIND 1
+#endif
 
 #include "bench.h"
 
@@ -489,6 +503,56 @@ static void table(const char *title, const uint32_t *sizes, int nprocs)
 	bench_table(&t);
 }
 
+/* ---- counted under callgrind ---------------------------------------------------- */
+
+#ifdef HAVE_CALLGRIND
+#define COUNT_OPS	200000
+#define COUNT_WARM	50000
+
+/* the loop alone: a nonzero "block" per slot, nothing freed */
+static uint64_t nop_alloc(size_t n)
+{
+	return n;
+}
+
+static void nop_free(uint64_t p)
+{
+	(void)p;
+}
+
+static const struct contender nop_c = { nop_alloc, nop_free, NULL, NULL, "loop" };
+
+static void count_case(const char *table, const char *name,
+		       const struct contender *c, const uint32_t *sizes)
+{
+	struct work w = { c, sizes };
+	char tag[192];
+
+	window_loop(&w, 0, COUNT_WARM);	/* slabs made, caches filled, pages touched */
+	snprintf(tag, sizeof(tag), "%s|%s|%d", table, name, COUNT_OPS);
+	CALLGRIND_ZERO_STATS;
+	CALLGRIND_TOGGLE_COLLECT;
+	window_loop(&w, 1, COUNT_OPS);
+	CALLGRIND_TOGGLE_COLLECT;
+	CALLGRIND_DUMP_STATS_AT(tag);
+}
+
+static void count_table(const char *table, const uint32_t *sizes)
+{
+	count_case(table, "the loop alone", &nop_c, sizes);
+	count_case(table, GLIBC_ROW, &glibc_c, sizes);
+	count_case(table, SP_ROW, &shmpool_c, sizes);
+	if (boost_seg)
+		count_case(table, BOOST_ROW, &boost_c, sizes);
+#ifdef HAVE_PEERS
+	if (mi_malloc_p)
+		count_case(table, MI_ROW, &mimalloc_c, sizes);
+	if (je_mallocx_p)
+		count_case(table, JE_ROW, &jemalloc_c, sizes);
+#endif
+}
+#endif /* HAVE_CALLGRIND */
+
 /* ---- fragmentation after churn ------------------------------------------------- */
 
 #define CHURN_PROCS	4
@@ -673,6 +737,13 @@ int main(int argc, char **argv)
 	printf("peers: %s; %s; %s\n", peer_note[0], peer_note[1], peer_note[2]);
 #endif
 
+#ifdef HAVE_CALLGRIND
+	if (RUNNING_ON_VALGRIND) {
+		count_table("small blocks, 16-256 B, one process", small_sizes);
+		count_table("mixed blocks, 16 B-64 KiB, one process", mixed_sizes);
+		goto out;
+	}
+#endif
 	table("small blocks, 16-256 B, one process", small_sizes, 1);
 	table("mixed blocks, 16 B-64 KiB, one process", mixed_sizes, 1);
 	table("small blocks, 16-256 B, two processes sharing one pool/segment", small_sizes, 2);
@@ -687,7 +758,9 @@ int main(int argc, char **argv)
 	frag_row(GLIBC_ROW " (arena+mmap)", &glibc_c);
 
 	churn_table();
-
+#ifdef HAVE_CALLGRIND
+out:
+#endif
 	if (boost_seg)
 		alloc_boost_destroy(boost_seg, BOOST_SEG);
 	shmpool_heap_close(heap);

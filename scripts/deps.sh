@@ -17,6 +17,7 @@ pkgs=(
 	man-db groff-base
 	debhelper dh-dkms dkms lintian debootstrap	# make deb, the package test
 	libmimalloc-dev libjemalloc-dev libpmemobj-dev	# alloc_bench's stronger peers
+	valgrind	# bench/alloc_count.sh: alloc_bench counted in instructions
 )
 
 missing=()
