@@ -131,7 +131,9 @@ endif
 bench: $(BENCHES) $(HOST_BENCHES)
 	@set -e; for b in $(HOST_BENCHES); do \
 		echo "## host, kernel $$(uname -r): $$(basename $$b)"; $$b; done
-	@echo "## host: alloc_bench's one-process tables counted (callgrind)"; bench/alloc_count.sh
+	@echo "## host: alloc_bench's one-process tables counted (callgrind)"; \
+		if command -v valgrind >/dev/null; then bench/alloc_count.sh; \
+		else echo "skipped: valgrind is not installed (scripts/deps.sh installs it)"; fi
 	@set -e; for l in 6.1 6.12; do scripts/vm-run.sh --bench $$l; done
 
 $(B)/bench/%: bench/%.c bench/bench.c bench/bench.h $(LIB_A) $(LIB_HDRS)
