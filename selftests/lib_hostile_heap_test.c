@@ -56,8 +56,10 @@
 #define BUDGET_DEV_MS	900
 
 /*
- * The heap header as lib/heap.h lays it out (layout version 3), so that the
- * crafted trials can aim; checked against the pool at every trial.
+ * The heap header as lib/heap.h lays it out (the same in layout versions 3
+ * to 5: 4 added the bitmap's summary after the bitmap, 5 changed the block
+ * headers' check word), so that the crafted trials can aim; checked against
+ * the pool at every trial.
  */
 struct t_cls {
 	uint64_t top;
