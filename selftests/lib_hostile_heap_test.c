@@ -297,6 +297,17 @@ static void crafted(struct trial *t, uint64_t *s, int kind)
 		off = (uint64_t)(uint32_t)hh->cls[c].top * 16;
 		*slot_of(t, off, c) = hostile_below(s, 2) ? held_in_class(t, s, c) :
 				      crafted_g(t, s, (uint32_t)(off / 16));
+		/*
+		 * The top is a held object only after a kind-8 write cleared
+		 * its bit and listed it. With its slot now a link as well,
+		 * nothing in the pool says it is held: the peer has freed it
+		 * (any process may), and the victim may get it.
+		 */
+		for (i = 0; i < t->nheld; i++)
+			if (t->held[i].off == off) {
+				t->held[i] = t->held[--t->nheld];
+				break;
+			}
 		break;
 	case 5:	/* a class's geometry */
 		t->what = "a class's geometry";
