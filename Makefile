@@ -240,6 +240,12 @@ chaos:
 		TEST_TIMEOUT=$$(($(CHAOS_ROUNDS) * 5 + 600)) VM_TIMEOUT=$$(($(CHAOS_ROUNDS) * 5 + 1500)) \
 		scripts/vm-run.sh --only lib_chaos_test $(CHAOS_LANE)
 
+# The hostile-peer tests with fresh random seeds and HOSTILE_TRIALS trials
+# each (make check runs one fixed seed), host memfd backend, plain and ASan.
+hostile:
+	@$(MAKE) -s selftests asan-tests
+	@scripts/hostile.sh
+
 install: lib
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/include/linux \
 		$(DESTDIR)$(LIBDIR)/pkgconfig
@@ -268,7 +274,7 @@ distclean:
 	rm -rf $(B)
 
 FORCE:
-.PHONY: FORCE all modules lib examples selftests asan-tests tsan-tests deps check demo fuzz chaos bench install clean distclean deb
+.PHONY: FORCE all modules lib examples selftests asan-tests tsan-tests deps check demo fuzz chaos hostile bench install clean distclean deb
 
 # ---- tools: shmpoolctl --------------------------------------------------------
 # Static, like the examples, so that the same binary runs in the VM lanes
