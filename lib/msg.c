@@ -52,11 +52,14 @@ static int check_ring(const struct shmpool_ring *r)
 /*
  * The entry of the block at @blk, if its header names one that records
  * it; NULL otherwise (untracked, or a header a peer damaged: the header
- * is shared memory, so it is checked against the entry).
+ * is shared memory, so it is checked against the entry). @blk may come
+ * from a loan entry a peer wrote: a block starts at a multiple of 16, and
+ * anything else is no block (nor an address to read a header at).
  */
 static struct __shmpool_msg_loan *entry_of(struct shmpool_ring *r, uint64_t blk)
 {
-	struct msg_hdr *mh = shmpool_heap_ptr(r->heap, blk, sizeof(*mh));
+	struct msg_hdr *mh = blk % MSG_HDR ? NULL :
+			     shmpool_heap_ptr(r->heap, blk, sizeof(*mh));
 	struct __shmpool_msg_loan *e;
 	uint32_t i;
 
