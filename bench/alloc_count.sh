@@ -26,7 +26,7 @@ trap 'rm -rf "$dir"' EXIT
 # /proc/self/exe, which under valgrind is valgrind): set what it would set
 if ! SHMPOOL_ALLOC_BENCH_TLS=1 GLIBC_TUNABLES=glibc.rtld.optional_static_tls=65536 \
 	valgrind --tool=callgrind --collect-atstart=no -q \
-	--callgrind-out-file="$dir/cg.%p" "$bench" -r 5 >"$dir/out" 2>&1; then
+	--callgrind-out-file="$dir/cg.%p" "$bench" >"$dir/out" 2>&1; then
 	cat "$dir/out" >&2
 	exit 1
 fi

@@ -151,7 +151,6 @@ int shmpool_heap_attach_id(struct shmpool_heap *h)
 
 /* ---- block headers ------------------------------------------------------------ */
 
-
 /*
  * The check word: a hash of the header's fields and of where it lies, so
  * that bytes which are no header here (a payload, a header copied from
