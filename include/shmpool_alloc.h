@@ -27,6 +27,12 @@
  *   1 bit. A slab none of whose objects is allocated or cached goes back
  *   to the general heap when an allocation would fail without it, and on
  *   shmpool_heap_stats() and shmpool_heap_reclaim().
+ * - lanes: each class has 8 free lists, and each thread cache (handed a
+ *   lane round-robin as it is made) fills from and empties into its own,
+ *   so threads and processes allocating at once work in slabs of their
+ *   own instead of writing each other's metadata lines. A lane may hold a
+ *   partly used slab of its own per class; when there is no room for a new
+ *   slab, a lane takes from the others.
  * - thread caches: each thread keeps the small objects it frees, up to 64
  *   per class and pool/4096 bytes per class (so none of a class bigger than
  *   that), and allocates from them first, moving them to and from the

@@ -45,7 +45,7 @@
 #include "shmpool_sync.h"
 
 #define HEAP_MAGIC	0x50414548U	/* "HEAP" */
-#define HEAP_VERSION	5U	/* 2: classes up to 8 KiB, cached objects; 3: owners are pool attachments; 4: bitmap summary; 5: check word */
+#define HEAP_VERSION	6U	/* 2: classes up to 8 KiB, cached objects; 3: owners are pool attachments; 4: bitmap summary; 5: check word; 6: lanes */
 
 /* the state word at offset 0 (a doorbell word) */
 #define HEAP_STATE_READY	1U
@@ -99,16 +99,26 @@ struct blk_links {
 };
 
 /*
- * One small class's free list: {granule offset in the low 32 bits, ABA tag
- * in the high 32}, alone on its cache line.
+ * Lanes: each small class has NR_LANES free lists, and each thread cache
+ * fills from and empties into one of them (its lane, given out round-robin
+ * from heap_hdr.lane_next), so that threads and processes that allocate at
+ * once work in slabs of their own and do not write each other's slot lines
+ * (slab.c). Any lane may hold any free object of the class: a lane is where
+ * a cache looks first, never what an object's state depends on.
+ */
+#define NR_LANES	8
+
+/*
+ * One small class's free lists: each top is {granule offset in the low 32
+ * bits, ABA tag in the high 32}; the tops share one cache line, written
+ * once per batch.
  */
 struct cls_head {
-	_Atomic uint64_t top;
+	_Atomic uint64_t top[NR_LANES];
 	uint32_t nobj;		/* objects per slab */
 	uint32_t size;		/* object size, bytes */
 	uint32_t slot_off;	/* slab offset of u32 slot[nobj] */
 	uint32_t obj_off;	/* slab offset of object 0 */
-	uint8_t __pad[40];
 } __attribute__((aligned(64)));
 
 struct heap_hdr {
@@ -137,6 +147,7 @@ struct heap_hdr {
 	uint32_t nr_named;
 	uint32_t nr_repairs;	/* heap_repair() runs that succeeded */
 	uint32_t death_seq;	/* the pool's death_seq when dead owners were last reclaimed */
+	_Atomic uint32_t lane_next;	/* the lane of the next thread cache made, mod NR_LANES */
 
 	struct cls_head cls[NR_CLASSES];
 };
@@ -435,11 +446,15 @@ static inline int slab_claim(struct shmpool_heap *h, uint64_t off, unsigned int 
 	return 0;
 }
 
-/* pop 1..@want objects of class @c into @out, cached by @owner: count or -errno */
+/*
+ * Pop 1..@want objects of class @c into @out, cached by @owner: count or
+ * -errno. From lane @lane, or a new slab for it; from the other lanes only
+ * when there is no room for a slab.
+ */
 int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
-			struct slab_ref *out, unsigned int want);
-/* push @n cached objects of class @c back on its list */
-void __shmpool_slab_give(struct shmpool_heap *h, unsigned int c,
+			unsigned int lane, struct slab_ref *out, unsigned int want);
+/* push @n cached objects of class @c back on its list @lane */
+void __shmpool_slab_give(struct shmpool_heap *h, unsigned int c, unsigned int lane,
 			 const struct slab_ref *objs, unsigned int n);
 /* 1 if @off is in no slab; else make @owner the owner of the allocated object there: 0 or -EINVAL */
 int __shmpool_slab_adopt(struct shmpool_heap *h, uint64_t off, uint16_t owner);

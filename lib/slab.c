@@ -21,6 +21,15 @@
  * atomic on the bitmap per object); a thread cache hands them out and takes
  * them back with no atomic but the CAS of free's claim.
  *
+ * Lanes: a class has NR_LANES lists (heap.h), and a thread cache takes from
+ * and gives to its own lane, so a new slab made for an empty lane serves
+ * that lane's caches alone. Two processes (or threads) allocating at once
+ * then write the slots of different slabs, not each other's slot lines,
+ * which would move between their cores on most operations. An object freed
+ * by another thread than the one that took it joins the freer's lane. A
+ * lane that is empty when there is no room for a new slab takes from the
+ * others; checks, sweeps and trims look at every lane.
+ *
  * Free lists: a Treiber stack per class whose head is {granule offset of
  * the top object, ABA tag} in one 64-bit word; every successful push or pop
  * bumps the tag, so a CAS prepared on a stale top fails even if the same
@@ -92,7 +101,7 @@ void __shmpool_slab_geometry(struct cls_info ci[NR_CLASSES])
 void __shmpool_slab_layout(struct heap_hdr *hh)
 {
 	struct cls_info ci[NR_CLASSES];
-	uint32_t c;
+	uint32_t c, l;
 
 	__shmpool_slab_geometry(ci);
 	for (c = 0; c < NR_CLASSES; c++) {
@@ -100,15 +109,21 @@ void __shmpool_slab_layout(struct heap_hdr *hh)
 		hh->cls[c].nobj = ci[c].nobj;
 		hh->cls[c].slot_off = ci[c].slot_off;
 		hh->cls[c].obj_off = ci[c].obj_off;
-		atomic_store_explicit(&hh->cls[c].top, 0, memory_order_relaxed);
+		for (l = 0; l < NR_LANES; l++)
+			atomic_store_explicit(&hh->cls[c].top[l], 0, memory_order_relaxed);
 	}
 }
 
-/* Push the chain @first .. @last (slot of @last gets the old top) on @ch. */
-static void push(struct cls_head *ch, uint32_t first,
-		 _Atomic uint32_t *last_slot)
+static inline _Atomic uint64_t *lane_top(struct shmpool_heap *h, unsigned int c,
+					 unsigned int lane)
 {
-	uint64_t top = atomic_load_explicit(&ch->top, memory_order_relaxed);
+	return &heap_hdr(h)->cls[c].top[lane % NR_LANES];
+}
+
+/* Push the chain @first .. @last (slot of @last gets the old top) on list @tp. */
+static void push(_Atomic uint64_t *tp, uint32_t first, _Atomic uint32_t *last_slot)
+{
+	uint64_t top = atomic_load_explicit(tp, memory_order_relaxed);
 
 	do {
 		atomic_store_explicit(last_slot, TOP_G(top), memory_order_relaxed);
@@ -117,16 +132,15 @@ static void push(struct cls_head *ch, uint32_t first,
 		 * the links just stored, and whatever the freeing threads
 		 * wrote into the objects, are visible to whoever pops them.
 		 */
-	} while (!atomic_compare_exchange_weak_explicit(&ch->top, &top,
+	} while (!atomic_compare_exchange_weak_explicit(tp, &top,
 			TOP(first, TOP_TAG(top) + 1),
 			memory_order_release, memory_order_relaxed));
 }
 
-/* Give class @c a new slab, unless someone already refilled its list. */
-static int refill(struct shmpool_heap *h, unsigned int c)
+/* Give class @c's list @tp a new slab, unless someone already refilled it. */
+static int refill(struct shmpool_heap *h, unsigned int c, _Atomic uint64_t *tp)
 {
 	struct heap_hdr *hh = heap_hdr(h);
-	struct cls_head *ch = &hh->cls[c];
 	const struct cls_info *ci = &heap_priv(h)->cls[c];	/* never the pool's copy */
 	uint64_t off, chunk, bytes = 1ULL << ci->slab_shift;
 	_Atomic uint32_t *slots;
@@ -138,14 +152,14 @@ static int refill(struct shmpool_heap *h, unsigned int c)
 	if (ret)
 		return ret;
 	/* relaxed: only a hint; a refill under this lock would show */
-	if (TOP_G(atomic_load_explicit(&ch->top, memory_order_relaxed))) {
+	if (TOP_G(atomic_load_explicit(tp, memory_order_relaxed))) {
 		__shmpool_heap_unlock(h);
 		return 0;
 	}
 	ret = __shmpool_tlsf_alloc(h, bytes, bytes, BLK_SLAB, &off);
 	/* out of room: what dead attachments cached may be this class's */
 	if (ret == -ENOMEM && __shmpool_heap_reclaim_locked(h, 0) > 0 &&
-	    TOP_G(atomic_load_explicit(&ch->top, memory_order_relaxed)))
+	    TOP_G(atomic_load_explicit(tp, memory_order_relaxed)))
 		ret = -EAGAIN;	/* the list has objects again */
 	if (ret) {
 		__shmpool_heap_unlock(h);
@@ -170,7 +184,7 @@ static int refill(struct shmpool_heap *h, unsigned int c)
 	for (chunk = (off + bytes) >> SLAB_SHIFT; chunk-- > off >> SLAB_SHIFT;)
 		atomic_store_explicit(&heap_chunks(h)[chunk], (uint8_t)(c + 1),
 				      memory_order_release);
-	push(ch, g0, &slots[ci->nobj - 1]);
+	push(tp, g0, &slots[ci->nobj - 1]);
 	__shmpool_heap_unlock(h);
 	return 0;
 }
@@ -204,10 +218,13 @@ static bool slab_hdr_ok(struct shmpool_heap *h, uint64_t soff, unsigned int c)
 	       __atomic_load_n(&s->cls, __ATOMIC_RELAXED) == c;
 }
 
-int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
-			struct slab_ref *out, unsigned int want)
+/*
+ * Take from list @tp; an empty one is refilled with a new slab if @grow,
+ * else it is -ENOMEM.
+ */
+static int take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
+		_Atomic uint64_t *tp, bool grow, struct slab_ref *out, unsigned int want)
 {
-	struct cls_head *ch = &heap_hdr(h)->cls[c];
 	uint64_t top, o, old, mask, soff, ok_slab = 0, now;
 	uint32_t idx = 0, next, link;
 	unsigned int n, i;
@@ -215,13 +232,14 @@ int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
 	int ret, k;
 
 	/* acquire: pairs with the release CAS in push() */
-	top = atomic_load_explicit(&ch->top, memory_order_acquire);
+	top = atomic_load_explicit(tp, memory_order_acquire);
 	for (;;) {
 		if (!TOP_G(top)) {
-			ret = refill(h, c);
+			ret = grow ? refill(h, c, tp) : -ENOMEM;
 			if (ret)
 				return ret;
-			top = atomic_load_explicit(&ch->top, memory_order_acquire);
+			/* acquire: as above */
+			top = atomic_load_explicit(tp, memory_order_acquire);
 			continue;
 		}
 		/*
@@ -251,7 +269,7 @@ int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
 		}
 		if (!n) {
 			/* acquire: as above */
-			now = atomic_load_explicit(&ch->top, memory_order_acquire);
+			now = atomic_load_explicit(tp, memory_order_acquire);
 			if (now != top) {
 				top = now;	/* it moved under a stale walk */
 				continue;
@@ -261,7 +279,7 @@ int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
 			 * (its objects are stranded, see SHMPOOL_RECLAIM_STRANDED).
 			 * Relaxed: nothing is handed over.
 			 */
-			atomic_compare_exchange_strong_explicit(&ch->top, &top,
+			atomic_compare_exchange_strong_explicit(tp, &top,
 					TOP(0, TOP_TAG(top) + 1),
 					memory_order_relaxed, memory_order_relaxed);
 			return -EUCLEAN;
@@ -270,7 +288,7 @@ int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
 		 * Acquire on success and failure: pairs with the release CAS
 		 * in push(); on failure we walk again from the top we see.
 		 */
-		if (atomic_compare_exchange_weak_explicit(&ch->top, &top,
+		if (atomic_compare_exchange_weak_explicit(tp, &top,
 				TOP(bad ? 0 : next, TOP_TAG(top) + 1),
 				memory_order_acquire, memory_order_acquire))
 			break;
@@ -290,10 +308,22 @@ int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
 	return (int)n;
 }
 
-void __shmpool_slab_give(struct shmpool_heap *h, unsigned int c,
+int __shmpool_slab_take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
+			unsigned int lane, struct slab_ref *out, unsigned int want)
+{
+	unsigned int i;
+	int ret;
+
+	ret = take(h, c, owner, lane_top(h, c, lane), true, out, want);
+	/* no room for a slab of our own: what the other lanes have */
+	for (i = 1; ret == -ENOMEM && i < NR_LANES; i++)
+		ret = take(h, c, owner, lane_top(h, c, lane + i), false, out, want);
+	return ret;
+}
+
+void __shmpool_slab_give(struct shmpool_heap *h, unsigned int c, unsigned int lane,
 			 const struct slab_ref *objs, unsigned int n)
 {
-	struct cls_head *ch = &heap_hdr(h)->cls[c];
 	_Atomic uint32_t *last = NULL;
 	uint32_t first = 0;
 	uint64_t o, mask, old;
@@ -314,7 +344,7 @@ void __shmpool_slab_give(struct shmpool_heap *h, unsigned int c,
 		last = slot_of(h, o, c, objs[i].idx);
 	}
 	if (last)
-		push(ch, first, last);
+		push(lane_top(h, c, lane), first, last);
 }
 
 /* Is object @idx of class @c at @off allocated, its slot holding @v (an owner id)? */
@@ -479,13 +509,13 @@ static long slab_release(struct shmpool_heap *h, uint64_t off, unsigned int c,
 		batch[nb].g = (uint32_t)((off + ci->obj_off + (uint64_t)i * ci->size) >> GRAN_SHIFT);
 		batch[nb++].idx = i;
 		if (nb == RELEASE_BATCH) {
-			__shmpool_slab_give(h, c, batch, nb);
+			__shmpool_slab_give(h, c, 0, batch, nb);
 			n += nb;
 			nb = 0;
 		}
 	}
 	if (nb)
-		__shmpool_slab_give(h, c, batch, nb);
+		__shmpool_slab_give(h, c, 0, batch, nb);
 	return n + nb;
 }
 
@@ -517,35 +547,50 @@ static void chain_add(uint32_t *first, _Atomic uint32_t **last, uint64_t o,
 	*last = slot;
 }
 
+/*
+ * Mark in @seen (a bit per granule) the objects on class @c's list @tp;
+ * false if it leads outside the class's objects or to one already marked.
+ */
+static bool mark_listed(struct shmpool_heap *h, unsigned int c,
+			_Atomic uint64_t *tp, uint64_t *seen)
+{
+	uint32_t idx = 0;
+	uint64_t o;
+
+	/* acquire: pairs with the release CAS in push() (the links) */
+	for (o = (uint64_t)TOP_G(atomic_load_explicit(tp, memory_order_acquire)) << GRAN_SHIFT;
+	     o; o = (uint64_t)atomic_load_explicit(slot_of(h, o, c, idx),
+						   memory_order_relaxed) << GRAN_SHIFT) {
+		if (slab_locate(h, o, &idx) != (int)c ||
+		    seen[(o >> GRAN_SHIFT) / 64] >> ((o >> GRAN_SHIFT) % 64) & 1)
+			return false;
+		seen[(o >> GRAN_SHIFT) / 64] |= 1ULL << ((o >> GRAN_SHIFT) % 64);
+	}
+	return true;
+}
+
 long __shmpool_slab_sweep(struct shmpool_heap *h)
 {
 	struct heap_priv *hp = heap_priv(h);
 	struct heap_hdr *hh = heap_hdr(h);
-	uint64_t *seen, chunk, top, o, off, w;
+	uint64_t *seen, chunk, o, off, w;
 	_Atomic uint32_t *last, *slots;
-	uint32_t idx = 0, i, first, v;
+	uint32_t i, first, v;
 	const struct cls_info *ci;
-	unsigned int c;
+	unsigned int c, l;
 	long n = 0;
 	int k;
 
 	seen = calloc((h->pool->size >> GRAN_SHIFT) / 64 + 1, sizeof(*seen));
 	if (!seen)
 		return -ENOMEM;
-	for (c = 0; c < NR_CLASSES; c++) {
-		top = atomic_load_explicit(&hh->cls[c].top, memory_order_acquire);
-		for (o = (uint64_t)TOP_G(top) << GRAN_SHIFT; o;
-		     o = (uint64_t)atomic_load_explicit(slot_of(h, o, c, idx),
-							memory_order_relaxed) << GRAN_SHIFT) {
-			k = slab_locate(h, o, &idx);
+	for (c = 0; c < NR_CLASSES; c++)
+		for (l = 0; l < NR_LANES; l++)
 			/* a bad list (the checker says): sweep nothing rather than list twice */
-			if (k != (int)c || seen[(o >> GRAN_SHIFT) / 64] >> ((o >> GRAN_SHIFT) % 64) & 1) {
+			if (!mark_listed(h, c, &hh->cls[c].top[l], seen)) {
 				free(seen);
 				return -EUCLEAN;
 			}
-			seen[(o >> GRAN_SHIFT) / 64] |= 1ULL << ((o >> GRAN_SHIFT) % 64);
-		}
-	}
 	for (chunk = 0; chunk < hp->nr_chunks; chunk++) {
 		k = slab_starting(h, chunk);
 		if (k < 0)
@@ -578,7 +623,7 @@ long __shmpool_slab_sweep(struct shmpool_heap *h)
 			n++;
 		}
 		if (last)
-			push(&hh->cls[c], first, last);
+			push(&hh->cls[c].top[0], first, last);
 	}
 	free(seen);
 	return n;
@@ -586,15 +631,16 @@ long __shmpool_slab_sweep(struct shmpool_heap *h)
 
 /*
  * Give the empty slabs of class @c back to the general heap; heap lock held
- * (so no refill or other trim runs). The whole list is taken off at once,
- * as one big take: then every object on it is ours, and a slab all of
- * whose objects are on it has none allocated or cached (and none half-way
- * through a give: those are not on the list yet). The rest is pushed back;
- * a list that leads anywhere but to free objects of the class is cut
- * there (what lay beyond is stranded, see SHMPOOL_RECLAIM_STRANDED). A
- * process killed in here strands the list the same way; a slab whose
- * first chunk is unmapped is freed by the repair. @cnt: a zeroed counter
- * per chunk, @seen: a zeroed bit per granule, both left zeroed.
+ * (so no refill or other trim runs). Every lane's whole list is taken off at
+ * once, as one big take: then every object on them is ours, and a slab all
+ * of whose objects are on them has none allocated or cached (and none
+ * half-way through a give: those are not on a list yet). The rest is pushed
+ * back on the lane it came from; a list that leads anywhere but to free
+ * objects of the class is cut there (what lay beyond is stranded, see
+ * SHMPOOL_RECLAIM_STRANDED). A process killed in here strands the lists the
+ * same way; a slab whose first chunk is unmapped is freed by the repair.
+ * @cnt: a zeroed counter per chunk, @seen: a zeroed bit per granule, both
+ * left zeroed.
  */
 static long trim_class(struct shmpool_heap *h, unsigned int c, uint32_t *cnt,
 		       uint64_t *seen)
@@ -602,50 +648,56 @@ static long trim_class(struct shmpool_heap *h, unsigned int c, uint32_t *cnt,
 	struct heap_priv *hp = heap_priv(h);
 	struct cls_head *ch = &heap_hdr(h)->cls[c];
 	const struct cls_info *ci = &hp->cls[c];
-	_Atomic uint32_t *last = NULL;
-	uint32_t idx = 0, g, first = 0, n = 0, i, nslab = 0;
-	uint64_t top, o, soff, chunk, bytes = 1ULL << ci->slab_shift;
+	uint32_t idx = 0, g, first, n[NR_LANES] = { 0 }, i, l, nslab = 0;
+	uint64_t top[NR_LANES], o, soff, chunk, bytes = 1ULL << ci->slab_shift;
+	_Atomic uint32_t *last;
 	long freed = 0;
 	int k;
 
-	/* acquire: pairs with the release CAS in push() (the links, the objects) */
-	top = atomic_load_explicit(&ch->top, memory_order_acquire);
-	do {
-		if (!TOP_G(top))
-			return 0;
-	} while (!atomic_compare_exchange_weak_explicit(&ch->top, &top,
-			TOP(0, TOP_TAG(top) + 1),
-			memory_order_acquire, memory_order_acquire));
+	for (l = 0; l < NR_LANES; l++) {
+		/* acquire: pairs with the release CAS in push() (the links, the objects) */
+		top[l] = atomic_load_explicit(&ch->top[l], memory_order_acquire);
+		while (TOP_G(top[l]) &&
+		       !atomic_compare_exchange_weak_explicit(&ch->top[l], &top[l],
+				TOP(0, TOP_TAG(top[l]) + 1),
+				memory_order_acquire, memory_order_acquire))
+			;
+	}
 
 	/* count the free objects of each slab; stop at the first bad link */
-	for (g = TOP_G(top); g; n++) {
-		o = (uint64_t)g << GRAN_SHIFT;
-		k = slab_locate(h, o, &idx);
-		soff = slab_start(hp, o, c);
-		if (k != (int)c || seen[g / 64] >> (g % 64) & 1 ||
-		    atomic_load_explicit(bits_of(h, o, c, idx), memory_order_relaxed) >>
-				(idx % 64) & 1 || !slab_hdr_ok(h, soff, c) ||
-		    !slot_is_link(atomic_load_explicit(slot_of(h, o, c, idx),
-						       memory_order_relaxed)))
-			break;
-		seen[g / 64] |= 1ULL << (g % 64);
-		if (!cnt[soff >> SLAB_SHIFT]++)
-			nslab++;
-		g = atomic_load_explicit(slot_of(h, o, c, idx), memory_order_relaxed);
-	}
+	for (l = 0; l < NR_LANES; l++)
+		for (g = TOP_G(top[l]); g; n[l]++) {
+			o = (uint64_t)g << GRAN_SHIFT;
+			k = slab_locate(h, o, &idx);
+			soff = slab_start(hp, o, c);
+			if (k != (int)c || seen[g / 64] >> (g % 64) & 1 ||
+			    atomic_load_explicit(bits_of(h, o, c, idx), memory_order_relaxed) >>
+					(idx % 64) & 1 || !slab_hdr_ok(h, soff, c) ||
+			    !slot_is_link(atomic_load_explicit(slot_of(h, o, c, idx),
+							       memory_order_relaxed)))
+				break;
+			seen[g / 64] |= 1ULL << (g % 64);
+			if (!cnt[soff >> SLAB_SHIFT]++)
+				nslab++;
+			g = atomic_load_explicit(slot_of(h, o, c, idx), memory_order_relaxed);
+		}
 
 	/* push back those of slabs that are not empty, in their order */
-	for (g = TOP_G(top), i = 0; i < n; i++) {
-		o = (uint64_t)g << GRAN_SHIFT;
-		slab_locate(h, o, &idx);
-		soff = slab_start(hp, o, c);
-		seen[g / 64] &= ~(1ULL << (g % 64));
-		g = atomic_load_explicit(slot_of(h, o, c, idx), memory_order_relaxed);
-		if (cnt[soff >> SLAB_SHIFT] != ci->nobj)
-			chain_add(&first, &last, o, slot_of(h, o, c, idx));
+	for (l = 0; l < NR_LANES; l++) {
+		last = NULL;
+		first = 0;
+		for (g = TOP_G(top[l]), i = 0; i < n[l]; i++) {
+			o = (uint64_t)g << GRAN_SHIFT;
+			slab_locate(h, o, &idx);
+			soff = slab_start(hp, o, c);
+			seen[g / 64] &= ~(1ULL << (g % 64));
+			g = atomic_load_explicit(slot_of(h, o, c, idx), memory_order_relaxed);
+			if (cnt[soff >> SLAB_SHIFT] != ci->nobj)
+				chain_add(&first, &last, o, slot_of(h, o, c, idx));
+		}
+		if (last)
+			push(&ch->top[l], first, last);
 	}
-	if (last)
-		push(ch, first, last);
 
 	/* free the empty ones, and zero the counters */
 	for (chunk = hp->lo >> SLAB_SHIFT; nslab && chunk < hp->nr_chunks; chunk++) {
@@ -728,7 +780,7 @@ int __shmpool_slab_check(struct shmpool_heap *h, bool quiescent, char *msg,
 	struct slab_hdr *s;
 	struct blk *b;
 	uint64_t top, o;
-	unsigned int c;
+	unsigned int c, l;
 	int ret = 0, k;
 
 	for (chunk = 0; chunk < hp->nr_chunks; chunk = next) {
@@ -785,33 +837,36 @@ int __shmpool_slab_check(struct shmpool_heap *h, bool quiescent, char *msg,
 	if (!quiescent)
 		goto out;
 
-	/* nobody allocates: every free object is on its list exactly once */
+	/* nobody allocates: every free object is on one list, once */
 	seen = calloc((h->pool->size >> GRAN_SHIFT) / 64 + 1, sizeof(*seen));
 	if (!seen)
 		return -ENOMEM;
 	for (c = 0; c < NR_CLASSES; c++) {
 		ch = &hh->cls[c];
 		n = 0;
-		top = atomic_load_explicit(&ch->top, memory_order_acquire);
-		for (o = (uint64_t)TOP_G(top) << GRAN_SHIFT; o;
-		     o = (uint64_t)atomic_load_explicit(slot_of(h, o, c, idx),
-							memory_order_relaxed) << GRAN_SHIFT) {
-			k = slab_locate(h, o, &idx);
-			if (k != (int)c)
-				FAIL("class %u list: 0x%llx is not an object of the class",
-				     ch->size, (unsigned long long)o);
-			if (atomic_load_explicit(bits_of(h, o, c, idx), memory_order_relaxed) >>
-			    (idx % 64) & 1)
-				FAIL("class %u list: object at 0x%llx is allocated",
-				     ch->size, (unsigned long long)o);
-			if (seen[(o >> GRAN_SHIFT) / 64] >> ((o >> GRAN_SHIFT) % 64) & 1)
-				FAIL("class %u list: object at 0x%llx is listed twice",
-				     ch->size, (unsigned long long)o);
-			seen[(o >> GRAN_SHIFT) / 64] |= 1ULL << ((o >> GRAN_SHIFT) % 64);
-			n++;
+		for (l = 0; l < NR_LANES; l++) {
+			/* acquire: pairs with the release CAS in push() (the links) */
+			top = atomic_load_explicit(&ch->top[l], memory_order_acquire);
+			for (o = (uint64_t)TOP_G(top) << GRAN_SHIFT; o;
+			     o = (uint64_t)atomic_load_explicit(slot_of(h, o, c, idx),
+								memory_order_relaxed) << GRAN_SHIFT) {
+				k = slab_locate(h, o, &idx);
+				if (k != (int)c)
+					FAIL("class %u list %u: 0x%llx is not an object of the class",
+					     ch->size, l, (unsigned long long)o);
+				if (atomic_load_explicit(bits_of(h, o, c, idx),
+							 memory_order_relaxed) >> (idx % 64) & 1)
+					FAIL("class %u list %u: object at 0x%llx is allocated",
+					     ch->size, l, (unsigned long long)o);
+				if (seen[(o >> GRAN_SHIFT) / 64] >> ((o >> GRAN_SHIFT) % 64) & 1)
+					FAIL("class %u list %u: object at 0x%llx is listed twice",
+					     ch->size, l, (unsigned long long)o);
+				seen[(o >> GRAN_SHIFT) / 64] |= 1ULL << ((o >> GRAN_SHIFT) % 64);
+				n++;
+			}
 		}
 		if (n != free_objs[c])
-			FAIL("class %u list: %llu objects listed, %llu free",
+			FAIL("class %u lists: %llu objects listed, %llu free",
 			     ch->size, (unsigned long long)n,
 			     (unsigned long long)free_objs[c]);
 	}

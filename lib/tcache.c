@@ -68,6 +68,7 @@ struct tcache {
 	struct shmpool_heap *_Atomic heap;	/* NULL once the handle closed */
 	unsigned int gen;	/* fork generation the objects belong to */
 	uint16_t owner;		/* our attachment id in that generation */
+	uint16_t lane;		/* the class lists we fill from and empty into (slab.c) */
 	uint32_t cached;	/* owner | SLOT_CACHED: the slot of an object cached here */
 	uint32_t lo_g;		/* the heap area's first granule */
 	uint32_t span[NR_CLASSES];	/* a class-c object at g lies inside if g - lo_g <= span[c] */
@@ -114,7 +115,7 @@ static void tc_drain(struct shmpool_heap *h, struct tcache *tc, unsigned int c,
 						 c, tc->obj[c][i].idx),
 					 memory_order_relaxed) == (tc->owner | SLOT_CACHED))
 			give[k++] = tc->obj[c][i];
-	__shmpool_slab_give(h, c, give, k);
+	__shmpool_slab_give(h, c, tc->lane, give, k);
 	memmove(tc->obj[c], tc->obj[c] + n, (tc->n[c] - n) * sizeof(tc->obj[c][0]));
 	tc->n[c] -= (uint8_t)n;
 }
@@ -255,10 +256,15 @@ static inline bool tc_inside(const struct tcache *tc, uint32_t g, unsigned int c
 	return g - tc->lo_g <= tc->span[c];
 }
 
+/* Capacities, and the next lane round-robin (any value a peer left will do). */
 static void tc_set_limits(struct shmpool_heap *h, struct tcache *tc)
 {
 	uint64_t share = h->pool->size >> TC_POOL_SHARE, n;
 	unsigned int c;
+
+	/* relaxed: a hint; nothing is ordered by it */
+	tc->lane = (uint16_t)(atomic_fetch_add_explicit(&heap_hdr(h)->lane_next, 1,
+							memory_order_relaxed) % NR_LANES);
 
 	for (c = 0; c < NR_CLASSES; c++) {
 		n = share / heap_priv(h)->cls[c].size;
@@ -377,7 +383,7 @@ static __attribute__((noinline)) int tc_refill(struct shmpool_heap *h,
 	unsigned int want = tc->limit[c] > 2 ? tc->limit[c] / 2U : 1;
 	int ret, i;
 
-	ret = __shmpool_slab_take(h, c, tc->owner, tc->obj[c], want);
+	ret = __shmpool_slab_take(h, c, tc->owner, tc->lane, tc->obj[c], want);
 	if (ret < 0)
 		return ret;
 	if (!ret || (unsigned int)ret > want)
@@ -395,7 +401,7 @@ static __attribute__((noinline)) void tc_overflow(struct shmpool_heap *h,
 						  struct slab_ref r)
 {
 	if (!tc->limit[c]) {
-		__shmpool_slab_give(h, c, &r, 1);
+		__shmpool_slab_give(h, c, tc->lane, &r, 1);
 		return;
 	}
 	tc_drain(h, tc, c, tc->limit[c] / 2U);	/* the oldest */

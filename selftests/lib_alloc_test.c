@@ -956,6 +956,121 @@ TEST_F(alloc, cache_returns_at_thread_exit)
 	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
 }
 
+/*
+ * Lanes (lib/slab.c): a thread's cache takes from its own lane's list, so
+ * two threads (or processes) allocating at once get objects of different
+ * slabs and do not write each other's slot lines; with no room for a slab
+ * of its own a lane takes from the others; and a slab whose free objects
+ * lie on several lanes is still given back once empty.
+ */
+struct lane_job {
+	struct shmpool_heap *h;
+	size_t size;
+	int nalloc;		/* allocate this many into @off */
+	int nfree;		/* then free @off[0 .. nfree) */
+	uint64_t off[8];
+	int ret;
+};
+
+static void *lane_thread(void *arg)
+{
+	struct lane_job *j = arg;
+	int i;
+
+	for (i = 0; i < j->nalloc && !j->ret; i++)
+		j->ret = shmpool_alloc(j->h, j->size, &j->off[i]);
+	for (i = 0; i < j->nfree && !j->ret; i++)
+		j->ret = shmpool_free(j->h, j->off[i]);
+	return NULL;	/* its cache goes back to its lane as it exits */
+}
+
+static void run_lane_job(struct __test_metadata *_metadata, struct lane_job *j)
+{
+	pthread_t t;
+
+	ASSERT_EQ(0, pthread_create(&t, NULL, lane_thread, j));
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	ASSERT_EQ(0, j->ret);
+}
+
+TEST_F(alloc, threads_allocate_from_their_own_slabs)
+{
+	struct lane_job a = { .h = self->h, .size = 100, .nalloc = 8 };
+	struct lane_job b = a;
+	int i, k, shared = 0;
+
+	run_lane_job(_metadata, &a);
+	run_lane_job(_metadata, &b);
+	for (i = 0; i < 8; i++)
+		for (k = 0; k < 8; k++)
+			if (a.off[i] >> 14 == b.off[k] >> 14)
+				shared++;
+	EXPECT_EQ(0, shared) TH_LOG("%d pairs of objects share a slab", shared);
+	for (i = 0; i < 8; i++) {
+		EXPECT_EQ(0, shmpool_free(self->h, a.off[i]));
+		EXPECT_EQ(0, shmpool_free(self->h, b.off[i]));
+	}
+	EXPECT_EQ(0, shmpool_heap_flush(self->h));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+TEST_F(alloc, lane_without_room_takes_from_another)
+{
+	struct lane_job a = { .size = 16, .nalloc = 2, .nfree = 1 };
+	struct lane_job b = { .size = 16, .nalloc = 1 };
+	struct shmpool_heap_stats st;
+	struct shmpool_heap *h2;
+	struct shmpool *p2;
+	uint64_t off, big[64];
+	size_t size;
+	int n = 0;
+
+	ASSERT_EQ(0, shmpool_create_anon(512 << 10, variant->backend, &p2));
+	ASSERT_EQ(0, shmpool_heap_open(p2, 0, &h2));
+	a.h = b.h = h2;
+	/* a's lane: a slab with one object held (so it stays) and one listed */
+	run_lane_job(_metadata, &a);
+	/* the general heap full: no room for another slab */
+	for (size = 256 << 10; size > SHMPOOL_HEAP_SMALL_MAX && n < 64; size /= 2)
+		while (n < 64 && !shmpool_alloc(h2, size, &off))
+			big[n++] = off;
+	ASSERT_EQ(0, shmpool_heap_stats(h2, &st));
+	ASSERT_GT(16384U, st.largest_free);
+	/* b's lane is empty and cannot grow: it gets what a's lane lists */
+	run_lane_job(_metadata, &b);
+	EXPECT_EQ(a.off[1] >> 14, b.off[0] >> 14);
+	EXPECT_NE(a.off[1], b.off[0]);
+	EXPECT_EQ(0, shmpool_free(h2, b.off[0]));
+	EXPECT_EQ(0, shmpool_free(h2, a.off[1]));
+	while (n)
+		EXPECT_EQ(0, shmpool_free(h2, big[--n]));
+	EXPECT_HEAP_OK(h2, SHMPOOL_CHECK_QUIESCENT);
+	shmpool_heap_close(h2);
+	shmpool_close(p2);
+}
+
+TEST_F(alloc, slab_freed_on_several_lanes_is_given_back)
+{
+	struct lane_job a = { .h = self->h, .size = 16, .nalloc = 2 };
+	struct lane_job b = { .h = self->h };
+	struct shmpool_heap_stats st;
+
+	run_lane_job(_metadata, &a);
+	ASSERT_EQ(a.off[0] >> 14, a.off[1] >> 14);
+	/* one object freed into b's lane, the other into ours */
+	b.off[0] = a.off[0];
+	b.nfree = 1;
+	run_lane_job(_metadata, &b);
+	EXPECT_EQ(0, shmpool_free(self->h, a.off[1]));
+	EXPECT_EQ(0, shmpool_heap_flush(self->h));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	/* stats give the empty slabs back first */
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(0U, st.classes[0].slabs);
+	EXPECT_EQ(0U, st.slabs);
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
 /* Closing a handle empties every cache made for it. */
 TEST_F(alloc, cache_returns_at_close)
 {

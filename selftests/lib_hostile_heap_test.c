@@ -56,15 +56,15 @@
 #define BUDGET_DEV_MS	900
 
 /*
- * The heap header as lib/heap.h lays it out (the same in layout versions 3
- * to 5: 4 added the bitmap's summary after the bitmap, 5 changed the block
- * headers' check word), so that the crafted trials can aim; checked against
- * the pool at every trial.
+ * The heap header as lib/heap.h lays it out in layout version 6 (8 lists
+ * per class, the lanes), so that the crafted trials can aim; checked
+ * against the pool at every trial.
  */
+#define T_LANES	8
+
 struct t_cls {
-	uint64_t top;
+	uint64_t top[T_LANES];
 	uint32_t nobj, size, slot_off, obj_off;
-	uint8_t pad[40];
 } __attribute__((aligned(64)));
 
 struct t_hdr {
@@ -77,8 +77,15 @@ struct t_hdr {
 	uint32_t heads[29][16];
 	uint64_t free_g, nr_free, nr_used;
 	uint32_t nr_slabs, nr_named, nr_repairs, death_seq;
+	uint32_t lane_next;
 	struct t_cls cls[SHMPOOL_HEAP_NR_CLASSES];
 };
+
+/* Class @c's list on the lane of the thread cache made last: the victim's. */
+static uint64_t *top_of(struct t_hdr *hh, int c)
+{
+	return &hh->cls[c].top[(hh->lane_next - 1) % T_LANES];
+}
 
 _Static_assert(offsetof(struct t_hdr, lock) == 56, "heap mutex moved");
 
@@ -283,18 +290,18 @@ static void crafted(struct trial *t, uint64_t *s, int kind)
 	case 3:	/* a small class's list head */
 		t->what = "a class list head";
 		c = (int)hostile_below(s, SHMPOOL_HEAP_NR_CLASSES);
-		hh->cls[c].top = (hh->cls[c].top & ~0xffffffffULL) |
+		*top_of(hh, c) = (*top_of(hh, c) & ~0xffffffffULL) |
 				 (hostile_below(s, 2) ? held_in_class(t, s, c) :
-				  crafted_g(t, s, (uint32_t)hh->cls[c].top));
+				  crafted_g(t, s, (uint32_t)*top_of(hh, c)));
 		break;
 	case 4:	/* a free small object's link, into its own class if it can */
 		t->what = "a free object's link";
 		for (i = 0, c = (int)hostile_below(s, SHMPOOL_HEAP_NR_CLASSES);
-		     i < SHMPOOL_HEAP_NR_CLASSES && !(uint32_t)hh->cls[c].top; i++)
+		     i < SHMPOOL_HEAP_NR_CLASSES && !(uint32_t)*top_of(hh, c); i++)
 			c = (c + 1) % SHMPOOL_HEAP_NR_CLASSES;
-		if (!(uint32_t)hh->cls[c].top)
+		if (!(uint32_t)*top_of(hh, c))
 			break;
-		off = (uint64_t)(uint32_t)hh->cls[c].top * 16;
+		off = (uint64_t)(uint32_t)*top_of(hh, c) * 16;
 		*slot_of(t, off, c) = hostile_below(s, 2) ? held_in_class(t, s, c) :
 				      crafted_g(t, s, (uint32_t)(off / 16));
 		/*
@@ -334,7 +341,7 @@ static void crafted(struct trial *t, uint64_t *s, int kind)
 			((uint64_t *)at(t, (off & ~(uint64_t)(hh->cls[c].size > 2048 ?
 							     65535 : 16383)) + 8))[n / 64] &=
 				~(1ULL << (n % 64));
-			hh->cls[c].top = (hh->cls[c].top & ~0xffffffffULL) | (uint32_t)(off / 16);
+			*top_of(hh, c) = (*top_of(hh, c) & ~0xffffffffULL) | (uint32_t)(off / 16);
 			break;
 		}
 		break;

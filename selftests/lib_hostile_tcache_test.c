@@ -137,16 +137,20 @@ static void clear_bit(char *base, unsigned int c, uint64_t off)
 	atomic_fetch_and(&sh->bits[idx / 64], ~(1ULL << (idx % 64)));
 }
 
-/* push the object at @off on class @c's list, its slot linking to @link */
+/*
+ * Push the object at @off on class @c's list, its slot linking to @link:
+ * on the lane of the thread cache made last (the victim's, lib/slab.c).
+ */
 static void push_obj(char *base, unsigned int c, uint64_t off, uint32_t link,
 		     bool link_to_top)
 {
 	struct heap_hdr *hh = (struct heap_hdr *)base;
-	uint64_t top = atomic_load(&hh->cls[c].top);
+	_Atomic uint64_t *tp = &hh->cls[c].top[(atomic_load(&hh->lane_next) - 1) % NR_LANES];
+	uint64_t top = atomic_load(tp);
 
 	atomic_store(slot_at(base, c, off), link_to_top ? (uint32_t)top : link);
 	clear_bit(base, c, off);
-	atomic_store(&hh->cls[c].top, ((top >> 32) + 1) << 32 | (off >> GRAN_SHIFT));
+	atomic_store(tp, ((top >> 32) + 1) << 32 | (off >> GRAN_SHIFT));
 }
 
 /*
