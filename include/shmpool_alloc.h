@@ -110,6 +110,11 @@
  *
  * Errors: functions return 0, a non-negative result, or -errno and never
  * set errno; allocation failure is -ENOMEM. Read-only pools are -EPERM.
+ * A call that needs the heap's lock (general blocks, a new slab, named
+ * objects, stats, check, reclaim, open and close) and cannot get it within
+ * the handle's lock timeout (shmpool_heap_set_lock_timeout(), 10 s unless
+ * set) returns -ETIMEDOUT having changed nothing: a live peer holds the
+ * lock that long, or wrote a live holder into it.
  *
  * Concurrency: any call may run concurrently with any other, from any
  * thread of any process, on handles of the same pool, except that
@@ -225,11 +230,22 @@ int shmpool_heap_open(struct shmpool *p, unsigned int flags,
 /*
  * Return every thread's cached objects, give back the owner id and free @h
  * (NULL is fine); allocated blocks stay, as orphans. 0, or -EUCLEAN if the
- * heap is damaged (@h is freed all the same).
+ * heap is damaged, or -ETIMEDOUT if its lock stayed busy (@h is freed all
+ * the same; after -ETIMEDOUT the owner id and its blocks stay ours until
+ * this process ends).
  */
 int shmpool_heap_close(struct shmpool_heap *h);
 /* Return the calling thread's cached small objects of @h to the shared lists. */
 int shmpool_heap_flush(struct shmpool_heap *h);
+/*
+ * How long calls on @h wait for the heap's lock before they return
+ * -ETIMEDOUT: @ms milliseconds (0: only if it is free now), or -1 for as
+ * long as it takes (then a peer that holds the lock, or writes a live
+ * holder into it, blocks them for ever). Default 10000. A holder that dies
+ * is taken over whatever the setting (shmpool_sync.h). 0, or -EINVAL for a
+ * NULL @h or @ms below -1.
+ */
+int shmpool_heap_set_lock_timeout(struct shmpool_heap *h, long ms);
 
 /* Allocate @size (>= 1) bytes aligned to 16; offset in *@off. */
 int shmpool_alloc(struct shmpool_heap *h, size_t size, uint64_t *off);

@@ -774,7 +774,10 @@ int __shmpool_heap_lock(struct shmpool_heap *h)
 	uint32_t seq;
 	int ret;
 
-	ret = shmpool_mutex_lock(h->pool, &hh->lock);
+	/* relaxed: a setting of this handle; nothing is ordered by it */
+	ret = __shmpool_mutex_lock_ms(h->pool, &hh->lock,
+				      atomic_load_explicit(&heap_priv(h)->lock_ms,
+							   memory_order_relaxed));
 	if (ret == -EOWNERDEAD) {
 		ret = 0;
 		if (!hh->damaged && (heap_repair(h) || check_locked(h, NULL, 0) ||
@@ -1054,6 +1057,7 @@ int shmpool_heap_open(struct shmpool *p, unsigned int flags,
 	h->pool = p;
 	h->__hdr = p->base;
 	h->__flags = flags;
+	atomic_init(&hp->lock_ms, HEAP_LOCK_MS);
 	pthread_once(&fork_once, fork_register);
 	heap_geometry(hp);
 	ret = heap_ready(h);
@@ -1101,6 +1105,16 @@ int shmpool_heap_close(struct shmpool_heap *h)
 }
 
 /* ---- allocate and free ------------------------------------------------------------ */
+
+SHMPOOL_EXPORT
+int shmpool_heap_set_lock_timeout(struct shmpool_heap *h, long ms)
+{
+	if (!h || ms < -1)
+		return -EINVAL;
+	/* relaxed: read by __shmpool_heap_lock(), nothing else is ordered by it */
+	atomic_store_explicit(&heap_priv(h)->lock_ms, ms, memory_order_relaxed);
+	return 0;
+}
 
 /* The general heap's side of shmpool_alloc_aligned() (tcache.c). */
 int __shmpool_heap_alloc(struct shmpool_heap *h, size_t size, size_t align,

@@ -49,6 +49,7 @@
 
 /* the state word at offset 0 (a doorbell word) */
 #define HEAP_STATE_READY	1U
+#define HEAP_LOCK_MS		10000L	/* default shmpool_heap_set_lock_timeout() */
 #define HEAP_STATE_INIT		0x80000000U	/* | initialiser's pool attachment id */
 #define HEAP_STATE_PID_MASK	0x3fffffffU
 
@@ -300,6 +301,7 @@ struct heap_priv {
 	uint64_t *summary;		/* its summary: bit w says bitmap[w] != 0 */
 	uint64_t bitmap_words;
 	uint64_t max_free;		/* most free blocks there can be: bounds list walks */
+	_Atomic long lock_ms;		/* longest wait for the heap lock; -1: no limit */
 	struct cls_info cls[NR_CLASSES];
 	/*
 	 * A class-c slab starting at byte s lies inside [lo, hi) if

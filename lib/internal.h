@@ -90,11 +90,18 @@ int __shmpool_ident_claim(_Atomic uint64_t *ident, uint32_t magic,
  * task, or a zombie?
  */
 bool __shmpool_task_gone(uint32_t id);
-/* The earlier of @deadline (NULL: none) and @ms from now (CLOCK_MONOTONIC, in @ts). */
 /* Has @deadline (absolute CLOCK_MONOTONIC; NULL: never) passed? */
 bool __shmpool_deadline_passed(const struct timespec *deadline);
+/* The earlier of @deadline (NULL: none) and @ms from now (CLOCK_MONOTONIC, in @ts). */
 const struct timespec *__shmpool_deadline_within(const struct timespec *deadline,
 						 long ms, struct timespec *ts);
+
+/*
+ * sync.c: shmpool_mutex_timedlock() with a deadline @ms from the call
+ * (-1: none), read off the clock only if the caller has to wait.
+ */
+struct shmpool_mutex;
+int __shmpool_mutex_lock_ms(struct shmpool *p, struct shmpool_mutex *m, long ms);
 
 /*
  * attach.c: attachments (include/shmpool.h, "Attachments").

@@ -530,6 +530,22 @@ int mutex_lock(struct shmpool *p, struct shmpool_mutex *m,
 	return mutex_lock_slow(p, m, off, id, tid, deadline);
 }
 
+int __shmpool_mutex_lock_ms(struct shmpool *p, struct shmpool_mutex *m, long ms)
+{
+	struct timespec ts;
+	uint32_t id, tid;
+	int64_t off;
+	int ret;
+
+	if (mutex_fast_take(p, m))
+		return 0;
+	ret = mutex_try(p, m, &off, &id, &tid);
+	if (ret)
+		return ret < 0 ? ret : 0;
+	return mutex_lock_slow(p, m, off, id, tid,
+			       ms < 0 ? NULL : __shmpool_deadline_within(NULL, ms, &ts));
+}
+
 SHMPOOL_EXPORT
 int shmpool_mutex_timedlock(struct shmpool *p, struct shmpool_mutex *m,
 			    const struct timespec *deadline)

@@ -2018,6 +2018,90 @@ TEST_F(alloc, dead_holder_repaired)
 	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
 }
 
+/* Lock the heap's mutex in a child that lives on holding it, in *@pid. */
+static void live_heap_lock_holder(struct __test_metadata *_metadata,
+				  struct shmpool_heap *h, pid_t *pid)
+{
+	struct shmpool_mutex *m = shmpool_heap_ptr(h, HEAP_MUTEX_OFF, sizeof(*m));
+	int fd[2];
+	char c;
+
+	ASSERT_EQ(0, pipe(fd));
+	*pid = fork();
+	ASSERT_LE(0, *pid);
+	if (*pid == 0) {
+		if (shmpool_mutex_lock(h->pool, m) || write(fd[1], "l", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(fd[1]);
+	ASSERT_EQ(1, read(fd[0], &c, 1));
+	close(fd[0]);
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/*
+ * A live peer that holds the heap's lock does not hang us: calls that need
+ * it give up at the handle's timeout with -ETIMEDOUT and change nothing
+ * (the old code waited for ever), and go on once the holder is gone.
+ */
+TEST_F(alloc, live_lock_holder_times_calls_out)
+{
+	struct shmpool_heap_stats st;
+	struct timespec t0;
+	uint64_t a, b, small;
+	long ms;
+	pid_t pid;
+
+	ASSERT_EQ(0, shmpool_alloc(self->h, 30000, &a));
+	ASSERT_EQ(0, shmpool_heap_set_lock_timeout(self->h, 300));
+	live_heap_lock_holder(_metadata, self->h, &pid);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_alloc(self->h, 30000, &b));	/* a general block */
+	EXPECT_EQ(-ETIMEDOUT, shmpool_free(self->h, a));
+	EXPECT_EQ(-ETIMEDOUT, shmpool_alloc(self->h, 5000, &small));	/* a class with no slab yet */
+	ms = ms_since(&t0);
+	EXPECT_LE(900, ms);
+	EXPECT_GT(60000, ms);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_heap_stats(self->h, &st));
+	/* 0: only if it is free now */
+	ASSERT_EQ(0, shmpool_heap_set_lock_timeout(self->h, 0));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_alloc(self->h, 30000, &b));
+	EXPECT_GT(5000, ms_since(&t0));
+	/* the holder dies: taken over, and nothing was lost meanwhile */
+	ASSERT_EQ(0, shmpool_heap_set_lock_timeout(self->h, -1));
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(pid, waitpid(pid, NULL, 0));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(1U, st.alloc_blocks);
+	EXPECT_EQ(0, shmpool_free(self->h, a));
+	ASSERT_EQ(0, shmpool_alloc(self->h, 5000, &small));
+	EXPECT_EQ(0, shmpool_free(self->h, small));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+TEST_F(alloc, lock_timeout_null_heap_is_einval)
+{
+	EXPECT_EQ(-EINVAL, shmpool_heap_set_lock_timeout(NULL, 10));
+}
+
+TEST_F(alloc, lock_timeout_below_minus_one_is_einval)
+{
+	EXPECT_EQ(-EINVAL, shmpool_heap_set_lock_timeout(self->h, -2));
+	EXPECT_EQ(0, shmpool_heap_set_lock_timeout(self->h, -1));
+	EXPECT_EQ(0, shmpool_heap_set_lock_timeout(self->h, 0));
+	EXPECT_EQ(0, shmpool_heap_set_lock_timeout(self->h, 10000));
+}
+
 /* The directory of names: offset 8192 + 4096 of the layout, 64-byte entries. */
 #define HEAP_DIR_OFF	12288
 #define HEAP_DIR_ENT	64
