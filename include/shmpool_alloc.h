@@ -238,8 +238,8 @@ int shmpool_heap_close(struct shmpool_heap *h);
 /* Return the calling thread's cached small objects of @h to the shared lists. */
 int shmpool_heap_flush(struct shmpool_heap *h);
 /*
- * How long calls on @h wait for the heap's lock before they return
- * -ETIMEDOUT: @ms milliseconds (0: only if it is free now), or -1 for as
+ * How long calls on @h (and on caches opened on it: shmpool_cache.h) wait
+ * for the heap's lock before they return -ETIMEDOUT: @ms milliseconds (0: only if it is free now), or -1 for as
  * long as it takes (then a peer that holds the lock, or writes a live
  * holder into it, blocks them for ever). Default 10000. A holder that dies
  * is taken over whatever the setting (shmpool_sync.h). 0, or -EINVAL for a

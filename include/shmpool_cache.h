@@ -98,7 +98,10 @@ int shmpool_cache_close(struct shmpool_cache *c);
  * get, put, delete and iterate return -EUCLEAN for a damaged chain (a peer
  * wrote into the cache: README, "Trust between processes"): each link is
  * checked before use and a walk stops at a cycle or after pool size / 48
- * entries, with the stripe unlocked and nothing written.
+ * entries, with the stripe unlocked and nothing written. They wait for a
+ * stripe's lock at most the heap handle's lock timeout
+ * (shmpool_heap_set_lock_timeout(), 10 s unless set), then return
+ * -ETIMEDOUT having changed nothing: a live peer holds that stripe.
  *
  * Copy the value of @key into @val (@len bytes). Returns the value's
  * length; -ENOENT if absent; -EMSGSIZE if @len is too small (nothing

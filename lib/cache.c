@@ -185,11 +185,13 @@ static struct shmpool_mutex *stripe_of(struct shmpool_cache *c, uint32_t b)
  * the unlock), so a chain is whole at every instruction. At worst the entry
  * count is one off, or an unlinked entry is never freed. The mutex takes
  * a dead holder's stripe over (its owner is an attachment: at once on the
- * device, within about 100 ms on memfd) and never a live holder's.
+ * device, within about 100 ms on memfd) and never a live holder's, which
+ * is waited for up to the heap handle's lock timeout (-ETIMEDOUT).
  */
 static int lock_bucket(struct shmpool_cache *c, uint32_t b)
 {
-	int ret = shmpool_mutex_lock(c->heap->pool, stripe_of(c, b));
+	int ret = __shmpool_mutex_lock_ms(c->heap->pool, stripe_of(c, b),
+					  __shmpool_heap_lock_ms(c->heap));
 
 	return ret == -EOWNERDEAD ? 0 : ret;
 }

@@ -774,10 +774,7 @@ int __shmpool_heap_lock(struct shmpool_heap *h)
 	uint32_t seq;
 	int ret;
 
-	/* relaxed: a setting of this handle; nothing is ordered by it */
-	ret = __shmpool_mutex_lock_ms(h->pool, &hh->lock,
-				      atomic_load_explicit(&heap_priv(h)->lock_ms,
-							   memory_order_relaxed));
+	ret = __shmpool_mutex_lock_ms(h->pool, &hh->lock, __shmpool_heap_lock_ms(h));
 	if (ret == -EOWNERDEAD) {
 		ret = 0;
 		if (!hh->damaged && (heap_repair(h) || check_locked(h, NULL, 0) ||
@@ -1105,6 +1102,12 @@ int shmpool_heap_close(struct shmpool_heap *h)
 }
 
 /* ---- allocate and free ------------------------------------------------------------ */
+
+long __shmpool_heap_lock_ms(struct shmpool_heap *h)
+{
+	/* relaxed: a setting of this handle; nothing is ordered by it */
+	return atomic_load_explicit(&heap_priv(h)->lock_ms, memory_order_relaxed);
+}
 
 SHMPOOL_EXPORT
 int shmpool_heap_set_lock_timeout(struct shmpool_heap *h, long ms)

@@ -103,6 +103,10 @@ const struct timespec *__shmpool_deadline_within(const struct timespec *deadline
 struct shmpool_mutex;
 int __shmpool_mutex_lock_ms(struct shmpool *p, struct shmpool_mutex *m, long ms);
 
+/* heap.c: the handle's shmpool_heap_set_lock_timeout() (the cache's locks use it too) */
+struct shmpool_heap;
+long __shmpool_heap_lock_ms(struct shmpool_heap *h);
+
 /*
  * attach.c: attachments (include/shmpool.h, "Attachments").
  *

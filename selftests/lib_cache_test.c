@@ -700,6 +700,44 @@ TEST_F_TIMEOUT(cache, pidns_live_stripe_holder_waited_for, 60)
 	EXPECT_EQ(1, atomic_load(&f->got));
 	munmap(f, sizeof(*f));
 }
+
+/*
+ * A stripe holder alive (here: inside an iterate callback) does not hang
+ * us: get, put and delete on its stripe give up at the heap handle's lock
+ * timeout with -ETIMEDOUT and change nothing (the old code waited for as
+ * long as the holder lived), and work once it lets go.
+ */
+TEST_F_TIMEOUT(cache, live_stripe_holder_times_calls_out, 60)
+{
+	struct ns_flags *f;
+	char v[8] = { 0 };
+	int status;
+	pid_t pid;
+
+	f = mmap(NULL, sizeof(*f), PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, f);
+	ASSERT_EQ(0, shmpool_cache_put(self->c, "k", 1, "v", 1, 0));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(shmpool_cache_iterate(self->c, hold_stripe, f) == 1 ? 0 : 2);
+	while (!atomic_load(&f->ready))
+		usleep(1000);
+	ASSERT_EQ(0, shmpool_heap_set_lock_timeout(self->h, 200));
+	EXPECT_EQ(-ETIMEDOUT, shmpool_cache_get(self->c, "k", 1, v, sizeof(v)));
+	EXPECT_EQ(-ETIMEDOUT, shmpool_cache_put(self->c, "k", 1, "w", 1, 0));
+	EXPECT_EQ(-ETIMEDOUT, shmpool_cache_delete(self->c, "k", 1));
+	atomic_store(&f->go, 1);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, status);
+	ASSERT_EQ(0, shmpool_heap_set_lock_timeout(self->h, -1));
+	EXPECT_EQ(1, shmpool_cache_get(self->c, "k", 1, v, sizeof(v)));
+	EXPECT_EQ('v', v[0]);
+	EXPECT_EQ(0, shmpool_cache_delete(self->c, "k", 1));
+	EXPECT_EQ(0, shmpool_heap_check(self->h, SHMPOOL_CHECK_QUIESCENT, NULL, 0));
+	munmap(f, sizeof(*f));
+}
 #endif
 
 TEST_HARNESS_MAIN
