@@ -516,34 +516,33 @@ bool mutex_fast_take(struct shmpool *p, struct shmpool_mutex *m)
 						   __ATOMIC_RELAXED);
 }
 
-/* lock and timedlock after the fast path: checks, learns who we are, sleeps */
+/*
+ * lock and timedlock after the fast path: checks, learns who we are, sleeps
+ * until @deadline or, with none, for @ms from the moment it has to wait
+ * (-1: as long as it takes), so that a caller that finds @m free never
+ * reads the clock.
+ */
 static __attribute__((noinline))
 int mutex_lock(struct shmpool *p, struct shmpool_mutex *m,
-	       const struct timespec *deadline)
+	       const struct timespec *deadline, long ms)
 {
+	struct timespec ts;
 	uint32_t id, tid;
 	int64_t off;
 	int ret = mutex_try(p, m, &off, &id, &tid);
 
 	if (ret)
 		return ret < 0 ? ret : 0;
+	if (!deadline && ms >= 0)
+		deadline = __shmpool_deadline_within(NULL, ms, &ts);
 	return mutex_lock_slow(p, m, off, id, tid, deadline);
 }
 
 int __shmpool_mutex_lock_ms(struct shmpool *p, struct shmpool_mutex *m, long ms)
 {
-	struct timespec ts;
-	uint32_t id, tid;
-	int64_t off;
-	int ret;
-
 	if (mutex_fast_take(p, m))
 		return 0;
-	ret = mutex_try(p, m, &off, &id, &tid);
-	if (ret)
-		return ret < 0 ? ret : 0;
-	return mutex_lock_slow(p, m, off, id, tid,
-			       ms < 0 ? NULL : __shmpool_deadline_within(NULL, ms, &ts));
+	return mutex_lock(p, m, NULL, ms);
 }
 
 SHMPOOL_EXPORT
@@ -552,15 +551,13 @@ int shmpool_mutex_timedlock(struct shmpool *p, struct shmpool_mutex *m,
 {
 	if (mutex_fast_take(p, m))
 		return 0;
-	return mutex_lock(p, m, deadline);
+	return mutex_lock(p, m, deadline, -1);
 }
 
 SHMPOOL_EXPORT
 int shmpool_mutex_lock(struct shmpool *p, struct shmpool_mutex *m)
 {
-	if (mutex_fast_take(p, m))
-		return 0;
-	return mutex_lock(p, m, NULL);
+	return __shmpool_mutex_lock_ms(p, m, -1);
 }
 
 static __attribute__((noinline))

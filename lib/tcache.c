@@ -256,16 +256,30 @@ static inline bool tc_inside(const struct tcache *tc, uint32_t g, unsigned int c
 	return g - tc->lo_g <= tc->span[c];
 }
 
-/* Capacities, and the next lane round-robin (any value a peer left will do). */
-static void tc_set_limits(struct shmpool_heap *h, struct tcache *tc)
+/* The next lane round-robin: any value a peer left there will do. */
+static uint16_t tc_pick_lane(struct shmpool_heap *h)
+{
+	/* relaxed: a hint; nothing is ordered by it */
+	return (uint16_t)(atomic_fetch_add_explicit(&heap_hdr(h)->lane_next, 1,
+						    memory_order_relaxed) % NR_LANES);
+}
+
+/*
+ * An empty cache of this process's generation, for attachment @owner: the
+ * heap's geometry (0 or -EUCLEAN), its own lane, and capacities.
+ */
+static int tc_start(struct shmpool_heap *h, struct tcache *tc, uint16_t owner)
 {
 	uint64_t share = h->pool->size >> TC_POOL_SHARE, n;
 	unsigned int c;
+	int ret = tc_geometry(h, tc);
 
-	/* relaxed: a hint; nothing is ordered by it */
-	tc->lane = (uint16_t)(atomic_fetch_add_explicit(&heap_hdr(h)->lane_next, 1,
-							memory_order_relaxed) % NR_LANES);
-
+	if (ret)
+		return ret;
+	tc->gen = fork_gen();
+	tc->owner = owner;
+	tc->cached = owner | SLOT_CACHED;
+	tc->lane = tc_pick_lane(h);
 	for (c = 0; c < NR_CLASSES; c++) {
 		n = share / heap_priv(h)->cls[c].size;
 		if (h->__flags & SHMPOOL_HEAP_NOCACHE)
@@ -273,6 +287,7 @@ static void tc_set_limits(struct shmpool_heap *h, struct tcache *tc)
 		tc->limit[c] = (uint8_t)(n < TC_MAX ? (n < 2 ? 0 : n) : TC_MAX);
 		tc->n[c] = 0;
 	}
+	return 0;
 }
 
 /*
@@ -306,14 +321,10 @@ static __attribute__((noinline)) struct tcache *tc_find(struct shmpool_heap *h)
 		goto out;
 	tc = found;
 	if (tc && tc->gen != fork_gen()) {
-		*err = tc_geometry(h, tc);
+		/* a fork()ed child's copy: its objects are the parent's */
+		*err = tc_start(h, tc, owner);
 		if (*err)
 			goto out;
-		/* a fork()ed child's copy: its objects are the parent's */
-		tc->gen = fork_gen();
-		tc->owner = owner;
-		tc->cached = owner | SLOT_CACHED;
-		tc_set_limits(h, tc);
 	}
 	if (!tc) {
 		*err = tc_key_err ? -tc_key_err : 0;
@@ -326,16 +337,12 @@ static __attribute__((noinline)) struct tcache *tc_find(struct shmpool_heap *h)
 			*err = -ENOMEM;
 			goto out;
 		}
-		*err = tc_geometry(h, tc);
+		*err = tc_start(h, tc, owner);
 		if (*err) {
 			free(tc);
 			goto out;
 		}
 		atomic_store_explicit(&tc->heap, h, memory_order_relaxed);
-		tc->gen = fork_gen();
-		tc->owner = owner;
-		tc->cached = owner | SLOT_CACHED;
-		tc_set_limits(h, tc);
 		tc->tnext = tc_list;
 		tc_list = tc;
 		tc->hnext = h->__tcaches;
