@@ -1489,6 +1489,89 @@ TEST_F_TIMEOUT(alloc, killed_allocators_are_reclaimed, 120)
 }
 
 /*
+ * A process that is pid 1 of a PID namespace of its own (a pid that is
+ * alive here too, and means another process): a child unshares the
+ * namespace and forks it; it runs @body(@h, @box), which returns 0 once it
+ * has done its part, and then lives until ns_peer_kill(). Returns the
+ * child's pid, or -1 if the test was skipped (no unshare(CLONE_NEWPID)).
+ */
+#define BOX_NS_PID	511	/* shared_box() slot: that process's pid, as seen here */
+
+static pid_t ns_peer_start(struct __test_metadata *_metadata, struct shmpool_heap *h,
+			   _Atomic uint64_t *box,
+			   int (*body)(struct shmpool_heap *h, _Atomic uint64_t *box))
+{
+	int status, fds[2];
+	pid_t pid;
+	char c;
+
+	ASSERT_EQ(0, pipe(fds));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		pid_t gc;
+
+		close(fds[0]);
+		if (unshare(CLONE_NEWPID))
+			_exit(99);
+		gc = fork();
+		if (gc < 0)
+			_exit(98);
+		if (gc == 0) {
+			if (getpid() != 1 || body(h, box) || write(fds[1], "r", 1) != 1)
+				_exit(1);
+			for (;;)
+				pause();
+		}
+		atomic_store(&box[BOX_NS_PID], (uint64_t)gc);
+		close(fds[1]);
+		_exit(waitpid(gc, &status, 0) == gc && WIFSIGNALED(status) ? 0 : 5);
+	}
+	close(fds[1]);
+	if (read(fds[0], &c, 1) != 1) {
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		close(fds[0]);
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 99)
+			SKIP(return -1, "unshare(CLONE_NEWPID) not permitted");
+		ASSERT_EQ(0, status) TH_LOG("the namespaced peer failed");
+	}
+	close(fds[0]);
+	return pid;
+}
+
+/* Kill ns_peer_start()'s process; its parent, @pid, must see it killed. */
+static void ns_peer_kill(struct __test_metadata *_metadata, _Atomic uint64_t *box,
+			 pid_t pid)
+{
+	int status;
+
+	while (!atomic_load(&box[BOX_NS_PID]))
+		usleep(1000);
+	ASSERT_EQ(0, kill((pid_t)atomic_load(&box[BOX_NS_PID]), SIGKILL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, status);
+}
+
+/* ns_peer_start()'s body: a general block (box[0]), 8 small objects cached, its id (box[2]) */
+static int ns_holds_and_caches(struct shmpool_heap *h, _Atomic uint64_t *box)
+{
+	uint64_t off[8];
+	int i;
+
+	if (shmpool_alloc(h, 30000, &off[0]))
+		return 1;
+	atomic_store(&box[0], off[0]);
+	for (i = 0; i < 8; i++)
+		if (shmpool_alloc(h, 500, &off[i]))
+			return 2;
+	for (i = 0; i < 8; i++)
+		if (shmpool_free(h, off[i]))
+			return 3;
+	atomic_store(&box[2], (uint64_t)shmpool_heap_attach_id(h));
+	return 0;
+}
+
+/*
  * A live owner in another PID namespace is never taken for dead (its pid
  * means nothing here); once it is killed, what it cached and held comes
  * back. Device backend with the module's attachments.
@@ -1498,59 +1581,16 @@ TEST_F(alloc, live_owner_in_other_pid_namespace_is_kept)
 	_Atomic uint64_t *box;
 	struct shmpool_heap_stats st, before;
 	uint32_t seq;
-	int status, fds[2];
 	uint64_t x;
-	char c;
 	pid_t pid;
 
 	if (variant->backend != SHMPOOL_BACKEND_DEVICE ||
 	    shmpool_death_seq(self->p, &seq))
 		SKIP(return, "needs the module's attachments (device backend)");
 	box = shared_box(_metadata);
-	ASSERT_EQ(0, pipe(fds));
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (pid == 0) {
-		uint64_t off[8];
-		pid_t gc;
-		int i;
-
-		close(fds[0]);
-		if (unshare(CLONE_NEWPID))
-			_exit(99);
-		gc = fork();
-		if (gc < 0)
-			_exit(98);
-		if (gc == 0) {
-			/* pid 1 of its namespace: a pid that is alive here too */
-			if (shmpool_alloc(self->h, 30000, &off[0]))
-				_exit(1);
-			atomic_store(&box[0], off[0]);
-			for (i = 0; i < 8; i++)
-				if (shmpool_alloc(self->h, 500, &off[i]))
-					_exit(2);
-			for (i = 0; i < 8; i++)
-				if (shmpool_free(self->h, off[i]))
-					_exit(3);
-			atomic_store(&box[2], (uint64_t)shmpool_heap_attach_id(self->h));
-			if (write(fds[1], "r", 1) != 1)
-				_exit(4);
-			for (;;)
-				pause();
-		}
-		atomic_store(&box[1], (uint64_t)gc);
-		close(fds[1]);
-		_exit(waitpid(gc, &i, 0) == gc && WIFSIGNALED(i) ? 0 : 5);
-	}
-	close(fds[1]);
-	if (read(fds[0], &c, 1) != 1) {
-		ASSERT_EQ(pid, waitpid(pid, &status, 0));
-		close(fds[0]);
-		if (WIFEXITED(status) && WEXITSTATUS(status) == 99)
-			SKIP(return, "unshare(CLONE_NEWPID) not permitted");
-		ASSERT_EQ(0, status) TH_LOG("the namespaced child failed");
-	}
-	close(fds[0]);
+	pid = ns_peer_start(_metadata, self->h, box, ns_holds_and_caches);
+	if (pid < 0)
+		return;
 	x = atomic_load(&box[0]);
 
 	/* alive: nothing of it is touched */
@@ -1563,11 +1603,7 @@ TEST_F(alloc, live_owner_in_other_pid_namespace_is_kept)
 	EXPECT_EQ(1U, st.alloc_blocks);
 
 	/* dead: all of it comes back */
-	while (!atomic_load(&box[1]))
-		usleep(1000);
-	ASSERT_EQ(0, kill((pid_t)atomic_load(&box[1]), SIGKILL));
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	ASSERT_EQ(0, status);
+	ns_peer_kill(_metadata, box, pid);
 	EXPECT_EQ(1, shmpool_heap_reclaim(self->h, SHMPOOL_RECLAIM_HELD));
 	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
 	EXPECT_EQ(0U, st.classes[15].cached);
@@ -2087,6 +2123,55 @@ TEST_F(alloc, live_lock_holder_times_calls_out)
 	ASSERT_EQ(0, shmpool_alloc(self->h, 5000, &small));
 	EXPECT_EQ(0, shmpool_free(self->h, small));
 	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+/* ns_peer_start()'s body: hold the heap's lock */
+static int ns_locks_heap(struct shmpool_heap *h, _Atomic uint64_t *box)
+{
+	(void)box;
+	return shmpool_mutex_lock(h->pool, shmpool_heap_ptr(h, HEAP_MUTEX_OFF,
+							    sizeof(struct shmpool_mutex)));
+}
+
+/*
+ * The holder lives in a PID namespace of its own, where it is pid 1 (a pid
+ * that is alive here too, and means another process): it is neither taken
+ * for dead nor waited for beyond the timeout; once it is killed, the next
+ * call takes the lock over and nothing was lost. Device backend: the
+ * module's attachments are what make liveness hold across namespaces (on
+ * memfd, processes must share one; README, "When a process dies").
+ */
+TEST_F(alloc, lock_holder_in_other_pid_namespace_times_calls_out)
+{
+	struct shmpool_heap_stats st;
+	_Atomic uint64_t *box;
+	uint64_t a, b;
+	uint32_t seq;
+	pid_t pid;
+
+	if (variant->backend != SHMPOOL_BACKEND_DEVICE ||
+	    shmpool_death_seq(self->p, &seq))
+		SKIP(return, "needs the module's attachments (device backend)");
+	ASSERT_EQ(0, shmpool_alloc(self->h, 30000, &a));
+	box = shared_box(_metadata);
+	pid = ns_peer_start(_metadata, self->h, box, ns_locks_heap);
+	if (pid < 0)
+		return;
+
+	ASSERT_EQ(0, shmpool_heap_set_lock_timeout(self->h, 200));
+	EXPECT_EQ(-ETIMEDOUT, shmpool_alloc(self->h, 30000, &b));
+	EXPECT_EQ(-ETIMEDOUT, shmpool_free(self->h, a));
+	EXPECT_EQ(-ETIMEDOUT, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(-ETIMEDOUT, shmpool_heap_reclaim(self->h, SHMPOOL_RECLAIM_HELD));
+
+	ns_peer_kill(_metadata, box, pid);
+	ASSERT_EQ(0, shmpool_heap_set_lock_timeout(self->h, -1));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(1U, st.repairs);
+	EXPECT_EQ(1U, st.alloc_blocks);
+	EXPECT_EQ(0, shmpool_free(self->h, a));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	munmap((void *)box, 4096);
 }
 
 TEST_F(alloc, lock_timeout_null_heap_is_einval)
