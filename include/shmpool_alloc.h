@@ -114,7 +114,12 @@
  * objects, stats, check, reclaim, open and close) and cannot get it within
  * the handle's lock timeout (shmpool_heap_set_lock_timeout(), 10 s unless
  * set) returns -ETIMEDOUT having changed nothing: a live peer holds the
- * lock that long, or wrote a live holder into it.
+ * lock that long, or wrote a live holder into it. A lock that names the
+ * calling thread while it is in no heap or cache call (left by a thread
+ * whose id was recycled as ours, or written by a peer) is taken over as
+ * from a dead holder, repair included; a call made while this thread is
+ * inside one (from a signal handler that interrupted it, or from a cache
+ * iterate callback) gets -EDEADLK instead, having changed nothing.
  *
  * Concurrency: any call may run concurrently with any other, from any
  * thread of any process, on handles of the same pool, except that

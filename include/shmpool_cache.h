@@ -39,7 +39,7 @@
  * Concurrency: every call may run concurrently with every other, from any
  * thread of any process, except shmpool_cache_close(), the last call on its
  * handle. The iterate callback runs under a stripe lock and must not call
- * the cache.
+ * the cache: a call for a key on the stripe being walked returns -EDEADLK.
  */
 #ifndef SHMPOOL_CACHE_H
 #define SHMPOOL_CACHE_H
@@ -101,7 +101,10 @@ int shmpool_cache_close(struct shmpool_cache *c);
  * entries, with the stripe unlocked and nothing written. They wait for a
  * stripe's lock at most the heap handle's lock timeout
  * (shmpool_heap_set_lock_timeout(), 10 s unless set), then return
- * -ETIMEDOUT having changed nothing: a live peer holds that stripe.
+ * -ETIMEDOUT having changed nothing: a live peer holds that stripe. A
+ * stripe lock that names the calling thread while it is in no cache call
+ * (a claim left by a thread whose id was recycled, or written by a peer)
+ * is taken over as from a dead holder.
  *
  * Copy the value of @key into @val (@len bytes). Returns the value's
  * length; -ENOENT if absent; -EMSGSIZE if @len is too small (nothing

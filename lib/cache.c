@@ -190,15 +190,15 @@ static struct shmpool_mutex *stripe_of(struct shmpool_cache *c, uint32_t b)
  */
 static int lock_bucket(struct shmpool_cache *c, uint32_t b)
 {
-	int ret = __shmpool_mutex_lock_ms(c->heap->pool, stripe_of(c, b),
-					  __shmpool_heap_lock_ms(c->heap));
+	int ret = __shmpool_lib_lock(c->heap->pool, stripe_of(c, b),
+				     __shmpool_heap_lock_ms(c->heap));
 
 	return ret == -EOWNERDEAD ? 0 : ret;
 }
 
 static void unlock_bucket(struct shmpool_cache *c, uint32_t b)
 {
-	shmpool_mutex_unlock(c->heap->pool, stripe_of(c, b));
+	__shmpool_lib_unlock(c->heap->pool, stripe_of(c, b));
 }
 
 /* One read of a link: a peer may change it between two reads. */

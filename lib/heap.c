@@ -774,7 +774,7 @@ int __shmpool_heap_lock(struct shmpool_heap *h)
 	uint32_t seq;
 	int ret;
 
-	ret = __shmpool_mutex_lock_ms(h->pool, &hh->lock, __shmpool_heap_lock_ms(h));
+	ret = __shmpool_lib_lock(h->pool, &hh->lock, __shmpool_heap_lock_ms(h));
 	if (ret == -EOWNERDEAD) {
 		ret = 0;
 		if (!hh->damaged && (heap_repair(h) || check_locked(h, NULL, 0) ||
@@ -784,7 +784,7 @@ int __shmpool_heap_lock(struct shmpool_heap *h)
 			__shmpool_heap_reclaim_locked(h, 0);
 	}
 	if (!ret && hh->damaged) {
-		shmpool_mutex_unlock(h->pool, &hh->lock);
+		__shmpool_lib_unlock(h->pool, &hh->lock);
 		return -EUCLEAN;
 	}
 	if (ret)
@@ -799,7 +799,7 @@ int __shmpool_heap_lock(struct shmpool_heap *h)
 
 void __shmpool_heap_unlock(struct shmpool_heap *h)
 {
-	shmpool_mutex_unlock(h->pool, &heap_hdr(h)->lock);
+	__shmpool_lib_unlock(h->pool, &heap_hdr(h)->lock);
 }
 
 /* ---- what a dead or closed owner leaves -------------------------------------- */

@@ -97,11 +97,17 @@ const struct timespec *__shmpool_deadline_within(const struct timespec *deadline
 						 long ms, struct timespec *ts);
 
 /*
- * sync.c: shmpool_mutex_timedlock() with a deadline @ms from the call
- * (-1: none), read off the clock only if the caller has to wait.
+ * sync.c: the library's own locks (the heap's, the cache's stripes), never
+ * held across a call. Lock is shmpool_mutex_timedlock() with a deadline @ms
+ * from the call (-1: none), read off the clock only if the caller has to
+ * wait; and a word that names the calling thread while it holds none of
+ * these locks is a stale claim, taken over as from a dead owner
+ * (-EOWNERDEAD), where shmpool_mutex_lock() would say -EDEADLK. Unlock
+ * with __shmpool_lib_unlock() after 0 and after -EOWNERDEAD.
  */
 struct shmpool_mutex;
-int __shmpool_mutex_lock_ms(struct shmpool *p, struct shmpool_mutex *m, long ms);
+int __shmpool_lib_lock(struct shmpool *p, struct shmpool_mutex *m, long ms);
+void __shmpool_lib_unlock(struct shmpool *p, struct shmpool_mutex *m);
 
 /* heap.c: the handle's shmpool_heap_set_lock_timeout() (the cache's locks use it too) */
 struct shmpool_heap;

@@ -360,6 +360,48 @@ static int mutex_take_over(struct shmpool *p, struct shmpool_mutex *m,
 }
 
 /*
+ * @m names this thread (attachment @id, thread @tid) as its holder. A
+ * caller that may hold it (shmpool_mutex_lock(), or the library with one
+ * of its own locks held: a cache iterate callback, a signal handler) gets
+ * -EDEADLK. One that cannot hold it (@stale: the library's own locks, none
+ * held by this thread) finds a claim that a thread whose id was recycled
+ * as ours left, or that a peer wrote: it takes @m over as from a dead
+ * owner, marked OWNER_DIED (-EOWNERDEAD: the caller repairs what @m
+ * guards), or gets -EAGAIN if @m moved meanwhile. The compare covers word
+ * and thread together where @m allows (mutex_pair()), so a thread of ours
+ * that took @m after it was freed is never taken over; at offset 4 mod 8
+ * only the word is compared, and that can happen only after a peer freed
+ * @m by writing it, which could as well free it under any holder.
+ */
+static int mutex_self_claim(struct shmpool_mutex *m, uint32_t id, uint32_t tid,
+			    bool stale)
+{
+	mutex_pair_t *pair = mutex_pair(m);
+	uint32_t v = atomic_load_explicit(&m->word, memory_order_relaxed);
+	uint64_t old;
+
+	if (!stale)
+		return -EDEADLK;
+	if ((v & SHMPOOL_MUTEX_OWNER_MASK) != id)
+		return -EAGAIN;
+	/* acquire: as in mutex_take(); our repair starts after the claim */
+	if (pair) {
+		old = PAIR(v, tid);
+		if (__atomic_compare_exchange_n(pair, &old,
+						PAIR(v | SHMPOOL_MUTEX_OWNER_DIED, tid),
+						false, __ATOMIC_ACQUIRE,
+						__ATOMIC_RELAXED))
+			return -EOWNERDEAD;
+	} else if (atomic_load_explicit(&m->tid, memory_order_relaxed) == tid &&
+		   atomic_compare_exchange_strong_explicit(&m->word, &v,
+				v | SHMPOOL_MUTEX_OWNER_DIED,
+				memory_order_acquire, memory_order_relaxed)) {
+		return -EOWNERDEAD;
+	}
+	return -EAGAIN;
+}
+
+/*
  * Sleep on @m's word while it is @v. An owner of another attachment: with
  * the death notice from @seq on (-EOWNERDEAD: look at the owner again). An
  * owner thread of our own process: no attachment ends when a thread does,
@@ -382,7 +424,7 @@ static int mutex_sleep(struct shmpool *p, int64_t off, uint32_t v,
 
 static int mutex_lock_slow(struct shmpool *p, struct shmpool_mutex *m,
 			   int64_t off, uint32_t id, uint32_t tid,
-			   const struct timespec *deadline)
+			   const struct timespec *deadline, bool stale)
 {
 	uint32_t v, seq = 0, checked = ~0U;
 	int i, ret;
@@ -391,8 +433,12 @@ static int mutex_lock_slow(struct shmpool *p, struct shmpool_mutex *m,
 		v = atomic_load_explicit(&m->word, memory_order_relaxed);
 		if (!v && mutex_take(m, id, tid))
 			return 0;
-		if (mutex_held(m, id, tid))
-			return -EDEADLK;
+		if (mutex_held(m, id, tid)) {
+			ret = mutex_self_claim(m, id, tid, stale);
+			if (ret != -EAGAIN)
+				return ret;
+			continue;
+		}
 		if (v & SHMPOOL_MUTEX_WAITERS)
 			break;		/* others sleep already: queue behind them */
 		cpu_relax();
@@ -405,8 +451,12 @@ static int mutex_lock_slow(struct shmpool *p, struct shmpool_mutex *m,
 				return 0;
 			continue;
 		}
-		if (mutex_held(m, id, tid))
-			return -EDEADLK;
+		if (mutex_held(m, id, tid)) {
+			ret = mutex_self_claim(m, id, tid, stale);
+			if (ret != -EAGAIN)
+				return ret;
+			continue;
+		}
 		/*
 		 * A new owner, or a death since we last looked: read
 		 * death_seq, then look whether the owner lives; a death
@@ -520,11 +570,11 @@ bool mutex_fast_take(struct shmpool *p, struct shmpool_mutex *m)
  * lock and timedlock after the fast path: checks, learns who we are, sleeps
  * until @deadline or, with none, for @ms from the moment it has to wait
  * (-1: as long as it takes), so that a caller that finds @m free never
- * reads the clock.
+ * reads the clock. @stale: as in mutex_self_claim().
  */
 static __attribute__((noinline))
 int mutex_lock(struct shmpool *p, struct shmpool_mutex *m,
-	       const struct timespec *deadline, long ms)
+	       const struct timespec *deadline, long ms, bool stale)
 {
 	struct timespec ts;
 	uint32_t id, tid;
@@ -535,14 +585,7 @@ int mutex_lock(struct shmpool *p, struct shmpool_mutex *m,
 		return ret < 0 ? ret : 0;
 	if (!deadline && ms >= 0)
 		deadline = __shmpool_deadline_within(NULL, ms, &ts);
-	return mutex_lock_slow(p, m, off, id, tid, deadline);
-}
-
-int __shmpool_mutex_lock_ms(struct shmpool *p, struct shmpool_mutex *m, long ms)
-{
-	if (mutex_fast_take(p, m))
-		return 0;
-	return mutex_lock(p, m, NULL, ms);
+	return mutex_lock_slow(p, m, off, id, tid, deadline, stale);
 }
 
 SHMPOOL_EXPORT
@@ -551,13 +594,39 @@ int shmpool_mutex_timedlock(struct shmpool *p, struct shmpool_mutex *m,
 {
 	if (mutex_fast_take(p, m))
 		return 0;
-	return mutex_lock(p, m, deadline, -1);
+	return mutex_lock(p, m, deadline, -1, false);
 }
 
 SHMPOOL_EXPORT
 int shmpool_mutex_lock(struct shmpool *p, struct shmpool_mutex *m)
 {
-	return __shmpool_mutex_lock_ms(p, m, -1);
+	if (mutex_fast_take(p, m))
+		return 0;
+	return mutex_lock(p, m, NULL, -1, false);
+}
+
+/*
+ * The library's own locks (the heap's, the cache's stripes): how many this
+ * thread holds. None is ever held across a call, so with none held a lock
+ * word that names this thread is stale (mutex_self_claim()).
+ */
+static _Thread_local unsigned int lib_locks_held;
+
+int __shmpool_lib_lock(struct shmpool *p, struct shmpool_mutex *m, long ms)
+{
+	int ret = 0;
+
+	if (!mutex_fast_take(p, m))
+		ret = mutex_lock(p, m, NULL, ms, !lib_locks_held);
+	if (!ret || ret == -EOWNERDEAD)
+		lib_locks_held++;
+	return ret;
+}
+
+void __shmpool_lib_unlock(struct shmpool *p, struct shmpool_mutex *m)
+{
+	lib_locks_held--;
+	shmpool_mutex_unlock(p, m);
 }
 
 static __attribute__((noinline))

@@ -2174,6 +2174,39 @@ TEST_F(alloc, lock_holder_in_other_pid_namespace_times_calls_out)
 	munmap((void *)box, 4096);
 }
 
+/*
+ * A peer writes this very thread (attachment id and thread id) into the
+ * heap's lock, as a thread of ours whose id was recycled would leave it: a
+ * heap call holds no lock on entry, so the claim is stale. It is taken over
+ * as from a dead holder (the heap checked and repaired), with and without
+ * waiters marked, and nothing is lost. The old code answered -EDEADLK for
+ * as long as this thread lived.
+ */
+TEST_F(alloc, lock_naming_this_thread_is_taken_over)
+{
+	struct shmpool_mutex *m = shmpool_heap_ptr(self->h, HEAP_MUTEX_OFF, sizeof(*m));
+	uint32_t tid = (uint32_t)syscall(SYS_gettid);
+	int id = shmpool_attach_id(self->p);
+	struct shmpool_heap_stats st;
+	uint64_t a, b;
+
+	ASSERT_LT(0, id);
+	ASSERT_EQ(0, shmpool_alloc(self->h, 30000, &a));
+	ASSERT_EQ(0, shmpool_heap_set_lock_timeout(self->h, 200));
+	atomic_store(&m->word, (uint32_t)id);
+	atomic_store(&m->tid, tid);
+	EXPECT_EQ(0, shmpool_alloc(self->h, 30000, &b));
+	atomic_store(&m->word, (uint32_t)id | SHMPOOL_MUTEX_WAITERS);
+	atomic_store(&m->tid, tid);
+	EXPECT_EQ(0, shmpool_free(self->h, b));
+	EXPECT_EQ(0U, atomic_load(&m->word));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(2U, st.repairs);
+	EXPECT_EQ(1U, st.alloc_blocks);
+	EXPECT_EQ(0, shmpool_free(self->h, a));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
 TEST_F(alloc, lock_timeout_null_heap_is_einval)
 {
 	EXPECT_EQ(-EINVAL, shmpool_heap_set_lock_timeout(NULL, 10));

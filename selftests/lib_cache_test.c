@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -737,6 +738,77 @@ TEST_F_TIMEOUT(cache, live_stripe_holder_times_calls_out, 60)
 	EXPECT_EQ(0, shmpool_cache_delete(self->c, "k", 1));
 	EXPECT_EQ(0, shmpool_heap_check(self->h, SHMPOOL_CHECK_QUIESCENT, NULL, 0));
 	munmap(f, sizeof(*f));
+}
+
+/* iterate callback: visit, nothing else */
+static int visit(const void *key, size_t klen, const void *val, size_t vlen,
+		 void *arg)
+{
+	(void)key;
+	(void)klen;
+	(void)val;
+	(void)vlen;
+	(void)arg;
+	return 0;
+}
+
+/*
+ * A peer writes this very thread (attachment id and thread id) into every
+ * stripe lock, as a thread of ours whose id was recycled would leave them:
+ * a cache call holds no stripe on entry, so each claim is stale and is
+ * taken over as from a dead holder; nothing is lost. The old code answered
+ * -EDEADLK for as long as this thread lived.
+ */
+TEST_F(cache, stripes_naming_this_thread_are_taken_over)
+{
+	struct shmpool_mutex *st = stripes(self->h, "cache");
+	uint32_t tid = (uint32_t)syscall(SYS_gettid);
+	int i, id = shmpool_attach_id(self->p);
+	char v[8] = { 0 };
+
+	ASSERT_NE(NULL, st);
+	ASSERT_LT(0, id);
+	ASSERT_EQ(0, shmpool_cache_put(self->c, "k", 1, "v", 1, 0));
+	ASSERT_EQ(0, shmpool_heap_set_lock_timeout(self->h, 200));
+	for (i = 0; i < NR_STRIPES; i++) {
+		atomic_store(&st[i].word, (uint32_t)id | (i & 1 ? SHMPOOL_MUTEX_WAITERS : 0));
+		atomic_store(&st[i].tid, tid);
+	}
+	EXPECT_EQ(1, shmpool_cache_get(self->c, "k", 1, v, sizeof(v)));
+	EXPECT_EQ('v', v[0]);
+	EXPECT_EQ(0, shmpool_cache_put(self->c, "k2", 2, "w", 1, 0));
+	EXPECT_EQ(0, shmpool_cache_delete(self->c, "k", 1));
+	EXPECT_EQ(1, shmpool_cache_iterate(self->c, visit, NULL));
+	for (i = 0; i < NR_STRIPES; i++)
+		EXPECT_EQ(0U, atomic_load(&st[i].word)) TH_LOG("stripe %d", i);
+	EXPECT_EQ(0, shmpool_heap_check(self->h, SHMPOOL_CHECK_QUIESCENT, NULL, 0));
+}
+
+/* iterate callback: a get of the entry it is shown, against the rule */
+static int get_in_callback(const void *key, size_t klen, const void *val,
+			   size_t vlen, void *arg)
+{
+	char v[8];
+
+	(void)val;
+	(void)vlen;
+	return shmpool_cache_get(arg, key, klen, v, sizeof(v));
+}
+
+/*
+ * A callback that calls the cache (which it must not) on the stripe being
+ * walked gets -EDEADLK: that stripe is held by this thread for real, and
+ * is never taken over from under the walk as a stale claim would be.
+ */
+TEST_F(cache, get_from_iterate_callback_is_edeadlk)
+{
+	char v[8] = { 0 };
+
+	ASSERT_EQ(0, shmpool_cache_put(self->c, "k", 1, "v", 1, 0));
+	EXPECT_EQ(-EDEADLK, shmpool_cache_iterate(self->c, get_in_callback, self->c));
+	EXPECT_EQ(1, shmpool_cache_get(self->c, "k", 1, v, sizeof(v)));
+	EXPECT_EQ('v', v[0]);
+	EXPECT_EQ(0, shmpool_heap_check(self->h, SHMPOOL_CHECK_QUIESCENT, NULL, 0));
 }
 #endif
 
