@@ -12,8 +12,9 @@
  *      bitmaps; small-class list heads and free objects' links to held
  *      objects, to themselves, past the slab; class geometry; chunk map
  *      bytes over the metadata and over general blocks.
- * The heap mutex is left alone: a peer that holds or fakes the lock stops
- * every call that takes it (README, "Trust between processes").
+ * The heap mutex is left alone by (a)-(c); the heap_lock trials write it
+ * instead, with crafted owners, and the victim takes the lock at once or
+ * gets -ETIMEDOUT (its lock timeout 0) where a live process may hold it.
  *
  * Then a victim process (fork, watchdog) runs allocations (some of exactly
  * shmpool_heap_stats()' largest_free), frees, stats, check, reclaim and a
@@ -33,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shmpool.h"
@@ -90,7 +92,7 @@ static uint64_t *top_of(struct t_hdr *hh, int c)
 _Static_assert(offsetof(struct t_hdr, lock) == 56, "heap mutex moved");
 
 /* KINDS: only the crafted writes of the kinds asked for, in turn */
-enum mode { RANDOM_HEADER, RANDOM_POOL, CRAFTED, KINDS };
+enum mode { RANDOM_HEADER, RANDOM_POOL, CRAFTED, KINDS, LOCK };
 
 struct blockref {
 	uint64_t off;
@@ -109,6 +111,8 @@ struct trial {
 	const char *what;	/* the crafted write, for the log */
 	int owner;		/* the test's owner id: every held block's */
 	bool meta_untouched;	/* the peer wrote no held block's metadata */
+	int lock_kind;		/* LOCK: what is written into the heap's lock, else -1 */
+	uint32_t parent_id, parent_tid;	/* the test's attachment and thread: alive */
 };
 
 static struct t_hdr *hdr(struct trial *t)
@@ -396,6 +400,54 @@ static bool intact(struct trial *t, const struct blockref *b)
 	return code;							\
 } while (0)
 
+/*
+ * LOCK: what a peer writes into the heap's lock (word, thread), as the
+ * victim sees it; the victim then waits for the lock not at all (timeout
+ * 0). Kinds 0, 1, 3, 6 and 7 name no live holder but the victim's own
+ * thread, which is in no heap call: each call takes the lock (a stale
+ * claim or a dead holder is taken over), and -ETIMEDOUT fails the trial.
+ * Kinds 2, 4 and 5 may name a live holder: -ETIMEDOUT is what they get.
+ */
+#define NR_LOCK_KINDS	8
+static const char *const lock_what[NR_LOCK_KINDS] = {
+	"the victim's own thread", "the victim's own thread, waiters marked",
+	"the victim's attachment, no thread yet", "the victim's attachment, a thread gone",
+	"the live test process", "random bytes", "free, a stray thread",
+	"an attachment id never issued",
+};
+
+static bool lock_may_time_out(const struct trial *t)
+{
+	return t->lock_kind == 2 || t->lock_kind == 4 || t->lock_kind == 5;
+}
+
+/* an error the call may give: @ok, or -ETIMEDOUT where the lock may be held */
+static bool documented(const struct trial *t, int ret, bool ok)
+{
+	return ok || (ret == -ETIMEDOUT && lock_may_time_out(t));
+}
+
+static void forge_lock(struct trial *t, uint64_t *s)
+{
+	struct shmpool_mutex *m = shmpool_heap_ptr(t->h, offsetof(struct t_hdr, lock),
+						   sizeof(*m));
+	uint32_t me = (uint32_t)shmpool_attach_id(t->p), tid = (uint32_t)syscall(SYS_gettid);
+	uint32_t w = me, th = tid, bits = (uint32_t)hostile_below(s, 4) << 30;
+
+	shmpool_heap_set_lock_timeout(t->h, 0);
+	switch (t->lock_kind) {
+	case 1: w = me | SHMPOOL_MUTEX_WAITERS | (bits & SHMPOOL_MUTEX_OWNER_DIED); break;
+	case 2: th = 0; break;
+	case 3: th = tid + 1 + (uint32_t)hostile_below(s, 1000); break;
+	case 4: w = t->parent_id | (bits & SHMPOOL_MUTEX_WAITERS); th = t->parent_tid; break;
+	case 5: hostile_fill(s, &w, sizeof(w)); hostile_fill(s, &th, sizeof(th)); break;
+	case 6: w = 0; th = 1 + (uint32_t)hostile_below(s, 1U << 22); break;
+	case 7: w = SHMPOOL_MUTEX_OWNER_MASK | bits; th = 1 + (uint32_t)hostile_below(s, 1U << 22); break;
+	}
+	atomic_store(&m->word, w);
+	atomic_store(&m->tid, th);
+}
+
 static int victim(void *arg)
 {
 	struct trial *t = arg;
@@ -409,6 +461,8 @@ static int victim(void *arg)
 	long r;
 
 	fence(t);
+	if (t->lock_kind >= 0)
+		forge_lock(t, &s);
 	for (op = 0; op < VICTIM_OPS; op++) {
 		switch (hostile_below(&s, 8)) {
 		case 0: case 1: case 2: case 3:
@@ -417,13 +471,13 @@ static int victim(void *arg)
 			size = hist_size(&s);
 			if (!hostile_below(&s, 8)) {
 				ret = shmpool_heap_stats(t->h, &st);
-				if (ret && ret != -EUCLEAN)
+				if (!documented(t, ret, !ret || ret == -EUCLEAN))
 					VFAIL(10, "stats: %d", ret);
 				if (!ret && st.largest_free)
 					size = st.largest_free;
 			}
 			ret = shmpool_alloc(t->h, size, &off);
-			if (ret == -ENOMEM || ret == -EUCLEAN)
+			if (ret && documented(t, ret, ret == -ENOMEM || ret == -EUCLEAN))
 				break;
 			if (ret)
 				VFAIL(11, "alloc(%zu): %d", size, ret);
@@ -447,14 +501,14 @@ static int victim(void *arg)
 				break;
 			i = (int)hostile_below(&s, (uint64_t)ngot);
 			ret = shmpool_free(t->h, got[i].off);
-			if (ret && ret != -EUCLEAN && ret != -EINVAL)
+			if (!documented(t, ret, !ret || ret == -EUCLEAN || ret == -EINVAL))
 				VFAIL(14, "free: %d", ret);
 			if (!ret)
 				got[i] = got[--ngot];
 			break;
 		case 6:
 			ret = shmpool_heap_stats(t->h, &st);
-			if (ret && ret != -EUCLEAN)
+			if (!documented(t, ret, !ret || ret == -EUCLEAN))
 				VFAIL(15, "stats: %d", ret);
 			for (i = 0; !ret && i < SHMPOOL_HEAP_NR_CLASSES; i++)
 				if (st.classes[i].used + st.classes[i].cached > st.classes[i].objs)
@@ -468,11 +522,11 @@ static int victim(void *arg)
 			if (hostile_below(&s, 2)) {
 				ret = shmpool_heap_check(t->h, (unsigned int)hostile_below(&s, 2),
 							 NULL, 0);
-				if (ret && ret != -EUCLEAN && ret != -ENOMEM)
+				if (!documented(t, ret, !ret || ret == -EUCLEAN || ret == -ENOMEM))
 					VFAIL(17, "check: %d", ret);
 			} else {
 				r = shmpool_heap_reclaim(t->h, (unsigned int)hostile_below(&s, 4));
-				if (r < 0 && r != -EUCLEAN && r != -ENOMEM)
+				if (!documented(t, (int)r, r >= 0 || r == -EUCLEAN || r == -ENOMEM))
 					VFAIL(18, "reclaim: %ld", r);
 				/*
 				 * A held block whose owner field the peer wrote
@@ -496,10 +550,13 @@ static int victim(void *arg)
 			      (unsigned long long)t->held[i].off);
 		/* nor was it taken for free or cached, or given to another */
 		ret = shmpool_alloc_owner(t->h, t->held[i].off);
-		if (t->meta_untouched && ret != t->owner && ret != -EUCLEAN)
+		if (t->meta_untouched && !documented(t, ret, ret == t->owner || ret == -EUCLEAN))
 			VFAIL(23, "the test's block at 0x%llx: owner %d, not %d",
 			      (unsigned long long)t->held[i].off, ret, t->owner);
 	}
+	/* a new handle waits 10 s for a lock a live process may hold */
+	if (lock_may_time_out(t))
+		return 0;
 	ret = shmpool_heap_open(t->p, 0, &h2);
 	if (ret && ret != -EUCLEAN && ret != -EUSERS && ret != -ETIMEDOUT)
 		VFAIL(21, "open: %d", ret);
@@ -565,6 +622,7 @@ static void run_trials(struct __test_metadata *_metadata,
 		memset(&t, 0, sizeof(t));
 		t.seed = base + i;
 		t.what = mode == RANDOM_HEADER ? "random header" : "random bytes";
+		t.lock_kind = mode == LOCK ? (int)(i % NR_LOCK_KINDS) : -1;
 		s = t.seed;
 		ASSERT_EQ(0, shmpool_create(self->name, POOL_BYTES, 0600,
 					    variant->backend | SHMPOOL_EXCL, &t.p));
@@ -578,6 +636,8 @@ static void run_trials(struct __test_metadata *_metadata,
 		ASSERT_EQ(0, history(&t, &s));
 		t.owner = shmpool_heap_attach_id(t.h);
 		t.meta_untouched = mode >= CRAFTED;
+		t.parent_id = (uint32_t)shmpool_attach_id(t.p);
+		t.parent_tid = (uint32_t)syscall(SYS_gettid);
 
 		switch (mode) {
 		case RANDOM_HEADER:
@@ -593,6 +653,9 @@ static void run_trials(struct __test_metadata *_metadata,
 			break;
 		case KINDS:
 			crafted(&t, &s, i % 2 ? kind_b : kind_a);
+			break;
+		case LOCK:	/* written by the victim, which alone knows its ids */
+			t.what = lock_what[t.lock_kind];
 			break;
 		}
 		t.copy = hostile_snapshot(shmpool_base(t.p), POOL_BYTES);
@@ -651,6 +714,16 @@ TEST_F_TIMEOUT(hheap, class_list_links, 120)
 TEST_F_TIMEOUT(hheap, held_object_relisted, 120)
 {
 	run_trials(_metadata, self, variant, KINDS, 8, 8);
+}
+
+/*
+ * (c) the heap's lock: the victim's own thread (a stale claim, taken over;
+ * -EDEADLK before 17c4b45), a live holder (-ETIMEDOUT at once with
+ * timeout 0), a dead or never-issued one (taken over), random bytes
+ */
+TEST_F_TIMEOUT(hheap, heap_lock, 120)
+{
+	run_trials(_metadata, self, variant, LOCK, 0, 0);
 }
 
 /* (c) a class's geometry in the header, and chunk map bytes */
