@@ -607,26 +607,33 @@ int shmpool_mutex_lock(struct shmpool *p, struct shmpool_mutex *m)
 
 /*
  * The library's own locks (the heap's, the cache's stripes): how many this
- * thread holds. None is ever held across a call, so with none held a lock
- * word that names this thread is stale (mutex_self_claim()).
+ * thread holds or is taking. None is ever held across a call, so with none
+ * a lock word that names this thread is stale (mutex_self_claim()). The
+ * count goes up before the lock is tried and down after it is released,
+ * each behind a signal fence, so that a signal handler that interrupts a
+ * call anywhere between the two sees it (-EDEADLK, never a take-over of
+ * the lock its own thread is using).
  */
 static _Thread_local unsigned int lib_locks_held;
 
 int __shmpool_lib_lock(struct shmpool *p, struct shmpool_mutex *m, long ms)
 {
+	unsigned int held = lib_locks_held++;
 	int ret = 0;
 
+	atomic_signal_fence(memory_order_seq_cst);
 	if (!mutex_fast_take(p, m))
-		ret = mutex_lock(p, m, NULL, ms, !lib_locks_held);
-	if (!ret || ret == -EOWNERDEAD)
-		lib_locks_held++;
+		ret = mutex_lock(p, m, NULL, ms, !held);
+	if (ret && ret != -EOWNERDEAD)
+		lib_locks_held--;
 	return ret;
 }
 
 void __shmpool_lib_unlock(struct shmpool *p, struct shmpool_mutex *m)
 {
-	lib_locks_held--;
 	shmpool_mutex_unlock(p, m);
+	atomic_signal_fence(memory_order_seq_cst);
+	lib_locks_held--;
 }
 
 static __attribute__((noinline))

@@ -26,6 +26,7 @@
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -2204,6 +2205,67 @@ TEST_F(alloc, lock_naming_this_thread_is_taken_over)
 	EXPECT_EQ(2U, st.repairs);
 	EXPECT_EQ(1U, st.alloc_blocks);
 	EXPECT_EQ(0, shmpool_free(self->h, a));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+}
+
+/* what the SIGALRM handler of the next test saw */
+static struct shmpool_heap *sig_heap;
+static volatile sig_atomic_t sig_ok, sig_deadlk, sig_other, sig_last;
+
+static void heap_call_in_handler(int sig)
+{
+	uint64_t off;
+	int ret = shmpool_alloc(sig_heap, 20000, &off);	/* a general block: the heap's lock */
+
+	(void)sig;
+	if (!ret)
+		ret = shmpool_free(sig_heap, off);
+	if (!ret)
+		sig_ok++;
+	else if (ret == -EDEADLK)
+		sig_deadlk++;
+	else {
+		sig_other++;
+		sig_last = ret;
+	}
+}
+
+/*
+ * A signal handler that interrupts this thread's heap call and calls the
+ * heap itself meets the lock its own thread holds, or is taking: -EDEADLK,
+ * having changed nothing, never a take-over of that lock as a stale claim
+ * (which would let the handler and the interrupted call into the heap at
+ * once). Signals every 20 us over some thousands of general allocations.
+ */
+TEST_F(alloc, heap_call_from_signal_handler_is_edeadlk)
+{
+	struct itimerval it = { { 0, 20 }, { 0, 20 } };
+	struct shmpool_heap_stats st;
+	struct sigaction sa = { .sa_handler = heap_call_in_handler };
+	uint64_t off;
+	int i, ret;
+
+	sig_heap = self->h;
+	sig_ok = sig_deadlk = sig_other = 0;
+	ASSERT_EQ(0, sigaction(SIGALRM, &sa, NULL));
+	ASSERT_EQ(0, setitimer(ITIMER_REAL, &it, NULL));
+	for (i = 0; i < 20000 && (i < 2000 || !sig_deadlk); i++) {
+		ret = shmpool_alloc(self->h, 30000, &off);
+		if (ret == -EINTR)
+			continue;
+		ASSERT_EQ(0, ret);
+		ASSERT_EQ(0, shmpool_free(self->h, off));
+	}
+	memset(&it, 0, sizeof(it));
+	ASSERT_EQ(0, setitimer(ITIMER_REAL, &it, NULL));
+	signal(SIGALRM, SIG_DFL);
+	TH_LOG("%d iterations: the handler's calls: %d done, %d -EDEADLK",
+	       i, (int)sig_ok, (int)sig_deadlk);
+	EXPECT_EQ(0, sig_other) TH_LOG("the handler got %d", (int)sig_last);
+	EXPECT_LT(0, sig_deadlk);
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &st));
+	EXPECT_EQ(0U, st.repairs);
+	EXPECT_EQ(0U, st.alloc_blocks);
 	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
 }
 
