@@ -36,7 +36,10 @@ extern "C" {
  * shmpool_config_write_begin() and _commit() or _abort(); a second writer
  * gets -EBUSY. A writer that died mid-update (its attachment ended, or it
  * was a thread of the caller's process that exited) is taken over by the
- * next write_begin(), which returns 1 to say so. Its half-written buffer
+ * next write_begin(), which returns 1 to say so; so is a claim in the
+ * caller's own name that the caller did not make (a thread of its process
+ * died mid-update and the kernel gave its thread id to the caller, or a
+ * peer wrote it there). Its half-written buffer
  * was never published, so readers saw nothing of it and kept reading the
  * last good version; there is nothing to repair (the taker gets the
  * unpublished buffer, contents unspecified, as any writer does). A live
@@ -114,7 +117,8 @@ int shmpool_config_write_begin(struct shmpool_config *c, void **buf);
 /*
  * Publish the first @len bytes of the buffer as the next version (returned
  * in *@version, may be NULL), wake waiters, stop being the writer. -EPERM
- * if the caller is not the writer, -EINVAL if @len > capacity (the caller
+ * if the caller is not the writer (a lock word that names the caller's
+ * thread is not enough: it must have begun this write), -EINVAL if @len > capacity (the caller
  * stays the writer).
  */
 int shmpool_config_write_commit(struct shmpool_config *c, size_t len,

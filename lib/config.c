@@ -53,6 +53,23 @@
 #define CFG_READ_BYTES	(256U << 20)
 #define CFG_STUCK_TRIES	4
 #define CFG_LOCK_TRIES	16
+/*
+ * The writes this thread has begun and not yet committed or aborted, by
+ * header address and attachment id. The lock word alone cannot say: a word
+ * naming this thread is also what a thread of ours leaves behind when it
+ * dies mid-update and the kernel gives its id to a new thread, or what a
+ * peer may write there. Such a claim, with no write of ours behind it, is
+ * taken over like a dead writer's. Writes begun beyond CFG_HELD_MAX at once
+ * are only counted; while any are, a claim in our name not found here is
+ * taken for a real one (-EBUSY), as before this record existed.
+ */
+#define CFG_HELD_MAX	16
+
+static _Thread_local struct {
+	const void *sh;
+	uint32_t id;
+} cfg_held[CFG_HELD_MAX];
+static _Thread_local unsigned int cfg_held_unrecorded;
 
 struct cfg_shared {
 	_Atomic uint64_t ident;		/* CFG_MAGIC << 32 | capacity; 0 while new */
@@ -340,6 +357,43 @@ int shmpool_config_wait(struct shmpool_config *c, uint64_t since,
 	return 0;
 }
 
+/* Is the calling thread (attachment @id) writing @c? See CFG_HELD_MAX. */
+static bool cfg_writing(const struct shmpool_config *c, uint32_t id)
+{
+	int i;
+
+	for (i = 0; i < CFG_HELD_MAX; i++)
+		if (cfg_held[i].sh == c->sh && cfg_held[i].id == id)
+			return true;
+	return cfg_held_unrecorded > 0;
+}
+
+static void cfg_held_add(const struct shmpool_config *c, uint32_t id)
+{
+	int i;
+
+	for (i = 0; i < CFG_HELD_MAX; i++)
+		if (!cfg_held[i].sh) {
+			cfg_held[i].sh = c->sh;
+			cfg_held[i].id = id;
+			return;
+		}
+	cfg_held_unrecorded++;
+}
+
+static void cfg_held_drop(const struct shmpool_config *c, uint32_t id)
+{
+	int i;
+
+	for (i = 0; i < CFG_HELD_MAX; i++)
+		if (cfg_held[i].sh == c->sh && cfg_held[i].id == id) {
+			cfg_held[i].sh = NULL;
+			return;
+		}
+	if (cfg_held_unrecorded)
+		cfg_held_unrecorded--;
+}
+
 SHMPOOL_EXPORT
 int shmpool_config_write_begin(struct shmpool_config *c, void **buf)
 {
@@ -368,8 +422,25 @@ int shmpool_config_write_begin(struct shmpool_config *c, void **buf)
 			break;
 		}
 		if (cur == id && atomic_load_explicit(&c->sh->owner_tid,
-				memory_order_relaxed) == tid)
-			return -EBUSY;	/* the caller writes already */
+				memory_order_relaxed) == tid) {
+			if (cfg_writing(c, id))
+				return -EBUSY;	/* the caller writes already */
+			/*
+			 * A claim in our name with no write of ours behind it
+			 * (see CFG_HELD_MAX): nobody else takes a word naming
+			 * a live thread, so it is ours as it stands. seq_cst,
+			 * as taking a free word; a peer that changed it
+			 * meanwhile makes us look again.
+			 */
+			if (atomic_compare_exchange_strong(&c->sh->owner,
+							   &cur, id) &&
+			    atomic_load_explicit(&c->sh->owner_tid,
+						 memory_order_relaxed) == tid) {
+				took = 1;
+				break;
+			}
+			continue;
+		}
 		/* the writer died mid-update: ours now (acquire inside) */
 		if (!__shmpool_owner_take_over(c->heap->pool, &c->sh->owner,
 					       &c->sh->owner_tid, id, 0, 0)) {
@@ -380,6 +451,7 @@ int shmpool_config_write_begin(struct shmpool_config *c, void **buf)
 			return -EBUSY;	/* a live writer */
 		/* it was released meanwhile: try again */
 	}
+	cfg_held_add(c, id);
 	v = atomic_load_explicit(&c->sh->seq, memory_order_relaxed) + 1;
 	atomic_store_explicit(&c->sh->begin, v, memory_order_relaxed);
 	/* (W1): pairs with (R2) in read; orders begin before the buffer stores */
@@ -388,36 +460,40 @@ int shmpool_config_write_begin(struct shmpool_config *c, void **buf)
 	return took;
 }
 
-/* 0 if the calling thread is the writer */
-static int is_writer(struct shmpool_config *c)
+/*
+ * 0 if the calling thread is the writer: the lock word names it and it
+ * began this write (a claim in its name it did not make is not its own).
+ */
+static int is_writer(struct shmpool_config *c, uint32_t *id)
 {
-	uint32_t id;
-	int ret = __shmpool_self(c->heap->pool, &id);
+	int ret = __shmpool_self(c->heap->pool, id);
 
 	if (ret)
 		return ret;
-	return atomic_load_explicit(&c->sh->owner, memory_order_relaxed) == id &&
+	return atomic_load_explicit(&c->sh->owner, memory_order_relaxed) == *id &&
 	       atomic_load_explicit(&c->sh->owner_tid, memory_order_relaxed) ==
-	       __shmpool_tid() ? 0 : -EPERM;
+	       __shmpool_tid() && cfg_writing(c, *id) ? 0 : -EPERM;
 }
 
 /* Stop being the writer: @owner_tid first, as an owner word's @tid. */
-static void writer_release(struct shmpool_config *c)
+static void writer_release(struct shmpool_config *c, uint32_t id)
 {
 	atomic_store_explicit(&c->sh->owner_tid, 0, memory_order_relaxed);
 	atomic_store(&c->sh->owner, 0);
+	cfg_held_drop(c, id);
 }
 
 SHMPOOL_EXPORT
 int shmpool_config_write_commit(struct shmpool_config *c, size_t len,
 				uint64_t *version)
 {
+	uint32_t id;
 	uint64_t v;
 	int ret;
 
 	if (!c)
 		return -EINVAL;
-	ret = is_writer(c);
+	ret = is_writer(c, &id);
 	if (ret)
 		return ret;
 	if (len > c->cap)
@@ -426,7 +502,7 @@ int shmpool_config_write_commit(struct shmpool_config *c, size_t len,
 	atomic_store_explicit(&c->sh->len[v & 1], len, memory_order_relaxed);
 	/* (W3): pairs with (R1) in read and the acquire in version() */
 	atomic_store_explicit(&c->sh->seq, v, memory_order_release);
-	writer_release(c);
+	writer_release(c, id);
 	if (version)
 		*version = v;
 	/* no syscall unless a waiter announced itself */
@@ -437,13 +513,14 @@ int shmpool_config_write_commit(struct shmpool_config *c, size_t len,
 SHMPOOL_EXPORT
 int shmpool_config_write_abort(struct shmpool_config *c)
 {
+	uint32_t id;
 	int ret;
 
 	if (!c)
 		return -EINVAL;
-	ret = is_writer(c);
+	ret = is_writer(c, &id);
 	if (!ret)
-		writer_release(c);
+		writer_release(c, id);
 	return ret;
 }
 

@@ -308,6 +308,63 @@ TEST_F(config, second_writer_is_ebusy)
 	EXPECT_EQ(0, shmpool_config_write_abort(self->c));
 }
 
+/*
+ * The writer's lock naming this thread when it began no write: what a
+ * thread of ours that died mid-update leaves when the kernel gives its id
+ * to a new thread, or what a peer may write there. It is a dead writer's
+ * claim: the next write_begin() takes it over (1); no commit or abort
+ * publishes or drops it before that (-EPERM). (Before, begin said -EBUSY
+ * for as long as the thread lived, and a commit published the dead
+ * writer's half-written buffer.)
+ */
+TEST_F(config, writer_lock_naming_this_thread_is_taken_over)
+{
+	struct shmpool_config *c2;
+	struct shmpool_obj obj;
+	_Atomic uint32_t *owner, *owner_tid;
+	uint8_t b[CAP], got[CAP];
+	uint64_t v;
+	void *buf;
+	char *hdr;
+	size_t n;
+	int id;
+
+	n = blob_make(b, 1);
+	ASSERT_EQ(0, shmpool_config_publish(self->c, b, n, NULL));
+	id = shmpool_attach_id(self->p);
+	ASSERT_LT(0, id);
+	ASSERT_EQ(0, shmpool_obj_find(self->h, "cfg", &obj));
+	hdr = shmpool_heap_ptr(self->h, obj.off, 64);
+	ASSERT_NE(NULL, hdr);
+	/* struct cfg_shared: ident, seq, begin, len[2], owner, changed, owner_tid */
+	owner = (_Atomic uint32_t *)(hdr + 40);
+	owner_tid = (_Atomic uint32_t *)(hdr + 48);
+	atomic_store(owner_tid, (uint32_t)syscall(SYS_gettid));
+	atomic_store(owner, (uint32_t)id);
+
+	EXPECT_EQ(-EPERM, shmpool_config_write_commit(self->c, 8, NULL));
+	EXPECT_EQ(-EPERM, shmpool_config_write_abort(self->c));
+	EXPECT_EQ(1U, shmpool_config_version(self->c));
+	EXPECT_EQ((int)n, shmpool_config_read(self->c, got, sizeof(got), &v));
+	EXPECT_EQ(0, blob_check(got, n, 1));
+
+	EXPECT_EQ(1, shmpool_config_write_begin(self->c, &buf));
+	/* now it is a real write of ours: a second one, on any handle, is -EBUSY */
+	ASSERT_EQ(0, shmpool_config_open(self->h, "cfg", 0, 0, &c2));
+	EXPECT_EQ(-EBUSY, shmpool_config_write_begin(c2, &buf));
+	EXPECT_EQ(-EBUSY, shmpool_config_write_begin(self->c, &buf));
+	n = blob_make(b, 2);
+	memcpy(buf, b, n);
+	EXPECT_EQ(0, shmpool_config_write_commit(c2, n, &v));
+	EXPECT_EQ(2U, v);
+	EXPECT_EQ(0U, atomic_load(owner));
+	EXPECT_EQ((int)n, shmpool_config_read(self->c, got, sizeof(got), &v));
+	EXPECT_EQ(0, blob_check(got, n, 2));
+	EXPECT_EQ(0, shmpool_config_write_begin(self->c, &buf));
+	EXPECT_EQ(0, shmpool_config_write_abort(self->c));
+	EXPECT_EQ(0, shmpool_config_close(c2));
+}
+
 #ifndef SHMPOOL_TEST_THREADS
 /* A writer in another, live process keeps the slot; others get -EBUSY, then it is free. */
 TEST_F(config, live_writer_elsewhere_is_ebusy)
