@@ -188,6 +188,14 @@ static inline int shmpool_event_signal(struct shmpool *p,
  * sleeper if WAITERS was set. Locking a mutex the calling thread already
  * holds is -EDEADLK, unlocking one it does not hold -EPERM.
  *
+ * A word that names the calling thread while that thread holds none of
+ * these mutexes is a claim it did not make: a thread of its process died
+ * holding the mutex and the kernel gave that thread's id to the caller, or
+ * a peer wrote the word. lock, timedlock and trylock take it over as from
+ * a dead owner (-EOWNERDEAD), unlock refuses it (-EPERM). While the thread
+ * holds another mutex such a claim cannot be told from a relock, and is
+ * answered as one (-EDEADLK, trylock -EBUSY).
+ *
  * The owner is dead when its attachment ended (the process exited, was
  * killed, exec()ed, or closed its last handle of the pool), or when it is
  * the caller's own attachment and the thread in @tid has exited (tgkill();

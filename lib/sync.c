@@ -53,7 +53,7 @@ static inline void cpu_relax(void)
  * of ours must never judge the dead owner's thread id, still in the field
  * in between, to be the new owner's. Slow paths only.
  */
-static _Thread_local uint32_t tid_cache;
+static _Thread_local uint32_t tid_cache __attribute__((tls_model("initial-exec")));
 static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t takeover_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -588,21 +588,59 @@ int mutex_lock(struct shmpool *p, struct shmpool_mutex *m,
 	return mutex_lock_slow(p, m, off, id, tid, deadline, stale);
 }
 
+/*
+ * The user's mutexes (shmpool_mutex_lock() and the like) this thread holds
+ * or is taking. Only the holder unlocks (-EPERM for others), so with none a
+ * lock word that names this thread is a claim this thread did not make: a
+ * thread of ours died holding it and the kernel gave its id to us, or a
+ * peer wrote it. lock, timedlock and trylock take such a claim over as from
+ * a dead owner (-EOWNERDEAD), unlock refuses it (-EPERM). While the thread
+ * holds others the claim cannot be told from a real relock: -EDEADLK, as
+ * for one. The count goes up before the lock is tried and down after the
+ * unlock, behind signal fences, as lib_locks_held below: a signal handler
+ * that interrupts a lock or unlock anywhere sees the mutex as held.
+ */
+static _Thread_local unsigned int user_locks_held
+	__attribute__((tls_model("initial-exec")));
+
+/* Count a user lock that is being tried; the count before it. */
+static inline __attribute__((always_inline)) unsigned int user_lock_begin(void)
+{
+	unsigned int held = user_locks_held++;
+
+	atomic_signal_fence(memory_order_seq_cst);
+	return held;
+}
+
+/* The user lock's result @ret: uncount it if the mutex was not taken. */
+static inline int user_lock_end(int ret)
+{
+	if (ret && ret != -EOWNERDEAD) {
+		atomic_signal_fence(memory_order_seq_cst);
+		user_locks_held--;
+	}
+	return ret;
+}
+
 SHMPOOL_EXPORT
 int shmpool_mutex_timedlock(struct shmpool *p, struct shmpool_mutex *m,
 			    const struct timespec *deadline)
 {
+	unsigned int held = user_lock_begin();
+
 	if (mutex_fast_take(p, m))
 		return 0;
-	return mutex_lock(p, m, deadline, -1, false);
+	return user_lock_end(mutex_lock(p, m, deadline, -1, !held));
 }
 
 SHMPOOL_EXPORT
 int shmpool_mutex_lock(struct shmpool *p, struct shmpool_mutex *m)
 {
+	unsigned int held = user_lock_begin();
+
 	if (mutex_fast_take(p, m))
 		return 0;
-	return mutex_lock(p, m, NULL, -1, false);
+	return user_lock_end(mutex_lock(p, m, NULL, -1, !held));
 }
 
 /*
@@ -629,15 +667,19 @@ int __shmpool_lib_lock(struct shmpool *p, struct shmpool_mutex *m, long ms)
 	return ret;
 }
 
+static inline __attribute__((always_inline))
+int mutex_unlock_any(struct shmpool *p, struct shmpool_mutex *m, bool counted);
+
 void __shmpool_lib_unlock(struct shmpool *p, struct shmpool_mutex *m)
 {
-	shmpool_mutex_unlock(p, m);
+	mutex_unlock_any(p, m, true);
 	atomic_signal_fence(memory_order_seq_cst);
 	lib_locks_held--;
 }
 
+/* @stale: as in mutex_self_claim() */
 static __attribute__((noinline))
-int mutex_trylock(struct shmpool *p, struct shmpool_mutex *m)
+int mutex_trylock(struct shmpool *p, struct shmpool_mutex *m, bool stale)
 {
 	uint32_t id, tid;
 	int64_t off;
@@ -646,7 +688,10 @@ int mutex_trylock(struct shmpool *p, struct shmpool_mutex *m)
 	if (ret)
 		return ret < 0 ? ret : 0;
 	/* held by the caller, or by a live owner: no system call for the first */
-	if (mutex_held(m, id, tid) || mutex_take_over(p, m, id))
+	if (mutex_held(m, id, tid))
+		return mutex_self_claim(m, id, tid, stale) == -EOWNERDEAD ?
+		       -EOWNERDEAD : -EBUSY;
+	if (mutex_take_over(p, m, id))
 		return -EBUSY;
 	return -EOWNERDEAD;
 }
@@ -654,14 +699,20 @@ int mutex_trylock(struct shmpool *p, struct shmpool_mutex *m)
 SHMPOOL_EXPORT
 int shmpool_mutex_trylock(struct shmpool *p, struct shmpool_mutex *m)
 {
+	unsigned int held = user_lock_begin();
+
 	if (mutex_fast_take(p, m))
 		return 0;
-	return mutex_trylock(p, m);
+	return user_lock_end(mutex_trylock(p, m, !held));
 }
 
-/* unlock after the fast path: WAITERS, OWNER_DIED, -EPERM, bad arguments */
+/*
+ * unlock after the fast path: WAITERS, OWNER_DIED, -EPERM, bad arguments.
+ * @counted: the caller counts @m among the locks it holds (see
+ * user_locks_held); a word in our name that is not is not ours.
+ */
 static __attribute__((noinline))
-int mutex_unlock(struct shmpool *p, struct shmpool_mutex *m)
+int mutex_unlock(struct shmpool *p, struct shmpool_mutex *m, bool counted)
 {
 	int64_t off = obj_off(p, m, sizeof(*m));
 	uint32_t id, tid, v;
@@ -674,7 +725,7 @@ int mutex_unlock(struct shmpool *p, struct shmpool_mutex *m)
 		return ret;
 	tid = __shmpool_tid();
 	/* only we store our thread id there, and we clear it before unlocking */
-	if (!mutex_held(m, id, tid))
+	if (!counted || !mutex_held(m, id, tid))
 		return -EPERM;
 	/*
 	 * Cleared before the release below, so that the next owner's word
@@ -700,13 +751,19 @@ int mutex_unlock(struct shmpool *p, struct shmpool_mutex *m)
 	return v & SHMPOOL_MUTEX_WAITERS ? wake(p, off, 1) : 0;
 }
 
-SHMPOOL_EXPORT
-int shmpool_mutex_unlock(struct shmpool *p, struct shmpool_mutex *m)
+/*
+ * Unlock @m. @counted: it is one of the library's own locks, counted in
+ * lib_locks_held by the caller; else a user's, counted here.
+ */
+static inline __attribute__((always_inline))
+int mutex_unlock_any(struct shmpool *p, struct shmpool_mutex *m, bool counted)
 {
 	mutex_pair_t *fast;
 	uint64_t pair;
 
-	fast = mutex_fast(p, m, &pair);
+	if (!counted)
+		counted = user_locks_held;
+	fast = counted ? mutex_fast(p, m, &pair) : NULL;
 	/*
 	 * Held by us, with neither WAITERS nor OWNER_DIED: free both halves
 	 * at once. Release: pairs with the acquire of the next owner's take
@@ -717,7 +774,19 @@ int shmpool_mutex_unlock(struct shmpool *p, struct shmpool_mutex *m)
 						__ATOMIC_RELEASE,
 						__ATOMIC_RELAXED))
 		return 0;
-	return mutex_unlock(p, m);
+	return mutex_unlock(p, m, counted);
+}
+
+SHMPOOL_EXPORT
+int shmpool_mutex_unlock(struct shmpool *p, struct shmpool_mutex *m)
+{
+	int ret = mutex_unlock_any(p, m, false);
+
+	if (!ret) {
+		atomic_signal_fence(memory_order_seq_cst);
+		user_locks_held--;
+	}
+	return ret;
 }
 
 /* ---- condition variable ----------------------------------------------------- */

@@ -24,6 +24,7 @@
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <sys/time.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1427,6 +1428,143 @@ TEST_F_TIMEOUT(sync, mutex_owner_killed_with_sleepers, 60)
 	EXPECT_EQ(0U, atomic_load(&m->word));
 }
 #endif
+
+/* Write a claim in this thread's name into @m, as a peer could. */
+static void forge_own_claim(struct shmpool *p, struct shmpool_mutex *m,
+			    uint32_t bits)
+{
+	atomic_store(&m->tid, (uint32_t)sys_gettid());
+	atomic_store(&m->word, (uint32_t)shmpool_attach_id(p) | bits);
+}
+
+/*
+ * A mutex whose word names this thread while the thread holds no mutex: a
+ * thread of ours died holding it and the kernel gave its id to us, or a
+ * peer wrote it. As with a robust pthread mutex whose owner died, lock,
+ * timedlock and trylock take it over (-EOWNERDEAD), at both alignments;
+ * unlock and a condition wait refuse it (-EPERM). (Before: -EDEADLK and
+ * -EBUSY for as long as the thread lived, and unlock said 0.)
+ */
+TEST_F(sync, mutex_naming_this_thread_is_taken_over)
+{
+	struct shmpool_mutex *ms[] = { &self->sh->mtx, &self->sh->odd.m };
+	struct timespec dl = ts_add_ms(now(CLOCK_MONOTONIC), 5000);
+	uint32_t id = (uint32_t)shmpool_attach_id(self->p);
+	unsigned int i;
+
+	for (i = 0; i < 2; i++) {
+		struct shmpool_mutex *m = ms[i];
+
+		ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+		forge_own_claim(self->p, m, 0);
+		EXPECT_EQ(-EPERM, shmpool_mutex_unlock(self->p, m));
+		EXPECT_EQ(-EPERM, shmpool_cond_timedwait(self->p, &self->sh->cnd[0],
+							 m, &dl));
+		EXPECT_EQ(-EOWNERDEAD, shmpool_mutex_lock(self->p, m));
+		EXPECT_EQ(id | SHMPOOL_MUTEX_OWNER_DIED, atomic_load(&m->word));
+		/* now really held */
+		EXPECT_EQ(-EDEADLK, shmpool_mutex_lock(self->p, m));
+		EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+		EXPECT_EQ(0U, atomic_load(&m->word));
+
+		forge_own_claim(self->p, m, SHMPOOL_MUTEX_WAITERS);
+		EXPECT_EQ(-EOWNERDEAD, shmpool_mutex_trylock(self->p, m));
+		EXPECT_EQ(-EBUSY, shmpool_mutex_trylock(self->p, m));
+		EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+
+		forge_own_claim(self->p, m, 0);
+		EXPECT_EQ(-EOWNERDEAD, shmpool_mutex_timedlock(self->p, m, &dl));
+		EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+		EXPECT_EQ(-EPERM, shmpool_mutex_unlock(self->p, m));
+		EXPECT_EQ(0U, atomic_load(&m->word));
+		EXPECT_EQ(0, shmpool_mutex_lock(self->p, m));
+		EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+	}
+}
+
+/*
+ * While the thread holds another mutex, a claim in its name cannot be told
+ * from a relock: -EDEADLK and -EBUSY, as documented; once it holds none,
+ * the claim is taken over.
+ */
+TEST_F(sync, mutex_naming_this_thread_while_holding_another_is_edeadlk)
+{
+	struct shmpool_mutex *m = &self->sh->mtx, *other = &self->sh->odd.m;
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, other));
+	ASSERT_EQ(0, shmpool_mutex_lock(self->p, other));
+	forge_own_claim(self->p, m, 0);
+	EXPECT_EQ(-EDEADLK, shmpool_mutex_lock(self->p, m));
+	EXPECT_EQ(-EBUSY, shmpool_mutex_trylock(self->p, m));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, other));
+	EXPECT_EQ(-EOWNERDEAD, shmpool_mutex_lock(self->p, m));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+}
+
+/* what the SIGALRM handler of the next test saw */
+static struct shmpool *sig_pool;
+static struct shmpool_mutex *sig_mutex;
+static volatile sig_atomic_t sig_took, sig_busy, sig_other, sig_last;
+
+static void trylock_in_handler(int sig)
+{
+	int ret = shmpool_mutex_trylock(sig_pool, sig_mutex);
+
+	(void)sig;
+	if (!ret)
+		ret = shmpool_mutex_unlock(sig_pool, sig_mutex);
+	if (!ret)
+		sig_took++;
+	else if (ret == -EBUSY)
+		sig_busy++;
+	else {
+		sig_other++;
+		sig_last = ret;
+	}
+}
+
+/*
+ * A signal handler that interrupts this thread's lock or unlock of a mutex
+ * and tries the mutex itself sees it held while the interrupted call holds
+ * it or is taking it (-EBUSY), or free: never a claim to take over from a
+ * dead owner (-EOWNERDEAD would let the handler and the interrupted code
+ * into the critical section at once). Signals every 20 us over lock/unlock
+ * pairs.
+ */
+TEST_F(sync, mutex_trylock_from_signal_handler_never_takes_over)
+{
+	struct itimerval it = { { 0, 20 }, { 0, 20 } };
+	struct sigaction sa = { .sa_handler = trylock_in_handler };
+	struct shmpool_mutex *m = &self->sh->mtx;
+	int ret = 0;
+	long i;
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	sig_pool = self->p;
+	sig_mutex = m;
+	sig_took = sig_busy = sig_other = 0;
+	ASSERT_EQ(0, sigaction(SIGALRM, &sa, NULL));
+	ASSERT_EQ(0, setitimer(ITIMER_REAL, &it, NULL));
+	for (i = 0; i < 20000000 && (i < 200000 || sig_busy < 10); i++) {
+		ret = shmpool_mutex_lock(self->p, m);
+		if (!ret) {
+			self->sh->counter++;
+			ret = shmpool_mutex_unlock(self->p, m);
+		}
+		if (ret)
+			break;
+	}
+	memset(&it, 0, sizeof(it));
+	ASSERT_EQ(0, setitimer(ITIMER_REAL, &it, NULL));
+	signal(SIGALRM, SIG_DFL);
+	EXPECT_EQ(0, ret) TH_LOG("lock/unlock pair %ld", i);
+	TH_LOG("%ld lock/unlock pairs: the handler's trylocks: %d took, %d -EBUSY",
+	       i, (int)sig_took, (int)sig_busy);
+	EXPECT_EQ(0, sig_other) TH_LOG("the handler got %d", (int)sig_last);
+	EXPECT_LE(10, sig_busy);
+	EXPECT_EQ(0U, atomic_load(&m->word));
+}
 
 TEST_F(sync, mutex_relock_deadlk)
 {
