@@ -1566,6 +1566,129 @@ TEST_F(sync, mutex_trylock_from_signal_handler_never_takes_over)
 	EXPECT_EQ(0U, atomic_load(&m->word));
 }
 
+/* xorshift64: the hostile trials' bytes, repeatable from the seed */
+static uint64_t next_rand(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/*
+ * Trial @t's owner word and thread for a mutex, as a peer could write
+ * them: random bytes; our attachment with random flags and a random
+ * thread, with our own thread, with no thread yet; a small id (memfd: a
+ * process id, maybe a live one) with a random thread; a free word with a
+ * stray thread.
+ */
+static void hostile_owner(uint64_t *seed, unsigned int t, uint32_t id,
+			  uint32_t *word, uint32_t *tid)
+{
+	uint32_t r = (uint32_t)next_rand(seed), flags;
+
+	flags = r & (SHMPOOL_MUTEX_WAITERS | SHMPOOL_MUTEX_OWNER_DIED);
+	*tid = (uint32_t)(next_rand(seed) >> 32);
+	switch (t % 6) {
+	case 0:
+		*word = r;
+		break;
+	case 1:
+		*word = id | flags;
+		break;
+	case 2:
+		*word = id | flags;
+		*tid = (uint32_t)sys_gettid();
+		break;
+	case 3:
+		*word = id | flags;
+		*tid = 0;
+		break;
+	case 4:
+		*word = (1 + r % 2048) | flags;
+		break;
+	default:
+		*word = 0;
+		break;
+	}
+}
+
+/* Write trial @t's owner into @m (thread first, as a taker does). */
+static void hostile_store(struct shmpool_mutex *m, uint64_t seed, unsigned int t,
+			  uint32_t id)
+{
+	uint32_t word, tid;
+
+	hostile_owner(&seed, t, id, &word, &tid);
+	atomic_store(&m->tid, tid);
+	atomic_store(&m->word, word);
+}
+
+/*
+ * A peer writes an owner word and thread of its choosing into a mutex,
+ * 120 seeded trials at both alignments. The victim holds no mutex. unlock
+ * refuses it and changes nothing (-EPERM); timedlock with a 20 ms deadline
+ * takes the mutex (0, or -EOWNERDEAD where the word names no live holder)
+ * or gives up by its deadline (-ETIMEDOUT, a live process's id); trylock
+ * says 0, -EOWNERDEAD or -EBUSY. Whatever it took, the victim's unlock
+ * frees it. Nothing else: no -EDEADLK (the victim holds nothing), no hang.
+ */
+TEST_F_TIMEOUT(sync, mutex_hostile_owner_words, 120)
+{
+	struct shmpool_mutex *ms[] = { &self->sh->mtx, &self->sh->odd.m };
+	uint32_t id = (uint32_t)shmpool_attach_id(self->p);
+	unsigned int t, a, took = 0, dead = 0, timedout = 0;
+	uint64_t seed;
+	int ret;
+
+	for (t = 0; t < 120; t++) {
+		for (a = 0; a < 2; a++) {
+			struct shmpool_mutex *m = ms[a];
+			struct timespec t0 = now(CLOCK_MONOTONIC);
+			struct timespec dl = ts_add_ms(t0, 20);
+			uint32_t w, tid;
+
+			seed = 0x9e3779b97f4a7c15ULL * (t + 1);
+			hostile_store(m, seed, t, id);
+			w = atomic_load(&m->word);
+			tid = atomic_load(&m->tid);
+			if (w) {
+				EXPECT_EQ(-EPERM, shmpool_mutex_unlock(self->p, m))
+					TH_LOG("trial %u/%u word %#x tid %u", t, a, w, tid);
+				EXPECT_EQ(w, atomic_load(&m->word));
+				EXPECT_EQ(tid, atomic_load(&m->tid));
+			}
+			ret = shmpool_mutex_timedlock(self->p, m, &dl);
+			EXPECT_TRUE(ret == 0 || ret == -EOWNERDEAD || ret == -ETIMEDOUT)
+				TH_LOG("trial %u/%u word %#x tid %u: timedlock %d",
+				       t, a, w, tid, ret);
+			/* a hang bound, not a latency claim */
+			EXPECT_GT(3000, ts_ms(now(CLOCK_MONOTONIC), t0));
+			took += ret == 0;
+			dead += ret == -EOWNERDEAD;
+			timedout += ret == -ETIMEDOUT;
+			if (ret == 0 || ret == -EOWNERDEAD) {
+				EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+				EXPECT_EQ(0U, atomic_load(&m->word) &
+					      ~SHMPOOL_MUTEX_WAITERS);
+			}
+			hostile_store(m, seed, t, id);
+			ret = shmpool_mutex_trylock(self->p, m);
+			EXPECT_TRUE(ret == 0 || ret == -EOWNERDEAD || ret == -EBUSY)
+				TH_LOG("trial %u/%u word %#x tid %u: trylock %d",
+				       t, a, w, tid, ret);
+			if (ret == 0 || ret == -EOWNERDEAD)
+				EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+			ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+		}
+	}
+	TH_LOG("timedlock: %u free, %u taken over, %u timed out", took, dead, timedout);
+	/* the count of mutexes held came back to none: a forged claim is still taken over */
+	forge_own_claim(self->p, &self->sh->mtx, 0);
+	EXPECT_EQ(-EOWNERDEAD, shmpool_mutex_lock(self->p, &self->sh->mtx));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, &self->sh->mtx));
+}
+
 TEST_F(sync, mutex_relock_deadlk)
 {
 	struct shmpool_mutex *m = &self->sh->mtx;
