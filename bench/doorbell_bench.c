@@ -18,8 +18,11 @@
  *
  * No sleeper: one process, uncontended shmpool_mutex lock+unlock and
  * shmpool_event_signal() with nobody waiting, against a process-shared
- * pthread_mutex_t on a memfd; the raw wake syscalls with nobody waiting show
- * what the library's "wake only if someone sleeps" saves.
+ * pthread_mutex_t on a memfd, and a robust one (the guarantee ours gives:
+ * a dead owner is reported; glibc keeps a per-thread list of held robust
+ * mutexes for the kernel to walk at thread exit); the raw wake syscalls
+ * with nobody waiting show what the library's "wake only if someone
+ * sleeps" saves.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -261,6 +264,7 @@ struct sync_objs {
 	struct shmpool_mutex *mutex;	/* in the pool */
 	struct shmpool_event *event;	/* in the pool */
 	pthread_mutex_t *pmutex;	/* process-shared, in a memfd */
+	pthread_mutex_t *rmutex;	/* process-shared and robust, in a memfd */
 	_Atomic uint32_t *fword;	/* a futex word in a memfd */
 	int db_fd;			/* device pool fd, or -1 */
 };
@@ -278,6 +282,13 @@ static int pthread_mutex_op(struct sync_objs *o)
 	int ret = pthread_mutex_lock(o->pmutex);
 
 	return -(ret ? ret : pthread_mutex_unlock(o->pmutex));
+}
+
+static int robust_mutex_op(struct sync_objs *o)
+{
+	int ret = pthread_mutex_lock(o->rmutex);
+
+	return -(ret ? ret : pthread_mutex_unlock(o->rmutex));
 }
 
 static int event_signal_op(struct sync_objs *o)
@@ -339,6 +350,12 @@ static void sync_objs_init(struct sync_objs *o, struct shmpool *pool)
 	ret = pthread_mutex_init(o->pmutex, &a);
 	if (ret)
 		bench_die("pthread_mutex_init", ret);
+	/* the same guarantee as ours: an owner's death is reported (EOWNERDEAD) */
+	o->rmutex = (pthread_mutex_t *)(mem + 1024);
+	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	ret = pthread_mutex_init(o->rmutex, &a);
+	if (ret)
+		bench_die("pthread_mutex_init (robust)", ret);
 	o->db_fd = shmpool_backend(pool) == SHMPOOL_BACKEND_DEVICE ? shmpool_fd(pool) : -1;
 }
 
@@ -507,12 +524,12 @@ int main(int argc, char **argv)
 	static struct fd_pp ev, pp;
 	static struct sync_objs so;
 	static struct wake_lat wl[5];
-	static struct sync_case sc[5] = {
+	static struct sync_case sc[6] = {
 		{ &so, pthread_mutex_op }, { &so, shmpool_mutex_op }, { &so, event_signal_op },
-		{ &so, db_wake_op }, { &so, futex_wake_op },
+		{ &so, db_wake_op }, { &so, futex_wake_op }, { &so, robust_mutex_op },
 	};
 	struct lat_shared *sh = bench_shared_page();
-	struct bench_case rt[5], wk[5], op[5];
+	struct bench_case rt[5], wk[5], op[6];
 	struct bench_table t = {
 		.title = "blocking round trip between two processes (WAIT/WAKE ping-pong)",
 		.op = "round trip (each side wakes the other once and sleeps once)",
@@ -607,6 +624,10 @@ int main(int argc, char **argv)
 	op[n++] = (struct bench_case){
 		.name = lib_mutex_name, .peer = PMUTEX_ROW, .nprocs = 1, .iters = OP_ITERS,
 		.fn = sync_loop, .arg = &sc[1], .count_syscalls = 1 };
+	op[n++] = (struct bench_case){
+		.name = "pthread_mutex pshared robust (memfd)", .peer = PMUTEX_ROW,
+		.nprocs = 1, .iters = OP_ITERS, .fn = sync_loop, .arg = &sc[5],
+		.count_syscalls = 1 };
 	snprintf(lib_event_name, sizeof(lib_event_name), "shmpool_event_signal (%s)", bk);
 	op[n++] = (struct bench_case){
 		.name = lib_event_name, .peer = PMUTEX_ROW, .nprocs = 1, .iters = OP_ITERS,
