@@ -357,41 +357,45 @@ int shmpool_config_wait(struct shmpool_config *c, uint64_t since,
 	return 0;
 }
 
-/* Is the calling thread (attachment @id) writing @c? See CFG_HELD_MAX. */
-static bool cfg_writing(const struct shmpool_config *c, uint32_t id)
+/* The slot of cfg_held that records @sh for attachment @id, or -1 */
+static int cfg_held_find(const void *sh, uint32_t id)
 {
 	int i;
 
 	for (i = 0; i < CFG_HELD_MAX; i++)
-		if (cfg_held[i].sh == c->sh && cfg_held[i].id == id)
-			return true;
-	return cfg_held_unrecorded > 0;
+		if (cfg_held[i].sh == sh && cfg_held[i].id == id)
+			return i;
+	return -1;
+}
+
+/* Is the calling thread (attachment @id) writing @c? See CFG_HELD_MAX. */
+static bool cfg_writing(const struct shmpool_config *c, uint32_t id)
+{
+	return cfg_held_find(c->sh, id) >= 0 || cfg_held_unrecorded > 0;
 }
 
 static void cfg_held_add(const struct shmpool_config *c, uint32_t id)
 {
-	int i;
+	int i = cfg_held_find(NULL, 0);	/* a free slot */
 
-	for (i = 0; i < CFG_HELD_MAX; i++)
-		if (!cfg_held[i].sh) {
-			cfg_held[i].sh = c->sh;
-			cfg_held[i].id = id;
-			return;
-		}
-	cfg_held_unrecorded++;
+	if (i < 0) {
+		cfg_held_unrecorded++;
+		return;
+	}
+	cfg_held[i].sh = c->sh;
+	cfg_held[i].id = id;
 }
 
 static void cfg_held_drop(const struct shmpool_config *c, uint32_t id)
 {
-	int i;
+	int i = cfg_held_find(c->sh, id);
 
-	for (i = 0; i < CFG_HELD_MAX; i++)
-		if (cfg_held[i].sh == c->sh && cfg_held[i].id == id) {
-			cfg_held[i].sh = NULL;
-			return;
-		}
-	if (cfg_held_unrecorded)
+	if (i >= 0) {
+		cfg_held[i].sh = NULL;	/* free again: (NULL, 0) */
+		cfg_held[i].id = 0;
+	} else if (cfg_held_unrecorded) {
 		cfg_held_unrecorded--;
+	}
 }
 
 SHMPOOL_EXPORT

@@ -603,22 +603,33 @@ int mutex_lock(struct shmpool *p, struct shmpool_mutex *m,
 static _Thread_local unsigned int user_locks_held
 	__attribute__((tls_model("initial-exec")));
 
-/* Count a user lock that is being tried; the count before it. */
-static inline __attribute__((always_inline)) unsigned int user_lock_begin(void)
+/*
+ * Count, in *@held (user_locks_held or lib_locks_held), a lock about to be
+ * tried; return the count before it. The signal fence keeps the increment
+ * before the try, for a handler that interrupts it.
+ */
+static inline __attribute__((always_inline))
+unsigned int count_lock(unsigned int *held)
 {
-	unsigned int held = user_locks_held++;
+	unsigned int before = (*held)++;
 
 	atomic_signal_fence(memory_order_seq_cst);
-	return held;
+	return before;
 }
 
-/* The user lock's result @ret: uncount it if the mutex was not taken. */
-static inline int user_lock_end(int ret)
+/* Uncount a lock in *@held: released, or not taken after all. */
+static inline __attribute__((always_inline)) void uncount_lock(unsigned int *held)
 {
-	if (ret && ret != -EOWNERDEAD) {
-		atomic_signal_fence(memory_order_seq_cst);
-		user_locks_held--;
-	}
+	atomic_signal_fence(memory_order_seq_cst);
+	(*held)--;
+}
+
+/* A lock's result @ret, uncounted from *@held if the lock was not taken. */
+static inline __attribute__((always_inline))
+int counted_result(unsigned int *held, int ret)
+{
+	if (ret && ret != -EOWNERDEAD)
+		uncount_lock(held);
 	return ret;
 }
 
@@ -626,21 +637,23 @@ SHMPOOL_EXPORT
 int shmpool_mutex_timedlock(struct shmpool *p, struct shmpool_mutex *m,
 			    const struct timespec *deadline)
 {
-	unsigned int held = user_lock_begin();
+	unsigned int held = count_lock(&user_locks_held);
 
 	if (mutex_fast_take(p, m))
 		return 0;
-	return user_lock_end(mutex_lock(p, m, deadline, -1, !held));
+	return counted_result(&user_locks_held,
+			      mutex_lock(p, m, deadline, -1, !held));
 }
 
 SHMPOOL_EXPORT
 int shmpool_mutex_lock(struct shmpool *p, struct shmpool_mutex *m)
 {
-	unsigned int held = user_lock_begin();
+	unsigned int held = count_lock(&user_locks_held);
 
 	if (mutex_fast_take(p, m))
 		return 0;
-	return user_lock_end(mutex_lock(p, m, NULL, -1, !held));
+	return counted_result(&user_locks_held,
+			      mutex_lock(p, m, NULL, -1, !held));
 }
 
 /*
@@ -656,15 +669,11 @@ static _Thread_local unsigned int lib_locks_held;
 
 int __shmpool_lib_lock(struct shmpool *p, struct shmpool_mutex *m, long ms)
 {
-	unsigned int held = lib_locks_held++;
-	int ret = 0;
+	unsigned int held = count_lock(&lib_locks_held);
 
-	atomic_signal_fence(memory_order_seq_cst);
-	if (!mutex_fast_take(p, m))
-		ret = mutex_lock(p, m, NULL, ms, !held);
-	if (ret && ret != -EOWNERDEAD)
-		lib_locks_held--;
-	return ret;
+	if (mutex_fast_take(p, m))
+		return 0;
+	return counted_result(&lib_locks_held, mutex_lock(p, m, NULL, ms, !held));
 }
 
 static inline __attribute__((always_inline))
@@ -673,8 +682,7 @@ int mutex_unlock_any(struct shmpool *p, struct shmpool_mutex *m, bool counted);
 void __shmpool_lib_unlock(struct shmpool *p, struct shmpool_mutex *m)
 {
 	mutex_unlock_any(p, m, true);
-	atomic_signal_fence(memory_order_seq_cst);
-	lib_locks_held--;
+	uncount_lock(&lib_locks_held);
 }
 
 /* @stale: as in mutex_self_claim() */
@@ -699,11 +707,11 @@ int mutex_trylock(struct shmpool *p, struct shmpool_mutex *m, bool stale)
 SHMPOOL_EXPORT
 int shmpool_mutex_trylock(struct shmpool *p, struct shmpool_mutex *m)
 {
-	unsigned int held = user_lock_begin();
+	unsigned int held = count_lock(&user_locks_held);
 
 	if (mutex_fast_take(p, m))
 		return 0;
-	return user_lock_end(mutex_trylock(p, m, !held));
+	return counted_result(&user_locks_held, mutex_trylock(p, m, !held));
 }
 
 /*
@@ -752,8 +760,9 @@ int mutex_unlock(struct shmpool *p, struct shmpool_mutex *m, bool counted)
 }
 
 /*
- * Unlock @m. @counted: it is one of the library's own locks, counted in
- * lib_locks_held by the caller; else a user's, counted here.
+ * Unlock @m. @counted: the caller counts a lock of @m's kind as held
+ * (lib_locks_held, user_locks_held); if not, a word in our name is not
+ * ours (-EPERM).
  */
 static inline __attribute__((always_inline))
 int mutex_unlock_any(struct shmpool *p, struct shmpool_mutex *m, bool counted)
@@ -761,8 +770,6 @@ int mutex_unlock_any(struct shmpool *p, struct shmpool_mutex *m, bool counted)
 	mutex_pair_t *fast;
 	uint64_t pair;
 
-	if (!counted)
-		counted = user_locks_held;
 	fast = counted ? mutex_fast(p, m, &pair) : NULL;
 	/*
 	 * Held by us, with neither WAITERS nor OWNER_DIED: free both halves
@@ -780,12 +787,10 @@ int mutex_unlock_any(struct shmpool *p, struct shmpool_mutex *m, bool counted)
 SHMPOOL_EXPORT
 int shmpool_mutex_unlock(struct shmpool *p, struct shmpool_mutex *m)
 {
-	int ret = mutex_unlock_any(p, m, false);
+	int ret = mutex_unlock_any(p, m, user_locks_held);
 
-	if (!ret) {
-		atomic_signal_fence(memory_order_seq_cst);
-		user_locks_held--;
-	}
+	if (!ret)
+		uncount_lock(&user_locks_held);
 	return ret;
 }
 
