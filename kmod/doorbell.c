@@ -27,18 +27,19 @@
  * (that wake was real and must not be lost), else -EAGAIN.
  *
  * WAKE is one pass (futex_wake()): under the lock it takes at most nr
- * matching sleepers off the bucket in FIFO order, "claims" each (a flag
- * under the lock) and links it on a private chain; after unlocking it
- * marks each woken with a release store and wakes its task. Nothing but
- * the waker touches a claimed waiter until it is marked woken, and the
- * waker never touches it after that mark: the waiter lives on the sleeping
- * task's stack and may return at once. (futex links woken tasks through
- * task_struct.wake_q, which modules cannot reach: wake_q_add() is not
- * exported; the chain through the waiters themselves does the same job.)
- * A waiter that stops sleeping on its own (deadline, signal) and finds
- * itself claimed but not yet marked was woken: it waits for the mark,
- * sleeping (not spinning), and returns as woken, so WAKE's count is always
- * what its waiters return.
+ * matching sleepers off the bucket in FIFO order and marks each woken with
+ * a release store, holding its task first (futex_wake_mark()); the mark is
+ * the waker's last touch of the waiter, which lives on the sleeping task's
+ * stack and may return as soon as it sees the mark. The tasks are woken
+ * after unlocking. So a waiter that stops sleeping on its own (deadline,
+ * signal, kill) finds itself, under the lock, either still queued (it
+ * leaves) or marked (it was woken and returns so at once), and WAKE's
+ * count is always what its waiters return; it never waits for the waker,
+ * which may be preempted for as long as a SCHED_FIFO task likes. (futex
+ * links the tasks through task_struct.wake_q, which modules cannot reach:
+ * wake_q_add() is not exported. A small array on the waker's stack holds
+ * the first SHMPOOL_WAKE_BATCH; any more are woken under the lock, as
+ * futexes were before wake_q.)
  *
  * While asleep a waiter stays queued where it is: a spurious wake-up
  * (schedule() returning without a WAKE, deadline or signal, e.g. a late
@@ -70,8 +71,8 @@
  * Otherwise the ender locks the waiter's bucket: if the waiter queued
  * first it is claimed; if not, its lock comes after the ender's unlock,
  * which was after the store, so it sees n + 1. No death is lost. A death
- * claim is a claim like WAKE's (off the list, claimed, then marked on the
- * chain), only flagged @by_death, so the waiter returns -EOWNERDEAD; a
+ * claim is a claim like WAKE's (off the list and marked under the lock),
+ * only flagged @by_death, so the waiter returns -EOWNERDEAD; a
  * waiter either WAKE or a death took is invisible to the other, and WAKE's
  * count stays what its waiters return. The walk over every bucket is paid
  * only by deaths in pools that have WAIT_DEATH sleepers.
@@ -111,12 +112,10 @@ struct shmpool_waiter {
 	struct shmpool_pool *pool;	/* key, with @offset */
 	u64 offset;
 	u32 bitset;
-	bool claimed;			/* a waker took it off; under the lock */
-	bool by_death;			/* ... and it was an attachment's end */
+	bool by_death;			/* woken by an attachment's end */
 	bool death;			/* WAIT_DEATH, with @death_seq */
 	u32 death_seq;
-	bool woken;			/* set by that waker, its last touch */
-	struct shmpool_waiter *wake_next;	/* the waker's chain */
+	bool woken;			/* a waker took it off, under the lock */
 	struct task_struct *task;
 };
 
@@ -190,38 +189,28 @@ static bool shmpool_match(struct shmpool_pool *wpool, u64 woffset, u32 wbitset,
 /* Has a waker marked @w woken? */
 static bool shmpool_woken(struct shmpool_waiter *w)
 {
-	/* Pairs with smp_store_release() in shmpool_wake_chain(). */
+	/* Pairs with smp_store_release() in shmpool_wake_mark(). */
 	return smp_load_acquire(&w->woken);
 }
 
 /*
  * Take @w off its bucket if it is still queued. Returns true if a waker
- * had claimed it, i.e. it was woken; then it also waits until that waker
- * is done with it (has marked it), since @w is about to go away.
+ * had taken it, i.e. it was woken. Wakers mark under the bucket lock and
+ * never touch @w after it, so @w may go away at once.
  */
 static bool shmpool_unqueue(struct shmpool_waiter *w)
 {
 	struct shmpool_bucket *b = w->bucket;
-	bool claimed;
+	bool woken;
 
 	if (shmpool_woken(w))
 		return true;
 	spin_lock(&b->lock);
-	claimed = w->claimed;
-	if (!claimed)
+	woken = w->woken;
+	if (!woken)
 		list_del_init(&w->node);
 	spin_unlock(&b->lock);
-	if (!claimed)
-		return false;
-	/* The waker marks it, then wakes us: sleep, do not spin on it. */
-	for (;;) {
-		set_current_state(TASK_UNINTERRUPTIBLE);
-		if (shmpool_woken(w))
-			break;
-		schedule();
-	}
-	__set_current_state(TASK_RUNNING);
-	return true;
+	return woken;
 }
 
 /* Unqueue w[0..n); return the lowest woken index, or -1 if none was woken. */
@@ -265,7 +254,6 @@ static int shmpool_wait_words(struct shmpool_waiter *w, const u32 *expected,
 	for (i = 0; i < n; i++) {
 		struct shmpool_bucket *b = w[i].bucket;
 
-		w[i].claimed = false;
 		w[i].by_death = false;
 		w[i].woken = false;
 		w[i].task = current;
@@ -390,18 +378,46 @@ int shmpool_doorbell_wait(struct shmpool_file *sf, const struct shmpool_wait *cm
 	return ret > 0 ? 0 : ret;
 }
 
-/* Mark each waiter of @chain woken and wake its task; the lock is dropped. */
-static void shmpool_wake_chain(struct shmpool_waiter *chain)
-{
-	while (chain) {
-		struct shmpool_waiter *w = chain;
-		struct task_struct *task = get_task_struct(w->task);
+/* Tasks a waker holds to wake once it has dropped the bucket lock. */
+#define SHMPOOL_WAKE_BATCH	16
 
-		chain = w->wake_next;
-		/* Last touch of @w; pairs with shmpool_woken(). */
-		smp_store_release(&w->woken, true);
-		wake_up_process(task);
-		put_task_struct(task);
+struct shmpool_wake_q {
+	struct task_struct *tasks[SHMPOOL_WAKE_BATCH];
+	unsigned int n;
+};
+
+/*
+ * Under @w's bucket lock: take queued @w off and mark it woken, the last
+ * touch of @w. Its task is held first, as @w's task may see the mark and
+ * return (and exit) at once; it is woken after the unlock
+ * (shmpool_wake_q_run()), or now once @q is full.
+ */
+static void shmpool_wake_mark(struct shmpool_wake_q *q,
+			      struct shmpool_waiter *w, bool by_death)
+{
+	struct task_struct *task = get_task_struct(w->task);
+
+	lockdep_assert_held(&w->bucket->lock);
+	list_del_init(&w->node);
+	w->by_death = by_death;
+	/* Pairs with shmpool_woken(). */
+	smp_store_release(&w->woken, true);
+	if (q->n < ARRAY_SIZE(q->tasks)) {
+		q->tasks[q->n++] = task;
+		return;
+	}
+	wake_up_process(task);
+	put_task_struct(task);
+}
+
+/* Wake the tasks of the waiters marked into @q; the lock is dropped. */
+static void shmpool_wake_q_run(struct shmpool_wake_q *q)
+{
+	unsigned int i;
+
+	for (i = 0; i < q->n; i++) {
+		wake_up_process(q->tasks[i]);
+		put_task_struct(q->tasks[i]);
 	}
 }
 
@@ -420,21 +436,15 @@ void shmpool_doorbell_death(struct shmpool_pool *pool)
 		return;
 	for (i = 0; i < n; i++) {
 		struct shmpool_bucket *b = &shmpool_buckets[i];
-		struct shmpool_waiter *w, *tmp, *chain, **tail = &chain;
+		struct shmpool_waiter *w, *tmp;
+		struct shmpool_wake_q q = { .n = 0 };
 
 		spin_lock(&b->lock);
-		list_for_each_entry_safe(w, tmp, &b->waiters, node) {
-			if (w->pool != pool || !w->death)
-				continue;
-			list_del_init(&w->node);
-			w->claimed = true;
-			w->by_death = true;
-			*tail = w;
-			tail = &w->wake_next;
-		}
-		*tail = NULL;
+		list_for_each_entry_safe(w, tmp, &b->waiters, node)
+			if (w->pool == pool && w->death)
+				shmpool_wake_mark(&q, w, true);
 		spin_unlock(&b->lock);
-		shmpool_wake_chain(chain);
+		shmpool_wake_q_run(&q);
 		cond_resched();
 	}
 }
@@ -455,7 +465,8 @@ int shmpool_doorbell_wake(struct shmpool_file *sf, const struct shmpool_wake *cm
 {
 	struct shmpool_pool *pool = shmpool_file_pool(sf);
 	struct shmpool_notifier *stack[SHMPOOL_NOTIFY_STACK], **nf = stack;
-	struct shmpool_waiter *w, *tmp, *chain, **tail;
+	struct shmpool_wake_q q = { .n = 0 };
+	struct shmpool_waiter *w, *tmp;
 	unsigned int i, cap = ARRAY_SIZE(stack), nn = 0, woken = 0;
 	struct shmpool_notifier *n;
 	struct shmpool_bucket *b;
@@ -482,20 +493,15 @@ int shmpool_doorbell_wake(struct shmpool_file *sf, const struct shmpool_wake *cm
 			return -ENOMEM;
 		spin_lock(&b->lock);
 	}
-	tail = &chain;
 	list_for_each_entry_safe(w, tmp, &b->waiters, node) {
 		if (woken == cmd->nr)
 			break;
 		if (!shmpool_match(w->pool, w->offset, w->bitset, pool,
 				   cmd->offset, cmd->bitset))
 			continue;
-		list_del_init(&w->node);
-		w->claimed = true;
-		*tail = w;
-		tail = &w->wake_next;
+		shmpool_wake_mark(&q, w, false);
 		woken++;
 	}
-	*tail = NULL;
 	list_for_each_entry(n, &b->notifiers, node) {
 		if (!shmpool_match(n->pool, n->offset, n->bitset, pool,
 				   cmd->offset, cmd->bitset))
@@ -505,7 +511,7 @@ int shmpool_doorbell_wake(struct shmpool_file *sf, const struct shmpool_wake *cm
 	}
 	spin_unlock(&b->lock);
 
-	shmpool_wake_chain(chain);
+	shmpool_wake_q_run(&q);
 	for (i = 0; i < nn; i++) {
 		shmpool_eventfd_signal(nf[i]->efd);
 		shmpool_notifier_put(nf[i]);

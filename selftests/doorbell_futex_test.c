@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <sched.h>
 
 #include "shmpool_test_util.h"
 
@@ -15,6 +16,9 @@
 #define AWAIT_MS	20000
 #define REPORT_MS	20000
 #define MAX_EVENTS	64
+#define HOG_VICTIM_MS	2000	/* the victim's deadline, from its start */
+#define HOG_GUARD_MS	10000	/* the hog's longest spin: a hang guard */
+#define SCHED_PREEMPT	"/sys/kernel/debug/sched/preempt"
 
 /* One way of sleeping on and waking 32-bit words shared between processes. */
 struct fx {
@@ -38,16 +42,22 @@ static uint32_t *fx_word(struct fx *f, int w)
 	return &f->words[w * WORD_STRIDE];
 }
 
-/* 0 when woken, or -errno. */
-static int fx_wait(struct fx *f, int w, uint32_t expected, uint32_t bitset)
+/* 0 when woken, or -errno; @deadline_ns: absolute CLOCK_MONOTONIC, 0 none. */
+static int fx_wait(struct fx *f, int w, uint32_t expected, uint32_t bitset,
+		   uint64_t deadline_ns)
 {
 	if (f->fd < 0) {
+		struct timespec ts = {
+			.tv_sec = deadline_ns / 1000000000ULL,
+			.tv_nsec = deadline_ns % 1000000000ULL,
+		};
 		long r = syscall(SYS_futex, fx_word(f, w), FUTEX_WAIT_BITSET, expected,
-				 NULL, NULL, bitset);
+				 deadline_ns ? &ts : NULL, NULL, bitset);
 
 		return r < 0 ? -errno : 0;
 	}
-	return sp_db_wait(f->fd, w * WORD_STRIDE * 4, expected, bitset, 0, 0);
+	return sp_db_wait(f->fd, w * WORD_STRIDE * 4, expected, bitset,
+			  deadline_ns ? SHMPOOL_WAIT_DEADLINE : 0, deadline_ns);
 }
 
 /* How many were woken, or -errno. */
@@ -223,7 +233,7 @@ static void fx_fifo_scenario(struct fx *f, struct fx_log *l)
 		pid_t pid = fx_fork(f);
 
 		if (pid == 0) {
-			fx_report(f, i, fx_wait(f, 0, 0, bits[i]));
+			fx_report(f, i, fx_wait(f, 0, 0, bits[i], 0));
 			_exit(0);
 		}
 		if (pid < 0 || !fx_await(f, pid, 'S')) {
@@ -289,7 +299,7 @@ static void fx_fifo_scenario(struct fx *f, struct fx_log *l)
 		}
 	}
 	fx_log(l, fx_wake(f, 0, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY));
-	fx_log(l, fx_wait(f, 0, 1, SHMPOOL_BITSET_ANY));
+	fx_log(l, fx_wait(f, 0, 1, SHMPOOL_BITSET_ANY, 0));
 }
 
 /*
@@ -306,7 +316,7 @@ static void fx_rewait_scenario(struct fx *f, struct fx_log *l)
 
 		if (pid == 0) {
 			while (!__atomic_load_n(stop, __ATOMIC_SEQ_CST)) {
-				fx_wait(f, 1, 0, SHMPOOL_BITSET_ANY);
+				fx_wait(f, 1, 0, SHMPOOL_BITSET_ANY, 0);
 				__atomic_add_fetch(returns, 1, __ATOMIC_SEQ_CST);
 			}
 			_exit(0);
@@ -339,6 +349,106 @@ static void fx_rewait_scenario(struct fx *f, struct fx_log *l)
 	}
 	__atomic_store_n(stop, 1, __ATOMIC_SEQ_CST);
 	fx_wake(f, 1, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY);
+}
+
+/* Pin the caller to @cpu and, with @prio non-zero, make it SCHED_FIFO @prio. */
+static bool fx_place(int cpu, int prio)
+{
+	struct sched_param sp = { .sched_priority = prio };
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		return false;
+	return !prio || !sched_setscheduler(0, SCHED_FIFO, &sp);
+}
+
+/* The hog's state, in word 1; word 2 tells it to stop. */
+enum { HOG_ASLEEP, HOG_SPINNING, HOG_GAVE_UP, HOG_STOPPED };
+
+/* The hog: FIFO 2 on CPU 0, sleeps on word 0, then spins until told. */
+static void fx_hog(struct fx *f)
+{
+	uint32_t *hog = fx_word(f, 1), *stop = fx_word(f, 2);
+	uint64_t end;
+
+	CHILD_CHECK(fx_place(0, 2));
+	fx_wait(f, 0, 0, SHMPOOL_BITSET_ANY, 0);
+	__atomic_store_n(hog, HOG_SPINNING, __ATOMIC_SEQ_CST);
+	end = sp_now_ns(CLOCK_MONOTONIC) + HOG_GUARD_MS * 1000000ULL;
+	while (!__atomic_load_n(stop, __ATOMIC_SEQ_CST)) {
+		if (sp_now_ns(CLOCK_MONOTONIC) > end) {
+			__atomic_store_n(hog, HOG_GAVE_UP, __ATOMIC_SEQ_CST);
+			return;
+		}
+	}
+	__atomic_store_n(hog, HOG_STOPPED, __ATOMIC_SEQ_CST);
+}
+
+/* The victim: on CPU 1, sleeps on word 0 until woken or its deadline. */
+static void fx_victim(struct fx *f)
+{
+	uint64_t d = sp_now_ns(CLOCK_MONOTONIC) + HOG_VICTIM_MS * 1000000ULL;
+
+	fx_report(f, 1, fx_wait(f, 0, 0, SHMPOOL_BITSET_ANY, d));
+}
+
+/* Fork a child that runs @body and exits; wait until it sleeps in a wait. */
+static bool fx_start_sleeper(struct fx *f, void (*body)(struct fx *f))
+{
+	pid_t pid = fx_fork(f);
+
+	if (pid == 0) {
+		body(f);
+		_exit(0);
+	}
+	return pid > 0 && fx_await(f, pid, 'S');
+}
+
+/*
+ * A SCHED_FIFO hog on the waker's CPU. The hog (FIFO 2, CPU 0) and then a
+ * victim (CPU 1, deadline HOG_VICTIM_MS away) sleep on word 0; a waker
+ * (FIFO 1, CPU 0) wakes all. Waking the hog preempts the waker, which does
+ * not run again while the hog spins. The WAKE took the victim too, so the
+ * victim returns 0 at its deadline at the latest, while the hog spins: its
+ * return cannot wait for the waker. The hog spins until told to stop or, as
+ * a hang guard only, HOG_GUARD_MS. Logs the first report's index, the
+ * hog's state when it came, the victim's result and the WAKE's count.
+ */
+static void fx_hog_scenario(struct fx *f, struct fx_log *l)
+{
+	int ret[3] = { 0, 0, 0 }, i;
+	struct fx_report r;
+	pid_t pid;
+
+	if (!fx_place(1, 0) || !fx_start_sleeper(f, fx_hog) ||
+	    !fx_start_sleeper(f, fx_victim)) {
+		l->broken = true;
+		return;
+	}
+	pid = fx_fork(f);
+	if (pid == 0) {
+		CHILD_CHECK(fx_place(0, 1));
+		fx_report(f, 2, fx_wake(f, 0, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY));
+		_exit(0);
+	}
+	for (i = 0; i < 2; i++) {
+		if (pid < 0 || !fx_read_report(f, &r) || r.idx < 1 || r.idx > 2) {
+			l->broken = true;
+			break;
+		}
+		ret[r.idx] = r.ret;
+		if (i == 0) {
+			fx_log(l, r.idx);
+			fx_log(l, __atomic_load_n(fx_word(f, 1), __ATOMIC_SEQ_CST));
+		}
+		/* The hog may stop once the first report is in. */
+		__atomic_store_n(fx_word(f, 2), 1, __ATOMIC_SEQ_CST);
+	}
+	__atomic_store_n(fx_word(f, 2), 1, __ATOMIC_SEQ_CST);
+	fx_log(l, ret[1]);
+	fx_log(l, ret[2]);
 }
 
 /* Set up the futex backend on a memfd page, or the doorbell one on a pool. */
@@ -456,6 +566,62 @@ TEST_F_TIMEOUT(fx, wake_all_over_rewaiters_as_futex, 300)
 	fx_compare(_metadata, &fl, &dl);
 	for (i = 0; i < dl.n; i++)
 		EXPECT_EQ(REWAITERS, dl.ev[i]) TH_LOG("round %d", i);
+}
+
+/*
+ * Run @scenario with the kernel fully preemptible (preempt=full), as a
+ * PREEMPT_RT kernel always is; restore the mode after. Skips without root,
+ * two CPUs or a mode to switch to (and not already full): false then.
+ */
+static bool fx_run_preemptible(struct __test_metadata *_metadata,
+			       void (*scenario)(struct fx *f, struct fx_log *l),
+			       struct fx_log *fl, struct fx_log *dl)
+{
+	char modes[128] = "", was[32] = "";
+	cpu_set_t cpus;
+	char *p, *q;
+	FILE *m;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		SKIP(return false, "needs two CPUs");
+	if (geteuid())
+		SKIP(return false, "SCHED_FIFO needs root");
+	m = fopen(SCHED_PREEMPT, "re");
+	if (m) {
+		if (!fgets(modes, sizeof(modes), m))
+			modes[0] = 0;
+		fclose(m);
+	}
+	/* "none voluntary (full) lazy": the current mode in parentheses */
+	p = strchr(modes, '(');
+	q = p ? strchr(p, ')') : NULL;
+	if (!q)
+		SKIP(return false, "cannot read the preemption mode from " SCHED_PREEMPT);
+	snprintf(was, sizeof(was), "%.*s", (int)(q - p - 1), p + 1);
+	if (strcmp(was, "full") && sp_write_string(SCHED_PREEMPT, "full"))
+		SKIP(return false, "cannot switch to full preemption");
+	if (sched_getaffinity(0, sizeof(cpus), &cpus))
+		return false;
+	fx_run(_metadata, scenario, fl, dl);
+	sched_setaffinity(0, sizeof(cpus), &cpus);
+	if (strcmp(was, "full"))
+		EXPECT_EQ(0, sp_write_string(SCHED_PREEMPT, was));
+	return !_metadata->skip;
+}
+
+TEST_F_TIMEOUT(fx, woken_waiter_returns_while_the_waker_is_preempted_as_futex, 120)
+{
+	struct fx_log fl, dl;
+
+	if (!fx_run_preemptible(_metadata, fx_hog_scenario, &fl, &dl))
+		return;
+	fx_compare(_metadata, &fl, &dl);
+	/* Futex: the victim reports first, woken, while the hog spins. */
+	ASSERT_EQ(4, fl.n);
+	EXPECT_EQ(1, fl.ev[0]);
+	EXPECT_EQ(HOG_SPINNING, fl.ev[1]);
+	EXPECT_EQ(0, fl.ev[2]);
+	EXPECT_EQ(2, fl.ev[3]);
 }
 
 TEST_HARNESS_MAIN
