@@ -179,6 +179,20 @@ static u32 shmpool_word_read(struct shmpool_pool *pool, u64 offset)
 	return val;
 }
 
+/*
+ * Does @w's call end before it sleeps: -EOWNERDEAD (WAIT_DEATH: an
+ * attachment ended after its death_seq; this comes first), -EAGAIN (the
+ * word differs), else 0.
+ */
+static int shmpool_waiter_stale(const struct shmpool_waiter *w, u32 expected)
+{
+	if (w->death && READ_ONCE(w->pool->death_seq) != w->death_seq)
+		return -EOWNERDEAD;
+	if (shmpool_word_read(w->pool, w->offset) != expected)
+		return -EAGAIN;
+	return 0;
+}
+
 /* Does queued @w match a WAKE of (@pool, @offset, @bitset)? */
 static bool shmpool_match(struct shmpool_pool *wpool, u64 woffset, u32 wbitset,
 			  struct shmpool_pool *pool, u64 offset, u32 bitset)
@@ -249,7 +263,7 @@ static int shmpool_wait_words(struct shmpool_waiter *w, const u32 *expected,
 {
 	bool timed_out = false;
 	unsigned int i;
-	int woken;
+	int woken, ret;
 
 	for (i = 0; i < n; i++) {
 		struct shmpool_bucket *b = w[i].bucket;
@@ -259,16 +273,11 @@ static int shmpool_wait_words(struct shmpool_waiter *w, const u32 *expected,
 		w[i].task = current;
 		spin_lock(&b->lock);
 		/* See the top of this file for why under this lock. */
-		if (w[i].death &&
-		    READ_ONCE(w[i].pool->death_seq) != w[i].death_seq) {
+		ret = shmpool_waiter_stale(&w[i], expected[i]);
+		if (ret) {
 			spin_unlock(&b->lock);
 			woken = shmpool_unqueue_all(w, i);
-			return woken >= 0 ? woken : -EOWNERDEAD;
-		}
-		if (shmpool_word_read(w[i].pool, w[i].offset) != expected[i]) {
-			spin_unlock(&b->lock);
-			woken = shmpool_unqueue_all(w, i);
-			return woken >= 0 ? woken : -EAGAIN;
+			return woken >= 0 ? woken : ret;
 		}
 		list_add_tail(&w[i].node, &b->waiters);
 		spin_unlock(&b->lock);
@@ -314,10 +323,18 @@ static int shmpool_deadline(u32 flags, u64 deadline_ns, ktime_t *kt,
 	return 0;
 }
 
-/* Charge @n sleeping waiters to the caller's identity; *@up to give back. */
-static int shmpool_waiters_charge(unsigned int n, struct shmpool_user **up)
+/*
+ * Charge the @n sleeping waiters @w to the caller's identity; *@up to give
+ * back. Past the limit, only a call that would sleep fails with -ENOSPC:
+ * one that would not gives what it would have given, -EOWNERDEAD or
+ * -EAGAIN (nothing is queued: a plain read of each word does).
+ */
+static int shmpool_waiters_charge(const struct shmpool_waiter *w,
+				  const u32 *expected, unsigned int n,
+				  struct shmpool_user **up)
 {
 	struct shmpool_user *u = shmpool_user_get();
+	unsigned int i;
 	int ret;
 
 	if (IS_ERR(u))
@@ -325,6 +342,8 @@ static int shmpool_waiters_charge(unsigned int n, struct shmpool_user **up)
 	ret = shmpool_user_add_waiters(u, n);
 	if (ret) {
 		shmpool_user_put(u);
+		for (i = 0; ret == -ENOSPC && i < n; i++)
+			ret = shmpool_waiter_stale(&w[i], expected[i]) ?: ret;
 		return ret;
 	}
 	*up = u;
@@ -361,7 +380,7 @@ int shmpool_doorbell_wait(struct shmpool_file *sf, const struct shmpool_wait *cm
 		return ret;
 	w.pool = pool;
 	w.bucket = shmpool_bucket(pool, cmd->offset);
-	ret = shmpool_waiters_charge(1, &u);
+	ret = shmpool_waiters_charge(&w, &cmd->expected, 1, &u);
 	if (ret)
 		return ret;
 	if (death) {
@@ -592,7 +611,7 @@ int shmpool_doorbell_waitv(struct file *filp, const struct shmpool_waitv *cmd)
 		expected[i] = ents[i].expected;
 	}
 	/* Each entry is a waiter of its own, for WAKE and for the limit. */
-	ret = shmpool_waiters_charge(n, &u);
+	ret = shmpool_waiters_charge(w, expected, n, &u);
 	if (ret)
 		goto out;
 	ret = shmpool_wait_words(w, expected, n,

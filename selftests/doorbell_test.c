@@ -2493,15 +2493,20 @@ TEST_F(dblimit, limits_refuse_zero_and_garbage)
 	EXPECT_EQ(self->max_notify, db_param("max_notify_per_user"));
 }
 
-/* Past max_waiters_per_user sleeping waiters, WAIT and WAITV fail ENOSPC. */
-TEST_F(dblimit, waiters_per_user_limit)
+/*
+ * Bring the caller's user to max_waiters_per_user: the limit @n, and @n
+ * sleepers on word 0.
+ */
+static void dblimit_full(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(dblimit) *self, int n)
 {
-	struct shmpool_waitv_entry e[2];
+	char buf[16];
 	int i;
 
 	ASSERT_GE(self->waiters0, 0);
-	ASSERT_EQ(0, db_set_param("max_waiters_per_user", "3"));
-	for (i = 0; i < 3; i++) {
+	snprintf(buf, sizeof(buf), "%d", n);
+	ASSERT_EQ(0, db_set_param("max_waiters_per_user", buf));
+	for (i = 0; i < n; i++) {
 		pid_t pid = fork();
 
 		ASSERT_GE(pid, 0);
@@ -2512,7 +2517,15 @@ TEST_F(dblimit, waiters_per_user_limit)
 		}
 		self->kids[self->nkids++] = pid;
 	}
-	ASSERT_EQ(0, sp_await_waiters(self->waiters0 + 3, false, AWAIT_MS));
+	ASSERT_EQ(0, sp_await_waiters(self->waiters0 + n, false, AWAIT_MS));
+}
+
+/* Past max_waiters_per_user sleeping waiters, WAIT and WAITV fail ENOSPC. */
+TEST_F(dblimit, waiters_per_user_limit)
+{
+	struct shmpool_waitv_entry e[2];
+
+	dblimit_full(_metadata, self, 3);
 	/* A fourth that would sleep: refused before it sleeps. */
 	EXPECT_EQ(-ENOSPC, sp_db_wait(self->fd, 0, 0, SHMPOOL_BITSET_ANY,
 				      SHMPOOL_WAIT_DEADLINE, 0));
@@ -2529,6 +2542,27 @@ TEST_F(dblimit, waiters_per_user_limit)
 	EXPECT_EQ(2, sp_db_wake(self->fd, 0, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY));
 	ASSERT_EQ(0, sp_await_waiters(self->waiters0, false, AWAIT_MS));
 	EXPECT_EQ(-ETIMEDOUT, sp_db_waitv(self->fd, e, 2, SHMPOOL_WAIT_DEADLINE, 0));
+}
+
+/* At the limit, a WAIT that would not sleep (the word differs): EAGAIN. */
+TEST_F(dblimit, full_wait_on_differing_word_returns_eagain)
+{
+	dblimit_full(_metadata, self, 1);
+	EXPECT_EQ(-EAGAIN, sp_db_wait(self->fd, 4, 1, SHMPOOL_BITSET_ANY, 0, 0));
+	EXPECT_EQ(-ENOSPC, sp_db_wait(self->fd, 4, 0, SHMPOOL_BITSET_ANY, 0, 0));
+}
+
+/* At the limit, a WAITV whose second word differs: EAGAIN. */
+TEST_F(dblimit, full_waitv_on_differing_word_returns_eagain)
+{
+	struct shmpool_waitv_entry e[2];
+
+	dblimit_full(_metadata, self, 1);
+	sp_db_entry(&e[0], -1, 4, 0, SHMPOOL_BITSET_ANY);
+	sp_db_entry(&e[1], -1, 8, 1, SHMPOOL_BITSET_ANY);
+	EXPECT_EQ(-EAGAIN, sp_db_waitv(self->fd, e, 2, 0, 0));
+	e[1].expected = 0;
+	EXPECT_EQ(-ENOSPC, sp_db_waitv(self->fd, e, 2, 0, 0));
 }
 
 /* Past max_notify_per_user bindings (over all fds), ADD fails ENOSPC. */

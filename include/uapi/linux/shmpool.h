@@ -495,9 +495,9 @@ struct shmpool_info {
  *   ended (its process died, exec()ed or DETACHed) after the pool's
  *   status page said @death_seq, either before the call queued (checked
  *   under the same lock as @expected, so no end is missed; this check
- *   comes before @expected's, so it wins over EAGAIN) or while it
- *   slept (every WAIT_DEATH sleeper of the pool returns it, none is
- *   counted by a WAKE). Read the status page to see whom it concerns.
+ *   comes before @expected's, so it wins over EAGAIN and ENOSPC) or
+ *   while it slept (every WAIT_DEATH sleeper of the pool returns it, none
+ *   is counted by a WAKE). Read the status page to see whom it concerns.
  * - EINVAL (also): @death_seq non-zero without SHMPOOL_WAIT_DEATH, or
  *   @__reserved non-zero. WAITV takes no SHMPOOL_WAIT_DEATH (EINVAL).
  *
@@ -582,9 +582,9 @@ struct shmpool_waitv_entry {
  * Like futex_waitv(): sleeps until any entry is woken. Returns the index of
  * a woken entry (the lowest, if several were).
  *
- * Errors: those of SHMPOOL_IOC_WAIT (EAGAIN if any word differs; ENOSPC
- * if @nr_entries more sleeping waiters would exceed max_waiters_per_user),
- * and
+ * Errors: those of SHMPOOL_IOC_WAIT (EAGAIN if any word differs, also at
+ * the limit; ENOSPC if every word matched but @nr_entries more sleeping
+ * waiters would exceed max_waiters_per_user), and
  * - EINVAL: @nr_entries 0 or above SHMPOOL_WAITV_MAX, a non-zero reserved
  *   field, an entry fd that is not a pool fd (a scope fd included).
  * - EBADF:  an entry fd that is not open.
