@@ -92,7 +92,13 @@
  *   in a blocking call (or in shmpool_ring_takeover()): it never held a
  *   published element. A slot that a dead consumer reserved but did not
  *   free is delivered again, to a consumer in a blocking dequeue (it was
- *   never returned to the dead one's caller). Elements whose slots the
+ *   never returned to the dead one's caller); a bulk one takes them even
+ *   when they are fewer than it asked for (the producers cannot refill
+ *   the ring until they are free), keeps them in its handle and returns
+ *   them first, with the rest, from the ring or once they make a bulk
+ *   (a burst dequeue_wait on that handle returns them at once; the
+ *   inline calls do not see them; closing the handle drops them).
+ *   Elements whose slots the
  *   dead consumer had already freed in its last call are gone with it, as
  *   if that call had returned. A slot is declared stuck only if no live
  *   record covers it; with more handles on a side than records, the extra
@@ -247,6 +253,9 @@ struct shmpool_ring {
 	__SHMPOOL_ATOMIC(uint32_t) bad;	/* the shared state was found inconsistent */
 	uint32_t var_head;	/* VAR producer: prod.tail at the reservation */
 	struct shmpool_ring *fork_next, *fork_prev;	/* this process's handles (fork()) */
+	unsigned char *stash;	/* MPMC: elements a bulk blocking dequeue took from
+				 * a dead consumer's slots, not yet returned */
+	uint32_t stashed, stash_cap;	/* elements in @stash, its room */
 };
 
 /*

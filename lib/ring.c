@@ -118,6 +118,7 @@ static void handles_child(void)
 		r->claimed = 0;
 		r->self = 0;
 		r->untracked = 0;	/* the parent's count, not ours */
+		r->stashed = 0;		/* the parent's elements, not ours */
 		r->rec[0] = NULL;
 		r->rec[1] = NULL;
 		if (r->type == SHMPOOL_RING_SPSC) {
@@ -827,6 +828,7 @@ void shmpool_ring_close(struct shmpool_ring *r)
 	unclaim(r, SHMPOOL_RING_PROD);
 	unclaim(r, SHMPOOL_RING_CONS);
 	handles_del(r);
+	free(r->stash);
 	free(r);
 }
 
@@ -863,11 +865,60 @@ static int try_enqueue(struct shmpool_ring *r, void *objs, uint32_t n,
 			    shmpool_ring_enqueue_burst(r, objs, n));
 }
 
+/*
+ * MPMC, with elements in the stash (stash_dead()): hand those out first.
+ * A bulk call completes from the ring what the stash lacks, or takes
+ * nothing; a burst returns what the stash holds (up to @n).
+ */
+static int stash_dequeue(struct shmpool_ring *r, void *objs, uint32_t n,
+			 int bulk)
+{
+	unsigned char *d = objs;
+	uint32_t s = r->stashed < n ? r->stashed : n;
+	size_t es = r->esize;
+
+	if (bulk && s < n &&
+	    !shmpool_ring_dequeue_bulk(r, d + (size_t)s * es, n - s))
+		return 0;
+	memcpy(d, r->stash, (size_t)s * es);
+	r->stashed -= s;
+	memmove(r->stash, r->stash + (size_t)s * es, (size_t)r->stashed * es);
+	return (int)(bulk ? n : s);
+}
+
 static int try_dequeue(struct shmpool_ring *r, void *objs, uint32_t n,
 		       int bulk)
 {
+	if (__builtin_expect(r->stashed != 0, 0))
+		return stash_dequeue(r, objs, n, bulk);
 	return (int)(bulk ? shmpool_ring_dequeue_bulk(r, objs, n) :
 			    shmpool_ring_dequeue_burst(r, objs, n));
+}
+
+/*
+ * MPMC bulk consumer: take what dead consumers hold (at most what a bulk
+ * of @n lacks) into the stash. A bulk may need more than they hold, and
+ * the producers can refill the ring only once their slots are free: so
+ * take them now, and return them with the next elements. How many taken.
+ */
+static uint32_t stash_dead(struct shmpool_ring *r, uint32_t n)
+{
+	unsigned char *p;
+	uint32_t got;
+
+	if (r->stashed >= n)
+		return 0;
+	if (r->stash_cap < n) {
+		p = realloc(r->stash, (size_t)n * r->esize);
+		if (!p)
+			return 0;
+		r->stash = p;
+		r->stash_cap = n;
+	}
+	got = take_dead_consumers(r, r->stash + (size_t)r->stashed * r->esize,
+				  n - r->stashed);
+	r->stashed += got;
+	return got;
 }
 
 /* @objs: where to put the payload pointer; @n: the record length */
@@ -948,9 +999,14 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 		seq = __shmpool_death_seq(r->heap->pool);
 		if (r->type == SHMPOOL_RING_MPMC && side == SHMPOOL_RING_CONS &&
 		    try_op == try_dequeue) {
-			got = (int)take_dead_consumers(r, objs, bulk ? 0 : n);
-			if (got)
-				return got;
+			if (!bulk) {
+				got = (int)take_dead_consumers(r, objs, n);
+				if (got)
+					return got;
+			} else if (stash_dead(r, n)) {
+				spins = 0;	/* the stash may complete the bulk */
+				continue;
+			}
 			if (skip_dead_producers(r)) {
 				spins = 0;
 				continue;

@@ -2127,22 +2127,27 @@ TEST_F_TIMEOUT(ring, mpmc_producer_killed_between_reserve_and_publish, 60)
 
 /*
  * MPMC, 8 slots holding 0..4: a consumer dies between reserving 2 of them
- * (0 and 1) and freeing them. A blocking consumer gets 2, 3, 4, then the
- * dead one's 0 and 1 again (never returned to its caller), then a live
- * producer's 100 elements through the freed slots: each exactly once.
+ * (0 and 1) and freeing them. A blocking consumer taking @n at a time
+ * (@flags: all @n, SHMPOOL_RING_BULK) gets 2, 3, 4, the dead one's 0 and 1
+ * again (never returned to its caller), and a live producer's 100
+ * elements through the freed slots: each exactly once. Once it has taken
+ * the others, the producer waits for the dead one's slots, which only
+ * this consumer can give back.
  */
-TEST_F_TIMEOUT(ring, mpmc_consumer_killed_between_reserve_and_free, 60)
+static void consumer_killed(struct __test_metadata *_metadata,
+			    struct shmpool_heap *h, const char *name,
+			    uint32_t n, unsigned int flags)
 {
-	struct holder hd = { self->h, self->name, 1, 2 };
+	struct holder hd = { h, name, 1, 2 };
 	struct shmpool_ring *r;
 	struct timespec dl;
-	uint64_t v, k, seen = 0;
+	uint64_t v[3], k, seen = 0;
+	uint32_t i;
 	pid_t p;
 
-	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_MPMC,
-					 8, 8, 0, &r));
-	for (v = 0; v < 5; v++)
-		ASSERT_EQ(1, shmpool_ring_enqueue(r, &v));
+	ASSERT_EQ(1, shmpool_ring_create(h, name, SHMPOOL_RING_MPMC, 8, 8, 0, &r));
+	for (k = 0; k < 5; k++)
+		ASSERT_EQ(1, shmpool_ring_enqueue(r, &k));
 	EXPECT_EQ(128 + SIGKILL, reap(spawn(hold_and_die, &hd)));
 	/*
 	 * Join the consumer side before the producer may find it full:
@@ -2151,20 +2156,42 @@ TEST_F_TIMEOUT(ring, mpmc_consumer_killed_between_reserve_and_free, 60)
 	EXPECT_EQ(1, shmpool_ring_takeover(r, SHMPOOL_RING_CONS));
 	hd.n = 100;
 	p = spawn(seq_producer, &hd);
-	for (k = 0; k < 105; k++) {
+	for (k = 0; k < 105; k += n) {
 		dl = after_ms(DEATH_WAIT_MS);
-		ASSERT_EQ(1, shmpool_ring_dequeue_wait(r, &v, 1, 0, &dl));
-		if (v < 5) {
-			ASSERT_EQ(0, seen & (1ULL << v));	/* not twice */
-			seen |= 1ULL << v;
-		} else {
-			ASSERT_LE(1000, v);
-			ASSERT_GT(1100, v);
+		ASSERT_EQ((int)n, shmpool_ring_dequeue_wait(r, v, n, flags, &dl));
+		for (i = 0; i < n; i++) {
+			if (v[i] < 5) {
+				ASSERT_EQ(0, seen & (1ULL << v[i]));	/* not twice */
+				seen |= 1ULL << v[i];
+			} else {
+				ASSERT_LE(1000, v[i]);
+				ASSERT_GT(1100, v[i]);
+			}
 		}
 	}
 	EXPECT_EQ(0x1f, seen);
 	EXPECT_EQ(0, reap(p));
 	shmpool_ring_close(r);
+}
+
+TEST_F_TIMEOUT(ring, mpmc_consumer_killed_between_reserve_and_free, 60)
+{
+	consumer_killed(_metadata, self->h, self->name, 1, 0);
+}
+
+/* the same for a bulk consumer: it too gets the dead one's slots */
+TEST_F_TIMEOUT(ring, mpmc_consumer_killed_bulk_one, 60)
+{
+	consumer_killed(_metadata, self->h, self->name, 1, SHMPOOL_RING_BULK);
+}
+
+/*
+ * in bulks of 3: the dead one's 2 slots are fewer than a bulk, and the
+ * ring holds no more until they are free
+ */
+TEST_F_TIMEOUT(ring, mpmc_consumer_killed_bulk_three, 60)
+{
+	consumer_killed(_metadata, self->h, self->name, 3, SHMPOOL_RING_BULK);
 }
 
 /* a consumer that holds 2 received and 3 loaned messages, then is killed */
