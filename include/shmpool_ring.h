@@ -1178,10 +1178,12 @@ struct shmpool_msg {
  * it by itself when the heap or the table runs out. A published block is
  * the receiver's: it is never reclaimed. Three windows of a few
  * instructions leak one block instead (a process killed between its
- * allocation and its entry, between marking a block published and
- * enqueuing it, or between clearing the entry and freeing it): a leak,
- * never a block freed twice or under its user. Loans beyond the table's
- * size work, untracked.
+ * allocation and its entry, between marking a block published and the
+ * enqueue that tries it, or between clearing the entry and freeing it): a
+ * leak, never a block freed twice or under its user. A publish that waits
+ * for room marks its block loaned again between its tries, so a process
+ * killed while it waits leaves a loan. Loans beyond the table's size
+ * work, untracked.
  */
 #define __SHMPOOL_MSG_LOANS	128
 struct __shmpool_msg_loan {

@@ -205,4 +205,15 @@ struct shmpool_heap;
 bool __shmpool_heap_span_ok(const struct shmpool_heap *h, uint64_t off,
 			    uint64_t len);
 
+/*
+ * ring.c, for msg.c: shmpool_ring_enqueue_wait() of one element, where
+ * each try is @try_one(@r, @arg) (1: enqueued, 0: not now).
+ */
+struct shmpool_ring;
+int __shmpool_ring_enqueue_wait_with(struct shmpool_ring *r,
+				     uint32_t (*try_one)(struct shmpool_ring *r,
+							 const void *arg),
+				     const void *arg,
+				     const struct timespec *deadline);
+
 #endif /* SHMPOOL_INTERNAL_H */

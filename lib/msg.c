@@ -177,11 +177,38 @@ int shmpool_msg_loan(struct shmpool_ring *r, size_t len, void **ptr,
 	return 0;
 }
 
+/* what a publish enqueues, and the entry that records its block (or NULL) */
+struct publish {
+	const struct shmpool_msg *m;
+	struct __shmpool_msg_loan *e;
+};
+
+/*
+ * One try of a publish. The entry says published only while the
+ * descriptor may be in the ring: a reclaimer must never free a block that
+ * a receiver may already hold, and a publisher killed while it waits for
+ * room (between tries) leaves a loan, which is reclaimed, not a block
+ * nobody frees (relaxed: the ring's release orders the store before the
+ * descriptor; a failed try published nothing).
+ */
+static uint32_t publish_try(struct shmpool_ring *r, const void *arg)
+{
+	const struct publish *pb = arg;
+	uint32_t ok;
+
+	if (pb->e)
+		atomic_store_explicit(&pb->e->state, PUBLISHED, memory_order_relaxed);
+	ok = shmpool_ring_enqueue(r, pb->m);
+	if (!ok && pb->e)	/* still ours */
+		atomic_store_explicit(&pb->e->state, LOANED, memory_order_relaxed);
+	return ok;
+}
+
 SHMPOOL_EXPORT
 int shmpool_msg_publish(struct shmpool_ring *r, const struct shmpool_msg *m,
 			unsigned int flags, const struct timespec *deadline)
 {
-	struct __shmpool_msg_loan *e;
+	struct publish pb;
 	int ret;
 
 	ret = check_ring(r);
@@ -189,20 +216,12 @@ int shmpool_msg_publish(struct shmpool_ring *r, const struct shmpool_msg *m,
 		return ret;
 	if (!m || (flags & ~SHMPOOL_MSG_NONBLOCK))
 		return -EINVAL;
-	/*
-	 * Published before it is in the ring: a reclaimer must never free a
-	 * block that a receiver may already hold (relaxed: the ring's
-	 * release orders it before the descriptor).
-	 */
-	e = m->off >= MSG_HDR ? entry_of(r, m->off - MSG_HDR) : NULL;
-	if (e)
-		atomic_store_explicit(&e->state, PUBLISHED, memory_order_relaxed);
+	pb.m = m;
+	pb.e = m->off >= MSG_HDR ? entry_of(r, m->off - MSG_HDR) : NULL;
 	if (flags & SHMPOOL_MSG_NONBLOCK)
-		ret = shmpool_ring_enqueue(r, m) ? 0 : ring_bad(r) ? -EUCLEAN : -EAGAIN;
+		ret = publish_try(r, &pb) ? 0 : ring_bad(r) ? -EUCLEAN : -EAGAIN;
 	else
-		ret = shmpool_ring_enqueue_wait(r, m, 1, 0, deadline);
-	if (ret < 0 && e)	/* still ours */
-		atomic_store_explicit(&e->state, LOANED, memory_order_relaxed);
+		ret = __shmpool_ring_enqueue_wait_with(r, publish_try, &pb, deadline);
 	return ret < 0 ? ret : 0;
 }
 

@@ -1082,6 +1082,35 @@ int shmpool_ring_enqueue_wait(struct shmpool_ring *r, const void *objs,
 			 try_enqueue, &r->hdr->ev.space, SHMPOOL_RING_CONS, 0);
 }
 
+/* a try of __shmpool_ring_enqueue_wait_with() */
+struct try_with {
+	uint32_t (*fn)(struct shmpool_ring *r, const void *arg);
+	const void *arg;
+};
+
+static int try_with(struct shmpool_ring *r, void *objs, uint32_t n, int bulk)
+{
+	const struct try_with *t = objs;
+
+	(void)n;
+	(void)bulk;
+	return (int)t->fn(r, t->arg);
+}
+
+int __shmpool_ring_enqueue_wait_with(struct shmpool_ring *r,
+				     uint32_t (*try_one)(struct shmpool_ring *r,
+							 const void *arg),
+				     const void *arg,
+				     const struct timespec *deadline)
+{
+	struct try_with t = { try_one, arg };
+
+	if (r->type == SHMPOOL_RING_VAR)
+		return -EINVAL;
+	return wait_loop(r, &t, 1, 0, deadline, try_with, &r->hdr->ev.space,
+			 SHMPOOL_RING_CONS, 0);
+}
+
 SHMPOOL_EXPORT
 int shmpool_ring_dequeue_wait(struct shmpool_ring *r, void *objs, uint32_t n,
 			      unsigned int flags,

@@ -2255,6 +2255,71 @@ TEST_F(ring, zc_loans_of_dead_process_come_back)
 	shmpool_ring_close(r);
 }
 
+/* a producer that loans a message and publishes it into a full ring: it blocks */
+static int publish_blocked(void *arg)
+{
+	struct holder *hd = arg;
+	struct shmpool_ring *r;
+	struct shmpool_msg m;
+	void *q;
+
+	if (shmpool_ring_open(hd->h, hd->name, SHMPOOL_RING_SPSC,
+			      sizeof(struct shmpool_msg), &r))
+		return 2;
+	if (shmpool_msg_loan(r, 64, &q, &m))
+		return 3;
+	shmpool_msg_publish(r, &m, 0, NULL);
+	return 4;
+}
+
+/*
+ * A producer killed while its publish waits for room in a full ring: its
+ * message never entered the ring, so it is a loan of a dead process, and
+ * shmpool_msg_reclaim() gives it back (not a block and an entry lost for
+ * good as if it had been published).
+ */
+TEST_F_TIMEOUT(ring, zc_loan_of_producer_killed_in_publish_comes_back, 60)
+{
+	struct holder hd = { self->h, self->name, 0, 0 };
+	struct shmpool_ring_info ri;
+	struct shmpool_ring *r;
+	struct shmpool_msg m;
+	const void *p;
+	uint64_t used0;
+	void *q;
+	pid_t pid;
+	int i;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_SPSC,
+					 16, sizeof(m), 0, &r));
+	used0 = heap_used(self->h);
+	for (i = 0; i < 16; i++) {
+		ASSERT_EQ(0, shmpool_msg_loan(r, 64, &q, &m));
+		ASSERT_EQ(0, shmpool_msg_publish(r, &m, SHMPOOL_MSG_NONBLOCK, NULL));
+	}
+	pid = spawn(publish_blocked, &hd);
+	/* until it sleeps in the publish (a hang detector bounds the look) */
+	for (i = 0; i < 10000; i++) {
+		ASSERT_EQ(0, shmpool_ring_inspect(self->p, r->off, &ri));
+		if (ri.prod_sleeping)
+			break;
+		usleep(1000);
+	}
+	ASSERT_NE(0, ri.prod_sleeping);
+	kill(pid, SIGKILL);
+	EXPECT_EQ(128 + SIGKILL, reap(pid));
+	for (i = 0; i < 16; i++) {
+		ASSERT_EQ(0, shmpool_msg_receive(r, &m, &p, SHMPOOL_MSG_NONBLOCK, NULL));
+		EXPECT_EQ(0, shmpool_msg_release(r, &m));
+	}
+	EXPECT_EQ(1, shmpool_msg_reclaim(r));
+	shmpool_heap_flush(self->h);
+	EXPECT_EQ(used0, heap_used(self->h));
+	for (i = 0; i < __SHMPOOL_MSG_LOANS; i++)
+		EXPECT_EQ(0U, atomic_load(&r->loans[i].owner));
+	shmpool_ring_close(r);
+}
+
 /*
  * A loan entry is shared memory: a dead process's entries whose block
  * offsets a peer moved off the 16-byte grid name no block. Reclaim frees
