@@ -88,21 +88,23 @@
  *   seen (the new producer writes over it); one peeked but not released by
  *   a dead consumer is peeked again by the next one.
  * - MPMC: a slot that a dead producer reserved but did not publish is
- *   skipped by the first consumer that finds the ring empty in front of it
- *   in a blocking call (or in shmpool_ring_takeover()): it never held a
- *   published element. A slot that a dead consumer reserved but did not
- *   free is delivered again, to a consumer in a blocking dequeue (it was
- *   never returned to the dead one's caller); a bulk one takes them even
- *   when they are fewer than it asked for (the producers cannot refill
- *   the ring until they are free), keeps them in its handle and returns
+ *   skipped by the first consumer that finds the ring empty in front of
+ *   it in a blocking call (or in shmpool_ring_takeover()): it never
+ *   held a published element; a bulk blocking dequeue that needs it,
+ *   behind elements, first takes those elements (see the stash below).
+ *   A slot that a dead consumer reserved but did not free is delivered
+ *   again, to a consumer in a blocking dequeue (it was never returned
+ *   to the dead one's caller); a bulk one takes them even when they are
+ *   fewer than it asked for (the producers cannot refill the ring until
+ *   they are free), keeps them in its handle (its stash) and returns
  *   them first, with the rest, from the ring or once they make a bulk
  *   (a burst dequeue_wait on that handle returns them at once; the
  *   inline calls do not see them; closing the handle drops them).
- *   Elements whose slots the
- *   dead consumer had already freed in its last call are gone with it, as
- *   if that call had returned. A slot is declared stuck only if no live
- *   record covers it; with more handles on a side than records, the extra
- *   handles are untracked, and while any is open nothing is skipped.
+ *   Elements whose slots the dead consumer had already freed in its
+ *   last call are gone with it, as if that call had returned. A slot is
+ *   declared stuck only if no live record covers it; with more handles
+ *   on a side than records, the extra handles are untracked, and while
+ *   any is open nothing is skipped.
  * - Each call's side is kept per handle, and a fork() child's handle
  *   records the child at its first call on a side, blocking or not (so a
  *   live child is never taken for dead because its parent exited).

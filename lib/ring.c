@@ -895,6 +895,23 @@ static int try_dequeue(struct shmpool_ring *r, void *objs, uint32_t n,
 			    shmpool_ring_dequeue_burst(r, objs, n));
 }
 
+/* room in the stash for a bulk of @n: false if none can be made */
+static bool stash_room(struct shmpool_ring *r, uint32_t n)
+{
+	unsigned char *p;
+
+	if (r->stashed >= n)
+		return false;
+	if (r->stash_cap < n) {
+		p = realloc(r->stash, (size_t)n * r->esize);
+		if (!p)
+			return false;
+		r->stash = p;
+		r->stash_cap = n;
+	}
+	return true;
+}
+
 /*
  * MPMC bulk consumer: take what dead consumers hold (at most what a bulk
  * of @n lacks) into the stash. A bulk may need more than they hold, and
@@ -903,20 +920,40 @@ static int try_dequeue(struct shmpool_ring *r, void *objs, uint32_t n,
  */
 static uint32_t stash_dead(struct shmpool_ring *r, uint32_t n)
 {
-	unsigned char *p;
 	uint32_t got;
 
-	if (r->stashed >= n)
+	if (!stash_room(r, n))
 		return 0;
-	if (r->stash_cap < n) {
-		p = realloc(r->stash, (size_t)n * r->esize);
-		if (!p)
-			return 0;
-		r->stash = p;
-		r->stash_cap = n;
-	}
 	got = take_dead_consumers(r, r->stash + (size_t)r->stashed * r->esize,
 				  n - r->stashed);
+	r->stashed += got;
+	return got;
+}
+
+/*
+ * MPMC bulk consumer: a slot that a dead producer reserved and never
+ * published, among those a bulk of @n needs but not the first, keeps the
+ * bulk from ever completing (skip_dead_producers() skips only the first).
+ * Take the elements before it into the stash, so that it comes first.
+ * Bounded by @n; how many taken.
+ */
+static uint32_t stash_before_dead(struct shmpool_ring *r, uint32_t n)
+{
+	struct __shmpool_ring_hdr *h = r->hdr;
+	uint32_t c, p, k, lim, got;
+
+	if (!stash_room(r, n))
+		return 0;
+	lim = n - r->stashed;
+	/* acquire: as in skip_dead_producers() */
+	c = atomic_load_explicit(&h->cons.head, memory_order_acquire);
+	p = atomic_load_explicit(&h->prod.head, memory_order_acquire);
+	for (k = 1; k < lim && (int32_t)(p - (c + k)) > 0; k++)
+		if (stuck(r, SHMPOOL_RING_PROD, c + k))
+			break;
+	if (k == lim || (int32_t)(p - (c + k)) <= 0)
+		return 0;
+	got = shmpool_ring_dequeue_burst(r, r->stash + (size_t)r->stashed * r->esize, k);
 	r->stashed += got;
 	return got;
 }
@@ -1003,7 +1040,7 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 				got = (int)take_dead_consumers(r, objs, n);
 				if (got)
 					return got;
-			} else if (stash_dead(r, n)) {
+			} else if (stash_dead(r, n) || stash_before_dead(r, n)) {
 				spins = 0;	/* the stash may complete the bulk */
 				continue;
 			}

@@ -2093,36 +2093,50 @@ static int seq_producer(void *arg)
 
 /*
  * MPMC, 8 slots: a producer dies between reserving 3 slots and publishing
- * them. A live producer then sends 100 elements through the same slots
- * (12 laps); the consumer gets each exactly once and in order, not stuck
- * in front of the dead one's slots.
+ * them. A live producer then sends about 100 elements through the same
+ * slots (12 laps); the consumer, taking @n at a time (@flags: all @n,
+ * SHMPOOL_RING_BULK), gets each exactly once and in order, not stuck in
+ * front of the dead one's slots (a bulk: nor on the element before them).
  */
-TEST_F_TIMEOUT(ring, mpmc_producer_killed_between_reserve_and_publish, 60)
+static void producer_killed(struct __test_metadata *_metadata,
+			    struct shmpool_heap *h, const char *name,
+			    uint32_t n, unsigned int flags)
 {
-	struct holder hd = { self->h, self->name, 0, 3 };
+	struct holder hd = { h, name, 0, 3 };
 	struct shmpool_ring *r;
 	struct timespec dl;
-	uint64_t v, k;
+	uint64_t v[3], k, want = 7;
+	uint32_t i;
 	pid_t p;
 
-	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_MPMC,
-					 8, 8, 0, &r));
-	v = 7;
-	ASSERT_EQ(1, shmpool_ring_enqueue(r, &v));	/* one before the holes */
+	ASSERT_EQ(1, shmpool_ring_create(h, name, SHMPOOL_RING_MPMC, 8, 8, 0, &r));
+	v[0] = 7;
+	ASSERT_EQ(1, shmpool_ring_enqueue(r, v));	/* one before the holes */
 	EXPECT_EQ(128 + SIGKILL, reap(spawn(hold_and_die, &hd)));
-	hd.n = 100;
+	hd.n = 100 - 101 % n;	/* 1 + hd.n elements: whole batches */
 	p = spawn(seq_producer, &hd);
-	dl = after_ms(DEATH_WAIT_MS);
-	ASSERT_EQ(1, shmpool_ring_dequeue_wait(r, &v, 1, 0, &dl));
-	EXPECT_EQ(7, v);
-	for (k = 0; k < 100; k++) {
+	for (k = 0; k < 1 + hd.n; k += n) {
 		dl = after_ms(DEATH_WAIT_MS);
-		ASSERT_EQ(1, shmpool_ring_dequeue_wait(r, &v, 1, 0, &dl));
-		ASSERT_EQ(1000 + k, v);
+		ASSERT_EQ((int)n, shmpool_ring_dequeue_wait(r, v, n, flags, &dl));
+		for (i = 0; i < n; i++) {
+			ASSERT_EQ(want, v[i]);
+			want = want == 7 ? 1000 : want + 1;
+		}
 	}
 	EXPECT_EQ(0, reap(p));
 	EXPECT_EQ(0, shmpool_ring_count(r));
 	shmpool_ring_close(r);
+}
+
+TEST_F_TIMEOUT(ring, mpmc_producer_killed_between_reserve_and_publish, 60)
+{
+	producer_killed(_metadata, self->h, self->name, 1, 0);
+}
+
+/* a bulk of 2 wants the element before the holes and the first hole */
+TEST_F_TIMEOUT(ring, mpmc_producer_killed_bulk_two, 60)
+{
+	producer_killed(_metadata, self->h, self->name, 2, SHMPOOL_RING_BULK);
 }
 
 /*
