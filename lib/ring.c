@@ -70,6 +70,12 @@ static void asym_child(void)
  */
 static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shmpool_ring *handles;
+/*
+ * Serialises the stashes of all handles (a handle may be shared by the
+ * threads of a side): taken only by blocking calls that recover a dead
+ * peer's slots or hand out what that left in a stash.
+ */
+static pthread_mutex_t stash_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void handles_add(struct shmpool_ring *r)
 {
@@ -96,10 +102,12 @@ static void handles_del(struct shmpool_ring *r)
 static void handles_prepare(void)
 {
 	pthread_mutex_lock(&handles_lock);
+	pthread_mutex_lock(&stash_lock);
 }
 
 static void handles_parent(void)
 {
+	pthread_mutex_unlock(&stash_lock);
 	pthread_mutex_unlock(&handles_lock);
 }
 
@@ -126,6 +134,7 @@ static void handles_child(void)
 			r->prod_cache -= r->count + 1;
 		}
 	}
+	pthread_mutex_unlock(&stash_lock);
 	pthread_mutex_unlock(&handles_lock);
 }
 
@@ -865,10 +874,21 @@ static int try_enqueue(struct shmpool_ring *r, void *objs, uint32_t n,
 			    shmpool_ring_enqueue_burst(r, objs, n));
 }
 
+/* how many elements @r's stash holds (relaxed: changed under stash_lock) */
+static uint32_t stashed(const struct shmpool_ring *r)
+{
+	return __atomic_load_n(&r->stashed, __ATOMIC_RELAXED);
+}
+
+static void set_stashed(struct shmpool_ring *r, uint32_t n)
+{
+	__atomic_store_n(&r->stashed, n, __ATOMIC_RELAXED);
+}
+
 /*
  * MPMC, with elements in the stash (stash_dead()): hand those out first.
  * A bulk call completes from the ring what the stash lacks, or takes
- * nothing; a burst returns what the stash holds (up to @n).
+ * nothing; a burst returns what the stash holds (up to @n). Stash locked.
  */
 static int stash_dequeue(struct shmpool_ring *r, void *objs, uint32_t n,
 			 int bulk)
@@ -881,7 +901,7 @@ static int stash_dequeue(struct shmpool_ring *r, void *objs, uint32_t n,
 	    !shmpool_ring_dequeue_bulk(r, d + (size_t)s * es, n - s))
 		return 0;
 	memcpy(d, r->stash, (size_t)s * es);
-	r->stashed -= s;
+	set_stashed(r, r->stashed - s);
 	memmove(r->stash, r->stash + (size_t)s * es, (size_t)r->stashed * es);
 	return (int)(bulk ? n : s);
 }
@@ -889,13 +909,21 @@ static int stash_dequeue(struct shmpool_ring *r, void *objs, uint32_t n,
 static int try_dequeue(struct shmpool_ring *r, void *objs, uint32_t n,
 		       int bulk)
 {
-	if (__builtin_expect(r->stashed != 0, 0))
-		return stash_dequeue(r, objs, n, bulk);
+	int got;
+
+	if (__builtin_expect(stashed(r) != 0, 0)) {
+		pthread_mutex_lock(&stash_lock);
+		/* another thread of the handle may have emptied it meanwhile */
+		got = r->stashed ? stash_dequeue(r, objs, n, bulk) : -1;
+		pthread_mutex_unlock(&stash_lock);
+		if (got >= 0)
+			return got;
+	}
 	return (int)(bulk ? shmpool_ring_dequeue_bulk(r, objs, n) :
 			    shmpool_ring_dequeue_burst(r, objs, n));
 }
 
-/* room in the stash for a bulk of @n: false if none can be made */
+/* room in the stash for a bulk of @n: false if none can be made; stash locked */
 static bool stash_room(struct shmpool_ring *r, uint32_t n)
 {
 	unsigned char *p;
@@ -920,13 +948,15 @@ static bool stash_room(struct shmpool_ring *r, uint32_t n)
  */
 static uint32_t stash_dead(struct shmpool_ring *r, uint32_t n)
 {
-	uint32_t got;
+	uint32_t got = 0;
 
-	if (!stash_room(r, n))
-		return 0;
-	got = take_dead_consumers(r, r->stash + (size_t)r->stashed * r->esize,
-				  n - r->stashed);
-	r->stashed += got;
+	pthread_mutex_lock(&stash_lock);
+	if (stash_room(r, n)) {
+		got = take_dead_consumers(r, r->stash + (size_t)r->stashed * r->esize,
+					  n - r->stashed);
+		set_stashed(r, r->stashed + got);
+	}
+	pthread_mutex_unlock(&stash_lock);
 	return got;
 }
 
@@ -940,10 +970,11 @@ static uint32_t stash_dead(struct shmpool_ring *r, uint32_t n)
 static uint32_t stash_before_dead(struct shmpool_ring *r, uint32_t n)
 {
 	struct __shmpool_ring_hdr *h = r->hdr;
-	uint32_t c, p, k, lim, got;
+	uint32_t c, p, k, lim, got = 0;
 
+	pthread_mutex_lock(&stash_lock);
 	if (!stash_room(r, n))
-		return 0;
+		goto out;
 	lim = n - r->stashed;
 	/* acquire: as in skip_dead_producers() */
 	c = atomic_load_explicit(&h->cons.head, memory_order_acquire);
@@ -952,9 +983,11 @@ static uint32_t stash_before_dead(struct shmpool_ring *r, uint32_t n)
 		if (stuck(r, SHMPOOL_RING_PROD, c + k))
 			break;
 	if (k == lim || (int32_t)(p - (c + k)) <= 0)
-		return 0;
+		goto out;
 	got = shmpool_ring_dequeue_burst(r, r->stash + (size_t)r->stashed * r->esize, k);
-	r->stashed += got;
+	set_stashed(r, r->stashed + got);
+out:
+	pthread_mutex_unlock(&stash_lock);
 	return got;
 }
 
