@@ -102,9 +102,13 @@
  *   inline calls do not see them; closing the handle drops them).
  *   Elements whose slots the dead consumer had already freed in its
  *   last call are gone with it, as if that call had returned. A slot is
- *   declared stuck only if no live record covers it; with more handles
- *   on a side than records, the extra handles are untracked, and while
- *   any is open nothing is skipped.
+ *   declared stuck only if no live record covers it (a producer's, also
+ *   only if a dead handle's record covers it or no live handle reserved
+ *   past it: a handle shared by threads records only its latest
+ *   reservation, so a dead handle whose threads held several leaves the
+ *   earlier ones unskipped while live producers go on); with more
+ *   handles on a side than records, the extra handles are untracked,
+ *   and while any is open nothing is skipped.
  * - Each call's side is kept per handle, and a fork() child's handle
  *   records the child at its first call on a side, blocking or not (so a
  *   live child is never taken for dead because its parent exited).

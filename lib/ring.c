@@ -702,6 +702,41 @@ static bool peer_dead(const struct shmpool_ring *r, unsigned int side)
 }
 
 /*
+ * MPMC: is the unpublished slot @idx a hole that a dead producer left?
+ * stuck() finds no live record covering it, but a handle shared by
+ * threads records only its latest reservation: a slot that one thread
+ * reserved before another thread's reservation is covered by no record
+ * while the first still writes it. So it is a dead one's only if a dead
+ * handle's record covers it, or no live handle reserved past it (a live
+ * handle that could hold it did). Bounded by the records.
+ */
+static bool prod_hole(const struct shmpool_ring *r, uint32_t idx)
+{
+	struct __shmpool_ring_ht *ht = &r->hdr->prod;
+	uint32_t i, o, start, len;
+	bool live_past = false;
+
+	if (!stuck(r, SHMPOOL_RING_PROD, idx))
+		return false;
+	for (i = 0; i < __SHMPOOL_RING_RECS; i++) {
+		/* acquire: as in live_covers() */
+		o = atomic_load_explicit(&ht->rec[i].owner, memory_order_acquire);
+		if (!o)
+			continue;
+		start = atomic_load_explicit(&ht->rec[i].start, memory_order_acquire);
+		len = atomic_load_explicit(&ht->rec[i].len, memory_order_acquire);
+		if (alive(r, o)) {
+			live_past |= (int32_t)(start - idx) > 0;
+			continue;
+		}
+		/* still the dead one's range: a new handle takes a record by its owner */
+		if (idx - start < len && owner_dead(r, &ht->rec[i].owner, o))
+			return true;
+	}
+	return !live_past;
+}
+
+/*
  * MPMC consumer: skip the slots at cons.head that a dead producer reserved
  * and never published; the consumers' head CAS decides who skips each.
  * Returns how many were skipped.
@@ -716,7 +751,7 @@ static uint32_t skip_dead_producers(struct shmpool_ring *r)
 		/* acquire: pairs with the producers' release on head */
 		c = atomic_load_explicit(&h->cons.head, memory_order_acquire);
 		p = atomic_load_explicit(&h->prod.head, memory_order_acquire);
-		if ((int32_t)(p - c) <= 0 || !stuck(r, SHMPOOL_RING_PROD, c))
+		if ((int32_t)(p - c) <= 0 || !prod_hole(r, c))
 			break;
 		/* the slot is ours to skip if we win it from the other consumers */
 		if (!atomic_compare_exchange_strong_explicit(&h->cons.head, &c, c + 1,
@@ -980,7 +1015,7 @@ static uint32_t stash_before_dead(struct shmpool_ring *r, uint32_t n)
 	c = atomic_load_explicit(&h->cons.head, memory_order_acquire);
 	p = atomic_load_explicit(&h->prod.head, memory_order_acquire);
 	for (k = 1; k < lim && (int32_t)(p - (c + k)) > 0; k++)
-		if (stuck(r, SHMPOOL_RING_PROD, c + k))
+		if (prod_hole(r, c + k))
 			break;
 	if (k == lim || (int32_t)(p - (c + k)) <= 0)
 		goto out;

@@ -2140,6 +2140,41 @@ TEST_F_TIMEOUT(ring, mpmc_producer_killed_bulk_two, 60)
 }
 
 /*
+ * MPMC: two threads enqueue through one producer handle (allowed: a
+ * handle may be shared by a side's threads). The first has reserved slot
+ * 0 and not yet published it; the second's enqueue of slot 1 records its
+ * own reservation in the handle's record. Both live: a blocked consumer
+ * must wait for slot 0, not skip it as a dead producer's (which lost the
+ * first thread's element once it published).
+ */
+TEST_F(ring, mpmc_shared_producer_handle_slot_not_skipped)
+{
+	struct shmpool_ring *prod, *cons;
+	struct timespec dl;
+	uint64_t v = 42, first = 7, got[2] = { 0, 0 };
+	uint32_t old;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_MPMC,
+					 8, 8, 0, &prod));
+	ASSERT_EQ(0, shmpool_ring_open(self->h, self->name, SHMPOOL_RING_MPMC, 8, &cons));
+	__SHMPOOL_RING_CLAIM(prod, SHMPOOL_RING_PROD);
+	/* the first thread: slot 0 reserved (the header's own step), being written */
+	ASSERT_EQ(1, __shmpool_mpmc_reserve(prod, &prod->hdr->prod.head, 1, 1, 0, 0, &old));
+	/* the second thread: slot 1 */
+	ASSERT_EQ(1, shmpool_ring_enqueue(prod, &v));
+	dl = after_ms(300);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_ring_dequeue_wait(cons, got, 1, 0, &dl));
+	/* the first thread publishes: both come, in order */
+	__shmpool_mpmc_fill(prod, old, &first, 1);
+	dl = after_ms(DEATH_WAIT_MS);
+	EXPECT_EQ(2, shmpool_ring_dequeue_wait(cons, got, 2, SHMPOOL_RING_BULK, &dl));
+	EXPECT_EQ(7, got[0]);
+	EXPECT_EQ(42, got[1]);
+	shmpool_ring_close(cons);
+	shmpool_ring_close(prod);
+}
+
+/*
  * MPMC, 8 slots holding 0..4: a consumer dies between reserving 2 of them
  * (0 and 1) and freeing them. A blocking consumer taking @n at a time
  * (@flags: all @n, SHMPOOL_RING_BULK) gets 2, 3, 4, the dead one's 0 and 1
