@@ -309,9 +309,9 @@ static struct file *shmpool_create_existing(const struct path *root,
 	return filp;
 }
 
-struct file *shmpool_pool_create(const struct path *root,
-				 const struct shmpool_create_args *a,
-				 bool *created)
+static struct file *__shmpool_pool_create(const struct path *root,
+					  const struct shmpool_create_args *a,
+					  bool *created)
 {
 	struct super_block *sb = root->dentry->d_sb;
 	struct inode *dir = d_inode(root->dentry);
@@ -321,7 +321,6 @@ struct file *shmpool_pool_create(const struct path *root,
 	struct inode *inode;
 	struct file *filp;
 
-	*created = false;
 	/* As the VFS refuses to create files the scope cannot represent. */
 	if (!kuid_has_mapping(sb->s_user_ns, current_fsuid()) ||
 	    !kgid_has_mapping(sb->s_user_ns, current_fsgid()))
@@ -386,6 +385,30 @@ struct file *shmpool_pool_create(const struct path *root,
 	return filp;
 }
 
+/*
+ * Names change only on a writable mount, as open(O_CREAT) and unlink(2)
+ * make sure: a read-only (bind) mount of a scope gives EROFS before any
+ * pool is allocated, charged or named. An anonymous pool names nothing
+ * and is reachable by no path, as a memfd: any scope fd makes one.
+ */
+struct file *shmpool_pool_create(const struct path *root,
+				 const struct shmpool_create_args *a,
+				 bool *created)
+{
+	struct file *filp;
+	int ret;
+
+	*created = false;
+	if (!a->name[0])
+		return __shmpool_pool_create(root, a, created);
+	ret = mnt_want_write(root->mnt);
+	if (ret)
+		return ERR_PTR(ret);
+	filp = __shmpool_pool_create(root, a, created);
+	mnt_drop_write(root->mnt);
+	return filp;
+}
+
 struct file *shmpool_pool_open(const struct path *root, const char *name,
 			       bool rdonly)
 {
@@ -424,6 +447,10 @@ int shmpool_pool_unlink(const struct path *root, const char *name)
 	struct dentry *dentry;
 	int ret;
 
+	/* As for create: a read-only mount keeps its names (EROFS). */
+	ret = mnt_want_write(root->mnt);
+	if (ret)
+		return ret;
 	inode_lock_nested(dir, I_MUTEX_PARENT);
 	dentry = shmpool_name_lookup(root->dentry, name);
 	if (IS_ERR(dentry))
@@ -439,6 +466,7 @@ int shmpool_pool_unlink(const struct path *root, const char *name)
 	inode_unlock(dir);
 	if (!IS_ERR_OR_NULL(dentry))
 		dput(dentry);	/* may be the last: the pool's inode goes */
+	mnt_drop_write(root->mnt);
 	return ret;
 }
 

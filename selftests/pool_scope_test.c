@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/statfs.h>
 
 #include "shmpool.h"
@@ -560,6 +561,126 @@ static int body_env_scope(struct ctr *c)
 TEST_F(scope, scope_from_environment)
 {
 	EXPECT_EQ(0, ctr_run(false, body_env_scope));
+}
+
+/* ---- a read-only mount of a scope: names can be looked at, not changed ---- */
+
+/*
+ * Make ctr_name (one page, 0666) on the container's writable instance, then
+ * cover it with a read-only bind mount of itself, as a runtime hands a
+ * sidecar another container's scope; a scope fd of that mount.
+ */
+static int ro_scope_fd(void)
+{
+	struct shmpool *p;
+	int dir;
+
+	CHILD_CHECK(shmpool_create(ctr_name, sp_page_size(), 0666, DEV, &p) == 0);
+	shmpool_close(p);
+	CHILD_CHECK(!mount(SCOPE_DIR, SCOPE_DIR, NULL, MS_BIND, NULL));
+	CHILD_CHECK(!mount(NULL, SCOPE_DIR, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL));
+	dir = open(SCOPE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHILD_CHECK(dir >= 0);
+	return dir;
+}
+
+static int body_ro_unlink(struct ctr *c)
+{
+	char path[128];
+	int dir = ro_scope_fd();
+
+	(void)c;
+	snprintf(path, sizeof(path), SCOPE_DIR "/%s", ctr_name);
+	/* rm says EROFS; the ioctl must say the same, and keep the name */
+	CHILD_CHECK(unlink(path) == -1 && errno == EROFS);
+	CHILD_CHECK(sp_unlink(dir, ctr_name) == -EROFS);
+	CHILD_CHECK(dir_has(SCOPE_DIR, ctr_name));
+	close(dir);
+	return 0;
+}
+
+TEST_F(scope, read_only_scope_unlink_refused)
+{
+	EXPECT_EQ(0, ctr_run(false, body_ro_unlink));
+}
+
+static int body_ro_create(struct ctr *c)
+{
+	int dir = ro_scope_fd();
+
+	(void)c;
+	CHILD_CHECK(sp_create(dir, same_name, sp_page_size(), 0, 0600, NULL) == -EROFS);
+	CHILD_CHECK(!dir_has(SCOPE_DIR, same_name));
+	/* nor is an existing pool opened read-write by a CREATE */
+	CHILD_CHECK(sp_create(dir, ctr_name, sp_page_size(), 0, 0600, NULL) == -EROFS);
+	close(dir);
+	return 0;
+}
+
+TEST_F(scope, read_only_scope_create_refused)
+{
+	EXPECT_EQ(0, ctr_run(false, body_ro_create));
+}
+
+/* An anonymous pool names nothing: a read-only scope still makes one. */
+static int body_ro_anon(struct ctr *c)
+{
+	int fd = ro_scope_fd();
+
+	(void)c;
+	CHILD_CHECK(sp_create(fd, NULL, sp_page_size(), 0, 0600, NULL) == 0);
+	CHILD_CHECK(mmap(NULL, sp_page_size(), PROT_READ | PROT_WRITE,
+			 MAP_SHARED, fd, 0) != MAP_FAILED);
+	close(fd);
+	return 0;
+}
+
+TEST_F(scope, read_only_scope_makes_anonymous_pools)
+{
+	EXPECT_EQ(0, ctr_run(false, body_ro_anon));
+}
+
+/* A caller who could not pay for the pool hears EROFS, not EDQUOT. */
+static int create_unpaid_refused(void)
+{
+	struct rlimit rl = { 0, 0 };
+	int fd = open(SCOPE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	CHILD_CHECK(fd >= 0);
+	CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+	CHILD_CHECK(sp_create(fd, same_name, sp_page_size(), 0, 0600, NULL) == -EROFS);
+	close(fd);
+	return 0;
+}
+
+static int body_ro_create_unpaid(struct ctr *c)
+{
+	(void)c;
+	close(ro_scope_fd());
+	CHILD_CHECK(as_uid(1000, create_unpaid_refused) == 0);
+	return 0;
+}
+
+TEST_F(scope, read_only_scope_create_refused_before_charging)
+{
+	EXPECT_EQ(0, ctr_run(false, body_ro_create_unpaid));
+}
+
+static int body_ro_open(struct ctr *c)
+{
+	int fd = ro_scope_fd();
+
+	(void)c;
+	CHILD_CHECK(sp_open_name(fd, ctr_name, 0, NULL) == -EROFS);
+	/* read-only attachments are what such a mount is for */
+	CHILD_CHECK(sp_open_name(fd, ctr_name, SHMPOOL_OPEN_RDONLY, NULL) == 0);
+	close(fd);
+	return 0;
+}
+
+TEST_F(scope, read_only_scope_open_read_write_refused)
+{
+	EXPECT_EQ(0, ctr_run(false, body_ro_open));
 }
 
 /* ---- rejected: what only CREATE can do ---- */

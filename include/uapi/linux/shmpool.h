@@ -265,6 +265,10 @@ struct shmpool_api {
  * - EMFILE: the caller has no free fd (RLIMIT_NOFILE); nothing is created.
  * - EOVERFLOW: the caller's fsuid or fsgid has no mapping in the scope's
  *   user namespace (as for creating a file there).
+ * - EROFS: a named pool, and the scope fd's mount (or the instance) is
+ *   read-only, as for open(O_CREAT) there: checked before anything is
+ *   allocated or charged, and an existing pool is not opened either.
+ *   Anonymous pools name nothing and are made on any scope fd.
  * - EOPNOTSUPP: SHMPOOL_CREATE_HUGE where the kernel cannot map pool memory
  *   with PMD entries (no SHMPOOL_FEAT_HUGE: 6.1, PREEMPT_RT, no THP; see
  *   the DOC: Huge mappings).
@@ -308,6 +312,8 @@ struct shmpool_create {
  * - EINVAL: bad name.
  * - ENOENT: no pool of that name in this scope.
  * - EACCES: the mode bits deny the requested access.
+ * - EROFS:  read-write, and the scope fd's mount (or the instance) is
+ *   read-only, as for open(O_RDWR) there; SHMPOOL_OPEN_RDONLY works.
  * - EMFILE: the caller has no free fd.
  */
 struct shmpool_open {
@@ -339,6 +345,8 @@ struct shmpool_open {
  * - EINVAL: bad name.
  * - ENOENT: no pool of that name in this scope.
  * - EPERM:  none of the above.
+ * - EROFS:  the scope fd's mount (or the instance) is read-only, as for
+ *   unlink(2) there; the name stays.
  */
 struct shmpool_unlink {
 	__u32 size;
