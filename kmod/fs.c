@@ -309,9 +309,13 @@ static struct file *shmpool_create_existing(const struct path *root,
 	return filp;
 }
 
-static struct file *__shmpool_pool_create(const struct path *root,
-					  const struct shmpool_create_args *a,
-					  bool *created)
+/*
+ * Make the pool of @a (sizes and flags checked) and, if it has a name,
+ * name it in @root: a new pool, or whichever pool won a race for the name.
+ */
+static struct file *shmpool_pool_make(const struct path *root,
+				      const struct shmpool_create_args *a,
+				      bool *created)
 {
 	struct super_block *sb = root->dentry->d_sb;
 	struct inode *dir = d_inode(root->dentry);
@@ -320,22 +324,6 @@ static struct file *__shmpool_pool_create(const struct path *root,
 	struct dentry *dentry;
 	struct inode *inode;
 	struct file *filp;
-
-	/* As the VFS refuses to create files the scope cannot represent. */
-	if (!kuid_has_mapping(sb->s_user_ns, current_fsuid()) ||
-	    !kgid_has_mapping(sb->s_user_ns, current_fsgid()))
-		return ERR_PTR(-EOVERFLOW);
-	if (a->name[0]) {
-		/* Common case of a non-EXCL create: the pool already exists. */
-		inode_lock_shared(dir);
-		dentry = shmpool_name_lookup(root->dentry, a->name);
-		inode_unlock_shared(dir);
-		if (IS_ERR(dentry))
-			return ERR_CAST(dentry);
-		filp = shmpool_create_existing(root, a, dentry);
-		if (filp)
-			return filp;
-	}
 
 	/* Allocate without the directory lock: this can take a while. */
 	pool = shmpool_pool_alloc(a);
@@ -386,25 +374,58 @@ static struct file *__shmpool_pool_create(const struct path *root,
 }
 
 /*
- * Names change only on a writable mount, as open(O_CREAT) and unlink(2)
- * make sure: a read-only (bind) mount of a scope gives EROFS before any
- * pool is allocated, charged or named. An anonymous pool names nothing
- * and is reachable by no path, as a memfd: any scope fd makes one.
+ * Search (@mask MAY_EXEC) or change (MAY_WRITE | MAY_EXEC) the scope's
+ * names, as path walk and may_create()/may_delete() ask of a directory:
+ * the root's mode is 01777 until its owner changes it.
+ */
+static int shmpool_dir_permission(const struct path *root, int mask)
+{
+	return inode_permission(SHMPOOL_NOP_IDMAP, d_inode(root->dentry), mask);
+}
+
+/*
+ * As open(O_CREAT) in the scope's directory: an existing name needs search
+ * permission only; a new one a writable mount (EROFS) and directory
+ * (EACCES), checked before any pool is allocated, charged or named. An
+ * anonymous pool names nothing and is reachable by no path, as a memfd:
+ * any scope fd makes one.
  */
 struct file *shmpool_pool_create(const struct path *root,
 				 const struct shmpool_create_args *a,
 				 bool *created)
 {
+	struct super_block *sb = root->dentry->d_sb;
+	struct inode *dir = d_inode(root->dentry);
+	struct dentry *dentry;
 	struct file *filp;
 	int ret;
 
 	*created = false;
+	/* As the VFS refuses to create files the scope cannot represent. */
+	if (!kuid_has_mapping(sb->s_user_ns, current_fsuid()) ||
+	    !kgid_has_mapping(sb->s_user_ns, current_fsgid()))
+		return ERR_PTR(-EOVERFLOW);
 	if (!a->name[0])
-		return __shmpool_pool_create(root, a, created);
+		return shmpool_pool_make(root, a, created);
+
+	ret = shmpool_dir_permission(root, MAY_EXEC);
+	if (ret)
+		return ERR_PTR(ret);
+	/* Common case of a non-EXCL create: the pool already exists. */
+	inode_lock_shared(dir);
+	dentry = shmpool_name_lookup(root->dentry, a->name);
+	inode_unlock_shared(dir);
+	if (IS_ERR(dentry))
+		return ERR_CAST(dentry);
+	filp = shmpool_create_existing(root, a, dentry);
+	if (filp)
+		return filp;
+
 	ret = mnt_want_write(root->mnt);
 	if (ret)
 		return ERR_PTR(ret);
-	filp = __shmpool_pool_create(root, a, created);
+	ret = shmpool_dir_permission(root, MAY_WRITE | MAY_EXEC);
+	filp = ret ? ERR_PTR(ret) : shmpool_pool_make(root, a, created);
 	mnt_drop_write(root->mnt);
 	return filp;
 }
@@ -415,7 +436,11 @@ struct file *shmpool_pool_open(const struct path *root, const char *name,
 	struct inode *dir = d_inode(root->dentry);
 	struct dentry *dentry;
 	struct file *filp;
+	int ret;
 
+	ret = shmpool_dir_permission(root, MAY_EXEC);
+	if (ret)
+		return ERR_PTR(ret);
 	inode_lock_shared(dir);
 	dentry = shmpool_name_lookup(root->dentry, name);
 	inode_unlock_shared(dir);
@@ -429,16 +454,25 @@ struct file *shmpool_pool_open(const struct path *root, const char *name,
 }
 
 /*
- * As in a sticky directory: the pool's owner, the scope directory's owner,
- * or CAP_FOWNER or CAP_SYS_ADMIN in the scope's user namespace.
+ * As may_delete(): write and search permission on the scope's directory
+ * (else -EACCES), then, as in a sticky directory, the pool's owner, the
+ * directory's owner, or CAP_FOWNER or CAP_SYS_ADMIN in the scope's user
+ * namespace (else -EPERM).
  */
-static bool shmpool_may_unlink(struct inode *dir, struct inode *inode)
+static int shmpool_may_unlink(const struct path *root, struct inode *inode)
 {
 	struct user_namespace *ns = inode->i_sb->s_user_ns;
+	struct inode *dir = d_inode(root->dentry);
 	kuid_t fsuid = current_fsuid();
+	int ret;
 
-	return uid_eq(fsuid, inode->i_uid) || uid_eq(fsuid, dir->i_uid) ||
-	       ns_capable(ns, CAP_FOWNER) || ns_capable(ns, CAP_SYS_ADMIN);
+	ret = shmpool_dir_permission(root, MAY_WRITE | MAY_EXEC);
+	if (ret)
+		return ret;
+	if (uid_eq(fsuid, inode->i_uid) || uid_eq(fsuid, dir->i_uid) ||
+	    ns_capable(ns, CAP_FOWNER) || ns_capable(ns, CAP_SYS_ADMIN))
+		return 0;
+	return -EPERM;
 }
 
 int shmpool_pool_unlink(const struct path *root, const char *name)
@@ -457,9 +491,9 @@ int shmpool_pool_unlink(const struct path *root, const char *name)
 		ret = PTR_ERR(dentry);
 	else if (!dentry)
 		ret = -ENOENT;
-	else if (!shmpool_may_unlink(dir, d_inode(dentry)))
-		ret = -EPERM;
 	else
+		ret = shmpool_may_unlink(root, d_inode(dentry));
+	if (!ret)
 		ret = shmpool_dir_unlink(dir, dentry);
 	if (!ret)
 		d_delete(dentry);

@@ -27,15 +27,24 @@ static bool is_shmpool_fs(int fd)
 /*
  * A scope is either the device node (the module's default scope) or the
  * root directory of a mounted shmpool instance. A directory that is not one
- * (nothing mounted on /dev/shmpool.d) is not a scope.
+ * (nothing mounted on /dev/shmpool.d) is not a scope: -ENOENT unless @must.
+ * An instance that is mounted there but does not open for us (its mode) is
+ * the scope all the same: its error, so that the caller never makes names
+ * in the default scope instead, where the host and other containers meet.
  */
 static int open_scope(const char *path, bool must)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct statfs sfs;
 	struct stat st;
 
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		int err = errno;
+
+		if (must || (!statfs(path, &sfs) && sfs.f_type == SHMPOOL_MAGIC))
+			return -err;
+		return -ENOENT;
+	}
 	if (!fstat(fd, &st) && (S_ISCHR(st.st_mode) ||
 				(S_ISDIR(st.st_mode) && is_shmpool_fs(fd))))
 		return fd;
@@ -51,7 +60,7 @@ int __shmpool_dev_open_scope(void)
 	if (env && env[0])
 		return open_scope(env, true);
 	fd = open_scope(__SHMPOOL_SCOPE_DIR, false);
-	if (fd >= 0)
+	if (fd != -ENOENT)
 		return fd;
 	return open_scope(__SHMPOOL_DEV_PATH, true);
 }

@@ -683,6 +683,122 @@ TEST_F(scope, read_only_scope_open_read_write_refused)
 	EXPECT_EQ(0, ctr_run(false, body_ro_open));
 }
 
+/* ---- the scope directory's own mode bits, as a directory's ---- */
+
+/* A scope fd of the instance opened before its mode changed. */
+static int scope_fd_before_chmod = -1;
+
+/* As container uid 1000: make ctr_name (0666) in the instance. */
+static int make_ctr_pool(void)
+{
+	int fd = open(SCOPE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	CHILD_CHECK(fd >= 0);
+	CHILD_CHECK(sp_create(fd, ctr_name, sp_page_size(), 0, 0666, NULL) == 0);
+	close(fd);
+	return 0;
+}
+
+static mode_t dir_mode;
+static int (*dir_step)(void);
+
+/* uid 1000 makes ctr_name; root sets dir_mode; uid 1000 runs dir_step. */
+static int body_dir_mode(struct ctr *c)
+{
+	(void)c;
+	CHILD_CHECK(as_uid(1000, make_ctr_pool) == 0);
+	scope_fd_before_chmod = open(SCOPE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHILD_CHECK(scope_fd_before_chmod >= 0);
+	CHILD_CHECK(!chmod(SCOPE_DIR, dir_mode));
+	CHILD_CHECK(as_uid(1000, dir_step) == 0);
+	return 0;
+}
+
+static int run_dir_mode(mode_t mode, int (*step)(void))
+{
+	dir_mode = mode;
+	dir_step = step;
+	return ctr_run(false, body_dir_mode);
+}
+
+/* 0755: not writable to others. New names are refused, old ones open. */
+static int create_in_0755(void)
+{
+	int fd = scope_fd_before_chmod;
+
+	CHILD_CHECK(sp_create(fd, same_name, sp_page_size(), 0, 0600, NULL) == -EACCES);
+	CHILD_CHECK(!dir_has(SCOPE_DIR, same_name));
+	/* as open(O_CREAT) of an existing file, which needs no write access */
+	CHILD_CHECK(sp_create(fd, ctr_name, sp_page_size(), SHMPOOL_CREATE_EXCL,
+			      0600, NULL) == -EEXIST);
+	CHILD_CHECK(sp_create(fd, ctr_name, sp_page_size(), 0, 0600, NULL) == 0);
+	return 0;
+}
+
+TEST_F(scope, scope_dir_not_writable_refuses_create)
+{
+	EXPECT_EQ(0, run_dir_mode(0755, create_in_0755));
+}
+
+/* ctr_name's path in the instance */
+static const char *ctr_path(void)
+{
+	static char path[128];
+
+	snprintf(path, sizeof(path), SCOPE_DIR "/%s", ctr_name);
+	return path;
+}
+
+/* Even the pool's owner, as rm says. */
+static int unlink_in_0755(void)
+{
+	CHILD_CHECK(unlink(ctr_path()) == -1 && errno == EACCES);
+	CHILD_CHECK(sp_unlink(scope_fd_before_chmod, ctr_name) == -EACCES);
+	CHILD_CHECK(dir_has(SCOPE_DIR, ctr_name));
+	return 0;
+}
+
+TEST_F(scope, scope_dir_not_writable_refuses_unlink)
+{
+	EXPECT_EQ(0, run_dir_mode(0755, unlink_in_0755));
+}
+
+/* 0700: no search, as open(2) of the path says. */
+static int open_in_0700(void)
+{
+	CHILD_CHECK(open(ctr_path(), O_RDONLY | O_CLOEXEC) == -1 && errno == EACCES);
+	CHILD_CHECK(sp_open_name(scope_fd_before_chmod, ctr_name,
+				 SHMPOOL_OPEN_RDONLY, NULL) == -EACCES);
+	return 0;
+}
+
+TEST_F(scope, scope_dir_not_searchable_refuses_open)
+{
+	EXPECT_EQ(0, run_dir_mode(0700, open_in_0700));
+}
+
+/*
+ * The library must not take the default scope for an instance it may not
+ * open: its names would be made where the host and other containers meet.
+ */
+static int lib_in_0700(void)
+{
+	struct shmpool *p;
+
+	CHILD_CHECK(shmpool_create(same_name, sp_page_size(), 0600, DEV, &p) == -EACCES);
+	CHILD_CHECK(shmpool_open(ctr_name, DEV, &p) == -EACCES);
+	return 0;
+}
+
+TEST_F(scope, library_keeps_to_unopenable_instance)
+{
+	struct shmpool *p;
+
+	EXPECT_EQ(0, run_dir_mode(0700, lib_in_0700));
+	/* nothing was made in the host's scope meanwhile */
+	EXPECT_EQ(-ENOENT, shmpool_open(same_name, DEV, &p));
+}
+
 /* ---- rejected: what only CREATE can do ---- */
 
 static int body_no_creat(struct ctr *c)

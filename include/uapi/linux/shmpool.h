@@ -256,7 +256,10 @@ struct shmpool_api {
  *   SHMPOOL_CREATE_CONTIG with bytes above max_contig_bytes.
  * - EEXIST: the name exists and SHMPOOL_CREATE_EXCL was given, or it exists
  *   with a different size.
- * - EACCES: the name exists and the caller may not open it read-write.
+ * - EACCES: the name exists and the caller may not open it read-write; or
+ *   the caller lacks search permission on the scope's directory, or (for a
+ *   new name) write permission, as for open(O_CREAT) there. The directory
+ *   is 01777 until its owner changes its mode.
  * - EFBIG:  bytes above max_pool_bytes.
  * - ENOSPC: all pools together would exceed max_total_bytes.
  * - EDQUOT: the caller's RLIMIT_MEMLOCK would be exceeded.
@@ -267,7 +270,8 @@ struct shmpool_api {
  *   user namespace (as for creating a file there).
  * - EROFS: a named pool, and the scope fd's mount (or the instance) is
  *   read-only, as for open(O_CREAT) there: checked before anything is
- *   allocated or charged, and an existing pool is not opened either.
+ *   allocated or charged, and an existing pool is not opened either (with
+ *   SHMPOOL_CREATE_EXCL an existing name is EEXIST, as for O_EXCL).
  *   Anonymous pools name nothing and are made on any scope fd.
  * - EOPNOTSUPP: SHMPOOL_CREATE_HUGE where the kernel cannot map pool memory
  *   with PMD entries (no SHMPOOL_FEAT_HUGE: 6.1, PREEMPT_RT, no THP; see
@@ -311,7 +315,8 @@ struct shmpool_create {
  * Errors:
  * - EINVAL: bad name.
  * - ENOENT: no pool of that name in this scope.
- * - EACCES: the mode bits deny the requested access.
+ * - EACCES: the mode bits deny the requested access, or the caller lacks
+ *   search permission on the scope's directory.
  * - EROFS:  read-write, and the scope fd's mount (or the instance) is
  *   read-only, as for open(O_RDWR) there; SHMPOOL_OPEN_RDONLY works.
  * - EMFILE: the caller has no free fd.
@@ -344,6 +349,8 @@ struct shmpool_open {
  * Errors:
  * - EINVAL: bad name.
  * - ENOENT: no pool of that name in this scope.
+ * - EACCES: the caller lacks write or search permission on the scope's
+ *   directory (as unlink(2) checks before the sticky bit).
  * - EPERM:  none of the above.
  * - EROFS:  the scope fd's mount (or the instance) is read-only, as for
  *   unlink(2) there; the name stays.
