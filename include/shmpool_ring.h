@@ -106,7 +106,8 @@
  *   only if a dead handle's record covers it or no live handle reserved
  *   past it: a handle shared by threads records only its latest
  *   reservation, so a dead handle whose threads held several leaves the
- *   earlier ones unskipped while live producers go on); with more
+ *   earlier ones unskipped, and blocking consumers waiting there to their
+ *   deadline, while a live handle that reserved past them is open); with more
  *   handles on a side than records, the extra handles are untracked,
  *   and while any is open nothing is skipped.
  * - Each call's side is kept per handle, and a fork() child's handle
