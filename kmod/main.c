@@ -65,9 +65,16 @@ int shmpool_file_init(struct file *filp, struct shmpool_pool *pool)
 	return 0;
 }
 
-/* open(2) of a named pool in a mounted instance, and dentry_open(). */
+/*
+ * open(2) of a named pool in a mounted instance (or of /proc/PID/fd/N), and
+ * dentry_open(). A pool fd is readable: a pool is used by mapping it, which
+ * needs that, and a write-only fd would read the pool anyway, through WAIT's
+ * compare or an exported dma-buf, past a mode that grants no read (0622).
+ */
 static int shmpool_open(struct inode *inode, struct file *filp)
 {
+	if (!(filp->f_mode & FMODE_READ))
+		return -EACCES;
 	return shmpool_file_init(filp, inode->i_private);
 }
 

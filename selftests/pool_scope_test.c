@@ -799,6 +799,51 @@ TEST_F(scope, library_keeps_to_unopenable_instance)
 	EXPECT_EQ(-ENOENT, shmpool_open(same_name, DEV, &p));
 }
 
+/* ---- rejected: a write-only pool fd ---- */
+
+/*
+ * A pool fd reads: open(O_WRONLY) is EACCES even where the mode grants
+ * write and not read (0622, to others), else WAIT's compare or an exported
+ * dma-buf would read the pool past that mode.
+ */
+static int body_write_only(struct ctr *c)
+{
+	struct shmpool *p;
+	int fd;
+
+	(void)c;
+	CHILD_CHECK(shmpool_create(ctr_name, sp_page_size(), 0622, DEV, &p) == 0);
+	CHILD_CHECK(open(ctr_path(), O_WRONLY | O_CLOEXEC) == -1 && errno == EACCES);
+	fd = open(ctr_path(), O_RDONLY | O_CLOEXEC);
+	CHILD_CHECK(fd >= 0);
+	close(fd);
+	shmpool_close(p);
+	return 0;
+}
+
+TEST_F(scope, open_write_only_refused)
+{
+	EXPECT_EQ(0, ctr_run(false, body_write_only));
+}
+
+/* The same for a reopen of a pool fd through /proc, anonymous pools too. */
+TEST_F(scope, reopen_write_only_refused)
+{
+	struct shmpool *p;
+	char path[64];
+	int fd;
+
+	ASSERT_EQ(0, shmpool_create_anon(self->page, DEV, &p));
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", p->fd);
+	EXPECT_EQ(-1, open(path, O_WRONLY | O_CLOEXEC));
+	EXPECT_EQ(EACCES, errno);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	EXPECT_LE(0, fd);
+	if (fd >= 0)
+		close(fd);
+	shmpool_close(p);
+}
+
 /* ---- rejected: what only CREATE can do ---- */
 
 static int body_no_creat(struct ctr *c)

@@ -14,6 +14,9 @@
  * (MAP_SHARED only), pass it over a Unix socket, inherit it across fork().
  * Opening a named pool's file in a mounted instance (open("/dev/shmpool.d/
  * requests", O_RDWR)) gives the same kind of pool fd, checked by the VFS.
+ * A pool fd always reads: open(2) with O_WRONLY, of a pool's file or of
+ * /proc/PID/fd/N, fails with EACCES (a write-only fd could read the pool
+ * through WAIT or a dma-buf past a mode that grants no read).
  */
 #ifndef _UAPI_LINUX_SHMPOOL_H
 #define _UAPI_LINUX_SHMPOOL_H
