@@ -384,9 +384,24 @@ static int shmpool_dir_permission(const struct path *root, int mask)
 }
 
 /*
+ * As may_o_create(): the VFS makes no file whose owner the scope's user
+ * namespace cannot represent. An existing name opens all the same.
+ */
+static int shmpool_ids_mapped(const struct path *root)
+{
+	struct user_namespace *ns = root->dentry->d_sb->s_user_ns;
+
+	if (!kuid_has_mapping(ns, current_fsuid()) ||
+	    !kgid_has_mapping(ns, current_fsgid()))
+		return -EOVERFLOW;
+	return 0;
+}
+
+/*
  * As open(O_CREAT) in the scope's directory: an existing name needs search
- * permission only; a new one a writable mount (EROFS) and directory
- * (EACCES), checked before any pool is allocated, charged or named. An
+ * permission only; a new one a writable mount (EROFS), ids the scope can
+ * represent (EOVERFLOW) and a writable directory (EACCES), checked in that
+ * order before any pool is allocated, charged or named. An
  * anonymous pool names nothing and is reachable by no path, as a memfd:
  * any scope fd makes one.
  */
@@ -394,19 +409,16 @@ struct file *shmpool_pool_create(const struct path *root,
 				 const struct shmpool_create_args *a,
 				 bool *created)
 {
-	struct super_block *sb = root->dentry->d_sb;
 	struct inode *dir = d_inode(root->dentry);
 	struct dentry *dentry;
 	struct file *filp;
 	int ret;
 
 	*created = false;
-	/* As the VFS refuses to create files the scope cannot represent. */
-	if (!kuid_has_mapping(sb->s_user_ns, current_fsuid()) ||
-	    !kgid_has_mapping(sb->s_user_ns, current_fsgid()))
-		return ERR_PTR(-EOVERFLOW);
-	if (!a->name[0])
-		return shmpool_pool_make(root, a, created);
+	if (!a->name[0]) {
+		ret = shmpool_ids_mapped(root);
+		return ret ? ERR_PTR(ret) : shmpool_pool_make(root, a, created);
+	}
 
 	ret = shmpool_dir_permission(root, MAY_EXEC);
 	if (ret)
@@ -424,7 +436,8 @@ struct file *shmpool_pool_create(const struct path *root,
 	ret = mnt_want_write(root->mnt);
 	if (ret)
 		return ERR_PTR(ret);
-	ret = shmpool_dir_permission(root, MAY_WRITE | MAY_EXEC);
+	ret = shmpool_ids_mapped(root) ?:
+	      shmpool_dir_permission(root, MAY_WRITE | MAY_EXEC);
 	filp = ret ? ERR_PTR(ret) : shmpool_pool_make(root, a, created);
 	mnt_drop_write(root->mnt);
 	return filp;

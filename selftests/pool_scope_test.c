@@ -799,6 +799,65 @@ TEST_F(scope, library_keeps_to_unopenable_instance)
 	EXPECT_EQ(-ENOENT, shmpool_open(same_name, DEV, &p));
 }
 
+/* ---- a caller the scope cannot represent ---- */
+
+/* Make ctr_name (0666); step: close it. */
+static int body_make_0666(struct ctr *c)
+{
+	struct shmpool *p;
+
+	CHILD_CHECK(shmpool_create(ctr_name, sp_page_size(), 0666,
+				   DEV | SHMPOOL_EXCL, &p) == 0);
+	ctr_ready(c);
+	shmpool_close(p);
+	ctr_say(c->up[1]);
+	return 0;
+}
+
+/* CREATE on a dup of scope fd @dir (sp_create() replaces its fd). */
+static int create_in(int dir, const char *name, long bytes)
+{
+	int fd = dup(dir), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = sp_create(fd, name, bytes, 0, 0600, NULL);
+	close(fd);
+	return ret;
+}
+
+/*
+ * The host's root has no id in a user-namespaced container's scope, which
+ * it reaches through /proc/PID/root. As with open(O_CREAT) there, a new
+ * name (or an anonymous pool) is EOVERFLOW, but an existing one opens.
+ */
+TEST_F(scope, unmapped_caller_create_opens_existing_name)
+{
+	char dirpath[64], path[128];
+	struct ctr c;
+	int dir, fd;
+
+	ASSERT_EQ(0, ctr_start(&c, true, body_make_0666));
+	ASSERT_EQ(0, ctr_hear(c.up[0]));	/* ctr_name is made */
+	snprintf(dirpath, sizeof(dirpath), "/proc/%d/root" SCOPE_DIR, (int)c.pid);
+	snprintf(path, sizeof(path), "%s/%s", dirpath, ctr_name);
+	dir = open(dirpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ASSERT_LE(0, dir);
+	/* the VFS: open(O_CREAT) of the existing file opens it... */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	EXPECT_LE(0, fd);
+	if (fd >= 0)
+		close(fd);
+	/* ...and so does CREATE of the existing name */
+	EXPECT_EQ(0, create_in(dir, ctr_name, self->page));
+	/* a new name and an anonymous pool: no owner the scope can represent */
+	EXPECT_EQ(-EOVERFLOW, create_in(dir, same_name, self->page));
+	EXPECT_EQ(-EOVERFLOW, create_in(dir, NULL, self->page));
+	close(dir);
+	EXPECT_EQ(0, ctr_step(&c));
+	EXPECT_EQ(0, ctr_end(&c));
+}
+
 /* ---- rejected: a write-only pool fd ---- */
 
 /*

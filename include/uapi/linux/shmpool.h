@@ -269,8 +269,9 @@ struct shmpool_api {
  * - ENOMEM: the pages (or, with CONTIG, one contiguous extent) could not be
  *   allocated, or the memory cgroup is at its limit.
  * - EMFILE: the caller has no free fd (RLIMIT_NOFILE); nothing is created.
- * - EOVERFLOW: the caller's fsuid or fsgid has no mapping in the scope's
- *   user namespace (as for creating a file there).
+ * - EOVERFLOW: a new name or an anonymous pool, and the caller's fsuid or
+ *   fsgid has no mapping in the scope's user namespace (as for creating a
+ *   file there; an existing name opens, as open(O_CREAT) of a file does).
  * - EROFS: a named pool, and the scope fd's mount (or the instance) is
  *   read-only, as for open(O_CREAT) there: checked before anything is
  *   allocated or charged, and an existing pool is not opened either (with
