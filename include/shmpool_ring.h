@@ -109,7 +109,11 @@
  *   earlier ones unskipped, and blocking consumers waiting there to their
  *   deadline, while a live handle that reserved past them is open); with more
  *   handles on a side than records, the extra handles are untracked,
- *   and while any is open nothing is skipped.
+ *   and while any is open nothing is skipped; an untracked handle is
+ *   only counted, so one whose process dies counts as open for the
+ *   ring's life: that side is never recovered again, nor reported dead
+ *   (-ECONNRESET). Keep to __SHMPOOL_RING_RECS handles per side where
+ *   peers may die.
  * - Each call's side is kept per handle, and a fork() child's handle
  *   records the child at its first call on a side, blocking or not (so a
  *   live child is never taken for dead because its parent exited).
