@@ -127,6 +127,11 @@ const struct file_operations shmpool_fops = {
 #endif
 	.poll = shmpool_attach_poll,
 	.llseek = noop_llseek,
+	/*
+	 * Nothing to write back: fsync(), fdatasync() and msync(MS_SYNC) of
+	 * a mapping succeed, as on shmem; without it they fail with EINVAL.
+	 */
+	.fsync = noop_fsync,
 	.show_fdinfo = shmpool_show_fdinfo,
 };
 

@@ -268,4 +268,38 @@ TEST_F(file, read_refused)
 	EXPECT_EQ(EINVAL, errno);
 }
 
+/*
+ * msync(MS_SYNC) of a shared file mapping writes it back through the file's
+ * fsync; a pool has nothing to write back, so it succeeds as on a memfd
+ * (EINVAL is msync(2)'s error for bad flags or a misaligned address).
+ */
+TEST_F(file, msync_sync_succeeds)
+{
+	char *p;
+
+	ASSERT_EQ(0, sp_create(self->fd, NULL, 2 * self->page, 0, 0600, NULL));
+	p = sp_map(self->fd, 2 * self->page, PROT_READ | PROT_WRITE, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	p[self->page] = 7;
+	EXPECT_EQ(0, msync(p, 2 * self->page, MS_SYNC));
+	EXPECT_EQ(7, p[self->page]);
+	munmap(p, 2 * self->page);
+}
+
+/* fsync() and fdatasync() of a pool fd, read-only ones too: 0, as on a memfd. */
+TEST_F(file, fsync_succeeds)
+{
+	int ro;
+
+	ASSERT_EQ(0, sp_create(self->fd, self->name, self->page,
+			       SHMPOOL_CREATE_EXCL, 0600, NULL));
+	EXPECT_EQ(0, fsync(self->fd));
+	EXPECT_EQ(0, fdatasync(self->fd));
+	ro = sp_open_dev(O_RDWR);
+	ASSERT_GE(ro, 0);
+	ASSERT_EQ(0, sp_open_name(ro, self->name, SHMPOOL_OPEN_RDONLY, NULL));
+	EXPECT_EQ(0, fsync(ro));
+	close(ro);
+}
+
 TEST_HARNESS_MAIN

@@ -146,8 +146,10 @@
  * death-seq. A write through a mapping updates
  * the pool inode's mtime/ctime, never /dev/shmpool's. In a mounted instance,
  * ls, chmod, chown and unlink work on named pools as on files (truncate,
- * read, write, creat and mkdir do not: EPERM, EINVAL, EACCES). statfs() of
- * an instance reports f_type SHMPOOL_MAGIC.
+ * read, write, creat and mkdir do not: EPERM, EINVAL, EACCES). fsync(),
+ * fdatasync() and msync(MS_SYNC) succeed and do nothing, as on a memfd
+ * (nothing to write back). statfs() of an instance reports f_type
+ * SHMPOOL_MAGIC.
  */
 #define SHMPOOL_TYPE		0xD7
 #define SHMPOOL_MAGIC		0x73686d70	/* "shmp": statfs f_type */
