@@ -427,21 +427,59 @@ TEST_F(huge, huge_gup_refused)
 	munmap(p, len);
 }
 
-/* MADV_DONTNEED is EINVAL on a VM_PFNMAP mapping; nothing is dropped. */
-TEST_F(huge, huge_madvise_dontneed_refused)
+/*
+ * madvise(@advice) on part of a HUGE pool's mapping: EINVAL, as on any
+ * VM_PFNMAP mapping (the Huge mappings DOC); the data stays.
+ */
+static void madvise_refused(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(huge) *self, int advice, unsigned int seed)
 {
 	size_t len = 4 * MIB;
 	uint8_t *p;
 
-	NEED_HUGE();
 	ASSERT_EQ(0, sp_create(self->fd, NULL, len, SHMPOOL_CREATE_HUGE, 0600, NULL));
 	p = map_at(self->fd, len, 0, 0);
 	ASSERT_NE(MAP_FAILED, p);
-	sp_fill(p, len, 0, 14);
-	EXPECT_EQ(-1, madvise(p + self->page, 2 * self->page, MADV_DONTNEED));
+	sp_fill(p, len, 0, seed);
+	EXPECT_EQ(-1, madvise(p + self->page, 2 * self->page, advice));
 	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(-1, sp_check(p, len, 0, 14));
+	EXPECT_EQ(-1, sp_check(p, len, 0, seed));
 	munmap(p, len);
+}
+
+/* MADV_DONTNEED: nothing is dropped. */
+TEST_F(huge, huge_madvise_dontneed_refused)
+{
+	NEED_HUGE();
+	madvise_refused(_metadata, self, MADV_DONTNEED, 14);
+}
+
+/* Unlike other pools' mappings (0, nothing reclaimed): MADV_COLD ... */
+TEST_F(huge, huge_madvise_cold_refused)
+{
+	NEED_HUGE();
+	madvise_refused(_metadata, self, MADV_COLD, 15);
+}
+
+/* ... and MADV_PAGEOUT. */
+TEST_F(huge, huge_madvise_pageout_refused)
+{
+	NEED_HUGE();
+	madvise_refused(_metadata, self, MADV_PAGEOUT, 16);
+}
+
+/* MADV_POPULATE_READ (get_user_pages() refuses VM_PFNMAP) ... */
+TEST_F(huge, huge_madvise_populate_read_refused)
+{
+	NEED_HUGE();
+	madvise_refused(_metadata, self, MADV_POPULATE_READ, 17);
+}
+
+/* ... and MADV_POPULATE_WRITE. */
+TEST_F(huge, huge_madvise_populate_write_refused)
+{
+	NEED_HUGE();
+	madvise_refused(_metadata, self, MADV_POPULATE_WRITE, 18);
 }
 
 /* The library's SHMPOOL_HUGE: the device's flag, mapped 2 MiB-aligned. */

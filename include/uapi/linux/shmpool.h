@@ -79,7 +79,7 @@
  * - MADV_REMOVE: EOPNOTSUPP (the pool file has no fallocate), or EACCES on a
  *   read-only attachment's mapping; data intact.
  * - MADV_PAGEOUT, MADV_COLD: 0; nothing is reclaimed (pool pages are on no
- *   LRU list), data intact.
+ *   LRU list), data intact. (HUGE pools: EINVAL, see the Huge mappings DOC.)
  * - mlock(), mlockall(): 0, but the mapping is VM_SPECIAL (VM_DONTEXPAND), so
  *   it gets no VM_LOCKED and is not counted in VmLck; mlock() still faults
  *   the pages in. Pool pages are never swapped anyway.
@@ -120,9 +120,10 @@
  *   chooses: a misaligned address gets 4 KiB entries.
  * - munmap() or mprotect() of part of a 2 MiB entry drops that entry; the
  *   pages that stay mapped fault back in with 4 KiB entries, data intact.
- *   fork() children see the same pages. madvise(MADV_DONTNEED) is EINVAL
- *   (as on any VM_PFNMAP mapping) and MAP_POPULATE does nothing: pages are
- *   mapped by the first touch.
+ *   fork() children see the same pages. madvise() with MADV_DONTNEED,
+ *   MADV_COLD, MADV_PAGEOUT, MADV_POPULATE_READ or MADV_POPULATE_WRITE is
+ *   EINVAL (as on any VM_PFNMAP mapping), data intact, and MAP_POPULATE
+ *   does nothing: pages are mapped by the first touch.
  * - What the flag gives up: the mapping is a VM_PFNMAP mapping of pages
  *   the pool keeps, not of refcounted pages, so nothing can take a
  *   reference on them through it: get_user_pages() fails, so O_DIRECT
