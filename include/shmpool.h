@@ -28,6 +28,14 @@
  * Functions return 0, a count, or -errno; they never set errno to report
  * an error. A handle may be used by several threads at once except that
  * shmpool_close() must be the last call on it.
+ *
+ * Thread cancellation: no call that works on a pool's contents (doorbells,
+ * the objects of shmpool_sync.h, heaps, rings, caches, configs) is a
+ * cancellation point, however long it sleeps: a deferred pthread_cancel()
+ * is acted on at the thread's next cancellation point after the call
+ * returned. Calls that make or end a handle (create, open, close) may be
+ * cancelled in open(2) or close(2), leaking the handle. Asynchronous
+ * cancellation inside any call is not supported.
  */
 #ifndef SHMPOOL_H
 #define SHMPOOL_H

@@ -182,16 +182,12 @@ int __shmpool_self_slow(struct shmpool *p, uint32_t *id)
 	return ret;
 }
 
-/* memfd (and old modules): is process @pid still there? */
-static bool pid_alive(uint32_t pid)
+/* pid_alive() without its cancellation guard */
+static bool pid_alive_nocancel(uint32_t pid)
 {
 	struct pollfd pfd = { .events = POLLIN };
 	int fd, n;
 
-	if (!pid || pid > SHMPOOL_ATTACH_ID_MAX)
-		return false;
-	if (pid == (uint32_t)getpid())
-		return true;
 	fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
 	if (fd < 0) {
 		if (errno == ESRCH)
@@ -204,6 +200,28 @@ static bool pid_alive(uint32_t pid)
 	n = poll(&pfd, 1, 0);
 	close(fd);
 	return n == 0;
+}
+
+/*
+ * memfd (and old modules): is process @pid still there? Never a
+ * cancellation point (shmpool.h), though poll(), close(), open() and
+ * read() are: callers hold takeover_lock (sync.c), whose holder must not
+ * vanish or every later take-over and fork() of the process would hang, or
+ * a pool's lock, and the pidfd must not leak.
+ */
+static bool pid_alive(uint32_t pid)
+{
+	bool alive;
+	int cs;
+
+	if (!pid || pid > SHMPOOL_ATTACH_ID_MAX)
+		return false;
+	if (pid == (uint32_t)getpid())
+		return true;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+	alive = pid_alive_nocancel(pid);
+	pthread_setcancelstate(cs, NULL);
+	return alive;
 }
 
 bool __shmpool_alive(struct shmpool *p, uint32_t id)

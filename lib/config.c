@@ -23,6 +23,7 @@
  * the protocol tolerates (and then discards) are not data races in C11.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,16 +115,21 @@ static int cfg_bind(struct shmpool_config *c, uint64_t off, size_t cap)
 static int cfg_wait_ident(struct cfg_shared *sh, uint64_t *ident)
 {
 	struct timespec ts = { 0, 1000000 };
-	int i;
+	int i, cs, ret = -EAGAIN;
 
+	/* not a cancellation point (shmpool.h), as nanosleep() would be */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
 	for (i = 0; i < CFG_OPEN_WAIT_MS; i++) {
 		/* acquire: pairs with __shmpool_ident_claim() */
 		*ident = atomic_load_explicit(&sh->ident, memory_order_acquire);
-		if (*ident)
-			return 0;
+		if (*ident) {
+			ret = 0;
+			break;
+		}
 		nanosleep(&ts, NULL);
 	}
-	return -EAGAIN;
+	pthread_setcancelstate(cs, NULL);
+	return ret;
 }
 
 SHMPOOL_EXPORT

@@ -257,12 +257,16 @@ static uint64_t ring_bytes(uint32_t type, uint32_t count, uint32_t esize)
 /* one read of a shared description field (a peer may write it meanwhile) */
 #define RD(f)	__atomic_load_n(&(f), __ATOMIC_RELAXED)
 
+/* not a cancellation point (shmpool.h), as nanosleep() would be */
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	int cs;
 
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
 	while (nanosleep(&ts, &ts))
 		;
+	pthread_setcancelstate(cs, NULL);
 }
 
 /* the shared description as one attach() read it */

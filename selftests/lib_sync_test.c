@@ -2470,6 +2470,77 @@ TEST_F(sync, mutex_fork_child_not_parent)
 	}
 	shmpool_close(q);
 }
+/* ---- thread cancellation ---------------------------------------------------- */
+
+static pthread_barrier_t cancel_barrier;
+
+/* Lock mtx with a cancel already pending; unlock; then act on the cancel. */
+static void *cancel_locker(void *arg)
+{
+	struct ctx *c = arg;
+	int ret;
+
+	pthread_barrier_wait(&cancel_barrier);	/* not a cancellation point */
+	ret = shmpool_mutex_lock(c->p, &c->sh->mtx);
+	c->flag = ret;
+	if (!ret || ret == -EOWNERDEAD)
+		shmpool_mutex_unlock(c->p, &c->sh->mtx);
+	pthread_testcancel();
+	return NULL;
+}
+
+/*
+ * No call is a cancellation point (shmpool.h): a deferred cancel that
+ * arrives while a thread waits for a mutex held by a live process of its
+ * own is acted on only after the lock returned, however many owner checks
+ * (pidfd_open(), poll()) the wait made. A call cancelled in the middle of
+ * one would leave the library's process-wide take-over lock held, and every
+ * later fork() and owner take-over of the process would hang.
+ */
+TEST_F(sync, mutex_lock_not_a_cancellation_point)
+{
+	struct shmpool_mutex *m = &self->sh->mtx;
+	struct ctx *c = &self->c[1];
+	void *res = NULL;
+	int i, status;
+	pthread_t t;
+	pid_t pid;
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	ASSERT_EQ(0, task_start(&self->t[0], mutex_holder, &self->c[0]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	ASSERT_EQ(0, pthread_barrier_init(&cancel_barrier, NULL, 2));
+	c->flag = 1;
+	ASSERT_EQ(0, pthread_create(&t, NULL, cancel_locker, c));
+	ASSERT_EQ(0, pthread_cancel(t));
+	pthread_barrier_wait(&cancel_barrier);
+	/* the locker sleeps once it has set WAITERS, after its owner checks */
+	for (i = 0; i < 10000; i++) {
+		if (atomic_load(&m->word) & SHMPOOL_MUTEX_WAITERS)
+			break;
+		if (pthread_tryjoin_np(t, &res) == 0)
+			break;
+		sleep_ms(1);
+	}
+	EXPECT_NE(PTHREAD_CANCELED, res) TH_LOG("cancelled inside shmpool_mutex_lock()");
+	atomic_store(&self->sh->go, 1);
+	EXPECT_EQ(0, task_join(&self->t[0]));
+	if (res != PTHREAD_CANCELED) {
+		ASSERT_EQ(0, pthread_join(t, &res));
+		EXPECT_EQ(PTHREAD_CANCELED, res);
+		EXPECT_EQ(0, c->flag);
+	}
+	pthread_barrier_destroy(&cancel_barrier);
+	/* the process is still whole: fork() and taking over a dead owner */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(0);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, shmpool_mutex_lock(self->p, m));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+}
+
 #endif
 
 TEST_HARNESS_MAIN
