@@ -102,7 +102,8 @@ int shmpool_config_read(struct shmpool_config *c, void *buf, size_t len,
  * Sleep until the version differs from @since or @deadline (absolute
  * CLOCK_MONOTONIC; NULL for ever). 0 with the new version in *@version
  * (may be NULL); -ETIMEDOUT; -EINTR (a handler without SA_RESTART ran);
- * -EOWNERDEAD: a writer died mid-update during the wait (see "Waiting").
+ * -EOWNERDEAD: a writer died mid-update during the wait (see "Waiting");
+ * -EINVAL for a deadline shmpool_wait() refuses, whether or not it passed.
  */
 int shmpool_config_wait(struct shmpool_config *c, uint64_t since,
 			const struct timespec *deadline, uint64_t *version);

@@ -16,8 +16,11 @@
  * Calls return 0 or -errno: -EINVAL if the object is not inside @p or not
  * 4-byte aligned, -EPERM on a read-only handle (every object is written by
  * every operation). Deadlines are absolute CLOCK_MONOTONIC times; NULL waits
- * for ever. The inline functions below do no argument checks (they are the
- * hot paths); the exported ones do.
+ * for ever; one that shmpool_wait() refuses (tv_nsec outside [0, 1e9), a
+ * negative tv_sec) is -EINVAL as soon as a call has to wait (a free mutex
+ * or a semaphore with a unit is taken without a look at it). The inline
+ * functions below do no argument checks (they are the hot paths); the
+ * exported ones do.
  *
  * Concurrency: any operation may run concurrently with any other on the same
  * object from any thread of any process, except init, which must not run

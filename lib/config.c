@@ -318,6 +318,9 @@ int shmpool_config_wait(struct shmpool_config *c, uint64_t since,
 
 	if (!c)
 		return -EINVAL;
+	ret = __shmpool_deadline_check(deadline);
+	if (ret)
+		return ret;
 	p = c->heap->pool;
 	ret = __shmpool_self(p, &id);
 	if (ret)

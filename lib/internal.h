@@ -90,6 +90,13 @@ int __shmpool_ident_claim(_Atomic uint64_t *ident, uint32_t magic,
  * task, or a zombie?
  */
 bool __shmpool_task_gone(uint32_t id);
+/*
+ * 0 if @deadline (NULL: none) is one shmpool_wait() takes, else -EINVAL: a
+ * tv_nsec outside [0, 1e9) or a negative tv_sec (shmpool.h). For calls
+ * that sleep in slices, which would otherwise pass a bad deadline on to
+ * shmpool_wait() only once it fell inside a slice, if ever.
+ */
+int __shmpool_deadline_check(const struct timespec *deadline);
 /* Has @deadline (absolute CLOCK_MONOTONIC; NULL: never) passed? */
 bool __shmpool_deadline_passed(const struct timespec *deadline);
 /* The earlier of @deadline (NULL: none) and @ms from now (CLOCK_MONOTONIC, in @ts). */

@@ -1049,14 +1049,6 @@ static int try_peek(struct shmpool_ring *r, void *objs, uint32_t n, int bulk)
 	return ret == -EAGAIN ? 0 : ret;
 }
 
-static int check_deadline(const struct timespec *deadline)
-{
-	if (deadline && (deadline->tv_sec < 0 || deadline->tv_nsec < 0 ||
-			 deadline->tv_nsec >= 1000000000L))
-		return -EINVAL;
-	return 0;
-}
-
 /*
  * The blocking loop. @ev is the event this side sleeps on, @end the other
  * side's shutdown bit. For a dequeue, shutdown of the producers ends the
@@ -1074,7 +1066,7 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 	struct timespec ts;
 	uint32_t key, seq;
 
-	ret = check_deadline(deadline);
+	ret = __shmpool_deadline_check(deadline);
 	if (ret)
 		return ret;
 	/* a fork() child's first blocking call records the child */

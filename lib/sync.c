@@ -583,6 +583,13 @@ int mutex_lock(struct shmpool *p, struct shmpool_mutex *m,
 
 	if (ret)
 		return ret < 0 ? ret : 0;
+	/*
+	 * It has to wait: a bad deadline is -EINVAL now, not once a slice
+	 * of the sleep below reaches it (as pthread_mutex_timedlock()).
+	 */
+	ret = __shmpool_deadline_check(deadline);
+	if (ret)
+		return ret;
 	if (!deadline && ms >= 0)
 		deadline = __shmpool_deadline_within(NULL, ms, &ts);
 	return mutex_lock_slow(p, m, off, id, tid, deadline, stale);
@@ -1053,6 +1060,10 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 			return 0;
 		cpu_relax();
 	}
+	/* it has to wait: as in mutex_lock() */
+	ret = __shmpool_deadline_check(deadline);
+	if (ret)
+		return ret;
 
 	atomic_fetch_add_explicit(&s->waiters, 1, memory_order_relaxed);
 	/* (T) Pairs with (P) in shmpool_sem_post(), see there. */

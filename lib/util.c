@@ -36,6 +36,14 @@ bool __shmpool_task_gone(uint32_t id)
 	return s && s[1] == ' ' && (s[2] == 'Z' || s[2] == 'X');
 }
 
+int __shmpool_deadline_check(const struct timespec *deadline)
+{
+	if (deadline && (deadline->tv_sec < 0 || deadline->tv_nsec < 0 ||
+			 deadline->tv_nsec >= 1000000000L))
+		return -EINVAL;
+	return 0;
+}
+
 bool __shmpool_deadline_passed(const struct timespec *deadline)
 {
 	struct timespec now;

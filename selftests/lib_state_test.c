@@ -540,6 +540,14 @@ TEST_F(config, wait_returns_at_once_if_changed)
 	EXPECT_EQ(-EINVAL, shmpool_config_wait(NULL, 1, &dl, &v));
 }
 
+/* a bad deadline (shmpool.h) is -EINVAL, not "passed": as the device and the rings say */
+TEST_F(config, wait_bad_nsec_is_einval)
+{
+	struct timespec dl = { 1, 1000000000L };
+
+	EXPECT_EQ(-EINVAL, shmpool_config_wait(self->c, 0, &dl, NULL));
+}
+
 TEST_F(config, wait_times_out)
 {
 	struct timespec dl = after_ms(30);

@@ -2028,6 +2028,47 @@ TEST_F(sync, sem_timedwait_timeout)
 	EXPECT_EQ(0U, atomic_load(&s->waiters));
 }
 
+/*
+ * A bad deadline (shmpool.h: tv_nsec outside [0, 1e9), negative tv_sec) an
+ * hour away, given to a call that has to wait and sleeps in slices to look
+ * at owners: -EINVAL at once, as shmpool_wait() and the device give, not
+ * the slices' wait until it comes within one (if ever).
+ */
+static struct timespec bad_deadline_in_an_hour(long nsec)
+{
+	struct timespec dl = now(CLOCK_MONOTONIC);
+
+	dl.tv_sec += 3600;
+	dl.tv_nsec = nsec;
+	return dl;
+}
+
+TEST_F(sync, mutex_timedlock_contended_bad_nsec)
+{
+	struct shmpool_mutex *m = &self->sh->mtx;
+	struct timespec dl = bad_deadline_in_an_hour(1000000000L);
+
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	/* free: taken without a look at the deadline, as pthread_mutex_timedlock() */
+	EXPECT_EQ(0, shmpool_mutex_timedlock(self->p, m, &dl));
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+	ASSERT_EQ(0, task_start(&self->t[0], mutex_holder, &self->c[0]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	EXPECT_EQ(-EINVAL, shmpool_mutex_timedlock(self->p, m, &dl));
+	atomic_store(&self->sh->go, 1);
+	EXPECT_EQ(0, task_join(&self->t[0]));
+}
+
+TEST_F(sync, sem_robust_timedwait_negative_nsec)
+{
+	struct shmpool_sem *s = &self->sh->sem;
+	struct timespec dl = bad_deadline_in_an_hour(-1);
+
+	ASSERT_EQ(0, shmpool_sem_init_robust(self->p, s, 0));
+	EXPECT_EQ(-EINVAL, shmpool_sem_timedwait(self->p, s, &dl));
+	EXPECT_EQ(0U, atomic_load(&s->waiters));
+}
+
 TEST_F(sync, sem_rdonly)
 {
 	char name[SHMPOOL_NAME_MAX];
