@@ -45,14 +45,32 @@ static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 /* serialises re-attaching a handle after fork() (rare: once per handle) */
 static pthread_mutex_t reattach_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/*
+ * fork() holds reattach_lock across the copy, so that no child inherits
+ * it held by a thread it lacks (its first call would wait for ever). A
+ * leaf lock: nothing is locked while it is held, and these handlers are
+ * registered with the first handle, before any other of the library's, so
+ * fork() takes it after the others (prepare handlers run in reverse).
+ */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&reattach_lock);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&reattach_lock);
+}
+
 static void fork_child(void)
 {
 	atomic_fetch_add_explicit(&__shmpool_attach_fork_gen, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&reattach_lock);
 }
 
 static void fork_register(void)
 {
-	pthread_atfork(NULL, NULL, fork_child);
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 static unsigned int cur_fork_gen(void)

@@ -2582,6 +2582,79 @@ TEST_F(sync, mutex_lock_not_a_cancellation_point)
 	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
 }
 
+/* ---- fork() while another thread re-attaches ------------------------------- */
+
+#define REATTACH_POOLS	200
+#define REATTACH_ROUNDS	20
+
+static struct shmpool *reattach_pools[REATTACH_POOLS];
+static atomic_int reattach_go;
+
+/* Make every inherited handle re-attach (a fork() child's first calls). */
+static void *reattach_all(void *arg)
+{
+	int i;
+
+	(void)arg;
+	while (!atomic_load(&reattach_go))
+		;
+	for (i = 0; i < REATTACH_POOLS; i++)
+		shmpool_attach_id(reattach_pools[i]);
+	return NULL;
+}
+
+/*
+ * A fork() child B re-attaches its handles in one thread while another
+ * forks C. C gets an attachment of its own on its first call (shmpool.h,
+ * "Attachments"), whatever B's other threads were doing: the lock that
+ * serialises re-attaching must not reach C held by a thread C lacks.
+ */
+static int fork_while_reattaching(void)
+{
+	int status, ret = 0;
+	pthread_t t;
+	pid_t pid;
+
+	if (pthread_create(&t, NULL, reattach_all, NULL))
+		return 20;
+	atomic_store(&reattach_go, 1);
+	pid = fork();
+	if (pid < 0)
+		return 21;
+	if (!pid)
+		_exit(shmpool_attach_id(reattach_pools[REATTACH_POOLS - 1]) ==
+		      (int)getpid() ? 0 : 22);
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		ret = 23;
+	else
+		ret = WEXITSTATUS(status);
+	pthread_join(t, NULL);
+	return ret;
+}
+
+TEST_F_TIMEOUT(sync, fork_while_another_thread_reattaches, 60)
+{
+	int i, status;
+	pid_t pid;
+
+	if (variant->backend != SHMPOOL_BACKEND_MEMFD)
+		SKIP(return, "memfd: the attachment id is the process id");
+	for (i = 0; i < REATTACH_POOLS; i++)
+		ASSERT_EQ(0, shmpool_create_anon(page_size(), variant->backend,
+						 &reattach_pools[i]));
+	for (i = 0; i < REATTACH_ROUNDS; i++) {
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (!pid)
+			_exit(fork_while_reattaching());
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		ASSERT_TRUE(WIFEXITED(status));
+		ASSERT_EQ(0, WEXITSTATUS(status)) TH_LOG("round %d", i);
+	}
+	for (i = 0; i < REATTACH_POOLS; i++)
+		shmpool_close(reattach_pools[i]);
+}
+
 #endif
 
 TEST_HARNESS_MAIN
