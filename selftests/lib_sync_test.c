@@ -2582,48 +2582,63 @@ TEST_F(sync, mutex_lock_not_a_cancellation_point)
 	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
 }
 
-/* ---- fork() while another thread re-attaches ------------------------------- */
+/* ---- fork() while another thread is inside the library --------------------- */
 
-#define REATTACH_POOLS	200
-#define REATTACH_ROUNDS	20
+#define FORK_POOLS	200
+#define FORK_ROUNDS	20
 
-static struct shmpool *reattach_pools[REATTACH_POOLS];
-static atomic_int reattach_go;
+static struct shmpool *fork_pools[FORK_POOLS + 1];
+static atomic_int fork_go;
 
-/* Make every inherited handle re-attach (a fork() child's first calls). */
-static void *reattach_all(void *arg)
+/*
+ * Every handle but the last: re-attach it (a fork() child's first call;
+ * @arg NULL) or close it (memfd: each unmapping takes a lock).
+ */
+static void *busy_all(void *arg)
 {
 	int i;
 
-	(void)arg;
-	while (!atomic_load(&reattach_go))
+	while (!atomic_load(&fork_go))
 		;
-	for (i = 0; i < REATTACH_POOLS; i++)
-		shmpool_attach_id(reattach_pools[i]);
+	for (i = 0; i < FORK_POOLS; i++) {
+		if (arg)
+			shmpool_close(fork_pools[i]);
+		else
+			shmpool_attach_id(fork_pools[i]);
+	}
 	return NULL;
 }
 
+/* the grandchild: its first call on the last handle */
+static int child_attach(void)
+{
+	return shmpool_attach_id(fork_pools[FORK_POOLS]) == (int)getpid() ? 0 : 22;
+}
+
+static int child_close(void)
+{
+	shmpool_close(fork_pools[FORK_POOLS]);
+	return 0;
+}
+
 /*
- * A fork() child B re-attaches its handles in one thread while another
- * forks C. C gets an attachment of its own on its first call (shmpool.h,
- * "Attachments"), whatever B's other threads were doing: the lock that
- * serialises re-attaching must not reach C held by a thread C lacks.
+ * In a fork() child B, one thread runs busy_all() over B's handles while
+ * another forks C, which then runs @first on a handle: 0 if C returned.
  */
-static int fork_while_reattaching(void)
+static int fork_while_busy(bool closing, int (*first)(void))
 {
 	int status, ret = 0;
 	pthread_t t;
 	pid_t pid;
 
-	if (pthread_create(&t, NULL, reattach_all, NULL))
+	if (pthread_create(&t, NULL, busy_all, closing ? &fork_go : NULL))
 		return 20;
-	atomic_store(&reattach_go, 1);
+	atomic_store(&fork_go, 1);
 	pid = fork();
 	if (pid < 0)
 		return 21;
 	if (!pid)
-		_exit(shmpool_attach_id(reattach_pools[REATTACH_POOLS - 1]) ==
-		      (int)getpid() ? 0 : 22);
+		_exit(first());
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
 		ret = 23;
 	else
@@ -2632,27 +2647,45 @@ static int fork_while_reattaching(void)
 	return ret;
 }
 
-TEST_F_TIMEOUT(sync, fork_while_another_thread_reattaches, 60)
+/*
+ * A process-wide lock of the library must not reach a fork() child held by
+ * a thread the child lacks: its call would wait for ever. Rounds of B and
+ * C as in fork_while_busy().
+ */
+static void fork_rounds(struct __test_metadata *_metadata, unsigned int backend,
+			bool closing, int (*first)(void))
 {
 	int i, status;
 	pid_t pid;
 
-	if (variant->backend != SHMPOOL_BACKEND_MEMFD)
-		SKIP(return, "memfd: the attachment id is the process id");
-	for (i = 0; i < REATTACH_POOLS; i++)
-		ASSERT_EQ(0, shmpool_create_anon(page_size(), variant->backend,
-						 &reattach_pools[i]));
-	for (i = 0; i < REATTACH_ROUNDS; i++) {
+	if (backend != SHMPOOL_BACKEND_MEMFD)
+		SKIP(return, "memfd's locks");
+	for (i = 0; i <= FORK_POOLS; i++)
+		ASSERT_EQ(0, shmpool_create_anon(page_size(), backend,
+						 &fork_pools[i]));
+	for (i = 0; i < FORK_ROUNDS; i++) {
 		pid = fork();
 		ASSERT_LE(0, pid);
 		if (!pid)
-			_exit(fork_while_reattaching());
+			_exit(fork_while_busy(closing, first));
 		ASSERT_EQ(pid, waitpid(pid, &status, 0));
 		ASSERT_TRUE(WIFEXITED(status));
 		ASSERT_EQ(0, WEXITSTATUS(status)) TH_LOG("round %d", i);
 	}
-	for (i = 0; i < REATTACH_POOLS; i++)
-		shmpool_close(reattach_pools[i]);
+	for (i = 0; i <= FORK_POOLS; i++)
+		shmpool_close(fork_pools[i]);
+}
+
+/* C gets an attachment of its own on its first call (shmpool.h) */
+TEST_F_TIMEOUT(sync, fork_while_another_thread_reattaches, 60)
+{
+	fork_rounds(_metadata, variant->backend, false, child_attach);
+}
+
+/* C closes a handle (memfd: the SIGBUS rescue table's lock) */
+TEST_F_TIMEOUT(sync, fork_while_another_thread_closes, 60)
+{
+	fork_rounds(_metadata, variant->backend, true, child_close);
 }
 
 #endif
