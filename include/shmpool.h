@@ -36,6 +36,11 @@
  * returned. Calls that make or end a handle (create, open, close) may be
  * cancelled in open(2) or close(2), leaking the handle. Asynchronous
  * cancellation inside any call is not supported.
+ *
+ * fork() from any thread is safe (the library holds its process-wide locks
+ * across the copy); fork() from a signal handler that interrupted a
+ * library call is not: the child may wait for ever for a lock that call
+ * held.
  */
 #ifndef SHMPOOL_H
 #define SHMPOOL_H
