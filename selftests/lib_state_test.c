@@ -987,6 +987,53 @@ static int attach_stamped(shmpool_handle_t *hp)
  * (a use after munmap faults; ASan also checks), every pool they reach is
  * the one their handle names.
  */
+/* ---- fork() while another thread holds the table lock ---- */
+
+static struct shmpool *fork_pool;
+static atomic_int fork_stop;
+
+/* attach to a full table for ever: each call scans every slot, locked */
+static void *attach_full(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&fork_stop))
+		shmpool_handle_attach(fork_pool);
+	return NULL;
+}
+
+/*
+ * A fork() child made while another thread attaches finds the table lock
+ * free: its own attach returns (-ENOSPC, the table is full) rather than
+ * wait for ever for a thread the child does not have.
+ */
+TEST(handle_fork_while_another_thread_attaches)
+{
+	int i, status = 0, ret;
+	pthread_t t;
+	pid_t pid;
+
+	ASSERT_EQ(0, shmpool_create_anon(4096, SHMPOOL_BACKEND_MEMFD, &fork_pool));
+	while ((ret = shmpool_handle_attach(fork_pool)) > 0)
+		;
+	ASSERT_EQ(-ENOSPC, ret);
+	ASSERT_EQ(0, pthread_create(&t, NULL, attach_full, NULL));
+	for (i = 0; i < 200; i++) {
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (!pid) {
+			alarm(5);	/* a child that waits for the lock dies of it */
+			_exit(shmpool_handle_attach(fork_pool) == -ENOSPC ? 0 : 1);
+		}
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		if (!WIFEXITED(status) || WEXITSTATUS(status))
+			break;
+	}
+	atomic_store(&fork_stop, 1);
+	pthread_join(t, NULL);
+	EXPECT_TRUE(WIFEXITED(status)) TH_LOG("round %d: the child hung in attach", i);
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
 TEST(handle_resolve_while_attach_detach)
 {
 	static struct hstress hs;
