@@ -1537,16 +1537,27 @@ TEST_F(sync, mutex_trylock_from_signal_handler_never_takes_over)
 	struct itimerval it = { { 0, 20 }, { 0, 20 } };
 	struct sigaction sa = { .sa_handler = trylock_in_handler };
 	struct shmpool_mutex *m = &self->sh->mtx;
+	uint64_t soft, hard;
 	int ret = 0;
 	long i;
 
 	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	/*
+	 * A budget, not a timing assertion: on a slow lane (TCG, a debug
+	 * kernel) the signals can starve the loop, so it also ends after 5 s
+	 * once the handler has seen the mutex held 10 times, and after 20 s.
+	 */
+	soft = now_ms() + (uint64_t)(5000 * scale());
+	hard = now_ms() + (uint64_t)(20000 * scale());
 	sig_pool = self->p;
 	sig_mutex = m;
 	sig_took = sig_busy = sig_other = 0;
 	ASSERT_EQ(0, sigaction(SIGALRM, &sa, NULL));
 	ASSERT_EQ(0, setitimer(ITIMER_REAL, &it, NULL));
 	for (i = 0; i < 20000000 && (i < 200000 || sig_busy < 10); i++) {
+		if (!(i & 1023) && i &&
+		    (now_ms() > hard || (sig_busy >= 10 && now_ms() > soft)))
+			break;
 		ret = shmpool_mutex_lock(self->p, m);
 		if (!ret) {
 			self->sh->counter++;
