@@ -39,44 +39,18 @@
 /* memfd: how long a sleeper waits before it looks at its peers again */
 #define PEER_POLL_MS	__SHMPOOL_PEER_POLL_MS
 
-/* bumped in every fork() child; internal.h's __shmpool_self() reads it */
-atomic_uint __shmpool_attach_fork_gen = 1;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 /* serialises re-attaching a handle after fork() (rare: once per handle) */
 static pthread_mutex_t reattach_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/*
- * fork() holds reattach_lock across the copy, so that no child inherits
- * it held by a thread it lacks (its first call would wait for ever). A
- * leaf lock: nothing is locked while it is held, and these handlers are
- * registered with the first handle, before any other of the library's, so
- * fork() takes it after the others (prepare handlers run in reverse).
- */
-static void fork_prepare(void)
+/* a leaf lock: nothing is taken while it is held */
+void __shmpool_attach_atfork(enum __shmpool_fork_stage stage)
 {
-	pthread_mutex_lock(&reattach_lock);
-}
-
-static void fork_parent(void)
-{
-	pthread_mutex_unlock(&reattach_lock);
-}
-
-static void fork_child(void)
-{
-	atomic_fetch_add_explicit(&__shmpool_attach_fork_gen, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&reattach_lock);
-}
-
-static void fork_register(void)
-{
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	__shmpool_fork_lock(&reattach_lock, stage);
 }
 
 static unsigned int cur_fork_gen(void)
 {
-	pthread_once(&fork_once, fork_register);
-	return atomic_load_explicit(&__shmpool_attach_fork_gen, memory_order_relaxed);
+	return atomic_load_explicit(&__shmpool_fork_gen, memory_order_relaxed);
 }
 
 static const struct shmpool_status *status_page(const struct shmpool *p)

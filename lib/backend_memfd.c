@@ -328,33 +328,11 @@ static struct rescue {
 } rescue[RESCUE_SLOTS];
 static pthread_mutex_t rescue_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t rescue_once = PTHREAD_ONCE_INIT;
-static pthread_once_t rescue_fork_once = PTHREAD_ONCE_INIT;
 
-/*
- * fork() holds rescue_lock across the copy, so that no child inherits it
- * held by a thread it lacks (its next open or close would wait for ever).
- * A leaf lock: nothing is locked while it is held.
- */
-static void rescue_fork_prepare(void)
+/* a leaf lock: nothing is taken while it is held */
+void __shmpool_memfd_atfork(enum __shmpool_fork_stage stage)
 {
-	pthread_mutex_lock(&rescue_lock);
-}
-
-static void rescue_fork_release(void)
-{
-	pthread_mutex_unlock(&rescue_lock);
-}
-
-static void rescue_fork_register(void)
-{
-	pthread_atfork(rescue_fork_prepare, rescue_fork_release,
-		       rescue_fork_release);
-}
-
-static void rescue_lock_take(void)
-{
-	pthread_once(&rescue_fork_once, rescue_fork_register);
-	pthread_mutex_lock(&rescue_lock);
+	__shmpool_fork_lock(&rescue_lock, stage);
 }
 static struct sigaction rescue_prev;	/* the handler before ours */
 static size_t rescue_page;
@@ -420,7 +398,7 @@ static void rescue_add(struct shmpool *p)
 	int i;
 
 	pthread_once(&rescue_once, rescue_install);
-	rescue_lock_take();
+	pthread_mutex_lock(&rescue_lock);
 	for (i = 0; i < RESCUE_SLOTS; i++) {
 		if (atomic_load_explicit(&rescue[i].base, memory_order_relaxed))
 			continue;
@@ -456,7 +434,7 @@ void __shmpool_memfd_unmapping(struct shmpool *p)
 {
 	int i;
 
-	rescue_lock_take();
+	pthread_mutex_lock(&rescue_lock);
 	for (i = 0; i < RESCUE_SLOTS; i++) {
 		if (atomic_load_explicit(&rescue[i].base, memory_order_relaxed) ==
 		    (uintptr_t)p->base) {

@@ -42,26 +42,11 @@ static struct slot slots[SHMPOOL_HANDLE_SLOTS];
 /* serialises attach and detach (the writers); readers never take it */
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static int next_slot;		/* the slot attached last; under table_lock */
-static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
-/*
- * fork() holds the table lock across the copy, so that a child never finds
- * it held by a thread it does not have (its attach and detach would wait
- * for ever). A leaf lock: nothing else is taken under it.
- */
-static void table_fork_lock(void)
+/* a leaf lock: nothing else is taken under it */
+void __shmpool_handle_atfork(enum __shmpool_fork_stage stage)
 {
-	pthread_mutex_lock(&table_lock);
-}
-
-static void table_fork_unlock(void)
-{
-	pthread_mutex_unlock(&table_lock);
-}
-
-static void table_init(void)
-{
-	pthread_atfork(table_fork_lock, table_fork_unlock, table_fork_unlock);
+	__shmpool_fork_lock(&table_lock, stage);
 }
 
 /* per thread: registered with liburcu, and read-side nesting depth */
@@ -159,7 +144,6 @@ int shmpool_handle_attach(struct shmpool *p)
 
 	if (!p)
 		return -EINVAL;
-	pthread_once(&table_once, table_init);
 	pthread_mutex_lock(&table_lock);
 	for (n = 1; n < SHMPOOL_HANDLE_SLOTS; n++) {
 		/* round robin, so that a slot and its generation are reused late */

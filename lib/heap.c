@@ -36,32 +36,9 @@
 /* ---- attachment ids and fork() ---------------------------------------------- */
 
 /*
- * Bumped in the child of every fork(): a handle whose generation differs
- * was inherited, and its attachment id belongs to the parent.
+ * A handle whose __fork_gen differs from __shmpool_fork_gen (util.c) was
+ * inherited over fork(), and its owner id belongs to the parent.
  */
-atomic_uint __shmpool_fork_gen = 1;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-
-static void fork_prepare(void)
-{
-	__shmpool_tcache_atfork(-1);
-}
-
-static void fork_parent(void)
-{
-	__shmpool_tcache_atfork(0);
-}
-
-static void fork_child(void)
-{
-	atomic_fetch_add_explicit(&__shmpool_fork_gen, 1, memory_order_relaxed);
-	__shmpool_tcache_atfork(1);
-}
-
-static void fork_register(void)
-{
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
-}
 
 static _Atomic uint32_t *owner_table(const struct shmpool_heap *h)
 {
@@ -1055,7 +1032,6 @@ int shmpool_heap_open(struct shmpool *p, unsigned int flags,
 	h->__hdr = p->base;
 	h->__flags = flags;
 	atomic_init(&hp->lock_ms, HEAP_LOCK_MS);
-	pthread_once(&fork_once, fork_register);
 	heap_geometry(hp);
 	ret = heap_ready(h);
 	/* the newcomer pays for the dead it finds (memfd: nobody else notices) */

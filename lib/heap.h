@@ -494,10 +494,5 @@ int __shmpool_heap_free(struct shmpool_heap *h, uint64_t off);
 void __shmpool_tcache_register(struct shmpool_heap *h);
 /* return every thread's cached objects of @h and forget them (heap close) */
 void __shmpool_tcache_detach(struct shmpool_heap *h);
-/* around fork(), from heap.c's atfork handlers */
-void __shmpool_tcache_atfork(int stage);
-
-/* heap.c: bumped in the child of every fork() */
-extern atomic_uint __shmpool_fork_gen;
 
 #endif /* SHMPOOL_HEAP_H */

@@ -6,6 +6,7 @@
 #ifndef SHMPOOL_INTERNAL_H
 #define SHMPOOL_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
@@ -86,6 +87,43 @@ int __shmpool_ident_claim(_Atomic uint64_t *ident, uint32_t magic,
 			  uint32_t value);
 
 /*
+ * fork() (util.c). The library registers one set of handlers when it is
+ * loaded. A thread of the parent may hold any of the library's
+ * process-wide locks at the copy, and a child that inherits one held by a
+ * thread it does not have waits for it for ever; so the prepare stage takes
+ * each of them, and the parent and child stages let go of them. The child
+ * stage also forgets what belonged to the parent's threads. util.c calls
+ * the hooks below in the order their locks nest (prepare outermost first,
+ * the others innermost first): keep that order when a lock is added, and
+ * give every new process-wide lock a hook.
+ */
+enum __shmpool_fork_stage {
+	__SHMPOOL_FORK_PREPARE,
+	__SHMPOOL_FORK_PARENT,
+	__SHMPOOL_FORK_CHILD,
+};
+
+void __shmpool_ring_atfork(enum __shmpool_fork_stage stage);	/* handles_lock, stash_lock */
+void __shmpool_tcache_atfork(enum __shmpool_fork_stage stage);	/* tc_lock */
+void __shmpool_sync_atfork(enum __shmpool_fork_stage stage);	/* takeover_lock */
+void __shmpool_attach_atfork(enum __shmpool_fork_stage stage);	/* reattach_lock */
+void __shmpool_handle_atfork(enum __shmpool_fork_stage stage);	/* table_lock */
+void __shmpool_memfd_atfork(enum __shmpool_fork_stage stage);	/* rescue_lock */
+
+/* a hook's lock: taken to prepare, let go of after the copy */
+static inline void __shmpool_fork_lock(pthread_mutex_t *m,
+				       enum __shmpool_fork_stage stage)
+{
+	if (stage == __SHMPOOL_FORK_PREPARE)
+		pthread_mutex_lock(m);
+	else
+		pthread_mutex_unlock(m);
+}
+
+/* bumped in the child of every fork(), before the child hooks run */
+extern atomic_uint __shmpool_fork_gen;
+
+/*
  * util.c: is thread or process @id (of our PID namespace) gone: no such
  * task, or a zombie?
  */
@@ -139,8 +177,6 @@ long __shmpool_heap_lock_ms(struct shmpool_heap *h);
 int __shmpool_attach(struct shmpool *p);
 /* undo __shmpool_attach() (shmpool_close()) */
 void __shmpool_detach(struct shmpool *p);
-/* the fork() generation (attach.c): bumped in every child */
-extern atomic_uint __shmpool_attach_fork_gen;
 int __shmpool_self_slow(struct shmpool *p, uint32_t *id);
 /*
  * This process's id in @p, attaching anew in a fork() child (or a read-only
@@ -153,7 +189,7 @@ int __shmpool_self_slow(struct shmpool *p, uint32_t *id);
 static inline int __shmpool_self(struct shmpool *p, uint32_t *id)
 {
 	if (__atomic_load_n(&p->__self_gen, __ATOMIC_ACQUIRE) ==
-	    atomic_load_explicit(&__shmpool_attach_fork_gen, memory_order_relaxed)) {
+	    atomic_load_explicit(&__shmpool_fork_gen, memory_order_relaxed)) {
 		*id = __atomic_load_n(&p->__self, __ATOMIC_RELAXED);
 		if (*id)
 			return 0;

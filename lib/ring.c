@@ -99,50 +99,42 @@ static void handles_del(struct shmpool_ring *r)
 	pthread_mutex_unlock(&handles_lock);
 }
 
-static void handles_prepare(void)
-{
-	pthread_mutex_lock(&handles_lock);
-	pthread_mutex_lock(&stash_lock);
-}
-
-static void handles_parent(void)
-{
-	pthread_mutex_unlock(&stash_lock);
-	pthread_mutex_unlock(&handles_lock);
-}
-
 /*
+ * fork(): handles_lock, then stash_lock (under which the dead peers' slots
+ * are taken: liveness checks, and __shmpool_self()'s reattach_lock).
+ *
  * In the child: no side recorded, no id known; SPSC also no room and
  * nothing known to be there, so that the first call on each side takes
  * the slow branch that records it: our copies moved back by more than a
  * lap (the fast paths take a distance above the count as "ask again").
  * No shared memory is read here: a handle may outlive its pool's mapping.
  */
-static void handles_child(void)
+void __shmpool_ring_atfork(enum __shmpool_fork_stage stage)
 {
 	struct shmpool_ring *r;
 
-	for (r = handles; r; r = r->fork_next) {
-		r->claimed = 0;
-		r->self = 0;
-		r->untracked = 0;	/* the parent's count, not ours */
-		r->stashed = 0;		/* the parent's elements, not ours */
-		r->rec[0] = NULL;
-		r->rec[1] = NULL;
-		if (r->type == SHMPOOL_RING_SPSC) {
-			r->prod_lim -= r->count + 1;
-			r->prod_cache -= r->count + 1;
+	if (stage == __SHMPOOL_FORK_PREPARE) {
+		pthread_mutex_lock(&handles_lock);
+		pthread_mutex_lock(&stash_lock);
+		return;
+	}
+	if (stage == __SHMPOOL_FORK_CHILD) {
+		asym_child();
+		for (r = handles; r; r = r->fork_next) {
+			r->claimed = 0;
+			r->self = 0;
+			r->untracked = 0;	/* the parent's count, not ours */
+			r->stashed = 0;		/* the parent's elements, not ours */
+			r->rec[0] = NULL;
+			r->rec[1] = NULL;
+			if (r->type == SHMPOOL_RING_SPSC) {
+				r->prod_lim -= r->count + 1;
+				r->prod_cache -= r->count + 1;
+			}
 		}
 	}
 	pthread_mutex_unlock(&stash_lock);
 	pthread_mutex_unlock(&handles_lock);
-}
-
-static void asym_init(void)
-{
-	asym_register();
-	pthread_atfork(NULL, NULL, asym_child);
-	pthread_atfork(handles_prepare, handles_parent, handles_child);
 }
 
 SHMPOOL_EXPORT
@@ -338,7 +330,7 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 	    d.per_group != group_elems(d.type, d.esize) ||
 	    ring_bytes(d.type, d.count, d.esize) > obj->size)
 		return -EUCLEAN;
-	pthread_once(&asym_once, asym_init);
+	pthread_once(&asym_once, asym_register);
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;

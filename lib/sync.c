@@ -54,36 +54,20 @@ static inline void cpu_relax(void)
  * in between, to be the new owner's. Slow paths only.
  */
 static _Thread_local uint32_t tid_cache __attribute__((tls_model("initial-exec")));
-static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t takeover_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void fork_prepare(void)
+/* a leaf lock but for the liveness checks' system calls */
+void __shmpool_sync_atfork(enum __shmpool_fork_stage stage)
 {
-	pthread_mutex_lock(&takeover_lock);
-}
-
-static void fork_parent(void)
-{
-	pthread_mutex_unlock(&takeover_lock);
-}
-
-static void fork_child(void)
-{
-	tid_cache = 0;
-	pthread_mutex_unlock(&takeover_lock);
-}
-
-static void tid_register(void)
-{
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	if (stage == __SHMPOOL_FORK_CHILD)
+		tid_cache = 0;
+	__shmpool_fork_lock(&takeover_lock, stage);
 }
 
 uint32_t __shmpool_tid(void)
 {
-	if (!tid_cache) {
-		pthread_once(&tid_once, tid_register);
+	if (!tid_cache)
 		tid_cache = (uint32_t)syscall(SYS_gettid);
-	}
 	return tid_cache;
 }
 
@@ -539,7 +523,7 @@ mutex_pair_t *mutex_fast(struct shmpool *p, struct shmpool_mutex *m,
 		return NULL;
 	/* __shmpool_self() without its slow path (see there for the acquire) */
 	if (__atomic_load_n(&p->__self_gen, __ATOMIC_ACQUIRE) !=
-	    atomic_load_explicit(&__shmpool_attach_fork_gen, memory_order_relaxed))
+	    atomic_load_explicit(&__shmpool_fork_gen, memory_order_relaxed))
 		return NULL;
 	id = __atomic_load_n(&p->__self, __ATOMIC_RELAXED);
 	if (!id || !tid_cache)

@@ -614,13 +614,13 @@ void __shmpool_tcache_detach(struct shmpool_heap *h)
 	pthread_mutex_unlock(&tc_lock);
 }
 
-void __shmpool_tcache_atfork(int stage)
+/*
+ * Taken under tc_lock: __shmpool_self()'s reattach_lock and the heap's lock,
+ * which may take a dead holder's lock over (takeover_lock).
+ */
+void __shmpool_tcache_atfork(enum __shmpool_fork_stage stage)
 {
-	if (stage < 0) {
-		pthread_mutex_lock(&tc_lock);
-		return;
-	}
-	if (stage > 0)
+	if (stage == __SHMPOOL_FORK_CHILD)
 		tc_hot = NULL;	/* the child's one thread: look its caches up again */
-	pthread_mutex_unlock(&tc_lock);
+	__shmpool_fork_lock(&tc_lock, stage);
 }

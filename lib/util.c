@@ -13,6 +13,56 @@
 
 #include "internal.h"
 
+atomic_uint __shmpool_fork_gen = 1;
+
+/* in the order their locks nest: see internal.h */
+static void (*const fork_hooks[])(enum __shmpool_fork_stage) = {
+	__shmpool_ring_atfork,
+	__shmpool_tcache_atfork,
+	__shmpool_sync_atfork,
+	__shmpool_attach_atfork,
+	__shmpool_handle_atfork,
+	__shmpool_memfd_atfork,
+};
+
+#define NR_FORK_HOOKS	(sizeof(fork_hooks) / sizeof(fork_hooks[0]))
+
+static void fork_prepare(void)
+{
+	size_t i;
+
+	for (i = 0; i < NR_FORK_HOOKS; i++)
+		fork_hooks[i](__SHMPOOL_FORK_PREPARE);
+}
+
+static void fork_parent(void)
+{
+	size_t i;
+
+	for (i = NR_FORK_HOOKS; i-- > 0;)
+		fork_hooks[i](__SHMPOOL_FORK_PARENT);
+}
+
+static void fork_child(void)
+{
+	size_t i;
+
+	atomic_fetch_add_explicit(&__shmpool_fork_gen, 1, memory_order_relaxed);
+	for (i = NR_FORK_HOOKS; i-- > 0;)
+		fork_hooks[i](__SHMPOOL_FORK_CHILD);
+}
+
+/*
+ * At load, not at first use: registered lazily, per file, the handlers
+ * ran in the order of first use, which need not be the order the locks
+ * nest in (a fork() then took two of them the other way round from a
+ * thread that held one and waited for the other).
+ */
+__attribute__((constructor)) static void fork_register(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 bool __shmpool_task_gone(uint32_t id)
 {
 	char path[48], buf[256], *s;
