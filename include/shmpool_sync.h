@@ -18,9 +18,10 @@
  * every operation). Deadlines are absolute CLOCK_MONOTONIC times; NULL waits
  * for ever; one that shmpool_wait() refuses (tv_nsec outside [0, 1e9), a
  * negative tv_sec) is -EINVAL as soon as a call has to wait (a free mutex
- * or a semaphore with a unit is taken without a look at it). The inline
- * functions below do no argument checks (they are the hot paths); the
- * exported ones do.
+ * or a semaphore with a unit is taken without a look at it; a condition
+ * wait always waits, and checks before it unlocks). The inline functions
+ * below do no argument checks (they are the hot paths); the exported ones
+ * do.
  *
  * Concurrency: any operation may run concurrently with any other on the same
  * object from any thread of any process, except init, which must not run
@@ -261,7 +262,8 @@ int shmpool_cond_init(struct shmpool *p, struct shmpool_cond *c);
  * Unlock @m (held by the caller, else -EPERM), sleep until signalled, lock
  * @m again. Returns 0 (possibly spuriously); -ETIMEDOUT at @deadline, with
  * @m locked again in both cases (and with -EOWNERDEAD, see
- * shmpool_mutex_lock()). Signal handlers cause a spurious 0. On the
+ * shmpool_mutex_lock()). A bad @deadline is -EINVAL before @m is touched
+ * (as pthread_cond_timedwait()). Signal handlers cause a spurious 0. On the
  * device the death of @m's holder ends the sleep at once (-EOWNERDEAD).
  */
 int shmpool_cond_timedwait(struct shmpool *p, struct shmpool_cond *c,

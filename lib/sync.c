@@ -856,6 +856,14 @@ int shmpool_cond_timedwait(struct shmpool *p, struct shmpool_cond *c,
 		return ret;
 	if (!mutex_held(m, id, __shmpool_tid()))
 		return -EPERM;
+	/*
+	 * A condition wait always waits: a bad deadline is -EINVAL before the
+	 * mutex is touched, as pthread_cond_timedwait() (an unlock and relock
+	 * would clear OWNER_DIED and let others in).
+	 */
+	ret = __shmpool_deadline_check(deadline);
+	if (ret)
+		return ret;
 
 	/* before the unlock: a death from here on ends the sleep */
 	dseq = __shmpool_death_seq(p);

@@ -2701,4 +2701,52 @@ TEST_F_TIMEOUT(sync, fork_while_another_thread_closes, 60)
 
 #endif
 
+/* ---- a bad deadline changes nothing ------------------------------------------ */
+
+/*
+ * pthread_cond_timedwait() checks its deadline before it touches the mutex
+ * (EINVAL, mutex still held, nothing unlocked in between). Ours did the
+ * unlock and relock first: that clears OWNER_DIED (the "repaired" mark of
+ * a mutex taken over from a dead owner) and lets another locker in with
+ * the caller's invariant broken. Held with OWNER_DIED, the word must come
+ * back unchanged with -EINVAL.
+ */
+static void cond_bad_deadline(struct __test_metadata *_metadata,
+			      struct shmpool *p, struct shared *sh,
+			      struct timespec dl)
+{
+	struct shmpool_mutex *m = &sh->mtx;
+	uint32_t id = (uint32_t)shmpool_attach_id(p);
+
+	ASSERT_EQ(0, shmpool_mutex_init(p, m));
+	ASSERT_EQ(0, shmpool_cond_init(p, &sh->cnd[0]));
+	forge_own_claim(p, m, 0);
+	ASSERT_EQ(-EOWNERDEAD, shmpool_mutex_lock(p, m));
+	EXPECT_EQ(-EINVAL, shmpool_cond_timedwait(p, &sh->cnd[0], m, &dl));
+	/* still held, still marked for repair, nothing counted */
+	EXPECT_EQ(id | SHMPOOL_MUTEX_OWNER_DIED, atomic_load(&m->word));
+	EXPECT_EQ((uint32_t)sys_gettid(), atomic_load(&m->tid));
+	EXPECT_EQ(0U, atomic_load(&sh->cnd[0].waiters));
+	EXPECT_EQ(0, shmpool_mutex_unlock(p, m));
+}
+
+TEST_F(sync, cond_timedwait_nsec_too_big_leaves_mutex_alone)
+{
+	cond_bad_deadline(_metadata, self->p, self->sh,
+			  bad_deadline_in_an_hour(1000000000L));
+}
+
+TEST_F(sync, cond_timedwait_negative_nsec_leaves_mutex_alone)
+{
+	cond_bad_deadline(_metadata, self->p, self->sh,
+			  bad_deadline_in_an_hour(-1));
+}
+
+TEST_F(sync, cond_timedwait_negative_sec_leaves_mutex_alone)
+{
+	struct timespec dl = { .tv_sec = -1, .tv_nsec = 0 };
+
+	cond_bad_deadline(_metadata, self->p, self->sh, dl);
+}
+
 TEST_HARNESS_MAIN
