@@ -23,6 +23,14 @@
  * below do no argument checks (they are the hot paths); the exported ones
  * do.
  *
+ * A peer that keeps changing an object's word (a hostile or broken one:
+ * well-behaved callers change it only by completing an operation) makes a
+ * compare-exchange fail again and again. After 1024 failures in a row a
+ * call that does not block gives up (shmpool_sem_trywait() -EAGAIN,
+ * shmpool_sem_post() -EBUSY; shmpool_event_wake() wakes every sleeper
+ * without advancing the word), and a blocking one still returns by its
+ * deadline (-ETIMEDOUT).
+ *
  * Concurrency: any operation may run concurrently with any other on the same
  * object from any thread of any process, except init, which must not run
  * while the object is in use.
@@ -150,7 +158,8 @@ static inline int shmpool_event_wait(struct shmpool *p,
 /*
  * Tell the waiters of @ev to look again; call after making their condition
  * true. No syscall unless a waiter announced itself. Returns how many
- * sleepers woke (0 without a syscall), or -errno from the wake.
+ * sleepers woke (0 without a syscall), or -errno from
+ * shmpool_event_wake().
  */
 static inline int shmpool_event_signal(struct shmpool *p,
 				       struct shmpool_event *ev)
@@ -324,9 +333,12 @@ int shmpool_sem_init(struct shmpool *p, struct shmpool_sem *s,
 /* The same, robust: units are held by their takers (see above). */
 int shmpool_sem_init_robust(struct shmpool *p, struct shmpool_sem *s,
 			    uint32_t value);
-/* Add a unit; -EOVERFLOW at SHMPOOL_SEM_VALUE_MAX. */
+/*
+ * Add a unit; -EOVERFLOW at SHMPOOL_SEM_VALUE_MAX; -EBUSY (no unit added)
+ * if a peer kept changing @value (see above).
+ */
 int shmpool_sem_post(struct shmpool *p, struct shmpool_sem *s);
-/* Take a unit if there is one, else -EAGAIN. */
+/* Take a unit if there is one, else -EAGAIN (also: see above). */
 int shmpool_sem_trywait(struct shmpool *p, struct shmpool_sem *s);
 /*
  * Take a unit, sleeping until there is one or @deadline (-ETIMEDOUT);

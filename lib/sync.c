@@ -31,6 +31,17 @@
 #define SPIN_TRIES	100
 /* a sleeping locker looks whether the owner still lives this often */
 #define OWNER_CHECK_MS	100
+/*
+ * Failed compare-exchanges on one word before a call stops retrying. Each
+ * failure means the word changed between our load and our compare: between
+ * well-behaved callers, another operation on it completed (a take, a post,
+ * a lock, an unlock, a flag set), so this many in a row is a peer writing
+ * the word in a loop (README, "Trust between processes"). Then a
+ * non-blocking call gives up (sem trywait -EAGAIN, post -EBUSY; an event
+ * wake wakes without its step), and a blocking one goes on looking at its
+ * deadline.
+ */
+#define CAS_TRIES	1024
 
 static inline void cpu_relax(void)
 {
@@ -177,11 +188,20 @@ int shmpool_event_wake(struct shmpool *p, struct shmpool_event *ev)
 {
 	int64_t off = obj_off(p, ev, sizeof(*ev));
 	uint32_t v;
+	int i;
 
 	if (off < 0)
 		return (int)off;
 	v = atomic_load_explicit(&ev->word, memory_order_relaxed);
-	while (v & SHMPOOL_EVENT_NEED_WAKEUP) {
+	for (i = 0; v & SHMPOOL_EVENT_NEED_WAKEUP; i++) {
+		/*
+		 * A peer keeps changing the word: wake every sleeper without
+		 * our step of the sequence. Each looks at the word again and
+		 * returns if it moved, which a peer that keeps moving it
+		 * could have undone after our step just as well.
+		 */
+		if (i == CAS_TRIES)
+			break;
 		/*
 		 * With NEED_WAKEUP set, +1 clears it and carries into the
 		 * sequence: one step makes every sleeper's key stale, so the
@@ -195,10 +215,11 @@ int shmpool_event_wake(struct shmpool *p, struct shmpool_event *ev)
 		if (atomic_compare_exchange_weak_explicit(&ev->word, &v, v + 1,
 							  memory_order_release,
 							  memory_order_relaxed))
-			return shmpool_wake(p, (uint64_t)off,
-					    SHMPOOL_WAKE_ALL);
+			break;
 	}
-	return 0;
+	if (!(v & SHMPOOL_EVENT_NEED_WAKEUP))
+		return 0;	/* nobody announced a sleep, or another woke them */
+	return shmpool_wake(p, (uint64_t)off, SHMPOOL_WAKE_ALL);
 }
 
 SHMPOOL_EXPORT
@@ -314,11 +335,13 @@ static bool mutex_held(struct shmpool_mutex *m, uint32_t id, uint32_t tid)
  * WAITERS; so either take the lock after all, or make sure the current
  * owner's word has WAITERS set.
  */
-static int mutex_timed_out(struct shmpool_mutex *m, uint32_t id, uint32_t tid)
+static int mutex_timed_out(struct shmpool *p, int64_t off,
+			   struct shmpool_mutex *m, uint32_t id, uint32_t tid)
 {
 	uint32_t v;
+	int i;
 
-	for (;;) {
+	for (i = 0; i < CAS_TRIES; i++) {
 		v = atomic_load_explicit(&m->word, memory_order_relaxed);
 		if (!v) {
 			if (mutex_take(m, id | SHMPOOL_MUTEX_WAITERS, tid))
@@ -332,6 +355,12 @@ static int mutex_timed_out(struct shmpool_mutex *m, uint32_t id, uint32_t tid)
 				memory_order_relaxed, memory_order_relaxed))
 			return -ETIMEDOUT;
 	}
+	/*
+	 * A peer keeps changing the word, so WAITERS may not stay set: pass
+	 * the wake-up we may have taken on to a sleeper, which looks again.
+	 */
+	wake(p, off, 1);
+	return -ETIMEDOUT;
 }
 
 /* The owner of @m is gone: take @m over, marked OWNER_DIED. */
@@ -411,6 +440,7 @@ static int mutex_lock_slow(struct shmpool *p, struct shmpool_mutex *m,
 			   const struct timespec *deadline, bool stale)
 {
 	uint32_t v, seq = 0, checked = ~0U;
+	bool again = false;
 	int i, ret;
 
 	for (i = 0; i < SPIN_TRIES; i++) {
@@ -428,7 +458,16 @@ static int mutex_lock_slow(struct shmpool *p, struct shmpool_mutex *m,
 		cpu_relax();
 	}
 
-	for (;;) {
+	for (;; again = true) {
+		/*
+		 * Every pass but the first follows a wake or a word that moved
+		 * before we could sleep; a peer that keeps moving it must not
+		 * keep us past the deadline. (The first pass looks at the
+		 * owner: a dead one is taken over even after the deadline, as
+		 * pthread_mutex_timedlock() does.)
+		 */
+		if (again && __shmpool_deadline_passed(deadline))
+			return mutex_timed_out(p, off, m, id, tid);
 		v = atomic_load_explicit(&m->word, memory_order_relaxed);
 		if (!v) {
 			if (mutex_take(m, id | SHMPOOL_MUTEX_WAITERS, tid))
@@ -473,7 +512,7 @@ static int mutex_lock_slow(struct shmpool *p, struct shmpool_mutex *m,
 			continue;
 		}
 		if (ret == -ETIMEDOUT)
-			return mutex_timed_out(m, id, tid);
+			return mutex_timed_out(p, off, m, id, tid);
 		/* woken, word changed, or a handler ran: try again */
 		if (ret && ret != -EAGAIN && ret != -EINTR)
 			return ret;
@@ -952,11 +991,12 @@ int shmpool_sem_init_robust(struct shmpool *p, struct shmpool_sem *s,
 	return sem_init(p, s, value, SHMPOOL_SEM_ROBUST);
 }
 
-static bool sem_take(struct shmpool_sem *s, uint32_t id)
+/* Take a unit if there is one, in at most @tries compare-exchanges. */
+static bool sem_take(struct shmpool_sem *s, uint32_t id, int tries)
 {
 	uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
 
-	while (v) {
+	while (v && tries-- > 0) {
 		/*
 		 * Acquire: pairs with the release in shmpool_sem_post(); what
 		 * the poster wrote before posting is visible to the taker.
@@ -977,7 +1017,7 @@ int shmpool_sem_post(struct shmpool *p, struct shmpool_sem *s)
 {
 	int64_t off = obj_off(p, s, sizeof(*s));
 	uint32_t v, id;
-	int ret;
+	int i, ret;
 
 	if (off < 0)
 		return (int)off;
@@ -985,13 +1025,17 @@ int shmpool_sem_post(struct shmpool *p, struct shmpool_sem *s)
 	if (ret)
 		return ret;
 	v = atomic_load_explicit(&s->value, memory_order_relaxed);
-	do {
+	for (i = 0;; i++) {
 		if (v >= SHMPOOL_SEM_VALUE_MAX)
 			return -EOVERFLOW;
+		if (i == CAS_TRIES)
+			return -EBUSY;	/* a peer keeps changing @value */
 		/* release: pairs with the acquire in sem_take() */
-	} while (!atomic_compare_exchange_weak_explicit(&s->value, &v, v + 1,
-							memory_order_release,
-							memory_order_relaxed));
+		if (atomic_compare_exchange_weak_explicit(&s->value, &v, v + 1,
+							  memory_order_release,
+							  memory_order_relaxed))
+			break;
+	}
 	atomic_store_explicit(&s->last_post, id, memory_order_relaxed);
 	/*
 	 * (P) Pairs with (T) in shmpool_sem_timedwait(): Dekker's pattern.
@@ -1017,7 +1061,7 @@ int shmpool_sem_trywait(struct shmpool *p, struct shmpool_sem *s)
 	ret = __shmpool_self(p, &id);
 	if (ret)
 		return ret;
-	return sem_take(s, id) ? 0 : -EAGAIN;
+	return sem_take(s, id, CAS_TRIES) ? 0 : -EAGAIN;
 }
 
 /*
@@ -1040,6 +1084,7 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 {
 	int64_t off = obj_off(p, s, sizeof(*s));
 	uint32_t id, lw, seq = 0, checked = ~0U;
+	bool again = false;
 	int i, ret;
 
 	if (off < 0)
@@ -1047,8 +1092,9 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 	ret = __shmpool_self(p, &id);
 	if (ret)
 		return ret;
+	/* one compare-exchange a spin: a failed one is a spin too */
 	for (i = 0; i < SPIN_TRIES; i++) {
-		if (sem_take(s, id))
+		if (sem_take(s, id, 1))
 			return 0;
 		cpu_relax();
 	}
@@ -1060,9 +1106,18 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 	atomic_fetch_add_explicit(&s->waiters, 1, memory_order_relaxed);
 	/* (T) Pairs with (P) in shmpool_sem_post(), see there. */
 	atomic_thread_fence(memory_order_seq_cst);
-	for (;;) {
-		if (sem_take(s, id)) {
+	for (;; again = true) {
+		if (sem_take(s, id, CAS_TRIES)) {
 			ret = 0;
+			break;
+		}
+		/*
+		 * Every pass but the first follows a wake, or a @value or
+		 * @last_wait that moved before we could sleep: a peer that
+		 * keeps moving them must not keep us past the deadline.
+		 */
+		if (again && __shmpool_deadline_passed(deadline)) {
+			ret = -ETIMEDOUT;
 			break;
 		}
 		/* sleeps only while @value is still 0: a post changes it */
@@ -1098,7 +1153,8 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 		 * unit, take it rather than strand a sleeper it was meant to
 		 * reach (each post wakes only one).
 		 */
-		if ((ret == -ETIMEDOUT || ret == -EINTR) && sem_take(s, id))
+		if ((ret == -ETIMEDOUT || ret == -EINTR) &&
+		    sem_take(s, id, CAS_TRIES))
 			ret = 0;
 		break;
 	}

@@ -39,6 +39,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "shmpool.h"
@@ -2747,6 +2748,248 @@ TEST_F(sync, cond_timedwait_negative_sec_leaves_mutex_alone)
 	struct timespec dl = { .tv_sec = -1, .tv_nsec = 0 };
 
 	cond_bad_deadline(_metadata, self->p, self->sh, dl);
+}
+
+/* ---- a peer that changes a word between every load and compare-exchange ---- */
+
+/*
+ * The adversary of the CAS retry loops, made deterministic: the page that
+ * holds the object is read-only, so every write the call makes faults;
+ * the SIGSEGV handler makes the page writable, changes the word (a peer's
+ * store that lands between the call's load and its compare-exchange) and
+ * sets the trap flag, so the faulting instruction runs once (and its
+ * compare fails) before SIGTRAP makes the page read-only again. A loop that
+ * retries for as long as the word changes never ends; a watchdog in the
+ * handler stops the game after HAMMER_MS (the call then finishes) and the
+ * test fails. x86-64 only (the trap flag), not under TSan (its runtime
+ * defers signals and makes its own writes).
+ */
+#define HAMMER_MS	10000
+
+static struct {
+	char *page;
+	size_t len;
+	_Atomic uint32_t *word;		/* changed at every write fault */
+	uint32_t a, b;			/* ... from one of these to the other */
+	struct timespec give_up;
+	volatile sig_atomic_t gave_up;
+	volatile long faults;
+} ham;
+
+#if defined(__x86_64__) && !defined(UNDER_TSAN)
+#define HAMMER_OK	1
+#else
+#define HAMMER_OK	0
+#endif
+
+#define HAMMER_REQUIRE()						\
+	do {								\
+		if (!HAMMER_OK)						\
+			SKIP(return, "needs x86-64's trap flag, and no TSan"); \
+	} while (0)
+
+#if HAMMER_OK
+#define X86_TF		0x100
+
+static void ham_segv(int sig, siginfo_t *si, void *uc_)
+{
+	ucontext_t *uc = uc_;
+	char *a = si->si_addr;
+	struct timespec t;
+	uint32_t v;
+
+	if (a < ham.page || a >= ham.page + ham.len) {
+		signal(sig, SIG_DFL);	/* a real crash: fault again, die */
+		return;
+	}
+	mprotect(ham.page, ham.len, PROT_READ | PROT_WRITE);
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	if (!ts_before(t, ham.give_up)) {
+		ham.gave_up = 1;	/* leave it writable: let the call end */
+		return;
+	}
+	ham.faults++;
+	v = atomic_load(ham.word);
+	atomic_store(ham.word, v == ham.a ? ham.b : ham.a);
+	uc->uc_mcontext.gregs[REG_EFL] |= X86_TF;
+}
+
+static void ham_trap(int sig, siginfo_t *si, void *uc_)
+{
+	ucontext_t *uc = uc_;
+
+	(void)sig;
+	(void)si;
+	uc->uc_mcontext.gregs[REG_EFL] &= ~(greg_t)X86_TF;
+	if (!ham.gave_up)
+		mprotect(ham.page, ham.len, PROT_READ);
+}
+#endif
+
+/*
+ * Start the game on @word (in page 2 of @p), which holds @a, against @b.
+ * The test said HAMMER_REQUIRE() first.
+ */
+static void hammer_start(struct __test_metadata *_metadata, struct shmpool *p,
+			 _Atomic uint32_t *word, uint32_t a, uint32_t b)
+{
+#if HAMMER_OK
+	struct sigaction sa = { .sa_flags = SA_SIGINFO | SA_NODEFER };
+
+	ham.page = (char *)shmpool_base(p) + 2 * page_size();
+	ham.len = page_size();
+	ASSERT_TRUE((char *)word >= ham.page &&
+		    (char *)word < ham.page + ham.len);
+	ham.word = word;
+	ham.a = a;
+	ham.b = b;
+	ham.gave_up = 0;
+	ham.faults = 0;
+	ham.give_up = ts_add_ms(now(CLOCK_MONOTONIC),
+				(long)(HAMMER_MS * scale()));
+	atomic_store(word, a);
+	sa.sa_sigaction = ham_segv;
+	ASSERT_EQ(0, sigaction(SIGSEGV, &sa, NULL));
+	sa.sa_sigaction = ham_trap;
+	ASSERT_EQ(0, sigaction(SIGTRAP, &sa, NULL));
+	ASSERT_EQ(0, mprotect(ham.page, ham.len, PROT_READ));
+#else
+	(void)p;
+	(void)word;
+	(void)a;
+	(void)b;
+	ASSERT_TRUE(HAMMER_OK);
+#endif
+}
+
+/* Stop the game; the call under test must have ended it (not the watchdog). */
+static void hammer_stop(struct __test_metadata *_metadata)
+{
+	ASSERT_EQ(0, mprotect(ham.page, ham.len, PROT_READ | PROT_WRITE));
+	signal(SIGSEGV, SIG_DFL);
+	signal(SIGTRAP, SIG_DFL);
+	TH_LOG("%ld compare-exchanges failed", ham.faults);
+	EXPECT_EQ(0, ham.gave_up);
+	EXPECT_GT(ham.faults, 0);
+}
+
+static void *page2(struct shmpool *p)
+{
+	return (char *)shmpool_base(p) + 2 * page_size();
+}
+
+/* trywait on a semaphore whose value a peer keeps changing: -EAGAIN soon */
+TEST_F_TIMEOUT(sync, sem_trywait_value_keeps_changing, 60)
+{
+	struct shmpool_sem *s = page2(self->p);
+	int ret;
+
+	HAMMER_REQUIRE();
+	ASSERT_EQ(0, shmpool_sem_init(self->p, s, 1));
+	hammer_start(_metadata, self->p, &s->value, 1, 2);
+	ret = shmpool_sem_trywait(self->p, s);
+	hammer_stop(_metadata);
+	EXPECT_EQ(-EAGAIN, ret);
+}
+
+/* post on a semaphore whose value a peer keeps changing: -EBUSY soon */
+TEST_F_TIMEOUT(sync, sem_post_value_keeps_changing, 60)
+{
+	struct shmpool_sem *s = page2(self->p);
+	int ret;
+
+	HAMMER_REQUIRE();
+	ASSERT_EQ(0, shmpool_sem_init(self->p, s, 1));
+	hammer_start(_metadata, self->p, &s->value, 1, 2);
+	ret = shmpool_sem_post(self->p, s);
+	hammer_stop(_metadata);
+	EXPECT_EQ(-EBUSY, ret);
+}
+
+/* timedwait on one: -ETIMEDOUT by its deadline, however often it changes */
+TEST_F_TIMEOUT(sync, sem_timedwait_value_keeps_changing, 60)
+{
+	struct shmpool_sem *s = page2(self->p);
+	struct timespec dl;
+	int ret;
+
+	HAMMER_REQUIRE();
+	ASSERT_EQ(0, shmpool_sem_init(self->p, s, 1));
+	hammer_start(_metadata, self->p, &s->value, 1, 2);
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 200);
+	ret = shmpool_sem_timedwait(self->p, s, &dl);
+	hammer_stop(_metadata);
+	EXPECT_EQ(-ETIMEDOUT, ret);
+	EXPECT_EQ(0U, atomic_load(&s->waiters));
+}
+
+/*
+ * signal (and wake) an event whose word a peer keeps changing: returns
+ * soon, having woken the sleepers (none here) without its step
+ */
+TEST_F_TIMEOUT(sync, event_wake_word_keeps_changing, 60)
+{
+	struct shmpool_event *ev = page2(self->p);
+	int ret;
+
+	HAMMER_REQUIRE();
+	ASSERT_EQ(0, shmpool_event_init(self->p, ev));
+	hammer_start(_metadata, self->p, &ev->word,
+		     2 | SHMPOOL_EVENT_NEED_WAKEUP, 4 | SHMPOOL_EVENT_NEED_WAKEUP);
+	ret = shmpool_event_signal(self->p, ev);
+	hammer_stop(_metadata);
+	EXPECT_EQ(0, ret);
+}
+
+/* A task that attaches, says who it is, and waits for sh->go. */
+static int attach_and_wait(void *arg)
+{
+	struct ctx *c = arg;
+	int id = shmpool_attach_id(c->p);
+
+	if (id <= 0)
+		return 2;
+	atomic_store(&c->sh->aid[c->idx], (uint32_t)id);
+	atomic_fetch_add(&c->sh->ready, 1);
+	while (!atomic_load(&c->sh->go))
+		sleep_ms(1);
+	return 0;
+}
+
+/*
+ * timedlock on a mutex whose word a peer keeps moving between two live
+ * owners (so it never sleeps: the word is never what it last saw):
+ * -ETIMEDOUT by its deadline, and not held.
+ */
+TEST_F_TIMEOUT(sync, mutex_timedlock_owner_keeps_changing, 60)
+{
+	struct shmpool_mutex *m = page2(self->p);
+	struct timespec dl;
+	uint32_t a, b;
+	int i, ret;
+
+	HAMMER_REQUIRE();
+#ifdef SHMPOOL_TEST_THREADS
+	SKIP(return, "needs owners in other processes");
+#endif
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(0, task_start(&self->t[i], attach_and_wait,
+					&self->c[i]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 2, 10000));
+	a = atomic_load(&self->sh->aid[0]);
+	b = atomic_load(&self->sh->aid[1]);
+	ASSERT_NE(a, b);
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	hammer_start(_metadata, self->p, &m->word, a, b);
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 200);
+	ret = shmpool_mutex_timedlock(self->p, m, &dl);
+	hammer_stop(_metadata);
+	EXPECT_EQ(-ETIMEDOUT, ret);
+	EXPECT_NE((uint32_t)shmpool_attach_id(self->p),
+		  atomic_load(&m->word) & SHMPOOL_MUTEX_OWNER_MASK);
+	atomic_store(&self->sh->go, 1);
+	for (i = 0; i < 2; i++)
+		EXPECT_EQ(0, task_join(&self->t[i]));
 }
 
 TEST_HARNESS_MAIN
