@@ -447,6 +447,75 @@ TEST_F(sync, wait_far_deadline)
 	EXPECT_EQ(0, atomic_load(&self->sh->result[0]));
 }
 
+/* Sleep on w[1] == 0 until a CLOCK_REALTIME deadline half an hour away. */
+static int realtime_sleeper(void *arg)
+{
+	struct ctx *c = arg;
+	struct timespec dl = ts_add_ms(now(CLOCK_REALTIME), 1800 * 1000L);
+	int ret;
+
+	atomic_store(&c->sh->tid[c->idx], sys_gettid());
+	atomic_fetch_add(&c->sh->ready, 1);
+	ret = shmpool_wait(c->p, W_OFF(1), 0, &dl, SHMPOOL_WAIT_REALTIME);
+	atomic_store(&c->sh->result[c->idx], ret);
+	atomic_fetch_add(&c->sh->woke, 1);
+	return 0;
+}
+
+/* In the test VM (vm-run.sh puts spnonce= on the kernel command line)? */
+static bool in_test_vm(void)
+{
+	char buf[4096];
+	ssize_t n;
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return strstr(buf, "spnonce=") != NULL;
+}
+
+/*
+ * A CLOCK_REALTIME deadline is on the clock as it is set, as for futexes
+ * and clock_nanosleep(TIMER_ABSTIME): a sleeper whose deadline the clock
+ * jumps past (settimeofday, NTP step) times out then, not half an hour
+ * later. Sets the system clock, so only in the test VM; the sleep-until
+ * after the jump is a hang guard, not a timing assertion.
+ */
+TEST_F_TIMEOUT(sync, wait_realtime_clock_jumps_past_deadline, 120)
+{
+	struct timespec t;
+	int ret;
+
+	if (!in_test_vm())
+		SKIP(return, "sets the system clock: only in the test VM");
+	ASSERT_EQ(0, task_start(&self->t[0], realtime_sleeper, &self->c[0]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[0])));
+	t = now(CLOCK_REALTIME);
+	t.tv_sec += 3600;
+	ret = clock_settime(CLOCK_REALTIME, &t) ? -errno : 0;
+	if (!ret) {
+		ret = wait_count(&self->sh->woke, 1, (long)(30000 * scale()));
+		t = now(CLOCK_REALTIME);
+		t.tv_sec -= 3600;
+		EXPECT_EQ(0, clock_settime(CLOCK_REALTIME, &t));
+		EXPECT_EQ(0, ret) TH_LOG("asleep 30 s after the clock passed its deadline");
+	}
+	if (!atomic_load(&self->sh->woke)) {
+		atomic_store(&self->sh->w[1], 1);
+		shmpool_wake(self->p, W_OFF(1), 1);
+	}
+	EXPECT_EQ(0, task_join(&self->t[0]));
+	if (ret == -EPERM)
+		SKIP(return, "no CAP_SYS_TIME");
+	EXPECT_EQ(-ETIMEDOUT, atomic_load(&self->sh->result[0]));
+}
+
 /* ---- doorbells: signals -------------------------------------------------------- */
 
 static _Atomic uint32_t *hits_ptr;
