@@ -517,7 +517,12 @@ int shmpool_pool_unlink(const struct path *root, const char *name)
 	return ret;
 }
 
-/* Take the name of @filp's pool back if it still has it (failed CREATE). */
+/*
+ * Take the name of @filp's pool back if it still has it (failed CREATE).
+ * d_delete() wants a reference of the caller's own, as unlink(2) holds one
+ * from its lookup: with only the file's, the file's dentry (and so the
+ * file, at its last fput()) would be left without an inode.
+ */
 void shmpool_pool_unname(struct file *filp)
 {
 	struct dentry *dentry = filp->f_path.dentry;
@@ -526,10 +531,12 @@ void shmpool_pool_unname(struct file *filp)
 	if (d_unhashed(dentry))
 		return;		/* anonymous, or already unlinked */
 	dir = d_inode(dentry->d_sb->s_root);
+	dget(dentry);
 	inode_lock_nested(dir, I_MUTEX_PARENT);
 	if (!d_unhashed(dentry) && !shmpool_dir_unlink(dir, dentry))
 		d_delete(dentry);
 	inode_unlock(dir);
+	dput(dentry);
 }
 
 static int shmpool_fill_super(struct super_block *sb, struct fs_context *fc)

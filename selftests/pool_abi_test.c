@@ -309,6 +309,38 @@ TEST_F(abi, create_excl_existing_name)
 	close(fd2);
 }
 
+/*
+ * A CREATE whose reply cannot be written back (EFAULT) leaves no pool: the
+ * caller never learns an fd, so the name it made is taken back, and the
+ * pool file that was never installed must go quietly (the file must keep
+ * its dentry while the name goes, or its last fput() follows a NULL inode).
+ */
+TEST_F(abi, create_reply_unwritable_names_nothing)
+{
+	struct shmpool_create *c;
+
+	c = mmap(NULL, self->page, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, c);
+	c->size = sizeof(*c);
+	c->flags = SHMPOOL_CREATE_EXCL;
+	c->bytes = self->page;
+	c->mode = 0600;
+	sp_set_name(c->name, self->name);
+	ASSERT_EQ(0, mprotect(c, self->page, PROT_READ));
+	EXPECT_EQ(-EFAULT, sp_ioctl(self->fd, SHMPOOL_IOC_CREATE, c));
+	/* Not even for an anonymous pool does anything stay. */
+	ASSERT_EQ(0, mprotect(c, self->page, PROT_READ | PROT_WRITE));
+	memset(c->name, 0, sizeof(c->name));
+	c->flags = 0;
+	ASSERT_EQ(0, mprotect(c, self->page, PROT_READ));
+	EXPECT_EQ(-EFAULT, sp_ioctl(self->fd, SHMPOOL_IOC_CREATE, c));
+	munmap(c, self->page);
+	EXPECT_EQ(-ENOENT, sp_open_name(self->fd, self->name, 0, NULL));
+	EXPECT_EQ(0, sp_create(self->fd, self->name, self->page,
+			       SHMPOOL_CREATE_EXCL, 0600, NULL));
+}
+
 TEST_F(abi, create_existing_name_other_size)
 {
 	int fd2 = sp_open_dev(O_RDWR);
