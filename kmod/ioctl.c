@@ -72,20 +72,26 @@ static int shmpool_cmd_api(struct shmpool_ucmd *ucmd)
 }
 
 /*
- * Hand @filp to the caller as a new fd in *@fdp, writing the reply (which
- * names the fd) first: an fd is installed only once the caller can learn
- * it. On failure @filp is dropped.
+ * The fd a command's reply will name, taken before anything is made, as
+ * open(2) takes its fd before the path walk (do_sys_openat2()): without a
+ * free fd the command fails with EMFILE having made, named and charged
+ * nothing, not even for a moment.
+ */
+static int shmpool_reserve_fd(bool cloexec)
+{
+	return get_unused_fd_flags(cloexec ? O_CLOEXEC : 0);
+}
+
+/*
+ * Hand @filp to the caller as the reserved fd @fd, writing the reply (which
+ * names the fd, in *@fdp) first: an fd is installed only once the caller
+ * can learn it. On failure @fd is given back and @filp dropped.
  */
 static int shmpool_install(struct shmpool_ucmd *ucmd, struct file *filp,
-			   bool cloexec, s32 *fdp, size_t len)
+			   int fd, s32 *fdp, size_t len)
 {
-	int fd, ret;
+	int ret;
 
-	fd = get_unused_fd_flags(cloexec ? O_CLOEXEC : 0);
-	if (fd < 0) {
-		fput(filp);
-		return fd;
-	}
 	*fdp = fd;
 	ret = shmpool_ucmd_respond(ucmd, len);
 	if (ret) {
@@ -107,7 +113,7 @@ static int shmpool_cmd_create(struct shmpool_ucmd *ucmd)
 	struct shmpool_pool *pool;
 	struct file *filp;
 	bool created;
-	int ret;
+	int fd, ret;
 
 	if (cmd->flags & ~(SHMPOOL_CREATE_EXCL | SHMPOOL_CREATE_CONTIG |
 			   SHMPOOL_CREATE_NOCLOEXEC | SHMPOOL_CREATE_EXEC |
@@ -129,17 +135,24 @@ static int shmpool_cmd_create(struct shmpool_ucmd *ucmd)
 	if ((cmd->flags & SHMPOOL_CREATE_HUGE) && !shmpool_huge_supported())
 		return -EOPNOTSUPP;
 
+	fd = shmpool_reserve_fd(!(cmd->flags & SHMPOOL_CREATE_NOCLOEXEC));
+	if (fd < 0)
+		return fd;
 	filp = shmpool_pool_create(&ucmd->scope, &args, &created);
-	if (IS_ERR(filp))
+	if (IS_ERR(filp)) {
+		put_unused_fd(fd);
 		return PTR_ERR(filp);
+	}
 	pool = ((struct shmpool_file *)filp->private_data)->pool;
 	cmd->out_flags = created ? SHMPOOL_OUT_CREATED : 0;
 	cmd->id = pool->id;
-	/* Nobody saw a pool we just named: take the name back on failure. */
+	/*
+	 * The caller cannot learn the fd of a pool we just named (EFAULT):
+	 * take the name back.
+	 */
 	if (created)
 		get_file(filp);
-	ret = shmpool_install(ucmd, filp, !(cmd->flags & SHMPOOL_CREATE_NOCLOEXEC),
-			      &cmd->fd, sizeof(*cmd));
+	ret = shmpool_install(ucmd, filp, fd, &cmd->fd, sizeof(*cmd));
 	if (created) {
 		if (ret)
 			shmpool_pool_unname(filp);
@@ -154,7 +167,7 @@ static int shmpool_cmd_open(struct shmpool_ucmd *ucmd)
 	bool rdonly = cmd->flags & SHMPOOL_OPEN_RDONLY;
 	struct shmpool_pool *pool;
 	struct file *filp;
-	int ret;
+	int fd, ret;
 
 	if (cmd->flags & ~(SHMPOOL_OPEN_RDONLY | SHMPOOL_OPEN_NOCLOEXEC) ||
 	    cmd->__reserved)
@@ -163,14 +176,18 @@ static int shmpool_cmd_open(struct shmpool_ucmd *ucmd)
 	if (ret)
 		return ret;
 
+	fd = shmpool_reserve_fd(!(cmd->flags & SHMPOOL_OPEN_NOCLOEXEC));
+	if (fd < 0)
+		return fd;
 	filp = shmpool_pool_open(&ucmd->scope, cmd->name, rdonly);
-	if (IS_ERR(filp))
+	if (IS_ERR(filp)) {
+		put_unused_fd(fd);
 		return PTR_ERR(filp);
+	}
 	pool = ((struct shmpool_file *)filp->private_data)->pool;
 	cmd->bytes = (u64)pool->nr_pages << PAGE_SHIFT;
 	cmd->id = pool->id;
-	return shmpool_install(ucmd, filp, !(cmd->flags & SHMPOOL_OPEN_NOCLOEXEC),
-			       &cmd->fd, sizeof(*cmd));
+	return shmpool_install(ucmd, filp, fd, &cmd->fd, sizeof(*cmd));
 }
 
 static int shmpool_cmd_unlink(struct shmpool_ucmd *ucmd)
@@ -287,13 +304,17 @@ static int shmpool_cmd_export_dmabuf(struct shmpool_ucmd *ucmd)
 {
 	struct shmpool_export_dmabuf *cmd = ucmd->cmd;
 	struct file *filp;
+	int fd;
 
+	fd = shmpool_reserve_fd(!(cmd->flags & SHMPOOL_EXPORT_NOCLOEXEC));
+	if (fd < 0)
+		return fd;
 	filp = shmpool_dmabuf_export(ucmd->sf, cmd);
-	if (IS_ERR(filp))
+	if (IS_ERR(filp)) {
+		put_unused_fd(fd);
 		return PTR_ERR(filp);
-	return shmpool_install(ucmd, filp,
-			       !(cmd->flags & SHMPOOL_EXPORT_NOCLOEXEC),
-			       &cmd->fd, sizeof(*cmd));
+	}
+	return shmpool_install(ucmd, filp, fd, &cmd->fd, sizeof(*cmd));
 }
 
 /* Which kind of fd a command is for. */

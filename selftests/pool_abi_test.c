@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #define _GNU_SOURCE
 #include <stddef.h>
+#include <sys/resource.h>
 
 #include "shmpool_test_util.h"
 
@@ -339,6 +340,86 @@ TEST_F(abi, create_reply_unwritable_names_nothing)
 	EXPECT_EQ(-ENOENT, sp_open_name(self->fd, self->name, 0, NULL));
 	EXPECT_EQ(0, sp_create(self->fd, self->name, self->page,
 			       SHMPOOL_CREATE_EXCL, 0600, NULL));
+}
+
+/*
+ * EMFILE: "the caller has no free fd; nothing is created". Not even for a
+ * moment: a peer looking the name up (OPEN) while the fd-less caller
+ * retries CREATE must never find it, as open(O_CREAT) at RLIMIT_NOFILE
+ * makes no file (do_sys_openat2() takes the fd before the path walk).
+ */
+TEST_F(abi, create_without_free_fd_names_nothing)
+{
+	struct { int ready, stop; long hits, opens; } *sh;
+	struct rlimit old, low;
+	int ret = 0, i, n, dups[64], failed = 0;
+	pid_t pid;
+
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, sh);
+	memset(sh, 0, sizeof(*sh));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		int dev = sp_open_dev(O_RDWR);
+
+		sp_child_init();
+		CHILD_CHECK(dev >= 0);
+		__atomic_store_n(&sh->ready, 1, __ATOMIC_RELEASE);
+		while (!__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE)) {
+			struct shmpool_open o;
+
+			memset(&o, 0, sizeof(o));
+			o.size = sizeof(o);
+			sp_set_name(o.name, self->name);
+			ret = sp_ioctl(dev, SHMPOOL_IOC_OPEN, &o);
+			sh->opens++;
+			if (!ret) {
+				sh->hits++;
+				close(o.fd);
+			} else {
+				CHILD_CHECK(ret == -ENOENT);
+			}
+		}
+		_exit(0);
+	}
+	while (!__atomic_load_n(&sh->ready, __ATOMIC_ACQUIRE))
+		usleep(1000);
+
+	/* Every fd below a low limit in use: CREATE has none to give. */
+	ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &old));
+	low = old;
+	low.rlim_cur = 64;
+	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &low));
+	for (n = 0; n < 64; n++) {
+		dups[n] = dup(self->fd);
+		if (dups[n] < 0)
+			break;
+	}
+	ASSERT_EQ(EMFILE, errno);
+	/* Bounded by count, not time: the window is short, the peer spins. */
+	for (i = 0; i < 20000 && !__atomic_load_n(&sh->hits, __ATOMIC_RELAXED); i++) {
+		ret = sp_create(self->fd, self->name, self->page,
+				SHMPOOL_CREATE_EXCL, 0600, NULL);
+		if (ret != -EMFILE) {
+			failed = ret;
+			break;
+		}
+	}
+	while (n--)
+		close(dups[n]);
+	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &old));
+	__atomic_store_n(&sh->stop, 1, __ATOMIC_RELEASE);
+	EXPECT_EQ(0, sp_wait(pid));
+	EXPECT_EQ(0, failed);
+	EXPECT_EQ(0, sh->hits)
+		TH_LOG("a peer opened the name of a CREATE that failed with EMFILE (%d of %ld OPENs, after %d CREATEs)",
+		       (int)sh->hits, sh->opens, i);
+	/* Nothing was left behind: the name is free and a CREATE works. */
+	EXPECT_EQ(0, sp_create(self->fd, self->name, self->page,
+			       SHMPOOL_CREATE_EXCL, 0600, NULL));
+	munmap(sh, sizeof(*sh));
 }
 
 TEST_F(abi, create_existing_name_other_size)

@@ -271,7 +271,9 @@ struct shmpool_api {
  * - EDQUOT: the caller's RLIMIT_MEMLOCK would be exceeded.
  * - ENOMEM: the pages (or, with CONTIG, one contiguous extent) could not be
  *   allocated, or the memory cgroup is at its limit.
- * - EMFILE: the caller has no free fd (RLIMIT_NOFILE); nothing is created.
+ * - EMFILE: the caller has no free fd (RLIMIT_NOFILE); nothing is created,
+ *   named or charged, not even for a moment (the fd is taken first, as
+ *   open(2) does, so this comes before EEXIST, EACCES, EDQUOT, ...).
  * - EOVERFLOW: a new name or an anonymous pool, and the caller's fsuid or
  *   fsgid has no mapping in the scope's user namespace (as for creating a
  *   file there; an existing name opens, as open(O_CREAT) of a file does).
