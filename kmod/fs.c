@@ -249,18 +249,26 @@ int shmpool_scope_of(struct file *filp, struct path *root)
 	return 0;
 }
 
-/* A pool fd's struct file for a named pool, checking access like open(2). */
+/* A pool fd's struct file for the named pool at @dentry in @root. */
+static struct file *shmpool_path_open(const struct path *root,
+				      struct dentry *dentry, bool rdonly)
+{
+	struct path path = { .mnt = root->mnt, .dentry = dentry };
+
+	return dentry_open(&path, rdonly ? O_RDONLY : O_RDWR, current_cred());
+}
+
+/* The same for an existing pool, checking access like open(2). */
 static struct file *shmpool_dentry_open(const struct path *root,
 					struct dentry *dentry, bool rdonly)
 {
-	struct path path = { .mnt = root->mnt, .dentry = dentry };
 	int ret;
 
 	ret = inode_permission(SHMPOOL_NOP_IDMAP, d_inode(dentry),
 			       rdonly ? MAY_READ : MAY_READ | MAY_WRITE);
 	if (ret)
 		return ERR_PTR(ret);
-	return dentry_open(&path, rdonly ? O_RDONLY : O_RDWR, current_cred());
+	return shmpool_path_open(root, dentry, rdonly);
 }
 
 /* An anonymous pool's file: an unlinked inode of the scope. */
@@ -360,7 +368,13 @@ static struct file *shmpool_pool_make(const struct path *root,
 	}
 	inode_unlock(dir);
 	*created = true;
-	filp = shmpool_dentry_open(root, dentry, false);
+	/*
+	 * No mode check for the pool this call made: as may_open() checks
+	 * nothing for a file its own open(2) created (FMODE_CREATED), the
+	 * mode is for later opens, so a pool made 0400 (or 0) still gives
+	 * its creator a read-write fd.
+	 */
+	filp = shmpool_path_open(root, dentry, false);
 	if (IS_ERR(filp)) {
 		/* Nobody saw it: a name that outlived a failed call would leak. */
 		inode_lock_nested(dir, I_MUTEX_PARENT);

@@ -840,6 +840,53 @@ TEST_F(share, nobody_cannot_create_over_0644_pool)
 	EXPECT_EQ(0, as_nobody(create_over_denied, &ctx));
 }
 
+/*
+ * As open(O_CREAT) and shm_open(): the mode is for later opens, not for the
+ * call that makes the pool, whose fd is read-write whatever the mode
+ * (open(2): "the open() call that creates a read-only file may well return
+ * a read/write file descriptor"; may_open() checks nothing for a file its
+ * own call created).
+ */
+static int create_with_mode(int fd, const struct nobody_ctx *ctx)
+{
+	struct shmpool_info info;
+	uint8_t *p;
+	int fd2;
+
+	umask(0);
+	CHILD_CHECK(sp_create(fd, ctx->name, ctx->bytes, SHMPOOL_CREATE_EXCL,
+			      ctx->mode, NULL) == 0);
+	CHILD_CHECK(sp_info(fd, &info, NULL, 0) == 0);
+	CHILD_CHECK(info.mode == ctx->mode);
+	CHILD_CHECK(!(info.pool_flags & SHMPOOL_POOL_RDONLY));
+	p = sp_map(fd, ctx->bytes, PROT_READ | PROT_WRITE, 0);
+	CHILD_CHECK(p != MAP_FAILED);
+	p[0] = 1;
+	/* Later opens are held to the mode, the creator's own too. */
+	fd2 = sp_open_dev(O_RDWR);
+	CHILD_CHECK(fd2 >= 0);
+	CHILD_CHECK(sp_open_name(fd2, ctx->name, 0, NULL) == -EACCES);
+	return 0;
+}
+
+TEST_F(share, nobody_creates_0400_pool_read_write)
+{
+	struct nobody_ctx ctx = { .name = self->name, .page = self->page,
+				  .bytes = self->page, .mode = 0400,
+				  .pool_fd = -1 };
+
+	EXPECT_EQ(0, as_nobody(create_with_mode, &ctx));
+}
+
+TEST_F(share, nobody_creates_0000_pool_read_write)
+{
+	struct nobody_ctx ctx = { .name = self->name, .page = self->page,
+				  .bytes = self->page, .mode = 0,
+				  .pool_fd = -1 };
+
+	EXPECT_EQ(0, as_nobody(create_with_mode, &ctx));
+}
+
 TEST_F(share, nobody_cannot_unlink_root_pool)
 {
 	struct nobody_ctx ctx = ROOT_POOL_CTX(self);

@@ -234,7 +234,9 @@ struct shmpool_api {
  * @flags: SHMPOOL_CREATE_*
  * @bytes: pool size, a non-zero multiple of the page size
  * @mode: permission bits (0777 at most); the caller's umask is applied as
- *	for shm_open(). Ignored when an existing pool is opened.
+ *	for shm_open(). As with open(O_CREAT), they govern later opens only:
+ *	the call that makes the pool gets a read-write fd whatever they say
+ *	(0400, or 0, included). Ignored when an existing pool is opened.
  * @out_flags: out, SHMPOOL_OUT_CREATED if a new pool was made
  * @id: out, the pool's id, unique until the module is unloaded
  * @name: the pool name, NUL-terminated, 1-63 characters of [A-Za-z0-9._-],
