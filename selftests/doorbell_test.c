@@ -1953,6 +1953,34 @@ TEST_F(db, notify_del_stops_it)
 	close(efd);
 }
 
+/*
+ * A binding belongs to the open file that added it, not to the fd number:
+ * a dup() of that fd keeps it after the fd itself is closed, and DEL works
+ * through the dup (as an epoll registration lives until the last fd of
+ * its open file is closed).
+ */
+TEST_F(db, notify_binding_lives_while_a_dup_of_its_fd_is_open)
+{
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int reg = sp_anon_pool(self->page), copy;
+
+	ASSERT_GE(efd, 0);
+	ASSERT_GE(reg, 0);
+	ASSERT_EQ(0, sp_db_notify(reg, SHMPOOL_NOTIFY_ADD, 0, efd,
+				  SHMPOOL_BITSET_ANY));
+	copy = dup(reg);
+	ASSERT_GE(copy, 0);
+	close(reg);
+	EXPECT_EQ(0, sp_db_wake(copy, 0, 1, SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(1U, efd_count(efd, 5000));
+	EXPECT_EQ(0, sp_db_notify(copy, SHMPOOL_NOTIFY_DEL, 0, efd,
+				  SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(0, sp_db_wake(copy, 0, 1, SHMPOOL_BITSET_ANY));
+	EXPECT_EQ(0U, efd_count(efd, QUIET_MS));
+	close(copy);
+	close(efd);
+}
+
 TEST_F(db, notify_close_of_registering_fd_drops_binding)
 {
 	long long pages0 = sp_counter("pages");

@@ -647,7 +647,10 @@ struct shmpool_waitv {
  * counts WAKEs (it is readable while the count is non-zero, i.e. level-
  * triggered on the eventfd, one count per WAKE). As with WAIT, a WAKE only
  * says "look again": read the eventfd, then re-check the word. A binding
- * lives until DEL or until the fd that added it is closed. DEL with an open
+ * belongs to the open file that added it, as an epoll registration does:
+ * it lives until DEL or until that file is released, i.e. its last fd is
+ * closed (dup()s, fork() children's and SCM_RIGHTS copies of the fd keep
+ * it, and DEL works through any of them). DEL with an open
  * @eventfd removes the binding of (@offset, that eventfd); DEL with
  * @eventfd -1 removes every binding of @offset on this fd, which is how a
  * binding is removed after its eventfd was closed (the binding holds the
