@@ -223,6 +223,24 @@ TEST_F(dmabuf, rejects_read_only_fd)
 	close(ro);
 }
 
+/* No free fd: EMFILE, nothing exported; with one, the export works. */
+TEST_F(dmabuf, rejects_no_free_fd)
+{
+	int pool = sp_open_dev(O_RDWR), dups[SP_FULL_FDS], n, buf;
+	struct rlimit old;
+
+	ASSERT_LE(0, pool);
+	ASSERT_EQ(0, sp_create(pool, NULL, self->page, 0, 0600, NULL));
+	n = sp_fds_fill(pool, &old, dups);
+	ASSERT_LE(0, n);
+	EXPECT_EQ(-EMFILE, export_range(pool, 0, self->page, 0, NULL));
+	ASSERT_EQ(0, sp_fds_unfill(&old, dups, n));
+	buf = export_range(pool, 0, self->page, 0, NULL);
+	EXPECT_LE(0, buf);
+	close(buf);
+	close(pool);
+}
+
 TEST_F(dmabuf, rejects_scope_fd)
 {
 	EXPECT_EQ(-ENOTTY, export_range(self->dev, 0, self->page, 0, NULL));

@@ -2,7 +2,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #define _GNU_SOURCE
 #include <stddef.h>
-#include <sys/resource.h>
 
 #include "shmpool_test_util.h"
 
@@ -351,8 +350,8 @@ TEST_F(abi, create_reply_unwritable_names_nothing)
 TEST_F(abi, create_without_free_fd_names_nothing)
 {
 	struct { int ready, stop; long hits, opens; } *sh;
-	struct rlimit old, low;
-	int ret = 0, i, n, dups[64], failed = 0;
+	int ret = 0, i, n, dups[SP_FULL_FDS], failed = 0;
+	struct rlimit old;
 	pid_t pid;
 
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
@@ -388,16 +387,8 @@ TEST_F(abi, create_without_free_fd_names_nothing)
 		usleep(1000);
 
 	/* Every fd below a low limit in use: CREATE has none to give. */
-	ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &old));
-	low = old;
-	low.rlim_cur = 64;
-	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &low));
-	for (n = 0; n < 64; n++) {
-		dups[n] = dup(self->fd);
-		if (dups[n] < 0)
-			break;
-	}
-	ASSERT_EQ(EMFILE, errno);
+	n = sp_fds_fill(self->fd, &old, dups);
+	ASSERT_LE(0, n);
 	/* Bounded by count, not time: the window is short, the peer spins. */
 	for (i = 0; i < 20000 && !__atomic_load_n(&sh->hits, __ATOMIC_RELAXED); i++) {
 		ret = sp_create(self->fd, self->name, self->page,
@@ -407,9 +398,7 @@ TEST_F(abi, create_without_free_fd_names_nothing)
 			break;
 		}
 	}
-	while (n--)
-		close(dups[n]);
-	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &old));
+	ASSERT_EQ(0, sp_fds_unfill(&old, dups, n));
 	__atomic_store_n(&sh->stop, 1, __ATOMIC_RELEASE);
 	EXPECT_EQ(0, sp_wait(pid));
 	EXPECT_EQ(0, failed);
@@ -420,6 +409,25 @@ TEST_F(abi, create_without_free_fd_names_nothing)
 	EXPECT_EQ(0, sp_create(self->fd, self->name, self->page,
 			       SHMPOOL_CREATE_EXCL, 0600, NULL));
 	munmap(sh, sizeof(*sh));
+}
+
+/* OPEN without a free fd: EMFILE, and the pool gets no new open file. */
+TEST_F(abi, open_without_free_fd)
+{
+	int pool = sp_open_dev(O_RDWR), dups[SP_FULL_FDS], n;
+	struct shmpool_info info;
+	struct rlimit old;
+
+	ASSERT_LE(0, pool);
+	ASSERT_EQ(0, sp_create(pool, self->name, self->page,
+			       SHMPOOL_CREATE_EXCL, 0600, NULL));
+	n = sp_fds_fill(self->fd, &old, dups);
+	ASSERT_LE(0, n);
+	EXPECT_EQ(-EMFILE, sp_open_name(self->fd, self->name, 0, NULL));
+	ASSERT_EQ(0, sp_fds_unfill(&old, dups, n));
+	ASSERT_EQ(0, sp_info(pool, &info, NULL, 0));
+	EXPECT_EQ(1U, info.attachments);
+	close(pool);
 }
 
 TEST_F(abi, create_existing_name_other_size)

@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -392,6 +393,39 @@ static inline long sp_check_byte(const void *p, size_t len, uint8_t val)
 		if (b[i] != val)
 			return (long)i;
 	return -1;
+}
+
+/*
+ * Leave this process no free fd: RLIMIT_NOFILE lowered to SP_FULL_FDS (the
+ * old limit in *@old) and every fd below it taken by a dup() of @fd, listed
+ * in @dups. Returns how many were taken, or -errno. sp_fds_unfill() undoes it.
+ */
+#define SP_FULL_FDS	64
+static inline int sp_fds_fill(int fd, struct rlimit *old, int dups[SP_FULL_FDS])
+{
+	struct rlimit low;
+	int n;
+
+	if (getrlimit(RLIMIT_NOFILE, old))
+		return -errno;
+	low = *old;
+	low.rlim_cur = SP_FULL_FDS;
+	if (setrlimit(RLIMIT_NOFILE, &low))
+		return -errno;
+	for (n = 0; n < SP_FULL_FDS; n++) {
+		dups[n] = dup(fd);
+		if (dups[n] < 0)
+			break;
+	}
+	return n < SP_FULL_FDS && errno == EMFILE ? n : -EBADF;
+}
+
+static inline int sp_fds_unfill(const struct rlimit *old, int dups[SP_FULL_FDS],
+				int n)
+{
+	while (n-- > 0)
+		close(dups[n]);
+	return setrlimit(RLIMIT_NOFILE, old) ? -errno : 0;
 }
 
 /* In a new child: die with the test process, which may fail at any point. */
