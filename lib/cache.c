@@ -16,9 +16,10 @@
  * that only this cache's entries carry) and stops with -EUCLEAN after
  * max_chain steps (every entry takes at least ENTRY_MIN bytes of the pool)
  * or as soon as it meets a cycle (Brent's tortoise), so no stripe lock is
- * held across an unbounded walk. An entry is written (its bit, a link to
- * it unlinked, freed) only if the heap also says it is an allocated block
- * big enough for it.
+ * held across an unbounded walk. An entry is written (its bit, its @next
+ * link when the entry after it is unlinked or a new one appended, a link
+ * to it unlinked, freed) only if the heap also says it is an allocated
+ * block big enough for it.
  */
 #define _GNU_SOURCE
 #include <stdatomic.h>
@@ -280,15 +281,19 @@ struct hit {
 
 /*
  * Find @key in bucket @b (locked): 1 with @hit filled in, 0 if absent
- * (hit->link is then the chain's end), -EUCLEAN on a damaged chain.
+ * (hit->link is then the chain's end), -EUCLEAN on a damaged chain. With
+ * @relink the caller will store into hit->link: if that link is an entry's
+ * @next, that entry must be live too (entry_live()), else a forged link to
+ * a freed entry would have us write into a free block (its list links).
  */
 static int find(struct shmpool_cache *c, uint32_t b, uint64_t hash,
-		const void *key, size_t klen, struct hit *hit)
+		const void *key, size_t klen, bool relink, struct hit *hit)
 {
 	struct walk w = WALK_INIT;
-	uint64_t *l = &c->sh->bucket[b], off;
-	uint32_t kl, vl;
+	uint64_t *l = &c->sh->bucket[b], off, prev = 0;
+	uint32_t kl, vl, pkl = 0, pvl = 0;
 	struct entry *e;
+	int ret = 0;
 
 	while ((off = link_load(l))) {
 		e = entry_at(c, off, &kl, &vl);
@@ -298,16 +303,21 @@ static int find(struct shmpool_cache *c, uint32_t b, uint64_t hash,
 		    !memcmp(e->data, key, klen)) {
 			if (!entry_live(c, off, kl, vl))
 				return -EUCLEAN;
-			hit->link = l;
 			hit->e = e;
 			hit->off = off;
 			hit->vlen = vl;
-			return 1;
+			ret = 1;
+			break;
 		}
+		prev = off;
+		pkl = kl;
+		pvl = vl;
 		l = &e->next;
 	}
+	if (relink && prev && !entry_live(c, prev, pkl, pvl))
+		return -EUCLEAN;
 	hit->link = l;
-	return 0;
+	return ret;
 }
 
 /*
@@ -315,14 +325,14 @@ static int find(struct shmpool_cache *c, uint32_t b, uint64_t hash,
  * error but find()'s -EUCLEAN comes from the lock: nothing is locked then.
  */
 static int lock_find(struct shmpool_cache *c, const void *key, size_t klen,
-		     uint32_t *b, struct hit *hit)
+		     bool relink, uint32_t *b, struct hit *hit)
 {
 	uint64_t hash = key_hash(key, klen);
 	int ret;
 
 	*b = (uint32_t)hash & (c->nb - 1);
 	ret = lock_bucket(c, *b);
-	return ret ? ret : find(c, *b, hash, key, klen, hit);
+	return ret ? ret : find(c, *b, hash, key, klen, relink, hit);
 }
 
 static int check_key(struct shmpool_cache *c, const void *key, size_t klen)
@@ -341,7 +351,7 @@ int shmpool_cache_get(struct shmpool_cache *c, const void *key, size_t klen,
 	ret = check_key(c, key, klen);
 	if (ret || (!val && len))
 		return ret ? ret : -EINVAL;
-	ret = lock_find(c, key, klen, &b, &hit);
+	ret = lock_find(c, key, klen, false, &b, &hit);
 	if (ret < 0 && ret != -EUCLEAN)
 		return ret;	/* not locked */
 	if (ret == 1) {
@@ -442,7 +452,7 @@ int shmpool_cache_put(struct shmpool_cache *c, const void *key, size_t klen,
 	ret = lock_bucket(c, b);
 	if (ret)
 		goto free_new;
-	ret = find(c, b, hash, key, klen, &hit);
+	ret = find(c, b, hash, key, klen, true, &hit);
 	if (ret == 1 && (flags & SHMPOOL_CACHE_IF_ABSENT)) {
 		ret = -EEXIST;
 	} else if (ret == 1) {
@@ -484,7 +494,7 @@ int shmpool_cache_delete(struct shmpool_cache *c, const void *key,
 	ret = check_key(c, key, klen);
 	if (ret)
 		return ret;
-	ret = lock_find(c, key, klen, &b, &hit);
+	ret = lock_find(c, key, klen, true, &b, &hit);
 	if (ret < 0 && ret != -EUCLEAN)
 		return ret;	/* not locked */
 	if (ret == 1) {

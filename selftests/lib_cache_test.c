@@ -810,6 +810,60 @@ TEST_F(cache, get_from_iterate_callback_is_edeadlk)
 	EXPECT_EQ('v', v[0]);
 	EXPECT_EQ(0, shmpool_heap_check(self->h, SHMPOOL_CHECK_QUIESCENT, NULL, 0));
 }
+
+/* the bucket array: after the stripe locks (struct cache_shared in lib/cache.c) */
+#define BUCKETS_OFF	(STRIPES_OFF + NR_STRIPES * sizeof(struct shmpool_mutex))
+#define FIX_BUCKETS	131072U	/* the fixture's capacity 100000, rounded up */
+#define BIG_VALUE	9000U	/* above SHMPOOL_HEAP_SMALL_MAX: a general block */
+
+/* lib/cache.c's bucket of @key: FNV-1a 64, masked */
+static uint32_t bucket_of(const char *key)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	while (*key)
+		h = (h ^ (unsigned char)*key++) * 1099511628211ULL;
+	return (uint32_t)h & (FIX_BUCKETS - 1);
+}
+
+/*
+ * A peer links a bucket to a cache entry that was deleted (its heap block
+ * is free, but it still carries the entry's tag, lengths and key). A put
+ * of a key of that bucket walks past it and must not write its link into
+ * the free block (README, "Trust between processes": an entry is written
+ * only if the heap says it is an allocated block big enough for it): the
+ * free block's first bytes are the heap's free-list links. -EUCLEAN, the
+ * block untouched, the heap whole.
+ */
+TEST_F(cache, put_never_links_into_a_freed_entry)
+{
+	static char big[BIG_VALUE];
+	struct shmpool_obj obj;
+	uint64_t *bucket, f = 0, was[4];
+	uint32_t b;
+	char msg[160] = "";
+
+	ASSERT_EQ(0, shmpool_obj_find(self->h, "cache", &obj));
+	bucket = shmpool_heap_ptr(self->h, obj.off + BUCKETS_OFF, FIX_BUCKETS * 8);
+	ASSERT_NE(NULL, bucket);
+	ASSERT_EQ(0, shmpool_cache_put(self->c, "big", 3, big, sizeof(big), 0));
+	/* keeps the freed block from merging with the free space after it */
+	ASSERT_EQ(0, shmpool_cache_put(self->c, "pin", 3, big, sizeof(big), 0));
+	f = bucket[bucket_of("big")];
+	ASSERT_NE(0ULL, (unsigned long long)f);
+	ASSERT_EQ(0, shmpool_cache_delete(self->c, "big", 3));
+	ASSERT_GT(0, shmpool_alloc_size(self->h, f));	/* free now */
+	b = bucket_of("new");
+	ASSERT_NE(b, bucket_of("pin"));
+	bucket[b] = f;					/* the peer's write */
+	memcpy(was, shmpool_heap_ptr(self->h, f, sizeof(was)), sizeof(was));
+
+	EXPECT_EQ(-EUCLEAN, shmpool_cache_put(self->c, "new", 3, "v", 1, 0));
+	EXPECT_EQ(0, memcmp(was, shmpool_heap_ptr(self->h, f, sizeof(was)), sizeof(was)))
+		TH_LOG("the put wrote into the free block at 0x%llx", (unsigned long long)f);
+	bucket[b] = 0;					/* the peer undoes its link */
+	EXPECT_EQ(0, shmpool_heap_check(self->h, 0, msg, sizeof(msg))) TH_LOG("%s", msg);
+}
 #endif
 
 TEST_HARNESS_MAIN
