@@ -276,6 +276,26 @@ TEST_F(ctl, create_errors)
 	ASSERT_EQ(USAGE, self->r.status);
 }
 
+/* SIZE is decimal or 0x hex (shmpoolctl(8)): a leading zero is no octal. */
+TEST_F(ctl, create_size_with_leading_zero_is_decimal)
+{
+	char want[128];
+
+	run(&self->r, "create", self->name, "0100K");
+	ASSERT_EQ(OK, self->r.status) TH_LOG("%s", self->r.err);
+	snprintf(want, sizeof(want), "created %s: 102400 bytes", self->name);
+	EXPECT_NE(NULL, strstr(self->r.out, want)) TH_LOG("%s", self->r.out);
+}
+
+/* A negative SIZE (strtoull() would wrap it past a blank) is a usage error; no pool. */
+TEST_F(ctl, create_negative_size_is_usage)
+{
+	run(&self->r, "create", self->name, " -4096");
+	EXPECT_EQ(USAGE, self->r.status) TH_LOG("%s", self->r.err);
+	EXPECT_NE(NULL, strstr(self->r.err, "bad SIZE")) TH_LOG("%s", self->r.err);
+	EXPECT_EQ(-ENOENT, shmpool_open(self->name, 0, &self->p));
+}
+
 TEST_F(ctl, missing_pool)
 {
 	static const char *const cmds[] = { "info", "stat", "check", "watch", "rm" };
@@ -422,6 +442,16 @@ TEST_F(ctl, dump_bytes)
 	ASSERT_NE(NULL, strstr(self->r.err, "outside the pool"));
 	run(&self->r, "dump", self->name, "0", "x");
 	ASSERT_EQ(USAGE, self->r.status);
+}
+
+/* OFF is decimal or 0x hex too: "0256" is byte 256, not octal 0256 (174). */
+TEST_F(ctl, dump_offset_with_leading_zero_is_decimal)
+{
+	ASSERT_EQ(0, shmpool_create(self->name, 1 << 16, 0600, SHMPOOL_EXCL, &self->p));
+	memcpy((char *)shmpool_base(self->p) + 256, "abcd", 4);
+	run(&self->r, "dump", self->name, "0256", "4");
+	ASSERT_EQ(OK, self->r.status) TH_LOG("%s", self->r.err);
+	EXPECT_NE(NULL, strstr(self->r.out, "00000100  61 62 63 64")) TH_LOG("%s", self->r.out);
 }
 
 TEST_F(ctl, watch_frames)

@@ -674,18 +674,27 @@ static int cmd_info(int argc, char **argv)
 
 /* ---- create and rm --------------------------------------------------------------- */
 
-/* A byte count: decimal or 0x hex, with an optional K, M or G suffix. */
+/*
+ * A byte count: decimal or 0x hex, with an optional K, M or G suffix. It
+ * starts with a digit: strtoull() would also take blanks and a sign (and
+ * wrap "-1" to a huge count), and base 0 would read "010" as octal.
+ */
 static int parse_size(const char *s, uint64_t *out)
 {
 	unsigned long long v;
+	const char *d = s;
 	char *end;
-	int shift = 0;
+	int shift = 0, base = 10;
 
-	if (!s[0] || s[0] == '-')
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		d = s + 2;
+		base = 16;
+	}
+	if (!isxdigit((unsigned char)d[0]) || (base == 10 && !isdigit((unsigned char)d[0])))
 		return -EINVAL;
 	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
+	v = strtoull(d, &end, base);
+	if (errno || end == d)
 		return -EINVAL;
 	switch (*end) {
 	case 'k': case 'K': shift = 10; end++; break;
