@@ -98,7 +98,8 @@ int shmpool_cache_close(struct shmpool_cache *c);
  * get, put, delete and iterate return -EUCLEAN for a damaged chain (a peer
  * wrote into the cache: README, "Trust between processes"): each link is
  * checked before use and a walk stops at a cycle or after pool size / 48
- * entries, with the stripe unlocked and nothing written. They wait for a
+ * entries (iterate also at an entry of another bucket's chain), with the
+ * stripe unlocked and nothing written. They wait for a
  * stripe's lock at most the heap handle's lock timeout
  * (shmpool_heap_set_lock_timeout(), 10 s unless set), then return
  * -ETIMEDOUT having changed nothing: a live peer holds that stripe. A
@@ -125,7 +126,8 @@ int shmpool_cache_delete(struct shmpool_cache *c, const void *key,
 /*
  * Call @fn for each entry, bucket by bucket under that bucket's stripe
  * lock (entries added or removed meanwhile in other buckets may or may
- * not be seen). A non-zero return from @fn stops the walk and is returned;
+ * not be seen). @key and @val point into the pool, valid only until @fn
+ * returns. A non-zero return from @fn stops the walk and is returned;
  * else the number of entries visited.
  */
 int shmpool_cache_iterate(struct shmpool_cache *c,

@@ -535,7 +535,14 @@ int shmpool_cache_iterate(struct shmpool_cache *c,
 		for (off = link_load(&c->sh->bucket[b]); off && !ret;
 		     off = link_load(&e->next)) {
 			e = entry_at(c, off, &kl, &vl);
-			if (!e || walk_step(c, &w, off)) {
+			/*
+			 * An entry of another bucket is damage, not one more
+			 * entry: else a peer that links every bucket to one
+			 * chain has us call back nb times for each entry.
+			 */
+			if (!e || walk_step(c, &w, off) ||
+			    ((uint32_t)__atomic_load_n(&e->hash, __ATOMIC_RELAXED) &
+			     (c->nb - 1)) != b) {
 				ret = -EUCLEAN;
 				break;
 			}

@@ -864,6 +864,50 @@ TEST_F(cache, put_never_links_into_a_freed_entry)
 	bucket[b] = 0;					/* the peer undoes its link */
 	EXPECT_EQ(0, shmpool_heap_check(self->h, 0, msg, sizeof(msg))) TH_LOG("%s", msg);
 }
+
+/* iterate callback: count the calls */
+static int count_calls(const void *key, size_t klen, const void *val,
+		       size_t vlen, void *arg)
+{
+	(void)key;
+	(void)klen;
+	(void)val;
+	(void)vlen;
+	(*(unsigned int *)arg)++;
+	return 0;
+}
+
+/*
+ * A peer links every bucket to the one entry of the cache. Each chain is
+ * short and has no cycle, but an entry sits only on the chain of its own
+ * hash: on any other it is damage (-EUCLEAN), not another entry to call
+ * back for. Before, one iterate called back 131072 times for one entry
+ * (a bigger table and longer chains: for ever, and the int count wraps).
+ */
+TEST_F(cache, iterate_never_visits_an_entry_twice)
+{
+	struct shmpool_obj obj;
+	uint64_t *bucket, e;
+	unsigned int calls = 0, i;
+
+	ASSERT_EQ(0, shmpool_obj_find(self->h, "cache", &obj));
+	bucket = shmpool_heap_ptr(self->h, obj.off + BUCKETS_OFF, FIX_BUCKETS * 8);
+	ASSERT_NE(NULL, bucket);
+	ASSERT_EQ(0, shmpool_cache_put(self->c, "k", 1, "v", 1, 0));
+	e = bucket[bucket_of("k")];
+	ASSERT_NE(0ULL, (unsigned long long)e);
+	for (i = 0; i < FIX_BUCKETS; i++)
+		bucket[i] = e;				/* the peer's writes */
+
+	EXPECT_EQ(-EUCLEAN, shmpool_cache_iterate(self->c, count_calls, &calls));
+	EXPECT_GE(1U, calls);
+	for (i = 0; i < FIX_BUCKETS; i++)
+		if (i != bucket_of("k"))
+			bucket[i] = 0;			/* the peer undoes it */
+	calls = 0;
+	EXPECT_EQ(1, shmpool_cache_iterate(self->c, count_calls, &calls));
+	EXPECT_EQ(1U, calls);
+}
 #endif
 
 TEST_HARNESS_MAIN
