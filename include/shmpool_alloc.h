@@ -294,7 +294,11 @@ int shmpool_obj_create(struct shmpool_heap *h, const char *name, size_t size,
 /* Describe object @name in *@obj; -ENOENT if there is none. */
 int shmpool_obj_find(struct shmpool_heap *h, const char *name,
 		     struct shmpool_obj *obj);
-/* Remove @name from the directory and free its memory; -ENOENT if none. */
+/*
+ * Remove @name from the directory and free its memory at once; -ENOENT if
+ * none. No reference count: a config, cache or ring still open on it then
+ * writes into freed heap space. Remove only what nobody uses.
+ */
 int shmpool_obj_remove(struct shmpool_heap *h, const char *name);
 
 /* flags for shmpool_heap_reclaim() */
