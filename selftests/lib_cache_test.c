@@ -39,6 +39,11 @@
 #define NR_KEYS		400	/* per worker */
 #define NR_SHARED	8	/* keys every worker hits */
 #define VMAX		300
+/* The cache's stripe locks: offset 72 of its object (lib/cache.c asserts it). */
+#define STRIPES_OFF	72
+#define NR_STRIPES	64
+/* the bucket array: after the stripe locks (struct cache_shared in lib/cache.c) */
+#define BUCKETS_OFF	(STRIPES_OFF + NR_STRIPES * sizeof(struct shmpool_mutex))
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -247,6 +252,28 @@ TEST_F(cache, open_errors)
 					      SHMPOOL_CACHE_CREATE, &c2));
 	ASSERT_EQ(1, shmpool_obj_create(self->h, "small", 100, 0, &obj));
 	EXPECT_EQ(-EUCLEAN, shmpool_cache_open(self->h, "small", 0, 0, &c2));
+}
+
+/*
+ * A cache object whose creator died before stamping it: an open without a
+ * capacity is -EAGAIN at once (shmpool_cache_open(3)); one with the
+ * capacity finishes the creation.
+ */
+TEST_F(cache, unstamped_object_is_eagain_until_opened_with_capacity)
+{
+	struct shmpool_cache *c2;
+	struct shmpool_obj obj;
+	struct shmpool_cache_stats st;
+
+	/* the size of a cache for 10 entries: its header and 64 buckets */
+	ASSERT_EQ(1, shmpool_obj_create(self->h, "half", BUCKETS_OFF + 64 * 8, 64, &obj));
+	EXPECT_EQ(-EAGAIN, shmpool_cache_open(self->h, "half", 0, 0, &c2));
+	ASSERT_EQ(0, shmpool_cache_open(self->h, "half", 10, SHMPOOL_CACHE_CREATE, &c2));
+	EXPECT_EQ(0, shmpool_cache_close(c2));
+	ASSERT_EQ(0, shmpool_cache_open(self->h, "half", 0, 0, &c2));
+	ASSERT_EQ(0, shmpool_cache_stats(c2, &st));
+	EXPECT_EQ(10U, st.capacity);
+	EXPECT_EQ(0, shmpool_cache_close(c2));
 }
 
 TEST_F(cache, bad_keys_and_values)
@@ -566,9 +593,6 @@ static void cache_churn(void *arg, _Atomic uint64_t *progress)
 	}
 }
 
-/* The cache's stripe locks: offset 72 of its object (lib/cache.c asserts it). */
-#define STRIPES_OFF	72
-#define NR_STRIPES	64
 
 static struct shmpool_mutex *stripes(struct shmpool_heap *h, const char *name)
 {
@@ -811,8 +835,6 @@ TEST_F(cache, get_from_iterate_callback_is_edeadlk)
 	EXPECT_EQ(0, shmpool_heap_check(self->h, SHMPOOL_CHECK_QUIESCENT, NULL, 0));
 }
 
-/* the bucket array: after the stripe locks (struct cache_shared in lib/cache.c) */
-#define BUCKETS_OFF	(STRIPES_OFF + NR_STRIPES * sizeof(struct shmpool_mutex))
 #define FIX_BUCKETS	131072U	/* the fixture's capacity 100000, rounded up */
 #define BIG_VALUE	9000U	/* above SHMPOOL_HEAP_SMALL_MAX: a general block */
 

@@ -251,6 +251,27 @@ TEST_F(config, foreign_object_is_euclean)
 	EXPECT_EQ(-EUCLEAN, shmpool_config_open(self->h, "other", CAP, 0, &c2));
 }
 
+/*
+ * A config object whose creator died between making the object and
+ * stamping it (its identity word still 0): an open without a capacity
+ * cannot tell its size and gives -EAGAIN after its wait (documented in
+ * shmpool_config_open(3)); an open with the capacity finishes the creation.
+ */
+TEST_F(config, unstamped_object_is_eagain_until_opened_with_capacity)
+{
+	struct shmpool_config *c2;
+	struct shmpool_obj obj;
+
+	ASSERT_EQ(1, shmpool_obj_create(self->h, "half", 64 + 2 * CAP, 64, &obj));
+	EXPECT_EQ(-EAGAIN, shmpool_config_open(self->h, "half", 0, 0, &c2));
+	ASSERT_EQ(0, shmpool_config_open(self->h, "half", CAP, SHMPOOL_CONFIG_CREATE, &c2));
+	EXPECT_EQ(-ENODATA, shmpool_config_read(c2, NULL, 0, NULL));
+	EXPECT_EQ(0, shmpool_config_close(c2));
+	ASSERT_EQ(0, shmpool_config_open(self->h, "half", 0, 0, &c2));
+	EXPECT_EQ((size_t)CAP, shmpool_config_capacity(c2));
+	EXPECT_EQ(0, shmpool_config_close(c2));
+}
+
 TEST_F(config, publish_too_long_is_einval)
 {
 	uint8_t b[CAP + 1] = { 0 };
