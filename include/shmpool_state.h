@@ -79,7 +79,11 @@ struct shmpool_config;
 int shmpool_config_open(struct shmpool_heap *h, const char *name,
 			size_t capacity, unsigned int flags,
 			struct shmpool_config **out);
-/* Free the handle (NULL is fine); the object stays in the pool. */
+/*
+ * Free the handle (NULL is fine); the object stays in the pool. A write
+ * the calling thread began through it and did not commit is abandoned,
+ * as by shmpool_config_write_abort().
+ */
 int shmpool_config_close(struct shmpool_config *c);
 /* The capacity fixed at creation. */
 size_t shmpool_config_capacity(const struct shmpool_config *c);

@@ -91,6 +91,7 @@ struct shmpool_config {
 	struct cfg_shared *sh;
 	_Atomic uint64_t *buf[2];	/* stride round_up(cap, 64), 64-aligned */
 	size_t cap;
+	bool writing;			/* a write_begin() through it is open */
 };
 
 static size_t cfg_stride(size_t cap)
@@ -192,9 +193,21 @@ err:
 	return ret;
 }
 
+static int is_writer(struct shmpool_config *c, uint32_t *id);
+static void writer_release(struct shmpool_config *c, uint32_t id);
+
+/*
+ * A write the calling thread began through @c and did not end is abandoned
+ * (nothing of it was published): else the lock word would name this live
+ * thread until the process exits, and every writer would get -EBUSY.
+ */
 SHMPOOL_EXPORT
 int shmpool_config_close(struct shmpool_config *c)
 {
+	uint32_t id;
+
+	if (c && c->writing && !is_writer(c, &id))
+		writer_release(c, id);
 	free(c);
 	return 0;
 }
@@ -465,6 +478,7 @@ int shmpool_config_write_begin(struct shmpool_config *c, void **buf)
 		/* it was released meanwhile: try again */
 	}
 	cfg_held_add(c, id);
+	c->writing = true;
 	v = atomic_load_explicit(&c->sh->seq, memory_order_relaxed) + 1;
 	atomic_store_explicit(&c->sh->begin, v, memory_order_relaxed);
 	/* (W1): pairs with (R2) in read; orders begin before the buffer stores */
@@ -494,6 +508,7 @@ static void writer_release(struct shmpool_config *c, uint32_t id)
 	atomic_store_explicit(&c->sh->owner_tid, 0, memory_order_relaxed);
 	atomic_store(&c->sh->owner, 0);
 	cfg_held_drop(c, id);
+	c->writing = false;
 }
 
 SHMPOOL_EXPORT

@@ -311,6 +311,38 @@ TEST_F(config, short_buffer_is_emsgsize)
 	EXPECT_EQ(-EINVAL, shmpool_config_read(NULL, b, 1, NULL));
 }
 
+/*
+ * A handle closed between write_begin() and commit/abort does not keep the
+ * writer's lock for the rest of the process's life: close abandons the
+ * write (nothing was published), and the next writer of this thread, of
+ * another handle, or of another process begins at once.
+ */
+TEST_F(config, close_during_write_abandons_it)
+{
+	struct shmpool_config *c2;
+	void *buf;
+	pid_t pid;
+	int st;
+
+	ASSERT_EQ(0, shmpool_config_publish(self->c, "one", 4, NULL));
+	ASSERT_EQ(0, shmpool_config_write_begin(self->c, &buf));
+	memcpy(buf, "two", 4);
+	EXPECT_EQ(0, shmpool_config_close(self->c));
+	self->c = NULL;
+	ASSERT_EQ(0, shmpool_config_open(self->h, "cfg", 0, 0, &c2));
+	self->c = c2;
+	EXPECT_EQ(1U, shmpool_config_version(c2));
+	/* another process: the lock names a live attachment only while it writes */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(shmpool_config_publish(c2, "child", 6, NULL) ? 1 : 0);
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) TH_LOG("child's publish failed");
+	EXPECT_EQ(0, shmpool_config_write_begin(c2, &buf));
+	EXPECT_EQ(0, shmpool_config_write_abort(c2));
+}
+
 /* One writer at a time; only the writer commits or aborts. */
 TEST_F(config, second_writer_is_ebusy)
 {
