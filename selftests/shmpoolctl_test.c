@@ -396,6 +396,50 @@ TEST_F(ctl, stat_shows_contents)
 	ASSERT_NE(NULL, strstr(o, "\"evictions\": 0}"));
 }
 
+/*
+ * Object names are any bytes but NUL, and a peer can write any name into
+ * the directory: stat and check show a control byte escaped (\xNN), never
+ * raw, so a name cannot send escape sequences to the terminal of whoever
+ * looks at the pool.
+ */
+TEST_F(ctl, object_names_with_control_bytes_are_escaped)
+{
+	struct shmpool_obj obj;
+	static const char *const cmds[] = { "stat", "check" };
+	unsigned int i;
+
+	ASSERT_EQ(0, shmpool_create(self->name, 1 << 20, 0600, SHMPOOL_EXCL, &self->p));
+	ASSERT_EQ(0, shmpool_heap_open(self->p, 0, &self->h));
+	ASSERT_EQ(1, shmpool_obj_create(self->h, "a\033]0;owned\007\033[2Jb", 64, 0, &obj));
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		run(&self->r, cmds[i], self->name);
+		EXPECT_EQ(OK, self->r.status) TH_LOG("%s: %s", cmds[i], self->r.err);
+		EXPECT_EQ(NULL, strchr(self->r.out, '\033')) TH_LOG("%s printed a raw ESC", cmds[i]);
+		EXPECT_EQ(NULL, strchr(self->r.out, '\007')) TH_LOG("%s printed a raw BEL", cmds[i]);
+	}
+	run(&self->r, "stat", self->name);
+	EXPECT_NE(NULL, strstr(self->r.out, "a\\x1b]0;owned\\x07\\x1b[2Jb"))
+		TH_LOG("the name is not shown escaped");
+}
+
+/* Anyone can make a file shmpool.NAME in /dev/shm: ls shows its control bytes escaped. */
+TEST_F(ctl, ls_names_with_control_bytes_are_escaped)
+{
+	const char *dir = getenv("SHMPOOL_SHM_DIR") ? getenv("SHMPOOL_SHM_DIR") : "/dev/shm";
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/shmpool.%s\033[7m", dir, self->name);
+	fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	ASSERT_LE(0, fd);
+	close(fd);
+	run(&self->r, "--backend", "memfd", "ls");
+	unlink(path);
+	EXPECT_EQ(OK, self->r.status) TH_LOG("%s", self->r.err);
+	EXPECT_EQ(NULL, strchr(self->r.out, '\033')) TH_LOG("ls printed a raw ESC");
+	EXPECT_NE(NULL, strstr(self->r.out, "\\x1b[7m")) TH_LOG("the name is not shown escaped");
+}
+
 TEST_F(ctl, stat_without_heap)
 {
 	ASSERT_EQ(0, shmpool_create(self->name, 1 << 16, 0600, SHMPOOL_EXCL, &self->p));

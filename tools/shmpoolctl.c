@@ -492,6 +492,31 @@ static void json_str(const char *s)
 	putchar('"');
 }
 
+/*
+ * A name for a terminal: object names are any bytes but NUL (a peer can
+ * write any into the directory), and anyone can make a file shmpool.NAME
+ * in /dev/shm, so a byte outside printable ASCII (and the backslash) is
+ * shown as \xNN, never sent raw (escape sequences). Longer names are cut.
+ */
+#define NAME_SHOWN_MAX	(SHMPOOL_NAME_MAX * 4)
+_Static_assert(SHMPOOL_OBJ_NAME_MAX <= SHMPOOL_NAME_MAX, "object names fit");
+
+static const char *shown_name(const char *s, char out[NAME_SHOWN_MAX])
+{
+	size_t n = 0;
+
+	for (; *s && n + 5 <= NAME_SHOWN_MAX; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+			out[n++] = (char)ch;
+		else
+			n += (size_t)snprintf(out + n, NAME_SHOWN_MAX - n, "\\x%02x", ch);
+	}
+	out[n] = '\0';
+	return out;
+}
+
 static const char *pool_state(uint32_t flags)
 {
 	return !(flags & SHMPOOL_POOL_NAMED) ? "anon" :
@@ -517,7 +542,7 @@ static void fmt_size(uint64_t b, char *buf, size_t len)
 
 static void print_rows(const struct rows *rs)
 {
-	char sz[16], ext[16], at[16], mp[16];
+	char sz[16], ext[16], at[16], mp[16], shown[NAME_SHOWN_MAX];
 	size_t i;
 
 	if (opt.json) {
@@ -558,7 +583,8 @@ static void print_rows(const struct rows *rs)
 			snprintf(ext, sizeof(ext), "%u", r->extents);
 		snprintf(at, sizeof(at), r->attach < 0 ? "-" : "%ld", r->attach);
 		snprintf(mp, sizeof(mp), r->maps < 0 ? "-" : "%ld", r->maps);
-		printf("%-24s %-7s %8s %-9s %6u %6u %05o %6s %5s%s%s\n", r->name,
+		printf("%-24s %-7s %8s %-9s %6u %6u %05o %6s %5s%s%s\n",
+		       shown_name(r->name, shown),
 		       shmpool_backend_name(r->backend), sz, ext, r->uid, r->gid,
 		       r->mode, at, mp, r->err ? "  # " : "",
 		       r->err ? strerror(r->err) : "");
@@ -786,7 +812,7 @@ static int print_stat(struct shmpool *p, const char *name)
 	struct shmpool_heap_stats hs;
 	struct shmpool_obj_entry e;
 	struct shmpool_pool_info in;
-	char a[16], b[16], c[16];
+	char a[16], b[16], c[16], shown[NAME_SHOWN_MAX];
 	unsigned int pos = 0;
 	bool first = true;
 	int ret, i;
@@ -904,7 +930,7 @@ static int print_stat(struct shmpool *p, const char *name)
 			printf("objects:\n");
 		first = false;
 		fmt_size(e.size, a, sizeof(a));
-		printf("  %-20s %6s  ", e.name, a);
+		printf("  %-20s %6s  ", shown_name(e.name, shown), a);
 		if (!shmpool_ring_inspect(p, e.off, &ri)) {
 			printf("ring %s, %u of %u %s (%d%%)", ring_type(ri.type),
 			       ri.used, ri.count,
@@ -1002,14 +1028,16 @@ static int check_objects(struct shmpool *p)
 	struct shmpool_ring_info ri;
 	struct shmpool_config_info ci;
 	struct shmpool_cache_stats cs;
+	char shown[NAME_SHOWN_MAX];
 	unsigned int pos = 0;
 	int bad = 0, ret;
 
 	while (!shmpool_obj_next(p, &pos, &e)) {
+		shown_name(e.name, shown);
 		ret = shmpool_ring_inspect(p, e.off, &ri);
 		if (ret == -EPROTONOSUPPORT) {
 			printf("ring %s: layout version %u, this library reads %u\n",
-			       e.name, ri.version, __SHMPOOL_RING_VERSION);
+			       shown, ri.version, __SHMPOOL_RING_VERSION);
 			bad++;
 		} else if (!ret) {
 			uint32_t d = ri.produced - ri.consumed;
@@ -1019,30 +1047,30 @@ static int check_objects(struct shmpool *p)
 			     ri.type != SHMPOOL_RING_VAR) ||
 			    e.size < (uint64_t)ri.count * (ri.type == SHMPOOL_RING_VAR ? 1 : ri.esize)) {
 				printf("ring %s: bad description (type %u, count %u, esize %u, object %" PRIu64 " bytes)\n",
-				       e.name, ri.type, ri.count, ri.esize, e.size);
+				       shown, ri.type, ri.count, ri.esize, e.size);
 				bad++;
 			} else if (ri.type != SHMPOOL_RING_MPMC && d > ri.count &&
 				   (int32_t)d >= 0) {
-				printf("ring %s: %u elements in a ring of %u\n", e.name, d, ri.count);
+				printf("ring %s: %u elements in a ring of %u\n", shown, d, ri.count);
 				bad++;
 			} else {
-				printf("ring %s: ok\n", e.name);
+				printf("ring %s: ok\n", shown);
 			}
 			continue;
 		}
 		if (!shmpool_config_inspect(p, e.off, &ci)) {
 			if (ci.len > ci.capacity) {
 				printf("config %s: length %" PRIu64 " above capacity %" PRIu64 "\n",
-				       e.name, ci.len, ci.capacity);
+				       shown, ci.len, ci.capacity);
 				bad++;
 			} else {
-				printf("config %s: ok\n", e.name);
+				printf("config %s: ok\n", shown);
 			}
 		} else if (shmpool_config_inspect(p, e.off, &ci) == -EUCLEAN) {
-			printf("config %s: capacity does not fit the pool\n", e.name);
+			printf("config %s: capacity does not fit the pool\n", shown);
 			bad++;
 		} else if (!shmpool_cache_inspect(p, e.off, &cs)) {
-			printf("cache %s: ok\n", e.name);
+			printf("cache %s: ok\n", shown);
 		}
 	}
 	return bad;
