@@ -206,7 +206,10 @@ int shmpool_config_close(struct shmpool_config *c)
 {
 	uint32_t id;
 
-	if (c && c->writing && !is_writer(c, &id))
+	/* the thread check first: a fork() child's close must not attach */
+	if (c && c->writing &&
+	    atomic_load_explicit(&c->sh->owner_tid, memory_order_relaxed) ==
+	    __shmpool_tid() && !is_writer(c, &id))
 		writer_release(c, id);
 	free(c);
 	return 0;
