@@ -84,6 +84,11 @@
  *   also takes the side over, as before. A new SPSC consumer starts at the
  *   shared index: elements a killed consumer had copied out but not yet
  *   counted (cons.tail) come again, none is lost or overwritten unread. A
+ *   new SPSC producer starts after every element a consumer can already
+ *   see (a group's word may be ahead of prod.tail when its producer was
+ *   killed between the two): the elements of a killed producer's last
+ *   call come before -ECONNRESET or never, and the next producer's all
+ *   come after them. A
  *   VAR record reserved but not committed by a dead producer is never
  *   seen (the new producer writes over it); one peeked but not released by
  *   a dead consumer is peeked again by the next one.
@@ -694,7 +699,11 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_enqueue(struct shmpool_ring *r,
 
 	if (room < n || room > r->count) {
 		/* a new handle has no room cached: its first call comes here */
-		__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_PROD);
+		if (__builtin_expect(!(r->claimed & SHMPOOL_RING_PROD), 0)) {
+			__shmpool_ring_claim(r, SHMPOOL_RING_PROD);
+			/* taking the side over may move prod.tail (lib/ring.c) */
+			head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
+		}
 		room = __shmpool_spsc_room(r, head, n);
 		if (room < n) {
 			if (bulk || !room) {

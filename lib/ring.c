@@ -606,6 +606,48 @@ static void unclaim(struct shmpool_ring *r, unsigned int side)
 }
 
 /*
+ * SPSC: the end of what the P words show written from index @from on.
+ * A producer stores each group's word before prod.tail, so one killed
+ * between the two leaves elements that a one-element dequeue finds (by
+ * the word) and prod.tail does not count. The producer writes in order:
+ * a word w ahead of @from says [@from, w) is written, and w's group (or
+ * the next, if w starts one) says how far on. Bounded by the groups; a
+ * word more than the ring ahead of @from is not believed.
+ */
+static uint32_t spsc_words_end(const struct shmpool_ring *r, uint32_t from)
+{
+	uint32_t h = from, w, k, groups = r->count / r->per_group + 1;
+
+	for (k = 0; k <= groups; k++) {
+		/* acquire: pairs with the P word's release in spsc_fill_g() */
+		w = __shmpool_spsc_seen(r, h, 0);
+		if ((int32_t)(w - h) <= 0 || w - from > r->count)
+			break;
+		h = w;
+	}
+	return h;
+}
+
+/*
+ * SPSC producer side, on changing hands: count what the last producer's
+ * words published and prod.tail does not, so that the new producer
+ * writes after it (not over elements a consumer may have read already,
+ * whose slots it would fill with elements nobody reads).
+ */
+static void spsc_adopt(struct shmpool_ring *r)
+{
+	uint32_t t = atomic_load_explicit(&r->hdr->prod.tail, memory_order_relaxed);
+	uint32_t e = spsc_words_end(r, t);
+
+	/*
+	 * Release: pairs with the consumers' acquire of prod.tail; the
+	 * elements were published to us by the words' acquire above.
+	 */
+	if (e != t)
+		atomic_store_explicit(&r->hdr->prod.tail, e, memory_order_release);
+}
+
+/*
  * Record @r on @side as attachment @id. The fast path's first call on a
  * side passes the id learnt at open (no syscall there); blocking calls and
  * takeover pass __shmpool_self()'s, which differs in a fork() child.
@@ -621,12 +663,14 @@ static void claim_as(struct shmpool_ring *r, unsigned int side, uint32_t id)
 	}
 	r->self = id;
 	r->claimed |= side;
-	if (r->type == SHMPOOL_RING_MPMC)
+	if (r->type == SHMPOOL_RING_MPMC) {
 		claim_rec(r, side, id);
-	else
-		/* release: pairs with the acquire in peer_dead() */
-		atomic_store_explicit(&side_ht(r, side)->owner, id,
-				      memory_order_release);
+		return;
+	}
+	/* release: pairs with the acquire in peer_dead() */
+	atomic_store_explicit(&side_ht(r, side)->owner, id, memory_order_release);
+	if (r->type == SHMPOOL_RING_SPSC && side == SHMPOOL_RING_PROD)
+		spsc_adopt(r);
 }
 
 /* from the inline fast paths, once per handle and side */
@@ -848,6 +892,8 @@ int shmpool_ring_takeover(struct shmpool_ring *r, unsigned int side)
 							memory_order_acquire));
 	r->self = id;
 	r->claimed |= side;
+	if (r->type == SHMPOOL_RING_SPSC && side == SHMPOOL_RING_PROD)
+		spsc_adopt(r);
 	/* start from the shared indices, as a new handle does (attach()) */
 	if (side == SHMPOOL_RING_PROD) {
 		r->cons_cache = atomic_load_explicit(&r->hdr->cons.tail, memory_order_acquire);
@@ -890,6 +936,19 @@ int shmpool_ring_shutdown(struct shmpool_ring *r, unsigned int ends)
 	if (ret >= 0)
 		ret = shmpool_event_wake(r->heap->pool, &r->hdr->ev.space);
 	return ret < 0 ? ret : 0;
+}
+
+/*
+ * SPSC consumer whose producer died: what its words published counts,
+ * as for a one-element dequeue (the burst path counts by prod.tail).
+ */
+static void spsc_consumer_catch_up(struct shmpool_ring *r)
+{
+	uint32_t t = atomic_load_explicit(&r->hdr->cons.tail, memory_order_relaxed);
+	uint32_t e = spsc_words_end(r, t);
+
+	if ((int32_t)(e - r->prod_cache) > 0 || r->prod_cache - t > r->count)
+		r->prod_cache = e;
 }
 
 /*
@@ -1106,7 +1165,13 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 			}
 		}
 		if (peer_dead(r, end)) {
-			/* the last elements may have come just before the death */
+			/*
+			 * The last elements may have come just before the
+			 * death; SPSC: a burst counts by prod.tail, which the
+			 * dead producer may not have stored after the words.
+			 */
+			if (r->type == SHMPOOL_RING_SPSC && side == SHMPOOL_RING_CONS)
+				spsc_consumer_catch_up(r);
 			got = try_op(r, objs, n, bulk);
 			return got ? got : -ECONNRESET;
 		}

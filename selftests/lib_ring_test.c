@@ -22,6 +22,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -2405,6 +2406,213 @@ TEST_F(ring, zc_reclaim_ignores_misaligned_loans)
 	for (i = 0; i < __SHMPOOL_MSG_LOANS; i++)
 		EXPECT_EQ(0U, atomic_load(&r->loans[i].owner));
 	shmpool_ring_close(r);
+}
+
+/*
+ * Killed at every instruction. A peer works one side through a call the
+ * test single-steps (ptrace): for each k, a fresh ring, a peer stopped
+ * before its call, k steps, SIGKILL. Then the survivor's side must get
+ * what the dead one made visible and -ECONNRESET (producer killed), and a
+ * new process on the dead side must work with the survivor exactly as if
+ * nobody had died: its elements all arrive, in order, nothing is lost.
+ */
+#define STEP_ELEMS	9	/* one set up, then a burst of 8 crossing an SPSC group */
+
+struct stepper {
+	struct shmpool_heap *h;
+	const char *name;
+	uint32_t type;
+	uint32_t n;		/* elements of the stepped call */
+	uint32_t cn;		/* the survivor's dequeues: burst of this many */
+};
+
+/* the victim: open, move the first element (claims the side), stop, move @n */
+static int stepped_producer(void *arg)
+{
+	struct stepper *s = arg;
+	struct shmpool_ring *r;
+	uint64_t v[STEP_ELEMS];
+	uint32_t i;
+	void *q;
+
+	for (i = 0; i < STEP_ELEMS; i++)
+		v[i] = i + 1;
+	if (shmpool_ring_open(s->h, s->name, s->type, 8, &r))
+		return 2;
+	if (death_call(r, s->type, 1, &v[0], NULL) != 1)
+		return 3;
+	if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+		return 4;
+	raise(SIGSTOP);
+	if (s->type == SHMPOOL_RING_VAR) {
+		if (shmpool_ring_reserve(r, 24, &q))
+			return 5;
+		memcpy(q, &v[1], 8);
+		shmpool_ring_commit(r);
+		return 0;
+	}
+	return shmpool_ring_enqueue_burst(r, &v[1], s->n) == s->n ? 0 : 6;
+}
+
+/*
+ * Fork @fn and single-step it @steps times from its SIGSTOP, then SIGKILL
+ * it: 1 if it was killed, 0 if it finished first (exit status 0), -1.
+ */
+static int step_and_kill(int (*fn)(void *), void *arg, long steps)
+{
+	pid_t pid = spawn(fn, arg);
+	int st;
+	long k;
+
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return -1;
+	if (!WIFSTOPPED(st)) {
+		fprintf(stderr, "victim: status %#x before its stop\n", st);
+		return -1;
+	}
+	for (k = 0; k < steps; k++) {
+		if (ptrace(PTRACE_SINGLESTEP, pid, NULL, NULL) ||
+		    waitpid(pid, &st, 0) != pid)
+			break;
+		if (WIFEXITED(st))
+			return WEXITSTATUS(st) ? -1 : 0;
+		if (!WIFSTOPPED(st))
+			return -1;
+	}
+	kill(pid, SIGKILL);
+	return waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) ? 1 : -1;
+}
+
+/* a producer process that comes after the dead one: 100, 101 */
+static int next_producer(void *arg)
+{
+	struct stepper *s = arg;
+	struct shmpool_ring *r;
+	struct timespec dl = after_ms((long)(DEATH_WAIT_MS * scale()));
+	uint64_t v;
+
+	if (shmpool_ring_open(s->h, s->name, s->type, 8, &r))
+		return 2;
+	for (v = 100; v < 102; v++)
+		if (death_call(r, s->type, 1, &v, &dl) != 1)
+			return 3;
+	return 0;
+}
+
+/*
+ * One kill point of a producer: 0 if it finished unkilled, 1 if checked,
+ * -1 on a failed check (logged).
+ */
+static int producer_killed_at(struct __test_metadata *_metadata,
+			      struct stepper *s, long k)
+{
+	struct shmpool_ring *r;
+	struct timespec dl;
+	uint64_t got[STEP_ELEMS], want = 1, v;
+	int ret, i, killed;
+
+	shmpool_obj_remove(s->h, s->name);
+	if (shmpool_ring_create(s->h, s->name, s->type,
+				s->type == SHMPOOL_RING_VAR ? 256 : 16, 8, 0, &r) != 1)
+		return -1;
+	killed = step_and_kill(stepped_producer, s, k);
+	if (killed < 0) {
+		TH_LOG("step %ld: the victim failed", k);
+		shmpool_ring_close(r);
+		return -1;
+	}
+	/* what it made visible, in order, then -ECONNRESET (if killed) */
+	for (;;) {
+		dl = after_ms((long)(DEATH_WAIT_MS * scale()));
+		if (s->type == SHMPOOL_RING_VAR)
+			ret = death_call(r, s->type, 0, got, &dl);
+		else
+			ret = shmpool_ring_dequeue_wait(r, got, s->cn, 0, &dl);
+		if (ret <= 0)
+			break;
+		for (i = 0; i < ret; i++, want++)
+			if (got[i] != want) {
+				TH_LOG("step %ld: got %llu, wanted %llu", k,
+				       (unsigned long long)got[i], (unsigned long long)want);
+				shmpool_ring_close(r);
+				return -1;
+			}
+		if (!killed && want == s->n + 2)
+			break;
+	}
+	if (killed && ret != -ECONNRESET) {
+		TH_LOG("step %ld: after %llu elements: %d (%s), not -ECONNRESET", k,
+		       (unsigned long long)want - 1, ret, strerror(-ret));
+		shmpool_ring_close(r);
+		return -1;
+	}
+	/* a new producer: both its elements come, in order */
+	ret = reap(spawn(next_producer, s));
+	for (v = 100; v < 102 && !ret; v++) {
+		dl = after_ms((long)(DEATH_WAIT_MS * scale()));
+		ret = death_call(r, s->type, 0, got, &dl);
+		if (ret == 1 && got[0] == v) {
+			ret = 0;
+			continue;
+		}
+		TH_LOG("step %ld: after %llu from the dead producer, wanted %llu from the next: %d, %llu",
+		       k, (unsigned long long)want - 1, (unsigned long long)v, ret,
+		       (unsigned long long)got[0]);
+		ret = -1;
+	}
+	shmpool_ring_close(r);
+	return ret ? -1 : killed;
+}
+
+static void producer_killed_everywhere(struct __test_metadata *_metadata,
+				       struct shmpool_heap *h, const char *name,
+				       uint32_t type, uint32_t n, uint32_t cn)
+{
+	struct stepper s = { h, name, type, n, cn };
+	long k;
+	int ret;
+
+	for (k = 0; k < 100000; k++) {
+		ret = producer_killed_at(_metadata, &s, k);
+		ASSERT_LE(0, ret);
+		if (!ret)
+			break;	/* the call ended before step k */
+	}
+	TH_LOG("killed at each of %ld steps", k);
+}
+
+/* the survivor takes one element a call: it reads the words, not prod.tail */
+TEST_F_TIMEOUT(ring, spsc_producer_killed_at_every_step, 600)
+{
+	producer_killed_everywhere(_metadata, self->h, self->name, SHMPOOL_RING_SPSC, 8, 1);
+}
+
+TEST_F_TIMEOUT(ring, spsc_producer_killed_at_every_step_of_one, 600)
+{
+	producer_killed_everywhere(_metadata, self->h, self->name, SHMPOOL_RING_SPSC, 1, 1);
+}
+
+/* the survivor takes bursts: it counts by prod.tail */
+TEST_F_TIMEOUT(ring, spsc_producer_killed_at_every_step_burst_consumer, 600)
+{
+	producer_killed_everywhere(_metadata, self->h, self->name, SHMPOOL_RING_SPSC, 8,
+				   STEP_ELEMS);
+}
+
+TEST_F_TIMEOUT(ring, mpmc_producer_killed_at_every_step, 600)
+{
+	producer_killed_everywhere(_metadata, self->h, self->name, SHMPOOL_RING_MPMC, 8, 1);
+}
+
+TEST_F_TIMEOUT(ring, mpmc_producer_killed_at_every_step_burst_consumer, 600)
+{
+	producer_killed_everywhere(_metadata, self->h, self->name, SHMPOOL_RING_MPMC, 8,
+				   STEP_ELEMS);
+}
+
+TEST_F_TIMEOUT(ring, var_producer_killed_at_every_step, 600)
+{
+	producer_killed_everywhere(_metadata, self->h, self->name, SHMPOOL_RING_VAR, 1, 1);
 }
 
 /*
