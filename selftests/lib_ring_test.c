@@ -2564,21 +2564,31 @@ static int producer_killed_at(struct __test_metadata *_metadata,
 	return ret ? -1 : killed;
 }
 
-static void producer_killed_everywhere(struct __test_metadata *_metadata,
-				       struct shmpool_heap *h, const char *name,
-				       uint32_t type, uint32_t n, uint32_t cn)
+typedef int killed_at_fn(struct __test_metadata *_metadata, struct stepper *s, long k);
+
+/* each kill point from 0 until the stepped call ends before it */
+static void killed_everywhere(struct __test_metadata *_metadata, killed_at_fn *at,
+			      struct stepper *s)
 {
-	struct stepper s = { h, name, type, n, cn };
 	long k;
 	int ret;
 
 	for (k = 0; k < 100000; k++) {
-		ret = producer_killed_at(_metadata, &s, k);
+		ret = at(_metadata, s, k);
 		ASSERT_LE(0, ret);
 		if (!ret)
 			break;	/* the call ended before step k */
 	}
 	TH_LOG("killed at each of %ld steps", k);
+}
+
+static void producer_killed_everywhere(struct __test_metadata *_metadata,
+				       struct shmpool_heap *h, const char *name,
+				       uint32_t type, uint32_t n, uint32_t cn)
+{
+	struct stepper s = { h, name, type, n, cn };
+
+	killed_everywhere(_metadata, producer_killed_at, &s);
 }
 
 /* the survivor takes one element a call: it reads the words, not prod.tail */
@@ -2613,6 +2623,123 @@ TEST_F_TIMEOUT(ring, mpmc_producer_killed_at_every_step_burst_consumer, 600)
 TEST_F_TIMEOUT(ring, var_producer_killed_at_every_step, 600)
 {
 	producer_killed_everywhere(_metadata, self->h, self->name, SHMPOOL_RING_VAR, 1, 1);
+}
+
+/* the victim consumer: open, take one element (claims the side), stop, take @n */
+static int stepped_consumer(void *arg)
+{
+	struct stepper *s = arg;
+	struct shmpool_ring *r;
+	uint64_t v[STEP_ELEMS];
+
+	if (shmpool_ring_open(s->h, s->name, s->type, 8, &r))
+		return 2;
+	if (death_call(r, s->type, 0, v, NULL) != 1 || v[0] != 1)
+		return 3;
+	if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+		return 4;
+	raise(SIGSTOP);
+	if (s->type == SHMPOOL_RING_VAR)
+		return death_call(r, s->type, 0, v, NULL) == 1 ? 0 : 5;
+	return shmpool_ring_dequeue_burst(r, v, s->n) == s->n ? 0 : 6;
+}
+
+/*
+ * One kill point of a consumer (the producer sent 1..STEP_ELEMS, the
+ * victim took 1 and is stepped through taking @n more): a new consumer
+ * handle gets what the dead one did not count, then 100 and 101 sent
+ * after the death: SPSC, VAR in order from where it stopped; MPMC each
+ * element at most once, none of the unfreed ones lost (a set: redelivered
+ * slots come when the ring looks empty).
+ */
+static int consumer_killed_at(struct __test_metadata *_metadata,
+			      struct stepper *s, long k)
+{
+	struct shmpool_ring *r, *c = NULL;
+	struct timespec dl;
+	uint64_t v, seen = 0, last = 0;
+	int ret = -1, killed, n = 0;
+
+	shmpool_obj_remove(s->h, s->name);
+	if (shmpool_ring_create(s->h, s->name, s->type,
+				s->type == SHMPOOL_RING_VAR ? 512 : 16, 8, 0, &r) != 1)
+		return -1;
+	for (v = 1; v <= STEP_ELEMS; v++)
+		if (death_call(r, s->type, 1, &v, NULL) != 1)
+			goto out;
+	killed = step_and_kill(stepped_consumer, s, k);
+	if (killed < 0) {
+		TH_LOG("step %ld: the victim failed", k);
+		goto out;
+	}
+	for (v = 100; v < 102; v++)
+		if (death_call(r, s->type, 1, &v, NULL) != 1)
+			goto out;
+	if (shmpool_ring_open(s->h, s->name, s->type, 8, &c))
+		goto out;
+	/* until 101 has come and the ring stays empty (redelivery comes then) */
+	for (;;) {
+		dl = after_ms(seen & (1ULL << 63) ? 200 : (long)(DEATH_WAIT_MS * scale()));
+		ret = death_call(c, s->type, 0, &v, &dl);
+		if (ret != 1)
+			break;
+		n++;
+		if (v >= 100 && v < 102)
+			v = v - 100 + 62;
+		if (!v || v > 63 || (seen & (1ULL << v))) {
+			TH_LOG("step %ld: element %llu unknown or twice", k,
+			       (unsigned long long)v);
+			ret = -1;
+			goto out;
+		}
+		if (s->type != SHMPOOL_RING_MPMC && last && v != last + 1 &&
+		    !(last == STEP_ELEMS && v == 62)) {
+			TH_LOG("step %ld: element %llu after %llu", k,
+			       (unsigned long long)v, (unsigned long long)last);
+			ret = -1;
+			goto out;
+		}
+		last = v;
+		seen |= 1ULL << v;
+	}
+	/* 100, 101 and a run of 2..STEP_ELEMS that ends at STEP_ELEMS */
+	v = seen & ~(3ULL << 62);
+	if (ret != -ETIMEDOUT || !(seen & (1ULL << 62)) || !(seen & (1ULL << 63)) ||
+	    (v && (v + (v & -v)) != (1ULL << (STEP_ELEMS + 1))) || (v & 3)) {
+		TH_LOG("step %ld: after %d elements (%#llx): %d", k, n,
+		       (unsigned long long)seen, ret);
+		ret = -1;
+		goto out;
+	}
+	ret = killed;
+out:
+	shmpool_ring_close(c);
+	shmpool_ring_close(r);
+	return ret;
+}
+
+static void consumer_killed_everywhere(struct __test_metadata *_metadata,
+				       struct shmpool_heap *h, const char *name,
+				       uint32_t type, uint32_t n)
+{
+	struct stepper s = { h, name, type, n, 1 };
+
+	killed_everywhere(_metadata, consumer_killed_at, &s);
+}
+
+TEST_F_TIMEOUT(ring, spsc_consumer_killed_at_every_step, 600)
+{
+	consumer_killed_everywhere(_metadata, self->h, self->name, SHMPOOL_RING_SPSC, 8);
+}
+
+TEST_F_TIMEOUT(ring, mpmc_consumer_killed_at_every_step, 600)
+{
+	consumer_killed_everywhere(_metadata, self->h, self->name, SHMPOOL_RING_MPMC, 8);
+}
+
+TEST_F_TIMEOUT(ring, var_consumer_killed_at_every_step, 600)
+{
+	consumer_killed_everywhere(_metadata, self->h, self->name, SHMPOOL_RING_VAR, 1);
 }
 
 /*
