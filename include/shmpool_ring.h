@@ -1196,11 +1196,12 @@ struct shmpool_msg {
  * (received, not yet released). shmpool_msg_reclaim() frees the loaned and
  * held blocks of processes whose attachment ended; shmpool_msg_loan() calls
  * it by itself when the heap or the table runs out. A published block is
- * the receiver's: it is never reclaimed. Three windows of a few
+ * the receiver's: it is never reclaimed. Four windows of a few
  * instructions leak one block instead (a process killed between its
  * allocation and its entry, between marking a block published and the
- * enqueue that tries it, or between clearing the entry and freeing it): a
- * leak, never a block freed twice or under its user. A publish that waits
+ * enqueue that tries it, between the dequeue that receives it and marking
+ * it held, or between clearing the entry and freeing it): a leak, never a
+ * block freed twice or under its user. A publish that waits
  * for room marks its block loaned again between its tries, so a process
  * killed while it waits leaves a loan. Loans beyond the table's size
  * work, untracked.

@@ -14,6 +14,8 @@
  * it calls the entry held.
  */
 #include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
 
 #include "internal.h"
 #include "shmpool_ring.h"
@@ -87,6 +89,54 @@ static uint32_t entry_take(struct shmpool_ring *r, uint32_t self)
 	}
 	return NO_ENTRY;
 }
+
+/*
+ * Owner and state as one unit (the entry's first 8 bytes, 8-byte aligned:
+ * the entry holds a uint64_t), for the receiver: a process killed between
+ * two stores would leave its own id on a published entry, which no
+ * reclaimer frees (published is never reclaimed) and nobody else touches:
+ * a block leaked for good. A may_alias view, with the __atomic builtins,
+ * as the mutex's word and thread (lib/sync.c).
+ */
+typedef uint64_t __attribute__((may_alias)) entry_pair_t;
+
+struct entry_pair {
+	uint32_t owner, state;
+};
+
+/*
+ * Published -> held by @self, in one step; an entry in any other state
+ * (a descriptor a peer made up) is left alone. Bounded: a peer may keep
+ * changing the entry.
+ */
+static void entry_hold(struct __shmpool_msg_loan *e, uint32_t self)
+{
+	entry_pair_t *pp = (entry_pair_t *)(void *)e;
+	struct entry_pair v;
+	uint64_t old, new;
+	int tries;
+
+	/* acquire: as the reclaimer's loads of the owner and the state */
+	old = __atomic_load_n(pp, __ATOMIC_ACQUIRE);
+	for (tries = 0; tries < 4; tries++) {
+		memcpy(&v, &old, sizeof(v));
+		if (v.state != PUBLISHED)
+			return;
+		v.owner = self;
+		v.state = HELD;
+		memcpy(&new, &v, sizeof(new));
+		/*
+		 * Release: pairs with the reclaimer's acquire of the owner;
+		 * it sees both fields or neither.
+		 */
+		if (__atomic_compare_exchange_n(pp, &old, new, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			return;
+	}
+}
+
+_Static_assert(offsetof(struct __shmpool_msg_loan, state) == 4 &&
+	       _Alignof(struct __shmpool_msg_loan) >= 8, "owner and state: one 8-byte unit");
 
 static void entry_put(struct __shmpool_msg_loan *e)
 {
@@ -241,6 +291,9 @@ int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
 		return ret;
 	if (!m || !ptr || (flags & ~SHMPOOL_MSG_NONBLOCK))
 		return -EINVAL;
+	/* before the dequeue: after it, every instruction is a leak window */
+	if (__shmpool_self(r->heap->pool, &self))
+		self = 0;
 	if (flags & SHMPOOL_MSG_NONBLOCK) {
 		if (!shmpool_ring_dequeue(r, m))
 			return ring_bad(r) ? -EUCLEAN : -EAGAIN;
@@ -249,6 +302,15 @@ int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
 		if (ret < 0)
 			return ret;
 	}
+	/*
+	 * Ours at once (a held entry of a dead owner is reclaimed, a
+	 * published one never): a block recorded in an entry is a message's
+	 * (entry_of() checks the header against the entry), so this comes
+	 * before the checks below, which may take a while.
+	 */
+	e = m->off >= MSG_HDR ? entry_of(r, m->off - MSG_HDR) : NULL;
+	if (e && self)
+		entry_hold(e, self);
 	/* the descriptor is untrusted: it must name an allocated block */
 	if (m->off < MSG_HDR)
 		return -EUCLEAN;
@@ -260,16 +322,6 @@ int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
 	*ptr = shmpool_heap_ptr(r->heap, m->off, m->len);
 	if (!mh || !*ptr || mh->magic != MSG_MAGIC)
 		return -EUCLEAN;
-	e = entry_of(r, m->off - MSG_HDR);
-	if (e && !__shmpool_self(r->heap->pool, &self)) {
-		/*
-		 * Ours before it says held: a held entry of a dead owner is
-		 * reclaimed, a published one never (release: pairs with the
-		 * reclaimer's acquire of the owner).
-		 */
-		atomic_store_explicit(&e->owner, self, memory_order_release);
-		atomic_store_explicit(&e->state, HELD, memory_order_release);
-	}
 	return 0;
 }
 

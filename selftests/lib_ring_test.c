@@ -2424,6 +2424,7 @@ struct stepper {
 	uint32_t type;
 	uint32_t n;		/* elements of the stepped call */
 	uint32_t cn;		/* the survivor's dequeues: burst of this many */
+	struct shmpool *p;	/* messages: the pool (our attachment id) */
 };
 
 /* the victim: open, move the first element (claims the side), stop, move @n */
@@ -2586,7 +2587,7 @@ static void producer_killed_everywhere(struct __test_metadata *_metadata,
 				       struct shmpool_heap *h, const char *name,
 				       uint32_t type, uint32_t n, uint32_t cn)
 {
-	struct stepper s = { h, name, type, n, cn };
+	struct stepper s = { h, name, type, n, cn, NULL };
 
 	killed_everywhere(_metadata, producer_killed_at, &s);
 }
@@ -2722,7 +2723,7 @@ static void consumer_killed_everywhere(struct __test_metadata *_metadata,
 				       struct shmpool_heap *h, const char *name,
 				       uint32_t type, uint32_t n)
 {
-	struct stepper s = { h, name, type, n, 1 };
+	struct stepper s = { h, name, type, n, 1, NULL };
 
 	killed_everywhere(_metadata, consumer_killed_at, &s);
 }
@@ -2740,6 +2741,103 @@ TEST_F_TIMEOUT(ring, mpmc_consumer_killed_at_every_step, 600)
 TEST_F_TIMEOUT(ring, var_consumer_killed_at_every_step, 600)
 {
 	consumer_killed_everywhere(_metadata, self->h, self->name, SHMPOOL_RING_VAR, 1);
+}
+
+/*
+ * A receiver killed at every instruction of shmpool_msg_receive(): the
+ * message's block must come back (reclaimed as held by the dead one, or
+ * delivered to the next receiver, who releases it), except in the one
+ * documented window between the dequeue and marking the entry held, where
+ * the entry still says published, by its publisher.
+ */
+static int stepped_receiver(void *arg)
+{
+	struct stepper *s = arg;
+	struct shmpool_ring *r;
+	struct shmpool_msg m;
+	const void *q;
+
+	if (shmpool_ring_open(s->h, s->name, s->type, sizeof(m), &r))
+		return 2;
+	if (shmpool_msg_receive(r, &m, &q, 0, NULL) || shmpool_msg_release(r, &m))
+		return 3;
+	if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+		return 4;
+	raise(SIGSTOP);
+	/* and exits holding it */
+	return shmpool_msg_receive(r, &m, &q, SHMPOOL_MSG_NONBLOCK, NULL) ? 5 : 0;
+}
+
+static int receiver_killed_at(struct __test_metadata *_metadata,
+			      struct stepper *s, long k)
+{
+	struct shmpool_ring *r, *c = NULL;
+	struct shmpool_msg m[2], got;
+	struct __shmpool_msg_loan *e;
+	struct timespec dl;
+	const void *q;
+	void *p;
+	int i, ret = -1, killed;
+
+	shmpool_obj_remove(s->h, s->name);
+	if (shmpool_ring_create(s->h, s->name, s->type, 16, sizeof(got), 0, &r) != 1)
+		return -1;
+	for (i = 0; i < 2; i++)
+		if (shmpool_msg_loan(r, 64, &p, &m[i]) || shmpool_msg_publish(r, &m[i], 0, NULL))
+			goto out;
+	killed = step_and_kill(stepped_receiver, s, k);
+	if (killed < 0) {
+		TH_LOG("step %ld: the victim failed", k);
+		goto out;
+	}
+	shmpool_msg_reclaim(r);
+	/* a new receiver: the message if it is still (or again) to be had */
+	if (shmpool_ring_open(s->h, s->name, s->type, sizeof(got), &c))
+		goto out;
+	dl = after_ms(100);
+	ret = shmpool_msg_receive(c, &got, &q, 0, &dl);
+	if (!ret && (got.off != m[1].off || shmpool_msg_release(c, &got))) {
+		TH_LOG("step %ld: received %#llx, wanted %#llx", k,
+		       (unsigned long long)got.off, (unsigned long long)m[1].off);
+		ret = -1;
+		goto out;
+	}
+	if (ret && ret != -ETIMEDOUT) {
+		TH_LOG("step %ld: receive: %d", k, ret);
+		goto out;
+	}
+	ret = killed;
+	if (shmpool_alloc_size(s->h, m[1].off - 16) < 0)
+		goto out;	/* freed */
+	e = NULL;
+	for (i = 0; i < __SHMPOOL_MSG_LOANS; i++)
+		if (atomic_load(&r->loans[i].owner) && r->loans[i].off == m[1].off - 16)
+			e = &r->loans[i];
+	if (e && atomic_load(&e->state) == 2 /* published */ &&
+	    atomic_load(&e->owner) == (uint32_t)shmpool_attach_id(s->p))
+		goto out;	/* the documented window */
+	TH_LOG("step %ld: the message's block leaked: entry %s, owner %u, state %u", k,
+	       e ? "in use" : "none", e ? atomic_load(&e->owner) : 0,
+	       e ? atomic_load(&e->state) : 0);
+	ret = -1;
+out:
+	shmpool_ring_close(c);
+	shmpool_ring_close(r);
+	return ret;
+}
+
+TEST_F_TIMEOUT(ring, zc_spsc_receiver_killed_at_every_step, 600)
+{
+	struct stepper s = { self->h, self->name, SHMPOOL_RING_SPSC, 1, 1, self->p };
+
+	killed_everywhere(_metadata, receiver_killed_at, &s);
+}
+
+TEST_F_TIMEOUT(ring, zc_mpmc_receiver_killed_at_every_step, 600)
+{
+	struct stepper s = { self->h, self->name, SHMPOOL_RING_MPMC, 1, 1, self->p };
+
+	killed_everywhere(_metadata, receiver_killed_at, &s);
 }
 
 /*
