@@ -1153,6 +1153,21 @@ static struct shmpool_mutex *test_mutex(struct ctx *c)
 	return c->flag ? &c->sh->odd.m : &c->sh->mtx;
 }
 
+/*
+ * Worker 0 holds the lock until every other worker has come to take it and
+ * one of them sleeps (WAITERS set), so that the sleeping paths run however
+ * the workers happen to be scheduled (bounded: STALL_MS / 2).
+ */
+static void hold_for_sleepers(struct ctx *c, struct shmpool_mutex *m)
+{
+	struct timespec t0 = now(CLOCK_MONOTONIC);
+
+	while ((atomic_load(&c->sh->ready) < MUTEX_WORKERS ||
+		!(atomic_load(&m->word) & SHMPOOL_MUTEX_WAITERS)) &&
+	       ts_ms(now(CLOCK_MONOTONIC), t0) < STALL_MS / 2)
+		sleep_ms(1);
+}
+
 static int mutex_worker(void *arg)
 {
 	struct ctx *c = arg;
@@ -1160,9 +1175,22 @@ static int mutex_worker(void *arg)
 	volatile uint64_t *counter = &c->sh->counter;
 	int i;
 
+	/* worker 0 first, so that it cannot be one of the sleepers it awaits */
+	if (c->idx) {
+		struct timespec t0 = now(CLOCK_MONOTONIC);
+
+		while (!atomic_load(&c->sh->go) &&
+		       ts_ms(now(CLOCK_MONOTONIC), t0) < STALL_MS / 2)
+			sleep_ms(1);
+	}
+	atomic_fetch_add(&c->sh->ready, 1);
 	for (i = 0; i < MUTEX_INCS; i++) {
 		if (shmpool_mutex_lock(c->p, m))
 			return 2;
+		if (!i && !c->idx) {
+			atomic_store(&c->sh->go, 1);
+			hold_for_sleepers(c, m);
+		}
 		/* a read-modify-write that only the lock makes atomic */
 		*counter = *counter + 1;
 		/* now and then hold on long enough for the others to sleep */
