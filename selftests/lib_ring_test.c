@@ -2418,7 +2418,7 @@ TEST_F(ring, zc_reclaim_ignores_misaligned_loans)
  */
 #define STEP_ELEMS	9	/* one set up, then a burst of 8 crossing an SPSC group */
 /*
- * Kill points apart: every one on the plain host build; every 23rd in the
+ * Kill points apart: every one on the plain host build; every 61st in the
  * QEMU lanes (TCG single-steps slowly, and each kill point steps from the
  * start). The sanitizer builds skip these tests: their instrumentation
  * makes a call thousands of steps, what the plain build already covers.
@@ -2593,7 +2593,7 @@ static void killed_everywhere(struct __test_metadata *_metadata, killed_at_fn *a
 		SKIP(return, "sanitizer build: the plain build takes every kill point");
 	if (in_vm_lane() && shmpool_backend(s->h->pool) == SHMPOOL_BACKEND_MEMFD)
 		SKIP(return, "memfd: every kill point is taken on the host");
-	for (k = 0; k < 100000; k += in_vm_lane() ? 23 : 1) {
+	for (k = 0; k < 100000; k += in_vm_lane() ? 61 : 1) {
 		ret = at(_metadata, s, k);
 		ASSERT_LE(0, ret);
 		if (!ret)
