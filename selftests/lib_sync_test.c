@@ -462,23 +462,6 @@ static int realtime_sleeper(void *arg)
 	return 0;
 }
 
-/* In the test VM (vm-run.sh puts spnonce= on the kernel command line)? */
-static bool in_test_vm(void)
-{
-	char buf[4096];
-	ssize_t n;
-	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	return strstr(buf, "spnonce=") != NULL;
-}
-
 /*
  * A CLOCK_REALTIME deadline is on the clock as it is set, as for futexes
  * and clock_nanosleep(TIMER_ABSTIME): a sleeper whose deadline the clock
@@ -491,7 +474,7 @@ TEST_F_TIMEOUT(sync, wait_realtime_clock_jumps_past_deadline, 120)
 	struct timespec t;
 	int ret;
 
-	if (!in_test_vm())
+	if (!in_vm_lane())
 		SKIP(return, "sets the system clock: only in the test VM");
 	ASSERT_EQ(0, task_start(&self->t[0], realtime_sleeper, &self->c[0]));
 	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
