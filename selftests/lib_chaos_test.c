@@ -516,6 +516,7 @@ FIXTURE_SETUP(chaos)
 #endif
 	if (variant->backend == SHMPOOL_BACKEND_DEVICE && !device_ok())
 		SKIP(return, "no %s", DEV_PATH);
+	SKIP_MEMFD_IN_DEVICE_LANE(variant->backend);
 	only = getenv("SHMPOOL_CHAOS_BACKEND");
 	if (only && *only && strcmp(only, variant->backend == SHMPOOL_BACKEND_DEVICE ?
 				    "device" : "memfd"))

@@ -593,6 +593,7 @@ FIXTURE_SETUP(hheap)
 {
 	if (variant->backend == SHMPOOL_BACKEND_DEVICE && !device_ok())
 		SKIP(longjmp(_metadata->env, 1), DEV_PATH " not available");
+	SKIP_MEMFD_IN_DEVICE_LANE(variant->backend);
 	/* the VM lanes try the device; memfd is the host's (unless asked for) */
 	if (variant->backend == SHMPOOL_BACKEND_MEMFD && device_ok() &&
 	    !getenv("SHMPOOL_HOSTILE_TRIALS"))

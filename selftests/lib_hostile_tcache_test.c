@@ -411,6 +411,7 @@ FIXTURE_SETUP(tcache)
 {
 	if (variant->backend == SHMPOOL_BACKEND_DEVICE && !device_ok())
 		SKIP(longjmp(_metadata->env, 1), DEV_PATH " not available");
+	SKIP_MEMFD_IN_DEVICE_LANE(variant->backend);
 	__shmpool_slab_geometry(ci);
 	self->backend = variant->backend;
 }

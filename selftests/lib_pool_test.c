@@ -22,6 +22,7 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
 #include "kselftest_harness.h"
+#include "lib_test.h"
 
 #define DEV_PATH	"/dev/shmpool"
 #define NOBODY		65534
@@ -136,6 +137,7 @@ FIXTURE_SETUP(pool)
 	if (variant->backend == SHMPOOL_BACKEND_DEVICE &&
 	    access(DEV_PATH, R_OK | W_OK))
 		SKIP(longjmp(_metadata->env, 1), DEV_PATH " not available");
+	SKIP_MEMFD_IN_DEVICE_LANE(variant->backend);
 	/* each test runs in its own process: the pid makes the name unique */
 	snprintf(self->name, sizeof(self->name), "lpt.%d", (int)getpid());
 	self->page = page_size();
