@@ -210,6 +210,7 @@ deps:
 	@scripts/deps.sh
 
 check: deps
+	@echo "== builds ($$(date +%T))"
 	@scripts/pkg-test.sh --prepare &	# its chroot, made while the rest builds
 	@# The debug lane's kernel, built at the lowest priority on what CPU the
 	@# builds, the host tests and the other lanes leave idle; the lane waits

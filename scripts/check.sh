@@ -6,6 +6,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 passed=0 failed=0 skipped=0
 failures=()
+SECONDS=0
+
+phase() {	# phase <title>: a header with the time of day and the time so far
+	printf '== %s (%s, %dm%02ds into check.sh)\n' "$1" "$(date +%T)" \
+		$((SECONDS / 60)) $((SECONDS % 60))
+}
 
 result() {	# result <status> <name>
 	if [ "$1" = 0 ]; then
@@ -15,7 +21,7 @@ result() {	# result <status> <name>
 	fi
 }
 
-echo "== static checks"
+phase "static checks"
 for r in $(scripts/kernels.sh headers); do
 	log=$(scripts/build-module.sh "/usr/src/linux-headers-$r" "build/mod/$r" 2>&1 | grep -v 'Skipping BTF')
 	[ -z "$log" ] || echo "$log"
@@ -32,7 +38,7 @@ result $st "checkpatch.pl --strict clean on kmod/ and the UAPI header"
 out=$(scripts/check-man.sh 2>&1); st=$?; [ $st = 0 ] || echo "$out"
 result $st "man pages render without warnings and document every public function"
 
-echo "== host tests (library, memfd backend): plain, ASan+UBSan, TSan"
+phase "host tests (library, memfd backend): plain, ASan+UBSan, TSan"
 hostlog=build/host-tests.log
 : > "$hostlog"
 # examples_test: every program in examples/ (one test each), on memfd here.
@@ -62,13 +68,13 @@ counted() {
 	done
 }
 
-echo "== Debian packages: make deb, installed into a clean Debian 12 chroot"
+phase "Debian packages: make deb, installed into a clean Debian 12 chroot"
 counted < <(scripts/pkg-test.sh 2>&1)
 # The 6.1 and 6.12 lanes load the modules DKMS built there.
 export SHMPOOL_KO_DIR=$top/build/pkg-test/modules
 
 for lane in "$@"; do
-	echo "== VM lane $lane"
+	phase "VM lane $lane"
 	scripts/vm-run.sh "$lane" | tee "build/check-$lane.log"
 	case "$lane" in
 	6.1|6.12) counted < <(scripts/pkg-test.sh --lane "$lane" 2>&1) ;;
@@ -84,7 +90,7 @@ for lane in "$@"; do
 	fi
 done
 
-echo
+phase "done"
 [ ${#failures[@]} = 0 ] || printf 'failed: %s\n' "${failures[@]}"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
