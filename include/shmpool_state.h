@@ -117,7 +117,9 @@ int shmpool_config_wait(struct shmpool_config *c, uint64_t since,
 /*
  * Become the writer and get the unpublished buffer in *@buf (capacity
  * bytes, contents unspecified). 0, or 1 if a dead writer was taken over;
- * -EBUSY if a live thread is writing (the caller included); the errors of
+ * -EBUSY if a live thread is writing (the caller included); -EUCLEAN if
+ * the version is UINT64_MAX (only a peer writes that: there is no next
+ * version, 0 meaning "never published"); the errors of
  * shmpool_attach_id() (a fork() child attaches on its first call).
  */
 int shmpool_config_write_begin(struct shmpool_config *c, void **buf);
@@ -126,7 +128,9 @@ int shmpool_config_write_begin(struct shmpool_config *c, void **buf);
  * in *@version, may be NULL), wake waiters, stop being the writer. -EPERM
  * if the caller is not the writer (a lock word that names the caller's
  * thread is not enough: it must have begun this write), -EINVAL if @len > capacity (the caller
- * stays the writer).
+ * stays the writer), -EUCLEAN if the header no longer says the version
+ * write_begin() began (a peer wrote it): nothing is published and the
+ * caller is no longer the writer.
  */
 int shmpool_config_write_commit(struct shmpool_config *c, size_t len,
 				uint64_t *version);
@@ -134,7 +138,7 @@ int shmpool_config_write_commit(struct shmpool_config *c, size_t len,
 int shmpool_config_write_abort(struct shmpool_config *c);
 /*
  * write_begin, copy @len bytes of @data, write_commit. Readers never see the
- * copy in progress. -EBUSY, -EINVAL (@len > capacity) as above.
+ * copy in progress. -EBUSY, -EINVAL (@len > capacity), -EUCLEAN as above.
  */
 int shmpool_config_publish(struct shmpool_config *c, const void *data,
 			   size_t len, uint64_t *version);

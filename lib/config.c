@@ -480,9 +480,19 @@ int shmpool_config_write_begin(struct shmpool_config *c, void **buf)
 			return -EBUSY;	/* a live writer */
 		/* it was released meanwhile: try again */
 	}
+	v = atomic_load_explicit(&c->sh->seq, memory_order_relaxed) + 1;
+	if (!v) {
+		/*
+		 * The published version is UINT64_MAX: there is no next one
+		 * (0 means "never published"). Only a peer writes that.
+		 * Release the lock word as writer_release() does.
+		 */
+		atomic_store_explicit(&c->sh->owner_tid, 0, memory_order_relaxed);
+		atomic_store(&c->sh->owner, 0);
+		return -EUCLEAN;
+	}
 	cfg_held_add(c, id);
 	c->writing = true;
-	v = atomic_load_explicit(&c->sh->seq, memory_order_relaxed) + 1;
 	atomic_store_explicit(&c->sh->begin, v, memory_order_relaxed);
 	/* (W1): pairs with (R2) in read; orders begin before the buffer stores */
 	atomic_thread_fence(memory_order_release);
@@ -530,6 +540,15 @@ int shmpool_config_write_commit(struct shmpool_config *c, size_t len,
 	if (len > c->cap)
 		return -EINVAL;
 	v = atomic_load_explicit(&c->sh->begin, memory_order_relaxed);
+	/*
+	 * write_begin() stored begin = seq + 1 (never 0) and nobody else
+	 * writes either while we hold the lock: a peer did. Publishing it
+	 * could make the version 0 ("never published") or go back.
+	 */
+	if (!v || v != atomic_load_explicit(&c->sh->seq, memory_order_relaxed) + 1) {
+		writer_release(c, id);
+		return -EUCLEAN;
+	}
 	atomic_store_explicit(&c->sh->len[v & 1], len, memory_order_relaxed);
 	/* (W3): pairs with (R1) in read and the acquire in version() */
 	atomic_store_explicit(&c->sh->seq, v, memory_order_release);

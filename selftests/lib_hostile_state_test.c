@@ -287,11 +287,12 @@ static int victim_config(void *arg)
 	static const int open_ok[] = { -EUCLEAN, -EEXIST, -ENOENT, -EAGAIN, 0 };
 	static const int read_ok[] = { -ENODATA, -EMSGSIZE, -EUCLEAN, -EAGAIN, 0 };
 	static const int wait_ok[] = { -ETIMEDOUT, -EOWNERDEAD, 0 };
-	static const int pub_ok[] = { -EBUSY, -EPERM, 0 };
+	static const int pub_ok[] = { -EBUSY, -EPERM, -EUCLEAN, 0 };
 	struct world *w = arg;
 	struct shmpool_config *c;
 	struct timespec dl;
 	char buf[CFG_CAP];
+	uint64_t v = 0;
 	int ret, i;
 
 	if (shmpool_heap_open(w->p, 0, &w->h))
@@ -314,9 +315,11 @@ static int victim_config(void *arg)
 	ret = shmpool_config_wait(c, shmpool_config_version(c), &dl, NULL);
 	if (!documented(ret, wait_ok))
 		return 6;
-	ret = shmpool_config_publish(c, "after", 6, NULL);
+	ret = shmpool_config_publish(c, "after", 6, &v);
 	if (!documented(ret, pub_ok))
 		return 7;
+	if (!ret && !v)		/* 0 is "never published" */
+		return 9;
 	ret = shmpool_config_read(c, buf, sizeof(buf), NULL);
 	return documented(ret, read_ok) ? 0 : 8;
 }

@@ -419,6 +419,82 @@ TEST_F(config, writer_lock_naming_this_thread_is_taken_over)
 	EXPECT_EQ(0, shmpool_config_close(c2));
 }
 
+/*
+ * Publish the blob of version 1 (into @b, its length in *@n) and return the
+ * config's header: struct cfg_shared's words ident, seq, begin, ...
+ */
+static _Atomic uint64_t *cfg_hdr_at_1(struct shmpool_heap *h,
+				      struct shmpool_config *c, uint8_t *b,
+				      size_t *n)
+{
+	struct shmpool_obj obj;
+
+	*n = blob_make(b, 1);
+	if (shmpool_config_publish(c, b, *n, NULL) ||
+	    shmpool_obj_find(h, "cfg", &obj))
+		return NULL;
+	return shmpool_heap_ptr(h, obj.off, 64);
+}
+
+/*
+ * A peer sets the published version to UINT64_MAX: there is no next
+ * version (it would be 0, "never published", and readers would lose the
+ * blob). Publishing is -EUCLEAN, the writer's lock stays free, the last
+ * blob stays readable at its version. (The publish made version 0.)
+ */
+TEST_F(config, publish_after_version_max_is_euclean)
+{
+	uint8_t b[CAP], got[CAP];
+	_Atomic uint64_t *hdr;
+	uint64_t v = 0;
+	void *buf;
+	size_t n;
+
+	hdr = cfg_hdr_at_1(self->h, self->c, b, &n);
+	ASSERT_NE(NULL, hdr);
+	/* odd like 1: the blob of version 1 stays the current one */
+	atomic_store(&hdr[2], UINT64_MAX);	/* begin */
+	atomic_store(&hdr[1], UINT64_MAX);	/* seq */
+	EXPECT_EQ(-EUCLEAN, shmpool_config_publish(self->c, b, n, &v));
+	EXPECT_EQ(UINT64_MAX, shmpool_config_version(self->c));
+	EXPECT_EQ((int)n, shmpool_config_read(self->c, got, sizeof(got), &v));
+	EXPECT_EQ(UINT64_MAX, v);
+	EXPECT_EQ(0, blob_check(got, n, 1));
+	EXPECT_EQ(-EUCLEAN, shmpool_config_write_begin(self->c, &buf));
+	EXPECT_EQ(-EPERM, shmpool_config_write_abort(self->c));
+}
+
+/*
+ * A peer moves @begin (the version being written) while a write is open:
+ * the commit must not publish it (0 would be "never published"). The write
+ * is abandoned, nothing published, and the next one goes through. (The
+ * commit made version 0.)
+ */
+TEST_F(config, commit_after_begin_moved_is_euclean)
+{
+	_Atomic uint64_t *hdr;
+	uint8_t b[CAP], got[CAP];
+	uint64_t v = 0;
+	size_t n;
+	void *buf;
+
+	ASSERT_NE(NULL, hdr = cfg_hdr_at_1(self->h, self->c, b, &n));
+	ASSERT_EQ(0, shmpool_config_write_begin(self->c, &buf));
+	memcpy(buf, b, n);
+	atomic_store(&hdr[2], 0);	/* begin, "never published" */
+	EXPECT_EQ(-EUCLEAN, shmpool_config_write_commit(self->c, n, &v));
+	EXPECT_EQ(1U, shmpool_config_version(self->c));
+	EXPECT_EQ(-EPERM, shmpool_config_write_abort(self->c));
+	/* begin behind the version, as the peer left it: readers say so */
+	EXPECT_EQ(-EUCLEAN, shmpool_config_read(self->c, got, sizeof(got), &v));
+	n = blob_make(b, 2);
+	EXPECT_EQ(0, shmpool_config_publish(self->c, b, n, &v));
+	EXPECT_EQ(2U, v);
+	EXPECT_EQ((int)n, shmpool_config_read(self->c, got, sizeof(got), &v));
+	EXPECT_EQ(2U, v);
+	EXPECT_EQ(0, blob_check(got, n, 2));
+}
+
 #ifndef SHMPOOL_TEST_THREADS
 /* A writer in another, live process keeps the slot; others get -EBUSY, then it is free. */
 TEST_F(config, live_writer_elsewhere_is_ebusy)
