@@ -86,7 +86,9 @@ struct shmpool_cache_stats {
  * Open cache @name of @h's heap, creating it for @capacity entries
  * (1..SHMPOOL_CACHE_CAP_MAX) with SHMPOOL_CACHE_CREATE. Without CREATE,
  * @capacity 0 accepts any. -ENOENT: absent; -EEXIST: another capacity;
- * -EUCLEAN: the object is not a cache; -EAGAIN (@capacity 0): its creator
+ * -EUCLEAN: the object is not a cache (a @capacity never makes a cache of
+ * an object that shmpool_obj_create() or another type made, even one still
+ * all zeroes); -EAGAIN (@capacity 0): its creator
  * has not stamped it yet (or died first): open with the capacity, which
  * finishes the creation, or call again; else as shmpool_obj_create().
  */

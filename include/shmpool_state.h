@@ -71,7 +71,9 @@ struct shmpool_config;
  * @capacity bytes (1..16 MiB) if SHMPOOL_CONFIG_CREATE is given and it does
  * not exist; without CREATE, @capacity 0 accepts any and -ENOENT means
  * absent. -EEXIST: it exists with another capacity; -EUCLEAN: the object is
- * not a config; -EAGAIN (@capacity 0): its creator did not stamp it within
+ * not a config (a @capacity never makes a config of an object that
+ * shmpool_obj_create() or another type made, even one still all
+ * zeroes); -EAGAIN (@capacity 0): its creator did not stamp it within
  * about 2 s (or died first): open with the capacity, which finishes the
  * creation, or call again; other errors as shmpool_obj_create(). The handle keeps
  * using @h: close it before the heap.

@@ -115,6 +115,7 @@ int shmpool_cache_open(struct shmpool_heap *h, const char *name,
 {
 	struct shmpool_cache *c;
 	struct shmpool_obj obj;
+	uint32_t kind = DIR_KIND_CACHE;
 	uint64_t ident = 0;
 	uint32_t cap;
 	int ret;
@@ -123,10 +124,8 @@ int shmpool_cache_open(struct shmpool_heap *h, const char *name,
 	    capacity > SHMPOOL_CACHE_CAP_MAX ||
 	    ((flags & SHMPOOL_CACHE_CREATE) && !capacity))
 		return -EINVAL;
-	if (flags & SHMPOOL_CACHE_CREATE)
-		ret = shmpool_obj_create(h, name, cache_bytes(capacity), 64, &obj);
-	else
-		ret = shmpool_obj_find(h, name, &obj);
+	ret = __shmpool_obj_get(h, name, flags & SHMPOOL_CACHE_CREATE ?
+				cache_bytes(capacity) : 0, 64, &kind, &obj);
 	if (ret < 0)
 		return ret;
 	if (obj.size < cache_bytes(1) ||
@@ -141,7 +140,9 @@ int shmpool_cache_open(struct shmpool_heap *h, const char *name,
 		ret = -EEXIST;
 		if (cache_bytes(capacity) != obj.size)
 			goto err;
-		ret = __shmpool_ident_claim(&c->sh->ident, CACHE_MAGIC, capacity);
+		/* only a cache object is ours to finish (DIR_KIND_*) */
+		ret = __shmpool_ident_claim(&c->sh->ident, CACHE_MAGIC, capacity,
+					    kind == DIR_KIND_CACHE);
 		if (ret)
 			goto err;
 		ident = (uint64_t)CACHE_MAGIC << 32 | capacity;

@@ -140,6 +140,7 @@ int shmpool_config_open(struct shmpool_heap *h, const char *name,
 {
 	struct shmpool_config *c;
 	struct shmpool_obj obj;
+	uint32_t kind = DIR_KIND_CONFIG;
 	uint64_t ident = 0;
 	size_t cap;
 	int ret;
@@ -148,11 +149,9 @@ int shmpool_config_open(struct shmpool_heap *h, const char *name,
 	    capacity > CFG_CAP_MAX ||
 	    ((flags & SHMPOOL_CONFIG_CREATE) && !capacity))
 		return -EINVAL;
-	if (flags & SHMPOOL_CONFIG_CREATE)
-		ret = shmpool_obj_create(h, name, CFG_HDR + 2 * cfg_stride(capacity),
-					 64, &obj);
-	else
-		ret = shmpool_obj_find(h, name, &obj);
+	ret = __shmpool_obj_get(h, name, flags & SHMPOOL_CONFIG_CREATE ?
+				CFG_HDR + 2 * cfg_stride(capacity) : 0,
+				64, &kind, &obj);
 	if (ret < 0)
 		return ret;
 	if (obj.size < CFG_HDR + 128 || (obj.size - CFG_HDR) % 128)
@@ -170,8 +169,10 @@ int shmpool_config_open(struct shmpool_heap *h, const char *name,
 		ret = -EEXIST;
 		if (cfg_stride(capacity) != cap)
 			goto err;
+		/* only a config object is ours to finish (DIR_KIND_*) */
 		ret = __shmpool_ident_claim(&c->sh->ident, CFG_MAGIC,
-					    (uint32_t)capacity);
+					    (uint32_t)capacity,
+					    kind == DIR_KIND_CONFIG);
 		if (ret)
 			goto err;
 		ident = (uint64_t)CFG_MAGIC << 32 | capacity;

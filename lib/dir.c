@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
  * Named objects of the heap (include/shmpool_alloc.h): a fixed directory of
- * NR_DIR entries {name, offset, size} in the pool's metadata, each naming a
- * general block marked BLK_NAMED. Every operation runs under the heap lock,
- * which is what makes create-if-absent atomic across processes: the lookup
- * and the insert happen in one critical section, and the object is zeroed
- * before the entry that makes it findable is written.
+ * NR_DIR entries {name, offset, size, kind} in the pool's metadata, each
+ * naming a general block marked BLK_NAMED. Every operation runs under the
+ * heap lock, which is what makes create-if-absent atomic across processes:
+ * the lookup and the insert happen in one critical section, and the object
+ * is zeroed before the entry that makes it findable is written. The kind
+ * (DIR_KIND_*, internal.h) says which call made the object, so that a
+ * config or cache open finishes only its own type's creation and never
+ * stamps somebody else's zeroed object.
  *
  * A peer may write anything into the directory (README, "Trust between
  * processes"): the lookup is a bounded scan of NR_DIR entries, a name is
@@ -84,16 +87,19 @@ static struct dir_ent *lookup(struct shmpool_heap *h, const char *name,
 	return NULL;
 }
 
-SHMPOOL_EXPORT
-int shmpool_obj_create(struct shmpool_heap *h, const char *name, size_t size,
-		       size_t align, struct shmpool_obj *obj)
+/*
+ * Find @name, or (@size not 0) create it with kind *@kind; the kind its
+ * entry records in *@kind. 1 if created, 0 if found, or -errno.
+ */
+static int obj_get(struct shmpool_heap *h, const char *name, size_t size,
+		   size_t align, uint32_t *kind, struct shmpool_obj *obj)
 {
 	struct dir_ent *e, *slot = NULL;
 	uint32_t hash;
 	uint64_t off;
 	int ret, i;
 
-	if (!h || !obj || !size || (align & (align - 1)))
+	if (!h || !obj || (align & (align - 1)))
 		return -EINVAL;
 	ret = check_name(name);
 	if (ret)
@@ -105,8 +111,12 @@ int shmpool_obj_create(struct shmpool_heap *h, const char *name, size_t size,
 	e = lookup(h, name, hash);
 	if (e) {
 		ret = ent_read(h, e, obj);
+		*kind = e->kind;
 		goto out;
 	}
+	ret = -ENOENT;
+	if (!size)
+		goto out;
 	for (i = 0; i < NR_DIR && !slot; i++)
 		if (!heap_dir(h)[i].off)
 			slot = &heap_dir(h)[i];
@@ -122,6 +132,7 @@ int shmpool_obj_create(struct shmpool_heap *h, const char *name, size_t size,
 	memset(slot->name, 0, sizeof(slot->name));
 	strcpy(slot->name, name);
 	slot->hash = hash;
+	slot->kind = *kind;
 	slot->size = size;
 	KILL_POINT();	/* the offset last: it makes the entry (heap_repair()) */
 	slot->off = off;
@@ -131,6 +142,25 @@ int shmpool_obj_create(struct shmpool_heap *h, const char *name, size_t size,
 out:
 	__shmpool_heap_unlock(h);
 	return ret;
+}
+
+SHMPOOL_EXPORT
+int shmpool_obj_create(struct shmpool_heap *h, const char *name, size_t size,
+		       size_t align, struct shmpool_obj *obj)
+{
+	uint32_t kind = DIR_KIND_PLAIN;
+
+	if (!size)
+		return -EINVAL;
+	return obj_get(h, name, size, align, &kind, obj);
+}
+
+int __shmpool_obj_get(struct shmpool_heap *h, const char *name, size_t size,
+		      size_t align, uint32_t *kind, struct shmpool_obj *obj)
+{
+	if (!kind)
+		return -EINVAL;
+	return obj_get(h, name, size, align, kind, obj);
 }
 
 /* Check @name, take the heap lock and look it up; 0 with the lock held. */

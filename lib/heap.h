@@ -164,7 +164,7 @@ struct dir_ent {
 	uint64_t off;		/* 0: free entry */
 	uint64_t size;
 	uint32_t hash;
-	uint32_t __pad;
+	uint32_t kind;		/* DIR_KIND_* (internal.h): who made it */
 };
 
 _Static_assert(DIR_OFF + NR_DIR * sizeof(struct dir_ent) <= 5 * 4096,

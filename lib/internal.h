@@ -82,9 +82,11 @@ uint32_t __shmpool_doorbell_lacks(struct shmpool *p);
  * Set a typed named object's identity word to @magic << 32 | @value unless
  * it is set already (lib/ident.c): 0 if it holds that now, -EEXIST if it
  * holds @magic with another value, -EUCLEAN if it holds something else.
+ * Without @stamp (the object was not made as this type: see DIR_KIND_*)
+ * a word still 0 is left alone and is -EUCLEAN.
  */
 int __shmpool_ident_claim(_Atomic uint64_t *ident, uint32_t magic,
-			  uint32_t value);
+			  uint32_t value, bool stamp);
 
 /*
  * fork() (util.c). The library registers one set of handlers when it is
@@ -247,6 +249,29 @@ static inline int __shmpool_set_size(struct shmpool *p, uint64_t bytes)
 struct shmpool_heap;
 bool __shmpool_heap_span_ok(const struct shmpool_heap *h, uint64_t off,
 			    uint64_t len);
+
+/*
+ * What made a named object (its directory entry's @kind, written with the
+ * entry under the heap lock): shmpool_obj_create() (a plain object, or one
+ * made by a library older than that field), or the open of a config or a
+ * cache with a capacity. An open stamps its identity word only on an
+ * object of its own kind: a plain object of the right size whose first
+ * word is still 0 is somebody else's data.
+ */
+#define DIR_KIND_PLAIN	0U
+#define DIR_KIND_CONFIG	1U
+#define DIR_KIND_CACHE	2U
+
+/*
+ * dir.c, for config.c and cache.c: find named object @name, or (@size not
+ * 0) create it as shmpool_obj_create() does, with the kind @kind
+ * (DIR_KIND_* of heap.h) in its directory entry. 1 if this call created
+ * it, 0 if it existed, with the kind its entry records in *@kind; the
+ * errors of shmpool_obj_create() and shmpool_obj_find().
+ */
+struct shmpool_obj;
+int __shmpool_obj_get(struct shmpool_heap *h, const char *name, size_t size,
+		      size_t align, uint32_t *kind, struct shmpool_obj *obj);
 
 /*
  * ring.c, for msg.c: shmpool_ring_enqueue_wait() of one element, where

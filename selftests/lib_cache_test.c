@@ -266,8 +266,15 @@ TEST_F(cache, unstamped_object_is_eagain_until_opened_with_capacity)
 	struct shmpool_obj obj;
 	struct shmpool_cache_stats st;
 
-	/* the size of a cache for 10 entries: its header and 64 buckets */
-	ASSERT_EQ(1, shmpool_obj_create(self->h, "half", BUCKETS_OFF + 64 * 8, 64, &obj));
+	_Atomic uint64_t *ident;
+
+	/* made by the cache's own create, then its identity word back at 0 */
+	ASSERT_EQ(0, shmpool_cache_open(self->h, "half", 10, SHMPOOL_CACHE_CREATE, &c2));
+	EXPECT_EQ(0, shmpool_cache_close(c2));
+	ASSERT_EQ(0, shmpool_obj_find(self->h, "half", &obj));
+	ident = shmpool_heap_ptr(self->h, obj.off, 8);
+	ASSERT_NE(NULL, ident);
+	atomic_store(ident, 0);
 	EXPECT_EQ(-EAGAIN, shmpool_cache_open(self->h, "half", 0, 0, &c2));
 	ASSERT_EQ(0, shmpool_cache_open(self->h, "half", 10, SHMPOOL_CACHE_CREATE, &c2));
 	EXPECT_EQ(0, shmpool_cache_close(c2));
@@ -275,6 +282,36 @@ TEST_F(cache, unstamped_object_is_eagain_until_opened_with_capacity)
 	ASSERT_EQ(0, shmpool_cache_stats(c2, &st));
 	EXPECT_EQ(10U, st.capacity);
 	EXPECT_EQ(0, shmpool_cache_close(c2));
+}
+
+/*
+ * A plain named object of a cache's size, not yet written (its first word
+ * 0), is somebody else's: an open with a capacity must not stamp it a
+ * cache (and then write a cache into it), with or without CREATE.
+ * (It did: any unstamped object of the right size was taken.)
+ */
+static void plain_object_is_not_stamped(struct __test_metadata *_metadata,
+					struct shmpool_heap *h, unsigned int flags)
+{
+	struct shmpool_cache *c2;
+	uint8_t *b, want[BUCKETS_OFF + 64 * 8];
+
+	/* the size of a cache for 10 entries: its header and 64 buckets */
+	b = plain_object_make(h, "plain", sizeof(want), want);
+	ASSERT_NE(NULL, b);
+	EXPECT_EQ(-EUCLEAN, shmpool_cache_open(h, "plain", 10, flags, &c2));
+	EXPECT_EQ(0, memcmp(want, b, sizeof(want)));
+	EXPECT_EQ(-EAGAIN, shmpool_cache_open(h, "plain", 0, 0, &c2));
+}
+
+TEST_F(cache, create_does_not_stamp_a_plain_object)
+{
+	plain_object_is_not_stamped(_metadata, self->h, SHMPOOL_CACHE_CREATE);
+}
+
+TEST_F(cache, open_with_capacity_does_not_stamp_a_plain_object)
+{
+	plain_object_is_not_stamped(_metadata, self->h, 0);
 }
 
 TEST_F(cache, bad_keys_and_values)

@@ -262,8 +262,15 @@ TEST_F(config, unstamped_object_is_eagain_until_opened_with_capacity)
 {
 	struct shmpool_config *c2;
 	struct shmpool_obj obj;
+	_Atomic uint64_t *ident;
 
-	ASSERT_EQ(1, shmpool_obj_create(self->h, "half", 64 + 2 * CAP, 64, &obj));
+	/* made by the config's own create, then its identity word back at 0 */
+	ASSERT_EQ(0, shmpool_config_open(self->h, "half", CAP, SHMPOOL_CONFIG_CREATE, &c2));
+	EXPECT_EQ(0, shmpool_config_close(c2));
+	ASSERT_EQ(0, shmpool_obj_find(self->h, "half", &obj));
+	ident = shmpool_heap_ptr(self->h, obj.off, 8);
+	ASSERT_NE(NULL, ident);
+	atomic_store(ident, 0);
 	EXPECT_EQ(-EAGAIN, shmpool_config_open(self->h, "half", 0, 0, &c2));
 	ASSERT_EQ(0, shmpool_config_open(self->h, "half", CAP, SHMPOOL_CONFIG_CREATE, &c2));
 	EXPECT_EQ(-ENODATA, shmpool_config_read(c2, NULL, 0, NULL));
@@ -271,6 +278,34 @@ TEST_F(config, unstamped_object_is_eagain_until_opened_with_capacity)
 	ASSERT_EQ(0, shmpool_config_open(self->h, "half", 0, 0, &c2));
 	EXPECT_EQ((size_t)CAP, shmpool_config_capacity(c2));
 	EXPECT_EQ(0, shmpool_config_close(c2));
+}
+
+/*
+ * A plain named object of a config's size, not yet written (its first word
+ * 0), is somebody else's: an open with a capacity must not stamp it a
+ * config (and then write a config into it), with or without CREATE.
+ * (It did: any unstamped object of the right size was taken.)
+ */
+static void plain_object_is_not_stamped(struct __test_metadata *_metadata,
+					struct shmpool_heap *h, unsigned int flags)
+{
+	struct shmpool_config *c2;
+	uint8_t *b, want[64 + 2 * CAP];
+
+	b = plain_object_make(h, "plain", sizeof(want), want);
+	ASSERT_NE(NULL, b);
+	EXPECT_EQ(-EUCLEAN, shmpool_config_open(h, "plain", CAP, flags, &c2));
+	EXPECT_EQ(0, memcmp(want, b, sizeof(want)));
+}
+
+TEST_F(config, create_does_not_stamp_a_plain_object)
+{
+	plain_object_is_not_stamped(_metadata, self->h, SHMPOOL_CONFIG_CREATE);
+}
+
+TEST_F(config, open_with_capacity_does_not_stamp_a_plain_object)
+{
+	plain_object_is_not_stamped(_metadata, self->h, 0);
 }
 
 TEST_F(config, publish_too_long_is_einval)

@@ -453,4 +453,29 @@ static inline int lane_is_device_only(void)
 			     "memfd: this lane tests the device backend only");	\
 	} while (0)
 
+#ifdef SHMPOOL_ALLOC_H
+/*
+ * A plain named object (shmpool_obj_create()) of @size bytes as its owner
+ * might leave it: the first word 0, data after it. Returns its bytes (NULL
+ * on failure) and copies them to @copy (@size bytes).
+ */
+static inline uint8_t *plain_object_make(struct shmpool_heap *h, const char *name,
+					 size_t size, uint8_t *copy)
+{
+	struct shmpool_obj obj;
+	uint8_t *b;
+	size_t i;
+
+	if (shmpool_obj_create(h, name, size, 64, &obj) != 1)
+		return NULL;
+	b = shmpool_heap_ptr(h, obj.off, size);
+	if (!b)
+		return NULL;
+	for (i = 8; i < size; i++)
+		b[i] = (uint8_t)(i * 13 + 1);
+	memcpy(copy, b, size);
+	return b;
+}
+#endif
+
 #endif /* SHMPOOL_LIB_TEST_H */
