@@ -205,8 +205,15 @@ void shmpool_handle_read_lock(void);
 void shmpool_handle_read_unlock(void);
 /*
  * Resolve @h to a pointer to @len bytes, valid until read_unlock; NULL if
- * the slot is empty, was re-attached since @h was made, or [off, off+len)
- * is outside the pool. Wait-free. Call only inside a read-side section.
+ * the slot is empty, was re-attached since @h was made (up to 63 times:
+ * see below), or [off, off+len) is outside the pool. Wait-free. Call only
+ * inside a read-side section.
+ *
+ * The generation has 6 bits: after 64 attaches of its slot a stale handle
+ * resolves into whatever pool the slot then holds. Slots are taken round
+ * robin, so that takes 64 attaches per free slot (about 65000 with an
+ * empty table), but only 64 attach/detach cycles when a single slot is
+ * free. Do not keep a handle past the detach of its pool.
  */
 void *shmpool_handle_ptr(shmpool_handle_t h, size_t len);
 /* Unregister the calling thread now (it must be outside any section). */

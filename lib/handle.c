@@ -18,7 +18,9 @@
  *	ones see the slot empty.
  * Slot reuse bumps the generation, so a stale handle to a re-attached slot
  * resolves to NULL. Slots are taken round robin, so a generation comes back
- * only after 64 x 1023 attaches (the offset bound check still applies).
+ * after 64 attaches per free slot: 64 x 1023 with an empty table, only 64
+ * with one free slot (the offset bound check still applies; documented in
+ * shmpool_state.h).
  */
 #define _GNU_SOURCE
 #include <pthread.h>

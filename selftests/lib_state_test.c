@@ -1044,42 +1044,59 @@ TEST(handle_bad_arguments)
 	EXPECT_EQ(SHMPOOL_HANDLE_NULL, shmpool_handle_make(SHMPOOL_HANDLE_SLOTS, 0));
 	EXPECT_EQ(SHMPOOL_HANDLE_NULL, shmpool_handle_make(5, 0));	/* empty */
 }
-
-/* A full table is -ENOSPC; detaching makes room again. */
-TEST(handle_table_full_is_enospc)
+/*
+ * Raise RLIMIT_NOFILE for a full table (every attached pool keeps its fd);
+ * 0, or -1 if it cannot be raised that far.
+ */
+static int nofile_for_full_table(void)
 {
-	static int slots[SHMPOOL_HANDLE_SLOTS];
-	struct rlimit rl;
-	struct shmpool *p;
-	int i, n = 0, ret = 0;
+	struct rlimit rl, want = { 2 * SHMPOOL_HANDLE_SLOTS, 2 * SHMPOOL_HANDLE_SLOTS };
 
-	/* every attached pool keeps its fd: make room for a full table */
-	ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &rl));
-	if (rl.rlim_cur < 2 * SHMPOOL_HANDLE_SLOTS) {
-		struct rlimit want = { 2 * SHMPOOL_HANDLE_SLOTS,
-				       2 * SHMPOOL_HANDLE_SLOTS };
-
-		if (rl.rlim_max > want.rlim_max)
-			want.rlim_max = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &want)) {
-			rl.rlim_cur = rl.rlim_max;
-			setrlimit(RLIMIT_NOFILE, &rl);
-		}
-		ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &rl));
-		if (rl.rlim_cur < SHMPOOL_HANDLE_SLOTS + 64)
-			SKIP(return, "RLIMIT_NOFILE %llu is below a full table",
-			     (unsigned long long)rl.rlim_cur);
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return -1;
+	if (rl.rlim_cur >= want.rlim_cur)
+		return 0;
+	if (rl.rlim_max > want.rlim_max)
+		want.rlim_max = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &want)) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	while (n < SHMPOOL_HANDLE_SLOTS) {
-		ASSERT_EQ(0, shmpool_create_anon(4096, SHMPOOL_BACKEND_MEMFD, &p));
+	return !getrlimit(RLIMIT_NOFILE, &rl) &&
+	       rl.rlim_cur >= SHMPOOL_HANDLE_SLOTS + 64 ? 0 : -1;
+}
+
+/*
+ * Attach 4 KiB memfd pools until the table says no: their slots in
+ * @slots, the count in *@n; the last attach's result (-ENOSPC when full).
+ */
+static int table_fill(int *slots, int *n)
+{
+	struct shmpool *p;
+	int ret = 0;
+
+	for (*n = 0; *n < SHMPOOL_HANDLE_SLOTS; slots[(*n)++] = ret) {
+		ret = shmpool_create_anon(4096, SHMPOOL_BACKEND_MEMFD, &p);
+		if (ret)
+			return ret;
 		ret = shmpool_handle_attach(p);
 		if (ret < 0) {
 			shmpool_close(p);
 			break;
 		}
-		slots[n++] = ret;
 	}
-	EXPECT_EQ(-ENOSPC, ret);
+	return ret;
+}
+
+/* A full table is -ENOSPC; detaching makes room again. */
+TEST(handle_table_full_is_enospc)
+{
+	static int slots[SHMPOOL_HANDLE_SLOTS];
+	int i, n;
+
+	if (nofile_for_full_table())
+		SKIP(return, "RLIMIT_NOFILE is below a full table");
+	EXPECT_EQ(-ENOSPC, table_fill(slots, &n));
 	EXPECT_EQ(SHMPOOL_HANDLE_SLOTS - 1, n);
 	for (i = 0; i < n; i++)
 		EXPECT_EQ(0, shmpool_handle_detach(slots[i]));
@@ -1164,6 +1181,42 @@ static void *attach_full(void *arg)
 	while (!atomic_load(&fork_stop))
 		shmpool_handle_attach(fork_pool);
 	return NULL;
+}
+
+/*
+ * The documented bound on stale handles: slots are reused round robin,
+ * and a slot's 6-bit generation comes back after 64 attaches of it. With
+ * one free slot every attach takes that slot: a handle made before stays
+ * NULL through the next 63 pools attached there (the documents promised
+ * "NULL" without the bound, which the 64th breaks).
+ */
+TEST(handle_stale_is_null_for_63_reattaches_of_its_slot)
+{
+	static int slots[SHMPOOL_HANDLE_SLOTS];
+	shmpool_handle_t stale;
+	struct shmpool *p;
+	int i, n, slot;
+	void *q;
+
+	if (nofile_for_full_table())
+		SKIP(return, "RLIMIT_NOFILE is below a full table");
+	ASSERT_EQ(-ENOSPC, table_fill(slots, &n));
+	/* one free slot: every attach from now on takes it */
+	slot = slots[--n];
+	stale = shmpool_handle_make(slot, 0);
+	ASSERT_NE(SHMPOOL_HANDLE_NULL, stale);
+	ASSERT_EQ(0, shmpool_handle_detach(slot));
+	for (i = 1; i < 64; i++) {
+		ASSERT_EQ(0, shmpool_create_anon(4096, SHMPOOL_BACKEND_MEMFD, &p));
+		ASSERT_EQ(slot, shmpool_handle_attach(p));
+		shmpool_handle_read_lock();
+		q = shmpool_handle_ptr(stale, 8);
+		shmpool_handle_read_unlock();
+		EXPECT_EQ(NULL, q) TH_LOG("re-attach %d", i);
+		ASSERT_EQ(0, shmpool_handle_detach(slot));
+	}
+	for (i = 0; i < n; i++)
+		EXPECT_EQ(0, shmpool_handle_detach(slots[i]));
 }
 
 /*
