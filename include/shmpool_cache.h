@@ -88,7 +88,8 @@ struct shmpool_cache_stats {
  * @capacity 0 accepts any. -ENOENT: absent; -EEXIST: another capacity;
  * -EUCLEAN: the object is not a cache (a @capacity never makes a cache of
  * an object that shmpool_obj_create() or another type made, even one still
- * all zeroes); -EAGAIN (@capacity 0): its creator
+ * all zeroes, and without one such an object is -EUCLEAN at once);
+ * -EAGAIN (@capacity 0): its creator
  * has not stamped it yet (or died first): open with the capacity, which
  * finishes the creation, or call again; else as shmpool_obj_create().
  */

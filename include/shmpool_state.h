@@ -73,7 +73,8 @@ struct shmpool_config;
  * absent. -EEXIST: it exists with another capacity; -EUCLEAN: the object is
  * not a config (a @capacity never makes a config of an object that
  * shmpool_obj_create() or another type made, even one still all
- * zeroes); -EAGAIN (@capacity 0): its creator did not stamp it within
+ * zeroes, and without one such an object is -EUCLEAN at once);
+ * -EAGAIN (@capacity 0): its creator did not stamp it within
  * about 2 s (or died first): open with the capacity, which finishes the
  * creation, or call again; other errors as shmpool_obj_create(). The handle keeps
  * using @h: close it before the heap.

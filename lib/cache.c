@@ -149,7 +149,8 @@ int shmpool_cache_open(struct shmpool_heap *h, const char *name,
 	} else {
 		/* acquire: pairs with __shmpool_ident_claim() */
 		ident = atomic_load_explicit(&c->sh->ident, memory_order_acquire);
-		ret = -EAGAIN;	/* being created: try again */
+		/* being created: try again; unless no cache's open made it */
+		ret = kind == DIR_KIND_CACHE ? -EAGAIN : -EUCLEAN;
 		if (!ident)
 			goto err;
 	}

@@ -176,6 +176,13 @@ int shmpool_config_open(struct shmpool_heap *h, const char *name,
 		if (ret)
 			goto err;
 		ident = (uint64_t)CFG_MAGIC << 32 | capacity;
+	} else if (kind != DIR_KIND_CONFIG) {
+		/* acquire: pairs with __shmpool_ident_claim() (an older library's) */
+		ident = atomic_load_explicit(&c->sh->ident, memory_order_acquire);
+		/* no config's open made it: nobody will stamp it (DIR_KIND_*) */
+		ret = -EUCLEAN;
+		if (!ident)
+			goto err;
 	} else {
 		ret = cfg_wait_ident(c->sh, &ident);
 		if (ret)

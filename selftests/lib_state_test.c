@@ -296,6 +296,8 @@ static void plain_object_is_not_stamped(struct __test_metadata *_metadata,
 	ASSERT_NE(NULL, b);
 	EXPECT_EQ(-EUCLEAN, shmpool_config_open(h, "plain", CAP, flags, &c2));
 	EXPECT_EQ(0, memcmp(want, b, sizeof(want)));
+	/* and nobody will stamp it: not "being created" (no 2 s wait) */
+	EXPECT_EQ(-EUCLEAN, shmpool_config_open(h, "plain", 0, 0, &c2));
 }
 
 TEST_F(config, create_does_not_stamp_a_plain_object)
