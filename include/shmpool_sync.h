@@ -117,9 +117,11 @@ struct shmpool_event {
 int shmpool_event_init(struct shmpool *p, struct shmpool_event *ev);
 /*
  * Sleep until @ev is signalled after the shmpool_event_prepare_wait() that
- * returned @key, or @deadline. 0: signalled (re-check the condition);
- * -ETIMEDOUT; -EINTR (a handler without SA_RESTART ran); -EINVAL also for a
- * @key that did not come from prepare_wait.
+ * returned @key, or @deadline. 0: signalled (re-check the condition): the
+ * word moved off @key, also if the doorbell found it so (-EAGAIN) and a
+ * peer moved it back; -ETIMEDOUT (also while a peer keeps waking us with
+ * the word at @key); -EINTR (a handler without SA_RESTART ran); -EINVAL
+ * also for a @key that did not come from prepare_wait.
  */
 int shmpool_event_timedwait(struct shmpool *p, struct shmpool_event *ev,
 			    uint32_t key, const struct timespec *deadline);

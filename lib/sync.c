@@ -227,19 +227,38 @@ int shmpool_event_timedwait(struct shmpool *p, struct shmpool_event *ev,
 			    uint32_t key, const struct timespec *deadline)
 {
 	int64_t off = obj_off(p, ev, sizeof(*ev));
+	bool again;
 	int ret;
 
 	if (off < 0)
 		return (int)off;
 	if (!(key & SHMPOOL_EVENT_NEED_WAKEUP))
 		return -EINVAL;
-	for (;;) {
+	for (again = false;; again = true) {
 		/* acquire: pairs with the release CAS in shmpool_event_wake() */
 		if (atomic_load_explicit(&ev->word, memory_order_acquire) != key)
 			return 0;
+		/*
+		 * Woken, yet the word is @key again: a wake without a step
+		 * (shmpool_event_wake() after CAS_TRIES) or a peer's. One
+		 * that keeps waking us must not keep us past the deadline.
+		 */
+		if (again && __shmpool_deadline_passed(deadline))
+			return -ETIMEDOUT;
 		ret = shmpool_wait(p, off, key, deadline, 0);
-		if (ret == 0 || ret == -EAGAIN)
-			continue;	/* woken, or changed: the load decides */
+		if (ret == 0)
+			continue;	/* woken: the load decides */
+		/*
+		 * -EAGAIN: the doorbell found the word other than @key, so
+		 * it moved after prepare_wait: signalled (as FUTEX_WAIT's
+		 * EAGAIN tells its caller to look again). Not "look at the
+		 * word again": a peer that moves it back after the compare
+		 * would keep us calling the doorbell for ever, without a
+		 * sleep, past any deadline (the doorbell compares before it
+		 * looks at the time).
+		 */
+		if (ret == -EAGAIN)
+			return 0;
 		if (ret == -ETIMEDOUT &&
 		    atomic_load_explicit(&ev->word, memory_order_acquire) != key)
 			return 0;	/* signalled as time ran out */

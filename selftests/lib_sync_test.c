@@ -2855,6 +2855,8 @@ static struct {
 	struct timespec give_up;
 	volatile sig_atomic_t gave_up;
 	volatile long faults;
+	const unsigned char *step_ip;	/* the load game: where the last step was */
+	long steps;
 } ham;
 
 #if defined(__x86_64__) && !defined(UNDER_TSAN)
@@ -2872,24 +2874,37 @@ static struct {
 #if HAMMER_OK
 #define X86_TF		0x100
 
-static void ham_segv(int sig, siginfo_t *si, void *uc_)
+/*
+ * A fault on the game's page: make it writable; false if it is not the
+ * game's (a real crash: fault again, die) or the watchdog ended the game
+ * (the page stays writable: let the call end).
+ */
+static bool ham_fault(int sig, siginfo_t *si)
 {
-	ucontext_t *uc = uc_;
 	char *a = si->si_addr;
 	struct timespec t;
-	uint32_t v;
 
 	if (a < ham.page || a >= ham.page + ham.len) {
-		signal(sig, SIG_DFL);	/* a real crash: fault again, die */
-		return;
+		signal(sig, SIG_DFL);
+		return false;
 	}
 	mprotect(ham.page, ham.len, PROT_READ | PROT_WRITE);
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	if (!ts_before(t, ham.give_up)) {
-		ham.gave_up = 1;	/* leave it writable: let the call end */
-		return;
+		ham.gave_up = 1;
+		return false;
 	}
 	ham.faults++;
+	return true;
+}
+
+static void ham_segv(int sig, siginfo_t *si, void *uc_)
+{
+	ucontext_t *uc = uc_;
+	uint32_t v;
+
+	if (!ham_fault(sig, si))
+		return;
 	v = atomic_load(ham.word);
 	atomic_store(ham.word, v == ham.a ? ham.b : ham.a);
 	uc->uc_mcontext.gregs[REG_EFL] |= X86_TF;
@@ -2905,14 +2920,61 @@ static void ham_trap(int sig, siginfo_t *si, void *uc_)
 	if (!ham.gave_up)
 		mprotect(ham.page, ham.len, PROT_READ);
 }
+
+/*
+ * The same game for a call that only reads the word and passes it to the
+ * kernel's compare (a doorbell wait): the page is PROT_NONE, so the call's
+ * load faults; the handler makes it readable, with the word at @a, and
+ * single-steps from there. After the load (the first step) the word flips
+ * to @b: the peer's store lands between our load and the kernel's compare.
+ * The steps go on until the system call has returned (the instruction
+ * just stepped was a syscall); then the word flips back to @a and the page
+ * becomes PROT_NONE again, ready for the call's next load. A wait that
+ * retries for as long as the word it finds differs from the one it loaded
+ * never ends; the watchdog then leaves the word at @b and the page readable.
+ */
+static void ham_segv_load(int sig, siginfo_t *si, void *uc_)
+{
+	ucontext_t *uc = uc_;
+
+	if (!ham_fault(sig, si)) {
+		if (ham.gave_up)	/* the word changed for good: let it end */
+			atomic_store(ham.word, ham.b);
+		return;
+	}
+	atomic_store(ham.word, ham.a);
+	ham.steps = 0;
+	ham.step_ip = (const unsigned char *)uc->uc_mcontext.gregs[REG_RIP];
+	uc->uc_mcontext.gregs[REG_EFL] |= X86_TF;
+}
+
+static void ham_trap_load(int sig, siginfo_t *si, void *uc_)
+{
+	ucontext_t *uc = uc_;
+	const unsigned char *done = ham.step_ip;	/* the instruction just run */
+
+	(void)sig;
+	(void)si;
+	ham.step_ip = (const unsigned char *)uc->uc_mcontext.gregs[REG_RIP];
+	if (ham.steps++ == 0) {
+		atomic_store(ham.word, ham.b);	/* after our load */
+		return;
+	}
+	if (done[0] != 0x0f || done[1] != 0x05)	/* not a syscall: go on */
+		return;
+	atomic_store(ham.word, ham.a);		/* after the kernel's compare */
+	uc->uc_mcontext.gregs[REG_EFL] &= ~(greg_t)X86_TF;
+	mprotect(ham.page, ham.len, PROT_NONE);
+}
 #endif
 
 /*
  * Start the game on @word (in page 2 of @p), which holds @a, against @b.
- * The test said HAMMER_REQUIRE() first.
+ * The test said HAMMER_REQUIRE() first. @loads: the load game above.
  */
-static void hammer_start(struct __test_metadata *_metadata, struct shmpool *p,
-			 _Atomic uint32_t *word, uint32_t a, uint32_t b)
+static void hammer_game(struct __test_metadata *_metadata, struct shmpool *p,
+			_Atomic uint32_t *word, uint32_t a, uint32_t b,
+			bool loads)
 {
 #if HAMMER_OK
 	struct sigaction sa = { .sa_flags = SA_SIGINFO | SA_NODEFER };
@@ -2934,18 +2996,25 @@ static void hammer_start(struct __test_metadata *_metadata, struct shmpool *p,
 	ham.give_up = ts_add_ms(now(CLOCK_MONOTONIC),
 				(long)(HAMMER_MS * (in_vm_lane() ? 6 : 1) * scale()));
 	atomic_store(word, a);
-	sa.sa_sigaction = ham_segv;
+	sa.sa_sigaction = loads ? ham_segv_load : ham_segv;
 	ASSERT_EQ(0, sigaction(SIGSEGV, &sa, NULL));
-	sa.sa_sigaction = ham_trap;
+	sa.sa_sigaction = loads ? ham_trap_load : ham_trap;
 	ASSERT_EQ(0, sigaction(SIGTRAP, &sa, NULL));
-	ASSERT_EQ(0, mprotect(ham.page, ham.len, PROT_READ));
+	ASSERT_EQ(0, mprotect(ham.page, ham.len, loads ? PROT_NONE : PROT_READ));
 #else
 	(void)p;
 	(void)word;
 	(void)a;
 	(void)b;
+	(void)loads;
 	ASSERT_TRUE(HAMMER_OK);
 #endif
+}
+
+static void hammer_start(struct __test_metadata *_metadata, struct shmpool *p,
+			 _Atomic uint32_t *word, uint32_t a, uint32_t b)
+{
+	hammer_game(_metadata, p, word, a, b, false);
 }
 
 /* Stop the game; the call under test must have ended it (not the watchdog). */
@@ -3023,6 +3092,46 @@ TEST_F_TIMEOUT(sync, event_wake_word_keeps_changing, 180)
 	hammer_start(_metadata, self->p, &ev->word,
 		     2 | SHMPOOL_EVENT_NEED_WAKEUP, 4 | SHMPOOL_EVENT_NEED_WAKEUP);
 	ret = shmpool_event_signal(self->p, ev);
+	hammer_stop(_metadata);
+	EXPECT_EQ(0, ret);
+}
+
+/*
+ * wait on an event whose word a peer flips between our load and the
+ * doorbell's compare, and back after it: the doorbell says "changed"
+ * (-EAGAIN), and the word has moved since the key, so it was signalled: 0
+ * at once, not a retry for as long as the peer plays (which no deadline
+ * ends: the doorbell compares before it looks at the time)
+ */
+TEST_F_TIMEOUT(sync, event_timedwait_word_flips_under_doorbell, 180)
+{
+	struct shmpool_event *ev = page2(self->p);
+	uint32_t key = 2 | SHMPOOL_EVENT_NEED_WAKEUP;
+	struct timespec dl;
+	int ret;
+
+	HAMMER_REQUIRE();
+	ASSERT_EQ(0, shmpool_event_init(self->p, ev));
+	hammer_game(_metadata, self->p, &ev->word, key,
+		    4 | SHMPOOL_EVENT_NEED_WAKEUP, true);
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 200);
+	ret = shmpool_event_timedwait(self->p, ev, key, &dl);
+	hammer_stop(_metadata);
+	EXPECT_EQ(0, ret);
+}
+
+/* the same without a deadline (shmpool_event_wait()) */
+TEST_F_TIMEOUT(sync, event_wait_word_flips_under_doorbell, 180)
+{
+	struct shmpool_event *ev = page2(self->p);
+	uint32_t key = 2 | SHMPOOL_EVENT_NEED_WAKEUP;
+	int ret;
+
+	HAMMER_REQUIRE();
+	ASSERT_EQ(0, shmpool_event_init(self->p, ev));
+	hammer_game(_metadata, self->p, &ev->word, key,
+		    4 | SHMPOOL_EVENT_NEED_WAKEUP, true);
+	ret = shmpool_event_wait(self->p, ev, key);
 	hammer_stop(_metadata);
 	EXPECT_EQ(0, ret);
 }
