@@ -68,8 +68,9 @@
  * to __SHMPOOL_RING_RECS per side): its attachment id and the indices of
  * its last reservation, written before the reservation (in the head's own
  * cache line, so it costs no extra line and no atomic RMW). A handle
- * records itself at its first call on a side; shmpool_ring_close() clears
- * its record (a side whose handles were all closed has no owner).
+ * records itself at its first call on a side (SPSC, VAR: and at its first
+ * call after another handle recorded itself there); shmpool_ring_close()
+ * clears its record (a side whose handles were all closed has no owner).
  * - A blocking call that cannot move anything and whose other side is
  *   dead (SPSC, VAR: its owner's attachment ended; MPMC: every recorded
  *   handle's attachment ended) returns -ECONNRESET instead of sleeping; a
@@ -81,9 +82,12 @@
  *   PIDs of the caller's namespace (README, "When a process dies").
  * - shmpool_ring_takeover() makes the calling handle the owner of a side
  *   whose owner died (-EBUSY while it lives); a new handle's first call
- *   also takes the side over, as before. A new SPSC consumer starts at the
- *   shared index: elements a killed consumer had copied out but not yet
- *   counted (cons.tail) come again, none is lost or overwritten unread. A
+ *   also takes the side over, as before, and so does the next call of a
+ *   handle that worked the side before the dead owner did (starting, as
+ *   a new handle does, from the shared indices). A new SPSC consumer
+ *   starts at the shared index: elements a killed consumer had copied out
+ *   but not yet counted (cons.tail) come again, none is lost or
+ *   overwritten unread. A
  *   new SPSC producer starts after every element a consumer can already
  *   see (a group's word may be ahead of prod.tail when its producer was
  *   killed between the two): the elements of a killed producer's last
@@ -353,10 +357,25 @@ uint64_t shmpool_ring_wake_calls(void);
 /* a handle's first call on @side: record its owner (see "Owner death") */
 void __shmpool_ring_claim(struct shmpool_ring *r, unsigned int side);
 
-/* record the owner once per handle and side: a load and a branch per call */
+/* SPSC, VAR: the owner field of @side */
+#define __SHMPOOL_RING_OWNER(r, side)					\
+	((side) == SHMPOOL_RING_PROD ? &(r)->hdr->prod.owner : &(r)->hdr->cons.owner)
+
+/*
+ * SPSC, VAR: record the owner at a handle's first call on a side, and
+ * again at its first call after another handle recorded itself there (the
+ * side's owner is the process whose handle last worked it; an SPSC
+ * consumer looks in its slow branches only, when what it knew is used
+ * up): two loads (the second of the side's own line, which the call reads
+ * anyway) and a branch
+ */
 #define __SHMPOOL_RING_CLAIM(r, side)					\
 	do {								\
-		if (__builtin_expect(!((r)->claimed & (side)), 0))	\
+		if (__builtin_expect(!((r)->claimed & (side)) ||	\
+				     __SHMPOOL_STD atomic_load_explicit(	\
+					__SHMPOOL_RING_OWNER(r, side),	\
+					__SHMPOOL_STD memory_order_relaxed) != \
+				     (r)->self, 0))			\
 			__shmpool_ring_claim(r, side);			\
 	} while (0)
 
@@ -697,13 +716,16 @@ __SHMPOOL_RING_INLINE uint32_t __shmpool_spsc_enqueue(struct shmpool_ring *r,
 	head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
 	room = r->prod_lim - head;
 
-	if (room < n || room > r->count) {
-		/* a new handle has no room cached: its first call comes here */
-		if (__builtin_expect(!(r->claimed & SHMPOOL_RING_PROD), 0)) {
-			__shmpool_ring_claim(r, SHMPOOL_RING_PROD);
-			/* taking the side over may move prod.tail (lib/ring.c) */
-			head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
-		}
+	/*
+	 * A new handle has no room cached: its first call comes here; so
+	 * does a handle's first call after another handle worked the side
+	 * (the owner field, in prod.tail's line).
+	 */
+	if (room < n || room > r->count ||
+	    __SHMPOOL_LD(&h->prod.owner, memory_order_relaxed) != r->self) {
+		/* before the first element: it may move prod.tail (lib/ring.c) */
+		__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_PROD);
+		head = __SHMPOOL_LD(&h->prod.tail, memory_order_relaxed);
 		room = __shmpool_spsc_room(r, head, n);
 		if (room < n) {
 			if (bulk || !room) {

@@ -362,9 +362,9 @@ static int attach(struct shmpool_heap *h, const struct shmpool_obj *obj,
 	r->prod_cache = atomic_load_explicit(&hdr->prod.tail, memory_order_acquire);
 	/*
 	 * SPSC: no room and nothing known to be there, so that the first
-	 * call on either side takes the slow branch, which records the
-	 * owner (__SHMPOOL_RING_CLAIM) and then reads the words. VAR uses
-	 * prod_cache as is.
+	 * call on either side (which records the owner first,
+	 * __SHMPOOL_RING_CLAIM) takes the slow branch and reads the words.
+	 * VAR uses prod_cache as is.
 	 */
 	r->prod_lim = r->prod_cache;
 	if (r->type == SHMPOOL_RING_SPSC)
@@ -648,15 +648,43 @@ static void spsc_adopt(struct shmpool_ring *r)
 }
 
 /*
+ * A handle that works @side again after another handle did (a takeover,
+ * or another handle's first call) starts from the shared indices, as a
+ * new handle does (attach()): what it kept of them is from before.
+ */
+static void side_restart(struct shmpool_ring *r, unsigned int side)
+{
+	if (side == SHMPOOL_RING_PROD) {
+		/* acquire: pairs with the consumer's release of cons.tail */
+		r->cons_cache = atomic_load_explicit(&r->hdr->cons.tail, memory_order_acquire);
+		r->prod_lim = atomic_load_explicit(&r->hdr->prod.tail, memory_order_relaxed);
+		r->var_resv = 0;
+	} else {
+		r->prod_cache = atomic_load_explicit(&r->hdr->cons.tail, memory_order_relaxed);
+		r->var_peek = 0;
+	}
+}
+
+/*
  * Record @r on @side as attachment @id. The fast path's first call on a
  * side passes the id learnt at open (no syscall there); blocking calls and
- * takeover pass __shmpool_self()'s, which differs in a fork() child.
+ * takeover pass __shmpool_self()'s, which differs in a fork() child. SPSC,
+ * VAR: also a handle that recorded itself before, when another handle
+ * has recorded itself since (the side's owner is the process whose handle
+ * last worked it: a handle that was one of two in turn, the other killed,
+ * must not leave the side a dead one's for good).
  */
 static void claim_as(struct shmpool_ring *r, unsigned int side, uint32_t id)
 {
-	if ((r->claimed & side) && id == r->self)
+	_Atomic uint32_t *owner = &side_ht(r, side)->owner;
+	bool again = r->claimed & side;
+
+	/* relaxed: the fast path's test; the store below is what publishes */
+	if (again && id == r->self &&
+	    (r->type == SHMPOOL_RING_MPMC ||
+	     atomic_load_explicit(owner, memory_order_relaxed) == id))
 		return;
-	if (r->claimed & side) {
+	if (again && id != r->self) {
 		/* a fork() child: the records are the parent's, leave them */
 		r->rec[side == SHMPOOL_RING_CONS] = NULL;
 		r->untracked &= ~side;
@@ -668,9 +696,11 @@ static void claim_as(struct shmpool_ring *r, unsigned int side, uint32_t id)
 		return;
 	}
 	/* release: pairs with the acquire in peer_dead() */
-	atomic_store_explicit(&side_ht(r, side)->owner, id, memory_order_release);
+	atomic_store_explicit(owner, id, memory_order_release);
 	if (r->type == SHMPOOL_RING_SPSC && side == SHMPOOL_RING_PROD)
 		spsc_adopt(r);
+	if (again)
+		side_restart(r, side);
 }
 
 /* from the inline fast paths, once per handle and side */
@@ -894,15 +924,7 @@ int shmpool_ring_takeover(struct shmpool_ring *r, unsigned int side)
 	r->claimed |= side;
 	if (r->type == SHMPOOL_RING_SPSC && side == SHMPOOL_RING_PROD)
 		spsc_adopt(r);
-	/* start from the shared indices, as a new handle does (attach()) */
-	if (side == SHMPOOL_RING_PROD) {
-		r->cons_cache = atomic_load_explicit(&r->hdr->cons.tail, memory_order_acquire);
-		r->prod_lim = atomic_load_explicit(&r->hdr->prod.tail, memory_order_relaxed);
-		r->var_resv = 0;
-	} else {
-		r->prod_cache = atomic_load_explicit(&r->hdr->cons.tail, memory_order_relaxed);
-		r->var_peek = 0;
-	}
+	side_restart(r, side);
 	return o && o != id;
 }
 

@@ -2060,6 +2060,188 @@ TEST_F_TIMEOUT(ring, var_dead_producer_taken_over_by_new_process, 60)
 	takeover_new_process(_metadata, self->h, self->name, SHMPOOL_RING_VAR);
 }
 
+/* one non-blocking call of @prod's side on @r (the inline paths): 1 moved, 0 not */
+static int inline_call(struct shmpool_ring *r, uint32_t type, int prod, uint64_t *v)
+{
+	const void *q;
+	void *p;
+
+	if (type != SHMPOOL_RING_VAR)
+		return prod ? (int)shmpool_ring_enqueue(r, v) : (int)shmpool_ring_dequeue(r, v);
+	if (prod) {
+		if (shmpool_ring_reserve(r, 24, &p))
+			return 0;
+		memcpy(p, v, 8);
+		shmpool_ring_commit(r);
+		return 1;
+	}
+	if (shmpool_ring_peek(r, &q) < 0)
+		return 0;
+	memcpy(v, q, 8);
+	shmpool_ring_release(r);
+	return 1;
+}
+
+struct newcomer {
+	struct shmpool_heap *h;
+	const char *name;
+	uint32_t type;
+	int prod;
+	_Atomic int32_t *ret;	/* shared: its call's result */
+};
+
+/* a new handle in a new process: one call on the side, then wait to be killed */
+static int newcomer(void *arg)
+{
+	struct newcomer *nc = arg;
+	struct shmpool_ring *r;
+	uint64_t v = 1;
+
+	if (shmpool_ring_open(nc->h, nc->name, nc->type, 8, &r))
+		return 2;
+	*nc->ret = death_call(r, nc->type, nc->prod, &v, NULL);
+	for (;;)
+		pause();
+}
+
+/*
+ * SPSC, VAR: handle A works a side; a new handle in another process works
+ * it after A (its first call takes the side over, as SPSC hand-overs do)
+ * and is killed; then A works it again. The side's owner is the process
+ * whose handle last worked it, A's, which lives: the other side, blocked
+ * on an empty (full) ring, must wait for it to its deadline, never be told
+ * -ECONNRESET; and A's takeover finds the side its own (0).
+ */
+static void side_back_after_newcomer_died(struct __test_metadata *_metadata,
+					  struct shmpool_heap *h, const char *name,
+					  uint32_t type, int prod)
+{
+	struct shmpool_ring *a, *o, *pr, *co;
+	_Atomic int32_t *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct newcomer nc = { h, name, type, prod, sh };
+	unsigned int side = prod ? SHMPOOL_RING_PROD : SHMPOOL_RING_CONS;
+	struct timespec dl;
+	uint64_t v = 0;
+	pid_t b;
+	int i, ret;
+
+	ASSERT_NE(MAP_FAILED, (void *)sh);
+	ASSERT_EQ(1, shmpool_ring_create(h, name, type,
+					 type == SHMPOOL_RING_VAR ? 64 : 4, 8, 0, &a));
+	ASSERT_EQ(0, shmpool_ring_open(h, name, type, 8, &o));
+	pr = prod ? a : o;
+	co = prod ? o : a;
+	/* A works its side */
+	ASSERT_EQ(1, inline_call(pr, type, 1, &v));
+	ASSERT_EQ(1, inline_call(co, type, 0, &v));
+	/* B works it after A, and dies */
+	if (!prod)
+		ASSERT_EQ(1, inline_call(pr, type, 1, &v));
+	*sh = 1000;
+	b = spawn(newcomer, &nc);
+	ASSERT_LT(0, b);
+	for (i = 0; i < 10000 && *sh == 1000; i++)
+		usleep(1000);
+	ASSERT_EQ(1, *sh);
+	kill(b, SIGKILL);
+	ASSERT_EQ(128 + SIGKILL, reap(b));
+	if (prod)
+		ASSERT_EQ(1, inline_call(co, type, 0, &v));
+	/* A works it again: its handle, its process, its side */
+	ASSERT_EQ(1, inline_call(pr, type, 1, &v));
+	ASSERT_EQ(1, inline_call(co, type, 0, &v));
+	/* the other side blocks; A lives */
+	if (!prod)
+		while (inline_call(pr, type, 1, &v))
+			;
+	dl = after_ms((long)(200 * scale()));
+	ret = death_call(o, type, !prod, &v, &dl);
+	EXPECT_EQ(-ETIMEDOUT, ret) TH_LOG("the %s side's live owner taken for dead",
+					  prod ? "producer" : "consumer");
+	EXPECT_EQ(0, shmpool_ring_takeover(a, side));
+	shmpool_ring_close(o);
+	shmpool_ring_close(a);
+	munmap((void *)sh, 4096);
+}
+
+TEST_F_TIMEOUT(ring, spsc_producer_back_after_newcomer_died, 60)
+{
+	side_back_after_newcomer_died(_metadata, self->h, self->name, SHMPOOL_RING_SPSC, 1);
+}
+
+TEST_F_TIMEOUT(ring, spsc_consumer_back_after_newcomer_died, 60)
+{
+	side_back_after_newcomer_died(_metadata, self->h, self->name, SHMPOOL_RING_SPSC, 0);
+}
+
+TEST_F_TIMEOUT(ring, var_producer_back_after_newcomer_died, 60)
+{
+	side_back_after_newcomer_died(_metadata, self->h, self->name, SHMPOOL_RING_VAR, 1);
+}
+
+TEST_F_TIMEOUT(ring, var_consumer_back_after_newcomer_died, 60)
+{
+	side_back_after_newcomer_died(_metadata, self->h, self->name, SHMPOOL_RING_VAR, 0);
+}
+
+/*
+ * A newcomer producer that sends 100 and is killed after 101's element
+ * and word, before prod.tail (the header's own fill step, then SIGKILL:
+ * the kill point that spsc_producer_killed_at_every_step finds by steps).
+ */
+static int newcomer_killed_mid_enqueue(void *arg)
+{
+	struct newcomer *nc = arg;
+	struct shmpool_ring *r;
+	uint64_t v = 100;
+
+	if (shmpool_ring_open(nc->h, nc->name, SHMPOOL_RING_SPSC, 8, &r) ||
+	    shmpool_ring_enqueue(r, &v) != 1)
+		return 2;
+	v = 101;
+	__shmpool_spsc_fill(r, atomic_load(&r->hdr->prod.tail), &v, 1);
+	raise(SIGKILL);
+	return 3;
+}
+
+/*
+ * SPSC: A produces, the newcomer after it and is killed between 101's
+ * word and prod.tail, the consumer takes 100 and 101 (by the word); then
+ * A produces again. Its elements must come after 101, each once: A must
+ * not write from the dead one's prod.tail, over 101's slot, which the
+ * consumer has passed (its first element lost).
+ */
+TEST_F_TIMEOUT(ring, spsc_producer_back_after_newcomer_killed_mid_enqueue, 60)
+{
+	struct newcomer nc = { self->h, self->name, SHMPOOL_RING_SPSC, 1, NULL };
+	struct shmpool_ring *a, *c;
+	struct timespec dl;
+	uint64_t v = 0, k;
+
+	ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, SHMPOOL_RING_SPSC,
+					 16, 8, 0, &a));
+	ASSERT_EQ(0, shmpool_ring_open(self->h, self->name, SHMPOOL_RING_SPSC, 8, &c));
+	ASSERT_EQ(1, shmpool_ring_enqueue(a, &v));
+	ASSERT_EQ(1, shmpool_ring_dequeue(c, &v));
+	ASSERT_EQ(0, v);
+	ASSERT_EQ(128 + SIGKILL, reap(spawn(newcomer_killed_mid_enqueue, &nc)));
+	for (k = 100; k < 102; k++) {
+		ASSERT_EQ(1, shmpool_ring_dequeue(c, &v));
+		ASSERT_EQ(k, v);
+	}
+	for (v = 200; v < 203; v++)
+		ASSERT_EQ(1, shmpool_ring_enqueue(a, &v));
+	for (k = 200; k < 203; k++) {
+		dl = after_ms(DEATH_WAIT_MS);
+		EXPECT_EQ(1, shmpool_ring_dequeue_wait(c, &v, 1, 0, &dl));
+		EXPECT_EQ(k, v);
+	}
+	EXPECT_EQ(0, shmpool_ring_count(a));
+	shmpool_ring_close(c);
+	shmpool_ring_close(a);
+}
+
 /*
  * MPMC: a handle that reserved @n slots of its side (as enqueue or dequeue
  * does before it writes the slots' words) and is killed right there.
