@@ -24,6 +24,13 @@
  * a pool reference only with kref_get_unless_zero() and, failing that,
  * leaves the pool to its teardown.
  *
+ * An ATTACH is made in two steps around the write of its reply (ioctl.c):
+ * shmpool_attach() takes a slot and counts the call, shmpool_attach_done()
+ * then publishes the attachment on the status page if the reply was
+ * written, or takes the call back if not. An attachment nobody was told of
+ * (every ATTACH of it failed with EFAULT) was never on the status page and
+ * goes without a death: peers never see it, alive or dying.
+ *
  * Locking: shmpool_att_lock (a mutex) protects every attachment list, each
  * pool's table and death_seq. It nests inside mmap_lock (->mmap, and
  * vm_ops->close dropping the last pool reference) and takes nothing else;
@@ -57,7 +64,9 @@ struct shmpool_attach_table {
 	struct page *page;		/* the status page */
 	struct shmpool_status *status;	/* its kernel address */
 	unsigned int next_slot;		/* the round-robin search starts here */
-	unsigned int live;
+	unsigned int taken;		/* slots in use, shown or not */
+	unsigned int live;		/* attachments shown on the status page */
+	DECLARE_BITMAP(busy, SHMPOOL_ATTACH_MAX);	/* slots in use */
 	u32 gen[SHMPOOL_ATTACH_MAX];	/* each slot's last generation */
 };
 
@@ -73,7 +82,8 @@ struct shmpool_att {
 	struct shmpool_pool *pool;
 	struct shmpool_mm *smm;		/* holds one reference of smm->mn */
 	u32 id;
-	u32 count;			/* ATTACHes not yet DETACHed */
+	u32 count;			/* ATTACHes not yet DETACHed, or in flight */
+	bool shown;			/* on the status page (an ATTACH returned it) */
 };
 
 static DEFINE_MUTEX(shmpool_att_lock);
@@ -138,7 +148,10 @@ static struct shmpool_att *shmpool_att_find(struct shmpool_pool *pool,
 	return NULL;
 }
 
-/* Give @a an id in a free slot and publish it on the status page. */
+/*
+ * Give @a an id in a free slot. It stays off the status page until an
+ * ATTACH's reply names it (shmpool_att_show()).
+ */
 static int shmpool_att_add(struct shmpool_pool *pool, struct shmpool_att *a,
 			   struct shmpool_mm *smm)
 {
@@ -149,34 +162,48 @@ static int shmpool_att_add(struct shmpool_pool *pool, struct shmpool_att *a,
 	lockdep_assert_held(&shmpool_att_lock);
 	if (!t)
 		return -ENOMEM;
-	if (t->live == SHMPOOL_ATTACH_MAX)
+	if (t->taken == SHMPOOL_ATTACH_MAX)
 		return -EUSERS;
 	/* Round-robin: a freed slot is reused as late as possible. */
-	for (s = t->next_slot; t->status->slot[s];
+	for (s = t->next_slot; test_bit(s, t->busy);
 	     s = (s + 1) % SHMPOOL_ATTACH_MAX)
 		;
 	gen = t->gen[s] == SHMPOOL_ATTACH_GEN_MAX ? 1 : t->gen[s] + 1;
 	t->gen[s] = gen;
 	t->next_slot = (s + 1) % SHMPOOL_ATTACH_MAX;
-	t->live++;
+	__set_bit(s, t->busy);
+	t->taken++;
 	a->id = gen << SHMPOOL_ATTACH_SLOT_BITS | s;
 	a->count = 1;
+	a->shown = false;
 	a->pool = pool;
 	a->smm = smm;
 	list_add_tail(&a->pool_node, &pool->atts);
 	list_add_tail(&a->mm_node, &smm->atts);
-	/* Pairs with the acquire load of a slot in libshmpool's __shmpool_alive(). */
-	smp_store_release(&t->status->slot[s], a->id);
-	WRITE_ONCE(t->status->live, t->live);
 	return 0;
+}
+
+/* Publish @a on the status page: from now on it is alive for everyone. */
+static void shmpool_att_show(struct shmpool_att *a)
+{
+	struct shmpool_attach_table *t = a->pool->atab;
+
+	lockdep_assert_held(&shmpool_att_lock);
+	a->shown = true;
+	t->live++;
+	/* Pairs with the acquire load of a slot in libshmpool's __shmpool_alive(). */
+	smp_store_release(&t->status->slot[a->id & SHMPOOL_ATTACH_SLOT_MASK], a->id);
+	WRITE_ONCE(t->status->live, t->live);
 }
 
 /*
  * End @a: off both lists, its slot cleared, then death_seq bumped. The
  * caller wakes the pool's death sleepers and pollers after dropping the
  * lock (shmpool_death_notify()) and then drops @a's notifier reference.
+ * An attachment never shown ends without a death: nobody saw it. Returns
+ * whether it was a death.
  */
-static void shmpool_att_end(struct shmpool_att *a)
+static bool shmpool_att_end(struct shmpool_att *a)
 {
 	struct shmpool_pool *pool = a->pool;
 	struct shmpool_attach_table *t = pool->atab;
@@ -185,6 +212,10 @@ static void shmpool_att_end(struct shmpool_att *a)
 	lockdep_assert_held(&shmpool_att_lock);
 	list_del(&a->pool_node);
 	list_del(&a->mm_node);
+	__clear_bit(a->id & SHMPOOL_ATTACH_SLOT_MASK, t->busy);
+	t->taken--;
+	if (!a->shown)
+		return false;
 	t->live--;
 	WRITE_ONCE(t->status->slot[a->id & SHMPOOL_ATTACH_SLOT_MASK], 0);
 	/* Read by WAIT_DEATH under a bucket lock and by poll(). */
@@ -196,6 +227,7 @@ static void shmpool_att_end(struct shmpool_att *a)
 	 */
 	smp_store_release(&t->status->death_seq, seq);
 	WRITE_ONCE(t->status->live, t->live);
+	return true;
 }
 
 /* Tell everyone who waits for a death of @pool: WAIT_DEATH and poll(). */
@@ -231,9 +263,12 @@ static void shmpool_mm_release(struct mmu_notifier *mn, struct mm_struct *mm)
 
 	mutex_lock(&shmpool_att_lock);
 	list_for_each_entry_safe(a, tmp, &smm->atts, mm_node) {
-		shmpool_att_end(a);
-		/* A pool already at zero is being torn down: nobody to wake. */
-		if (!kref_get_unless_zero(&a->pool->ref))
+		/*
+		 * A pool already at zero is being torn down, and an attachment
+		 * never shown (no ATTACH of it returned) was nobody's: nobody
+		 * to wake.
+		 */
+		if (!shmpool_att_end(a) || !kref_get_unless_zero(&a->pool->ref))
 			a->pool = NULL;
 		list_add_tail(&a->pool_node, &ended);
 	}
@@ -294,7 +329,11 @@ static void shmpool_attach_reply(struct shmpool_attach *cmd,
 	cmd->death_seq = a->pool->death_seq;
 }
 
-/* ATTACH: fills @cmd's id, death_seq and status_offset. */
+/*
+ * ATTACH, first step: fills @cmd's id, death_seq and status_offset and
+ * counts the call, but publishes nothing (ACK acknowledges nothing) until
+ * shmpool_attach_done() learns that the reply was written.
+ */
 int shmpool_attach(struct shmpool_file *sf, struct shmpool_attach *cmd)
 {
 	struct shmpool_pool *pool = shmpool_file_pool(sf);
@@ -309,7 +348,6 @@ int shmpool_attach(struct shmpool_file *sf, struct shmpool_attach *cmd)
 	if (cmd->flags & SHMPOOL_ATTACH_ACK) {
 		cmd->id = 0;
 		cmd->death_seq = READ_ONCE(pool->death_seq);
-		WRITE_ONCE(sf->death_ack, cmd->death_seq);
 		return 0;
 	}
 	if (!mm)
@@ -360,26 +398,74 @@ int shmpool_attach(struct shmpool_file *sf, struct shmpool_attach *cmd)
 	return ret;
 }
 
+/*
+ * ATTACH, second step, after the reply (@cmd as the first step filled it)
+ * was written (@replied) or not. Written: the attachment is published on
+ * the status page if it was not yet (ACK: death_seq is acknowledged).
+ * Not written: the call is taken back, and an attachment that no ATTACH
+ * returned goes unseen, without a death.
+ */
+void shmpool_attach_done(struct shmpool_file *sf,
+			 const struct shmpool_attach *cmd, bool replied)
+{
+	struct shmpool_pool *pool = shmpool_file_pool(sf);
+	struct shmpool_att *a;
+	bool died = false;
+
+	if (cmd->flags & SHMPOOL_ATTACH_ACK) {
+		if (replied)
+			WRITE_ONCE(sf->death_ack, cmd->death_seq);
+		return;
+	}
+	mutex_lock(&shmpool_att_lock);
+	/*
+	 * The caller's mm is alive (no ->release yet) and its call is
+	 * counted, so the attachment is there, unless DETACHes of this
+	 * process outnumbered its ATTACHes and ended it meanwhile.
+	 */
+	a = shmpool_att_find(pool, current->mm);
+	if (!a || a->id != cmd->id) {
+		mutex_unlock(&shmpool_att_lock);
+		return;
+	}
+	if (replied) {
+		if (!a->shown)
+			shmpool_att_show(a);
+		mutex_unlock(&shmpool_att_lock);
+		return;
+	}
+	if (--a->count) {
+		mutex_unlock(&shmpool_att_lock);
+		return;
+	}
+	died = shmpool_att_end(a);
+	mutex_unlock(&shmpool_att_lock);
+	/* The caller's file holds @pool. */
+	shmpool_att_free(a, died ? pool : NULL);
+}
+
 /* DETACH @id once; returns the count left (0: ended) or -ENOENT. */
 int shmpool_detach(struct shmpool_file *sf, u32 id)
 {
 	struct shmpool_pool *pool = shmpool_file_pool(sf);
 	struct shmpool_att *a;
+	bool died = false;
 	int left;
 
 	mutex_lock(&shmpool_att_lock);
 	a = current->mm ? shmpool_att_find(pool, current->mm) : NULL;
-	if (!a || a->id != id) {
+	/* Not shown: no ATTACH has returned it yet. */
+	if (!a || a->id != id || !a->shown) {
 		mutex_unlock(&shmpool_att_lock);
 		return -ENOENT;
 	}
 	left = --a->count;
 	if (!left)
-		shmpool_att_end(a);
+		died = shmpool_att_end(a);
 	mutex_unlock(&shmpool_att_lock);
 	/* The caller's file holds @pool. */
 	if (!left)
-		shmpool_att_free(a, pool);
+		shmpool_att_free(a, died ? pool : NULL);
 	return left;
 }
 

@@ -282,10 +282,13 @@ static int shmpool_cmd_attach(struct shmpool_ucmd *ucmd)
 	ret = shmpool_attach(ucmd->sf, cmd);
 	if (ret)
 		return ret;
+	/*
+	 * The attachment is shown to peers (an ACK takes effect) only once
+	 * the reply is written: a failed ATTACH is no attachment, not even
+	 * for a moment, and so nobody's death.
+	 */
 	ret = shmpool_ucmd_respond(ucmd, sizeof(*cmd));
-	/* The caller cannot learn the id: take this ATTACH back. */
-	if (ret && cmd->id)
-		shmpool_detach(ucmd->sf, cmd->id);
+	shmpool_attach_done(ucmd->sf, cmd, !ret);
 	return ret;
 }
 

@@ -171,6 +171,8 @@ void shmpool_doorbell_exit(void);
 /* attach.c */
 struct seq_file;
 int shmpool_attach(struct shmpool_file *sf, struct shmpool_attach *cmd);
+void shmpool_attach_done(struct shmpool_file *sf,
+			 const struct shmpool_attach *cmd, bool replied);
 int shmpool_detach(struct shmpool_file *sf, u32 id);
 struct page *shmpool_status_page(struct shmpool_pool *pool);
 __poll_t shmpool_attach_poll(struct file *filp, poll_table *pt);

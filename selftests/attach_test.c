@@ -548,6 +548,141 @@ TEST_F(att, detach_is_a_death)
 	EXPECT_EQ(-EOWNERDEAD, at_wait_death(self->fd, 0, 0, seq));
 }
 
+/* An ATTACH argument in a page the kernel may read but not write back to. */
+static struct shmpool_attach *at_unwritable_attach(uint32_t flags)
+{
+	struct shmpool_attach *a;
+
+	a = mmap(NULL, sp_page_size(), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (a == MAP_FAILED)
+		return NULL;
+	a->size = sizeof(*a);
+	a->flags = flags;
+	if (mprotect(a, sp_page_size(), PROT_READ)) {
+		munmap(a, sp_page_size());
+		return NULL;
+	}
+	return a;
+}
+
+/*
+ * An ATTACH whose reply cannot be written (EFAULT) attached nobody, so no
+ * attachment ends: death_seq stays and a WAIT_DEATH sleeper is not told of
+ * a death ("EOWNERDEAD: an attachment of the pool ended"); WAKE wakes it.
+ */
+TEST_F(att, attach_reply_unwritable_is_no_death)
+{
+	struct shmpool_attach *a = at_unwritable_attach(0);
+	long long base = at_waiters();
+	uint32_t seq = at_seq(self->st), r;
+	int p[2];
+	pid_t kid;
+
+	ASSERT_NE(NULL, a);
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	kid = fork();
+	ASSERT_LE(0, kid);
+	if (kid == 0) {
+		int32_t ret;
+
+		sp_child_init();
+		ret = at_wait_death(self->fd, 0, 0, seq);
+		CHILD_CHECK(write(p[1], &ret, sizeof(ret)) == sizeof(ret));
+		_exit(0);
+	}
+	close(p[1]);
+	ASSERT_TRUE(at_await_waiters(base + 1));
+	EXPECT_EQ(-EFAULT, sp_ioctl(self->fd, SHMPOOL_IOC_ATTACH, a));
+	EXPECT_EQ(seq, at_seq(self->st))
+		TH_LOG("a failed ATTACH ended an attachment: death_seq %u -> %u",
+		       seq, at_seq(self->st));
+	EXPECT_EQ(0, (int)self->st->live);
+	EXPECT_EQ(1, sp_db_wake(self->fd, 0, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY));
+	ASSERT_EQ(0, at_read_u32(p[0], &r));
+	EXPECT_EQ(0, (int)r)
+		TH_LOG("a WAIT_DEATH sleeper returned %d after an ATTACH that failed with EFAULT",
+		       (int)r);
+	EXPECT_EQ(0, sp_wait(kid));
+	close(p[0]);
+	munmap(a, self->page);
+	/* Nothing was left half-made: an ATTACH and its DETACH work. */
+	r = (uint32_t)at_id(self->fd);
+	ASSERT_LT(0, (int)r);
+	EXPECT_EQ(0, at_detach(self->fd, r));
+}
+
+/*
+ * Nor is the attachment of a failed ATTACH ever alive on the status page,
+ * not even for a moment: a peer watching the page never sees it.
+ */
+TEST_F(att, attach_reply_unwritable_never_alive)
+{
+	struct shmpool_attach *a = at_unwritable_attach(0);
+	struct { int ready, stop; long seen, looks; } *sh;
+	int i, failed = 0;
+	pid_t kid;
+
+	ASSERT_NE(NULL, a);
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, sh);
+	memset(sh, 0, sizeof(*sh));
+	kid = fork();
+	ASSERT_LE(0, kid);
+	if (kid == 0) {
+		sp_child_init();
+		/* Pairs with the parent's acquire load below. */
+		__atomic_store_n(&sh->ready, 1, __ATOMIC_RELEASE);
+		/* Pairs with the parent's release store of stop. */
+		while (!__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE)) {
+			sh->looks++;
+			if (self->st->live)
+				__atomic_add_fetch(&sh->seen, 1, __ATOMIC_RELAXED);
+		}
+		_exit(0);
+	}
+	/* Pairs with the child's release store of ready. */
+	while (!__atomic_load_n(&sh->ready, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	/* Bounded by count: the window is short, the peer spins. */
+	for (i = 0; i < 5000 && !__atomic_load_n(&sh->seen, __ATOMIC_RELAXED); i++) {
+		int ret = sp_ioctl(self->fd, SHMPOOL_IOC_ATTACH, a);
+
+		if (ret != -EFAULT) {
+			failed = ret;
+			break;
+		}
+	}
+	/* Pairs with the child's acquire load of stop. */
+	__atomic_store_n(&sh->stop, 1, __ATOMIC_RELEASE);
+	EXPECT_EQ(0, sp_wait(kid));
+	EXPECT_EQ(0, failed);
+	EXPECT_EQ(0, sh->seen)
+		TH_LOG("a peer saw the attachment of an ATTACH that failed with EFAULT (%ld of %ld looks, after %d ATTACHes)",
+		       sh->seen, sh->looks, i);
+	munmap(sh, sizeof(*sh));
+	munmap(a, self->page);
+}
+
+/* An ACK whose reply cannot be written acknowledges nothing: POLLPRI stays. */
+TEST_F(att, attach_ack_reply_unwritable_acks_nothing)
+{
+	struct shmpool_attach *a = at_unwritable_attach(SHMPOOL_ATTACH_ACK);
+	struct pollfd pfd = { .fd = self->fd, .events = POLLPRI };
+	int id = at_id(self->fd);
+
+	ASSERT_NE(NULL, a);
+	ASSERT_LT(0, id);
+	ASSERT_EQ(0, at_detach(self->fd, id));
+	ASSERT_EQ(1, poll(&pfd, 1, 0));
+	EXPECT_EQ(-EFAULT, sp_ioctl(self->fd, SHMPOOL_IOC_ATTACH, a));
+	EXPECT_EQ(1, poll(&pfd, 1, 0))
+		TH_LOG("an ACK that failed with EFAULT acknowledged the death");
+	EXPECT_EQ(POLLPRI, pfd.revents);
+	munmap(a, self->page);
+}
+
 /* A deadline still ends a WAIT_DEATH with nobody dying. */
 TEST_F(att, wait_death_times_out)
 {

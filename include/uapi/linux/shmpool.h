@@ -769,6 +769,10 @@ struct shmpool_status {
  * the notice of its end; later ones only count.
  *
  * Errors:
+ * - EFAULT: the struct cannot be written back: the call changed nothing. A
+ *   first ATTACH's id never shows in the status page, not even for a
+ *   moment, so no death follows; a repeated ATTACH is not counted; an ACK
+ *   acknowledges nothing.
  * - EUSERS: SHMPOOL_ATTACH_MAX attachments are alive in this pool.
  * - EOVERFLOW: this process already attached 2^31 - 1 times without DETACH.
  * - ENOMEM: out of memory.
