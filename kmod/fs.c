@@ -166,34 +166,18 @@ static struct dentry *shmpool_name_lookup(struct dentry *root, const char *name)
 }
 
 /*
- * Give @dentry (hashed negative, or NULL for a new one under @root) the
- * pool @inode and pin it. Root i_rwsem held. Returns a referenced dentry.
+ * Name the pool of @dentry (positive, not hashed yet, a child of @root):
+ * hash it and pin it with @n. Root i_rwsem held; from here on OPEN finds it.
  */
-static struct dentry *shmpool_name_add(struct dentry *root,
-				       struct dentry *dentry,
-				       struct inode *inode, const char *name)
+static void shmpool_name_add(struct dentry *root, struct dentry *dentry,
+			     struct shmpool_name *n)
 {
 	struct shmpool_scope *scope = root->d_sb->s_fs_info;
-	struct inode *dir = d_inode(root);
-	struct shmpool_name *n;
 
-	n = kmalloc(sizeof(*n), GFP_KERNEL_ACCOUNT);
-	if (!n)
-		return ERR_PTR(-ENOMEM);
-	if (dentry) {
-		d_instantiate(dentry, inode);
-	} else {
-		dentry = d_alloc_name(root, name);
-		if (!dentry) {
-			kfree(n);
-			return ERR_PTR(-ENOMEM);
-		}
-		d_add(dentry, inode);
-	}
+	d_rehash(dentry);
 	n->dentry = dget(dentry);	/* the pin */
 	list_add_tail(&n->node, &scope->names);
-	shmpool_inode_touch(dir, false);
-	return dentry;
+	shmpool_inode_touch(d_inode(root), false);
 }
 
 /* Unpin a named pool's dentry (root i_rwsem held); VFS ->unlink too. */
@@ -318,23 +302,76 @@ static struct file *shmpool_create_existing(const struct path *root,
 }
 
 /*
+ * Name @filp's pool (its dentry a child of @root, not hashed yet) in @root
+ * unless somebody named a pool of @a's name meanwhile. Returns @filp, or
+ * drops it (its pool goes, never seen) and returns theirs opened as by a
+ * CREATE of an existing name (*@created false), or an ERR_PTR.
+ */
+static struct file *shmpool_pool_name(const struct path *root,
+				      const struct shmpool_create_args *a,
+				      struct file *filp, bool *created)
+{
+	struct qstr q = QSTR_INIT(a->name, strlen(a->name));
+	struct inode *dir = d_inode(root->dentry);
+	struct shmpool_name *n;
+	struct dentry *dentry;
+
+	n = kmalloc(sizeof(*n), GFP_KERNEL_ACCOUNT);
+	if (!n) {
+		fput(filp);
+		return ERR_PTR(-ENOMEM);
+	}
+	inode_lock_nested(dir, I_MUTEX_PARENT);
+	dentry = d_hash_and_lookup(root->dentry, &q);
+	if (!IS_ERR_OR_NULL(dentry) && d_really_is_negative(dentry)) {
+		/* A negative dentry of a lookup in flight: ours replaces it. */
+		d_drop(dentry);
+		dput(dentry);
+		dentry = NULL;
+	}
+	if (!dentry) {
+		shmpool_name_add(root->dentry, filp->f_path.dentry, n);
+		inode_unlock(dir);
+		*created = true;
+		return filp;
+	}
+	/* Somebody made it meanwhile: theirs is used (or refused). */
+	inode_unlock(dir);
+	kfree(n);
+	fput(filp);
+	if (IS_ERR(dentry))
+		return ERR_CAST(dentry);
+	return shmpool_create_existing(root, a, dentry);
+}
+
+/*
  * Make the pool of @a (sizes and flags checked) and, if it has a name,
  * name it in @root: a new pool, or whichever pool won a race for the name.
+ * Its id is announced first, so that a caller who cannot be told of the
+ * pool (a reply that cannot be written) makes nothing: no pool is
+ * allocated, charged or named. A named pool's file is made before its
+ * name, so that no failure leaves a name behind, not even for a moment
+ * (ENFILE, an LSM or fanotify refusing the open), as open(O_CREAT)
+ * creates no file it could not open.
  */
 static struct file *shmpool_pool_make(const struct path *root,
 				      const struct shmpool_create_args *a,
 				      bool *created)
 {
 	struct super_block *sb = root->dentry->d_sb;
-	struct inode *dir = d_inode(root->dentry);
-	struct qstr q = QSTR_INIT(a->name, strlen(a->name));
 	struct shmpool_pool *pool;
 	struct dentry *dentry;
 	struct inode *inode;
 	struct file *filp;
+	u64 id;
+	int ret;
 
+	id = shmpool_pool_new_id();
+	ret = a->announce ? a->announce(a, id) : 0;
+	if (ret)
+		return ERR_PTR(ret);
 	/* Allocate without the directory lock: this can take a while. */
-	pool = shmpool_pool_alloc(a);
+	pool = shmpool_pool_alloc(a, id);
 	if (IS_ERR(pool))
 		return ERR_CAST(pool);
 	inode = shmpool_pool_inode(sb, pool, a->mode & ~current_umask() & 0777);
@@ -346,28 +383,13 @@ static struct file *shmpool_pool_make(const struct path *root,
 		return filp;
 	}
 
-	inode_lock_nested(dir, I_MUTEX_PARENT);
-	dentry = d_hash_and_lookup(root->dentry, &q);
-	if (!IS_ERR_OR_NULL(dentry) && d_really_is_positive(dentry)) {
-		/* Somebody made it meanwhile: theirs is used (or refused). */
-		inode_unlock(dir);
+	/* Not hashed: no lookup finds it before shmpool_pool_name(). */
+	dentry = d_alloc_name(root->dentry, a->name);
+	if (!dentry) {
 		iput(inode);
-		return shmpool_create_existing(root, a, dentry);
+		return ERR_PTR(-ENOMEM);
 	}
-	if (!IS_ERR(dentry)) {
-		struct dentry *neg = dentry;
-
-		dentry = shmpool_name_add(root->dentry, neg, inode, a->name);
-		if (IS_ERR(dentry) && neg)
-			dput(neg);
-	}
-	if (IS_ERR(dentry)) {
-		inode_unlock(dir);
-		iput(inode);
-		return ERR_CAST(dentry);
-	}
-	inode_unlock(dir);
-	*created = true;
+	d_instantiate(dentry, inode);
 	/*
 	 * No mode check for the pool this call made: as may_open() checks
 	 * nothing for a file its own open(2) created (FMODE_CREATED), the
@@ -375,16 +397,10 @@ static struct file *shmpool_pool_make(const struct path *root,
 	 * its creator a read-write fd.
 	 */
 	filp = shmpool_path_open(root, dentry, false);
-	if (IS_ERR(filp)) {
-		/* Nobody saw it: a name that outlived a failed call would leak. */
-		inode_lock_nested(dir, I_MUTEX_PARENT);
-		if (!d_unhashed(dentry) && !shmpool_dir_unlink(dir, dentry))
-			d_delete(dentry);
-		inode_unlock(dir);
-		*created = false;
-	}
-	dput(dentry);
-	return filp;
+	dput(dentry);	/* the file holds its own; else the pool goes */
+	if (IS_ERR(filp))
+		return filp;
+	return shmpool_pool_name(root, a, filp, created);
 }
 
 /*
@@ -529,28 +545,6 @@ int shmpool_pool_unlink(const struct path *root, const char *name)
 		dput(dentry);	/* may be the last: the pool's inode goes */
 	mnt_drop_write(root->mnt);
 	return ret;
-}
-
-/*
- * Take the name of @filp's pool back if it still has it (failed CREATE).
- * d_delete() wants a reference of the caller's own, as unlink(2) holds one
- * from its lookup: with only the file's, the file's dentry (and so the
- * file, at its last fput()) would be left without an inode.
- */
-void shmpool_pool_unname(struct file *filp)
-{
-	struct dentry *dentry = filp->f_path.dentry;
-	struct inode *dir;
-
-	if (d_unhashed(dentry))
-		return;		/* anonymous, or already unlinked */
-	dir = d_inode(dentry->d_sb->s_root);
-	dget(dentry);
-	inode_lock_nested(dir, I_MUTEX_PARENT);
-	if (!d_unhashed(dentry) && !shmpool_dir_unlink(dir, dentry))
-		d_delete(dentry);
-	inode_unlock(dir);
-	dput(dentry);
 }
 
 static int shmpool_fill_super(struct super_block *sb, struct fs_context *fc)

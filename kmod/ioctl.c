@@ -103,12 +103,29 @@ static int shmpool_install(struct shmpool_ucmd *ucmd, struct file *filp,
 	return 0;
 }
 
+/*
+ * CREATE's reply for the new pool @id, written before anything is made
+ * (fs.c): if it cannot be (EFAULT), nothing is allocated, charged or named,
+ * and no peer ever finds the name.
+ */
+static int shmpool_create_announce(const struct shmpool_create_args *a,
+				   u64 id)
+{
+	struct shmpool_ucmd *ucmd = a->ctx;
+	struct shmpool_create *cmd = ucmd->cmd;
+
+	cmd->out_flags = SHMPOOL_OUT_CREATED;
+	cmd->id = id;
+	return shmpool_ucmd_respond(ucmd, sizeof(*cmd));
+}
+
 static int shmpool_cmd_create(struct shmpool_ucmd *ucmd)
 {
 	struct shmpool_create *cmd = ucmd->cmd;
 	struct shmpool_create_args args = {
 		.bytes = cmd->bytes, .flags = cmd->flags,
 		.mode = cmd->mode, .name = cmd->name,
+		.announce = shmpool_create_announce, .ctx = ucmd,
 	};
 	struct shmpool_pool *pool;
 	struct file *filp;
@@ -138,27 +155,22 @@ static int shmpool_cmd_create(struct shmpool_ucmd *ucmd)
 	fd = shmpool_reserve_fd(!(cmd->flags & SHMPOOL_CREATE_NOCLOEXEC));
 	if (fd < 0)
 		return fd;
+	cmd->fd = fd;	/* for shmpool_create_announce() */
 	filp = shmpool_pool_create(&ucmd->scope, &args, &created);
 	if (IS_ERR(filp)) {
 		put_unused_fd(fd);
 		return PTR_ERR(filp);
 	}
-	pool = ((struct shmpool_file *)filp->private_data)->pool;
-	cmd->out_flags = created ? SHMPOOL_OUT_CREATED : 0;
-	cmd->id = pool->id;
-	/*
-	 * The caller cannot learn the fd of a pool we just named (EFAULT):
-	 * take the name back.
-	 */
-	if (created)
-		get_file(filp);
-	ret = shmpool_install(ucmd, filp, fd, &cmd->fd, sizeof(*cmd));
 	if (created) {
-		if (ret)
-			shmpool_pool_unname(filp);
-		fput(filp);
+		/* Its reply was written before it was made. */
+		fd_install(fd, filp);
+		return 0;
 	}
-	return ret;
+	/* An existing pool (or one that won a race for the name). */
+	pool = ((struct shmpool_file *)filp->private_data)->pool;
+	cmd->out_flags = 0;
+	cmd->id = pool->id;
+	return shmpool_install(ucmd, filp, fd, &cmd->fd, sizeof(*cmd));
 }
 
 static int shmpool_cmd_open(struct shmpool_ucmd *ucmd)

@@ -329,7 +329,15 @@ void shmpool_pool_put(struct shmpool_pool *pool)
 	kref_put_mutex(&pool->ref, shmpool_pool_release, &shmpool_lock);
 }
 
-struct shmpool_pool *shmpool_pool_alloc(const struct shmpool_create_args *a)
+/* An id for a pool about to be made: unique until the module is unloaded. */
+u64 shmpool_pool_new_id(void)
+{
+	return atomic64_inc_return(&shmpool_next_id);
+}
+
+/* The pool of @a, with the id @id from shmpool_pool_new_id(). */
+struct shmpool_pool *shmpool_pool_alloc(const struct shmpool_create_args *a,
+					u64 id)
 {
 	unsigned long nr = a->bytes >> PAGE_SHIFT;
 	struct shmpool_pool *pool;
@@ -362,7 +370,7 @@ struct shmpool_pool *shmpool_pool_alloc(const struct shmpool_create_args *a)
 		goto err_free;
 
 	/* On shmpool_all once fs.c has given it an inode (debugfs). */
-	pool->id = atomic64_inc_return(&shmpool_next_id);
+	pool->id = id;
 	return pool;
 
 err_free:

@@ -114,10 +114,18 @@ struct shmpool_create_args {
 	u32 flags;		/* SHMPOOL_CREATE_* */
 	umode_t mode;
 	const char *name;	/* "" for anonymous */
+	/*
+	 * Tells the caller the id of the new pool before anything is
+	 * allocated, charged or named; an error makes nothing (fs.c).
+	 */
+	int (*announce)(const struct shmpool_create_args *a, u64 id);
+	void *ctx;		/* the caller's, for @announce */
 };
 
 int shmpool_name_check(const char name[SHMPOOL_NAME_MAX], bool allow_empty);
-struct shmpool_pool *shmpool_pool_alloc(const struct shmpool_create_args *a);
+u64 shmpool_pool_new_id(void);
+struct shmpool_pool *shmpool_pool_alloc(const struct shmpool_create_args *a,
+					u64 id);
 void shmpool_pool_put(struct shmpool_pool *pool);
 struct page *shmpool_pool_page(struct shmpool_pool *pool, pgoff_t pgoff);
 const struct shmpool_extent_k *shmpool_pool_extent(struct shmpool_pool *pool,
@@ -152,7 +160,6 @@ struct file *shmpool_pool_create(const struct path *root,
 struct file *shmpool_pool_open(const struct path *root, const char *name,
 			       bool rdonly);
 int shmpool_pool_unlink(const struct path *root, const char *name);
-void shmpool_pool_unname(struct file *filp);
 int shmpool_fs_init(void);
 void shmpool_fs_exit(void);
 

@@ -309,25 +309,38 @@ TEST_F(abi, create_excl_existing_name)
 	close(fd2);
 }
 
+/* A CREATE EXCL of @name in a page the kernel may read but not write back to. */
+static struct shmpool_create *abi_unwritable_create(const char *name, long page)
+{
+	struct shmpool_create *c;
+
+	c = mmap(NULL, page, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (c == MAP_FAILED)
+		return NULL;
+	c->size = sizeof(*c);
+	c->flags = SHMPOOL_CREATE_EXCL;
+	c->bytes = page;
+	c->mode = 0600;
+	sp_set_name(c->name, name);
+	if (mprotect(c, page, PROT_READ)) {
+		munmap(c, page);
+		return NULL;
+	}
+	return c;
+}
+
 /*
  * A CREATE whose reply cannot be written back (EFAULT) leaves no pool: the
- * caller never learns an fd, so the name it made is taken back, and the
- * pool file that was never installed must go quietly (the file must keep
- * its dentry while the name goes, or its last fput() follows a NULL inode).
+ * caller never learns an fd, so nothing is made, named or left behind
+ * (the pool file that is never installed must go quietly).
  */
 TEST_F(abi, create_reply_unwritable_names_nothing)
 {
 	struct shmpool_create *c;
 
-	c = mmap(NULL, self->page, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, c);
-	c->size = sizeof(*c);
-	c->flags = SHMPOOL_CREATE_EXCL;
-	c->bytes = self->page;
-	c->mode = 0600;
-	sp_set_name(c->name, self->name);
-	ASSERT_EQ(0, mprotect(c, self->page, PROT_READ));
+	c = abi_unwritable_create(self->name, self->page);
+	ASSERT_NE(NULL, c);
 	EXPECT_EQ(-EFAULT, sp_ioctl(self->fd, SHMPOOL_IOC_CREATE, c));
 	/* Not even for an anonymous pool does anything stay. */
 	ASSERT_EQ(0, mprotect(c, self->page, PROT_READ | PROT_WRITE));
@@ -341,6 +354,70 @@ TEST_F(abi, create_reply_unwritable_names_nothing)
 			       SHMPOOL_CREATE_EXCL, 0600, NULL));
 }
 
+/* A peer looping OPEN of a name until told to stop: did it ever find it? */
+struct abi_opener {
+	int ready, stop;
+	long hits, opens;
+	pid_t pid;
+};
+
+static struct abi_opener *abi_opener_start(const char *name)
+{
+	struct abi_opener *sh;
+	pid_t pid;
+
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		return NULL;
+	memset(sh, 0, sizeof(*sh));
+	/* Not fork()'s return into the shared struct: the child's 0 would land there too. */
+	pid = fork();
+	if (pid < 0) {
+		munmap(sh, sizeof(*sh));
+		return NULL;
+	}
+	if (!pid) {
+		int dev = sp_open_dev(O_RDWR), ret;
+
+		sp_child_init();
+		CHILD_CHECK(dev >= 0);
+		/* Pairs with the parent's acquire load of ready. */
+		__atomic_store_n(&sh->ready, 1, __ATOMIC_RELEASE);
+		/* Pairs with the release store in abi_opener_stop(). */
+		while (!__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE)) {
+			struct shmpool_open o;
+
+			memset(&o, 0, sizeof(o));
+			o.size = sizeof(o);
+			sp_set_name(o.name, name);
+			ret = sp_ioctl(dev, SHMPOOL_IOC_OPEN, &o);
+			sh->opens++;
+			if (!ret) {
+				/* Relaxed: a hint for the parent's loop; exact after sp_wait(). */
+				__atomic_add_fetch(&sh->hits, 1, __ATOMIC_RELAXED);
+				close(o.fd);
+			} else {
+				CHILD_CHECK(ret == -ENOENT);
+			}
+		}
+		_exit(0);
+	}
+	sh->pid = pid;
+	/* Pairs with the child's release store of ready. */
+	while (!__atomic_load_n(&sh->ready, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	return sh;
+}
+
+/* Stop the peer: its exit status (0 if it saw only ENOENT or hits). */
+static int abi_opener_stop(struct abi_opener *sh)
+{
+	/* Pairs with the child's acquire load of stop. */
+	__atomic_store_n(&sh->stop, 1, __ATOMIC_RELEASE);
+	return sp_wait(sh->pid);
+}
+
 /*
  * EMFILE: "the caller has no free fd; nothing is created". Not even for a
  * moment: a peer looking the name up (OPEN) while the fd-less caller
@@ -349,43 +426,12 @@ TEST_F(abi, create_reply_unwritable_names_nothing)
  */
 TEST_F(abi, create_without_free_fd_names_nothing)
 {
-	struct { int ready, stop; long hits, opens; } *sh;
 	int ret = 0, i, n, dups[SP_FULL_FDS], failed = 0;
+	struct abi_opener *sh;
 	struct rlimit old;
-	pid_t pid;
 
-	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
-		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, sh);
-	memset(sh, 0, sizeof(*sh));
-	pid = fork();
-	ASSERT_GE(pid, 0);
-	if (!pid) {
-		int dev = sp_open_dev(O_RDWR);
-
-		sp_child_init();
-		CHILD_CHECK(dev >= 0);
-		__atomic_store_n(&sh->ready, 1, __ATOMIC_RELEASE);
-		while (!__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE)) {
-			struct shmpool_open o;
-
-			memset(&o, 0, sizeof(o));
-			o.size = sizeof(o);
-			sp_set_name(o.name, self->name);
-			ret = sp_ioctl(dev, SHMPOOL_IOC_OPEN, &o);
-			sh->opens++;
-			if (!ret) {
-				sh->hits++;
-				close(o.fd);
-			} else {
-				CHILD_CHECK(ret == -ENOENT);
-			}
-		}
-		_exit(0);
-	}
-	while (!__atomic_load_n(&sh->ready, __ATOMIC_ACQUIRE))
-		usleep(1000);
-
+	sh = abi_opener_start(self->name);
+	ASSERT_NE(NULL, sh);
 	/* Every fd below a low limit in use: CREATE has none to give. */
 	n = sp_fds_fill(self->fd, &old, dups);
 	ASSERT_LE(0, n);
@@ -399,8 +445,7 @@ TEST_F(abi, create_without_free_fd_names_nothing)
 		}
 	}
 	ASSERT_EQ(0, sp_fds_unfill(&old, dups, n));
-	__atomic_store_n(&sh->stop, 1, __ATOMIC_RELEASE);
-	EXPECT_EQ(0, sp_wait(pid));
+	EXPECT_EQ(0, abi_opener_stop(sh));
 	EXPECT_EQ(0, failed);
 	EXPECT_EQ(0, sh->hits)
 		TH_LOG("a peer opened the name of a CREATE that failed with EMFILE (%d of %ld OPENs, after %d CREATEs)",
@@ -409,6 +454,39 @@ TEST_F(abi, create_without_free_fd_names_nothing)
 	EXPECT_EQ(0, sp_create(self->fd, self->name, self->page,
 			       SHMPOOL_CREATE_EXCL, 0600, NULL));
 	munmap(sh, sizeof(*sh));
+}
+
+/*
+ * The same for a reply that cannot be written (EFAULT): "a failed CREATE
+ * creates nothing", so a peer's OPEN never finds the name, not even between
+ * the naming and the failed write of the reply.
+ */
+TEST_F(abi, create_reply_unwritable_peer_never_opens)
+{
+	struct shmpool_create *c;
+	struct abi_opener *sh;
+	int ret = 0, i, failed = 0;
+
+	c = abi_unwritable_create(self->name, self->page);
+	ASSERT_NE(NULL, c);
+	sh = abi_opener_start(self->name);
+	ASSERT_NE(NULL, sh);
+	for (i = 0; i < 20000 && !__atomic_load_n(&sh->hits, __ATOMIC_RELAXED); i++) {
+		ret = sp_ioctl(self->fd, SHMPOOL_IOC_CREATE, c);
+		if (ret != -EFAULT) {
+			failed = ret;
+			break;
+		}
+	}
+	EXPECT_EQ(0, abi_opener_stop(sh));
+	EXPECT_EQ(0, failed);
+	EXPECT_EQ(0, sh->hits)
+		TH_LOG("a peer opened the name of a CREATE that failed with EFAULT (%d of %ld OPENs, after %d CREATEs)",
+		       (int)sh->hits, sh->opens, i);
+	munmap(c, self->page);
+	munmap(sh, sizeof(*sh));
+	EXPECT_EQ(0, sp_create(self->fd, self->name, self->page,
+			       SHMPOOL_CREATE_EXCL, 0600, NULL));
 }
 
 /* OPEN without a free fd: EMFILE, and the pool gets no new open file. */

@@ -276,6 +276,9 @@ struct shmpool_api {
  * - EMFILE: the caller has no free fd (RLIMIT_NOFILE); nothing is created,
  *   named or charged, not even for a moment (the fd is taken first, as
  *   open(2) does, so this comes before EEXIST, EACCES, EDQUOT, ...).
+ * - EFAULT: the struct cannot be written back; as with EMFILE nothing is
+ *   created, named or charged, not even for a moment (the reply is
+ *   written before the pool is made).
  * - EOVERFLOW: a new name or an anonymous pool, and the caller's fsuid or
  *   fsgid has no mapping in the scope's user namespace (as for creating a
  *   file there; an existing name opens, as open(O_CREAT) of a file does).
