@@ -212,6 +212,34 @@ TEST_F(scope, userns_container_cannot_see_host_names)
 	host_names_hidden(_metadata, self, true);
 }
 
+/*
+ * README: "unshare(CLONE_NEWIPC) alone" shares the host's names, like
+ * /dev/shm and unlike SysV shm: a new IPC namespace without a mount of its
+ * own opens the host's pool.
+ */
+TEST_F(scope, new_ipc_namespace_alone_shares_default_scope)
+{
+	struct shmpool *h;
+	pid_t pid;
+
+	ASSERT_EQ(0, shmpool_create(host_name, self->page, 0666, DEV, &h));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct shmpool *p;
+
+		sp_child_init();
+		CHILD_CHECK(!unshare(CLONE_NEWIPC));
+		CHILD_CHECK(shmpool_open(host_name, DEV, &p) == 0);
+		CHILD_CHECK(p->size == (size_t)sp_page_size());
+		shmpool_close(p);
+		_exit(0);
+	}
+	EXPECT_EQ(0, sp_wait(pid));
+	EXPECT_EQ(0, shmpool_unlink(host_name, DEV));
+	shmpool_close(h);
+}
+
 /* Step 1: make ctr_name and same_name (2 pages); step 2: check they are ours. */
 static int body_own_names(struct ctr *c)
 {
@@ -901,6 +929,94 @@ TEST_F(scope, reopen_write_only_refused)
 	if (fd >= 0)
 		close(fd);
 	shmpool_close(p);
+}
+
+/*
+ * CREATE, rm, ls and path walks of one name in a mounted instance, all at
+ * once: each CREATE (not EXCL) gets a pool of the right size, whichever
+ * pool holds the name; a stat() sees a pool of that size or nothing; an
+ * open(2) that finds the name gets a pool fd of that size. The walks leave
+ * negative dentries for CREATE to replace, rm takes names away under it.
+ * The kernel log is checked after the run (vm-run.sh).
+ */
+#define RACE_CREATES	3000
+static int race_walker(const char *path, int mode)
+{
+	struct stat st;
+	int i, fd;
+
+	for (i = 0; i < 4 * RACE_CREATES; i++) {
+		if (mode == 0) {
+			if (!stat(path, &st))
+				CHILD_CHECK(st.st_size == sp_page_size());
+			else
+				CHILD_CHECK(errno == ENOENT);
+		} else if (mode == 1) {
+			fd = open(path, O_RDWR | O_CLOEXEC);
+			if (fd >= 0) {
+				CHILD_CHECK(!fstat(fd, &st) && st.st_size == sp_page_size());
+				close(fd);
+			} else {
+				CHILD_CHECK(errno == ENOENT);
+			}
+		} else if (mode == 2) {
+			CHILD_CHECK(!unlink(path) || errno == ENOENT);
+		} else {
+			dir_has(SCOPE_DIR, ctr_name);
+		}
+	}
+	return 0;
+}
+
+static int body_create_races(struct ctr *c)
+{
+	pid_t kids[4];
+	char path[128];
+	int dir, i, failed = 0;
+
+	(void)c;
+	snprintf(path, sizeof(path), SCOPE_DIR "/%s", ctr_name);
+	dir = open(SCOPE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHILD_CHECK(dir >= 0);
+	for (i = 0; i < 4; i++) {
+		kids[i] = fork();
+		CHILD_CHECK(kids[i] >= 0);
+		if (!kids[i]) {
+			sp_child_init();
+			_exit(race_walker(path, i));
+		}
+	}
+	for (i = 0; i < RACE_CREATES; i++) {
+		struct shmpool_create cr = {
+			.size = sizeof(cr), .bytes = sp_page_size(), .mode = 0600,
+		};
+		int ret;
+
+		sp_set_name(cr.name, ctr_name);
+		ret = sp_ioctl(dir, SHMPOOL_IOC_CREATE, &cr);
+
+		if (ret) {
+			if (!failed++)
+				fprintf(stderr, "# CREATE %d of %d failed: %s\n",
+					i, RACE_CREATES, strerror(-ret));
+			continue;
+		}
+		close(cr.fd);
+	}
+	CHILD_CHECK(failed == 0);
+	for (i = 0; i < 4; i++)
+		CHILD_CHECK(sp_wait(kids[i]) == 0);
+	CHILD_CHECK(!unlink(path) || errno == ENOENT);
+	close(dir);
+	return 0;
+}
+
+TEST_F(scope, create_races_rm_ls_and_path_walks)
+{
+	EXPECT_EQ(0, ctr_run(false, body_create_races));
+	/* Every pool made went: the name's last one with its rm. */
+	if (self->pools >= 0)
+		EXPECT_EQ(0, sp_await_counter("pools", self->pools, false, 5000));
 }
 
 /* ---- rejected: what only CREATE can do ---- */
