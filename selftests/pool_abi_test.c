@@ -489,6 +489,87 @@ TEST_F(abi, create_reply_unwritable_peer_never_opens)
 			       SHMPOOL_CREATE_EXCL, 0600, NULL));
 }
 
+/*
+ * The same at the system's file limit (ENFILE, fs.file-max; CAP_SYS_ADMIN
+ * is exempt, so the CREATEs run as an unprivileged uid): the pool's file
+ * is made before its name, so a peer never finds the name of a CREATE
+ * whose file could not be opened.
+ */
+#define FILE_MAX	"/proc/sys/fs/file-max"
+TEST_F(abi, create_at_file_max_names_nothing)
+{
+	struct { int ret, creates; } res = { 0, 0 };
+	int fm, p[2], q[2];
+	struct abi_opener *sh;
+	char old[32], ready;
+	ssize_t len;
+	pid_t pid;
+
+	if (geteuid())
+		SKIP(return, "needs root to lower " FILE_MAX);
+	fm = open(FILE_MAX, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fm);
+	len = read(fm, old, sizeof(old) - 1);
+	ASSERT_LT(0, len);
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	ASSERT_EQ(0, pipe2(q, O_CLOEXEC));
+	sh = abi_opener_start(self->name);
+	ASSERT_NE(NULL, sh);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct shmpool_create c;
+		char go;
+		int i;
+
+		sp_child_init();
+		CHILD_CHECK(!setresgid(65534, 65534, 65534));
+		CHILD_CHECK(!setresuid(65534, 65534, 65534));
+		CHILD_CHECK(write(p[1], "r", 1) == 1);
+		CHILD_CHECK(read(q[0], &go, 1) == 1);
+		/* Bounded by count, not time: the window is short, the peer spins. */
+		for (i = 0; i < 20000 && !__atomic_load_n(&sh->hits, __ATOMIC_RELAXED); i++) {
+			memset(&c, 0, sizeof(c));
+			c.size = sizeof(c);
+			c.flags = SHMPOOL_CREATE_EXCL;
+			c.bytes = self->page;
+			c.mode = 0600;
+			sp_set_name(c.name, self->name);
+			res.ret = sp_ioctl(self->fd, SHMPOOL_IOC_CREATE, &c);
+			if (res.ret != -ENFILE)
+				break;
+		}
+		res.creates = i;
+		CHILD_CHECK(write(p[1], &res, sizeof(res)) == sizeof(res));
+		_exit(0);
+	}
+	close(p[1]);
+	close(q[0]);
+	ASSERT_EQ(1, read(p[0], &ready, 1));
+	/*
+	 * Every file an unprivileged caller asks for is over the limit now
+	 * (0: the cheap count alloc_empty_file() reads first may be 0 too).
+	 * No ASSERT until the limit is back: the rest of the run needs it.
+	 */
+	EXPECT_EQ(2, pwrite(fm, "0\n", 2, 0));
+	EXPECT_EQ(1, write(q[1], "g", 1));
+	EXPECT_EQ((ssize_t)sizeof(res), read(p[0], &res, sizeof(res)));
+	EXPECT_EQ(len, pwrite(fm, old, len, 0));
+	EXPECT_EQ(0, sp_wait(pid));
+	EXPECT_EQ(0, abi_opener_stop(sh));
+	EXPECT_EQ(-ENFILE, res.ret);
+	EXPECT_EQ(0, sh->hits)
+		TH_LOG("a peer opened the name of a CREATE that failed with ENFILE (%d of %ld OPENs, after %d CREATEs)",
+		       (int)sh->hits, sh->opens, res.creates);
+	/* Nothing was left behind: the name is free and a CREATE works. */
+	EXPECT_EQ(0, sp_create(self->fd, self->name, self->page,
+			       SHMPOOL_CREATE_EXCL, 0600, NULL));
+	munmap(sh, sizeof(*sh));
+	close(p[0]);
+	close(q[1]);
+	close(fm);
+}
+
 /* OPEN without a free fd: EMFILE, and the pool gets no new open file. */
 TEST_F(abi, open_without_free_fd)
 {
