@@ -279,6 +279,8 @@ struct shmpool_api {
  * - EFAULT: the struct cannot be written back; as with EMFILE nothing is
  *   created, named or charged, not even for a moment (the reply is
  *   written before the pool is made).
+ * - ENFILE: the system's file limit (fs.file-max) is reached; the pool is
+ *   never named, not even for a moment (its file is made before its name).
  * - EOVERFLOW: a new name or an anonymous pool, and the caller's fsuid or
  *   fsgid has no mapping in the scope's user namespace (as for creating a
  *   file there; an existing name opens, as open(O_CREAT) of a file does).
