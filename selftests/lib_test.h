@@ -419,16 +419,21 @@ static inline int pidns_join(pid_t a)
 	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
 }
 
+/* Does the kernel command line hold @word (scripts/vm-run.sh puts them there)? */
+static inline int cmdline_has(const char *word)
+{
+	char buf[4096];
+
+	return !read_small("/proc/cmdline", buf, sizeof(buf)) && strstr(buf, word) != NULL;
+}
+
 /*
  * Inside a QEMU lane of scripts/vm-run.sh (its "spnonce=" on the kernel
  * command line): tests there run under TCG and scale their work down.
  */
 static inline int in_vm_lane(void)
 {
-	char buf[4096];
-
-	return !read_small("/proc/cmdline", buf, sizeof(buf)) &&
-	       strstr(buf, "spnonce=") != NULL;
+	return cmdline_has("spnonce=");
 }
 
 /*
@@ -440,10 +445,7 @@ static inline int in_vm_lane(void)
  */
 static inline int lane_is_device_only(void)
 {
-	char buf[4096];
-
-	return !read_small("/proc/cmdline", buf, sizeof(buf)) &&
-	       strstr(buf, "spbackends=device") != NULL;
+	return cmdline_has("spbackends=device");
 }
 
 #define SKIP_MEMFD_IN_DEVICE_LANE(backend)					\
