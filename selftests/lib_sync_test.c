@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -43,6 +44,9 @@
 #include <unistd.h>
 
 #include "shmpool.h"
+#include "shmpool_alloc.h"
+#include "shmpool_ring.h"
+#include "shmpool_state.h"
 #include "shmpool_sync.h"
 /* the 6.1 harness leaves parameters unused and defines unprototyped functions */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -3185,6 +3189,419 @@ TEST_F_TIMEOUT(sync, mutex_timedlock_owner_keeps_changing, 180)
 	atomic_store(&self->sh->go, 1);
 	for (i = 0; i < 2; i++)
 		EXPECT_EQ(0, task_join(&self->t[i]));
+}
+
+/* ---- peers that keep dying while we wait --------------------------------- */
+
+/*
+ * The other way a peer keeps a blocking call awake: on the device, a sleep
+ * that also waits for deaths (SHMPOOL_WAIT_DEATH) returns -EOWNERDEAD
+ * before the module looks at the deadline whenever the pool's death_seq
+ * moved, and any attachment's end moves it: a peer that opens and closes
+ * writable handles, or ATTACHes and DETACHes, is a death every time. The
+ * game makes it deterministic: the call runs single-stepped (trap flag),
+ * and just before each syscall instruction that is a WAIT_DEATH ioctl the
+ * SIGTRAP handler has a peer process DETACH (and ATTACH anew) and waits
+ * until it did, so that sleep always finds death_seq moved. A loop that
+ * looks again after every death without looking at its deadline never
+ * ends; the watchdog stops the deaths after HAMMER_MS (the call then times
+ * out) and the test fails. x86-64 only, not under TSan, as the games above.
+ */
+struct dpeer {
+	pid_t pid;
+	int req;	/* a byte: die (and attach anew); EOF: exit */
+	int ack;	/* the id at start, then a byte per death */
+	uint32_t id;	/* its first attachment's id */
+};
+
+static struct {
+	struct dpeer *peer;
+	struct timespec give_up;
+	volatile sig_atomic_t gave_up;
+	volatile long deaths;
+	long max;			/* stop after this many deaths */
+	const struct timespec *hold;	/* after a death, wait until then */
+} dg;
+
+/* a forked child: raw ATTACH and DETACH on @fd, nothing of the library */
+static void dpeer_main(int fd, int req, int ack)
+{
+	struct shmpool_attach a = { .size = sizeof(a) };
+	struct shmpool_detach d = { .size = sizeof(d) };
+	char c;
+
+	if (ioctl(fd, SHMPOOL_IOC_ATTACH, &a) ||
+	    write(ack, &a.id, sizeof(a.id)) != sizeof(a.id))
+		_exit(2);
+	while (read(req, &c, 1) == 1) {
+		d.id = a.id;
+		/* its only ATTACH undone: the attachment ends, death_seq moves */
+		if (ioctl(fd, SHMPOOL_IOC_DETACH, &d) != 0)
+			_exit(3);
+		a = (struct shmpool_attach) { .size = sizeof(a) };
+		if (ioctl(fd, SHMPOOL_IOC_ATTACH, &a) || write(ack, &c, 1) != 1)
+			_exit(4);
+	}
+	_exit(0);
+}
+
+static void dpeer_start(struct __test_metadata *_metadata, struct shmpool *p,
+			struct dpeer *d)
+{
+	int req[2], ack[2];
+
+	ASSERT_EQ(0, pipe2(req, O_CLOEXEC));
+	ASSERT_EQ(0, pipe2(ack, O_CLOEXEC));
+	d->pid = fork();
+	ASSERT_LE(0, d->pid);
+	if (!d->pid) {
+		close(req[1]);
+		close(ack[0]);
+		dpeer_main(shmpool_fd(p), req[0], ack[1]);
+	}
+	close(req[0]);
+	close(ack[1]);
+	d->req = req[1];
+	d->ack = ack[0];
+	ASSERT_EQ((ssize_t)sizeof(d->id), read(d->ack, &d->id, sizeof(d->id)));
+	ASSERT_NE(0U, d->id);
+}
+
+static void dpeer_stop(struct __test_metadata *_metadata, struct dpeer *d)
+{
+	int st;
+
+	close(d->req);
+	close(d->ack);
+	ASSERT_EQ(d->pid, waitpid(d->pid, &st, 0));
+	EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+#if HAMMER_OK
+/* Kill a peer now (async-signal-safe: two system calls). */
+static bool dpeer_die(struct dpeer *d)
+{
+	char c = 'd';
+
+	return write(d->req, &c, 1) == 1 && read(d->ack, &c, 1) == 1;
+}
+
+static void dg_trap(int sig, siginfo_t *si, void *uc_)
+{
+	ucontext_t *uc = uc_;
+	greg_t *g = uc->uc_mcontext.gregs;
+	const unsigned char *ip = (const unsigned char *)g[REG_RIP];
+	const struct shmpool_wait *w;
+	struct timespec t;
+
+	(void)sig;
+	(void)si;
+	/* the next instruction: ioctl(fd, SHMPOOL_IOC_WAIT, w)? */
+	if (ip[0] != 0x0f || ip[1] != 0x05 || g[REG_RAX] != SYS_ioctl ||
+	    (unsigned long)g[REG_RSI] != (unsigned long)SHMPOOL_IOC_WAIT)
+		return;
+	w = (const struct shmpool_wait *)g[REG_RDX];
+	if (!(w->flags & SHMPOOL_WAIT_DEATH))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	if (!ts_before(t, dg.give_up) || !dpeer_die(dg.peer)) {
+		dg.gave_up = 1;		/* no more deaths: let the call end */
+		g[REG_EFL] &= ~(greg_t)X86_TF;
+		return;
+	}
+	if (++dg.deaths >= dg.max)	/* the game is over: run freely */
+		g[REG_EFL] &= ~(greg_t)X86_TF;
+	/* the call then learns of the death only after its deadline */
+	while (dg.hold && ts_before(t, *dg.hold))
+		clock_gettime(CLOCK_MONOTONIC, &t);
+}
+
+/* the trap flag on/off in the caller (past the red zone, for pushfq) */
+static inline void dg_step(bool on)
+{
+	if (on)
+		__asm__ volatile("lea -128(%%rsp), %%rsp\n\tpushfq\n\t"
+				 "orq $0x100, (%%rsp)\n\tpopfq\n\t"
+				 "lea 128(%%rsp), %%rsp" ::: "memory", "cc");
+	else
+		__asm__ volatile("lea -128(%%rsp), %%rsp\n\tpushfq\n\t"
+				 "andq $~0x100, (%%rsp)\n\tpopfq\n\t"
+				 "lea 128(%%rsp), %%rsp" ::: "memory", "cc");
+}
+#endif
+
+/* VM lanes single-step slowly (under TCG): longer budgets there */
+static long dg_ms(long ms)
+{
+	return (long)(ms * (in_vm_lane() ? 6 : 1) * scale());
+}
+
+/*
+ * The deadline is long enough for a single-stepped ring call to reach its
+ * first sleep (a ring spins first: seconds under TCG).
+ */
+#define DEATH_DEADLINE_MS	1000
+#define DEATH_MARGIN_MS		2000
+
+/*
+ * The death game against peer @d, around one call with deadline @dl
+ * (DEATH_DEADLINE_MS from now, scaled): DEATH_GAME(..., ret = call(..., &dl)). At
+ * most @max deaths; @hold: after each, wait until the deadline passed.
+ * Checks that deaths came, that the watchdog did not have to stop them,
+ * and that the call returned within DEATH_MARGIN_MS of its deadline.
+ */
+#define DEATH_GAME(_d, _max, _hold, _dl, _call)				\
+	do {								\
+		struct timespec _t0, _t1;				\
+									\
+		death_game_start(_metadata, _d, _max,			\
+				 (_hold) ? &(_dl) : NULL);		\
+		_t0 = now(CLOCK_MONOTONIC);				\
+		_dl = ts_add_ms(_t0, dg_ms(DEATH_DEADLINE_MS));		\
+		death_step(true);					\
+		_call;							\
+		death_step(false);					\
+		_t1 = now(CLOCK_MONOTONIC);				\
+		death_game_stop(_metadata, ts_ms(_t1, _dl));		\
+	} while (0)
+
+static void death_step(bool on)
+{
+#if HAMMER_OK
+	dg_step(on);
+#else
+	(void)on;
+#endif
+}
+
+static void death_game_start(struct __test_metadata *_metadata,
+			     struct dpeer *d, long max,
+			     const struct timespec *hold)
+{
+#if HAMMER_OK
+	struct sigaction sa = { .sa_flags = SA_SIGINFO,
+				.sa_sigaction = dg_trap };
+
+	dg.peer = d;
+	dg.gave_up = 0;
+	dg.deaths = 0;
+	dg.max = max;
+	dg.hold = hold;
+	dg.give_up = ts_add_ms(now(CLOCK_MONOTONIC), dg_ms(HAMMER_MS));
+	ASSERT_EQ(0, sigaction(SIGTRAP, &sa, NULL));
+#else
+	(void)d;
+	(void)max;
+	(void)hold;
+	ASSERT_TRUE(HAMMER_OK);
+#endif
+}
+
+static void death_game_stop(struct __test_metadata *_metadata, long late_ms)
+{
+	signal(SIGTRAP, SIG_DFL);
+	TH_LOG("%ld deaths, returned %ld ms after the deadline", dg.deaths,
+	       late_ms);
+	EXPECT_EQ(0, dg.gave_up);
+	EXPECT_GT(dg.deaths, 0);
+	EXPECT_GT(dg_ms(DEATH_MARGIN_MS), late_ms);
+}
+
+#define DEATH_REQUIRE()							\
+	do {								\
+		HAMMER_REQUIRE();					\
+		if (variant->backend != SHMPOOL_BACKEND_DEVICE)		\
+			SKIP(return, "deaths wake sleepers on the device " \
+			     "backend only (SHMPOOL_WAIT_DEATH)");	\
+	} while (0)
+
+/* timedlock on a mutex a live peer holds, while another keeps dying */
+TEST_F_TIMEOUT(sync, mutex_timedlock_peers_keep_dying, 180)
+{
+	struct shmpool_mutex *m = page2(self->p);
+	struct dpeer owner, dying;
+	struct timespec dl;
+	int ret;
+
+	DEATH_REQUIRE();
+	dpeer_start(_metadata, self->p, &owner);
+	dpeer_start(_metadata, self->p, &dying);
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	atomic_store(&m->word, owner.id);
+	DEATH_GAME(&dying, LONG_MAX, false, dl,
+		   ret = shmpool_mutex_timedlock(self->p, m, &dl));
+	EXPECT_EQ(-ETIMEDOUT, ret);
+	EXPECT_EQ(owner.id, atomic_load(&m->word) & SHMPOOL_MUTEX_OWNER_MASK);
+	dpeer_stop(_metadata, &dying);
+	dpeer_stop(_metadata, &owner);
+}
+
+/* cond_timedwait that nobody signals, while a peer keeps dying */
+TEST_F_TIMEOUT(sync, cond_timedwait_peers_keep_dying, 180)
+{
+	struct shmpool_mutex *m = page2(self->p);
+	struct shmpool_cond *c = (struct shmpool_cond *)(m + 1);
+	struct dpeer dying;
+	struct timespec dl;
+	int ret;
+
+	DEATH_REQUIRE();
+	dpeer_start(_metadata, self->p, &dying);
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	ASSERT_EQ(0, shmpool_cond_init(self->p, c));
+	ASSERT_EQ(0, shmpool_mutex_lock(self->p, m));
+	DEATH_GAME(&dying, LONG_MAX, false, dl,
+		   ret = shmpool_cond_timedwait(self->p, c, m, &dl));
+	EXPECT_EQ(-ETIMEDOUT, ret);
+	EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+	dpeer_stop(_metadata, &dying);
+}
+
+/* timedwait on an empty robust semaphore, while a peer keeps dying */
+TEST_F_TIMEOUT(sync, robust_sem_timedwait_peers_keep_dying, 180)
+{
+	struct shmpool_sem *s = page2(self->p);
+	struct dpeer dying;
+	struct timespec dl;
+	int ret;
+
+	DEATH_REQUIRE();
+	dpeer_start(_metadata, self->p, &dying);
+	ASSERT_EQ(0, shmpool_sem_init_robust(self->p, s, 0));
+	DEATH_GAME(&dying, LONG_MAX, false, dl,
+		   ret = shmpool_sem_timedwait(self->p, s, &dl));
+	EXPECT_EQ(-ETIMEDOUT, ret);
+	EXPECT_EQ(0U, atomic_load(&s->waiters));
+	dpeer_stop(_metadata, &dying);
+}
+
+/*
+ * The mutex's owner dies while we sleep, and we learn of it only after our
+ * deadline (the module reports a death before it looks at the time): the
+ * owner is dead, so the lock is ours (-EOWNERDEAD), as on the first pass
+ * and as pthread_mutex_timedlock() does, not -ETIMEDOUT with the lock
+ * left to a dead owner
+ */
+TEST_F_TIMEOUT(sync, mutex_timedlock_owner_dies_at_deadline, 180)
+{
+	struct shmpool_mutex *m = page2(self->p);
+	struct dpeer dying;
+	struct timespec dl;
+	int ret;
+
+	DEATH_REQUIRE();
+	dpeer_start(_metadata, self->p, &dying);
+	ASSERT_EQ(0, shmpool_mutex_init(self->p, m));
+	atomic_store(&m->word, dying.id);
+	DEATH_GAME(&dying, 1, true, dl,
+		   ret = shmpool_mutex_timedlock(self->p, m, &dl));
+	EXPECT_EQ(-EOWNERDEAD, ret);
+	if (ret == -EOWNERDEAD)
+		EXPECT_EQ(0, shmpool_mutex_unlock(self->p, m));
+	dpeer_stop(_metadata, &dying);
+}
+
+/* the same for a robust semaphore whose last taker dies */
+TEST_F_TIMEOUT(sync, robust_sem_timedwait_taker_dies_at_deadline, 180)
+{
+	struct shmpool_sem *s = page2(self->p);
+	struct dpeer dying;
+	struct timespec dl;
+	int ret;
+
+	DEATH_REQUIRE();
+	dpeer_start(_metadata, self->p, &dying);
+	ASSERT_EQ(0, shmpool_sem_init_robust(self->p, s, 0));
+	atomic_store(&s->last_wait, dying.id);
+	DEATH_GAME(&dying, 1, true, dl,
+		   ret = shmpool_sem_timedwait(self->p, s, &dl));
+	EXPECT_EQ(-EOWNERDEAD, ret);
+	EXPECT_EQ(0U, atomic_load(&s->last_wait));
+	dpeer_stop(_metadata, &dying);
+}
+
+/* a pool with a heap, for the structures that live in one */
+static struct shmpool_heap *death_heap(struct __test_metadata *_metadata,
+				       unsigned int backend,
+				       struct shmpool **q)
+{
+	struct shmpool_heap *h = NULL;
+
+	EXPECT_EQ(0, shmpool_create_anon(1 << 20, backend, q));
+	if (*q)
+		EXPECT_EQ(0, shmpool_heap_open(*q, 0, &h));
+	return h;
+}
+
+static void death_heap_close(struct shmpool *q, struct shmpool_heap *h)
+{
+	shmpool_heap_close(h);
+	shmpool_close(q);
+}
+
+/* a ring's blocking dequeue (@full 0, on empty) or enqueue (1, on full) */
+static void ring_wait_peers_keep_dying(struct __test_metadata *_metadata,
+				       unsigned int backend, int full)
+{
+	uint64_t e[8] = { 0 };
+	struct shmpool_ring *r;
+	struct shmpool_heap *h;
+	struct shmpool *q = NULL;
+	struct dpeer dying;
+	struct timespec dl;
+	int ret;
+
+	h = death_heap(_metadata, backend, &q);
+	ASSERT_NE(NULL, h);
+	ASSERT_EQ(1, shmpool_ring_create(h, "dring", SHMPOOL_RING_SPSC, 8, 8,
+					 0, &r));
+	if (full)
+		ASSERT_EQ(8, shmpool_ring_enqueue_wait(r, e, 8, 0, NULL));
+	dpeer_start(_metadata, q, &dying);
+	DEATH_GAME(&dying, LONG_MAX, false, dl, ret = full ?
+		   shmpool_ring_enqueue_wait(r, e, 1, 0, &dl) :
+		   shmpool_ring_dequeue_wait(r, e, 1, 0, &dl));
+	EXPECT_EQ(-ETIMEDOUT, ret);
+	dpeer_stop(_metadata, &dying);
+	shmpool_ring_close(r);
+	death_heap_close(q, h);
+}
+
+TEST_F_TIMEOUT(sync, ring_dequeue_wait_peers_keep_dying, 180)
+{
+	DEATH_REQUIRE();
+	ring_wait_peers_keep_dying(_metadata, variant->backend, 0);
+}
+
+TEST_F_TIMEOUT(sync, ring_enqueue_wait_peers_keep_dying, 180)
+{
+	DEATH_REQUIRE();
+	ring_wait_peers_keep_dying(_metadata, variant->backend, 1);
+}
+
+/* config_wait for a version nobody publishes, while a peer keeps dying */
+TEST_F_TIMEOUT(sync, config_wait_peers_keep_dying, 180)
+{
+	struct shmpool_config *c;
+	struct shmpool_heap *h;
+	struct shmpool *q = NULL;
+	struct dpeer dying;
+	struct timespec dl;
+	int ret;
+
+	DEATH_REQUIRE();
+	h = death_heap(_metadata, variant->backend, &q);
+	ASSERT_NE(NULL, h);
+	ASSERT_LE(0, shmpool_config_open(h, "dcfg", 64,
+					 SHMPOOL_CONFIG_CREATE, &c));
+	dpeer_start(_metadata, q, &dying);
+	DEATH_GAME(&dying, LONG_MAX, false, dl,
+		   ret = shmpool_config_wait(c, shmpool_config_version(c), &dl,
+					     NULL));
+	EXPECT_EQ(-ETIMEDOUT, ret);
+	dpeer_stop(_metadata, &dying);
+	shmpool_config_close(c);
+	death_heap_close(q, h);
 }
 
 TEST_HARNESS_MAIN
