@@ -29,7 +29,11 @@
  * call that does not block gives up (shmpool_sem_trywait() -EAGAIN,
  * shmpool_sem_post() -EBUSY; shmpool_event_wake() wakes every sleeper
  * without advancing the word), and a blocking one still returns by its
- * deadline (-ETIMEDOUT).
+ * deadline (-ETIMEDOUT). So does one whose sleep peers keep ending with
+ * deaths: on the device, every attachment's end (a peer that opens and
+ * closes writable handles of the pool does that too) ends every sleep that
+ * watches for deaths at once, and the module says so before it looks at
+ * the time.
  *
  * Concurrency: any operation may run concurrently with any other on the same
  * object from any thread of any process, except init, which must not run
@@ -57,6 +61,9 @@
  *   death: if that taker held a unit, post it back. A plain semaphore
  *   waits for a post from anyone; @last_post and @last_wait are
  *   attachment ids for the caller's own recovery.
+ * A death that a mutex or robust semaphore waiter learns of only after its
+ * deadline still counts: it looks at the owner (last taker) once more and
+ * takes a dead one over (-EOWNERDEAD) rather than return -ETIMEDOUT.
  * - event count: no owner; a waiter's condition lives elsewhere, and the
  *   structure that owns it says what its death means.
  * A dead sleeper only costs later wakers a spurious wake syscall.

@@ -459,7 +459,7 @@ static int mutex_lock_slow(struct shmpool *p, struct shmpool_mutex *m,
 			   const struct timespec *deadline, bool stale)
 {
 	uint32_t v, seq = 0, checked = ~0U;
-	bool again = false;
+	bool again = false, died = false;
 	int i, ret;
 
 	for (i = 0; i < SPIN_TRIES; i++) {
@@ -483,10 +483,14 @@ static int mutex_lock_slow(struct shmpool *p, struct shmpool_mutex *m,
 		 * before we could sleep; a peer that keeps moving it must not
 		 * keep us past the deadline. (The first pass looks at the
 		 * owner: a dead one is taken over even after the deadline, as
-		 * pthread_mutex_timedlock() does.)
+		 * pthread_mutex_timedlock() does; so does the pass after a
+		 * death notice, which the module gives before it looks at
+		 * the time. That pass ends in a take or a look and never
+		 * sleeps, so deaths that keep coming cannot keep us.)
 		 */
-		if (again && __shmpool_deadline_passed(deadline))
+		if (again && !died && __shmpool_deadline_passed(deadline))
 			return mutex_timed_out(p, off, m, id, tid);
+		died = false;
 		v = atomic_load_explicit(&m->word, memory_order_relaxed);
 		if (!v) {
 			if (mutex_take(m, id | SHMPOOL_MUTEX_WAITERS, tid))
@@ -528,6 +532,7 @@ static int mutex_lock_slow(struct shmpool *p, struct shmpool_mutex *m,
 		ret = mutex_sleep(p, off, v, id, seq, deadline);
 		if (ret == -EOWNERDEAD) {
 			checked = ~0U;	/* somebody died: look again */
+			died = true;
 			continue;
 		}
 		if (ret == -ETIMEDOUT)
@@ -862,9 +867,10 @@ int shmpool_cond_init(struct shmpool *p, struct shmpool_cond *c)
  * owner ends the sleep too: the caller then relocks @m, taking it over
  * (-EOWNERDEAD). Other deaths do not concern us: sleep on, with the new
  * death_seq (if a signal moved @seq meanwhile, that returns at once: a
- * spurious wake-up, never a lost one). Not on memfd, where nobody tells: a
- * sleep sliced to look at the owner would find @seq moved by every signal
- * meant for another waiter and take it, so memfd sleeps until signalled.
+ * spurious wake-up, never a lost one), until the deadline. Not on memfd,
+ * where nobody tells: a sleep sliced to look at the owner would find @seq
+ * moved by every signal meant for another waiter and take it, so memfd
+ * sleeps until signalled.
  */
 static int cond_sleep(struct shmpool *p, struct shmpool_mutex *m,
 		      int64_t off, uint32_t seq, uint32_t id, uint32_t dseq,
@@ -885,6 +891,14 @@ static int cond_sleep(struct shmpool *p, struct shmpool_mutex *m,
 			SHMPOOL_MUTEX_OWNER_MASK;
 		if (owner && owner != id && !__shmpool_alive(p, owner))
 			return 0;
+		/*
+		 * Only after that look: a death before the deadline still
+		 * hands a dead owner's @m over. But the module reports a
+		 * death before it looks at the time, so peers that keep
+		 * attaching and detaching must not keep us past it.
+		 */
+		if (__shmpool_deadline_passed(deadline))
+			return -ETIMEDOUT;
 	}
 }
 
@@ -1103,7 +1117,7 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 {
 	int64_t off = obj_off(p, s, sizeof(*s));
 	uint32_t id, lw, seq = 0, checked = ~0U;
-	bool again = false;
+	bool again = false, died = false;
 	int i, ret;
 
 	if (off < 0)
@@ -1133,14 +1147,18 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 		/*
 		 * Every pass but the first follows a wake, or a @value or
 		 * @last_wait that moved before we could sleep: a peer that
-		 * keeps moving them must not keep us past the deadline.
+		 * keeps moving them must not keep us past the deadline. The
+		 * pass after a death notice (which the module gives before
+		 * it looks at the time) looks at the last taker first, as
+		 * the first pass does, and never sleeps.
 		 */
-		if (again && __shmpool_deadline_passed(deadline)) {
+		if (again && !died && __shmpool_deadline_passed(deadline)) {
 			ret = -ETIMEDOUT;
 			break;
 		}
 		/* sleeps only while @value is still 0: a post changes it */
 		if (!(s->flags & SHMPOOL_SEM_ROBUST)) {
+			died = false;
 			ret = shmpool_wait(p, off, 0, deadline, 0);
 		} else {
 			/*
@@ -1150,7 +1168,8 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 			 */
 			lw = atomic_load_explicit(&s->last_wait,
 						  memory_order_relaxed);
-			if (lw != checked) {
+			if (lw != checked || died) {
+				died = false;
 				seq = __shmpool_death_seq(p);
 				if (!sem_claim_dead(p, s, lw)) {
 					ret = -EOWNERDEAD;
@@ -1162,7 +1181,7 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 			ret = __shmpool_wait_peer(p, off, 0, seq, deadline);
 		}
 		if (ret == -EOWNERDEAD) {
-			checked = ~0U;	/* somebody died: look again */
+			died = true;	/* somebody died: look again */
 			continue;
 		}
 		if (ret == 0 || ret == -EAGAIN)
