@@ -182,10 +182,13 @@ extern "C" {
  * reserved, zero): head/tail rings of element arrays. 2: a sequence word
  * per slot (SPSC and MPMC). 3: SPSC groups of elements with one word per
  * cache line, MPMC slots with a word each. 4: SPSC groups with two words,
- * the producer's and the consumer's. A ring of another version found by
- * name is refused with -EPROTONOSUPPORT.
+ * the producer's and the consumer's. 5: owners (see "Owner death"). 6: a
+ * message receiver claims its loan entry before the dequeue (a receiving
+ * state, and the descriptor's ring index in the block's header; see
+ * "Loans and a dead process"). A ring of another version found by name is
+ * refused with -EPROTONOSUPPORT.
  */
-#define __SHMPOOL_RING_VERSION	5U
+#define __SHMPOOL_RING_VERSION	6U
 
 /* MPMC: one handle of a side, and its last reservation (see "Owner death") */
 struct __shmpool_ring_rec {
@@ -1214,19 +1217,27 @@ struct shmpool_msg {
  * carries a table of __SHMPOOL_MSG_LOANS loans after its slots; each loaned
  * block starts with a 16-byte header naming its entry, and the payload
  * follows it. An entry says who holds the block and how: loaned (by the
- * producer, not yet published), published (in the ring, nobody's), held
- * (received, not yet released). shmpool_msg_reclaim() frees the loaned and
- * held blocks of processes whose attachment ended; shmpool_msg_loan() calls
- * it by itself when the heap or the table runs out. A published block is
- * the receiver's: it is never reclaimed. Four windows of a few
- * instructions leak one block instead (a process killed between its
- * allocation and its entry, between marking a block published and the
- * enqueue that tries it, between the dequeue that receives it and marking
- * it held, or between clearing the entry and freeing it): a leak, never a
- * block freed twice or under its user. A publish that waits
- * for room marks its block loaned again between its tries, so a process
- * killed while it waits leaves a loan. Loans beyond the table's size
- * work, untracked.
+ * producer, not yet published), published (in the ring, nobody's),
+ * receiving (claimed by a receiver before the descriptor leaves the ring;
+ * the header records the descriptor's ring index), held (received, not
+ * yet released). shmpool_msg_reclaim() frees the loaned and held blocks
+ * of processes whose attachment ended, and their receiving blocks whose
+ * descriptor has left the ring; shmpool_msg_loan() calls it by itself when
+ * the heap or the table runs out. A published block, and a receiving one
+ * still in the ring, is the next receiver's: never reclaimed (the next
+ * receiver takes over a dead receiver's claim). So a receiver killed at
+ * any instruction leaks nothing. Three windows of a few instructions
+ * leak one block instead (a process killed between its allocation and
+ * its entry, between marking a block published and the enqueue that
+ * tries it, or between clearing the entry and freeing it): a leak, never
+ * a block freed twice or under its user. A publish that waits for room
+ * marks its block loaned again between its tries, so a process killed
+ * while it waits leaves a loan. Loans beyond the table's size work,
+ * untracked, and so do the receives of a process without an attachment
+ * id (they claim nothing). A receive whose descriptor's entry another
+ * live process claims or holds (a descriptor twice in the ring, or a
+ * peer's garbage) consumes the descriptor and fails with -EUCLEAN: the
+ * block stays its holder's.
  */
 #define __SHMPOOL_MSG_LOANS	128
 struct __shmpool_msg_loan {
@@ -1253,8 +1264,8 @@ int shmpool_msg_publish(struct shmpool_ring *r, const struct shmpool_msg *m,
 /*
  * Dequeue a message into *@m and point *@ptr at its payload; 0, -EAGAIN,
  * -ETIMEDOUT, -EPIPE (producers shut down, ring empty), -ECONNRESET, -EINTR,
- * -EUCLEAN (a descriptor that names no message block of its length, or an
- * inconsistent ring).
+ * -EUCLEAN (a descriptor that names no message block of its length, or a
+ * block another live process holds, or an inconsistent ring).
  */
 int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
 			const void **ptr, unsigned int flags,
@@ -1263,7 +1274,8 @@ int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
 int shmpool_msg_release(struct shmpool_ring *r, const struct shmpool_msg *m);
 /*
  * Free the blocks that processes now dead had loaned and not published, or
- * received and not released; returns how many, or -EINVAL.
+ * received and not released (also those killed in the receive once the
+ * descriptor had left the ring); returns how many, or -EINVAL.
  */
 int shmpool_msg_reclaim(struct shmpool_ring *r);
 

@@ -284,4 +284,29 @@ int __shmpool_ring_enqueue_wait_with(struct shmpool_ring *r,
 				     const void *arg,
 				     const struct timespec *deadline);
 
+/*
+ * ring.c, for msg.c's receive: a consumer's look at one element between
+ * copying it out of its slot and freeing the slot (@idx: its ring index),
+ * so that the caller can claim what the element names while it is still
+ * in the ring. @taken: the slot was freed already (an element a bulk
+ * blocking dequeue stashed). Returns false only to leave the slot to
+ * another consumer that is claiming it (a dead consumer's slot, which
+ * several may try to take); otherwise the element is consumed.
+ */
+typedef bool __shmpool_ring_look_fn(struct shmpool_ring *r, const void *elem,
+				    uint32_t idx, bool taken, void *arg);
+/* shmpool_ring_dequeue() of one element with @look (SPSC, MPMC) */
+uint32_t __shmpool_ring_dequeue_with(struct shmpool_ring *r, void *obj,
+				     __shmpool_ring_look_fn *look, void *arg);
+/* shmpool_ring_dequeue_wait() of one element with @look */
+int __shmpool_ring_dequeue_wait_with(struct shmpool_ring *r, void *obj,
+				     __shmpool_ring_look_fn *look, void *arg,
+				     const struct timespec *deadline);
+/*
+ * Has the element at index @idx left the ring (its slot freed)? Exact for
+ * an index less than a lap from the consumers' (wrap: an element held
+ * 2^32 - count indices long may look unconsumed again).
+ */
+bool __shmpool_ring_consumed(const struct shmpool_ring *r, uint32_t idx);
+
 #endif /* SHMPOOL_INTERNAL_H */

@@ -9,9 +9,14 @@
  * block is a 16-byte header (its entry in the ring's loan table) and the
  * payload. An entry's owner field is the arbiter: the reclaimer takes a
  * dead owner's entry by a CAS on it, and only from the loaned and held
- * states, which no other live process touches; a receiver takes a
- * published entry (that nobody reclaims) by storing itself as owner before
- * it calls the entry held.
+ * states, which no other live process touches, or from receiving once
+ * the descriptor has left the ring. A receiver claims the entry of the
+ * descriptor at the ring's head before it frees that slot: owner and
+ * state (published, or receiving by a dead receiver) in one CAS, with the
+ * slot's index in the block's header; so a receiver killed at any
+ * instruction leaves either a descriptor still in the ring whose entry
+ * the next receiver takes over, or a consumed one whose entry the
+ * reclaimer frees.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,11 +34,13 @@
 #define LOANED		1U
 #define PUBLISHED	2U
 #define HELD		3U
+#define RECEIVING	4U	/* claimed; the descriptor may still be in the ring */
 
 struct msg_hdr {
 	uint32_t magic;
 	uint32_t entry;		/* index in the loan table, or NO_ENTRY */
-	uint64_t reserved;
+	uint32_t idx;		/* receiving: the descriptor's ring index (__atomic) */
+	uint32_t reserved;
 };
 
 /* did a call on @r find its shared state inconsistent (MPMC)? */
@@ -51,6 +58,15 @@ static int check_ring(const struct shmpool_ring *r)
 	return 0;
 }
 
+/* the header of the block at @blk (see entry_of()), or NULL */
+static struct msg_hdr *hdr_of(struct shmpool_ring *r, uint64_t blk)
+{
+	struct msg_hdr *mh = blk % MSG_HDR ? NULL :
+			     shmpool_heap_ptr(r->heap, blk, sizeof(*mh));
+
+	return mh && mh->magic == MSG_MAGIC ? mh : NULL;
+}
+
 /*
  * The entry of the block at @blk, if its header names one that records
  * it; NULL otherwise (untracked, or a header a peer damaged: the header
@@ -60,12 +76,11 @@ static int check_ring(const struct shmpool_ring *r)
  */
 static struct __shmpool_msg_loan *entry_of(struct shmpool_ring *r, uint64_t blk)
 {
-	struct msg_hdr *mh = blk % MSG_HDR ? NULL :
-			     shmpool_heap_ptr(r->heap, blk, sizeof(*mh));
+	struct msg_hdr *mh = hdr_of(r, blk);
 	struct __shmpool_msg_loan *e;
 	uint32_t i;
 
-	if (!mh || !r->loans || mh->magic != MSG_MAGIC)
+	if (!mh || !r->loans)
 		return NULL;
 	i = mh->entry;
 	if (i >= __SHMPOOL_MSG_LOANS)
@@ -104,35 +119,71 @@ struct entry_pair {
 	uint32_t owner, state;
 };
 
+/* what a receive claimed: the verdict of receive_look() */
+enum { UNTRACKED, CLAIMED, NOT_OURS };
+
+struct receive {
+	uint32_t self;			/* our attachment id; 0: none, claim nothing */
+	int verdict;
+	struct __shmpool_msg_loan *e;	/* CLAIMED: our entry */
+};
+
 /*
- * Published -> held by @self, in one step; an entry in any other state
- * (a descriptor a peer made up) is left alone. Bounded: a peer may keep
- * changing the entry.
+ * The ring's look at the descriptor at index @idx before its slot is
+ * freed (lib/ring.c): claim its entry, published -> receiving by us, or
+ * take over a receiving entry whose receiver died before it freed the
+ * slot (the slot the dead one claimed is the one we hold now: the
+ * dequeue never hands out a slot whose consumer lives). Owner and state
+ * in one CAS (release: the index in the header before it; pairs with the
+ * reclaimer's acquire). Anything else is no message in the ring (a
+ * descriptor a peer made up, or a block loaned, held or reclaimed): left
+ * alone and the receive fails. Returns false only to leave a dead
+ * consumer's slot to the live receiver that claimed it first (several
+ * may try it). Bounded: a peer may keep changing the entry.
  */
-static void entry_hold(struct __shmpool_msg_loan *e, uint32_t self)
+static bool receive_look(struct shmpool_ring *r, const void *elem, uint32_t idx,
+			 bool taken, void *arg)
 {
-	entry_pair_t *pp = (entry_pair_t *)(void *)e;
+	struct receive *rc = arg;
+	struct __shmpool_msg_loan *e;
+	struct shmpool_msg m;
 	struct entry_pair v;
+	struct msg_hdr *mh;
+	entry_pair_t *pp;
 	uint64_t old, new;
 	int tries;
 
-	/* acquire: as the reclaimer's loads of the owner and the state */
+	memcpy(&m, elem, sizeof(m));
+	rc->verdict = UNTRACKED;
+	e = m.off >= MSG_HDR ? entry_of(r, m.off - MSG_HDR) : NULL;
+	if (!e || !rc->self)
+		return true;
+	mh = hdr_of(r, m.off - MSG_HDR);
+	rc->verdict = NOT_OURS;
+	rc->e = e;
+	pp = (entry_pair_t *)(void *)e;
+	/* acquire: pairs with the release of the entry's last claim */
 	old = __atomic_load_n(pp, __ATOMIC_ACQUIRE);
 	for (tries = 0; tries < 4; tries++) {
 		memcpy(&v, &old, sizeof(v));
-		if (v.state != PUBLISHED)
-			return;
-		v.owner = self;
-		v.state = HELD;
+		if (v.state == RECEIVING && v.owner && v.owner != RECLAIMING &&
+		    __shmpool_alive(r->heap->pool, v.owner))
+			return taken || __atomic_load_n(&mh->idx, __ATOMIC_RELAXED) != idx;
+		if (v.state != PUBLISHED &&
+		    (v.state != RECEIVING || !v.owner || v.owner == RECLAIMING))
+			return true;
+		/* relaxed: the CAS below publishes it; a contender writes the same */
+		__atomic_store_n(&mh->idx, idx, __ATOMIC_RELAXED);
+		v.owner = rc->self;
+		v.state = taken ? HELD : RECEIVING;
 		memcpy(&new, &v, sizeof(new));
-		/*
-		 * Release: pairs with the reclaimer's acquire of the owner;
-		 * it sees both fields or neither.
-		 */
 		if (__atomic_compare_exchange_n(pp, &old, new, false, __ATOMIC_ACQ_REL,
-						__ATOMIC_ACQUIRE))
-			return;
+						__ATOMIC_ACQUIRE)) {
+			rc->verdict = CLAIMED;
+			return true;
+		}
 	}
+	return true;
 }
 
 _Static_assert(offsetof(struct __shmpool_msg_loan, state) == 4 &&
@@ -143,6 +194,22 @@ static void entry_put(struct __shmpool_msg_loan *e)
 	atomic_store_explicit(&e->state, 0, memory_order_relaxed);
 	/* release: the state above before the entry is free again */
 	atomic_store_explicit(&e->owner, 0, memory_order_release);
+}
+
+/*
+ * Has the descriptor of a receiving entry's block left the ring? The
+ * receiver stored its ring index in the header before it claimed the
+ * entry (the acquire of the state made it visible). An entry that
+ * records no such block has nothing in the ring.
+ */
+static bool msg_consumed(struct shmpool_ring *r, struct __shmpool_msg_loan *e)
+{
+	struct msg_hdr *mh;
+
+	if (entry_of(r, e->off) != e)
+		return true;
+	mh = hdr_of(r, e->off);
+	return __shmpool_ring_consumed(r, __atomic_load_n(&mh->idx, __ATOMIC_RELAXED));
 }
 
 SHMPOOL_EXPORT
@@ -162,8 +229,13 @@ int shmpool_msg_reclaim(struct shmpool_ring *r)
 		if (!o || o == RECLAIMING || __shmpool_alive(r->heap->pool, o))
 			continue;
 		st = atomic_load_explicit(&e->state, memory_order_acquire);
-		/* published: in the ring, the receiver's */
-		if (st == PUBLISHED)
+		/*
+		 * Published, or receiving by a receiver killed before it
+		 * freed the slot: in the ring, the next receiver's (who takes
+		 * a receiving entry over by a CAS of the owner: if it did
+		 * meanwhile, ours below fails).
+		 */
+		if (st == PUBLISHED || (st == RECEIVING && !msg_consumed(r, e)))
 			continue;
 		if (!atomic_compare_exchange_strong_explicit(&e->owner, &o, RECLAIMING,
 							     memory_order_acq_rel,
@@ -175,7 +247,7 @@ int shmpool_msg_reclaim(struct shmpool_ring *r)
 		 * whose header names this entry (never a block a peer named).
 		 */
 		blk = e->off;
-		if ((st == LOANED || st == HELD) && entry_of(r, blk) == e &&
+		if ((st == LOANED || st == HELD || st == RECEIVING) && entry_of(r, blk) == e &&
 		    shmpool_alloc_size(r->heap, blk) >= MSG_HDR &&
 		    !shmpool_free(r->heap, blk))
 			n++;
@@ -215,6 +287,7 @@ int shmpool_msg_loan(struct shmpool_ring *r, size_t len, void **ptr,
 	mh = shmpool_heap_ptr(r->heap, off, sizeof(*mh));
 	mh->magic = MSG_MAGIC;
 	mh->entry = ent;
+	mh->idx = 0;
 	mh->reserved = 0;
 	if (ent != NO_ENTRY) {
 		r->loans[ent].off = off;
@@ -280,9 +353,8 @@ int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
 			const void **ptr, unsigned int flags,
 			const struct timespec *deadline)
 {
-	struct __shmpool_msg_loan *e;
+	struct receive rc = { 0, UNTRACKED, NULL };
 	struct msg_hdr *mh;
-	uint32_t self;
 	int64_t size;
 	int ret;
 
@@ -291,26 +363,27 @@ int shmpool_msg_receive(struct shmpool_ring *r, struct shmpool_msg *m,
 		return ret;
 	if (!m || !ptr || (flags & ~SHMPOOL_MSG_NONBLOCK))
 		return -EINVAL;
-	/* before the dequeue: after it, every instruction is a leak window */
-	if (__shmpool_self(r->heap->pool, &self))
-		self = 0;
+	if (__shmpool_self(r->heap->pool, &rc.self))
+		rc.self = 0;
+	/* the entry is claimed (receive_look()) before the slot is freed */
 	if (flags & SHMPOOL_MSG_NONBLOCK) {
-		if (!shmpool_ring_dequeue(r, m))
+		if (!__shmpool_ring_dequeue_with(r, m, receive_look, &rc))
 			return ring_bad(r) ? -EUCLEAN : -EAGAIN;
 	} else {
-		ret = shmpool_ring_dequeue_wait(r, m, 1, 0, deadline);
+		ret = __shmpool_ring_dequeue_wait_with(r, m, receive_look, &rc, deadline);
 		if (ret < 0)
 			return ret;
 	}
 	/*
-	 * Ours at once (a held entry of a dead owner is reclaimed, a
-	 * published one never): a block recorded in an entry is a message's
-	 * (entry_of() checks the header against the entry), so this comes
-	 * before the checks below, which may take a while.
+	 * Out of the ring: held (release: after the slot's release above,
+	 * so a reclaimer that sees held never finds the descriptor in the
+	 * ring; a receiver killed before this store leaves receiving, which
+	 * the ring's index tells to be consumed).
 	 */
-	e = m->off >= MSG_HDR ? entry_of(r, m->off - MSG_HDR) : NULL;
-	if (e && self)
-		entry_hold(e, self);
+	if (rc.verdict == CLAIMED)
+		atomic_store_explicit(&rc.e->state, HELD, memory_order_release);
+	else if (rc.verdict == NOT_OURS)
+		return -EUCLEAN;
 	/* the descriptor is untrusted: it must name an allocated block */
 	if (m->off < MSG_HDR)
 		return -EUCLEAN;

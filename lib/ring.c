@@ -843,9 +843,12 @@ static uint32_t skip_dead_producers(struct shmpool_ring *r)
 /*
  * MPMC consumer: deliver into @objs (up to @n) the elements of slots that
  * a dead consumer reserved and never freed. Each is copied, then won by a
- * CAS on its word against other consumers doing the same. Returns how many.
+ * CAS on its word against other consumers doing the same. With @look
+ * (msg.c), each copy is looked at before that CAS, and one that @look
+ * leaves to another consumer is not taken. Returns how many.
  */
-static uint32_t take_dead_consumers(struct shmpool_ring *r, void *objs, uint32_t n)
+static uint32_t take_dead_consumers(struct shmpool_ring *r, void *objs, uint32_t n,
+				    __shmpool_ring_look_fn *look, void *arg)
 {
 	struct __shmpool_ring_ht *ht = &r->hdr->cons;
 	unsigned char *d = objs;
@@ -876,6 +879,9 @@ static uint32_t take_dead_consumers(struct shmpool_ring *r, void *objs, uint32_t
 			memcpy(d + (size_t)got * r->esize,
 			       r->slots + (size_t)(idx & r->mask) * r->stride + r->doff,
 			       r->esize);
+			/* before the slot leaves the ring: see __shmpool_ring_dequeue_with() */
+			if (look && !look(r, d + (size_t)got * r->esize, idx, false, arg))
+				continue;
 			w = idx + 1;
 			/*
 			 * Release: our copy before a producer overwrites the
@@ -1065,7 +1071,7 @@ static uint32_t stash_dead(struct shmpool_ring *r, uint32_t n)
 	pthread_mutex_lock(&stash_lock);
 	if (stash_room(r, n)) {
 		got = take_dead_consumers(r, r->stash + (size_t)r->stashed * r->esize,
-					  n - r->stashed);
+					  n - r->stashed, NULL, NULL);
 		set_stashed(r, r->stashed + got);
 	}
 	pthread_mutex_unlock(&stash_lock);
@@ -1122,6 +1128,84 @@ static int try_peek(struct shmpool_ring *r, void *objs, uint32_t n, int bulk)
 	return ret == -EAGAIN ? 0 : ret;
 }
 
+/* a receive of __shmpool_ring_dequeue_wait_with(): where to, and its look */
+struct look_with {
+	void *obj;
+	__shmpool_ring_look_fn *look;
+	void *arg;
+};
+
+/*
+ * One element, looked at (@look) between its copy and freeing its slot:
+ * the copy is repeated by the drain (16 bytes; nobody else writes a slot
+ * that is ours until we free it), so the inline paths stay as they are.
+ */
+uint32_t __shmpool_ring_dequeue_with(struct shmpool_ring *r, void *obj,
+				     __shmpool_ring_look_fn *look, void *arg)
+{
+	struct __shmpool_ring_hdr *h = r->hdr;
+	unsigned char *grp;
+	uint32_t tail, w, pos;
+
+	if (r->type == SHMPOOL_RING_MPMC) {
+		if (!__shmpool_mpmc_reserve(r, &h->cons.head, 1, 1, 1,
+					    !!(r->flags & SHMPOOL_RING_SC), &tail))
+			return 0;
+		/* the slot is ours (reserved): its word said full (acquire) */
+		memcpy(obj, r->slots + (size_t)(tail & r->mask) * r->stride + r->doff,
+		       r->esize);
+		look(r, obj, tail, false, arg);
+		__shmpool_mpmc_drain(r, tail, obj, 1);
+		__shmpool_ring_signal(r, &h->ev.space);
+		return 1;
+	}
+	/* SPSC: __shmpool_spsc_dequeue() of one element, see there */
+	tail = atomic_load_explicit(&h->cons.tail, memory_order_relaxed);
+	if (r->prod_cache - tail > r->count)
+		r->prod_cache = tail;
+	if (r->prod_cache == tail) {
+		__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_CONS);
+		/* acquire: pairs with the producer's release of the P word */
+		w = __shmpool_spsc_seen(r, tail, 0);
+		if ((int32_t)(w - (tail + 1)) < 0) {
+			__shmpool_ring_relax();
+			return 0;
+		}
+		r->prod_cache = w;
+	}
+	grp = __shmpool_spsc_group(r, tail, r->per_group, r->stride, &pos);
+	memcpy(obj, grp + (size_t)pos * r->esize, r->esize);
+	look(r, obj, tail, false, arg);
+	/* cons.tail and the C word (release; see __shmpool_spsc_drain_g()) */
+	__shmpool_spsc_drain(r, tail, obj, 1);
+	__shmpool_ring_signal(r, &h->ev.space);
+	return 1;
+}
+
+/*
+ * A try of __shmpool_ring_dequeue_wait_with(). An element a bulk blocking
+ * dequeue of this handle stashed left its slot already: looked at as taken.
+ */
+static int try_dequeue_with(struct shmpool_ring *r, void *objs, uint32_t n,
+			    int bulk)
+{
+	struct look_with *lw = objs;
+	int got;
+
+	(void)n;
+	(void)bulk;
+	if (__builtin_expect(stashed(r) != 0, 0)) {
+		pthread_mutex_lock(&stash_lock);
+		got = r->stashed ? stash_dequeue(r, lw->obj, 1, 0) : 0;
+		pthread_mutex_unlock(&stash_lock);
+		if (got) {
+			lw->look(r, lw->obj, 0, true, lw->arg);
+			return got;
+		}
+	}
+	return (int)__shmpool_ring_dequeue_with(r, lw->obj, lw->look, lw->arg);
+}
+
 /*
  * The blocking loop. @ev is the event this side sleeps on, @end the other
  * side's shutdown bit. For a dequeue, shutdown of the producers ends the
@@ -1172,9 +1256,16 @@ static int wait_loop(struct shmpool_ring *r, void *objs, uint32_t n,
 		 */
 		seq = __shmpool_death_seq(r->heap->pool);
 		if (r->type == SHMPOOL_RING_MPMC && side == SHMPOOL_RING_CONS &&
-		    try_op == try_dequeue) {
+		    try_op == try_dequeue_with) {
+			got = (int)take_dead_consumers(r, ((struct look_with *)objs)->obj, 1,
+						       ((struct look_with *)objs)->look,
+						       ((struct look_with *)objs)->arg);
+			if (got)
+				return got;
+		} else if (r->type == SHMPOOL_RING_MPMC && side == SHMPOOL_RING_CONS &&
+			   try_op == try_dequeue) {
 			if (!bulk) {
-				got = (int)take_dead_consumers(r, objs, n);
+				got = (int)take_dead_consumers(r, objs, n, NULL, NULL);
 				if (got)
 					return got;
 			} else if (stash_dead(r, n) || stash_before_dead(r, n)) {
@@ -1304,6 +1395,31 @@ int shmpool_ring_dequeue_wait(struct shmpool_ring *r, void *objs, uint32_t n,
 		return 0;
 	return wait_loop(r, objs, n, flags, deadline, try_dequeue,
 			 &r->hdr->ev.data, SHMPOOL_RING_PROD, 1);
+}
+
+int __shmpool_ring_dequeue_wait_with(struct shmpool_ring *r, void *obj,
+				     __shmpool_ring_look_fn *look, void *arg,
+				     const struct timespec *deadline)
+{
+	struct look_with lw = { obj, look, arg };
+
+	if (r->type == SHMPOOL_RING_VAR)
+		return -EINVAL;
+	return wait_loop(r, &lw, 1, 0, deadline, try_dequeue_with, &r->hdr->ev.data,
+			 SHMPOOL_RING_PROD, 1);
+}
+
+bool __shmpool_ring_consumed(const struct shmpool_ring *r, uint32_t idx)
+{
+	/*
+	 * Acquire: pairs with the consumer's release that freed the slot
+	 * (__shmpool_mpmc_drain(), take_dead_consumers()) or counted it
+	 * (cons.tail, __shmpool_spsc_drain_g()).
+	 */
+	if (r->type == SHMPOOL_RING_MPMC)
+		return atomic_load_explicit(mpmc_word(r, idx), memory_order_acquire) != idx + 1;
+	return idx - atomic_load_explicit(&r->hdr->cons.tail, memory_order_acquire) >=
+	       r->count;
 }
 
 SHMPOOL_EXPORT
