@@ -74,7 +74,8 @@ static struct msg_hdr *hdr_of(struct shmpool_ring *r, uint64_t blk)
  * from a loan entry a peer wrote: a block starts at a multiple of 16, and
  * anything else is no block (nor an address to read a header at).
  */
-static struct __shmpool_msg_loan *entry_of(struct shmpool_ring *r, uint64_t blk)
+static struct __shmpool_msg_loan *entry_hdr_of(struct shmpool_ring *r, uint64_t blk,
+						struct msg_hdr **mhp)
 {
 	struct msg_hdr *mh = hdr_of(r, blk);
 	struct __shmpool_msg_loan *e;
@@ -86,7 +87,15 @@ static struct __shmpool_msg_loan *entry_of(struct shmpool_ring *r, uint64_t blk)
 	if (i >= __SHMPOOL_MSG_LOANS)
 		return NULL;
 	e = &r->loans[i];
+	*mhp = mh;
 	return e->off == blk ? e : NULL;
+}
+
+static struct __shmpool_msg_loan *entry_of(struct shmpool_ring *r, uint64_t blk)
+{
+	struct msg_hdr *mh;
+
+	return entry_hdr_of(r, blk, &mh);
 }
 
 /* take a free entry for this process: its index, or NO_ENTRY */
@@ -147,18 +156,17 @@ static bool receive_look(struct shmpool_ring *r, const void *elem, uint32_t idx,
 	struct receive *rc = arg;
 	struct __shmpool_msg_loan *e;
 	struct shmpool_msg m;
+	struct msg_hdr *mh = NULL;	/* set with @e */
 	struct entry_pair v;
-	struct msg_hdr *mh;
 	entry_pair_t *pp;
 	uint64_t old, new;
 	int tries;
 
 	memcpy(&m, elem, sizeof(m));
 	rc->verdict = UNTRACKED;
-	e = m.off >= MSG_HDR ? entry_of(r, m.off - MSG_HDR) : NULL;
+	e = m.off >= MSG_HDR ? entry_hdr_of(r, m.off - MSG_HDR, &mh) : NULL;
 	if (!e || !rc->self)
 		return true;
-	mh = hdr_of(r, m.off - MSG_HDR);
 	rc->verdict = NOT_OURS;
 	rc->e = e;
 	pp = (entry_pair_t *)(void *)e;

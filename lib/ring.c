@@ -1135,6 +1135,15 @@ struct look_with {
 	void *arg;
 };
 
+/* one element out of its slot: a message descriptor's 16 bytes inline, not a libc call */
+static inline void copy_one(const struct shmpool_ring *r, void *dst, const void *src)
+{
+	if (r->esize == 16)
+		memcpy(dst, src, 16);
+	else
+		memcpy(dst, src, r->esize);
+}
+
 /*
  * One element, looked at (@look) between its copy and freeing its slot:
  * the copy is repeated by the drain (16 bytes; nobody else writes a slot
@@ -1152,8 +1161,7 @@ uint32_t __shmpool_ring_dequeue_with(struct shmpool_ring *r, void *obj,
 					    !!(r->flags & SHMPOOL_RING_SC), &tail))
 			return 0;
 		/* the slot is ours (reserved): its word said full (acquire) */
-		memcpy(obj, r->slots + (size_t)(tail & r->mask) * r->stride + r->doff,
-		       r->esize);
+		copy_one(r, obj, r->slots + (size_t)(tail & r->mask) * r->stride + r->doff);
 		look(r, obj, tail, false, arg);
 		__shmpool_mpmc_drain(r, tail, obj, 1);
 		__shmpool_ring_signal(r, &h->ev.space);
@@ -1174,7 +1182,7 @@ uint32_t __shmpool_ring_dequeue_with(struct shmpool_ring *r, void *obj,
 		r->prod_cache = w;
 	}
 	grp = __shmpool_spsc_group(r, tail, r->per_group, r->stride, &pos);
-	memcpy(obj, grp + (size_t)pos * r->esize, r->esize);
+	copy_one(r, obj, grp + (size_t)pos * r->esize);
 	look(r, obj, tail, false, arg);
 	/* cons.tail and the C word (release; see __shmpool_spsc_drain_g()) */
 	__shmpool_spsc_drain(r, tail, obj, 1);
