@@ -2613,18 +2613,6 @@ TEST_F(ring, zc_reclaim_ignores_misaligned_loans)
  * nobody had died: its elements all arrive, in order, nothing is lost.
  */
 #define STEP_ELEMS	9	/* one set up, then a burst of 8 crossing an SPSC group */
-/*
- * Kill points apart: every one on the plain host build; every 61st in the
- * QEMU lanes (TCG single-steps slowly, and each kill point steps from the
- * start). The sanitizer builds skip these tests: their instrumentation
- * makes a call thousands of steps, what the plain build already covers.
- */
-#if defined(__SANITIZE_ADDRESS__) || defined(UNDER_TSAN)
-#define STEP_SANITIZED	1
-#else
-#define STEP_SANITIZED	0
-#endif
-
 struct stepper {
 	struct shmpool_heap *h;
 	const char *name;
@@ -2660,35 +2648,6 @@ static int stepped_producer(void *arg)
 		return 0;
 	}
 	return shmpool_ring_enqueue_burst(r, &v[1], s->n) == s->n ? 0 : 6;
-}
-
-/*
- * Fork @fn and single-step it @steps times from its SIGSTOP, then SIGKILL
- * it: 1 if it was killed, 0 if it finished first (exit status 0), -1.
- */
-static int step_and_kill(int (*fn)(void *), void *arg, long steps)
-{
-	pid_t pid = spawn(fn, arg);
-	int st;
-	long k;
-
-	if (pid < 0 || waitpid(pid, &st, 0) != pid)
-		return -1;
-	if (!WIFSTOPPED(st)) {
-		fprintf(stderr, "victim: status %#x before its stop\n", st);
-		return -1;
-	}
-	for (k = 0; k < steps; k++) {
-		if (ptrace(PTRACE_SINGLESTEP, pid, NULL, NULL) ||
-		    waitpid(pid, &st, 0) != pid)
-			break;
-		if (WIFEXITED(st))
-			return WEXITSTATUS(st) ? -1 : 0;
-		if (!WIFSTOPPED(st))
-			return -1;
-	}
-	kill(pid, SIGKILL);
-	return waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) ? 1 : -1;
 }
 
 /* a producer process that comes after the dead one: 100, 101 */
@@ -2779,23 +2738,8 @@ static void killed_everywhere(struct __test_metadata *_metadata, killed_at_fn *a
 			      struct stepper *s)
 {
 	long k;
-	int ret;
 
-	/*
-	 * The QEMU lanes test the device backend only: the host's plain run
-	 * takes every kill point on memfd, and the lanes' time is dear.
-	 */
-	if (STEP_SANITIZED)
-		SKIP(return, "sanitizer build: the plain build takes every kill point");
-	if (in_vm_lane() && shmpool_backend(s->h->pool) == SHMPOOL_BACKEND_MEMFD)
-		SKIP(return, "memfd: every kill point is taken on the host");
-	for (k = 0; k < 100000; k += in_vm_lane() ? 61 : 1) {
-		ret = at(_metadata, s, k);
-		ASSERT_LE(0, ret);
-		if (!ret)
-			break;	/* the call ended before step k */
-	}
-	TH_LOG("killed at each of %ld steps", k);
+	KILL_AT_EVERY_STEP(s->h->pool, k, at(_metadata, s, k));
 }
 
 static void producer_killed_everywhere(struct __test_metadata *_metadata,

@@ -480,4 +480,135 @@ static inline uint8_t *plain_object_make(struct shmpool_heap *h, const char *nam
 }
 #endif
 
+/*
+ * Killed at every instruction (lib_ring_test, lib_alloc_test,
+ * lib_sync_test, ...): a victim stops itself (PTRACE_TRACEME, then
+ * SIGSTOP) just before the call under test; the test single-steps it k
+ * times and SIGKILLs it, for k = 0, 1, 2, ... until the call ends before
+ * step k, and after each kill checks what the survivors see.
+ *
+ * Kill points apart: every one on the plain host build; every 61st in the
+ * QEMU lanes (TCG single-steps slowly, and each kill point steps from the
+ * start). The sanitizer builds skip these tests: their instrumentation
+ * makes a call thousands of steps, what the plain build already covers.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(UNDER_TSAN)
+#define STEP_SANITIZED	1
+#else
+#define STEP_SANITIZED	0
+#endif
+
+/*
+ * Fork @fn and single-step it @steps times from its SIGSTOP, then SIGKILL
+ * it: 1 if it was killed, 0 if it finished first (exit status 0), -1.
+ * A step that does not end within 5 ms is a victim asleep in a system
+ * call (a lock held by the tracer, say): @wake(@warg), if not NULL, is
+ * called once then to let it go on; the steps go on after it.
+ */
+static inline int step_and_kill_on_cpu(int (*fn)(void *), void *arg, long steps,
+					void (*wake)(void *), void *warg)
+{
+	pid_t pid = fork(), got = 0;
+	uint64_t t0;
+	int st;
+	long k;
+
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		_exit(fn(arg));
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return -1;
+	if (!WIFSTOPPED(st)) {
+		fprintf(stderr, "victim: status %#x before its stop\n", st);
+		return -1;
+	}
+	for (k = 0; k < steps; k++) {
+		if (ptrace(PTRACE_SINGLESTEP, pid, NULL, NULL))
+			break;
+		t0 = now_ms();
+		while (wake && (got = waitpid(pid, &st, WNOHANG)) == 0) {
+			if (now_ms() - t0 >= 5) {
+				wake(warg);
+				wake = NULL;
+			} else {
+				usleep(100);
+			}
+		}
+		if (!wake && waitpid(pid, &st, 0) != pid)
+			break;
+		if (wake && got != pid)
+			break;
+		if (WIFEXITED(st))
+			return WEXITSTATUS(st) ? -1 : 0;
+		if (!WIFSTOPPED(st))
+			return -1;
+	}
+	kill(pid, SIGKILL);
+	return waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) ? 1 : -1;
+}
+
+/*
+ * Tracer and victim on one CPU: a step is then a switch between the two,
+ * not a wake-up of the other CPU (the kill points take half the time).
+ */
+static inline int step_and_kill_waking(int (*fn)(void *), void *arg, long steps,
+				       void (*wake)(void *), void *warg)
+{
+	cpu_set_t was, one;
+	int cpu = sched_getcpu(), ret, pinned;
+
+	pinned = cpu >= 0 && !sched_getaffinity(0, sizeof(was), &was);
+	if (pinned) {
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		pinned = !sched_setaffinity(0, sizeof(one), &one);
+	}
+	ret = step_and_kill_on_cpu(fn, arg, steps, wake, warg);
+	if (pinned)
+		sched_setaffinity(0, sizeof(was), &was);
+	return ret;
+}
+
+static inline int step_and_kill(int (*fn)(void *), void *arg, long steps)
+{
+	return step_and_kill_waking(fn, arg, steps, NULL, NULL);
+}
+
+/*
+ * The kill-point loop, in a test or a void helper of one: for k (a long)
+ * = 0, 1, 2, ... (61 apart in a QEMU lane) evaluate @at_k, which steps a
+ * victim k times, kills it and checks: 1 if it was killed and all was
+ * well, 0 if the call ended before step k (the loop ends), -1 on a failed
+ * check (logged: the test fails). @pool's backend: the QEMU lanes test the
+ * device backend only, since the host's plain run takes every kill point
+ * on memfd and the lanes' time is dear.
+ */
+#define KILL_AT_EVERY_STEP(pool, k, at_k)					\
+	do {									\
+		uint64_t t0_ = now_ms();					\
+		int ret_;							\
+										\
+		if (STEP_SANITIZED)						\
+			SKIP(return, "sanitizer build: the plain build takes every kill point"); \
+		if (in_vm_lane() && shmpool_backend(pool) == SHMPOOL_BACKEND_MEMFD) \
+			SKIP(return, "memfd: every kill point is taken on the host"); \
+		for ((k) = 0; (k) < 100000; (k) += in_vm_lane() ? 61 : 1) {	\
+			ret_ = (at_k);						\
+			ASSERT_LE(0, ret_);					\
+			if (!ret_)						\
+				break;	/* the call ended before step k */	\
+		}								\
+		TH_LOG("killed at each of %ld steps (%llu ms)", (k),		\
+		       (unsigned long long)(now_ms() - t0_));			\
+	} while (0)
+
+/* in a kill point's check (the long k in scope): log, and fail the kill point */
+#define STEP_CHECK(cond, fmt, ...) do {						\
+	if (!(cond)) {								\
+		TH_LOG("step %ld: " fmt, k, ##__VA_ARGS__);			\
+		return -1;							\
+	}									\
+} while (0)
+
 #endif /* SHMPOOL_LIB_TEST_H */
