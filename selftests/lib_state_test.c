@@ -1291,4 +1291,123 @@ TEST(handle_resolve_while_attach_detach)
 	       (unsigned long long)atomic_load(&hs.misses));
 }
 
+/* ---- killed at every instruction ---------------------------------------------------- */
+
+/*
+ * A writer single-stepped through shmpool_config_publish() and SIGKILLed
+ * after k instructions, for every k (lib_test.h, KILL_AT_EVERY_STEP).
+ * "Writers" above promises, at every kill point: a reader gets the old
+ * version or the new one, each with its own complete bytes (never a
+ * torn blob), and the next write_begin() goes ahead (1 if it took the
+ * dead writer's place), its version then read whole.
+ */
+#define KS_LEN		CAP
+
+struct cks {
+	struct shmpool *p;
+	struct shmpool_config *c;
+	uint64_t v0;		/* the version before the victim's */
+	long takeovers, published;
+};
+
+static void cks_blob(uint8_t *b, uint64_t v)
+{
+	size_t i;
+
+	for (i = 0; i < KS_LEN; i++)
+		b[i] = (uint8_t)(v * 31 + i * 7 + 1);
+}
+
+static int cks_victim(void *arg)
+{
+	struct cks *s = arg;
+	uint8_t b[KS_LEN];
+
+	if (shmpool_attach_id(s->p) <= 0)
+		return 2;
+	cks_blob(b, s->v0 + 1);
+	if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+		return 3;
+	raise(SIGSTOP);
+	return shmpool_config_publish(s->c, b, KS_LEN, NULL) ? 4 : 0;
+}
+
+/* the blob read is version *@v's, whole */
+static int cks_read(struct __test_metadata *_metadata, struct cks *s, long k, uint64_t *v)
+{
+	uint8_t b[KS_LEN], want[KS_LEN];
+	int ret = shmpool_config_read(s->c, b, sizeof(b), v);
+
+	if (ret != KS_LEN) {
+		TH_LOG("step %ld: read %d", k, ret);
+		return -1;
+	}
+	cks_blob(want, *v);
+	if (memcmp(b, want, KS_LEN)) {
+		TH_LOG("step %ld: version %llu's blob is not its own: torn", k,
+		       (unsigned long long)*v);
+		return -1;
+	}
+	return 0;
+}
+
+static int cks_killed_at(struct __test_metadata *_metadata, struct cks *s, long k)
+{
+	uint8_t *buf;
+	uint64_t v, v2;
+	void *w;
+	int killed, ret;
+
+	killed = step_and_kill(cks_victim, s, k);
+	if (killed < 0) {
+		TH_LOG("step %ld: the victim failed", k);
+		return -1;
+	}
+	if (cks_read(_metadata, s, k, &v))
+		return -1;
+	if (v != s->v0 && v != s->v0 + 1) {
+		TH_LOG("step %ld: version %llu after %llu", k, (unsigned long long)v,
+		       (unsigned long long)s->v0);
+		return -1;
+	}
+	s->published += v != s->v0;
+	/* the next writer goes ahead */
+	ret = shmpool_config_write_begin(s->c, &w);
+	if (ret != 0 && ret != 1) {
+		TH_LOG("step %ld: write_begin %d", k, ret);
+		return -1;
+	}
+	s->takeovers += ret;
+	buf = w;
+	cks_blob(buf, v + 1);
+	ret = shmpool_config_write_commit(s->c, KS_LEN, &v2);
+	if (ret || v2 != v + 1) {
+		TH_LOG("step %ld: commit %d, version %llu after %llu", k, ret,
+		       (unsigned long long)v2, (unsigned long long)v);
+		return -1;
+	}
+	if (cks_read(_metadata, s, k, &v) || v != v2)
+		return -1;
+	s->v0 = v;
+	return killed;
+}
+
+TEST_F_TIMEOUT(config, publish_killed_at_every_step, 600)
+{
+	struct cks s = { self->p, self->c, 0, 0, 0 };
+	uint8_t b[KS_LEN];
+	long k;
+
+#ifdef SHMPOOL_TEST_THREADS
+	SKIP(return, "needs writers in other processes");
+#endif
+	cks_blob(b, 1);
+	ASSERT_EQ(0, shmpool_config_publish(self->c, b, KS_LEN, &s.v0));
+	KILL_AT_EVERY_STEP(self->p, k, cks_killed_at(_metadata, &s, k));
+	TH_LOG("the victim's version out %ld times, its lock taken over %ld times",
+	       s.published, s.takeovers);
+	/* every kill point's writer got the lock after the dead one */
+	EXPECT_LE(1, s.takeovers);
+}
+
 TEST_HARNESS_MAIN
