@@ -2583,4 +2583,307 @@ TEST_F_TIMEOUT(alloc, slabs_come_back_after_churn, 120)
 	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
 }
 
+/* ---- killed at every instruction ------------------------------------------------ */
+
+/*
+ * A victim process single-stepped through one heap call and SIGKILLed
+ * after k instructions, for every k (lib_test.h, KILL_AT_EVERY_STEP).
+ * After each kill the survivor (this process) must find what "Owner
+ * death" in shmpool_alloc.h promises: the dead one's cached objects back
+ * on the lists at the next reclaim, a clean check, what it still held
+ * (at most the blocks it had allocated, counted exactly below) orphaned
+ * (owner 0), and after SHMPOOL_RECLAIM_HELD and SHMPOOL_RECLAIM_STRANDED
+ * (nobody allocates) the heap exactly at its baseline; then every object
+ * of two slabs' worth and the largest free block are handed out, none
+ * twice.
+ */
+#define KS_SMALL	256	/* cache limit 8 in an 8 MiB pool, batches of 4 */
+#define KS_SLAB_OBJ	1024	/* 16 to a slab: a new slab is made in few steps */
+#define KS_BIG		20000	/* a general (TLSF) block */
+#define KS_OBJ		"ks.obj"
+#define KS_OBJ_SIZE	1000	/* memset() below its rep stosb size: few steps */
+
+enum ks_op {
+	KS_REFILL,		/* shmpool_alloc() of a small object, empty cache */
+	KS_DRAIN,		/* shmpool_free() with the class's cache full */
+	KS_FLUSH,		/* shmpool_heap_flush() of 6 cached objects */
+	KS_BIG_ALLOC,		/* shmpool_alloc() of a general block */
+	KS_BIG_FREE,		/* shmpool_free() of a general block */
+	KS_OBJ_CREATE,		/* shmpool_obj_create() */
+};
+
+struct ks {
+	struct shmpool_heap *h;
+	enum ks_op op;
+	uint32_t size;		/* the small objects' size */
+	_Atomic uint64_t *box;	/* [0] the victim's owner id, [1..] its blocks */
+	int held;		/* blocks the victim may hold at its death */
+	struct shmpool_heap_stats base;
+	long stranded, reclaimed;
+};
+
+#define KS_BOX_BLOCKS	10
+
+/* the victim: set up, stop (the tracer steps from here), make the call */
+static int ks_victim(void *arg)
+{
+	struct ks *s = arg;
+	struct shmpool_obj obj;
+	uint64_t off[KS_BOX_BLOCKS - 1];
+	int i, id;
+
+	/* after fork(): our own owner id and an empty thread cache, unstepped */
+	id = shmpool_heap_attach_id(s->h);
+	if (id <= 0 || shmpool_alloc(s->h, 16, &off[0]) || shmpool_free(s->h, off[0]) ||
+	    shmpool_heap_flush(s->h))
+		return 2;
+	atomic_store(&s->box[0], (uint64_t)id);
+	switch (s->op) {
+	case KS_DRAIN:
+	case KS_FLUSH:
+		for (i = 0; i < 9; i++) {
+			if (shmpool_alloc(s->h, s->size, &off[i]))
+				return 3;
+			atomic_store(&s->box[1 + i], off[i]);
+		}
+		for (i = 0; i < (s->op == KS_DRAIN ? 8 : 9); i++)
+			if (shmpool_free(s->h, off[i]))
+				return 4;
+		break;
+	case KS_BIG_FREE:
+		if (shmpool_alloc(s->h, KS_BIG, &off[0]))
+			return 3;
+		atomic_store(&s->box[1], off[0]);
+		break;
+	default:
+		break;
+	}
+	if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+		return 5;
+	raise(SIGSTOP);
+	switch (s->op) {
+	case KS_REFILL:
+		return shmpool_alloc(s->h, s->size, &off[0]) ? 6 : 0;
+	case KS_DRAIN:
+		return shmpool_free(s->h, off[8]) ? 6 : 0;
+	case KS_FLUSH:
+		return shmpool_heap_flush(s->h) ? 6 : 0;
+	case KS_BIG_ALLOC:
+		return shmpool_alloc(s->h, KS_BIG, &off[0]) ? 6 : 0;
+	case KS_BIG_FREE:
+		return shmpool_free(s->h, off[0]) ? 6 : 0;
+	case KS_OBJ_CREATE:
+		return shmpool_obj_create(s->h, KS_OBJ, KS_OBJ_SIZE, 0, &obj) == 1 ? 0 : 6;
+	}
+	return 7;
+}
+
+
+/*
+ * Two slabs' worth of @size objects and the largest free block: all
+ * allocated at once, pairwise apart (no block handed out twice); freed.
+ */
+static int ks_hand_out(struct __test_metadata *_metadata, struct ks *s, long k,
+		       uint32_t size, uint32_t n)
+{
+	struct shmpool_heap_stats st;
+	uint64_t off[256 + 1];
+	uint32_t i, j;
+	int ret = 0;
+
+	if (n > 256)
+		n = 256;
+	for (i = 0; i < n; i++)
+		if (shmpool_alloc(s->h, size, &off[i])) {
+			TH_LOG("step %ld: allocation %u of %u bytes failed", k, i, size);
+			ret = -1;
+			n = i;
+			break;
+		}
+	if (!ret && shmpool_heap_stats(s->h, &st))
+		ret = -1;
+	if (!ret && shmpool_alloc(s->h, st.largest_free, &off[n])) {
+		TH_LOG("step %ld: the largest free block (%llu) is not there", k,
+		       (unsigned long long)st.largest_free);
+		ret = -1;
+	} else if (!ret) {
+		n++;
+	}
+	for (i = 0; i < n && !ret; i++)
+		for (j = i + 1; j < n; j++) {
+			uint64_t a = off[i], b = off[j];
+			uint64_t la = (uint64_t)shmpool_alloc_size(s->h, a);
+			uint64_t lb = (uint64_t)shmpool_alloc_size(s->h, b);
+
+			if (a < b + lb && b < a + la) {
+				TH_LOG("step %ld: blocks at %llu and %llu overlap", k,
+				       (unsigned long long)a, (unsigned long long)b);
+				ret = -1;
+				break;
+			}
+		}
+	for (i = 0; i < n; i++)
+		if (shmpool_free(s->h, off[i]))
+			ret = -1;
+	if (shmpool_heap_flush(s->h))
+		ret = -1;
+	return ret;
+}
+
+/* One kill point: 1 checked, 0 the call ended before step k, -1 failed (logged). */
+static int ks_killed_at(struct __test_metadata *_metadata, struct ks *s, long k)
+{
+	struct shmpool_heap_stats st;
+	struct shmpool_obj obj;
+	char msg[MSG_LEN];
+	uint64_t off, cached = 0, objs;
+	long n;
+	int killed, c, i, owner, orphans = 0;
+
+	for (i = 0; i < KS_BOX_BLOCKS; i++)
+		atomic_store(&s->box[i], 0);
+	killed = step_and_kill(ks_victim, s, k);
+	STEP_CHECK(killed >= 0, "the victim failed");
+	/* what comes back by itself: the dead one's cache, at the next reclaim */
+	n = shmpool_heap_reclaim(s->h, 0);
+	STEP_CHECK(n >= 0, "reclaim: %ld", n);
+	STEP_CHECK(!shmpool_heap_check(s->h, 0, msg, sizeof(msg)), "%s", msg);
+	STEP_CHECK(!shmpool_heap_stats(s->h, &st), "stats");
+	for (c = 0; c < SHMPOOL_HEAP_NR_CLASSES; c++)
+		cached += st.classes[c].cached;
+	STEP_CHECK(cached == 0, "%llu objects still cached", (unsigned long long)cached);
+	STEP_CHECK(st.nr_attach == s->base.nr_attach, "%u attachments, %u before",
+		 st.nr_attach, s->base.nr_attach);
+	/* what stays: orphans, no more than the victim had allocated */
+	for (i = 1; i < KS_BOX_BLOCKS; i++) {
+		off = atomic_load(&s->box[i]);
+		if (!off)
+			continue;
+		owner = shmpool_alloc_owner(s->h, off);
+		STEP_CHECK(owner == 0 || owner == -EINVAL,
+			 "the dead one's block %llu has owner %d", (unsigned long long)off, owner);
+		orphans += owner == 0;
+	}
+	STEP_CHECK(st.alloc_blocks <= s->base.alloc_blocks + (uint64_t)s->held,
+		 "%llu blocks allocated, %llu before, the victim held at most %d",
+		 (unsigned long long)st.alloc_blocks,
+		 (unsigned long long)s->base.alloc_blocks, s->held);
+	STEP_CHECK(st.alloc_blocks >= s->base.alloc_blocks + (uint64_t)orphans,
+		 "%d orphans known, %llu blocks allocated, %llu before", orphans,
+		 (unsigned long long)st.alloc_blocks,
+		 (unsigned long long)s->base.alloc_blocks);
+	objs = st.objects;
+	/* on request: the orphans, the stranded objects; then the baseline */
+	n = shmpool_heap_reclaim(s->h, SHMPOOL_RECLAIM_HELD);
+	STEP_CHECK(n >= 0, "reclaim held: %ld", n);
+	s->reclaimed += n;
+	n = shmpool_heap_reclaim(s->h, SHMPOOL_RECLAIM_STRANDED);
+	STEP_CHECK(n >= 0, "reclaim stranded: %ld", n);
+	s->stranded += n;
+	if (s->op == KS_OBJ_CREATE && shmpool_obj_find(s->h, KS_OBJ, &obj) == 0) {
+		STEP_CHECK(objs == s->base.objects + 1, "%llu objects", (unsigned long long)objs);
+		STEP_CHECK(obj.size >= KS_OBJ_SIZE, "object of %llu bytes", (unsigned long long)obj.size);
+		STEP_CHECK(!shmpool_obj_remove(s->h, KS_OBJ), "remove");
+	} else {
+		STEP_CHECK(objs == s->base.objects, "%llu objects, no %s", (unsigned long long)objs,
+			 KS_OBJ);
+	}
+	STEP_CHECK(!shmpool_heap_check(s->h, SHMPOOL_CHECK_QUIESCENT, msg, sizeof(msg)), "%s", msg);
+	STEP_CHECK(!shmpool_heap_stats(s->h, &st), "stats");
+	for (c = 0; c < SHMPOOL_HEAP_NR_CLASSES; c++) {
+		STEP_CHECK(st.classes[c].used == s->base.classes[c].used &&
+			 st.classes[c].cached == 0,
+			 "class %u: %llu used (%llu before), %llu cached", st.classes[c].size,
+			 (unsigned long long)st.classes[c].used,
+			 (unsigned long long)s->base.classes[c].used,
+			 (unsigned long long)st.classes[c].cached);
+	}
+	STEP_CHECK(st.alloc_blocks == s->base.alloc_blocks && st.objects == s->base.objects &&
+		 st.free_bytes == s->base.free_bytes && st.used_bytes == s->base.used_bytes,
+		 "%llu blocks, %u objects, %llu free, %llu used; before: %llu, %u, %llu, %llu",
+		 (unsigned long long)st.alloc_blocks, st.objects,
+		 (unsigned long long)st.free_bytes, (unsigned long long)st.used_bytes,
+		 (unsigned long long)s->base.alloc_blocks, s->base.objects,
+		 (unsigned long long)s->base.free_bytes, (unsigned long long)s->base.used_bytes);
+	if (ks_hand_out(_metadata, s, k, s->size, 2 * (uint32_t)(16384 / s->size)))
+		return -1;
+	/* and back to the baseline once more: the hand-out left nothing */
+	STEP_CHECK(!shmpool_heap_stats(s->h, &st), "stats");
+	STEP_CHECK(st.free_bytes == s->base.free_bytes, "%llu free after the hand-out, %llu before",
+		 (unsigned long long)st.free_bytes, (unsigned long long)s->base.free_bytes);
+	return killed;
+}
+
+/*
+ * @pin: keep one object of the class allocated, so that its slab stays
+ * and its free objects wait on the shared lists (else every refill makes
+ * a new slab under the heap lock).
+ */
+static void ks_everywhere(struct __test_metadata *_metadata, struct shmpool_heap *h,
+			  enum ks_op op, uint32_t size, int held, bool pin)
+{
+	struct ks s = { h, op, size, NULL, held, { 0 }, 0, 0 };
+	uint64_t pinned = 0, spare[16];
+	long k;
+	int i;
+
+	s.box = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, s.box);
+	if (pin) {
+		/* the pin, and 15 of its slab's objects freed onto the lists */
+		ASSERT_EQ(0, shmpool_alloc(h, size, &pinned));
+		for (i = 0; i < 16; i++)
+			ASSERT_EQ(0, shmpool_alloc(h, size, &spare[i]));
+		for (i = 0; i < 16; i++)
+			ASSERT_EQ(0, shmpool_free(h, spare[i]));
+	}
+	ASSERT_EQ(0, shmpool_heap_flush(h));
+	ASSERT_EQ(0, shmpool_heap_stats(h, &s.base));
+	KILL_AT_EVERY_STEP(h->pool, k, ks_killed_at(_metadata, &s, k));
+	TH_LOG("%ld orphans and %ld stranded objects reclaimed on request", s.reclaimed,
+	       s.stranded);
+	if (pin)
+		EXPECT_EQ(0, shmpool_free(h, pinned));
+	EXPECT_HEAP_OK(h, SHMPOOL_CHECK_QUIESCENT);
+	munmap((void *)s.box, 4096);
+}
+
+/* the refill takes a batch from the class's shared list */
+TEST_F_TIMEOUT(alloc, small_alloc_refill_killed_at_every_step, 600)
+{
+	ks_everywhere(_metadata, self->h, KS_REFILL, KS_SMALL, 1, true);
+}
+
+/* the class has no slab: the refill makes one under the heap lock */
+TEST_F_TIMEOUT(alloc, small_alloc_new_slab_killed_at_every_step, 600)
+{
+	ks_everywhere(_metadata, self->h, KS_REFILL, KS_SLAB_OBJ, 1, false);
+}
+
+/* the cache holds 8 (its limit): the free moves the oldest 4 to the list */
+TEST_F_TIMEOUT(alloc, small_free_drain_killed_at_every_step, 600)
+{
+	ks_everywhere(_metadata, self->h, KS_DRAIN, KS_SMALL, 1, true);
+}
+
+TEST_F_TIMEOUT(alloc, heap_flush_killed_at_every_step, 600)
+{
+	ks_everywhere(_metadata, self->h, KS_FLUSH, KS_SMALL, 0, true);
+}
+
+TEST_F_TIMEOUT(alloc, general_alloc_killed_at_every_step, 600)
+{
+	ks_everywhere(_metadata, self->h, KS_BIG_ALLOC, KS_SMALL, 1, false);
+}
+
+TEST_F_TIMEOUT(alloc, general_free_killed_at_every_step, 600)
+{
+	ks_everywhere(_metadata, self->h, KS_BIG_FREE, KS_SMALL, 1, false);
+}
+
+TEST_F_TIMEOUT(alloc, obj_create_killed_at_every_step, 600)
+{
+	ks_everywhere(_metadata, self->h, KS_OBJ_CREATE, KS_SMALL, 0, false);
+}
+
 TEST_HARNESS_MAIN
