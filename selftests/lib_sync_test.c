@@ -3612,4 +3612,242 @@ TEST_F_TIMEOUT(sync, config_wait_peers_keep_dying, 180)
 	death_heap_close(q, h);
 }
 
+/* ---- killed at every instruction ------------------------------------------- */
+
+/*
+ * A victim process single-stepped through one lock call and SIGKILLed
+ * after k instructions, for every k (lib_test.h, KILL_AT_EVERY_STEP).
+ * What "Owner death" above promises the survivor (this process), at
+ * every kill point: its timedlock returns by a deadline, 0 if the word
+ * names nobody and -EOWNERDEAD if it names the victim (the victim had
+ * taken the lock: the word is the only record of an owner), never
+ * anything else, and the mutex works normally afterwards.
+ */
+enum lk_op {
+	LK_LOCK,		/* shmpool_mutex_lock() of a free mutex */
+	LK_LOCK_BUSY,		/* of a mutex this process holds, sleepers queued */
+	LK_LOCK_DEAD,		/* of a mutex a dead process holds: the takeover */
+	LK_UNLOCK,		/* shmpool_mutex_unlock() */
+	LK_SEM_WAIT,		/* robust shmpool_sem_timedwait() of a unit */
+	LK_SEM_POST,		/* robust shmpool_sem_post() of the unit taken */
+};
+
+struct lk {
+	struct shmpool *p;
+	struct shared *sh;
+	struct shmpool_mutex *m;
+	enum lk_op op;
+	bool held;		/* LK_LOCK_BUSY: we hold m until the victim sleeps */
+	long eownerdead, timedout, released;
+};
+
+/* the victim: attach (unstepped), set up, stop, make the call */
+static int lk_victim(void *arg)
+{
+	struct lk *s = arg;
+	int id = shmpool_attach_id(s->p);
+
+	if (id <= 0)
+		return 2;
+	atomic_store(&s->sh->aid[0], (uint32_t)id);
+	if (s->op == LK_UNLOCK && shmpool_mutex_lock(s->p, s->m))
+		return 3;
+	if (s->op == LK_SEM_POST && shmpool_sem_trywait(s->p, &s->sh->sem))
+		return 3;
+	if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+		return 4;
+	raise(SIGSTOP);
+	switch (s->op) {
+	case LK_LOCK:
+	case LK_LOCK_BUSY:
+		return shmpool_mutex_lock(s->p, s->m) ? 5 : 0;
+	case LK_LOCK_DEAD:
+		return shmpool_mutex_lock(s->p, s->m) == -EOWNERDEAD ? 0 : 5;
+	case LK_UNLOCK:
+		return shmpool_mutex_unlock(s->p, s->m) ? 5 : 0;
+	case LK_SEM_WAIT:
+		return shmpool_sem_wait(s->p, &s->sh->sem) ? 5 : 0;
+	case LK_SEM_POST:
+		return shmpool_sem_post(s->p, &s->sh->sem) ? 5 : 0;
+	}
+	return 6;
+}
+
+/* a process that locks the mutex and ends holding it */
+static int lk_die_holding(void *arg)
+{
+	struct lk *s = arg;
+
+	return shmpool_mutex_lock(s->p, s->m) ? 1 : 0;
+}
+
+/* the victim sleeps behind us: let it have the mutex */
+static void lk_release(void *arg)
+{
+	struct lk *s = arg;
+
+	if (s->held && !shmpool_mutex_unlock(s->p, s->m)) {
+		s->held = false;
+		s->released++;
+	}
+}
+
+
+/* the semaphore: 0 with a unit, or -EOWNERDEAD/-ETIMEDOUT as documented */
+static int lk_sem_after(struct __test_metadata *_metadata, struct lk *s, long k,
+			uint32_t victim)
+{
+	uint32_t v = atomic_load(&s->sh->sem.value), lw = atomic_load(&s->sh->sem.last_wait);
+	struct timespec dl;
+	int ret, want;
+
+	STEP_CHECK(v <= 1, "value %u", v);
+	/*
+	 * Empty: -EOWNERDEAD if @last_wait names the dead taker. It is
+	 * stored after the take, and shmpool_sync.h says so ("a taker that
+	 * died between its take and that store is not seen"): then the
+	 * waiter waits for a post, here to its deadline.
+	 */
+	want = v ? 0 : lw == victim ? -EOWNERDEAD : -ETIMEDOUT;
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), want == -ETIMEDOUT ? 300 : 10000);
+	ret = shmpool_sem_timedwait(s->p, &s->sh->sem, &dl);
+	STEP_CHECK(ret == want, "value %u, last taker %u, the victim %u: %d, wanted %d",
+		 v, lw, victim, ret, want);
+	if (ret == -EOWNERDEAD)
+		s->eownerdead++;
+	if (ret == -ETIMEDOUT)
+		s->timedout++;
+	if (ret) {	/* the dead one held the unit: it is ours to post back */
+		STEP_CHECK(!shmpool_sem_post(s->p, &s->sh->sem), "post");
+		STEP_CHECK(!shmpool_sem_trywait(s->p, &s->sh->sem), "trywait");
+	}
+	STEP_CHECK(!shmpool_sem_post(s->p, &s->sh->sem), "post");
+	STEP_CHECK(atomic_load(&s->sh->sem.value) == 1, "value %u",
+		 atomic_load(&s->sh->sem.value));
+	return 0;
+}
+
+/* One kill point: 1 checked, 0 the call ended before step k, -1 failed (logged). */
+static int lk_killed_at(struct __test_metadata *_metadata, struct lk *s, long k)
+{
+	struct timespec dl;
+	uint32_t w, victim;
+	int killed, ret, want;
+
+	atomic_store(&s->sh->aid[0], 0);
+	if (s->op == LK_SEM_WAIT || s->op == LK_SEM_POST) {
+		STEP_CHECK(!shmpool_sem_init_robust(s->p, &s->sh->sem, 1), "sem init");
+	} else {
+		STEP_CHECK(!shmpool_mutex_init(s->p, s->m), "init");
+	}
+	if (s->op == LK_LOCK_DEAD) {
+		struct task t;
+
+		STEP_CHECK(!task_start(&t, lk_die_holding, s) && !task_join(&t),
+			 "the first owner failed");
+	}
+	if (s->op == LK_LOCK_BUSY) {
+		STEP_CHECK(!shmpool_mutex_lock(s->p, s->m), "lock");
+		/* as if others slept already: the victim queues without its spin */
+		atomic_fetch_or(&s->m->word, SHMPOOL_MUTEX_WAITERS);
+		s->held = true;
+	}
+	killed = step_and_kill_waking(lk_victim, s, k,
+				      s->op == LK_LOCK_BUSY ? lk_release : NULL, s);
+	STEP_CHECK(killed >= 0, "the victim failed");
+	victim = atomic_load(&s->sh->aid[0]);
+	STEP_CHECK(victim, "the victim did not attach");
+	if (s->op == LK_SEM_WAIT || s->op == LK_SEM_POST)
+		return lk_sem_after(_metadata, s, k, victim) ? -1 : killed;
+	if (s->held) {	/* killed before it slept: it never had the lock */
+		STEP_CHECK(!shmpool_mutex_unlock(s->p, s->m), "unlock");
+		s->held = false;
+	}
+	w = atomic_load(&s->m->word);
+	STEP_CHECK(!(w & SHMPOOL_MUTEX_OWNER_MASK) || (w & SHMPOOL_MUTEX_OWNER_MASK) == victim ||
+		 s->op == LK_LOCK_DEAD,
+		 "word %#x: neither free nor the victim's (%u)", w, victim);
+	want = (w & SHMPOOL_MUTEX_OWNER_MASK) ? -EOWNERDEAD : 0;
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 10000);
+	ret = shmpool_mutex_timedlock(s->p, s->m, &dl);
+	STEP_CHECK(ret == want, "word %#x (the victim %u): timedlock %d, wanted %d", w,
+		 victim, ret, want);
+	if (ret == -EOWNERDEAD)
+		s->eownerdead++;
+	/* ours now, and it works as before */
+	STEP_CHECK((atomic_load(&s->m->word) & SHMPOOL_MUTEX_OWNER_MASK) ==
+		 (uint32_t)shmpool_attach_id(s->p), "word %#x after the lock",
+		 atomic_load(&s->m->word));
+	STEP_CHECK(!shmpool_mutex_unlock(s->p, s->m), "unlock");
+	STEP_CHECK(!atomic_load(&s->m->word), "word %#x after the unlock",
+		 atomic_load(&s->m->word));
+	STEP_CHECK(!shmpool_mutex_trylock(s->p, s->m), "trylock");
+	STEP_CHECK(!shmpool_mutex_unlock(s->p, s->m), "unlock");
+	return killed;
+}
+
+static void lk_everywhere(struct __test_metadata *_metadata, struct shmpool *p,
+			  struct shared *sh, struct shmpool_mutex *m, enum lk_op op)
+{
+	struct lk s = { p, sh, m, op, false, 0, 0, 0 };
+	long k;
+
+#ifdef SHMPOOL_TEST_THREADS
+	SKIP(return, "needs owners in other processes");
+#endif
+	KILL_AT_EVERY_STEP(p, k, lk_killed_at(_metadata, &s, k));
+	TH_LOG("%ld times -EOWNERDEAD, %ld times -ETIMEDOUT (documented), released %ld times asleep",
+	       s.eownerdead, s.timedout, s.released);
+}
+
+TEST_F_TIMEOUT(sync, mutex_lock_killed_at_every_step, 600)
+{
+	lk_everywhere(_metadata, self->p, self->sh, &self->sh->mtx, LK_LOCK);
+}
+
+/* the 4-byte path: the word, then the thread id, in two stores */
+TEST_F_TIMEOUT(sync, mutex_lock_4byte_killed_at_every_step, 600)
+{
+	lk_everywhere(_metadata, self->p, self->sh, &self->sh->odd.m, LK_LOCK);
+}
+
+/*
+ * Contended: we hold it, the victim queues and sleeps; we unlock when it
+ * sleeps (the step that does not end). Its spin is left out (WAITERS set
+ * as by an earlier sleeper): it only reads a held word. Killed at every
+ * step up to its sleep; after the wake-up the host's ptrace did not stop
+ * it again (it ran to its end: one release, at the last kill point), so
+ * the take after a sleep is covered by the uncontended test's take only.
+ */
+TEST_F_TIMEOUT(sync, mutex_lock_contended_killed_at_every_step, 600)
+{
+	lk_everywhere(_metadata, self->p, self->sh, &self->sh->mtx, LK_LOCK_BUSY);
+}
+
+/* the victim takes the mutex over from a dead owner: -EOWNERDEAD whatever the step */
+TEST_F_TIMEOUT(sync, mutex_takeover_killed_at_every_step, 600)
+{
+	lk_everywhere(_metadata, self->p, self->sh, &self->sh->mtx, LK_LOCK_DEAD);
+}
+
+TEST_F_TIMEOUT(sync, mutex_unlock_killed_at_every_step, 600)
+{
+	lk_everywhere(_metadata, self->p, self->sh, &self->sh->mtx, LK_UNLOCK);
+}
+
+TEST_F_TIMEOUT(sync, mutex_unlock_4byte_killed_at_every_step, 600)
+{
+	lk_everywhere(_metadata, self->p, self->sh, &self->sh->odd.m, LK_UNLOCK);
+}
+
+TEST_F_TIMEOUT(sync, robust_sem_wait_killed_at_every_step, 600)
+{
+	lk_everywhere(_metadata, self->p, self->sh, &self->sh->mtx, LK_SEM_WAIT);
+}
+
+TEST_F_TIMEOUT(sync, robust_sem_post_killed_at_every_step, 600)
+{
+	lk_everywhere(_metadata, self->p, self->sh, &self->sh->mtx, LK_SEM_POST);
+}
+
 TEST_HARNESS_MAIN
