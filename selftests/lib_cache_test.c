@@ -971,4 +971,170 @@ TEST_F(cache, iterate_never_visits_an_entry_twice)
 }
 #endif
 
+/* ---- killed at every instruction ---------------------------------------------------- */
+
+/*
+ * A process single-stepped through a put or a delete and SIGKILLed after
+ * k instructions, for every k (lib_test.h, KILL_AT_EVERY_STEP). What the
+ * header promises, at every kill point: the next caller gets the stripe
+ * (no error), every key reads whole (the victim's key: its old value or
+ * its new one), a walk finds every entry once, and a death leaves at most
+ * one heap block the cache no longer reaches and the entry count at most
+ * one off; put, get and delete then work.
+ */
+#define CKS_KEYS	4	/* k0..k3 on the table; the victim works k1 or "new" */
+
+enum cks_op { CKS_INSERT, CKS_REPLACE, CKS_DELETE };
+
+struct cks {
+	struct shmpool *p;
+	struct shmpool_heap *h;
+	struct shmpool_cache *c;
+	enum cks_op op;
+	uint64_t blocks0;
+	long leaked, drift;	/* unreached blocks, entry count off, so far */
+};
+
+/* value of key @key in version @v: 40..70 bytes, each says whose it is */
+static size_t cks_val(char *b, const char *key, int v)
+{
+	size_t n = 40 + (strlen(key) * 7 + (size_t)v * 13) % 31, i;
+
+	for (i = 0; i < n; i++)
+		b[i] = (char)(key[0] + key[1] + v * 3 + (int)i);
+	return n;
+}
+
+static int cks_victim(void *arg)
+{
+	struct cks *s = arg;
+	char v[128];
+	size_t n;
+
+	if (shmpool_attach_id(s->p) <= 0)
+		return 2;
+	/* unstepped: our thread cache made, holding objects of the entries' classes */
+	if (shmpool_cache_put(s->c, "wx", 2, v, cks_val(v, "wx", 1), 0) ||
+	    shmpool_cache_put(s->c, "wxy", 3, v, cks_val(v, "wxy", 1), 0) ||
+	    shmpool_cache_delete(s->c, "wx", 2) || shmpool_cache_delete(s->c, "wxy", 3))
+		return 2;
+	if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+		return 3;
+	raise(SIGSTOP);
+	switch (s->op) {
+	case CKS_INSERT:
+		n = cks_val(v, "new", 1);
+		return shmpool_cache_put(s->c, "new", 3, v, n, 0) == 0 ? 0 : 4;
+	case CKS_REPLACE:
+		n = cks_val(v, "k1", 1);
+		return shmpool_cache_put(s->c, "k1", 2, v, n, 0) == 1 ? 0 : 4;
+	case CKS_DELETE:
+		return shmpool_cache_delete(s->c, "k1", 2) ? 4 : 0;
+	}
+	return 5;
+}
+
+static int cks_count(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+	(void)key;
+	(void)klen;
+	(void)val;
+	(void)vlen;
+	(*(long *)arg)++;
+	return 0;
+}
+
+/* @key reads whole: 1 with version 0's value, 2 with version 1's, 0 absent, -1 */
+static int cks_get(struct shmpool_cache *c, const char *key)
+{
+	char got[VMAX], want[128];
+	int ret = shmpool_cache_get(c, key, strlen(key), got, sizeof(got)), v;
+
+	if (ret == -ENOENT)
+		return 0;
+	for (v = 0; v < 2 && ret >= 0; v++)
+		if ((size_t)ret == cks_val(want, key, v) && !memcmp(got, want, (size_t)ret))
+			return v + 1;
+	return -1;
+}
+
+static int cks_killed_at(struct __test_metadata *_metadata, struct cks *s, long k)
+{
+	static const char *const keys[CKS_KEYS] = { "k0", "k1", "k2", "k3" };
+	struct shmpool_cache_stats cs;
+	struct shmpool_heap_stats st;
+	char v[128];
+	long walked = 0, present = 0, leaked, drift;
+	int killed, i, r;
+
+	/* the table as the victim finds it: k0..k3 at version 0, no "new" */
+	for (i = 0; i < CKS_KEYS; i++)
+		if (shmpool_cache_put(s->c, keys[i], 2, v, cks_val(v, keys[i], 0), 0) < 0)
+			return -1;
+	shmpool_cache_delete(s->c, "new", 3);
+	killed = step_and_kill(cks_victim, s, k);
+	STEP_CHECK(killed >= 0, "the victim failed");
+	for (i = 0; i < CKS_KEYS; i++) {
+		r = cks_get(s->c, keys[i]);
+		STEP_CHECK(r >= 0, "%s: not a whole value", keys[i]);
+		STEP_CHECK(r == 1 || (i == 1 && s->op == CKS_REPLACE) ||
+			 (i == 1 && s->op == CKS_DELETE && r == 0),
+			 "%s: %d", keys[i], r);
+		present += r > 0;
+	}
+	r = cks_get(s->c, "new");
+	STEP_CHECK(r == 0 || (s->op == CKS_INSERT && r == 2), "new: %d", r);
+	present += r > 0;
+	r = shmpool_cache_iterate(s->c, cks_count, &walked);
+	STEP_CHECK(r == walked && walked == present, "walk %d, %ld entries, %ld keys", r,
+		 walked, present);
+	/* the bounds: per death one block unreached, the count one off */
+	shmpool_heap_reclaim(s->h, 0);	/* the dead one's cached objects */
+	STEP_CHECK(!shmpool_heap_stats(s->h, &st), "heap stats");
+	STEP_CHECK(!shmpool_cache_stats(s->c, &cs), "cache stats");
+	leaked = (long)(st.alloc_blocks - s->blocks0) - walked;
+	drift = (long)cs.entries - walked;
+	STEP_CHECK(leaked >= s->leaked && leaked <= s->leaked + 1,
+		 "%ld blocks unreached, %ld before", leaked, s->leaked);
+	STEP_CHECK(drift >= s->drift - 1 && drift <= s->drift + 1,
+		 "entry count %ld off, %ld before", drift, s->drift);
+	s->leaked = leaked;
+	s->drift = drift;
+	STEP_CHECK(!shmpool_heap_check(s->h, 0, NULL, 0), "heap check");
+	/* and the cache works */
+	STEP_CHECK(shmpool_cache_put(s->c, "k1", 2, v, cks_val(v, "k1", 0), 0) >= 0, "put");
+	STEP_CHECK(cks_get(s->c, "k1") == 1, "get");
+	STEP_CHECK(!shmpool_cache_delete(s->c, "k1", 2), "delete");
+	STEP_CHECK(cks_get(s->c, "k1") == 0, "get after delete");
+	return killed;
+}
+
+static void cks_everywhere(struct __test_metadata *_metadata, FIXTURE_DATA(cache) *self,
+			   enum cks_op op)
+{
+	struct cks s = { self->p, self->h, self->c, op, self->blocks0, 0, 0 };
+	long k;
+
+#ifdef SHMPOOL_TEST_THREADS
+	SKIP(return, "needs callers in other processes");
+#endif
+	KILL_AT_EVERY_STEP(self->p, k, cks_killed_at(_metadata, &s, k));
+	TH_LOG("%ld heap blocks left unreached, entry count %ld off", s.leaked, s.drift);
+}
+
+TEST_F_TIMEOUT(cache, insert_killed_at_every_step, 600)
+{
+	cks_everywhere(_metadata, self, CKS_INSERT);
+}
+
+TEST_F_TIMEOUT(cache, replace_killed_at_every_step, 600)
+{
+	cks_everywhere(_metadata, self, CKS_REPLACE);
+}
+
+TEST_F_TIMEOUT(cache, delete_killed_at_every_step, 600)
+{
+	cks_everywhere(_metadata, self, CKS_DELETE);
+}
+
 TEST_HARNESS_MAIN
