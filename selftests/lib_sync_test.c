@@ -3744,7 +3744,13 @@ static int lk_killed_at(struct __test_metadata *_metadata, struct lk *s, long k)
 		struct task t;
 
 		STEP_CHECK(!task_start(&t, lk_die_holding, s) && !task_join(&t),
-			 "the first owner failed");
+			   "the first owner failed");
+		/*
+		 * As if a sleeper had queued before it died: the victim skips
+		 * its spin (100 reads of a held word: every kill point there
+		 * is the same as before the call) and goes to the takeover.
+		 */
+		atomic_fetch_or(&s->m->word, SHMPOOL_MUTEX_WAITERS);
 	}
 	if (s->op == LK_LOCK_BUSY) {
 		STEP_CHECK(!shmpool_mutex_lock(s->p, s->m), "lock");
