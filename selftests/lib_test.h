@@ -584,7 +584,15 @@ static inline int step_and_kill(int (*fn)(void *), void *arg, long steps)
  * device backend only, since the host's plain run takes every kill point
  * on memfd and the lanes' time is dear.
  */
-#define KILL_AT_EVERY_STEP(pool, k, at_k)					\
+#define KILL_AT_EVERY_STEP(pool, k, at_k) KILL_AT_STEPS_APART(pool, k, at_k, 61)
+
+/*
+ * The same with @vm_apart kill points apart in the QEMU lanes (a prime
+ * other than 61): for calls of over 800 steps, whose kill points cost
+ * the lanes most (each steps from the start: the time grows as the
+ * square of the call's length over @vm_apart).
+ */
+#define KILL_AT_STEPS_APART(pool, k, at_k, vm_apart)				\
 	do {									\
 		uint64_t t0_ = now_ms();					\
 		int ret_;							\
@@ -593,7 +601,7 @@ static inline int step_and_kill(int (*fn)(void *), void *arg, long steps)
 			SKIP(return, "sanitizer build: the plain build takes every kill point"); \
 		if (in_vm_lane() && shmpool_backend(pool) == SHMPOOL_BACKEND_MEMFD) \
 			SKIP(return, "memfd: every kill point is taken on the host"); \
-		for ((k) = 0; (k) < 100000; (k) += in_vm_lane() ? 61 : 1) {	\
+		for ((k) = 0; (k) < 100000; (k) += in_vm_lane() ? (vm_apart) : 1) { \
 			ret_ = (at_k);						\
 			ASSERT_LE(0, ret_);					\
 			if (!ret_)						\
