@@ -217,7 +217,9 @@ check: deps
 	@# for it (a lock) and builds it itself if this one failed.
 	@case " $(LANES) " in *" debug "*) mkdir -p $(B) && \
 		nice -n 19 scripts/build-debug-kernel.sh > $(B)/kdebug.log 2>&1 < /dev/null & ;; esac
-	@$(MAKE) -s all asan-tests tsan-tests
+	@# Both cores: at nice 0 the builds come first, and the kernel above
+	@# still has the idle time of the host tests and the lanes.
+	@$(MAKE) -s -j$$(nproc) all asan-tests tsan-tests
 	@scripts/check.sh $(LANES)
 
 demo: deps
