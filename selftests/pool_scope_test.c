@@ -940,12 +940,15 @@ TEST_F(scope, reopen_write_only_refused)
  * The kernel log is checked after the run (vm-run.sh).
  */
 #define RACE_CREATES	3000
+#define RACE_SECS	20	/* at most: the debug lane (KASAN) took over 30 s */
+static uint64_t race_end;	/* CLOCK_MONOTONIC ns; set before the fork */
+
 static int race_walker(const char *path, int mode)
 {
 	struct stat st;
 	int i, fd;
 
-	for (i = 0; i < 4 * RACE_CREATES; i++) {
+	for (i = 0; i < 4 * RACE_CREATES && sp_now_ns(CLOCK_MONOTONIC) < race_end; i++) {
 		if (mode == 0) {
 			if (!stat(path, &st))
 				CHILD_CHECK(st.st_size == sp_page_size());
@@ -978,6 +981,7 @@ static int body_create_races(struct ctr *c)
 	snprintf(path, sizeof(path), SCOPE_DIR "/%s", ctr_name);
 	dir = open(SCOPE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	CHILD_CHECK(dir >= 0);
+	race_end = sp_now_ns(CLOCK_MONOTONIC) + RACE_SECS * 1000000000ULL;
 	for (i = 0; i < 4; i++) {
 		kids[i] = fork();
 		CHILD_CHECK(kids[i] >= 0);
@@ -986,7 +990,7 @@ static int body_create_races(struct ctr *c)
 			_exit(race_walker(path, i));
 		}
 	}
-	for (i = 0; i < RACE_CREATES; i++) {
+	for (i = 0; i < RACE_CREATES && sp_now_ns(CLOCK_MONOTONIC) < race_end; i++) {
 		struct shmpool_create cr = {
 			.size = sizeof(cr), .bytes = sp_page_size(), .mode = 0600,
 		};
@@ -1011,7 +1015,7 @@ static int body_create_races(struct ctr *c)
 	return 0;
 }
 
-TEST_F(scope, create_races_rm_ls_and_path_walks)
+TEST_F_TIMEOUT(scope, create_races_rm_ls_and_path_walks, 120)
 {
 	EXPECT_EQ(0, ctr_run(false, body_create_races));
 	/* Every pool made went: the name's last one with its rm. */
