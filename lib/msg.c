@@ -212,11 +212,10 @@ static void entry_put(struct __shmpool_msg_loan *e)
  */
 static bool msg_consumed(struct shmpool_ring *r, struct __shmpool_msg_loan *e)
 {
-	struct msg_hdr *mh;
+	struct msg_hdr *mh = NULL;	/* set with a match */
 
-	if (entry_of(r, e->off) != e)
+	if (entry_hdr_of(r, e->off, &mh) != e)
 		return true;
-	mh = hdr_of(r, e->off);
 	return __shmpool_ring_consumed(r, __atomic_load_n(&mh->idx, __ATOMIC_RELAXED));
 }
 
