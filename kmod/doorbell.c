@@ -4,7 +4,8 @@
  * semantics of kernel/futex/waitwake.c.
  *
  * Waiters hash by (pool, offset) into a fixed table of buckets, each a
- * spinlock, a FIFO list of sleepers and a list of NOTIFY bindings. The hash
+ * spinlock, a list of sleepers in wake order (below) and a list of NOTIFY
+ * bindings. The hash
  * is hsiphash of the kernel's pool pointer and the offset, under a random
  * key drawn at load: nobody can choose or learn which words share a
  * bucket, so nobody can pile their waiters onto someone else's word.
@@ -26,8 +27,16 @@
  * 0..i-1 and returns the index of one of them that was woken meanwhile
  * (that wake was real and must not be lost), else -EAGAIN.
  *
+ * Wake order is futex's (__futex_queue()): real-time and deadline sleepers
+ * first, by their priority when they queued, then everyone else (nice does
+ * not count); in the order they queued within one priority. futex keeps
+ * its queues in a plist; plist_add() is not exported, so a sleeper below
+ * real-time priority goes to the tail at once, and a real-time one walks
+ * past the real-time sleepers of its priority or higher, which only
+ * real-time tasks (CAP_SYS_NICE or RLIMIT_RTPRIO) can queue.
+ *
  * WAKE is one pass (futex_wake()): under the lock it takes at most nr
- * matching sleepers off the bucket in FIFO order and marks each woken with
+ * matching sleepers off the bucket in that order and marks each woken with
  * a release store, holding its task first (futex_wake_mark()); the mark is
  * the waker's last touch of the waiter, which lives on the sleeping task's
  * stack and may return as soon as it sees the mark. The tasks are woken
@@ -44,7 +53,7 @@
  * While asleep a waiter stays queued where it is: a spurious wake-up
  * (schedule() returning without a WAKE, deadline or signal, e.g. a late
  * wake_up_process() of a waker that marked this task's previous WAIT)
- * sleeps again without leaving the queue, so it keeps its FIFO place. A
+ * sleeps again without leaving the queue, so it keeps its place. A
  * signal does take it out, as for futexes; the restarted call queues anew.
  *
  * NOTIFY bindings are signalled outside the bucket lock: under the lock WAKE
@@ -89,6 +98,7 @@
 #include <linux/random.h>
 #include <linux/refcount.h>
 #include <linux/sched.h>
+#include <linux/sched/prio.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/siphash.h>
@@ -101,7 +111,7 @@
 
 struct shmpool_bucket {
 	spinlock_t lock;		/* protects everything below */
-	struct list_head waiters;	/* shmpool_waiter.node, FIFO */
+	struct list_head waiters;	/* shmpool_waiter.node, in wake order */
 	struct list_head notifiers;	/* shmpool_notifier.node */
 	unsigned int nr_notifiers;
 } ____cacheline_aligned_in_smp;
@@ -112,6 +122,7 @@ struct shmpool_waiter {
 	struct shmpool_pool *pool;	/* key, with @offset */
 	u64 offset;
 	u32 bitset;
+	int prio;			/* wake order: lower first (task prio) */
 	bool by_death;			/* woken by an attachment's end */
 	bool death;			/* WAIT_DEATH, with @death_seq */
 	u32 death_seq;
@@ -250,6 +261,28 @@ static bool shmpool_any_woken(struct shmpool_waiter *w, unsigned int n)
 }
 
 /*
+ * Queue @w in futex's wake order (see the top of this file): behind every
+ * sleeper of its priority or a higher one. The priority is fixed here, as
+ * futex's is: one changed while it sleeps does not move it.
+ */
+static void shmpool_enqueue(struct shmpool_bucket *b, struct shmpool_waiter *w)
+{
+	struct shmpool_waiter *pos;
+
+	lockdep_assert_held(&b->lock);
+	w->prio = min(current->normal_prio, MAX_RT_PRIO);
+	if (w->prio < MAX_RT_PRIO) {
+		list_for_each_entry(pos, &b->waiters, node) {
+			if (pos->prio > w->prio) {
+				list_add_tail(&w->node, &pos->node);
+				return;
+			}
+		}
+	}
+	list_add_tail(&w->node, &b->waiters);
+}
+
+/*
  * Queue w[0..n) while each word equals its expected value, then sleep until
  * one of them is woken (return its index), a word differs (-EAGAIN), the
  * deadline passes (-ETIMEDOUT) or a signal arrives (-ERESTARTSYS:
@@ -279,7 +312,7 @@ static int shmpool_wait_words(struct shmpool_waiter *w, const u32 *expected,
 			woken = shmpool_unqueue_all(w, i);
 			return woken >= 0 ? woken : ret;
 		}
-		list_add_tail(&w[i].node, &b->waiters);
+		shmpool_enqueue(b, &w[i]);
 		spin_unlock(&b->lock);
 	}
 

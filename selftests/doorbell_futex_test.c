@@ -451,6 +451,78 @@ static void fx_hog_scenario(struct fx *f, struct fx_log *l)
 	fx_log(l, ret[2]);
 }
 
+/* Who sleeps in fx_prio_scenario(), in the order they queue. */
+static const struct fx_sleeper {
+	int policy, prio, nice;
+	bool waitv;		/* on words 1 and 0, woken through entry 1 */
+} fx_prio_kids[] = {
+	{ SCHED_OTHER, 0, 0, false },	{ SCHED_FIFO, 10, 0, false },
+	{ SCHED_FIFO, 30, 0, false },	{ SCHED_OTHER, 0, -10, false },
+	{ SCHED_FIFO, 10, 0, false },	{ SCHED_RR, 30, 0, false },
+	{ SCHED_OTHER, 0, 0, false },	{ SCHED_FIFO, 20, 0, true },
+	{ SCHED_BATCH, 0, 5, false },
+};
+#define PRIO_KIDS	((int)(sizeof(fx_prio_kids) / sizeof(fx_prio_kids[0])))
+#define PRIO_RAISED	6	/* made SCHED_FIFO 50 while it sleeps */
+
+static bool fx_set_policy(const struct fx_sleeper *s)
+{
+	struct sched_param sp = { .sched_priority = s->prio };
+
+	if (s->nice && setpriority(PRIO_PROCESS, 0, s->nice))
+		return false;
+	return !sched_setscheduler(0, s->policy, &sp);
+}
+
+/*
+ * Sleepers of different scheduling classes and priorities queue on word
+ * 0, one after the other (one of them through WAITV); then one is made
+ * SCHED_FIFO 50 while it sleeps; then WAKE(1) until nobody is left. Logs
+ * each WAKE's count, the woken one's index and what its call returned.
+ * futex wakes real-time sleepers first, the higher priority first, then
+ * the others (nice and SCHED_BATCH do not count), in queueing order within
+ * a priority; a priority changed during the sleep does not move a sleeper.
+ */
+static void fx_prio_scenario(struct fx *f, struct fx_log *l)
+{
+	const int w[2] = { 1, 0 };
+	const uint32_t e[2] = { 0, 0 };
+	struct sched_param raise = { .sched_priority = 50 };
+	struct fx_report r;
+	int i, ret;
+
+	for (i = 0; i < PRIO_KIDS; i++) {
+		pid_t pid = fx_fork(f);
+
+		if (pid == 0) {
+			CHILD_CHECK(fx_set_policy(&fx_prio_kids[i]));
+			fx_report(f, i, fx_prio_kids[i].waitv ? fx_waitv(f, w, e, 2) :
+				  fx_wait(f, 0, 0, SHMPOOL_BITSET_ANY, 0));
+			_exit(0);
+		}
+		if (pid < 0 || !fx_await(f, pid, 'S')) {
+			l->broken = true;
+			return;
+		}
+	}
+	if (sched_setscheduler(f->kids[PRIO_RAISED], SCHED_FIFO, &raise)) {
+		l->broken = true;
+		return;
+	}
+	for (i = 0; i <= PRIO_KIDS; i++) {
+		ret = fx_wake(f, 0, 1, SHMPOOL_BITSET_ANY);
+		fx_log(l, ret);
+		if (ret <= 0)
+			break;
+		if (!fx_read_report(f, &r)) {
+			l->broken = true;
+			return;
+		}
+		fx_log(l, r.idx);
+		fx_log(l, r.ret);
+	}
+}
+
 /* Set up the futex backend on a memfd page, or the doorbell one on a pool. */
 static int fx_init(struct fx *f, bool doorbell)
 {
@@ -622,6 +694,26 @@ TEST_F_TIMEOUT(fx, woken_waiter_returns_while_the_waker_is_preempted_as_futex, 1
 	EXPECT_EQ(HOG_SPINNING, fl.ev[1]);
 	EXPECT_EQ(0, fl.ev[2]);
 	EXPECT_EQ(2, fl.ev[3]);
+}
+
+TEST_F_TIMEOUT(fx, wake_order_by_priority_as_futex, 120)
+{
+	static const int order[PRIO_KIDS] = { 2, 5, 7, 1, 4, 0, 3, 6, 8 };
+	struct fx_log fl, dl;
+	int i;
+
+	if (geteuid())
+		SKIP(return, "real-time policies need root");
+	fx_run(_metadata, fx_prio_scenario, &fl, &dl);
+	fx_compare(_metadata, &fl, &dl);
+	/* And what futex does is what the README promises. */
+	ASSERT_EQ(3 * PRIO_KIDS + 1, fl.n);
+	for (i = 0; i < PRIO_KIDS; i++) {
+		EXPECT_EQ(1, fl.ev[3 * i]);
+		EXPECT_EQ(order[i], fl.ev[3 * i + 1]) TH_LOG("wake %d", i);
+		EXPECT_EQ(fx_prio_kids[order[i]].waitv, fl.ev[3 * i + 2]);
+	}
+	EXPECT_EQ(0, fl.ev[3 * PRIO_KIDS]);
 }
 
 TEST_HARNESS_MAIN

@@ -458,7 +458,10 @@ struct shmpool_info {
  * The semantics are futex(2)'s: WAIT (and each WAITV entry) compares the
  * word before it queues, so a call that fails with EAGAIN was never a
  * waiter and no WAKE is spent on it; WAKE takes at most @nr matching
- * sleepers in one pass, in the order they started waiting. A spurious
+ * sleepers in one pass, in futex's order: real-time (and deadline)
+ * sleepers first, higher priority first, then all others (nice does not
+ * count); within one priority, in the order they started waiting. A
+ * sleeper's priority is the one it had when it started waiting. A spurious
  * wake-up keeps a sleeper's place in that order; a signal does not (the
  * interrupted call leaves the queue and a restarted one queues anew), as
  * with futexes. A waiter that WAKE took is woken even if the waker is
@@ -560,7 +563,9 @@ struct shmpool_wait {
  * @bitset: non-zero; only waiters whose bitset intersects it are woken
  *
  * Returns the number of waiters woken (eventfds signalled are not counted).
- * Waiters are woken in the order they started waiting. As with
+ * Waiters are woken in futex's order (see above): real-time ones first, by
+ * priority, then the others; in the order they started waiting within one
+ * priority. As with
  * futex_waitv(), each WAITV entry is a waiter of its own: a task waiting on
  * this word through two entries, or one already woken through another word
  * but not yet running, takes a slot of @nr.
