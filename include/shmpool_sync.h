@@ -207,8 +207,19 @@ static inline int shmpool_event_signal(struct shmpool *p,
  * 8-byte compare falls back to the 4-byte path), so processes whose
  * libraries differ only in this share mutexes. A contended locker
  * spins briefly, then sets WAITERS and sleeps on @word; unlock wakes one
- * sleeper if WAITERS was set. Locking a mutex the calling thread already
- * holds is -EDEADLK, unlocking one it does not hold -EPERM.
+ * sleeper if WAITERS was set: the highest-priority real-time sleeper, else
+ * the longest sleeping one (the doorbells' order, futex's; on memfd, where
+ * sleepers look for deaths every 100 ms, sleepers of one priority lose
+ * their order). Locking a
+ * mutex the calling thread already holds is -EDEADLK, unlocking one it
+ * does not hold -EPERM.
+ *
+ * No priority inheritance: a low-priority owner that a middle-priority
+ * task keeps from running also keeps a high-priority waiter waiting, as
+ * with a PTHREAD_PRIO_NONE pthread mutex (the kernel's boosting,
+ * rt_mutex_setprio(), is not available to a module). Real-time code that
+ * shares a mutex across priorities needs the owner at the highest priority
+ * of its waiters (a priority ceiling, set by the application).
  *
  * A word that names the calling thread while that thread holds none of
  * these mutexes is a claim it did not make: a thread of its process died

@@ -3858,4 +3858,64 @@ TEST_F_TIMEOUT(sync, robust_sem_post_killed_at_every_step, 600)
 	lk_everywhere(_metadata, self->p, self->sh, &self->sh->mtx, LK_SEM_POST);
 }
 
+/* ---- wake order: real-time lockers first ----------------------------------------- */
+
+#define ORDER_LOCKERS	4
+
+/* policy and priority per locker, in the order they go to sleep */
+static const int locker_prio[ORDER_LOCKERS] = { 0, 10, 0, 20 };
+
+/* Become SCHED_FIFO locker_prio[idx] (or stay), lock, note our turn, unlock. */
+static int ordered_locker(void *arg)
+{
+	struct ctx *c = arg;
+	struct sched_param sp = { .sched_priority = locker_prio[c->idx] };
+
+	if (sp.sched_priority && sched_setscheduler(0, SCHED_FIFO, &sp))
+		return 2;
+	atomic_store(&c->sh->tid[c->idx], sys_gettid());
+	if (shmpool_mutex_lock(c->p, &c->sh->mtx))
+		return 3;
+	atomic_store(&c->sh->result[c->idx],
+		     (int32_t)atomic_fetch_add(&c->sh->progress, 1));
+	return shmpool_mutex_unlock(c->p, &c->sh->mtx) ? 4 : 0;
+}
+
+/*
+ * Four lockers go to sleep on a held mutex, one after the other: OTHER,
+ * FIFO 10, OTHER, FIFO 20. Each unlock wakes one sleeper, as futex would
+ * pick it: FIFO 20, then FIFO 10, then the two others in the order they
+ * slept. Before the doorbells queued by priority (device backend) they
+ * took the lock in the order they slept. On memfd a sleeper looks for
+ * deaths every 100 ms, and queues again behind its priority's others:
+ * there the two OTHER lockers may come in either order.
+ */
+TEST_F_TIMEOUT(sync, mutex_unlock_wakes_real_time_lockers_first, 60)
+{
+	static const int32_t turn[ORDER_LOCKERS] = { 2, 1, 3, 0 };
+	int i;
+
+	if (geteuid())
+		SKIP(return, "SCHED_FIFO needs root");
+	ASSERT_EQ(0, shmpool_mutex_lock(self->p, &self->sh->mtx));
+	for (i = 0; i < ORDER_LOCKERS; i++) {
+		atomic_store(&self->sh->result[i], -1);
+		ASSERT_EQ(0, task_start(&self->t[i], ordered_locker, &self->c[i]));
+		ASSERT_EQ(0, wait_count((_Atomic uint32_t *)&self->sh->tid[i], 1, 10000));
+		ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[i])));
+	}
+	ASSERT_EQ(0, shmpool_mutex_unlock(self->p, &self->sh->mtx));
+	for (i = 0; i < ORDER_LOCKERS; i++)
+		EXPECT_EQ(0, task_join(&self->t[i]));
+	for (i = 0; i < ORDER_LOCKERS; i++) {
+		int32_t got = atomic_load(&self->sh->result[i]);
+
+		if (variant->backend == SHMPOOL_BACKEND_MEMFD && !locker_prio[i]) {
+			EXPECT_TRUE(got == 2 || got == 3) TH_LOG("locker %d: %d", i, got);
+		} else {
+			EXPECT_EQ(turn[i], got) TH_LOG("locker %d (FIFO %d)", i, locker_prio[i]);
+		}
+	}
+}
+
 TEST_HARNESS_MAIN
