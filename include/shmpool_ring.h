@@ -185,10 +185,13 @@ extern "C" {
  * the producer's and the consumer's. 5: owners (see "Owner death"). 6: a
  * message receiver claims its loan entry before the dequeue (a receiving
  * state, and the descriptor's ring index in the block's header; see
- * "Loans and a dead process"). A ring of another version found by name is
- * refused with -EPROTONOSUPPORT.
+ * "Loans and a dead process"). 7: a publisher records its descriptor's
+ * ring index in the block's header before the descriptor enters the
+ * ring, and a receiver without an attachment id marks the entry passed.
+ * A ring of another version found by name is refused with
+ * -EPROTONOSUPPORT.
  */
-#define __SHMPOOL_RING_VERSION	6U
+#define __SHMPOOL_RING_VERSION	7U
 
 /* MPMC: one handle of a side, and its last reservation (see "Owner death") */
 struct __shmpool_ring_rec {
@@ -1218,23 +1221,28 @@ struct shmpool_msg {
  * block starts with a 16-byte header naming its entry, and the payload
  * follows it. An entry says who holds the block and how: loaned (by the
  * producer, not yet published), published (in the ring, nobody's),
- * receiving (claimed by a receiver before the descriptor leaves the ring;
- * the header records the descriptor's ring index), held (received, not
- * yet released). shmpool_msg_reclaim() frees the loaned and held blocks
- * of processes whose attachment ended, and their receiving blocks whose
- * descriptor has left the ring; shmpool_msg_loan() calls it by itself when
- * the heap or the table runs out. A published block, and a receiving one
- * still in the ring, is the next receiver's: never reclaimed (the next
- * receiver takes over a dead receiver's claim). So a receiver killed at
- * any instruction leaks nothing. Three windows of a few instructions
- * leak one block instead (a process killed between its allocation and
- * its entry, between marking a block published and the enqueue that
- * tries it, or between clearing the entry and freeing it): a leak, never
- * a block freed twice or under its user. A publish that waits for room
- * marks its block loaned again between its tries, so a process killed
- * while it waits leaves a loan. Loans beyond the table's size work,
- * untracked, and so do the receives of a process without an attachment
- * id (they claim nothing). A receive whose descriptor's entry another
+ * receiving (claimed by a receiver before the descriptor leaves the ring),
+ * held (received, not yet released). The header records the descriptor's
+ * ring index: the publisher's enqueue stores the index it reserved before
+ * the entry says published and before the descriptor enters the ring,
+ * and a receiver stores the same before its claim. shmpool_msg_reclaim()
+ * frees the loaned and held blocks of processes whose attachment ended,
+ * their published blocks whose index never entered the ring (a publisher
+ * killed between reserving its slot and filling it), and their receiving
+ * blocks whose descriptor has left the ring; shmpool_msg_loan() calls it
+ * by itself when the heap or the table runs out. A published block in
+ * the ring, and a receiving one still in the ring, is the next
+ * receiver's: never reclaimed (the next receiver takes over a dead
+ * receiver's claim). So a publisher or a receiver killed at any
+ * instruction leaks nothing. Two windows of a few instructions leak one
+ * block instead (a process killed between its allocation and its entry,
+ * or between clearing the entry and freeing it): a leak, never a block
+ * freed twice or under its user. A publish that waits for room leaves
+ * its block loaned between its tries, so a process killed while it
+ * waits leaves a loan. Loans beyond the table's size work, untracked;
+ * a process without an attachment id receives a message without owning
+ * it (the entry says passed: never reclaimed, freed by its release). A
+ * receive whose descriptor's entry another
  * live process claims or holds (a descriptor twice in the ring, or a
  * peer's garbage) consumes the descriptor and fails with -EUCLEAN: the
  * block stays its holder's.

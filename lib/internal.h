@@ -308,5 +308,23 @@ int __shmpool_ring_dequeue_wait_with(struct shmpool_ring *r, void *obj,
  * 2^32 - count indices long may look unconsumed again).
  */
 bool __shmpool_ring_consumed(const struct shmpool_ring *r, uint32_t idx);
+/*
+ * shmpool_ring_enqueue() of one element (SPSC, MPMC) with @look called
+ * with the index it takes (@taken false), after the slot is reserved and
+ * before the element is written and published: so that a producer
+ * killed in between leaves what @look recorded, and the ring's index
+ * tells whether the element entered the ring (__shmpool_ring_queued()).
+ * @look is called only by a try that enqueues. @look's result is unused.
+ */
+uint32_t __shmpool_ring_enqueue_with(struct shmpool_ring *r, const void *obj,
+				     __shmpool_ring_look_fn *look, void *arg);
+/*
+ * Is the element of index @idx in the ring now: published and not yet
+ * consumed? False for an index whose producer died before it published
+ * (never will be: an MPMC hole is skipped, an SPSC side's next producer
+ * takes the index over). Exact for an index less than a lap from the
+ * consumers', as __shmpool_ring_consumed().
+ */
+bool __shmpool_ring_queued(const struct shmpool_ring *r, uint32_t idx);
 
 #endif /* SHMPOOL_INTERNAL_H */

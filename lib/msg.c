@@ -9,14 +9,18 @@
  * block is a 16-byte header (its entry in the ring's loan table) and the
  * payload. An entry's owner field is the arbiter: the reclaimer takes a
  * dead owner's entry by a CAS on it, and only from the loaned and held
- * states, which no other live process touches, or from receiving once
- * the descriptor has left the ring. A receiver claims the entry of the
- * descriptor at the ring's head before it frees that slot: owner and
- * state (published, or receiving by a dead receiver) in one CAS, with the
- * slot's index in the block's header; so a receiver killed at any
- * instruction leaves either a descriptor still in the ring whose entry
- * the next receiver takes over, or a consumed one whose entry the
- * reclaimer frees.
+ * states, which no other live process touches, or from published or
+ * receiving once the descriptor is not in the ring. A publisher's
+ * enqueue stores the index it reserved in the block's header, then says
+ * published, before it writes the descriptor into the slot; so a
+ * publisher killed at any instruction leaves a loan, or a published
+ * entry whose index tells whether the descriptor entered the ring. A
+ * receiver claims the entry of the descriptor at the ring's head before
+ * it frees that slot: owner and state (published, or receiving by a dead
+ * receiver) in one CAS, with the slot's index in the block's header; so
+ * a receiver killed at any instruction leaves either a descriptor still
+ * in the ring whose entry the next receiver takes over, or a consumed
+ * one whose entry the reclaimer frees.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,11 +39,12 @@
 #define PUBLISHED	2U
 #define HELD		3U
 #define RECEIVING	4U	/* claimed; the descriptor may still be in the ring */
+#define PASSED		5U	/* received by a process without an attachment id */
 
 struct msg_hdr {
 	uint32_t magic;
 	uint32_t entry;		/* index in the loan table, or NO_ENTRY */
-	uint32_t idx;		/* receiving: the descriptor's ring index (__atomic) */
+	uint32_t idx;		/* published, receiving: the descriptor's ring index (__atomic) */
 	uint32_t reserved;
 };
 
@@ -132,7 +137,7 @@ struct entry_pair {
 enum { UNTRACKED, CLAIMED, NOT_OURS };
 
 struct receive {
-	uint32_t self;			/* our attachment id; 0: none, claim nothing */
+	uint32_t self;			/* our attachment id; 0: none, own nothing (passed) */
 	int verdict;
 	struct __shmpool_msg_loan *e;	/* CLAIMED: our entry */
 };
@@ -165,9 +170,10 @@ static bool receive_look(struct shmpool_ring *r, const void *elem, uint32_t idx,
 	memcpy(&m, elem, sizeof(m));
 	rc->verdict = UNTRACKED;
 	e = m.off >= MSG_HDR ? entry_hdr_of(r, m.off - MSG_HDR, &mh) : NULL;
-	if (!e || !rc->self)
+	if (!e)
 		return true;
-	rc->verdict = NOT_OURS;
+	if (rc->self)
+		rc->verdict = NOT_OURS;
 	rc->e = e;
 	pp = (entry_pair_t *)(void *)e;
 	/* acquire: pairs with the release of the entry's last claim */
@@ -182,12 +188,17 @@ static bool receive_look(struct shmpool_ring *r, const void *elem, uint32_t idx,
 			return true;
 		/* relaxed: the CAS below publishes it; a contender writes the same */
 		__atomic_store_n(&mh->idx, idx, __ATOMIC_RELAXED);
-		v.owner = rc->self;
-		v.state = taken ? HELD : RECEIVING;
+		/*
+		 * Without an id we can own nothing: passed, whoever the
+		 * owner, is never reclaimed (its publisher's death must not
+		 * free it under us), and our release frees the entry.
+		 */
+		v.owner = rc->self ? rc->self : v.owner;
+		v.state = !rc->self ? PASSED : taken ? HELD : RECEIVING;
 		memcpy(&new, &v, sizeof(new));
 		if (__atomic_compare_exchange_n(pp, &old, new, false, __ATOMIC_ACQ_REL,
 						__ATOMIC_ACQUIRE)) {
-			rc->verdict = CLAIMED;
+			rc->verdict = rc->self ? CLAIMED : UNTRACKED;
 			return true;
 		}
 	}
@@ -205,18 +216,30 @@ static void entry_put(struct __shmpool_msg_loan *e)
 }
 
 /*
- * Has the descriptor of a receiving entry's block left the ring? The
- * receiver stored its ring index in the header before it claimed the
- * entry (the acquire of the state made it visible). An entry that
- * records no such block has nothing in the ring.
+ * May the descriptor of a dead owner's entry in state @st be in the ring?
+ * Published: the publisher stored the ring index its enqueue took in the
+ * header before it said published (publish_look()), and the descriptor
+ * is in the ring only once that index is published and until it is
+ * consumed (by a receiver that claimed the entry first: then our CAS on
+ * the owner fails). Receiving: the receiver stored the same index before
+ * its claim; the descriptor is there until the slot is freed. The
+ * acquire of the state made the index visible. A published entry that
+ * records no such block is left alone (a peer's garbage); a receiving
+ * one has nothing in the ring.
  */
-static bool msg_consumed(struct shmpool_ring *r, struct __shmpool_msg_loan *e)
+static bool msg_in_ring(struct shmpool_ring *r, struct __shmpool_msg_loan *e, uint32_t st)
 {
 	struct msg_hdr *mh = NULL;	/* set with a match */
+	uint32_t idx;
 
+	if (st != PUBLISHED && st != RECEIVING)
+		return false;
 	if (entry_hdr_of(r, e->off, &mh) != e)
-		return true;
-	return __shmpool_ring_consumed(r, __atomic_load_n(&mh->idx, __ATOMIC_RELAXED));
+		return st == PUBLISHED;
+	idx = __atomic_load_n(&mh->idx, __ATOMIC_RELAXED);
+	if (st == PUBLISHED)
+		return __shmpool_ring_queued(r, idx);
+	return !__shmpool_ring_consumed(r, idx);
 }
 
 SHMPOOL_EXPORT
@@ -238,11 +261,12 @@ int shmpool_msg_reclaim(struct shmpool_ring *r)
 		st = atomic_load_explicit(&e->state, memory_order_acquire);
 		/*
 		 * Published, or receiving by a receiver killed before it
-		 * freed the slot: in the ring, the next receiver's (who takes
-		 * a receiving entry over by a CAS of the owner: if it did
-		 * meanwhile, ours below fails).
+		 * freed the slot: in the ring, the next receiver's (who
+		 * claims a published entry, or takes a receiving one over,
+		 * by a CAS of the owner: if it did meanwhile, ours below
+		 * fails). Passed: a receiver without an id holds it.
 		 */
-		if (st == PUBLISHED || (st == RECEIVING && !msg_consumed(r, e)))
+		if (st == PASSED || msg_in_ring(r, e, st))
 			continue;
 		if (!atomic_compare_exchange_strong_explicit(&e->owner, &o, RECLAIMING,
 							     memory_order_acq_rel,
@@ -254,7 +278,7 @@ int shmpool_msg_reclaim(struct shmpool_ring *r)
 		 * whose header names this entry (never a block a peer named).
 		 */
 		blk = e->off;
-		if ((st == LOANED || st == HELD || st == RECEIVING) && entry_of(r, blk) == e &&
+		if (st >= LOANED && st <= RECEIVING && entry_of(r, blk) == e &&
 		    shmpool_alloc_size(r->heap, blk) >= MSG_HDR &&
 		    !shmpool_free(r->heap, blk))
 			n++;
@@ -311,27 +335,45 @@ int shmpool_msg_loan(struct shmpool_ring *r, size_t len, void **ptr,
 struct publish {
 	const struct shmpool_msg *m;
 	struct __shmpool_msg_loan *e;
+	struct msg_hdr *mh;	/* set with @e */
 };
 
 /*
- * One try of a publish. The entry says published only while the
- * descriptor may be in the ring: a reclaimer must never free a block that
- * a receiver may already hold, and a publisher killed while it waits for
- * room (between tries) leaves a loan, which is reclaimed, not a block
- * nobody frees (relaxed: the ring's release orders the store before the
- * descriptor; a failed try published nothing).
+ * The enqueue's look at the index it reserved, before the descriptor is
+ * written and published: the index in the header, then published
+ * (release: the index before the state; pairs with the reclaimer's
+ * acquire of the state; the ring's release then orders both before the
+ * descriptor). So a publisher killed at any instruction leaves loaned
+ * (no index taken: reclaimed), or published with the index, which tells
+ * the reclaimer whether the descriptor entered the ring (msg_in_ring()).
+ */
+static bool publish_look(struct shmpool_ring *r, const void *elem, uint32_t idx,
+			 bool taken, void *arg)
+{
+	struct publish *pb = arg;
+
+	(void)r;
+	(void)elem;
+	(void)taken;
+	/* relaxed: the release below publishes it */
+	__atomic_store_n(&pb->mh->idx, idx, __ATOMIC_RELAXED);
+	atomic_store_explicit(&pb->e->state, PUBLISHED, memory_order_release);
+	return true;
+}
+
+/*
+ * One try of a publish. The entry says published only once the enqueue
+ * holds an index: a try that finds no room leaves it loaned, so a
+ * publisher killed while it waits for room (between tries) leaves a
+ * loan, which is reclaimed, not a block nobody frees.
  */
 static uint32_t publish_try(struct shmpool_ring *r, const void *arg)
 {
 	const struct publish *pb = arg;
-	uint32_t ok;
 
-	if (pb->e)
-		atomic_store_explicit(&pb->e->state, PUBLISHED, memory_order_relaxed);
-	ok = shmpool_ring_enqueue(r, pb->m);
-	if (!ok && pb->e)	/* still ours */
-		atomic_store_explicit(&pb->e->state, LOANED, memory_order_relaxed);
-	return ok;
+	if (!pb->e)
+		return shmpool_ring_enqueue(r, pb->m);
+	return __shmpool_ring_enqueue_with(r, pb->m, publish_look, (void *)pb);
 }
 
 SHMPOOL_EXPORT
@@ -347,7 +389,7 @@ int shmpool_msg_publish(struct shmpool_ring *r, const struct shmpool_msg *m,
 	if (!m || (flags & ~SHMPOOL_MSG_NONBLOCK))
 		return -EINVAL;
 	pb.m = m;
-	pb.e = m->off >= MSG_HDR ? entry_of(r, m->off - MSG_HDR) : NULL;
+	pb.e = m->off >= MSG_HDR ? entry_hdr_of(r, m->off - MSG_HDR, &pb.mh) : NULL;
 	if (flags & SHMPOOL_MSG_NONBLOCK)
 		ret = publish_try(r, &pb) ? 0 : ring_bad(r) ? -EUCLEAN : -EAGAIN;
 	else

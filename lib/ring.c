@@ -1430,6 +1430,57 @@ bool __shmpool_ring_consumed(const struct shmpool_ring *r, uint32_t idx)
 	       r->count;
 }
 
+uint32_t __shmpool_ring_enqueue_with(struct shmpool_ring *r, const void *obj,
+				     __shmpool_ring_look_fn *look, void *arg)
+{
+	struct __shmpool_ring_hdr *h = r->hdr;
+	uint32_t idx, room;
+
+	if (r->type == SHMPOOL_RING_MPMC) {
+		if (!__shmpool_mpmc_reserve(r, &h->prod.head, 1, 1, 0,
+					    !!(r->flags & SHMPOOL_RING_SP), &idx))
+			return 0;
+		look(r, obj, idx, false, arg);
+		/* the element, then the word that publishes it (release) */
+		__shmpool_mpmc_fill(r, idx, obj, 1);
+		__shmpool_ring_signal(r, &h->ev.data);
+		return 1;
+	}
+	/* SPSC: __shmpool_spsc_enqueue() of one element, see there */
+	idx = atomic_load_explicit(&h->prod.tail, memory_order_relaxed);
+	room = r->prod_lim - idx;
+	if (!room || room > r->count ||
+	    atomic_load_explicit(&h->prod.owner, memory_order_relaxed) != r->self) {
+		__SHMPOOL_RING_CLAIM(r, SHMPOOL_RING_PROD);
+		idx = atomic_load_explicit(&h->prod.tail, memory_order_relaxed);
+		if (!__shmpool_spsc_room(r, idx, 1)) {
+			__shmpool_ring_relax();
+			return 0;
+		}
+	}
+	look(r, obj, idx, false, arg);
+	__shmpool_spsc_fill(r, idx, obj, 1);
+	/* release: the slot before prod.tail, as in __shmpool_spsc_enqueue() */
+	atomic_store_explicit(&h->prod.tail, idx + 1, memory_order_release);
+	__shmpool_ring_signal(r, &h->ev.data);
+	return 1;
+}
+
+bool __shmpool_ring_queued(const struct shmpool_ring *r, uint32_t idx)
+{
+	/*
+	 * Acquire: pairs with the producer's release that published the
+	 * slot (its MPMC word, its SPSC group's P word), as a consumer's.
+	 * A consumed MPMC slot's word is the next lap's; an SPSC index is
+	 * published if its group's P word passed it (a word of an older lap
+	 * is below it), and in the ring if not yet consumed.
+	 */
+	if (r->type == SHMPOOL_RING_MPMC)
+		return atomic_load_explicit(mpmc_word(r, idx), memory_order_acquire) == idx + 1;
+	return !__shmpool_ring_consumed(r, idx) &&
+	       (int32_t)(__shmpool_spsc_seen(r, idx, 0) - (idx + 1)) >= 0;
+}
+
 SHMPOOL_EXPORT
 int shmpool_ring_reserve_wait(struct shmpool_ring *r, uint32_t len,
 			      void **ptr, const struct timespec *deadline)

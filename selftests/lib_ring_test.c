@@ -1085,12 +1085,12 @@ TEST_F(ring, open_other_esize)
 /*
  * A ring left by a library of another layout (version 0: the word was
  * reserved and zero; 2: a word per SPSC slot; 3: one word per SPSC group;
- * 5: message receivers that claim after the dequeue; or a newer one) is
- * refused by name, not misused.
+ * 5: message receivers that claim after the dequeue; 6: publishers that
+ * record no ring index; or a newer one) is refused by name, not misused.
  */
 TEST_F(ring, old_layout_version_refused)
 {
-	static const uint32_t other[] = { 0, 2, 3, 5, __SHMPOOL_RING_VERSION + 1 };
+	static const uint32_t other[] = { 0, 2, 3, 5, 6, __SHMPOOL_RING_VERSION + 1 };
 	struct shmpool_ring *r, *x = NULL;
 	unsigned int i;
 
@@ -2947,6 +2947,26 @@ static struct __shmpool_msg_loan *msg_loan_of(struct shmpool_ring *r, uint64_t o
 	return e;
 }
 
+/*
+ * Step @fn's victim @k times and kill it, reclaim, and open a new
+ * receiver's handle in *@c: 1 if the victim was killed, 0 if it finished
+ * first, -1 (logged) if it failed.
+ */
+static int kill_and_reclaim(struct __test_metadata *_metadata, struct stepper *s, long k,
+			    int (*fn)(void *), struct shmpool_ring *r, struct shmpool_ring **c)
+{
+	int killed = step_and_kill(fn, s, k);
+
+	if (killed < 0) {
+		TH_LOG("step %ld: the victim failed", k);
+		return -1;
+	}
+	shmpool_msg_reclaim(r);
+	if (shmpool_ring_open(s->h, s->name, s->type, sizeof(struct shmpool_msg), c))
+		return -1;
+	return killed;
+}
+
 static int receiver_killed_at(struct __test_metadata *_metadata,
 			      struct stepper *s, long k)
 {
@@ -2964,14 +2984,9 @@ static int receiver_killed_at(struct __test_metadata *_metadata,
 	for (i = 0; i < 2; i++)
 		if (shmpool_msg_loan(r, 64, &p, &m[i]) || shmpool_msg_publish(r, &m[i], 0, NULL))
 			goto out;
-	killed = step_and_kill(stepped_receiver, s, k);
-	if (killed < 0) {
-		TH_LOG("step %ld: the victim failed", k);
-		goto out;
-	}
-	shmpool_msg_reclaim(r);
 	/* a new receiver: the message if it is still (or again) to be had */
-	if (shmpool_ring_open(s->h, s->name, s->type, sizeof(got), &c))
+	killed = kill_and_reclaim(_metadata, s, k, stepped_receiver, r, &c);
+	if (killed < 0)
 		goto out;
 	/*
 	 * A short wait first: mostly there is nothing to receive (the dead
@@ -3146,6 +3161,86 @@ TEST_F_TIMEOUT(ring, zc_mpmc_receiver_killed_after_claim_message_comes_once, 300
 	struct stepper s = { self->h, self->name, SHMPOOL_RING_MPMC, 1, 1, self->p };
 
 	receiver_killed_after_claim(_metadata, &s);
+}
+
+/*
+ * A producer killed at every instruction of shmpool_msg_publish() (its
+ * message loaned before): after a survivor's reclaim the message either
+ * arrives, once and intact, or its block is back in the heap; never
+ * both, never neither (the publish records the ring index its enqueue
+ * reserved before the descriptor enters the ring).
+ */
+static int stepped_publisher(void *arg)
+{
+	struct stepper *s = arg;
+	struct shmpool_ring *r;
+	struct shmpool_msg m;
+	void *p;
+
+	if (shmpool_ring_open(s->h, s->name, s->type, sizeof(m), &r))
+		return 2;
+	if (shmpool_msg_loan(r, 64, &p, &m))
+		return 3;
+	memset(p, 0x5a, 64);
+	if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+		return 4;
+	raise(SIGSTOP);
+	return shmpool_msg_publish(r, &m, SHMPOOL_MSG_NONBLOCK, NULL) ? 5 : 0;
+}
+
+static int publisher_killed_at(struct __test_metadata *_metadata,
+			       struct stepper *s, long k)
+{
+	struct shmpool_ring *r, *c = NULL;
+	struct shmpool_msg got;
+	char msg[256];
+	uint64_t used0, used;
+	const void *q;
+	int ret = -1, killed, n = 0, i;
+
+	shmpool_obj_remove(s->h, s->name);
+	if (shmpool_ring_create(s->h, s->name, s->type, 16, sizeof(got), 0, &r) != 1)
+		return -1;
+	shmpool_heap_flush(s->h);
+	used0 = heap_used(s->h);
+	killed = kill_and_reclaim(_metadata, s, k, stepped_publisher, r, &c);
+	if (killed < 0)
+		goto out;
+	/* what is in the ring comes once, intact, and goes back */
+	while (!shmpool_msg_receive(c, &got, &q, SHMPOOL_MSG_NONBLOCK, NULL)) {
+		STEP_CHECK(!n++ && ((const unsigned char *)q)[63] == 0x5a,
+			   "received %#llx (%d. time)", (unsigned long long)got.off, n);
+		STEP_CHECK(!shmpool_msg_release(c, &got), "release of the received failed");
+	}
+	STEP_CHECK(shmpool_msg_reclaim(r) == 0, "a second reclaim freed more");
+	shmpool_heap_flush(s->h);
+	used = heap_used(s->h);
+	STEP_CHECK(used == used0, "%lld heap blocks leaked (%s)", (long long)(used - used0),
+		   killed ? "killed" : "finished");
+	STEP_CHECK(!shmpool_heap_check(s->h, SHMPOOL_CHECK_QUIESCENT, msg, sizeof(msg)),
+		   "heap check: %s", msg);
+	for (i = 0; i < __SHMPOOL_MSG_LOANS; i++)
+		STEP_CHECK(!atomic_load(&r->loans[i].owner), "entry %d still owned (state %u)",
+			   i, atomic_load(&r->loans[i].state));
+	ret = killed;
+out:
+	shmpool_ring_close(c);
+	shmpool_ring_close(r);
+	return ret;
+}
+
+TEST_F_TIMEOUT(ring, zc_spsc_publisher_killed_at_every_step, 600)
+{
+	struct stepper s = { self->h, self->name, SHMPOOL_RING_SPSC, 1, 1, self->p };
+
+	killed_everywhere(_metadata, publisher_killed_at, &s);
+}
+
+TEST_F_TIMEOUT(ring, zc_mpmc_publisher_killed_at_every_step, 600)
+{
+	struct stepper s = { self->h, self->name, SHMPOOL_RING_MPMC, 1, 1, self->p };
+
+	killed_everywhere(_metadata, publisher_killed_at, &s);
 }
 
 /*
