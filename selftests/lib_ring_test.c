@@ -3344,6 +3344,49 @@ TEST_F(ring, zc_claim_garbage_dead_owner)
 	}
 }
 
+#define MSG_PASSED	5U	/* lib/msg.c: received by a process without an id */
+
+/*
+ * A message that a process without an attachment id received (the entry
+ * says passed, the owner is still its publisher's) after its publisher
+ * died: reclaim leaves block and entry alone (the receiver holds it, and
+ * owns nothing a reclaimer could see die); the release frees both.
+ */
+TEST_F(ring, zc_passed_message_outlives_its_publisher)
+{
+	static const uint32_t types[] = { SHMPOOL_RING_SPSC, SHMPOOL_RING_MPMC };
+	struct __shmpool_msg_loan *e;
+	struct shmpool_ring *r;
+	struct shmpool_msg m, got;
+	uint64_t used0;
+	const void *q;
+	void *p;
+	int t;
+
+	for (t = 0; t < 2; t++) {
+		shmpool_obj_remove(self->h, self->name);
+		ASSERT_EQ(1, shmpool_ring_create(self->h, self->name, types[t], 16, sizeof(m),
+						 0, &r));
+		shmpool_heap_flush(self->h);
+		used0 = heap_used(self->h);
+		ASSERT_EQ(0, shmpool_msg_loan(r, 64, &p, &m));
+		ASSERT_EQ(0, shmpool_msg_publish(r, &m, 0, NULL));
+		ASSERT_EQ(0, shmpool_msg_receive(r, &got, &q, SHMPOOL_MSG_NONBLOCK, NULL));
+		e = msg_loan_of(r, got.off);
+		ASSERT_NE(NULL, e);
+		atomic_store(&e->state, MSG_PASSED);
+		atomic_store(&e->owner, NEVER_LIVED);
+		EXPECT_EQ(0, shmpool_msg_reclaim(r)) TH_LOG("type %u", types[t]);
+		EXPECT_LE(0, shmpool_alloc_size(self->h, got.off - 16));
+		EXPECT_EQ(NEVER_LIVED, atomic_load(&e->owner));
+		EXPECT_EQ(0, shmpool_msg_release(r, &got));
+		EXPECT_EQ(0U, atomic_load(&e->owner));
+		shmpool_heap_flush(self->h);
+		EXPECT_EQ(used0, heap_used(self->h)) TH_LOG("type %u", types[t]);
+		shmpool_ring_close(r);
+	}
+}
+
 /*
  * Containers (device, kernel-issued attachment ids): the consumer runs in
  * a new PID namespace, where its process id means something else (or
