@@ -1241,7 +1241,10 @@ struct shmpool_msg {
  * its block loaned between its tries, so a process killed while it
  * waits leaves a loan. Loans beyond the table's size work, untracked;
  * a process without an attachment id receives a message without owning
- * it (the entry says passed: never reclaimed, freed by its release). A
+ * it (the entry says passed: never reclaimed, freed by its release). Take
+ * a message ring's descriptors with shmpool_msg_receive() only: one taken
+ * with the plain ring calls claims nothing, so once its publisher has
+ * died, shmpool_msg_reclaim() may free the block under the taker. A
  * receive whose descriptor's entry another
  * live process claims or holds (a descriptor twice in the ring, or a
  * peer's garbage) consumes the descriptor and fails with -EUCLEAN: the
