@@ -24,8 +24,8 @@
  * (Userspace that skips WAKE when it believes nobody sleeps needs its own
  * full barrier; see libshmpool.) WAITV does the same entry by entry
  * (futex_wait_multiple_setup()): a mismatch at entry i unqueues entries
- * 0..i-1 and returns the index of one of them that was woken meanwhile
- * (that wake was real and must not be lost), else -EAGAIN.
+ * 0..i-1 and returns the highest index of those woken meanwhile (that wake
+ * was real and must not be lost), else -EAGAIN.
  *
  * Wake order is futex's (__futex_queue()): real-time and deadline sleepers
  * first, by their priority when they queued, then everyone else (nice does
@@ -238,16 +238,20 @@ static bool shmpool_unqueue(struct shmpool_waiter *w)
 	return woken;
 }
 
-/* Unqueue w[0..n); return the lowest woken index, or -1 if none was woken. */
+/*
+ * Unqueue w[0..n); return the highest woken index, or -1 if none was woken.
+ * The highest, as futex_unqueue_multiple() does: futex_waitv() and the
+ * library's memfd backend return the same index as WAITV.
+ */
 static int shmpool_unqueue_all(struct shmpool_waiter *w, unsigned int n)
 {
-	int first = -1;
+	int last = -1;
 	unsigned int i;
 
 	for (i = 0; i < n; i++)
-		if (shmpool_unqueue(&w[i]) && first < 0)
-			first = i;
-	return first;
+		if (shmpool_unqueue(&w[i]))
+			last = i;
+	return last;
 }
 
 static bool shmpool_any_woken(struct shmpool_waiter *w, unsigned int n)

@@ -716,4 +716,68 @@ TEST_F_TIMEOUT(fx, wake_order_by_priority_as_futex, 120)
 	EXPECT_EQ(0, fl.ev[3 * PRIO_KIDS]);
 }
 
+/* ---- futexdiff: WAITV's index, stopped sleepers (beyond wake order) ---- */
+
+/*
+ * WAITV on word 1 twice, then on words 1, 2, 1: one WAKE_ALL of word 1
+ * takes two entries in one pass, before the sleeper runs. futex_waitv()
+ * returns the highest woken index (futex_unqueue_multiple() keeps the last
+ * one it finds). Logs each WAKE's count and each WAITV's return, then a
+ * WAKE of word 2, whose entry left with its call.
+ */
+static void fx_waitv_index_scenario(struct fx *f, struct fx_log *l)
+{
+	static const int w[2][3] = { { 1, 1 }, { 1, 2, 1 } };
+	static const int n[2] = { 2, 3 };
+	static const uint32_t e[3] = { 0, 0, 0 };
+	struct fx_report r;
+	int round;
+
+	for (round = 0; round < 2; round++) {
+		pid_t pid = fx_fork(f);
+
+		if (pid == 0) {
+			fx_report(f, round, fx_waitv(f, w[round], e, n[round]));
+			_exit(0);
+		}
+		if (pid < 0 || !fx_await(f, pid, 'S')) {
+			l->broken = true;
+			return;
+		}
+		fx_log(l, fx_wake(f, 1, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY));
+		if (!fx_read_report(f, &r)) {
+			l->broken = true;
+			return;
+		}
+		fx_log(l, r.ret);
+	}
+	fx_log(l, fx_wake(f, 2, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY));
+}
+
+/*
+ * Run @scenario on both backends: the logs must be equal, and futex's must
+ * be @want[0..@n), what the test's name promises.
+ */
+static void fx_expect(struct __test_metadata *_metadata,
+		      void (*scenario)(struct fx *f, struct fx_log *l),
+		      const int *want, int n)
+{
+	struct fx_log fl, dl;
+	int i;
+
+	fx_run(_metadata, scenario, &fl, &dl);
+	fx_compare(_metadata, &fl, &dl);
+	ASSERT_EQ(n, fl.n);
+	for (i = 0; i < n; i++)
+		EXPECT_EQ(want[i], fl.ev[i]) TH_LOG("futex event %d", i);
+}
+
+TEST_F_TIMEOUT(fx, waitv_returns_the_highest_woken_index_as_futex, 60)
+{
+	/* WAKE_ALL took 2, entry 1; took 2, entry 2; word 2: nobody */
+	static const int want[] = { 2, 1, 2, 2, 0 };
+
+	fx_expect(_metadata, fx_waitv_index_scenario, want, 5);
+}
+
 TEST_HARNESS_MAIN

@@ -616,7 +616,7 @@ struct shmpool_waitv_entry {
  * @deadline_ns: as for struct shmpool_wait
  *
  * Like futex_waitv(): sleeps until any entry is woken. Returns the index of
- * a woken entry (the lowest, if several were).
+ * a woken entry (the highest, if several were, as futex_waitv() does).
  *
  * Errors: those of SHMPOOL_IOC_WAIT (EAGAIN if any word differs, also at
  * the limit; ENOSPC if every word matched but @nr_entries more sleeping
