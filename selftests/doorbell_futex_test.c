@@ -718,6 +718,9 @@ TEST_F_TIMEOUT(fx, wake_order_by_priority_as_futex, 120)
 
 /* ---- futexdiff: WAITV's index, stopped sleepers (beyond wake order) ---- */
 
+#define STOP_DEADLINE_MS	2000	/* the stopped sleeper's deadline */
+#define STOP_PAST_MS		3000	/* how long it stays stopped */
+
 /*
  * WAITV on word 1 twice, then on words 1, 2, 1: one WAKE_ALL of word 1
  * takes two entries in one pass, before the sleeper runs. futex_waitv()
@@ -778,6 +781,59 @@ TEST_F_TIMEOUT(fx, waitv_returns_the_highest_woken_index_as_futex, 60)
 	static const int want[] = { 2, 1, 2, 2, 0 };
 
 	fx_expect(_metadata, fx_waitv_index_scenario, want, 5);
+}
+
+/* SIGSTOP @pid, keep it stopped @ms, set *@store (if any), SIGCONT it. */
+static bool fx_stop_for(struct fx *f, pid_t pid, int ms, uint32_t *store)
+{
+	if (kill(pid, SIGSTOP) || !fx_await(f, pid, 'T'))
+		return false;
+	usleep(ms * 1000);
+	if (store)
+		__atomic_store_n(store, 1, __ATOMIC_SEQ_CST);
+	return !kill(pid, SIGCONT);
+}
+
+/*
+ * A sleeper stopped (SIGSTOP) past its deadline and continued: ETIMEDOUT
+ * (the interrupted wait restarts with the same absolute deadline), not a
+ * spurious EINTR or 0. A sleeper without a deadline whose word changed,
+ * without a WAKE, while it was stopped: the restarted wait compares again,
+ * EAGAIN. Logs both results and the WAKE after them (nobody left: 0).
+ */
+static void fx_stopped_scenario(struct fx *f, struct fx_log *l)
+{
+	struct fx_report r;
+	int round;
+
+	for (round = 0; round < 2; round++) {
+		pid_t pid = fx_fork(f);
+
+		if (pid == 0) {
+			uint64_t d = sp_now_ns(CLOCK_MONOTONIC) +
+				     STOP_DEADLINE_MS * 1000000ULL;
+
+			fx_report(f, round, fx_wait(f, 3, 0, SHMPOOL_BITSET_ANY,
+						    round ? 0 : d));
+			_exit(0);
+		}
+		if (pid < 0 || !fx_await(f, pid, 'S') ||
+		    !fx_stop_for(f, pid, round ? 100 : STOP_PAST_MS,
+				 round ? fx_word(f, 3) : NULL) ||
+		    !fx_read_report(f, &r)) {
+			l->broken = true;
+			return;
+		}
+		fx_log(l, r.ret);
+	}
+	fx_log(l, fx_wake(f, 3, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY));
+}
+
+TEST_F_TIMEOUT(fx, stopped_sleeper_times_out_or_recompares_as_futex, 60)
+{
+	static const int want[] = { -ETIMEDOUT, -EAGAIN, 0 };
+
+	fx_expect(_metadata, fx_stopped_scenario, want, 3);
 }
 
 TEST_HARNESS_MAIN
