@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <pthread.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
@@ -834,6 +835,190 @@ TEST_F_TIMEOUT(fx, stopped_sleeper_times_out_or_recompares_as_futex, 60)
 	static const int want[] = { -ETIMEDOUT, -EAGAIN, 0 };
 
 	fx_expect(_metadata, fx_stopped_scenario, want, 3);
+}
+
+
+/*
+ * A deadline already past: a word that differs still gives EAGAIN (the
+ * compare comes first), an equal one ETIMEDOUT. Logs both.
+ */
+static void fx_past_deadline_scenario(struct fx *f, struct fx_log *l)
+{
+	fx_log(l, fx_wait(f, 0, 1, SHMPOOL_BITSET_ANY, 1));
+	fx_log(l, fx_wait(f, 0, 0, SHMPOOL_BITSET_ANY, 1));
+}
+
+TEST_F_TIMEOUT(fx, past_deadline_compares_first_as_futex, 30)
+{
+	static const int want[] = { -EAGAIN, -ETIMEDOUT };
+
+	fx_expect(_metadata, fx_past_deadline_scenario, want, 2);
+}
+
+#define RT_JUMP_S	3600	/* how far the realtime clock is set */
+#define RT_DEADLINE_S	20	/* the sleeper's realtime deadline, from now */
+#define RT_SOON_MS	5000	/* "at once" after a jump past the deadline */
+
+/* As fx_wait(), with @deadline_ns absolute on CLOCK_REALTIME. */
+static int fx_wait_realtime(struct fx *f, int w, uint32_t expected,
+			    uint64_t deadline_ns)
+{
+	if (f->fd < 0) {
+		struct timespec ts = {
+			.tv_sec = deadline_ns / 1000000000ULL,
+			.tv_nsec = deadline_ns % 1000000000ULL,
+		};
+		long r = syscall(SYS_futex, fx_word(f, w),
+				 FUTEX_WAIT_BITSET | FUTEX_CLOCK_REALTIME,
+				 expected, &ts, NULL, FUTEX_BITSET_MATCH_ANY);
+
+		return r < 0 ? -errno : 0;
+	}
+	return sp_db_wait(f->fd, w * WORD_STRIDE * 4, expected, SHMPOOL_BITSET_ANY,
+			  SHMPOOL_WAIT_DEADLINE | SHMPOOL_WAIT_REALTIME,
+			  deadline_ns);
+}
+
+/* Set CLOCK_REALTIME to @rt0 + @jump_s + the monotonic time since @mono0. */
+static bool fx_set_realtime(uint64_t rt0, uint64_t mono0, long jump_s)
+{
+	uint64_t ns = rt0 + jump_s * 1000000000LL + sp_now_ns(CLOCK_MONOTONIC) - mono0;
+	struct timespec ts = {
+		.tv_sec = ns / 1000000000ULL,
+		.tv_nsec = ns % 1000000000ULL,
+	};
+
+	return !clock_settime(CLOCK_REALTIME, &ts);
+}
+
+/*
+ * A sleeper with a CLOCK_REALTIME deadline RT_DEADLINE_S away. Round 0 sets
+ * the clock RT_JUMP_S forward: ETIMEDOUT at once (logged: the result, and
+ * 1 if it came within RT_SOON_MS). Round 1 sets it RT_JUMP_S back: still
+ * asleep RT_SOON_MS later (logged: 1), then the clock jumps past the
+ * deadline: ETIMEDOUT at once again. The clock is put right after each.
+ */
+static void fx_realtime_jump_scenario(struct fx *f, struct fx_log *l)
+{
+	uint64_t rt0 = sp_now_ns(CLOCK_REALTIME), mono0 = sp_now_ns(CLOCK_MONOTONIC);
+	struct fx_report r = { .ret = 0 };
+	int round;
+
+	for (round = 0; round < 2; round++) {
+		uint64_t d = sp_now_ns(CLOCK_REALTIME) + RT_DEADLINE_S * 1000000000ULL;
+		pid_t pid = fx_fork(f);
+		uint64_t t;
+		bool ok;
+
+		if (pid == 0) {
+			fx_report(f, round, fx_wait_realtime(f, 0, 0, d));
+			_exit(0);
+		}
+		if (pid < 0 || !fx_await(f, pid, 'S')) {
+			l->broken = true;
+			return;
+		}
+		t = sp_now_ns(CLOCK_MONOTONIC);
+		ok = fx_set_realtime(rt0, mono0, round ? -RT_JUMP_S : RT_JUMP_S);
+		if (ok && round) {
+			usleep(RT_SOON_MS * 1000);
+			fx_log(l, fx_asleep(f, pid));
+			/* Past the deadline: right time, plus RT_DEADLINE_S. */
+			ok = fx_set_realtime(rt0, mono0, RT_DEADLINE_S);
+			t = sp_now_ns(CLOCK_MONOTONIC);
+		}
+		ok = fx_read_report(f, &r) && ok;
+		fx_log(l, r.ret);
+		fx_log(l, sp_now_ns(CLOCK_MONOTONIC) - t < RT_SOON_MS * 1000000ULL);
+		if (!fx_set_realtime(rt0, mono0, 0) || !ok) {
+			l->broken = true;
+			return;
+		}
+	}
+}
+
+/* Booted by scripts/vm-run.sh (its nonce is on the command line)? */
+static bool fx_in_test_vm(void)
+{
+	char buf[1024] = "";
+	FILE *c = fopen("/proc/cmdline", "re");
+
+	if (c) {
+		if (!fgets(buf, sizeof(buf), c))
+			buf[0] = 0;
+		fclose(c);
+	}
+	return strstr(buf, "spnonce=") != NULL;
+}
+
+TEST_F_TIMEOUT(fx, realtime_deadline_follows_clock_settime_as_futex, 120)
+{
+	static const int want[] = { -ETIMEDOUT, 1, 1, -ETIMEDOUT, 1 };
+
+	/* Setting the clock is for a throwaway guest only, never a host. */
+	if (!fx_in_test_vm())
+		SKIP(return, "sets CLOCK_REALTIME: only in a scripts/vm-run.sh guest");
+	if (geteuid())
+		SKIP(return, "clock_settime() needs root");
+	fx_expect(_metadata, fx_realtime_jump_scenario, want, 5);
+}
+
+static pid_t fx_sleeper_tid;
+
+static void *fx_thread_sleeper(void *arg)
+{
+	struct fx *f = arg;
+
+	__atomic_store_n(&fx_sleeper_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
+	fx_wait(f, 0, 0, SHMPOOL_BITSET_ANY, 0);
+	/* Never woken: exec() took this thread with the rest. */
+	__atomic_store_n(fx_word(f, 1), 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/*
+ * A process whose second thread sleeps on word 0 calls execve() (busybox's
+ * true): exec kills the sleeping thread, which leaves no waiter behind.
+ * Logs the exec'd program's exit status, whether the thread ever returned
+ * to user space, and a WAKE of word 0 (nobody: 0). The doorbell's sleeper
+ * count must also come back (checked by the test).
+ */
+static void fx_exec_scenario(struct fx *f, struct fx_log *l)
+{
+	pid_t pid = fx_fork(f);
+	int status = -1;
+
+	if (pid == 0) {
+		pthread_t t;
+		pid_t tid;
+
+		if (pthread_create(&t, NULL, fx_thread_sleeper, f))
+			_exit(5);
+		while (!(tid = __atomic_load_n(&fx_sleeper_tid, __ATOMIC_SEQ_CST)))
+			usleep(1000);
+		if (!fx_await(f, tid, 'S'))
+			_exit(6);
+		execl("/bin/true", "true", (char *)NULL);
+		execl("/bin/busybox", "true", (char *)NULL);
+		_exit(7);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+		l->broken = true;
+		return;
+	}
+	fx_log(l, status);
+	fx_log(l, __atomic_load_n(fx_word(f, 1), __ATOMIC_SEQ_CST));
+	fx_log(l, fx_wake(f, 0, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY));
+}
+
+TEST_F_TIMEOUT(fx, exec_takes_a_sleeping_thread_as_futex, 60)
+{
+	static const int want[] = { 0, 0, 0 };
+	long long waiters0 = sp_counter("waiters");
+
+	fx_expect(_metadata, fx_exec_scenario, want, 3);
+	if (waiters0 >= 0)
+		EXPECT_EQ(0, sp_await_waiters(waiters0, false, AWAIT_MS));
 }
 
 TEST_HARNESS_MAIN
