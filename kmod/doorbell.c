@@ -53,8 +53,9 @@
  * While asleep a waiter stays queued where it is: a spurious wake-up
  * (schedule() returning without a WAKE, deadline or signal, e.g. a late
  * wake_up_process() of a waker that marked this task's previous WAIT)
- * sleeps again without leaving the queue, so it keeps its place. A
- * signal does take it out, as for futexes; the restarted call queues anew.
+ * sleeps again without leaving the queue, so it keeps its place. So does
+ * a frozen one (it sleeps TASK_FREEZABLE, as futexes do). A signal does
+ * take it out, as for futexes; the restarted call queues anew.
  *
  * NOTIFY bindings are signalled outside the bucket lock: under the lock WAKE
  * takes a reference on each matching binding into an array it allocated
@@ -325,9 +326,13 @@ static int shmpool_wait_words(struct shmpool_waiter *w, const u32 *expected,
 		/*
 		 * The state first, then the checks: a waker marks, then wakes
 		 * (full barrier in try_to_wake_up()), so either we see its
-		 * mark or it sees us sleeping and wakes us.
+		 * mark or it sees us sleeping and wakes us. Freezable, as
+		 * futexes sleep: the freezer (suspend, cgroup v1) freezes us
+		 * here, still queued, where a fake signal would take us out
+		 * and lose a WAKE that comes meanwhile to the restart. We
+		 * hold no lock while asleep; the checks run after a thaw.
 		 */
-		set_current_state(TASK_INTERRUPTIBLE);
+		set_current_state(TASK_INTERRUPTIBLE | TASK_FREEZABLE);
 		if (shmpool_any_woken(w, n) || timed_out || signal_pending(current))
 			break;
 		if (deadline)

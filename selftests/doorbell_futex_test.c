@@ -6,6 +6,7 @@
 #include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/mount.h>
 
 #include "shmpool_test_util.h"
 
@@ -1019,6 +1020,101 @@ TEST_F_TIMEOUT(fx, exec_takes_a_sleeping_thread_as_futex, 60)
 	fx_expect(_metadata, fx_exec_scenario, want, 3);
 	if (waiters0 >= 0)
 		EXPECT_EQ(0, sp_await_waiters(waiters0, false, AWAIT_MS));
+}
+
+
+#define FREEZER		"/tmp/fx-freezer"	/* a cgroup v1 freezer hierarchy */
+#define FREEZER_G	FREEZER "/g"
+#define THAW_MS		2000	/* how long a thawed, woken sleeper may take */
+
+/* Wait until the freezer group's state reads @want. */
+static bool fx_freezer_is(const char *want)
+{
+	uint64_t end = sp_now_ns(CLOCK_MONOTONIC) + AWAIT_MS * 1000000ULL;
+	char buf[32];
+
+	for (;;) {
+		FILE *st = fopen(FREEZER_G "/freezer.state", "re");
+		bool is = st && fgets(buf, sizeof(buf), st) &&
+			  !strncmp(buf, want, strlen(want));
+
+		if (st)
+			fclose(st);
+		if (is)
+			return true;
+		if (sp_now_ns(CLOCK_MONOTONIC) > end)
+			return false;
+		usleep(1000);
+	}
+}
+
+/*
+ * A sleeper frozen by the cgroup v1 freezer (as the system's suspend
+ * freezer freezes every task) while a WAKE comes: futex sleeps
+ * TASK_FREEZABLE, so it is frozen in place, still queued, the WAKE takes
+ * it (1) and it returns 0 once thawed. Logs the WAKE's count, whether a
+ * report came within THAW_MS of the thaw (if not, a second WAKE's count),
+ * and the sleeper's result.
+ */
+static void fx_freezer_scenario(struct fx *f, struct fx_log *l)
+{
+	struct pollfd p = { .fd = f->rep[0], .events = POLLIN };
+	pid_t pid = fx_fork(f);
+	struct fx_report r;
+	char pid_s[16];
+
+	if (pid == 0) {
+		fx_report(f, 0, fx_wait(f, 0, 0, SHMPOOL_BITSET_ANY, 0));
+		_exit(0);
+	}
+	snprintf(pid_s, sizeof(pid_s), "%d", (int)pid);
+	if (pid < 0 || !fx_await(f, pid, 'S') ||
+	    sp_write_string(FREEZER_G "/cgroup.procs", pid_s) ||
+	    sp_write_string(FREEZER_G "/freezer.state", "FROZEN") ||
+	    !fx_freezer_is("FROZEN")) {
+		l->broken = true;
+		sp_write_string(FREEZER_G "/freezer.state", "THAWED");
+		return;
+	}
+	fx_log(l, fx_wake(f, 0, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY));
+	if (sp_write_string(FREEZER_G "/freezer.state", "THAWED")) {
+		l->broken = true;
+		return;
+	}
+	if (poll(&p, 1, THAW_MS) == 1) {
+		fx_log(l, 1);
+	} else {
+		fx_log(l, 0);
+		fx_log(l, fx_wake(f, 0, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY));
+	}
+	if (!fx_read_report(f, &r))
+		l->broken = true;
+	else
+		fx_log(l, r.ret);
+}
+
+TEST_F_TIMEOUT(fx, frozen_sleeper_stays_queued_as_futex, 60)
+{
+	static const int want[] = { 1, 1, 0 };
+
+	/* Mounting a freezer hierarchy is for a throwaway guest only. */
+	if (!fx_in_test_vm())
+		SKIP(return, "mounts a cgroup v1 freezer: only in a scripts/vm-run.sh guest");
+	if (mkdir(FREEZER, 0755) && errno != EEXIST)
+		SKIP(return, "mkdir " FREEZER ": %s", strerror(errno));
+	if (mount("freezer", FREEZER, "cgroup", 0, "freezer")) {
+		rmdir(FREEZER);
+		SKIP(return, "no cgroup v1 freezer: %s", strerror(errno));
+	}
+	if (mkdir(FREEZER_G, 0755) && errno != EEXIST) {
+		umount(FREEZER);
+		rmdir(FREEZER);
+		ASSERT_TRUE(false) TH_LOG("mkdir " FREEZER_G ": %s", strerror(errno));
+	}
+	fx_expect(_metadata, fx_freezer_scenario, want, 3);
+	EXPECT_EQ(0, rmdir(FREEZER_G));
+	EXPECT_EQ(0, umount(FREEZER));
+	rmdir(FREEZER);
 }
 
 TEST_HARNESS_MAIN

@@ -464,10 +464,11 @@ struct shmpool_info {
  * sleeper's priority is the one it had when it started waiting. A spurious
  * wake-up keeps a sleeper's place in that order; a signal does not (the
  * interrupted call leaves the queue and a restarted one queues anew), as
- * with futexes. A waiter that WAKE took is woken even if the waker is
- * preempted before it wakes that waiter's task: it returns 0 by its
- * deadline, or dies when killed. One difference: WAKE with @nr 0 wakes
- * nobody (futex wakes one).
+ * with futexes. A frozen sleeper (suspend, cgroup v1 freezer) stays queued
+ * and WAKE takes it, as a futex sleeper. A waiter that WAKE took is woken
+ * even if the waker is preempted before it wakes that waiter's task: it
+ * returns 0 by its deadline, or dies when killed. One difference: WAKE
+ * with @nr 0 wakes nobody (futex wakes one).
  *
  * Sleeping waiters are limited per user (module parameter
  * max_waiters_per_user, a WAITV counting one per entry) and so are NOTIFY
