@@ -773,8 +773,10 @@ static void fx_expect(struct __test_metadata *_metadata,
 	fx_run(_metadata, scenario, &fl, &dl);
 	fx_compare(_metadata, &fl, &dl);
 	ASSERT_EQ(n, fl.n);
-	for (i = 0; i < n; i++)
+	/* Braces: EXPECT_EQ() and its TH_LOG() are two statements. */
+	for (i = 0; i < n; i++) {
 		EXPECT_EQ(want[i], fl.ev[i]) TH_LOG("futex event %d", i);
+	}
 }
 
 TEST_F_TIMEOUT(fx, waitv_returns_the_highest_woken_index_as_futex, 60)
