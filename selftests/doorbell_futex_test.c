@@ -582,8 +582,10 @@ static void fx_compare(struct __test_metadata *_metadata, const struct fx_log *f
 	ASSERT_FALSE(fl->broken);
 	ASSERT_FALSE(dl->broken);
 	ASSERT_EQ(fl->n, dl->n);
-	for (i = 0; i < fl->n; i++)
+	/* braces: the harness's TH_LOG after EXPECT_EQ is a loop of its own */
+	for (i = 0; i < fl->n; i++) {
 		EXPECT_EQ(fl->ev[i], dl->ev[i]) TH_LOG("event %d differs", i);
+	}
 }
 
 static void fx_run(struct __test_metadata *_metadata,
