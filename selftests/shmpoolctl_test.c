@@ -516,4 +516,48 @@ TEST_F(ctl, watch_frames)
 	ASSERT_EQ(USAGE, self->r.status);
 }
 
+/* Non-zero if @out holds a byte that is neither printable ASCII nor a newline. */
+static int raw_byte(const char *out)
+{
+	const unsigned char *o;
+
+	for (o = (const unsigned char *)out; *o; o++)
+		if ((*o < 0x20 && *o != '\n') || *o >= 0x7f)
+			return *o;
+	return 0;
+}
+
+/*
+ * --json output is read by programs and shown on terminals: a name's bytes
+ * outside printable ASCII (DEL, C1 controls such as CSI 0x9b, bytes that
+ * are no UTF-8) are \u escapes too, never raw, so that one peer's object
+ * or file name cannot make the whole output unparseable.
+ */
+TEST_F(ctl, json_names_are_ascii)
+{
+	const char *dir = getenv("SHMPOOL_SHM_DIR") ? getenv("SHMPOOL_SHM_DIR") : "/dev/shm";
+	char path[PATH_MAX];
+	struct shmpool_obj obj;
+	int fd;
+
+	ASSERT_EQ(0, shmpool_create(self->name, 1 << 20, 0600, SHMPOOL_EXCL, &self->p));
+	ASSERT_EQ(0, shmpool_heap_open(self->p, 0, &self->h));
+	ASSERT_EQ(1, shmpool_obj_create(self->h, "a\x7f\x9b" "2J\xff\xc3z", 64, 0, &obj));
+	run(&self->r, "stat", "--json", self->name);
+	EXPECT_EQ(OK, self->r.status) TH_LOG("%s", self->r.err);
+	EXPECT_EQ(0, raw_byte(self->r.out)) TH_LOG("stat --json printed a raw byte 0x%02x",
+						    raw_byte(self->r.out));
+	EXPECT_NE(NULL, strstr(self->r.out, "\"a\\u007f\\u009b2J\\u00ff\\u00c3z\""))
+		TH_LOG("%s", self->r.out);
+	snprintf(path, sizeof(path), "%s/shmpool.%s\x9b" "7m", dir, self->name);
+	fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	ASSERT_LE(0, fd);
+	close(fd);
+	run(&self->r, "--backend", "memfd", "ls", "--json");
+	unlink(path);
+	EXPECT_EQ(OK, self->r.status) TH_LOG("%s", self->r.err);
+	EXPECT_EQ(0, raw_byte(self->r.out)) TH_LOG("ls --json printed a raw byte 0x%02x",
+						    raw_byte(self->r.out));
+}
+
 TEST_HARNESS_MAIN

@@ -478,16 +478,26 @@ static int ls_memfd(struct rows *rs)
 	return 0;
 }
 
+/*
+ * A name as a JSON string. Names are bytes, not text (any but NUL in an
+ * object name, any but '/' in a file name): a byte outside printable ASCII
+ * is \u00NN of that byte, never raw. Raw, DEL and the C1 controls (0x9b is
+ * CSI) reach terminals, and a byte that is no UTF-8 makes the whole
+ * document unparseable: one peer's name must not do either to an
+ * administrator's listing of everyone's pools.
+ */
 static void json_str(const char *s)
 {
 	putchar('"');
 	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20 || ch >= 0x7f)
+			printf("\\u%04x", ch);
 		else
-			putchar(*s);
+			putchar(ch);
 	}
 	putchar('"');
 }
