@@ -219,4 +219,102 @@ static inline int hostile_run(int (*victim)(void *arg), void *arg,
 	return 0;
 }
 
+/*
+ * The inspection trials (lib_inspect_test, shmpoolctl_test): what the peer
+ * writes into [@off, @off + @len) of the pool at @base, picked by @s: random
+ * bytes over all of it, or one to four crafted values (at a 4-aligned
+ * place: plausible 32- and 64-bit counts and offsets near the pool's
+ * size in bytes and granules, a link to the field itself, a run of
+ * name bytes without NUL). Returns what it did, for the log.
+ */
+static inline const char *hostile_scribble(uint64_t *s, void *base, size_t size,
+					   size_t off, size_t len)
+{
+	unsigned char *b = (unsigned char *)base + off;
+	unsigned int n, k;
+	size_t at;
+
+	if (len < 8 || hostile_below(s, 4) == 0) {
+		hostile_fill(s, b, len);
+		return "random bytes";
+	}
+	n = 1 + (unsigned int)hostile_below(s, 4);
+	for (k = 0; k < n; k++) {
+		at = hostile_below(s, (len - 8) / 4 + 1) * 4;
+		switch (hostile_below(s, 5)) {
+		case 0: {
+			uint32_t v = (uint32_t)hostile_plausible(s, size >> 4);
+
+			memcpy(b + at, &v, 4);
+			break;
+		}
+		case 1: {
+			uint32_t v = (uint32_t)hostile_plausible(s, size);
+
+			memcpy(b + at, &v, 4);
+			break;
+		}
+		case 2: {
+			uint64_t v = hostile_plausible(s, size);
+
+			memcpy(b + at, &v, 8);
+			break;
+		}
+		case 3: {
+			/* a link to itself, in bytes or in granules */
+			uint64_t v = off + at;
+
+			if (hostile_below(s, 2))
+				v >>= 4;
+			memcpy(b + at, &v, hostile_below(s, 2) ? 4 : 8);
+			break;
+		}
+		default: {
+			/* name bytes, none of them NUL, control bytes among them */
+			size_t i, m = len - at < 80 ? len - at : 80;
+
+			for (i = 0; i < m; i++)
+				b[at + i] = (unsigned char)(1 + hostile_below(s, 255));
+			break;
+		}
+		}
+	}
+	return "crafted values";
+}
+
+/*
+ * A "flipper": a child that keeps writing into [@off, @off + @len) of the
+ * shared mapping @base while the victim runs (values checked, then read
+ * again). It puts back the byte of @orig (the structure as it was) half
+ * of the time, so that the structure keeps looking plausible, else writes
+ * a random byte; stop it with hostile_flipper_stop(). Returns its pid or -1.
+ */
+static inline pid_t hostile_flipper_start(void *base, const void *orig,
+					  size_t off, size_t len, uint64_t seed)
+{
+	volatile unsigned char *b = (volatile unsigned char *)base + off;
+	const unsigned char *o = (const unsigned char *)orig + off;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (;;) {
+		uint64_t r = hostile_next(&seed);
+		size_t i = (size_t)((r >> 8) % len);
+
+		b[i] = (r & 1) ? o[i] : (unsigned char)(r >> 1);
+	}
+}
+
+static inline void hostile_flipper_stop(pid_t pid)
+{
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+}
+
 #endif /* SHMPOOL_HOSTILE_H */

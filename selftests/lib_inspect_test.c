@@ -5,6 +5,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,6 +20,9 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
 #include "kselftest_harness.h"
+#include "lib_test.h"
+#include "hostile.h"
+#include "inspect_hostile.h"
 
 FIXTURE(insp) {
 	char name[64];
@@ -208,6 +213,171 @@ TEST_F(insp, config_version_and_cache_counters)
 	ASSERT_EQ(1U, b.misses);
 	shmpool_config_close(c);
 	shmpool_cache_close(k);
+}
+
+/* ---- a peer's bytes under the inspection calls (issue 14's threat) -------------------- */
+
+#define ERR_OK(ret, ...) ({							\
+	int __r = (ret), __ok = 0;						\
+	const int __allowed[] = { 0, __VA_ARGS__ };				\
+	for (size_t __i = 0; __i < sizeof(__allowed) / sizeof(int); __i++)	\
+		__ok |= __r == __allowed[__i];					\
+	if (!__ok)								\
+		fprintf(stderr, "# %s:%d: %s returned %d (%s)\n", __FILE__,	\
+			__LINE__, #ret, __r, strerror(-__r));			\
+	__ok; })
+
+/*
+ * One round of every inspection call on the read-only handle, as stat and
+ * check make them: the documented errors only, entries inside the pool,
+ * names NUL-terminated, fill levels within the ring. Non-zero: a verdict.
+ */
+static int inspect_round(struct insp_pool *ip)
+{
+	struct shmpool_heap_stats st;
+	struct shmpool_obj_entry e;
+	struct shmpool_ring_info ri;
+	struct shmpool_config_info ci;
+	struct shmpool_cache_stats cs;
+	unsigned int pos = 0, n = 0, i;
+	uint64_t offs[64 + 5];
+	int ret;
+
+	if (!ERR_OK(shmpool_heap_inspect(ip->ro, &st), -EUCLEAN, -ENODATA))
+		return 10;
+	while (!(ret = shmpool_obj_next(ip->ro, &pos, &e))) {
+		if (++n > 64) {
+			fprintf(stderr, "# obj_next: more than 64 entries\n");
+			return 11;
+		}
+		if (!memchr(e.name, 0, sizeof(e.name)) || e.off >= ip->size ||
+		    e.size > ip->size - e.off) {
+			fprintf(stderr, "# obj_next: entry %u outside the pool or unterminated\n", n);
+			return 12;
+		}
+		offs[n - 1] = e.off;
+	}
+	if (!ERR_OK(ret, -ENOENT, -ENODATA))
+		return 13;
+	for (i = 0; i < 5; i++)
+		offs[n++] = ip->obj_off[i];
+	for (i = 0; i < n; i++) {
+		ret = shmpool_ring_inspect(ip->ro, offs[i], &ri);
+		if (!ERR_OK(ret, -EINVAL, -EPROTOTYPE, -EPROTONOSUPPORT))
+			return 14;
+		if (!ret && ri.used > ri.count) {
+			fprintf(stderr, "# ring_inspect: %u used of %u\n", ri.used, ri.count);
+			return 15;
+		}
+		if (!ERR_OK(shmpool_config_inspect(ip->ro, offs[i], &ci),
+			    -EINVAL, -EPROTOTYPE, -EUCLEAN))
+			return 16;
+		if (!ERR_OK(shmpool_cache_inspect(ip->ro, offs[i], &cs), -EINVAL, -EPROTOTYPE))
+			return 17;
+	}
+	return 0;
+}
+
+/* What shmpoolctl check adds: the heap checker, through a read-write handle. */
+static int check_round(struct insp_pool *ip)
+{
+	struct shmpool_heap *h;
+	char msg[256];
+	int ret;
+
+	ret = shmpool_heap_open(ip->p, SHMPOOL_HEAP_NOCACHE, &h);
+	if (!ERR_OK(ret, -EUCLEAN, -ETIMEDOUT))
+		return 20;
+	if (ret)
+		return 0;
+	shmpool_heap_set_lock_timeout(h, 200);
+	ret = shmpool_heap_check(h, 0, msg, sizeof(msg));
+	if (!ERR_OK(ret, -EUCLEAN, -ETIMEDOUT))
+		return 21;
+	ret = shmpool_heap_check(h, SHMPOOL_CHECK_QUIESCENT, msg, sizeof(msg));
+	if (!ERR_OK(ret, -EUCLEAN, -ETIMEDOUT))
+		return 22;
+	if (ret && !memchr(msg, 0, sizeof(msg)))
+		return 23;
+	shmpool_heap_close(h);
+	return 0;
+}
+
+struct insp_victim {
+	struct insp_pool *ip;
+	int rounds;
+	bool check;
+};
+
+static int insp_victim(void *arg)
+{
+	struct insp_victim *v = arg;
+	int i, ret;
+
+	for (i = 0; i < v->rounds; i++) {
+		ret = inspect_round(v->ip);
+		if (!ret && v->check)
+			ret = check_round(v->ip);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int insp_run(void *arg, unsigned int t, char *why, size_t len)
+{
+	struct insp_victim *v = arg;
+	unsigned int ms = (unsigned int)((v->rounds > 1 ? 10000 : 5000) * scale());
+	char buf[128];
+
+	/* with a flipper: the checker too, in every other trial (it takes the lock) */
+	if (v->rounds > 1)
+		v->check = t & 1;
+	if (!hostile_run(insp_victim, v, ms, 0, buf))
+		return 0;
+	snprintf(why, len, "%s", buf);
+	return -1;
+}
+
+/*
+ * Random bytes and crafted values (counts at the maximum, offsets one
+ * past, links to themselves, names without NUL) in each structure, then
+ * every inspection call and the checker in a child under a watchdog: no
+ * signal, no hang, only the documented errors, nothing outside the pool.
+ */
+TEST_F_TIMEOUT(insp, hostile_contents, 300)
+{
+	struct insp_pool ip = { .p = self->p, .ro = self->ro };
+	struct insp_victim v = { .ip = &ip, .rounds = 1, .check = true };
+	char why[768];
+	int ret;
+
+	ASSERT_EQ(0, shmpool_heap_open(self->p, SHMPOOL_HEAP_NOCACHE, &self->h));
+	populate_kinds(_metadata, self->h, &ip);
+	ret = insp_trials_run(&ip, insp_trials(400), hostile_seed(), false, insp_run, &v,
+			      why, sizeof(why));
+	free(ip.orig);
+	ASSERT_EQ(0, ret) TH_LOG("%s", why);
+}
+
+/*
+ * The same while a flipper keeps rewriting the structure's bytes during
+ * the calls: a value checked and then read again must not take a call out
+ * of the pool or into an unbounded loop.
+ */
+TEST_F_TIMEOUT(insp, hostile_contents_changing, 300)
+{
+	struct insp_pool ip = { .p = self->p, .ro = self->ro };
+	struct insp_victim v = { .ip = &ip, .rounds = 20 };
+	char why[768];
+	int ret;
+
+	ASSERT_EQ(0, shmpool_heap_open(self->p, SHMPOOL_HEAP_NOCACHE, &self->h));
+	populate_kinds(_metadata, self->h, &ip);
+	ret = insp_trials_run(&ip, insp_trials(60), hostile_seed() ^ 0xf11b, true, insp_run,
+			      &v, why, sizeof(why));
+	free(ip.orig);
+	ASSERT_EQ(0, ret) TH_LOG("%s", why);
 }
 
 TEST_HARNESS_MAIN

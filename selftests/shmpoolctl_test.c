@@ -26,6 +26,7 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
 #include "kselftest_harness.h"
+#include "inspect_hostile.h"
 
 #include <shmpool.h>
 #include <shmpool_alloc.h>
@@ -102,7 +103,10 @@ static void runv(struct run *r, int uid, const char *arg, ...)
 	if (pid == 0) {
 		dup2(ofd, 1);
 		dup2(efd, 2);
-		if (uid != -1 && (setgid((gid_t)uid) || setuid((uid_t)uid)))
+		/* uid -2 - N: no change of user, a watchdog of N seconds */
+		if (uid <= -2)
+			alarm((unsigned int)(-2 - uid));
+		else if (uid != -1 && (setgid((gid_t)uid) || setuid((uid_t)uid)))
 			_exit(99);
 		execv(argv[0], (char **)argv);
 		_exit(98);
@@ -558,6 +562,95 @@ TEST_F(ctl, json_names_are_ascii)
 	EXPECT_EQ(OK, self->r.status) TH_LOG("%s", self->r.err);
 	EXPECT_EQ(0, raw_byte(self->r.out)) TH_LOG("ls --json printed a raw byte 0x%02x",
 						    raw_byte(self->r.out));
+}
+
+/* the commands of the trials, and the exit statuses shmpoolctl(8) allows them */
+static const struct {
+	const char *argv[6];
+	int ok[3];
+} hostile_cmds[] = {
+	{ { "stat" }, { OK, DAMAGED, OK } },
+	{ { "stat", "--json" }, { OK, DAMAGED, OK } },
+	{ { "watch", "--count", "2", "--interval", "0.01" }, { OK, DAMAGED, OK } },
+	{ { "check" }, { OK, DAMAGED, OK } },
+	{ { "check", "--quiescent" }, { OK, DAMAGED, OK } },
+	{ { "info" }, { OK, OK, OK } },
+	{ { "dump", "@", "0", "4096" }, { OK, OK, OK } },
+};
+
+/*
+ * Run every command of hostile_cmds[] on the pool, each under a watchdog
+ * of @secs seconds (alarm() survives the exec): no signal, a documented
+ * status, no raw control byte in its output. 0, or the index + 1 of the
+ * command that failed (its run in @self->r).
+ */
+static int run_hostile_cmds(FIXTURE_DATA(ctl) *self, unsigned int secs, char *why, size_t len)
+{
+	char secs_s[16];
+	size_t i, a;
+
+	snprintf(secs_s, sizeof(secs_s), "%u", secs);
+	for (i = 0; i < sizeof(hostile_cmds) / sizeof(hostile_cmds[0]); i++) {
+		const char *argv[8] = { NULL };
+		int k, ok = 0;
+
+		for (a = 0; a < 6 && hostile_cmds[i].argv[a]; a++)
+			argv[a] = strcmp(hostile_cmds[i].argv[a], "@") ? hostile_cmds[i].argv[a]
+								      : self->name;
+		if (strcmp(argv[0], "dump"))
+			argv[a++] = self->name;
+		runv(&self->r, -2 - (int)secs, argv[0], argv[1], argv[2], argv[3], argv[4],
+		     argv[5], argv[6], NULL);
+		for (k = 0; k < 3; k++)
+			ok |= self->r.status == hostile_cmds[i].ok[k];
+		if (!ok || raw_byte(self->r.out) || raw_byte(self->r.err)) {
+			snprintf(why, len, "%s %s: status %d%s, raw byte 0x%02x/0x%02x; %.200s",
+				 argv[0], argv[1], self->r.status,
+				 self->r.status == 128 + SIGALRM ? " (hung)" : "",
+				 raw_byte(self->r.out), raw_byte(self->r.err), self->r.err);
+			return (int)i + 1;
+		}
+	}
+	return 0;
+}
+
+static int ctl_run(void *arg, unsigned int t, char *why, size_t len)
+{
+	(void)t;
+	return run_hostile_cmds(arg, (unsigned int)(20 * scale()), why, len);
+}
+
+/* The trials of the two tests below on a populated pool. */
+static void ctl_trials(struct __test_metadata *_metadata, FIXTURE_DATA(ctl) *self,
+		       unsigned int n, uint64_t seed, bool flip)
+{
+	struct insp_pool ip;
+	char why[1024];
+	int ret;
+
+	populate(_metadata, self);
+	ip.p = self->p;
+	populate_kinds(_metadata, self->h, &ip);
+	ret = insp_trials_run(&ip, n, seed, flip, ctl_run, self, why, sizeof(why));
+	free(ip.orig);
+	ASSERT_EQ(0, ret) TH_LOG("%s", why);
+}
+
+/*
+ * The administrator's view of a pool whose owner wrote garbage or crafted
+ * values (counts at the maximum, offsets one past, links to themselves,
+ * names without NUL) into each structure: every command ends by itself,
+ * with a status the man page gives it, and prints no raw control byte.
+ */
+TEST_F_TIMEOUT(ctl, hostile_contents, 600)
+{
+	ctl_trials(_metadata, self, insp_trials(60), hostile_seed(), false);
+}
+
+/* The same while a flipper keeps rewriting the structure under the commands. */
+TEST_F_TIMEOUT(ctl, hostile_contents_changing, 600)
+{
+	ctl_trials(_metadata, self, insp_trials(30), hostile_seed() ^ 0xf11b, true);
 }
 
 TEST_HARNESS_MAIN

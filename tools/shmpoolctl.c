@@ -19,8 +19,8 @@
  *
  * Exit status (also in man/shmpoolctl.8): 0 success, 1 other error,
  * 2 usage, 3 no such pool, 4 permission denied, 5 no module (device
- * backend unavailable), 6 pool exists, 7 check found damage, 8 no heap in
- * the pool.
+ * backend unavailable), 6 pool exists, 7 check found damage (stat and
+ * watch: the heap is unreadable, EUCLEAN), 8 no heap in the pool.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -1262,7 +1262,8 @@ static void help(void)
 	       "and ls lists both. $SHMPOOL_SCOPE picks the device scope.\n\n"
 	       "Exit status: 0 success, 1 other error, 2 usage, 3 no such pool,\n"
 	       "4 permission denied, 5 no shmpool module, 6 pool exists, 7 check found\n"
-	       "damage, 8 no heap in the pool. See shmpoolctl(8).\n");
+	       "damage (stat, watch: the heap is unreadable), 8 no heap in the pool.\n"
+	       "See shmpoolctl(8).\n");
 }
 
 /* The value of option @name at argv[*i] ("--name=v" or "--name v"), or NULL. */
