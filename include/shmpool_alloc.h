@@ -220,10 +220,15 @@ struct shmpool_heap_stats {
 
 /* flags for shmpool_heap_open() */
 #define SHMPOOL_HEAP_NOCACHE	(1U << 0)	/* no thread caches on this handle */
+#define SHMPOOL_HEAP_EXISTING	(1U << 1)	/* never lay a heap out, never wait */
 
 /*
  * Attach to @p's heap, laying it out first if the pool is fresh (all zero).
- * @flags: 0 or SHMPOOL_HEAP_NOCACHE, else -EINVAL. Waits while another process initialises (-ETIMEDOUT
+ * @flags: SHMPOOL_HEAP_NOCACHE, SHMPOOL_HEAP_EXISTING or both, else -EINVAL.
+ * With SHMPOOL_HEAP_EXISTING only a heap already laid out is opened:
+ * -ENODATA for a fresh pool, -EUCLEAN while one is being laid out (an
+ * observer such as shmpoolctl check must not write a layout into a pool
+ * whose state a peer may reset after it looked). Without it, waits while another process initialises (-ETIMEDOUT
  * after 10 s if it is alive but does not finish); takes over if it died.
  * -EUCLEAN: the pool holds something that is not a heap of this layout
  * version or size; -EPERM: read-only pool; -EINVAL: pool smaller than

@@ -976,6 +976,9 @@ static int heap_ready(struct shmpool_heap *h)
 		s = atomic_load_explicit(&hh->state, memory_order_acquire);
 		if (s == HEAP_STATE_READY)
 			return heap_validate(h);
+		/* one look, no layout: this state is all a peer's word decides */
+		if (h->__flags & SHMPOOL_HEAP_EXISTING)
+			return s ? -EUCLEAN : -ENODATA;
 		if (s != 0 && !(s & HEAP_STATE_INIT))
 			return -EUCLEAN;
 		/* an attachment id: a live initialiser elsewhere is never taken for dead */
@@ -1016,7 +1019,7 @@ int shmpool_heap_open(struct shmpool *p, unsigned int flags,
 	struct heap_priv *hp;
 	int ret;
 
-	if (!p || !out || (flags & ~SHMPOOL_HEAP_NOCACHE))
+	if (!p || !out || (flags & ~(SHMPOOL_HEAP_NOCACHE | SHMPOOL_HEAP_EXISTING)))
 		return -EINVAL;
 	if (p->flags & SHMPOOL_RDONLY)
 		return -EPERM;

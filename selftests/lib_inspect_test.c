@@ -215,6 +215,26 @@ TEST_F(insp, config_version_and_cache_counters)
 	shmpool_cache_close(k);
 }
 
+/* SHMPOOL_HEAP_EXISTING: one look at the state, never a layout, never a wait. */
+TEST_F(insp, heap_open_existing_never_lays_out)
+{
+	uint32_t *state = shmpool_base(self->p);
+	struct shmpool_heap *h;
+
+	ASSERT_EQ(-ENODATA, shmpool_heap_open(self->p, SHMPOOL_HEAP_EXISTING, &h));
+	ASSERT_EQ(0U, state[0]);
+	ASSERT_EQ(0U, state[1]);
+	/* being laid out by a live process (ours): no wait, no takeover */
+	state[0] = 0x80000000U | 1;
+	ASSERT_EQ(-EUCLEAN, shmpool_heap_open(self->p, SHMPOOL_HEAP_EXISTING, &h));
+	ASSERT_EQ(0x80000001U, state[0]);
+	state[0] = 0;
+	ASSERT_EQ(0, shmpool_heap_open(self->p, SHMPOOL_HEAP_NOCACHE, &self->h));
+	ASSERT_EQ(0, shmpool_heap_open(self->p, SHMPOOL_HEAP_EXISTING | SHMPOOL_HEAP_NOCACHE, &h));
+	shmpool_heap_close(h);
+	ASSERT_EQ(-EINVAL, shmpool_heap_open(self->p, 1U << 2, &h));
+}
+
 /* ---- a peer's bytes under the inspection calls (issue 14's threat) -------------------- */
 
 #define ERR_OK(ret, ...) ({							\

@@ -14,6 +14,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -651,6 +652,52 @@ TEST_F_TIMEOUT(ctl, hostile_contents, 600)
 TEST_F_TIMEOUT(ctl, hostile_contents_changing, 600)
 {
 	ctl_trials(_metadata, self, insp_trials(30), hostile_seed() ^ 0xf11b, true);
+}
+
+/*
+ * check looks read-only first and then opens the heap read-write: it must
+ * never lay out a heap in the pool (wiping its directory), however the
+ * heap's state word changes between the two looks. A peer flips it
+ * between "ready" and "nothing laid out" while check runs again and again.
+ */
+TEST_F_TIMEOUT(ctl, check_never_lays_out_a_heap, 300)
+{
+	struct shmpool_obj_entry e;
+	_Atomic uint32_t *state;
+	unsigned int pos, i, n = in_vm_lane() ? 10 : 40;
+	pid_t flipper;
+	int found;
+
+	populate(_metadata, self);
+	state = (_Atomic uint32_t *)shmpool_base(self->p);
+	ASSERT_EQ(1U, *state);	/* lib/heap.h: HEAP_STATE_READY */
+	fflush(NULL);
+	flipper = fork();
+	ASSERT_LE(0, flipper);
+	if (!flipper) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (i = 0;; i++) {
+			atomic_store(state, (i & 1) ? 1U : 0U);
+			for (volatile int k = 0; k < 2000; k++)
+				;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		runv(&self->r, -2 - 20, "check", self->name, NULL);
+		if (self->r.status != OK && self->r.status != DAMAGED &&
+		    self->r.status != NOHEAP)
+			break;
+		pos = 0;
+		found = 0;
+		while (!shmpool_obj_next(self->p, &pos, &e))
+			found |= !strcmp(e.name, "jobs");
+		if (!found)
+			break;
+	}
+	hostile_flipper_stop(flipper);
+	ASSERT_EQ(n, i) TH_LOG("run %u: status %d, \"jobs\" %s; %s%s", i, self->r.status,
+			       found ? "still there" : "gone: check laid out a heap",
+			       self->r.out, self->r.err);
 }
 
 TEST_HARNESS_MAIN

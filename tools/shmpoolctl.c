@@ -1112,7 +1112,12 @@ static int cmd_check(int argc, char **argv)
 	ret = open_pool(argv[0], true, &p);
 	if (ret)
 		return fail("check (takes the heap lock, needs write access)", argv[0], ret);
-	ret = shmpool_heap_open(p, SHMPOOL_HEAP_NOCACHE, &h);
+	/*
+	 * The owner may have reset the heap's state since we looked:
+	 * EXISTING, so that check never lays a heap out (wiping the
+	 * directory) nor waits for an "initialiser".
+	 */
+	ret = shmpool_heap_open(p, SHMPOOL_HEAP_NOCACHE | SHMPOOL_HEAP_EXISTING, &h);
 	if (ret) {
 		shmpool_close(p);
 		if (ret == -EUCLEAN) {
