@@ -62,7 +62,7 @@ static void populate_kinds(struct __test_metadata *_metadata, struct shmpool_hea
 	struct shmpool_obj obj;
 	uint64_t small[8], big[4], v = 7, meta;
 	const char *n;
-	void *rec;
+	void *rec = NULL;
 	int i;
 
 	ASSERT_EQ(1, shmpool_ring_create(h, "s", SHMPOOL_RING_SPSC, 16, 8, 0, &r));
