@@ -1529,8 +1529,9 @@ int shmpool_ring_inspect(struct shmpool *p, uint64_t off,
 	/* acquire: pairs with the creator's release of magic (the description) */
 	if (atomic_load_explicit(&h->d.magic, memory_order_acquire) != __SHMPOOL_RING_MAGIC)
 		return -EPROTOTYPE;
-	ri->version = h->d.version;
-	if (h->d.version != __SHMPOOL_RING_VERSION)
+	/* once: the version reported is the one refused, whatever a peer writes */
+	ri->version = *(const volatile uint32_t *)&h->d.version;
+	if (ri->version != __SHMPOOL_RING_VERSION)
 		return -EPROTONOSUPPORT;
 	ri->type = h->d.type;
 	ri->flags = h->d.flags;

@@ -235,6 +235,52 @@ TEST_F(insp, heap_open_existing_never_lays_out)
 	ASSERT_EQ(-EINVAL, shmpool_heap_open(self->p, 1U << 2, &h));
 }
 
+/*
+ * shmpoolctl check prints the version that shmpool_ring_inspect() refused:
+ * with -EPROTONOSUPPORT, ri.version is another layout version, also while
+ * a peer keeps changing the word (read twice, it gave "layout version 6,
+ * this library reads 6" where the compiler reloads it, as at -O1).
+ */
+TEST_F(insp, ring_version_refused_is_reported)
+{
+	struct shmpool_ring_info ri;
+	struct shmpool_ring *r;
+	unsigned int i, refused = 0, n = in_vm_lane() ? 20000 : 200000;
+	uint32_t *ver;
+	pid_t flipper;
+
+	ASSERT_EQ(0, shmpool_heap_open(self->p, 0, &self->h));
+	ASSERT_EQ(1, shmpool_ring_create(self->h, "q", SHMPOOL_RING_SPSC, 16, 8, 0, &r));
+	ASSERT_EQ(0, shmpool_ring_inspect(self->ro, r->off, &ri));
+	ver = &((struct __shmpool_ring_hdr *)((char *)shmpool_base(self->p) + r->off))->d.version;
+	ASSERT_EQ(ri.version, *ver);
+	fflush(NULL);
+	flipper = fork();
+	ASSERT_LE(0, flipper);
+	if (!flipper) {
+		volatile uint32_t *v = ver;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (i = 0;; i++)
+			*v = ri.version + (i & 1);
+	}
+	/* the flipper is at it */
+	while (*(volatile uint32_t *)ver == ri.version)
+		;
+	for (i = 0; i < n; i++) {
+		if (shmpool_ring_inspect(self->ro, r->off, &ri) != -EPROTONOSUPPORT)
+			continue;
+		refused++;
+		if (ri.version == __SHMPOOL_RING_VERSION)
+			break;
+	}
+	hostile_flipper_stop(flipper);
+	shmpool_ring_close(r);
+	ASSERT_EQ(n, i) TH_LOG("call %u: refused version %u, which is this library's",
+			       i, ri.version);
+	ASSERT_LT(0U, refused);
+}
+
 /* ---- a peer's bytes under the inspection calls (issue 14's threat) -------------------- */
 
 #define ERR_OK(ret, ...) ({							\
