@@ -228,8 +228,9 @@ struct shmpool_heap_stats {
  * With SHMPOOL_HEAP_EXISTING only a heap already laid out is opened:
  * -ENODATA for a fresh pool, -EUCLEAN while one is being laid out (an
  * observer such as shmpoolctl check must not write a layout into a pool
- * whose state a peer may reset after it looked). Without it, waits while another process initialises (-ETIMEDOUT
- * after 10 s if it is alive but does not finish); takes over if it died.
+ * whose state a peer may reset after it looked). Without it, waits while
+ * another process initialises (-ETIMEDOUT after 10 s if it is alive but
+ * does not finish); takes over if it died.
  * -EUCLEAN: the pool holds something that is not a heap of this layout
  * version or size; -EPERM: read-only pool; -EINVAL: pool smaller than
  * SHMPOOL_HEAP_MIN_POOL; -EFBIG: pool above 64 GiB; -EUSERS: every
