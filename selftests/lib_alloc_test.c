@@ -209,7 +209,7 @@ TEST_F(alloc, rejects_flags)
 {
 	struct shmpool_heap *h2 = NULL;
 
-	EXPECT_EQ(-EINVAL, shmpool_heap_open(self->p, 2, &h2));
+	EXPECT_EQ(-EINVAL, shmpool_heap_open(self->p, 1U << 2, &h2));
 	EXPECT_EQ(-EINVAL, shmpool_heap_open(self->p, SHMPOOL_HEAP_NOCACHE | 0x80000000U, &h2));
 	EXPECT_EQ(NULL, h2);
 }
