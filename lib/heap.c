@@ -1301,17 +1301,23 @@ static int check_locked(struct shmpool_heap *h, char *msg, size_t len)
 {
 	struct heap_hdr *hh = heap_hdr(h);
 	uint64_t nfree = 0, nused = 0, free_g = 0, nbits = 0, listed = 0;
-	uint32_t g, prev_size = 0, nslab = 0, nnamed = 0, w;
+	uint32_t g, size = 0, prev_size = 0, nslab = 0, nnamed = 0, w;
 	unsigned int fl, sl, efl, esl;
 	bool prev_free = false;
 	struct blk *b;
 	int ret = 0, i;
 
-	for (g = heap_priv(h)->heap_g; g < heap_priv(h)->end_g; g += b->size) {
+	for (g = heap_priv(h)->heap_g; g < heap_priv(h)->end_g; g += size) {
 		b = blk_at(h, g);
-		if (!blk_ok(h, g))
+		/*
+		 * The size read once, and checked as read: a peer that rewrites
+		 * it after blk_ok() looked must not hold the walk in place (or
+		 * send it past the end). Each step is then MIN_BLOCK_G or more.
+		 */
+		size = __atomic_load_n(&b->size, __ATOMIC_RELAXED);
+		if (!blk_ok(h, g) || size < MIN_BLOCK_G || size > heap_priv(h)->end_g - g)
 			FAIL("block at 0x%llx: bad header (check word, size %u or flags 0x%x)",
-			     (unsigned long long)g << GRAN_SHIFT, b->size, b->flags);
+			     (unsigned long long)g << GRAN_SHIFT, size, b->flags);
 		if (b->prev != prev_size)
 			FAIL("block at 0x%llx: previous size %u, the previous block has %u",
 			     (unsigned long long)g << GRAN_SHIFT, b->prev, prev_size);
@@ -1326,7 +1332,7 @@ static int check_locked(struct shmpool_heap *h, char *msg, size_t len)
 				FAIL("free block at 0x%llx: marked allocated in the bitmap",
 				     (unsigned long long)g << GRAN_SHIFT);
 			nfree++;
-			free_g += b->size;
+			free_g += size;
 		} else {
 			if (!bit_test(h, g))
 				FAIL("allocated block at 0x%llx: not in the bitmap",
@@ -1349,7 +1355,7 @@ static int check_locked(struct shmpool_heap *h, char *msg, size_t len)
 			nused++;
 		}
 		prev_free = b->flags & BLK_FREE;
-		prev_size = b->size;
+		prev_size = size;
 	}
 	if (g != heap_priv(h)->end_g || !blk_ok(h, g) || blk_at(h, g)->prev != prev_size)
 		FAIL("heap end at 0x%llx: walk ends at 0x%llx or bad sentinel",
