@@ -3878,7 +3878,15 @@ static int ordered_locker(void *arg)
 		return 3;
 	atomic_store(&c->sh->result[c->idx],
 		     (int32_t)atomic_fetch_add(&c->sh->progress, 1));
-	return shmpool_mutex_unlock(c->p, &c->sh->mtx) ? 4 : 0;
+	if (shmpool_mutex_unlock(c->p, &c->sh->mtx))
+		return 4;
+	/*
+	 * Stay attached until every locker had its turn: an attachment's
+	 * end wakes every sleeper that watches for deaths (a mutex held by
+	 * another attachment), and they queue again in whatever order they
+	 * run, which would lose the order among equal priorities.
+	 */
+	return wait_count(&c->sh->progress, ORDER_LOCKERS, 20000) ? 5 : 0;
 }
 
 /*
@@ -3897,6 +3905,7 @@ TEST_F_TIMEOUT(sync, mutex_unlock_wakes_real_time_lockers_first, 60)
 
 	if (geteuid())
 		SKIP(return, "SCHED_FIFO needs root");
+	atomic_store(&self->sh->progress, 0);
 	ASSERT_EQ(0, shmpool_mutex_lock(self->p, &self->sh->mtx));
 	for (i = 0; i < ORDER_LOCKERS; i++) {
 		atomic_store(&self->sh->result[i], -1);
