@@ -438,14 +438,25 @@ static inline int in_vm_lane(void)
 
 /*
  * The debug lane (KASAN, lockdep, kmemleak: scripts/vm-run.sh) is there for
- * the module; its command line says "spbackends=device", and the library
- * tests' memfd variants, which the host and every other lane run, skip
- * there. Leaves through the harness's abort path, as the fixtures' other
+ * the module, and the 6.12 lane leaves the memfd backend to rt (same
+ * series); their command lines say "spbackends=device", and the library
+ * tests' memfd variants, which the host, 6.1 and rt run, skip there. Leaves through the harness's abort path, as the fixtures' other
  * SKIP()s do (6.1's harness would still run the test after a plain one).
  */
 static inline int lane_is_device_only(void)
 {
 	return cmdline_has("spbackends=device");
+}
+
+/*
+ * The debug lane itself (its command line names the lane: "splane=debug"):
+ * the tests whose cost is the library's own steps (kill points, death
+ * games) leave it to the other lanes, as each step costs milliseconds
+ * under KASAN.
+ */
+static inline int lane_is_debug(void)
+{
+	return cmdline_has("splane=debug");
 }
 
 #define SKIP_MEMFD_IN_DEVICE_LANE(backend)					\
@@ -603,7 +614,7 @@ static inline int step_and_kill(int (*fn)(void *), void *arg, long steps)
 			SKIP(return, "sanitizer build: the plain build takes every kill point"); \
 		if (in_vm_lane() && shmpool_backend(pool) == SHMPOOL_BACKEND_MEMFD) \
 			SKIP(return, "memfd: every kill point is taken on the host"); \
-		if (lane_is_device_only())					\
+		if (lane_is_debug())						\
 			SKIP(return, "debug lane: the kill points test the library; " \
 			     "the 6.1, 6.12 and rt lanes take them on the device"); \
 		for ((k) = 0; (k) < 100000; (k) += in_vm_lane() ? (vm_apart) : 1) { \
