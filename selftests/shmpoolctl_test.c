@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -563,6 +565,112 @@ TEST_F(ctl, json_names_are_ascii)
 	EXPECT_EQ(OK, self->r.status) TH_LOG("%s", self->r.err);
 	EXPECT_EQ(0, raw_byte(self->r.out)) TH_LOG("ls --json printed a raw byte 0x%02x",
 						    raw_byte(self->r.out));
+}
+
+/*
+ * Where the file name of a mapping of @path starts in its /proc/self/maps
+ * line (the kernel pads the fields before it to one width), or -1.
+ */
+static int maps_path_column(const char *path)
+{
+	char line[PATH_MAX + 256], *at;
+	FILE *f = fopen("/proc/self/maps", "re");
+	int col = -1;
+
+	while (f && col < 0 && fgets(line, sizeof(line), f))
+		if ((at = strstr(line, path)))
+			col = (int)(at - line);
+	if (f)
+		fclose(f);
+	return col;
+}
+
+/* mkdir -p for the directories of @path (the last component is a file) */
+static int mkdirs(char *path)
+{
+	char *slash;
+
+	for (slash = strchr(path + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		if (mkdir(path, 0700) && errno != EEXIST)
+			return -1;
+		*slash = '/';
+	}
+	return 0;
+}
+
+/*
+ * Any user can map a file whose name holds text that looks like the fields
+ * of a maps line. shmpoolctl counts a memfd pool's mappings from every
+ * process's /proc/<pid>/maps: a line longer than its line buffer, cut in
+ * two, made the name's tail parse as a mapping of whatever pool that user
+ * chose, in root's "ls". The file name here puts "x x 0 <dev> <ino>" of
+ * our pool's file right where a 512-byte buffer cuts its line.
+ */
+TEST_F(ctl, ls_mapping_counts_not_forged_by_long_file_names)
+{
+	const char *dir = getenv("SHMPOOL_SHM_DIR") ? getenv("SHMPOOL_SHM_DIR") : "/dev/shm";
+	char path[PATH_MAX], probe[64], want[160], *at, *json;
+	size_t len, cut = 511;	/* the old buffer held 511 bytes of a line */
+	int fd, col;
+	struct stat st;
+	void *map, *pmap;
+
+	run(&self->r, "--backend", "memfd", "create", self->name, "64K");
+	ASSERT_EQ(OK, self->r.status) TH_LOG("%s", self->r.err);
+	snprintf(path, sizeof(path), "%s/shmpool.%s", dir, self->name);
+	ASSERT_EQ(0, stat(path, &st));
+
+	/* the column where file names start, from a mapping of a short one */
+	snprintf(probe, sizeof(probe), "/tmp/ctlmaps.%d", getpid());
+	fd = open(probe, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, 4096));
+	pmap = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, pmap);
+	close(fd);
+	col = maps_path_column(probe);
+	ASSERT_LT(0, col);
+	ASSERT_GT((int)cut - 64, col);
+
+	/* directories of 200 bytes, then a file name whose tail is the fake */
+	len = (size_t)snprintf(path, sizeof(path), "%s.d", probe);
+	while (col + len + 1 < cut) {
+		size_t n = cut - (col + len + 1);
+
+		path[len++] = '/';
+		if (n > 220)
+			n = 200;	/* a directory; what is left follows */
+		memset(path + len, 'd', n);
+		len += n;
+	}
+	ASSERT_EQ(cut, col + len);
+	snprintf(path + len, sizeof(path) - len, "x x 0 %02x:%02x %llu",
+		 major(st.st_dev), minor(st.st_dev), (unsigned long long)st.st_ino);
+	ASSERT_EQ(0, mkdirs(path));
+	fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+	ASSERT_LE(0, fd) TH_LOG("open: %s", strerror(errno));
+	ASSERT_EQ(0, ftruncate(fd, 4096));
+	map = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	close(fd);
+	EXPECT_EQ(col, maps_path_column(path));
+
+	run(&self->r, "--backend", "memfd", "ls", "--json");
+	munmap(map, 4096);
+	munmap(pmap, 4096);
+	unlink(path);
+	unlink(probe);
+	while ((at = strrchr(path, '/')) && at > path + strlen(probe)) {
+		*at = '\0';
+		rmdir(path);
+	}
+	EXPECT_EQ(OK, self->r.status) TH_LOG("%s", self->r.err);
+	snprintf(want, sizeof(want), "{\"name\": \"%s\", \"backend\": \"memfd\"", self->name);
+	json = strstr(self->r.out, want);
+	ASSERT_NE(NULL, json) TH_LOG("%s", self->r.out);
+	EXPECT_NE(NULL, strstr(json, "\"attachments\": 0, \"mappings\": 0"))
+		TH_LOG("%.300s", json);
 }
 
 /* the commands of the trials, and the exit statuses shmpoolctl(8) allows them */

@@ -218,12 +218,12 @@ struct usage {
 /* Count @pid's fds and mappings of each pool in @u (@n entries). */
 static void scan_pid(const char *pid, struct usage *u, size_t n)
 {
-	char path[64], line[512];
+	char path[64], *line = NULL;
 	struct dirent *de;
 	struct stat st;
 	unsigned int maj, min;
 	unsigned long long ino, off;
-	size_t i;
+	size_t i, cap = 0;
 	DIR *d;
 	FILE *f;
 
@@ -240,7 +240,12 @@ static void scan_pid(const char *pid, struct usage *u, size_t n)
 		closedir(d);
 	snprintf(path, sizeof(path), "/proc/%s/maps", pid);
 	f = fopen(path, "re");
-	while (f && fgets(line, sizeof(line), f)) {
+	/*
+	 * Whole lines, however long: a file name is up to PATH_MAX bytes
+	 * that any user chooses, and the tail of a line cut in two would
+	 * parse as a mapping of whatever pool it names.
+	 */
+	while (f && getline(&line, &cap, f) > 0) {
 		if (sscanf(line, "%*s %*s %llx %x:%x %llu", &off, &maj, &min, &ino) != 4)
 			continue;
 		/* the module's status page is not a mapping of the pool (INFO) */
@@ -250,6 +255,7 @@ static void scan_pid(const char *pid, struct usage *u, size_t n)
 			if (makedev(maj, min) == u[i].dev && ino == u[i].ino)
 				u[i].maps++;
 	}
+	free(line);
 	if (f)
 		fclose(f);
 }
