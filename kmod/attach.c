@@ -135,6 +135,24 @@ struct page *shmpool_status_page(struct shmpool_pool *pool)
 	return t ? t->page : NULL;
 }
 
+/*
+ * Is @id a live attachment of @pool (on its status page)? For WAIT_OWNER,
+ * under a bucket spinlock, where shmpool_att_lock (a mutex) cannot be
+ * taken: one load of the slot, which shmpool_att_end() clears before the
+ * full barrier in shmpool_doorbell_death() (the ordering argument is at
+ * the top of doorbell.c). The caller holds @pool, so the table stays.
+ */
+bool shmpool_attach_live(struct shmpool_pool *pool, u32 id)
+{
+	/* Pairs with the release in shmpool_atab(): a whole table. */
+	struct shmpool_attach_table *t = smp_load_acquire(&pool->atab);
+	u32 slot = id & SHMPOOL_ATTACH_SLOT_MASK;
+
+	if (!t || !id || id > SHMPOOL_ATTACH_ID_MAX || slot >= SHMPOOL_ATTACH_MAX)
+		return false;
+	return READ_ONCE(t->status->slot[slot]) == id;
+}
+
 /* The attachment of @mm to @pool, if any. */
 static struct shmpool_att *shmpool_att_find(struct shmpool_pool *pool,
 					    struct mm_struct *mm)
@@ -217,6 +235,10 @@ static bool shmpool_att_end(struct shmpool_att *a)
 	if (!a->shown)
 		return false;
 	t->live--;
+	/*
+	 * Read by WAIT_OWNER under a bucket lock (shmpool_attach_live()), so
+	 * before the barrier in shmpool_doorbell_death(), as death_seq.
+	 */
 	WRITE_ONCE(t->status->slot[a->id & SHMPOOL_ATTACH_SLOT_MASK], 0);
 	/* Read by WAIT_DEATH under a bucket lock and by poll(). */
 	WRITE_ONCE(pool->death_seq, seq);
@@ -230,10 +252,13 @@ static bool shmpool_att_end(struct shmpool_att *a)
 	return true;
 }
 
-/* Tell everyone who waits for a death of @pool: WAIT_DEATH and poll(). */
-static void shmpool_death_notify(struct shmpool_pool *pool)
+/*
+ * Tell everyone who waits for a death of @pool, here attachment @id's:
+ * WAIT_DEATH (WAIT_OWNER: if @id owns its word) and poll().
+ */
+static void shmpool_death_notify(struct shmpool_pool *pool, u32 id)
 {
-	shmpool_doorbell_death(pool);
+	shmpool_doorbell_death(pool, id);
 	/*
 	 * death_seq was stored before this wait queue's lock is taken, and a
 	 * poller reads it after adding itself under that lock: either it sees
@@ -246,7 +271,7 @@ static void shmpool_death_notify(struct shmpool_pool *pool)
 static void shmpool_att_free(struct shmpool_att *a, struct shmpool_pool *pool)
 {
 	if (pool)
-		shmpool_death_notify(pool);
+		shmpool_death_notify(pool, a->id);
 	mmu_notifier_put(&a->smm->mn);
 	kfree(a);
 }
@@ -278,7 +303,7 @@ static void shmpool_mm_release(struct mmu_notifier *mn, struct mm_struct *mm)
 		struct shmpool_pool *pool = a->pool;
 
 		if (pool) {
-			shmpool_death_notify(pool);
+			shmpool_death_notify(pool, a->id);
 			shmpool_pool_put(pool);
 		}
 		/* Last: the final put frees @smm after this SRCU section. */

@@ -87,6 +87,34 @@
  * count stays what its waiters return. The walk over every bucket is paid
  * only by deaths in pools that have WAIT_DEATH sleepers.
  *
+ * WAIT_OWNER narrows WAIT_DEATH to the word's owner, the attachment id in
+ * the word's owner_mask bits, as a robust futex's owner is the tid in
+ * FUTEX_TID_MASK: a lock's sleepers are not woken (and do not lose their
+ * place in the wake order) by every process that comes and goes. In place
+ * of death_seq the waiter checks, under the bucket lock, that the id in
+ * @expected is live (shmpool_attach_live(): its status page slot, which
+ * only attach.c writes, under shmpool_att_lock); the ender claims such a
+ * waiter only if the word, read under the same lock, names the ending id.
+ * The argument above holds with "load slot == id" for "load death_seq",
+ * since the ender clears the slot before it bumps death_seq:
+ *
+ *   ender (attach.c)                  waiter
+ *   slot[id] = 0; death_seq++         death_waiters++; smp_mb()
+ *   smp_mb(); read death_waiters      lock(bucket); load slot (id?);
+ *   for each bucket: lock; read the     enqueue; unlock
+ *     word of each owner waiter;      sleep
+ *     claim it if it names id
+ *
+ * If the ender reads death_waiters as 0, the waiter's later load sees the
+ * slot clear: -EOWNERDEAD at once. Otherwise a waiter queued before the
+ * ender locked its bucket is claimed if the word then names the ending
+ * id (a word that names someone else, as a lock handed on while it slept
+ * does, is that other owner's business: its end is read the same way);
+ * one queueing after the ender's unlock sees the slot clear. The word
+ * itself is user memory, read as WAIT reads it: a peer that writes it
+ * only chooses whose end wakes the sleeper, which it could do anyway by
+ * changing the word and waking.
+ *
  * The pool outlives its waiters: a sleeper is inside an ioctl on a pool
  * file (fdget) or holds a reference to each WAITV entry's file (fget), and
  * a binding belongs to the file that added it and is removed at its release.
@@ -125,8 +153,9 @@ struct shmpool_waiter {
 	u32 bitset;
 	int prio;			/* wake order: lower first (task prio) */
 	bool by_death;			/* woken by an attachment's end */
-	bool death;			/* WAIT_DEATH, with @death_seq */
+	bool death;			/* WAIT_DEATH, with @death_seq or... */
 	u32 death_seq;
+	u32 owner_mask;			/* ...WAIT_OWNER: the word's owner bits */
 	bool woken;			/* a waker took it off, under the lock */
 	struct task_struct *task;
 };
@@ -193,13 +222,17 @@ static u32 shmpool_word_read(struct shmpool_pool *pool, u64 offset)
 
 /*
  * Does @w's call end before it sleeps: -EOWNERDEAD (WAIT_DEATH: an
- * attachment ended after its death_seq; this comes first), -EAGAIN (the
- * word differs), else 0.
+ * attachment ended after its death_seq; WAIT_OWNER: the owner @expected
+ * names is not live; this comes first), -EAGAIN (the word differs), else 0.
  */
 static int shmpool_waiter_stale(const struct shmpool_waiter *w, u32 expected)
 {
-	if (w->death && READ_ONCE(w->pool->death_seq) != w->death_seq)
+	if (w->owner_mask) {
+		if (!shmpool_attach_live(w->pool, expected & w->owner_mask))
+			return -EOWNERDEAD;
+	} else if (w->death && READ_ONCE(w->pool->death_seq) != w->death_seq) {
 		return -EOWNERDEAD;
+	}
 	if (shmpool_word_read(w->pool, w->offset) != expected)
 		return -EAGAIN;
 	return 0;
@@ -402,20 +435,25 @@ int shmpool_doorbell_wait(struct shmpool_file *sf, const struct shmpool_wait *cm
 {
 	struct shmpool_pool *pool = shmpool_file_pool(sf);
 	bool death = cmd->flags & SHMPOOL_WAIT_DEATH;
+	bool owner = cmd->flags & SHMPOOL_WAIT_OWNER;
 	struct shmpool_waiter w = {
 		.offset = cmd->offset, .bitset = cmd->bitset,
 		.death = death, .death_seq = cmd->death_seq,
+		.owner_mask = cmd->owner_mask,
 	};
 	struct shmpool_user *u;
 	clockid_t clock;
 	ktime_t kt;
 	int ret;
 
-	ret = shmpool_deadline(cmd->flags & ~SHMPOOL_WAIT_DEATH,
+	ret = shmpool_deadline(cmd->flags & ~(SHMPOOL_WAIT_DEATH | SHMPOOL_WAIT_OWNER),
 			       cmd->deadline_ns, &kt, &clock);
 	if (ret)
 		return ret;
-	if ((!death && cmd->death_seq) || cmd->__reserved)
+	if ((!death && cmd->death_seq) || (owner && !death))
+		return -EINVAL;
+	/* OWNER: the owner's liveness replaces the count of ends. */
+	if (owner != !!cmd->owner_mask || (owner && cmd->death_seq))
 		return -EINVAL;
 	ret = shmpool_word_check(pool, cmd->offset, cmd->bitset);
 	if (ret)
@@ -482,12 +520,22 @@ static void shmpool_wake_q_run(struct shmpool_wake_q *q)
 	}
 }
 
+/* Does the end of attachment @id concern queued WAIT_DEATH waiter @w? */
+static bool shmpool_death_concerns(const struct shmpool_waiter *w, u32 id)
+{
+	lockdep_assert_held(&w->bucket->lock);
+	if (!w->owner_mask)
+		return true;
+	/* The owner is whom the word names now: see the top of this file. */
+	return (shmpool_word_read(w->pool, w->offset) & w->owner_mask) == id;
+}
+
 /*
- * An attachment of @pool ended and its death_seq was bumped (attach.c):
- * wake every WAIT_DEATH sleeper of @pool, in every bucket. The ordering
- * argument is at the top of this file.
+ * Attachment @id of @pool ended and the pool's death_seq was bumped
+ * (attach.c): wake every WAIT_DEATH sleeper of @pool it concerns, in every
+ * bucket. The ordering argument is at the top of this file.
  */
-void shmpool_doorbell_death(struct shmpool_pool *pool)
+void shmpool_doorbell_death(struct shmpool_pool *pool, u32 id)
 {
 	unsigned int i, n = 1U << shmpool_hash_bits;
 
@@ -502,7 +550,8 @@ void shmpool_doorbell_death(struct shmpool_pool *pool)
 
 		spin_lock(&b->lock);
 		list_for_each_entry_safe(w, tmp, &b->waiters, node)
-			if (w->pool == pool && w->death)
+			if (w->pool == pool && w->death &&
+			    shmpool_death_concerns(w, id))
 				shmpool_wake_mark(&q, w, true);
 		spin_unlock(&b->lock);
 		shmpool_wake_q_run(&q);

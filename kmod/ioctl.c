@@ -61,7 +61,8 @@ static int shmpool_cmd_api(struct shmpool_ucmd *ucmd)
 			SHMPOOL_FEAT_INFO | SHMPOOL_FEAT_ACCOUNT |
 			SHMPOOL_FEAT_DOORBELL | SHMPOOL_FEAT_NOTIFY |
 			SHMPOOL_FEAT_EXEC |
-			(SHMPOOL_HAVE_ATTACH ? SHMPOOL_FEAT_ATTACH : 0) |
+			(SHMPOOL_HAVE_ATTACH ? SHMPOOL_FEAT_ATTACH |
+					       SHMPOOL_FEAT_WAIT_OWNER : 0) |
 			(SHMPOOL_HAVE_DMABUF ? SHMPOOL_FEAT_DMABUF : 0) |
 			(shmpool_huge_supported() ? SHMPOOL_FEAT_HUGE : 0);
 	cmd->max_pool_bytes = shmpool_max_pool_bytes();

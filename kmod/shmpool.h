@@ -170,7 +170,7 @@ int shmpool_doorbell_waitv(struct file *filp, const struct shmpool_waitv *cmd);
 int shmpool_doorbell_notify(struct shmpool_file *sf,
 			    const struct shmpool_notify *cmd);
 void shmpool_doorbell_release(struct shmpool_file *sf);
-void shmpool_doorbell_death(struct shmpool_pool *pool);
+void shmpool_doorbell_death(struct shmpool_pool *pool, u32 id);
 unsigned int shmpool_waiters(void);
 int shmpool_doorbell_init(void);
 void shmpool_doorbell_exit(void);
@@ -182,6 +182,7 @@ void shmpool_attach_done(struct shmpool_file *sf,
 			 const struct shmpool_attach *cmd, bool replied);
 int shmpool_detach(struct shmpool_file *sf, u32 id);
 struct page *shmpool_status_page(struct shmpool_pool *pool);
+bool shmpool_attach_live(struct shmpool_pool *pool, u32 id);
 __poll_t shmpool_attach_poll(struct file *filp, poll_table *pt);
 void shmpool_attach_show(struct seq_file *m, struct shmpool_pool *pool);
 void shmpool_attach_pool_init(struct shmpool_pool *pool);

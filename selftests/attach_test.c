@@ -84,6 +84,45 @@ static int at_wait_death(int fd, uint64_t off, uint32_t expected, uint32_t seq)
 	return sp_ioctl(fd, SHMPOOL_IOC_WAIT, &w);
 }
 
+/*
+ * WAIT with SHMPOOL_WAIT_OWNER (owner bits @mask) and a hang-detector
+ * deadline; @flags adds to OWNER | DEADLINE.
+ */
+static int at_wait_owner(int fd, uint64_t off, uint32_t expected,
+			 uint32_t mask, uint32_t flags, uint32_t seq)
+{
+	struct shmpool_wait w;
+
+	memset(&w, 0, sizeof(w));
+	w.size = sizeof(w);
+	w.flags = SHMPOOL_WAIT_OWNER | SHMPOOL_WAIT_DEADLINE | flags;
+	w.offset = off;
+	w.expected = expected;
+	w.bitset = SHMPOOL_BITSET_ANY;
+	w.deadline_ns = sp_now_ns(CLOCK_MONOTONIC) + AWAIT_NS;
+	w.death_seq = seq;
+	w.owner_mask = mask;
+	return sp_ioctl(fd, SHMPOOL_IOC_WAIT, &w);
+}
+
+/*
+ * Store @word at offset 0 of @fd's pool and sleep on it with DEATH |
+ * OWNER, the owner in the id bits: what a lock's sleeper does.
+ */
+static int at_wait_owner_word(int fd, uint32_t word)
+{
+	uint32_t *p = sp_map(fd, sp_page_size(), PROT_READ | PROT_WRITE, 0);
+	int ret;
+
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	__atomic_store_n(p, word, __ATOMIC_RELAXED);
+	ret = at_wait_owner(fd, 0, word, SHMPOOL_ATTACH_ID_MAX,
+			    SHMPOOL_WAIT_DEATH, 0);
+	munmap(p, sp_page_size());
+	return ret;
+}
+
 /* Wait (bounded) until @id is gone from the status page. */
 static bool at_await_gone(volatile struct shmpool_status *st, uint32_t id)
 {
@@ -382,14 +421,53 @@ TEST_F(att, wait_death_seq_without_flag)
 	EXPECT_EQ(-EINVAL, sp_ioctl(self->fd, SHMPOOL_IOC_WAIT, &w));
 }
 
-TEST_F(att, wait_reserved)
+TEST_F(att, wait_owner_mask_without_owner)
 {
 	struct shmpool_wait w = {
 		.size = sizeof(w), .flags = SHMPOOL_WAIT_DEATH, .expected = 1,
-		.bitset = SHMPOOL_BITSET_ANY, .__reserved = 1,
+		.bitset = SHMPOOL_BITSET_ANY, .owner_mask = 1,
 	};
 
 	EXPECT_EQ(-EINVAL, sp_ioctl(self->fd, SHMPOOL_IOC_WAIT, &w));
+}
+
+/* The rest take a live owner in the word: only the input is wrong. */
+TEST_F(att, wait_owner_without_death)
+{
+	int id = at_id(self->fd);
+
+	ASSERT_LT(0, id);
+	EXPECT_EQ(-EINVAL, at_wait_owner(self->fd, 0, (uint32_t)id,
+					 SHMPOOL_ATTACH_ID_MAX, 0, 0));
+}
+
+TEST_F(att, wait_owner_on_waitv)
+{
+	struct shmpool_waitv_entry e;
+
+	sp_db_entry(&e, -1, 0, 0, SHMPOOL_BITSET_ANY);
+	EXPECT_EQ(-EINVAL, sp_db_waitv(self->fd, &e, 1, SHMPOOL_WAIT_OWNER, 0));
+	EXPECT_EQ(-EINVAL, sp_db_waitv(self->fd, &e, 1,
+				       SHMPOOL_WAIT_DEATH | SHMPOOL_WAIT_OWNER, 0));
+}
+
+TEST_F(att, wait_owner_mask_zero)
+{
+	int id = at_id(self->fd);
+
+	ASSERT_LT(0, id);
+	EXPECT_EQ(-EINVAL, at_wait_owner(self->fd, 0, (uint32_t)id, 0,
+					 SHMPOOL_WAIT_DEATH, 0));
+}
+
+TEST_F(att, wait_owner_death_seq_nonzero)
+{
+	int id = at_id(self->fd);
+
+	ASSERT_LT(0, id);
+	EXPECT_EQ(-EINVAL, at_wait_owner(self->fd, 0, (uint32_t)id,
+					 SHMPOOL_ATTACH_ID_MAX,
+					 SHMPOOL_WAIT_DEATH, 1));
 }
 
 /* ---- what works ---- */
@@ -397,6 +475,52 @@ TEST_F(att, wait_reserved)
 TEST_F(att, api_reports_attach)
 {
 	EXPECT_TRUE(!!(self->api.features & SHMPOOL_FEAT_ATTACH));
+}
+
+TEST_F(att, api_reports_wait_owner)
+{
+	EXPECT_TRUE(!!(self->api.features & SHMPOOL_FEAT_WAIT_OWNER));
+}
+
+/* An owner that never attached (or 0) is dead at once, before @expected. */
+TEST_F(att, wait_owner_never_live)
+{
+	int id = at_id(self->fd);
+
+	ASSERT_LT(0, id);
+	/* Same slot, next generation: another id, never attached. */
+	EXPECT_EQ(-EOWNERDEAD, at_wait_owner_word(self->fd, (uint32_t)id +
+						  (1U << SHMPOOL_ATTACH_SLOT_BITS)));
+	EXPECT_EQ(-EOWNERDEAD, at_wait_owner_word(self->fd,
+						  (uint32_t)id ^ 1));
+	EXPECT_EQ(-EOWNERDEAD, at_wait_owner_word(self->fd, 0));
+	/* Owner bits 0, flag bits above them: still nobody's. */
+	EXPECT_EQ(-EOWNERDEAD, at_wait_owner_word(self->fd, 1U << 31));
+	/* The word (0) differs: the owner's liveness is checked first. */
+	EXPECT_EQ(-EOWNERDEAD, at_wait_owner(self->fd, 0, (uint32_t)id + 1,
+					     SHMPOOL_ATTACH_ID_MAX,
+					     SHMPOOL_WAIT_DEATH, 0));
+	/* A live owner: the word decides. */
+	EXPECT_EQ(-EAGAIN, at_wait_owner(self->fd, 0, (uint32_t)id,
+					 SHMPOOL_ATTACH_ID_MAX,
+					 SHMPOOL_WAIT_DEATH, 0));
+	EXPECT_EQ(0, at_detach(self->fd, (uint32_t)id));
+}
+
+/* An owner that ended, by DETACH or by death, is dead at once. */
+TEST_F(att, wait_owner_ended)
+{
+	int id = at_id(self->fd);
+	uint32_t kid;
+	pid_t victim;
+
+	ASSERT_LT(0, id);
+	ASSERT_EQ(0, at_detach(self->fd, (uint32_t)id));
+	EXPECT_EQ(-EOWNERDEAD, at_wait_owner_word(self->fd, (uint32_t)id));
+	victim = at_spawn_attached(self->fd, &kid);
+	ASSERT_LT(0, victim);
+	at_kill(victim);
+	EXPECT_EQ(-EOWNERDEAD, at_wait_owner_word(self->fd, kid));
 }
 
 /* A caller built before death_seq (the first struct version) still works. */
@@ -1077,6 +1201,153 @@ TEST_F(att, wake_count_exact_with_death_sleepers)
 	for (i = 0; i < AT_PLAIN + AT_DEATHS; i++)
 		EXPECT_EQ(0, sp_wait(kids[i]));
 	close(p[0]);
+}
+
+/*
+ * A child that sleeps with DEATH | OWNER on word 0 (while it is @word, the
+ * owner in the id bits) and writes what WAIT returned to @wfd.
+ */
+static pid_t at_spawn_owner_sleeper(int fd, uint32_t word, int wfd)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int32_t r;
+
+		sp_child_init();
+		r = at_wait_owner(fd, 0, word, SHMPOOL_ATTACH_ID_MAX,
+				  SHMPOOL_WAIT_DEATH, 0);
+		_exit(write(wfd, &r, sizeof(r)) == sizeof(r) ? 0 : 1);
+	}
+	return pid;
+}
+
+/*
+ * Word 0 of @fd's pool, mapped, and @n children attached to the pool
+ * (at_spawn_attached(): @pids, @ids); NULL, with none left, on failure.
+ */
+static uint32_t *at_word_and_peers(int fd, long page, int n, pid_t *pids,
+				   uint32_t *ids)
+{
+	uint32_t *word = sp_map(fd, page, PROT_READ | PROT_WRITE, 0);
+	int i;
+
+	if (word == MAP_FAILED)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		pids[i] = at_spawn_attached(fd, &ids[i]);
+		if (pids[i] <= 0)
+			break;
+	}
+	if (i == n)
+		return word;
+	while (i--)
+		at_kill(pids[i]);
+	munmap(word, page);
+	return NULL;
+}
+
+/*
+ * The end of an attachment that is not the word's owner wakes the
+ * untargeted WAIT_DEATH sleeper, not the targeted one: that one is still
+ * queued (waitpid() of the dead child returns after its end was told to
+ * every sleeper), so WAKE counts it and it returns 0.
+ */
+TEST_F(att, unrelated_end_wakes_only_untargeted)
+{
+	uint32_t ids[2], owner, r, *word;
+	pid_t pids[2], targeted, plain;
+	long long base = at_waiters();
+	int p[2], q[2];
+
+	word = at_word_and_peers(self->fd, self->page, 2, pids, ids);
+	ASSERT_NE(NULL, word);
+	owner = ids[0];
+	*word = owner;
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	ASSERT_EQ(0, pipe2(q, O_CLOEXEC));
+	targeted = at_spawn_owner_sleeper(self->fd, owner, p[1]);
+	ASSERT_LE(0, targeted);
+	plain = fork();
+	ASSERT_LE(0, plain);
+	if (plain == 0) {
+		int32_t rr;
+
+		sp_child_init();
+		rr = at_wait_death(self->fd, 0, owner, at_seq(self->st));
+		_exit(write(q[1], &rr, sizeof(rr)) == sizeof(rr) ? 0 : 1);
+	}
+	close(p[1]);
+	close(q[1]);
+	ASSERT_TRUE(at_await_waiters(base + 2));
+	at_kill(pids[1]);
+	ASSERT_EQ(0, at_read_u32(q[0], &r));
+	EXPECT_EQ(-EOWNERDEAD, (int)r);
+	EXPECT_EQ(base + 1, at_waiters());
+	EXPECT_EQ(1, sp_db_wake(self->fd, 0, SHMPOOL_WAKE_ALL, SHMPOOL_BITSET_ANY));
+	ASSERT_EQ(0, at_read_u32(p[0], &r));
+	EXPECT_EQ(0, (int)r);
+	EXPECT_EQ(0, sp_wait(targeted));
+	EXPECT_EQ(0, sp_wait(plain));
+	at_kill(pids[0]);
+	close(p[0]);
+	close(q[0]);
+	munmap(word, self->page);
+}
+
+/* The end of the word's owner wakes its targeted sleeper: EOWNERDEAD. */
+TEST_F(att, owner_end_wakes_targeted)
+{
+	long long base = at_waiters();
+	uint32_t owner, r, *word;
+	pid_t own, sleeper;
+	int p[2];
+
+	word = at_word_and_peers(self->fd, self->page, 1, &own, &owner);
+	ASSERT_NE(NULL, word);
+	*word = owner | 1U << 30;	/* flag bits beside the id do not matter */
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	sleeper = at_spawn_owner_sleeper(self->fd, *word, p[1]);
+	ASSERT_LE(0, sleeper);
+	close(p[1]);
+	ASSERT_TRUE(at_await_waiters(base + 1));
+	at_kill(own);
+	ASSERT_EQ(0, at_read_u32(p[0], &r));
+	EXPECT_EQ(-EOWNERDEAD, (int)r);
+	EXPECT_EQ(0, sp_wait(sleeper));
+	close(p[0]);
+	munmap(word, self->page);
+}
+
+/*
+ * The owner is the one the word names when an attachment ends: a lock
+ * handed on (the word rewritten, nobody woken) while a sleeper sleeps is
+ * watched in its new owner's name, and the old owner's end is unrelated.
+ */
+TEST_F(att, owner_read_at_the_end)
+{
+	long long base = at_waiters();
+	uint32_t ids[2], r, *word;
+	pid_t pids[2], sleeper;
+	int p[2];
+
+	word = at_word_and_peers(self->fd, self->page, 2, pids, ids);
+	ASSERT_NE(NULL, word);
+	*word = ids[0];
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	sleeper = at_spawn_owner_sleeper(self->fd, ids[0], p[1]);
+	ASSERT_LE(0, sleeper);
+	close(p[1]);
+	ASSERT_TRUE(at_await_waiters(base + 1));
+	__atomic_store_n(word, ids[1], __ATOMIC_RELAXED);
+	at_kill(pids[0]);
+	EXPECT_EQ(base + 1, at_waiters());
+	at_kill(pids[1]);
+	ASSERT_EQ(0, at_read_u32(p[0], &r));
+	EXPECT_EQ(-EOWNERDEAD, (int)r);
+	EXPECT_EQ(0, sp_wait(sleeper));
+	close(p[0]);
+	munmap(word, self->page);
 }
 
 /*

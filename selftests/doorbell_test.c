@@ -240,7 +240,8 @@ TEST_F(dbcmd, unknown_flags)
 		first = 0;	/* WAKE has no flags */
 		break;
 	case SHMPOOL_IOC_WAIT:
-		first = 3;	/* DEADLINE, REALTIME, DEATH (WAITV: no DEATH) */
+		/* DEADLINE, REALTIME, DEATH, OWNER (WAITV: neither of the last) */
+		first = 4;
 		break;
 	default:
 		first = 2;	/* WAIT/WAITV: DEADLINE, REALTIME; NOTIFY: ADD, DEL */

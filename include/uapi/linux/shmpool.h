@@ -168,6 +168,7 @@
 #define SHMPOOL_FEAT_ATTACH	(1ULL << 7)	/* ATTACH, DETACH, status page, WAIT_DEATH */
 #define SHMPOOL_FEAT_DMABUF	(1ULL << 8)	/* EXPORT_DMABUF */
 #define SHMPOOL_FEAT_HUGE	(1ULL << 9)	/* SHMPOOL_CREATE_HUGE: PMD mappings */
+#define SHMPOOL_FEAT_WAIT_OWNER	(1ULL << 10)	/* SHMPOOL_WAIT_OWNER */
 
 enum {
 	SHMPOOL_CMD_BASE = 0x80,
@@ -498,6 +499,7 @@ struct shmpool_info {
 #define SHMPOOL_WAIT_DEADLINE	(1U << 0)	/* deadline_ns is set */
 #define SHMPOOL_WAIT_REALTIME	(1U << 1)	/* deadline on CLOCK_REALTIME */
 #define SHMPOOL_WAIT_DEATH	(1U << 2)	/* WAIT only: also end on a peer's death */
+#define SHMPOOL_WAIT_OWNER	(1U << 3)	/* with DEATH: only the word's owner's */
 
 /* Wake every waiter. */
 #define SHMPOOL_WAKE_ALL	0xffffffffU
@@ -533,12 +535,40 @@ struct shmpool_info {
  *   comes before @expected's, so it wins over EAGAIN and ENOSPC) or
  *   while it slept (every WAIT_DEATH sleeper of the pool returns it, none
  *   is counted by a WAKE). Read the status page to see whom it concerns.
+ *   With SHMPOOL_WAIT_OWNER too, only the word's owner counts (below).
  * - EINVAL (also): @death_seq non-zero without SHMPOOL_WAIT_DEATH, or
- *   @__reserved non-zero. WAITV takes no SHMPOOL_WAIT_DEATH (EINVAL).
+ *   @owner_mask non-zero without SHMPOOL_WAIT_OWNER. WAITV takes neither
+ *   SHMPOOL_WAIT_DEATH nor SHMPOOL_WAIT_OWNER (EINVAL).
  *
- * @death_seq: with SHMPOOL_WAIT_DEATH, the status page's death_seq the
- *	caller last read (see SHMPOOL_IOC_ATTACH); must be 0 without it.
- * @__reserved: must be 0
+ * SHMPOOL_WAIT_OWNER (SHMPOOL_FEAT_WAIT_OWNER; only with
+ * SHMPOOL_WAIT_DEATH): the word names its owner, an attachment id, in the
+ * bits @owner_mask selects (compared with the id as they stand, unshifted),
+ * as a robust futex names its owner's thread id in FUTEX_TID_MASK. Then
+ * the sleep ends with EOWNERDEAD only when the attachment the word names
+ * ends, not at every end in the pool: sleepers on a lock are not woken, and
+ * do not lose their place in the wake order, when unrelated processes come
+ * and go. The owner is the one the word names when it matters:
+ * - EOWNERDEAD at once (under the lock of the @expected compare, before
+ *   it, as above) if (@expected & @owner_mask) is not a live attachment
+ *   of the pool: it never was one, it ended (ids carry a generation, so a
+ *   recycled slot is another id), it is 0, or its ATTACH has not returned.
+ * - While asleep, EOWNERDEAD when an attachment ends whose id is what the
+ *   word's @owner_mask bits hold at that moment (read under the same lock,
+ *   so a lock handed on to another owner while this caller sleeps is
+ *   watched in its new owner's name, as a robust futex's owner is read
+ *   when a thread dies).
+ * @death_seq is not used (the owner's liveness is checked instead of a
+ * count of ends) and must be 0.
+ * - EINVAL: SHMPOOL_WAIT_OWNER without SHMPOOL_WAIT_DEATH, @owner_mask 0,
+ *   or @death_seq non-zero with SHMPOOL_WAIT_OWNER. A module without
+ *   SHMPOOL_FEAT_WAIT_OWNER fails any use of it with EINVAL (unknown flag):
+ *   fall back to SHMPOOL_WAIT_DEATH alone.
+ *
+ * @death_seq: with SHMPOOL_WAIT_DEATH alone, the status page's death_seq
+ *	the caller last read (see SHMPOOL_IOC_ATTACH); otherwise must be 0.
+ * @owner_mask: with SHMPOOL_WAIT_OWNER, the bits of the word that hold its
+ *	owner's attachment id (non-zero); must be 0 without it (it was
+ *	__reserved before SHMPOOL_FEAT_WAIT_OWNER).
  */
 struct shmpool_wait {
 	__u32 size;
@@ -549,7 +579,7 @@ struct shmpool_wait {
 	__aligned_u64 deadline_ns;
 	/* since API version 3 (the first version of the struct ends above) */
 	__u32 death_seq;
-	__u32 __reserved;
+	__u32 owner_mask;
 };
 
 #define SHMPOOL_IOC_WAIT	_IO(SHMPOOL_TYPE, SHMPOOL_CMD_WAIT)
@@ -721,7 +751,10 @@ struct shmpool_notify {
  * - death_seq grows by one (wrapping) at every attachment end, after the
  *   slot was cleared: read it (acquire), then check the ids you care about,
  *   then sleep with SHMPOOL_WAIT_DEATH and that death_seq, and no death in
- *   between is missed.
+ *   between is missed. Every end in the pool ends such a sleep; a lock
+ *   whose word names its owner sleeps with SHMPOOL_WAIT_OWNER instead
+ *   (struct shmpool_wait), which only the owner's end ends, so processes
+ *   that come and go do not wake the lock's sleepers nor reorder them.
  *
  * poll()/epoll on a pool fd reports EPOLLPRI while the pool's death_seq
  * differs from the one this open file last acknowledged (SHMPOOL_IOC_ATTACH
