@@ -7,7 +7,9 @@
  * device: the module issues the id (SHMPOOL_IOC_ATTACH) and keeps a read-only
  *	status page that says which ids are alive and counts their ends; a
  *	sleep with SHMPOOL_WAIT_DEATH ends the moment any peer's attachment
- *	ends. Nothing here can be forged by a peer.
+ *	ends, or with SHMPOOL_WAIT_OWNER too (modules with
+ *	SHMPOOL_FEAT_WAIT_OWNER) the moment the one its word names ends.
+ *	Nothing here can be forged by a peer.
  * memfd: there is no one to issue ids, so the id is the process id (in the
  *	caller's PID namespace), and a peer is dead when pidfd_open() finds no
  *	such process or its pidfd polls readable (it exited). No one tells a
@@ -64,6 +66,7 @@ static const struct shmpool_status *status_page(const struct shmpool *p)
  */
 static int map_status(struct shmpool *p)
 {
+	struct shmpool_api api = { .size = sizeof(api) };
 	void *st;
 
 	if (p->__status)
@@ -72,6 +75,15 @@ static int map_status(struct shmpool *p)
 		  p->fd, (off_t)SHMPOOL_STATUS_OFFSET);
 	if (st == MAP_FAILED)
 		return errno == EINVAL ? -ENOTTY : -errno;
+	/*
+	 * Only the handle's constructor maps it (a fork() child inherits the
+	 * mapping), before anyone else sees @p->flags. A module older than
+	 * SHMPOOL_FEAT_WAIT_OWNER (a newer library over DKMS's older module)
+	 * leaves owner waits to SHMPOOL_WAIT_DEATH alone.
+	 */
+	if (!ioctl(p->fd, SHMPOOL_IOC_API, &api) &&
+	    (api.features & SHMPOOL_FEAT_WAIT_OWNER))
+		p->flags |= __SHMPOOL_F_WAIT_OWNER;
 	p->__status = st;
 	return 0;
 }
@@ -252,13 +264,28 @@ int __shmpool_wait_peer(struct shmpool *p, int64_t off, uint32_t expected,
 	int ret;
 
 	if (status_page(p))
-		return __shmpool_dev_wait_death(p, off, expected, seq, deadline);
+		return __shmpool_dev_wait_death(p, off, expected, seq, 0, deadline);
 	until = __shmpool_deadline_within(deadline, PEER_POLL_MS, &ts);
 	ret = shmpool_wait(p, off, expected, until, 0);
 	/* a slice ended: "look at your peers again" */
 	if (ret == -ETIMEDOUT && until != deadline)
 		return -EOWNERDEAD;
 	return ret;
+}
+
+int __shmpool_wait_owner(struct shmpool *p, int64_t off, uint32_t expected,
+			 uint32_t owner_mask, uint32_t seq,
+			 const struct timespec *deadline)
+{
+	/*
+	 * An owner of 0 would be EOWNERDEAD at once, over and over: such a
+	 * word (a peer's write) is waited on as any, for a wake or a death.
+	 */
+	if (status_page(p) && (p->flags & __SHMPOOL_F_WAIT_OWNER) &&
+	    (expected & owner_mask))
+		return __shmpool_dev_wait_death(p, off, expected, seq,
+						owner_mask, deadline);
+	return __shmpool_wait_peer(p, off, expected, seq, deadline);
 }
 
 SHMPOOL_EXPORT

@@ -147,16 +147,19 @@ static int dev_wait(struct shmpool *p, uint64_t off, uint32_t expected,
 }
 
 int __shmpool_dev_wait_death(struct shmpool *p, int64_t off, uint32_t expected,
-			     uint32_t seq, const struct timespec *deadline)
+			     uint32_t seq, uint32_t owner_mask,
+			     const struct timespec *deadline)
 {
 	struct shmpool_wait w = {
 		.size = sizeof(w),
-		.flags = dev_flags(deadline, 0) | SHMPOOL_WAIT_DEATH,
+		.flags = dev_flags(deadline, 0) | SHMPOOL_WAIT_DEATH |
+			 (owner_mask ? SHMPOOL_WAIT_OWNER : 0),
 		.offset = (uint64_t)off,
 		.expected = expected,
 		.bitset = SHMPOOL_BITSET_ANY,
 		.deadline_ns = dev_deadline_ns(deadline),
-		.death_seq = seq,
+		.death_seq = owner_mask ? 0 : seq,
+		.owner_mask = owner_mask,
 	};
 	int ret;
 

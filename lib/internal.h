@@ -23,6 +23,7 @@
 #define __SHMPOOL_F_CREATED	(1U << 16)	/* this handle's call made the pool */
 #define __SHMPOOL_F_NAMED	(1U << 17)	/* memfd: a /dev/shm file, not a memfd */
 #define __SHMPOOL_F_NOATTACH	(1U << 18)	/* device without ATTACH (API < 3): pid ids */
+#define __SHMPOOL_F_WAIT_OWNER	(1U << 19)	/* device with SHMPOOL_WAIT_OWNER */
 
 #define __SHMPOOL_DEV_PATH	"/dev/shmpool"
 /* a container's own scope: a shmpool instance mounted here (README) */
@@ -209,9 +210,23 @@ uint32_t __shmpool_death_seq(struct shmpool *p);
  */
 int __shmpool_wait_peer(struct shmpool *p, int64_t off, uint32_t expected,
 			uint32_t seq, const struct timespec *deadline);
-/* doorbell.c: the device's SHMPOOL_IOC_WAIT with SHMPOOL_WAIT_DEATH */
+/*
+ * __shmpool_wait_peer() for a word that names its owner in @owner_mask
+ * bits (non-zero in @expected): where the module can, only the death of
+ * the owner the word names ends the sleep (SHMPOOL_WAIT_OWNER), so a lock's
+ * sleepers neither wake nor lose their order when other peers come and
+ * go; elsewhere any death after @seq does, as in __shmpool_wait_peer().
+ */
+int __shmpool_wait_owner(struct shmpool *p, int64_t off, uint32_t expected,
+			 uint32_t owner_mask, uint32_t seq,
+			 const struct timespec *deadline);
+/*
+ * doorbell.c: the device's SHMPOOL_IOC_WAIT with SHMPOOL_WAIT_DEATH, and
+ * with @owner_mask non-zero SHMPOOL_WAIT_OWNER (then @seq is unused)
+ */
 int __shmpool_dev_wait_death(struct shmpool *p, int64_t off, uint32_t expected,
-			     uint32_t seq, const struct timespec *deadline);
+			     uint32_t seq, uint32_t owner_mask,
+			     const struct timespec *deadline);
 
 /*
  * sync.c: owner words. An owner word holds an attachment id in bits 0-29

@@ -447,8 +447,13 @@ static int mutex_sleep(struct shmpool *p, int64_t off, uint32_t v,
 	struct timespec ts;
 	int ret;
 
+	/*
+	 * Only the owner's death concerns us: other peers that come and go
+	 * neither wake us nor cost us our place among the sleepers.
+	 */
 	if ((v & SHMPOOL_MUTEX_OWNER_MASK) != id)
-		return __shmpool_wait_peer(p, off, v, seq, deadline);
+		return __shmpool_wait_owner(p, off, v, SHMPOOL_MUTEX_OWNER_MASK,
+					    seq, deadline);
 	slice = __shmpool_deadline_within(deadline, OWNER_CHECK_MS, &ts);
 	ret = shmpool_wait(p, off, v, slice, 0);
 	return ret == -ETIMEDOUT && slice != deadline ? -EOWNERDEAD : ret;

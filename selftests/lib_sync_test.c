@@ -3437,7 +3437,12 @@ static void death_game_stop(struct __test_metadata *_metadata, long late_ms)
 			     "lanes play the death games");		\
 	} while (0)
 
-/* timedlock on a mutex a live peer holds, while another keeps dying */
+/*
+ * timedlock on a mutex a live peer holds, while another keeps dying. With
+ * SHMPOOL_FEAT_WAIT_OWNER the dying peer's ends do not end the sleep (it
+ * watches the owner only): one death, then the deadline; the game bites
+ * on older modules.
+ */
 TEST_F_TIMEOUT(sync, mutex_timedlock_peers_keep_dying, 180)
 {
 	struct shmpool_mutex *m = page2(self->p);
@@ -3877,14 +3882,16 @@ TEST_F_TIMEOUT(sync, robust_sem_post_killed_at_every_step, 600)
 /* policy and priority per locker, in the order they go to sleep */
 static const int locker_prio[ORDER_LOCKERS] = { 0, 10, 0, 20 };
 
-/* Become SCHED_FIFO locker_prio[idx] (or stay), lock, note our turn, unlock. */
-static int ordered_locker(void *arg)
+/*
+ * Lock, note our turn, unlock. Then stay attached until each of @lockers
+ * had its turn: on a module without SHMPOOL_FEAT_WAIT_OWNER an
+ * attachment's end wakes every sleeper that watches for deaths (a mutex
+ * held by another attachment), and they queue again in whatever order
+ * they run, which would lose the order among equal priorities
+ * (mutex_sleepers_ignore_unrelated_deaths checks that it no longer does).
+ */
+static int take_turn(struct ctx *c, uint32_t lockers)
 {
-	struct ctx *c = arg;
-	struct sched_param sp = { .sched_priority = locker_prio[c->idx] };
-
-	if (sp.sched_priority && sched_setscheduler(0, SCHED_FIFO, &sp))
-		return 2;
 	atomic_store(&c->sh->tid[c->idx], sys_gettid());
 	if (shmpool_mutex_lock(c->p, &c->sh->mtx))
 		return 3;
@@ -3892,13 +3899,18 @@ static int ordered_locker(void *arg)
 		     (int32_t)atomic_fetch_add(&c->sh->progress, 1));
 	if (shmpool_mutex_unlock(c->p, &c->sh->mtx))
 		return 4;
-	/*
-	 * Stay attached until every locker had its turn: an attachment's
-	 * end wakes every sleeper that watches for deaths (a mutex held by
-	 * another attachment), and they queue again in whatever order they
-	 * run, which would lose the order among equal priorities.
-	 */
-	return wait_count(&c->sh->progress, ORDER_LOCKERS, 20000) ? 5 : 0;
+	return wait_count(&c->sh->progress, lockers, 20000) ? 5 : 0;
+}
+
+/* Become SCHED_FIFO locker_prio[idx] (or stay), then take our turn. */
+static int ordered_locker(void *arg)
+{
+	struct ctx *c = arg;
+	struct sched_param sp = { .sched_priority = locker_prio[c->idx] };
+
+	if (sp.sched_priority && sched_setscheduler(0, SCHED_FIFO, &sp))
+		return 2;
+	return take_turn(c, ORDER_LOCKERS);
 }
 
 /*
@@ -3937,6 +3949,147 @@ TEST_F_TIMEOUT(sync, mutex_unlock_wakes_real_time_lockers_first, 60)
 			EXPECT_EQ(turn[i], got) TH_LOG("locker %d (FIFO %d)", i, locker_prio[i]);
 		}
 	}
+}
+
+/* ---- unrelated deaths leave mutex sleepers asleep, in order ---------------- */
+
+#define QUIET_LOCKERS	2
+#define QUIET_DEATHS	10
+
+/* voluntary_ctxt_switches of @tid, or -1 */
+static long voluntary_switches(pid_t tid)
+{
+	char path[64], buf[2048], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	if (read_small(path, buf, sizeof(buf)))
+		return -1;
+	p = strstr(buf, "\nvoluntary_ctxt_switches:");
+	return p ? strtol(p + sizeof("\nvoluntary_ctxt_switches:") - 1, NULL, 10) : -1;
+}
+
+static int quiet_locker(void *arg)
+{
+	return take_turn(arg, QUIET_LOCKERS);
+}
+
+/* A peer that attaches (a fork() child's first id) and exits: a death. */
+static int attach_and_exit(void *arg)
+{
+	struct ctx *c = arg;
+
+	return shmpool_attach_id(c->p) > 0 ? 0 : 2;
+}
+
+/*
+ * Two lockers of other processes sleep on a mutex we hold; ten unrelated
+ * processes attach to the pool and exit. Only the owner's end concerns a
+ * mutex sleeper (SHMPOOL_WAIT_OWNER), as only the owner's death concerns
+ * a robust futex's: the sleepers never ran (their voluntary context
+ * switches stand still), so they keep their places and the unlocks hand
+ * the mutex on in the order they slept. Before, every end woke every
+ * sleeper, which queued again in whatever order it ran. The device
+ * backend only: on memfd sleepers look for deaths every 100 ms.
+ */
+TEST_F_TIMEOUT(sync, mutex_sleepers_ignore_unrelated_deaths, 60)
+{
+	long before[QUIET_LOCKERS], after;
+	struct task deaths[QUIET_DEATHS];
+	int i;
+
+#ifdef SHMPOOL_TEST_THREADS
+	SKIP(return, "needs lockers in other processes");
+#endif
+	if (variant->backend != SHMPOOL_BACKEND_DEVICE)
+		SKIP(return, "memfd sleepers look for deaths in slices");
+	atomic_store(&self->sh->progress, 0);
+	ASSERT_EQ(0, shmpool_mutex_lock(self->p, &self->sh->mtx));
+	for (i = 0; i < QUIET_LOCKERS; i++) {
+		atomic_store(&self->sh->result[i], -1);
+		ASSERT_EQ(0, task_start(&self->t[i], quiet_locker, &self->c[i]));
+		ASSERT_EQ(0, wait_count((_Atomic uint32_t *)&self->sh->tid[i], 1, 10000));
+		ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[i])));
+	}
+	for (i = 0; i < QUIET_LOCKERS; i++) {
+		before[i] = voluntary_switches(atomic_load(&self->sh->tid[i]));
+		ASSERT_LE(0, before[i]);
+	}
+	/* task_join() reaps each: its end was told to every sleeper by then */
+	for (i = 0; i < QUIET_DEATHS; i++) {
+		ASSERT_EQ(0, task_start(&deaths[i], attach_and_exit, &self->c[0]));
+		EXPECT_EQ(0, task_join(&deaths[i]));
+	}
+	for (i = 0; i < QUIET_LOCKERS; i++) {
+		after = voluntary_switches(atomic_load(&self->sh->tid[i]));
+		EXPECT_EQ(before[i], after) TH_LOG("locker %d woke %ld times", i,
+						    after - before[i]);
+	}
+	ASSERT_EQ(0, shmpool_mutex_unlock(self->p, &self->sh->mtx));
+	for (i = 0; i < QUIET_LOCKERS; i++)
+		EXPECT_EQ(0, task_join(&self->t[i]));
+	for (i = 0; i < QUIET_LOCKERS; i++)
+		EXPECT_EQ(i, atomic_load(&self->sh->result[i])) TH_LOG("locker %d", i);
+}
+
+/* Lock and hold until killed (after noting that it holds). */
+static int holding_locker(void *arg)
+{
+	struct ctx *c = arg;
+
+	atomic_store(&c->sh->tid[c->idx], sys_gettid());
+	if (shmpool_mutex_lock(c->p, &c->sh->mtx))
+		return 3;
+	atomic_store(&c->sh->result[c->idx], 1);
+	for (;;)
+		pause();
+}
+
+/* Lock: 0 or what lock returned, in result[]; unlock after -EOWNERDEAD. */
+static int dead_owner_locker(void *arg)
+{
+	struct ctx *c = arg;
+	int ret;
+
+	atomic_store(&c->sh->tid[c->idx], sys_gettid());
+	ret = shmpool_mutex_lock(c->p, &c->sh->mtx);
+	atomic_store(&c->sh->result[c->idx], ret);
+	if (ret == 0 || ret == -EOWNERDEAD)
+		shmpool_mutex_unlock(c->p, &c->sh->mtx);
+	return 0;
+}
+
+/*
+ * A sleeper watches whoever the word names when a death comes, not the
+ * owner it went to sleep under: we hold the mutex, A and then B sleep on
+ * it; our unlock hands it to A (B sleeps on, not woken); A is killed
+ * holding it; B takes it over (-EOWNERDEAD), as a robust futex's waiter
+ * is woken by the death of the owner its word names. The device backend
+ * only, where the wake order is FIFO.
+ */
+TEST_F_TIMEOUT(sync, mutex_sleeper_sees_handed_on_owner_die, 60)
+{
+#ifdef SHMPOOL_TEST_THREADS
+	SKIP(return, "needs lockers in other processes");
+#endif
+	if (variant->backend != SHMPOOL_BACKEND_DEVICE)
+		SKIP(return, "memfd sleepers lose their order (they look for deaths in slices)");
+	ASSERT_EQ(0, shmpool_mutex_lock(self->p, &self->sh->mtx));
+	atomic_store(&self->sh->result[0], 0);
+	atomic_store(&self->sh->result[1], 1);
+	ASSERT_EQ(0, task_start(&self->t[0], holding_locker, &self->c[0]));
+	ASSERT_EQ(0, wait_count((_Atomic uint32_t *)&self->sh->tid[0], 1, 10000));
+	ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[0])));
+	ASSERT_EQ(0, task_start(&self->t[1], dead_owner_locker, &self->c[1]));
+	ASSERT_EQ(0, wait_count((_Atomic uint32_t *)&self->sh->tid[1], 1, 10000));
+	ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[1])));
+	ASSERT_EQ(0, shmpool_mutex_unlock(self->p, &self->sh->mtx));
+	ASSERT_EQ(0, wait_count((_Atomic uint32_t *)&self->sh->result[0], 1, 10000));
+	/* B slept on through the hand-over: it is not the one holding */
+	EXPECT_EQ(1, atomic_load(&self->sh->result[1]));
+	kill(self->t[0].pid, SIGKILL);
+	task_join(&self->t[0]);
+	EXPECT_EQ(0, task_join(&self->t[1]));
+	EXPECT_EQ(-EOWNERDEAD, atomic_load(&self->sh->result[1]));
 }
 
 TEST_HARNESS_MAIN
