@@ -32,8 +32,9 @@
  * deadline (-ETIMEDOUT). So does one whose sleep peers keep ending with
  * deaths: on the device, every attachment's end (a peer that opens and
  * closes writable handles of the pool does that too) ends every sleep that
- * watches for deaths at once, and the module says so before it looks at
- * the time.
+ * watches for deaths at once (but a mutex sleeper's, which watches its
+ * owner only, where the module has SHMPOOL_FEAT_WAIT_OWNER), and the
+ * module says so before it looks at the time.
  *
  * Concurrency: any operation may run concurrently with any other on the same
  * object from any thread of any process, except init, which must not run
@@ -47,7 +48,10 @@
  * - mutex: a locker waiting for an owner that died takes the lock over and
  *   gets -EOWNERDEAD: it holds the mutex, and must put right whatever the
  *   dead owner left half done before it unlocks. A live owner is never
- *   taken over (device: whatever PID namespace it is in).
+ *   taken over (device: whatever PID namespace it is in). On the device
+ *   only the end of the owner the word names wakes a sleeping locker
+ *   (SHMPOOL_WAIT_OWNER; a module without SHMPOOL_FEAT_WAIT_OWNER wakes
+ *   them at every attachment end of the pool).
  * - condition variable: on the device, the death of a process holding the
  *   waiters' mutex wakes them at once; each relocks the mutex, and the one
  *   that takes it over returns -EOWNERDEAD (it holds the mutex and repairs
@@ -208,9 +212,11 @@ static inline int shmpool_event_signal(struct shmpool *p,
  * libraries differ only in this share mutexes. A contended locker
  * spins briefly, then sets WAITERS and sleeps on @word; unlock wakes one
  * sleeper if WAITERS was set: the highest-priority real-time sleeper, else
- * the longest sleeping one (the doorbells' order, futex's; on memfd, where
- * sleepers look for deaths every 100 ms, sleepers of one priority lose
- * their order). Locking a
+ * the longest sleeping one (the doorbells' order, futex's; other processes
+ * coming and going do not disturb it, as they wake only sleepers whose
+ * owner they were, on a module with SHMPOOL_FEAT_WAIT_OWNER; on memfd,
+ * where sleepers look for deaths every 100 ms, sleepers of one priority
+ * lose their order). Locking a
  * mutex the calling thread already holds is -EDEADLK, unlocking one it
  * does not hold -EPERM.
  *
