@@ -9,8 +9,9 @@
  *   dying task's exit walks it, marks FUTEX_OWNER_DIED and wakes a waiter).
  *   The peer: the kernel's own answer, for one lock word.
  * - shmpool_mutex on the device backend: the module ends the holder's
- *   attachment when its mm goes, and the waiter's SHMPOOL_WAIT_DEATH sleep
- *   ends at once.
+ *   attachment when its mm goes, and the waiter's sleep (SHMPOOL_WAIT_DEATH
+ *   with SHMPOOL_WAIT_OWNER: the end of the owner its word names) ends at
+ *   once.
  * - shmpool_mutex on the memfd backend: no one tells; the waiter looks at
  *   the owner (pidfd) every 100 ms slice, which is what the library did on
  *   both backends before attachments (with kill(tid, 0)).
@@ -204,7 +205,7 @@ int main(int argc, char **argv)
 	if (dev) {
 		shmpool_case(&dc[1], SHMPOOL_BACKEND_DEVICE);
 		c[n++] = (struct bench_case){
-			.name = "shmpool_mutex (device): attachment end, WAIT_DEATH",
+			.name = "shmpool_mutex (device): owner's attachment end, WAIT_OWNER",
 			.peer = ROBUST_ROW, .nprocs = 2, .iters = DEATH_ITERS,
 			.fn = death_latency, .arg = &dc[1], .reset = death_reset };
 	} else {
