@@ -361,7 +361,7 @@ struct shmpool_obj_entry {
  * cannot be opened on a SHMPOOL_RDONLY pool): these take no lock and write
  * nothing, so they see a snapshot, exact only while nobody changes the heap.
  * -ENODATA: the pool holds no heap (yet); -EUCLEAN: not a heap of this
- * layout version.
+ * layout version (another version, or a heap whose header is damaged).
  */
 /* shmpool_heap_stats() without the heap's lock, on any handle of @p. */
 int shmpool_heap_inspect(struct shmpool *p, struct shmpool_heap_stats *st);

@@ -479,6 +479,26 @@ TEST_F(ctl, check_clean_and_damaged)
 	ASSERT_NE(NULL, strstr(self->r.out, "DAMAGED"));
 }
 
+/*
+ * A heap header that is not this version's (here: its size field) is
+ * damaged or another version's: check says both, and changes nothing.
+ */
+TEST_F(ctl, check_damaged_heap_header)
+{
+	uint32_t *hdr_bytes;
+
+	populate(_metadata, self);
+	hdr_bytes = (uint32_t *)shmpool_base(self->p) + 3;	/* after state, magic, version */
+	*hdr_bytes ^= 0x5a5a;
+	run(&self->r, "check", self->name);
+	ASSERT_EQ(DAMAGED, self->r.status) TH_LOG("%s%s", self->r.out, self->r.err);
+	ASSERT_NE(NULL, strstr(self->r.out, "heap: damaged header, or not a heap of this layout version"))
+		TH_LOG("%s", self->r.out);
+	*hdr_bytes ^= 0x5a5a;
+	run(&self->r, "check", self->name);
+	ASSERT_EQ(OK, self->r.status) TH_LOG("%s%s", self->r.out, self->r.err);
+}
+
 TEST_F(ctl, dump_bytes)
 {
 	ASSERT_EQ(0, shmpool_create(self->name, 1 << 16, 0600, SHMPOOL_EXCL, &self->p));

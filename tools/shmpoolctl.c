@@ -1109,7 +1109,7 @@ static int cmd_check(int argc, char **argv)
 	ret = shmpool_heap_inspect(p, &hs);
 	shmpool_close(p);
 	if (ret == -EUCLEAN) {
-		printf("heap: not a heap of this layout version\n");
+		printf("heap: damaged header, or not a heap of this layout version\n");
 		return EX_DAMAGED;
 	}
 	if (ret)
