@@ -3658,6 +3658,8 @@ struct lk {
 	enum lk_op op;
 	bool held;		/* LK_LOCK_BUSY: we hold m until the victim sleeps */
 	long eownerdead, timedout, released;
+	bool after_wake;	/* LK_LOCK_BUSY: k counts the steps after its sleep */
+	long woken_kills;	/* kill points past the victim's wake-up */
 };
 
 /* the victim: attach (unstepped), set up, stop, make the call */
@@ -3751,7 +3753,7 @@ static int lk_killed_at(struct __test_metadata *_metadata, struct lk *s, long k)
 {
 	struct timespec dl;
 	uint32_t w, victim;
-	int killed, ret, want;
+	int killed, ret, want, woken = 0;
 
 	atomic_store(&s->sh->aid[0], 0);
 	if (s->op == LK_SEM_WAIT || s->op == LK_SEM_POST) {
@@ -3777,9 +3779,17 @@ static int lk_killed_at(struct __test_metadata *_metadata, struct lk *s, long k)
 		atomic_fetch_or(&s->m->word, SHMPOOL_MUTEX_WAITERS);
 		s->held = true;
 	}
-	killed = step_and_kill_waking(lk_victim, s, k,
-				      s->op == LK_LOCK_BUSY ? lk_release : NULL, s);
+	if (s->after_wake) {
+		killed = step_and_kill_after_wake(lk_victim, s, k, lk_release, s);
+		woken = 1;
+	} else {
+		killed = step_and_kill_waking(lk_victim, s, k,
+					      s->op == LK_LOCK_BUSY ? lk_release : NULL, s,
+					      &woken);
+	}
 	STEP_CHECK(killed >= 0, "the victim failed");
+	if (woken && killed)
+		s->woken_kills++;
 	victim = atomic_load(&s->sh->aid[0]);
 	STEP_CHECK(victim, "the victim did not attach");
 	if (s->op == LK_SEM_WAIT || s->op == LK_SEM_POST)
@@ -3814,15 +3824,25 @@ static int lk_killed_at(struct __test_metadata *_metadata, struct lk *s, long k)
 static void lk_everywhere(struct __test_metadata *_metadata, struct shmpool *p,
 			  struct shared *sh, struct shmpool_mutex *m, enum lk_op op)
 {
-	struct lk s = { p, sh, m, op, false, 0, 0, 0 };
+	struct lk s = { p, sh, m, op, false, 0, 0, 0, false, 0 };
 	long k;
 
 #ifdef SHMPOOL_TEST_THREADS
 	SKIP(return, "needs owners in other processes");
 #endif
-	KILL_AT_EVERY_STEP(p, k, lk_killed_at(_metadata, &s, k));
-	TH_LOG("%ld times -EOWNERDEAD, %ld times -ETIMEDOUT (documented), released %ld times asleep",
-	       s.eownerdead, s.timedout, s.released);
+	if (op == LK_LOCK_BUSY) {	/* see mutex_lock_contended_killed_at_every_step */
+		KILL_AT_STEPS_EVERYWHERE_APART(p, k, lk_killed_at(_metadata, &s, k), 61);
+		s.after_wake = true;
+		KILL_AT_STEPS_EVERYWHERE_APART(p, k, lk_killed_at(_metadata, &s, k), 1);
+	} else {
+		KILL_AT_EVERY_STEP(p, k, lk_killed_at(_metadata, &s, k));
+	}
+	TH_LOG("%ld times -EOWNERDEAD, %ld times -ETIMEDOUT (documented), released %ld times asleep, "
+	       "killed %ld times after its wake-up", s.eownerdead, s.timedout, s.released,
+	       s.woken_kills);
+	/* the walk went through the sleep, not only up to it */
+	if (op == LK_LOCK_BUSY)
+		ASSERT_LT(0, s.woken_kills);
 }
 
 TEST_F_TIMEOUT(sync, mutex_lock_killed_at_every_step, 600)
@@ -3838,11 +3858,14 @@ TEST_F_TIMEOUT(sync, mutex_lock_4byte_killed_at_every_step, 600)
 
 /*
  * Contended: we hold it, the victim queues and sleeps; we unlock when it
- * sleeps (the step that does not end). Its spin is left out (WAITERS set
- * as by an earlier sleeper): it only reads a held word. Killed at every
- * step up to its sleep; after the wake-up the host's ptrace did not stop
- * it again (it ran to its end: one release, at the last kill point), so
- * the take after a sleep is covered by the uncontended test's take only.
+ * sleeps (asleep in its wait: victim_asleep()). Its spin is left out
+ * (WAITERS set as by an earlier sleeper): it only reads a held word.
+ * Killed on the way to its sleep every 61st step everywhere (on memfd the
+ * way is 1,000 to 5,000 steps, as its look at the owner reads the
+ * attachment table; the walk's time grows as the square of that over the
+ * stride, and the uncontended test takes every step of the common part
+ * on the host); then at every step after its wake-up, through its take
+ * and return, counted from the end of the call it slept in.
  */
 TEST_F_TIMEOUT(sync, mutex_lock_contended_killed_at_every_step, 600)
 {

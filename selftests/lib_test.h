@@ -509,20 +509,57 @@ static inline uint8_t *plain_object_make(struct shmpool_heap *h, const char *nam
 #define STEP_SANITIZED	0
 #endif
 
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv	449	/* the same on every architecture */
+#endif
+
+/*
+ * Is @pid asleep in one of the calls the library waits in (futex,
+ * futex_waitv: memfd; ioctl: the device's doorbells)? Its state in
+ * /proc/<pid>/stat is then S, and /proc/<pid>/syscall names the call.
+ * A step that merely takes long (the tracer or the victim preempted on a
+ * busy machine, which happens every few hundred steps here) is not.
+ */
+static inline int victim_asleep(pid_t pid)
+{
+	char path[64], state = 0;
+	long nr = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1)
+		state = 0;
+	fclose(f);
+	if (state != 'S')
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%ld", &nr) != 1)
+		nr = -1;
+	fclose(f);
+	return nr == SYS_futex || nr == SYS_futex_waitv || nr == SYS_ioctl;
+}
+
 /*
  * Fork @fn and single-step it @steps times from its SIGSTOP, then SIGKILL
  * it: 1 if it was killed, 0 if it finished first (exit status 0), -1.
- * A step that does not end within 5 ms is a victim asleep in a system
- * call (a lock held by the tracer, say): @wake(@warg), if not NULL, is
- * called once then to let it go on; the steps go on after it.
+ * A step that has not ended after 2 ms and finds the victim asleep in a
+ * wait (victim_asleep(): a lock held by the tracer, say) calls
+ * @wake(@warg), if not NULL, once to let it go on; the steps go on after
+ * it, and *@woken (if not NULL) is set. Time alone is no sign of a sleep:
+ * a step preempted for 5 ms once released the lock early and ended the
+ * contended lock's walk after 534 to 799 of its steps.
  */
-static inline int step_and_kill_on_cpu(int (*fn)(void *), void *arg, long steps,
-					void (*wake)(void *), void *warg)
+/* Fork the victim @fn(@arg) and wait for its SIGSTOP: its pid, or -1. */
+static inline pid_t victim_start(int (*fn)(void *), void *arg)
 {
-	pid_t pid = fork(), got = 0;
-	uint64_t t0;
+	pid_t pid = fork();
 	int st;
-	long k;
 
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -534,14 +571,38 @@ static inline int step_and_kill_on_cpu(int (*fn)(void *), void *arg, long steps,
 		fprintf(stderr, "victim: status %#x before its stop\n", st);
 		return -1;
 	}
+	return pid;
+}
+
+/* SIGKILL the stopped victim: 1 once it is dead of it, else -1 */
+static inline int victim_kill(pid_t pid)
+{
+	int st;
+
+	kill(pid, SIGKILL);
+	return waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) ? 1 : -1;
+}
+
+static inline int step_and_kill_on_cpu(int (*fn)(void *), void *arg, long steps,
+					void (*wake)(void *), void *warg, int *woken)
+{
+	pid_t pid = victim_start(fn, arg), got = 0;
+	uint64_t t0;
+	int st;
+	long k;
+
+	if (pid < 0)
+		return -1;
 	for (k = 0; k < steps; k++) {
 		if (ptrace(PTRACE_SINGLESTEP, pid, NULL, NULL))
 			break;
 		t0 = now_ms();
 		while (wake && (got = waitpid(pid, &st, WNOHANG)) == 0) {
-			if (now_ms() - t0 >= 5) {
+			if (now_ms() - t0 >= 2 && victim_asleep(pid)) {
 				wake(warg);
 				wake = NULL;
+				if (woken)
+					*woken = 1;
 			} else {
 				usleep(100);
 			}
@@ -555,35 +616,112 @@ static inline int step_and_kill_on_cpu(int (*fn)(void *), void *arg, long steps,
 		if (!WIFSTOPPED(st))
 			return -1;
 	}
-	kill(pid, SIGKILL);
-	return waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) ? 1 : -1;
+	return victim_kill(pid);
+}
+
+/*
+ * Fork @fn, let it run from its SIGSTOP to the wait it sleeps in (stopping
+ * only at its system calls), call @wake(@warg) once it sleeps there
+ * (victim_asleep()), and single-step it @after times from the end of
+ * that call, then SIGKILL it: 1 if it was killed, 0 if it finished first
+ * (exit status 0), -1 (also: it finished without sleeping). The steps
+ * after a wake-up whatever the way there took: that way's length varies
+ * from run to run (the memfd backend's look at its peers reads the
+ * attachment table, which the walk's dead victims fill).
+ */
+static inline int step_and_kill_after_wake_on_cpu(int (*fn)(void *), void *arg, long after,
+						  void (*wake)(void *), void *warg)
+{
+	pid_t pid = victim_start(fn, arg), got;
+	int woken = 0;
+	uint64_t t0;
+	long k;
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if (ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)(long)PTRACE_O_TRACESYSGOOD))
+		goto fail;
+	/* from system call stop to system call stop until one has slept */
+	while (!woken) {
+		if (ptrace(PTRACE_SYSCALL, pid, NULL, NULL))
+			goto fail;
+		t0 = now_ms();
+		while ((got = waitpid(pid, &st, WNOHANG)) == 0) {
+			if (!woken && now_ms() - t0 >= 2 && victim_asleep(pid)) {
+				wake(warg);
+				woken = 1;
+			}
+			usleep(100);
+		}
+		if (got != pid || !WIFSTOPPED(st) || WSTOPSIG(st) != (SIGTRAP | 0x80))
+			goto fail;
+	}
+	/* at the exit of the call it slept in */
+	for (k = 0; k < after; k++) {
+		if (ptrace(PTRACE_SINGLESTEP, pid, NULL, NULL) ||
+		    waitpid(pid, &st, 0) != pid)
+			goto fail;
+		if (WIFEXITED(st))
+			return WEXITSTATUS(st) ? -1 : 0;
+		if (!WIFSTOPPED(st))
+			return -1;
+	}
+	return victim_kill(pid);
+fail:
+	victim_kill(pid);
+	return -1;
 }
 
 /*
  * Tracer and victim on one CPU: a step is then a switch between the two,
  * not a wake-up of the other CPU (the kill points take half the time).
+ * Returns whether it pinned us (then unpin_cpu(@was) after).
  */
-static inline int step_and_kill_waking(int (*fn)(void *), void *arg, long steps,
-				       void (*wake)(void *), void *warg)
+static inline int pin_cpu(cpu_set_t *was)
 {
-	cpu_set_t was, one;
-	int cpu = sched_getcpu(), ret, pinned;
+	int cpu = sched_getcpu();
+	cpu_set_t one;
 
-	pinned = cpu >= 0 && !sched_getaffinity(0, sizeof(was), &was);
-	if (pinned) {
-		CPU_ZERO(&one);
-		CPU_SET(cpu, &one);
-		pinned = !sched_setaffinity(0, sizeof(one), &one);
-	}
-	ret = step_and_kill_on_cpu(fn, arg, steps, wake, warg);
+	if (cpu < 0 || sched_getaffinity(0, sizeof(*was), was))
+		return 0;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	return !sched_setaffinity(0, sizeof(one), &one);
+}
+
+static inline void unpin_cpu(const cpu_set_t *was)
+{
+	sched_setaffinity(0, sizeof(*was), was);
+}
+
+static inline int step_and_kill_waking(int (*fn)(void *), void *arg, long steps,
+				       void (*wake)(void *), void *warg, int *woken)
+{
+	cpu_set_t was;
+	int pinned = pin_cpu(&was), ret;
+
+	ret = step_and_kill_on_cpu(fn, arg, steps, wake, warg, woken);
 	if (pinned)
-		sched_setaffinity(0, sizeof(was), &was);
+		unpin_cpu(&was);
+	return ret;
+}
+
+static inline int step_and_kill_after_wake(int (*fn)(void *), void *arg, long after,
+					   void (*wake)(void *), void *warg)
+{
+	cpu_set_t was;
+	int pinned = pin_cpu(&was), ret;
+
+	ret = step_and_kill_after_wake_on_cpu(fn, arg, after, wake, warg);
+	if (pinned)
+		unpin_cpu(&was);
 	return ret;
 }
 
 static inline int step_and_kill(int (*fn)(void *), void *arg, long steps)
 {
-	return step_and_kill_waking(fn, arg, steps, NULL, NULL);
+	return step_and_kill_waking(fn, arg, steps, NULL, NULL, NULL);
 }
 
 /*
@@ -606,6 +744,13 @@ static inline int step_and_kill(int (*fn)(void *), void *arg, long steps)
  * square of the call's length over @vm_apart).
  */
 #define KILL_AT_STEPS_APART(pool, k, at_k, vm_apart)				\
+	KILL_WALK(pool, k, at_k, 1, vm_apart)
+
+/* The same, @apart kill points apart on the host too (a long call). */
+#define KILL_AT_STEPS_EVERYWHERE_APART(pool, k, at_k, apart)			\
+	KILL_WALK(pool, k, at_k, apart, apart)
+
+#define KILL_WALK(pool, k, at_k, host_apart, vm_apart)				\
 	do {									\
 		uint64_t t0_ = now_ms();					\
 		int ret_;							\
@@ -617,13 +762,14 @@ static inline int step_and_kill(int (*fn)(void *), void *arg, long steps)
 		if (lane_is_debug())						\
 			SKIP(return, "debug lane: the kill points test the library; " \
 			     "the 6.1, 6.12 and rt lanes take them on the device"); \
-		for ((k) = 0; (k) < 100000; (k) += in_vm_lane() ? (vm_apart) : 1) { \
+		for ((k) = 0; (k) < 100000; (k) += in_vm_lane() ? (vm_apart) : (host_apart)) { \
 			ret_ = (at_k);						\
 			ASSERT_LE(0, ret_);					\
 			if (!ret_)						\
 				break;	/* the call ended before step k */	\
 		}								\
-		TH_LOG("killed at each of %ld steps (%llu ms)", (k),		\
+		TH_LOG("walked %ld steps, a kill point every %d (%llu ms)", (k),	\
+		       (int)(in_vm_lane() ? (vm_apart) : (host_apart)),		\
 		       (unsigned long long)(now_ms() - t0_));			\
 	} while (0)
 
