@@ -102,12 +102,13 @@ struct shmpool {
 	int fd;			/* owns the pool: device fd or memfd/file */
 	int backend;		/* SHMPOOL_BACKEND_DEVICE or _MEMFD */
 	unsigned int flags;	/* SHMPOOL_RDONLY and private __SHMPOOL_F_* */
-	unsigned int __pad;
+	int __api_err;		/* device: 0, or -errno of SHMPOOL_IOC_API at open */
 	uint64_t id;		/* device pool id, or memfd inode number */
 	char name[SHMPOOL_NAME_MAX];	/* "" if anonymous or unknown */
 	uint32_t __self;	/* this process's attachment id (lib/attach.c) */
 	uint32_t __self_gen;	/* the fork() generation that set __self */
 	const void *__status;	/* device: the read-only status page */
+	uint64_t __features;	/* device: the module's SHMPOOL_FEAT_* (0 if unknown) */
 };
 
 /**

@@ -66,7 +66,6 @@ static const struct shmpool_status *status_page(const struct shmpool *p)
  */
 static int map_status(struct shmpool *p)
 {
-	struct shmpool_api api = { .size = sizeof(api) };
 	void *st;
 
 	if (p->__status)
@@ -75,15 +74,6 @@ static int map_status(struct shmpool *p)
 		  p->fd, (off_t)SHMPOOL_STATUS_OFFSET);
 	if (st == MAP_FAILED)
 		return errno == EINVAL ? -ENOTTY : -errno;
-	/*
-	 * Only the handle's constructor maps it (a fork() child inherits the
-	 * mapping), before anyone else sees @p->flags. A module older than
-	 * SHMPOOL_FEAT_WAIT_OWNER (a newer library over DKMS's older module)
-	 * leaves owner waits to SHMPOOL_WAIT_DEATH alone.
-	 */
-	if (!ioctl(p->fd, SHMPOOL_IOC_API, &api) &&
-	    (api.features & SHMPOOL_FEAT_WAIT_OWNER))
-		p->flags |= __SHMPOOL_F_WAIT_OWNER;
 	p->__status = st;
 	return 0;
 }
@@ -280,8 +270,11 @@ int __shmpool_wait_owner(struct shmpool *p, int64_t off, uint32_t expected,
 	/*
 	 * An owner of 0 would be EOWNERDEAD at once, over and over: such a
 	 * word (a peer's write) is waited on as any, for a wake or a death.
+	 * A module older than SHMPOOL_FEAT_WAIT_OWNER (a newer library over
+	 * DKMS's older module) leaves owner waits to SHMPOOL_WAIT_DEATH alone;
+	 * __features is the constructor's (backend_dev.c), never written after.
 	 */
-	if (status_page(p) && (p->flags & __SHMPOOL_F_WAIT_OWNER) &&
+	if (status_page(p) && (p->__features & SHMPOOL_FEAT_WAIT_OWNER) &&
 	    (expected & owner_mask))
 		return __shmpool_dev_wait_death(p, off, expected, seq,
 						owner_mask, deadline);

@@ -72,11 +72,31 @@ bool __shmpool_dev_is_pool_fd(int fd)
 	return !fstat(fd, &st) && S_ISREG(st.st_mode) && is_shmpool_fs(fd);
 }
 
+/*
+ * What the module supports, asked once per handle, of its pool fd: every
+ * constructor calls this before the handle is handed out, and nothing
+ * writes p->__api_err or p->__features after, so the readers (shmpool_info(),
+ * the owner waits of attach.c) need no ordering beyond what publishes the
+ * handle; a fork() child inherits both with the handle. A module that fails
+ * the ioctl leaves __features 0: no feature is assumed, and shmpool_info()
+ * fails with the error.
+ */
+static void read_api(struct shmpool *p)
+{
+	struct shmpool_api api = { .size = sizeof(api) };
+
+	if (ioctl(p->fd, SHMPOOL_IOC_API, &api))
+		p->__api_err = -errno;
+	else
+		p->__features = api.features;
+}
+
 /* The pool fd @fd replaces the scope fd in p->fd. */
 static void take_pool_fd(struct shmpool *p, int fd)
 {
 	close(p->fd);
 	p->fd = fd;
+	read_api(p);
 }
 
 /* @name is already validated: shorter than SHMPOOL_NAME_MAX */
@@ -165,6 +185,7 @@ static int dev_adopt(struct shmpool *p)
 	 */
 	if (!__shmpool_dev_is_pool_fd(p->fd))
 		return -EINVAL;
+	read_api(p);
 	ret = dev_query(p->fd, &i, NULL, 0);
 	if (ret)
 		return ret;
@@ -177,12 +198,11 @@ static int dev_adopt(struct shmpool *p)
 
 static int dev_info(struct shmpool *p, struct shmpool_pool_info *info)
 {
-	struct shmpool_api api = { .size = sizeof(api) };
 	struct shmpool_info i;
 	int ret;
 
-	if (ioctl(p->fd, SHMPOOL_IOC_API, &api))
-		return -errno;
+	if (p->__api_err)
+		return p->__api_err;
 	ret = dev_query(p->fd, &i, NULL, 0);
 	if (ret)
 		return ret;
@@ -197,9 +217,9 @@ static int dev_info(struct shmpool *p, struct shmpool_pool_info *info)
 	info->mappings = i.mappings;
 	info->nr_extents = i.nr_extents;
 	memcpy(info->name, i.name, SHMPOOL_NAME_MAX);
-	if (!(api.features & SHMPOOL_FEAT_CONTIG))
+	if (!(p->__features & SHMPOOL_FEAT_CONTIG))
 		info->lacks |= SHMPOOL_CAP_CONTIG;
-	if (!(api.features & SHMPOOL_FEAT_ACCOUNT))
+	if (!(p->__features & SHMPOOL_FEAT_ACCOUNT))
 		info->lacks |= SHMPOOL_CAP_ACCOUNTING;
 	return 0;
 }

@@ -318,12 +318,9 @@ int shmpool_notify_del(struct shmpool *p, uint64_t off, int eventfd)
 
 uint32_t __shmpool_doorbell_lacks(struct shmpool *p)
 {
-	struct shmpool_api api = { .size = sizeof(api) };
-
-	if (p->backend != SHMPOOL_BACKEND_DEVICE)
-		return SHMPOOL_CAP_NOTIFY;
-	if (ioctl(p->fd, SHMPOOL_IOC_API, &api) ||
-	    !(api.features & SHMPOOL_FEAT_NOTIFY))
+	/* a module that failed SHMPOOL_IOC_API at open has __features 0 */
+	if (p->backend != SHMPOOL_BACKEND_DEVICE ||
+	    !(p->__features & SHMPOOL_FEAT_NOTIFY))
 		return SHMPOOL_CAP_NOTIFY;
 	return 0;
 }

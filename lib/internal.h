@@ -23,7 +23,6 @@
 #define __SHMPOOL_F_CREATED	(1U << 16)	/* this handle's call made the pool */
 #define __SHMPOOL_F_NAMED	(1U << 17)	/* memfd: a /dev/shm file, not a memfd */
 #define __SHMPOOL_F_NOATTACH	(1U << 18)	/* device without ATTACH (API < 3): pid ids */
-#define __SHMPOOL_F_WAIT_OWNER	(1U << 19)	/* device with SHMPOOL_WAIT_OWNER */
 
 #define __SHMPOOL_DEV_PATH	"/dev/shmpool"
 /* a container's own scope: a shmpool instance mounted here (README) */
