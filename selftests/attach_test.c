@@ -605,6 +605,38 @@ TEST_F(att, two_pools_two_ids)
 }
 
 /*
+ * A child that sleeps on word 0 of @fd's pool while it is @word, with
+ * WAIT_DEATH (ends after @seq); with @owner_mask non-zero with WAIT_OWNER
+ * too (the owner in those bits of @word; @seq unused). It writes what WAIT
+ * returned to @wfd. -1 if fork() fails.
+ */
+static pid_t at_spawn_sleeper(int fd, uint32_t word, uint32_t owner_mask,
+			      uint32_t seq, int wfd)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int32_t r;
+
+		sp_child_init();
+		if (owner_mask)
+			r = at_wait_owner(fd, 0, word, owner_mask,
+					  SHMPOOL_WAIT_DEATH, seq);
+		else
+			r = at_wait_death(fd, 0, word, seq);
+		CHILD_CHECK(write(wfd, &r, sizeof(r)) == sizeof(r));
+		_exit(0);
+	}
+	return pid;
+}
+
+/* at_spawn_sleeper() with WAIT_OWNER: the owner in the id bits of @word */
+static pid_t at_spawn_owner_sleeper(int fd, uint32_t word, int wfd)
+{
+	return at_spawn_sleeper(fd, word, SHMPOOL_ATTACH_ID_MAX, 0, wfd);
+}
+
+/*
  * SIGKILL: the id leaves the status page and a WAIT_DEATH sleeper in
  * another process returns EOWNERDEAD.
  */
@@ -621,16 +653,8 @@ TEST_F(att, killed_child_wakes_death_waiter)
 	EXPECT_TRUE(at_alive(self->st, id));
 	seq = at_seq(self->st);
 	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
-	waiter = fork();
+	waiter = at_spawn_sleeper(self->fd, 0, 0, seq, p[1]);
 	ASSERT_LE(0, waiter);
-	if (waiter == 0) {
-		uint32_t r;
-
-		sp_child_init();
-		r = (uint32_t)at_wait_death(self->fd, 0, 0, seq);
-		CHILD_CHECK(write(p[1], &r, sizeof(r)) == sizeof(r));
-		_exit(0);
-	}
 	close(p[1]);
 	ASSERT_TRUE(at_await_waiters(1));
 	t0 = sp_now_ns(CLOCK_MONOTONIC);
@@ -1204,25 +1228,6 @@ TEST_F(att, wake_count_exact_with_death_sleepers)
 }
 
 /*
- * A child that sleeps with DEATH | OWNER on word 0 (while it is @word, the
- * owner in the id bits) and writes what WAIT returned to @wfd.
- */
-static pid_t at_spawn_owner_sleeper(int fd, uint32_t word, int wfd)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		int32_t r;
-
-		sp_child_init();
-		r = at_wait_owner(fd, 0, word, SHMPOOL_ATTACH_ID_MAX,
-				  SHMPOOL_WAIT_DEATH, 0);
-		_exit(write(wfd, &r, sizeof(r)) == sizeof(r) ? 0 : 1);
-	}
-	return pid;
-}
-
-/*
  * Word 0 of @fd's pool, mapped, and @n children attached to the pool
  * (at_spawn_attached(): @pids, @ids); NULL, with none left, on failure.
  */
@@ -1268,15 +1273,8 @@ TEST_F(att, unrelated_end_wakes_only_untargeted)
 	ASSERT_EQ(0, pipe2(q, O_CLOEXEC));
 	targeted = at_spawn_owner_sleeper(self->fd, owner, p[1]);
 	ASSERT_LE(0, targeted);
-	plain = fork();
+	plain = at_spawn_sleeper(self->fd, owner, 0, at_seq(self->st), q[1]);
 	ASSERT_LE(0, plain);
-	if (plain == 0) {
-		int32_t rr;
-
-		sp_child_init();
-		rr = at_wait_death(self->fd, 0, owner, at_seq(self->st));
-		_exit(write(q[1], &rr, sizeof(rr)) == sizeof(rr) ? 0 : 1);
-	}
 	close(p[1]);
 	close(q[1]);
 	ASSERT_TRUE(at_await_waiters(base + 2));
@@ -1372,16 +1370,8 @@ TEST_F(att, wake_and_death_race_counts)
 		seq = at_seq(self->st);
 		ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
 		for (i = 0; i < AT_RACERS; i++) {
-			kids[i] = fork();
+			kids[i] = at_spawn_sleeper(self->fd, 0, 0, seq, p[1]);
 			ASSERT_LE(0, kids[i]);
-			if (kids[i] == 0) {
-				int32_t r;
-
-				sp_child_init();
-				r = at_wait_death(self->fd, 0, 0, seq);
-				CHILD_CHECK(write(p[1], &r, sizeof(r)) == sizeof(r));
-				_exit(0);
-			}
 		}
 		close(p[1]);
 		ASSERT_TRUE(at_await_waiters(base + AT_RACERS));

@@ -3925,6 +3925,25 @@ static int take_turn(struct ctx *c, uint32_t lockers)
 	return wait_count(&c->sh->progress, lockers, 20000) ? 5 : 0;
 }
 
+/*
+ * Start lockers 0..@n-1 running @fn (their ctx its argument) one at a
+ * time, each once the one before is asleep on the mutex we hold, so that
+ * they sleep in index order; result[] -1 until a locker has its turn.
+ */
+static void start_sleeping_lockers(struct __test_metadata *_metadata,
+				   FIXTURE_DATA(sync) *self,
+				   int (*fn)(void *), int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		atomic_store(&self->sh->result[i], -1);
+		ASSERT_EQ(0, task_start(&self->t[i], fn, &self->c[i]));
+		ASSERT_EQ(0, wait_count((_Atomic uint32_t *)&self->sh->tid[i], 1, 10000));
+		ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[i])));
+	}
+}
+
 /* Become SCHED_FIFO locker_prio[idx] (or stay), then take our turn. */
 static int ordered_locker(void *arg)
 {
@@ -3954,12 +3973,7 @@ TEST_F_TIMEOUT(sync, mutex_unlock_wakes_real_time_lockers_first, 60)
 		SKIP(return, "SCHED_FIFO needs root");
 	atomic_store(&self->sh->progress, 0);
 	ASSERT_EQ(0, shmpool_mutex_lock(self->p, &self->sh->mtx));
-	for (i = 0; i < ORDER_LOCKERS; i++) {
-		atomic_store(&self->sh->result[i], -1);
-		ASSERT_EQ(0, task_start(&self->t[i], ordered_locker, &self->c[i]));
-		ASSERT_EQ(0, wait_count((_Atomic uint32_t *)&self->sh->tid[i], 1, 10000));
-		ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[i])));
-	}
+	start_sleeping_lockers(_metadata, self, ordered_locker, ORDER_LOCKERS);
 	ASSERT_EQ(0, shmpool_mutex_unlock(self->p, &self->sh->mtx));
 	for (i = 0; i < ORDER_LOCKERS; i++)
 		EXPECT_EQ(0, task_join(&self->t[i]));
@@ -4027,12 +4041,7 @@ TEST_F_TIMEOUT(sync, mutex_sleepers_ignore_unrelated_deaths, 60)
 		SKIP(return, "memfd sleepers look for deaths in slices");
 	atomic_store(&self->sh->progress, 0);
 	ASSERT_EQ(0, shmpool_mutex_lock(self->p, &self->sh->mtx));
-	for (i = 0; i < QUIET_LOCKERS; i++) {
-		atomic_store(&self->sh->result[i], -1);
-		ASSERT_EQ(0, task_start(&self->t[i], quiet_locker, &self->c[i]));
-		ASSERT_EQ(0, wait_count((_Atomic uint32_t *)&self->sh->tid[i], 1, 10000));
-		ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[i])));
-	}
+	start_sleeping_lockers(_metadata, self, quiet_locker, QUIET_LOCKERS);
 	for (i = 0; i < QUIET_LOCKERS; i++) {
 		before[i] = voluntary_switches(atomic_load(&self->sh->tid[i]));
 		ASSERT_LE(0, before[i]);
