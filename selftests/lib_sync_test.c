@@ -3898,6 +3898,117 @@ TEST_F_TIMEOUT(sync, robust_sem_post_killed_at_every_step, 600)
 	lk_everywhere(_metadata, self->p, self->sh, &self->sh->mtx, LK_SEM_POST);
 }
 
+/* ---- a signalled waiter dies ------------------------------------------------------ */
+
+/*
+ * A signal wakes the first of two waiters, which is then killed at every
+ * step after its wake-up (before, while and after it relocks the mutex):
+ * the second waiter must not sleep on as if nobody had signalled, nor
+ * for ever on a mutex the dead one took (shmpool_sync.h, "Owner death":
+ * a waiter woken by a death right after a signal meant for another
+ * returns, and a dead owner's mutex is taken over). Device only: on memfd
+ * a waiter sleeps until signalled or its deadline, as documented, so
+ * there the signal goes with the dead waiter.
+ */
+struct cw {
+	struct shmpool *p;
+	struct shared *sh;
+	pid_t other;		/* the second waiter, started once the first sleeps */
+	long eownerdead;	/* the second took the mutex over */
+};
+
+#define CW_DEADLINE_MS	60000	/* the waiters' own: far beyond the test's patience */
+#define CW_PATIENCE_MS	10000	/* for the second waiter, once the first is dead */
+
+/* lock, wait for a signal, unlock: 0, or a failure code */
+static int cw_wait(struct shmpool *p, struct shared *sh)
+{
+	struct timespec dl = ts_add_ms(now(CLOCK_MONOTONIC), CW_DEADLINE_MS);
+	int ret;
+
+	ret = shmpool_cond_timedwait(p, &sh->cnd[0], &sh->mtx, &dl);
+	if (ret && ret != -EOWNERDEAD)
+		return ret == -ETIMEDOUT ? 3 : 4;
+	if (shmpool_mutex_unlock(p, &sh->mtx))
+		return 5;
+	return ret == -EOWNERDEAD ? 10 : 0;
+}
+
+static int cw_victim(void *arg)
+{
+	struct cw *s = arg;
+
+	if (shmpool_attach_id(s->p) <= 0 || shmpool_mutex_lock(s->p, &s->sh->mtx))
+		return 2;
+	if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+		return 6;
+	raise(SIGSTOP);
+	return cw_wait(s->p, s->sh);	/* 0: it had the signal, the mutex was free */
+}
+
+/* the victim sleeps: a second waiter joins it, then the signal (to the first) */
+static void cw_signal(void *arg)
+{
+	struct cw *s = arg;
+	pid_t pid = fork();
+	uint64_t t0 = now_ms();
+
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (shmpool_mutex_lock(s->p, &s->sh->mtx))
+			_exit(2);
+		_exit(cw_wait(s->p, s->sh));
+	}
+	s->other = pid;
+	while (pid > 0 && !victim_asleep(pid) && now_ms() - t0 < CW_PATIENCE_MS)
+		usleep(200);
+	shmpool_cond_signal(s->p, &s->sh->cnd[0]);
+}
+
+static int cw_killed_at(struct __test_metadata *_metadata, struct cw *s, long k)
+{
+	uint64_t t0;
+	int killed, st = 0;
+	pid_t got;
+
+	STEP_CHECK(!shmpool_mutex_init(s->p, &s->sh->mtx) &&
+		   !shmpool_cond_init(s->p, &s->sh->cnd[0]), "init");
+	s->other = 0;
+	killed = step_and_kill_after_wake(cw_victim, s, k, cw_signal, s);
+	STEP_CHECK(killed >= 0 && s->other > 0, "the first waiter failed (%d)", killed);
+	t0 = now_ms();
+	while ((got = waitpid(s->other, &st, WNOHANG)) == 0 &&
+	       now_ms() - t0 < (uint64_t)CW_PATIENCE_MS * (uint64_t)scale())
+		usleep(1000);
+	if (!got) {
+		kill(s->other, SIGKILL);
+		waitpid(s->other, &st, 0);
+	}
+	STEP_CHECK(got == s->other, "the second waiter still sleeps %llu ms after the first one's end",
+		   (unsigned long long)(now_ms() - t0));
+	STEP_CHECK(WIFEXITED(st) && (!WEXITSTATUS(st) || WEXITSTATUS(st) == 10),
+		   "the second waiter: status %#x", st);
+	if (WEXITSTATUS(st) == 10)
+		s->eownerdead++;
+	STEP_CHECK(!atomic_load(&s->sh->mtx.word), "mutex word %#x after both",
+		   atomic_load(&s->sh->mtx.word));
+	return killed;
+}
+
+TEST_F_TIMEOUT(sync, cond_signalled_waiter_killed_after_wake, 600)
+{
+	struct cw s = { self->p, self->sh, 0, 0 };
+	long k;
+
+#ifdef SHMPOOL_TEST_THREADS
+	SKIP(return, "needs waiters in other processes");
+#endif
+	if (variant->backend == SHMPOOL_BACKEND_MEMFD)
+		SKIP(return, "memfd: a waiter sleeps until signalled (shmpool_sync.h)");
+	KILL_AT_STEPS_EVERYWHERE_APART(self->p, k, cw_killed_at(_metadata, &s, k), 1);
+	TH_LOG("the second waiter took the mutex over %ld times", s.eownerdead);
+}
+
 /* ---- wake order: real-time lockers first ----------------------------------------- */
 
 #define ORDER_LOCKERS	4
