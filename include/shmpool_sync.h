@@ -32,8 +32,9 @@
  * deadline (-ETIMEDOUT). So does one whose sleep peers keep ending with
  * deaths: on the device, every attachment's end (a peer that opens and
  * closes writable handles of the pool does that too) ends every sleep that
- * watches for deaths at once (but a mutex sleeper's, which watches its
- * owner only, where the module has SHMPOOL_FEAT_WAIT_OWNER), and the
+ * watches for deaths at once (but a mutex sleeper's or a robust
+ * semaphore waiter's, which watches its owner or last taker only, where
+ * the module has SHMPOOL_FEAT_WAIT_OWNER), and the
  * module says so before it looks at the time.
  *
  * Concurrency: any operation may run concurrently with any other on the same
@@ -62,9 +63,10 @@
  *   would steal signals meant for others), then relocks as above.
  * - semaphore: a waiter of an empty robust semaphore (sem_init_robust)
  *   whose last taker died gets -EOWNERDEAD without a unit, once per such
- *   death: if that taker held a unit, post it back. A plain semaphore
- *   waits for a post from anyone; @last_post and @last_wait are
- *   attachment ids for the caller's own recovery.
+ *   death: if that taker held a unit, post it back. On the device only
+ *   the end of that taker wakes a sleeping waiter (as for a mutex). A
+ *   plain semaphore waits for a post from anyone; @last_post and
+ *   @last_wait are attachment ids for the caller's own recovery.
  * A death that a mutex or robust semaphore waiter learns of only after its
  * deadline still counts: it looks at the owner (last taker) once more and
  * takes a dead one over (-EOWNERDEAD) rather than return -ETIMEDOUT.
@@ -317,29 +319,52 @@ static inline int shmpool_cond_wait(struct shmpool *p, struct shmpool_cond *c,
 
 /*
  * struct shmpool_sem - a counting semaphore
- * @value: units available, 0..SHMPOOL_SEM_VALUE_MAX; waiters sleep on it
- *	while it is 0
+ * @value: units available, 1..SHMPOOL_SEM_VALUE_MAX; waiters sleep on it
+ *	while there are none. Empty, it is 0, but for a robust semaphore
+ *	(SHMPOOL_SEM_TAKER_IN_VALUE): SHMPOOL_SEM_EMPTY | the attachment id of
+ *	the taker that emptied it (SHMPOOL_SEM_TAKER_MASK; 0: none, as after
+ *	init, or after a waiter was told of its death)
  * @waiters: threads that announced a sleep; post makes a wake syscall only
  *	when it is non-zero
  * @last_post: attachment id of the last successful post
  * @last_wait: attachment id of the last successful wait/trywait; a robust
  *	semaphore's waiter that reports its death clears it
- * @flags: SHMPOOL_SEM_ROBUST (shmpool_sem_init_robust()) or 0
+ * @flags: SHMPOOL_SEM_ROBUST | SHMPOOL_SEM_TAKER_IN_VALUE
+ *	(shmpool_sem_init_robust()) or 0
  * @__reserved: 0
  *
  * A semaphore has no owner; @last_post and @last_wait are what a recovery
  * step gets (test them with shmpool_peer_alive()), written after the
- * operation, so they may lag behind it: a taker that died between its take
- * and that store is not seen.
+ * operation, so they may lag behind it (a process that died between its
+ * operation and that store is not in them).
  *
  * Robust semaphores (shmpool_sem_init_robust()) are for units that a taker holds
  * until it posts them back (a lock, or n slots of one): a waiter of an empty
  * one whose last taker died gets -EOWNERDEAD without a unit, once per such
  * death (device: at once; memfd: within about 100 ms); if the dead taker
- * held a unit, post it back. The library cannot tell a taker that died
- * holding a unit from a consumer that took one and exited, which is why
- * plain semaphores (a count of items, say) never report deaths: their
- * waiters wait for a post from anyone, as before.
+ * held a unit, post it back. The last taker is the one that emptied it,
+ * named in @value by the very compare-exchange that took the last unit, so
+ * a taker that dies at any instruction of its wait is seen once it holds
+ * that unit. Takers of earlier units of a semaphore with several are not
+ * recorded: one that dies holding its unit is not reported (the unit is
+ * lost until somebody posts). On the device only the end of the taker
+ * that @value names wakes a sleeping waiter (SHMPOOL_WAIT_OWNER, where the
+ * module has SHMPOOL_FEAT_WAIT_OWNER), and waiters keep their order; a
+ * post wakes them in the doorbells' order, as a mutex's unlock does. The
+ * library cannot tell a taker that died holding a unit from a consumer
+ * that took one and exited, which is why plain semaphores (a count of
+ * items, say) never report deaths: their waiters wait for a post from
+ * anyone, as before.
+ *
+ * Library versions: robust semaphores made by a library before
+ * SHMPOOL_SEM_TAKER_IN_VALUE (@flags SHMPOOL_SEM_ROBUST alone) count down
+ * to 0 and name their last taker in @last_wait only, stored after the
+ * take (a taker that died between the two is not seen); this library
+ * keeps using them that way, with those libraries. A library that old
+ * does not know the new @value format: every process that uses a robust
+ * semaphore made by shmpool_sem_init_robust() from this version on must
+ * link this version or a later one (an older one would take a unit from
+ * an empty one, and fail to post to it with -EOVERFLOW).
  */
 struct shmpool_sem {
 	__SHMPOOL_ATOMIC(uint32_t) value;
@@ -352,6 +377,9 @@ struct shmpool_sem {
 
 #define SHMPOOL_SEM_VALUE_MAX	0x7fffffffU
 #define SHMPOOL_SEM_ROBUST	1U	/* @flags: units are held, deaths reported */
+#define SHMPOOL_SEM_TAKER_IN_VALUE 2U	/* @flags: an empty @value names its taker */
+#define SHMPOOL_SEM_EMPTY	0x80000000U	/* @value: empty, see above */
+#define SHMPOOL_SEM_TAKER_MASK	0x3fffffffU	/* @value: the taker, if EMPTY */
 
 /* Set @s to @value units (-EINVAL above SHMPOOL_SEM_VALUE_MAX). */
 int shmpool_sem_init(struct shmpool *p, struct shmpool_sem *s,

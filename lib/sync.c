@@ -14,7 +14,10 @@
  * owner's attachment id, its @tid field the owning thread. A waiter reads
  * the pool's death_seq, looks whether the owner lives, and sleeps with that
  * death_seq (__shmpool_wait_peer()), so an owner's death wakes it (device:
- * at once; memfd: within a slice) and it takes the lock over.
+ * at once; memfd: within a slice) and it takes the lock over. Where the
+ * module has SHMPOOL_FEAT_WAIT_OWNER the sleep watches only the owner the
+ * word names (__shmpool_wait_owner()); so does a robust semaphore's, whose
+ * empty @value names the taker that emptied it.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -998,6 +1001,27 @@ int shmpool_cond_broadcast(struct shmpool *p, struct shmpool_cond *c)
 
 /* ---- semaphore ---------------------------------------------------------------- */
 
+/*
+ * A robust semaphore made by this library (SHMPOOL_SEM_TAKER_IN_VALUE)
+ * names the taker that emptied it in @value itself: the take of the last
+ * unit is one compare-exchange 1 -> SHMPOOL_SEM_EMPTY | our id, so no
+ * kill point lies between a take and its record. One made by an older
+ * library (SHMPOOL_SEM_ROBUST alone) keeps counting to 0 and names its
+ * last taker in @last_wait, stored after the take, for the older
+ * libraries that share it.
+ */
+static bool sem_taker_in_value(const struct shmpool_sem *s)
+{
+	return (s->flags & (SHMPOOL_SEM_ROBUST | SHMPOOL_SEM_TAKER_IN_VALUE)) ==
+	       (SHMPOOL_SEM_ROBUST | SHMPOOL_SEM_TAKER_IN_VALUE);
+}
+
+/* the units that @value @v holds (@tv: sem_taker_in_value()) */
+static uint32_t sem_units(uint32_t v, bool tv)
+{
+	return tv && (v & SHMPOOL_SEM_EMPTY) ? 0 : v;
+}
+
 static int sem_init(struct shmpool *p, struct shmpool_sem *s, uint32_t value,
 		    uint32_t flags)
 {
@@ -1007,6 +1031,8 @@ static int sem_init(struct shmpool *p, struct shmpool_sem *s, uint32_t value,
 		return (int)off;
 	if (value > SHMPOOL_SEM_VALUE_MAX)
 		return -EINVAL;
+	if ((flags & SHMPOOL_SEM_TAKER_IN_VALUE) && !value)
+		value = SHMPOOL_SEM_EMPTY;	/* emptied by nobody */
 	atomic_store_explicit(&s->value, value, memory_order_relaxed);
 	atomic_store_explicit(&s->waiters, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->last_post, 0, memory_order_relaxed);
@@ -1026,22 +1052,32 @@ SHMPOOL_EXPORT
 int shmpool_sem_init_robust(struct shmpool *p, struct shmpool_sem *s,
 			    uint32_t value)
 {
-	return sem_init(p, s, value, SHMPOOL_SEM_ROBUST);
+	return sem_init(p, s, value,
+			SHMPOOL_SEM_ROBUST | SHMPOOL_SEM_TAKER_IN_VALUE);
 }
 
-/* Take a unit if there is one, in at most @tries compare-exchanges. */
-static bool sem_take(struct shmpool_sem *s, uint32_t id, int tries)
+/*
+ * Take a unit if there is one, in at most @tries compare-exchanges; the
+ * last one of a sem_taker_in_value() semaphore (@tv) leaves our @id in
+ * @value, in the same compare-exchange.
+ */
+static bool sem_take(struct shmpool_sem *s, uint32_t id, bool tv, int tries)
 {
 	uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
+	uint32_t n;
 
-	while (v && tries-- > 0) {
+	while (sem_units(v, tv) && tries-- > 0) {
+		n = v - 1;
+		if (tv && !n)
+			n = SHMPOOL_SEM_EMPTY | id;
 		/*
 		 * Acquire: pairs with the release in shmpool_sem_post(); what
 		 * the poster wrote before posting is visible to the taker.
 		 */
-		if (atomic_compare_exchange_weak_explicit(&s->value, &v, v - 1,
+		if (atomic_compare_exchange_weak_explicit(&s->value, &v, n,
 							  memory_order_acquire,
 							  memory_order_relaxed)) {
+			/* relaxed: a hint for recovery, no data rides on it */
 			atomic_store_explicit(&s->last_wait, id,
 					      memory_order_relaxed);
 			return true;
@@ -1054,7 +1090,8 @@ SHMPOOL_EXPORT
 int shmpool_sem_post(struct shmpool *p, struct shmpool_sem *s)
 {
 	int64_t off = obj_off(p, s, sizeof(*s));
-	uint32_t v, id;
+	uint32_t v, n, id;
+	bool tv;
 	int i, ret;
 
 	if (off < 0)
@@ -1062,14 +1099,16 @@ int shmpool_sem_post(struct shmpool *p, struct shmpool_sem *s)
 	ret = __shmpool_self(p, &id);
 	if (ret)
 		return ret;
+	tv = sem_taker_in_value(s);
 	v = atomic_load_explicit(&s->value, memory_order_relaxed);
 	for (i = 0;; i++) {
-		if (v >= SHMPOOL_SEM_VALUE_MAX)
+		n = sem_units(v, tv);
+		if (n >= SHMPOOL_SEM_VALUE_MAX)
 			return -EOVERFLOW;
 		if (i == CAS_TRIES)
 			return -EBUSY;	/* a peer keeps changing @value */
 		/* release: pairs with the acquire in sem_take() */
-		if (atomic_compare_exchange_weak_explicit(&s->value, &v, v + 1,
+		if (atomic_compare_exchange_weak_explicit(&s->value, &v, n + 1,
 							  memory_order_release,
 							  memory_order_relaxed))
 			break;
@@ -1099,21 +1138,54 @@ int shmpool_sem_trywait(struct shmpool *p, struct shmpool_sem *s)
 	ret = __shmpool_self(p, &id);
 	if (ret)
 		return ret;
-	return sem_take(s, id, CAS_TRIES) ? 0 : -EAGAIN;
+	return sem_take(s, id, sem_taker_in_value(s), CAS_TRIES) ? 0 : -EAGAIN;
 }
 
 /*
- * A robust semaphore is empty and its last taker @lw died: claim the notice
- * (one waiter gets it, once per death). 0 if ours, -EAGAIN if not.
+ * A robust semaphore is empty, and its last taker @lw died: claim the
+ * notice (one waiter gets it, once per death). 0 if ours, -EAGAIN if not.
+ * @v: @value as read, SHMPOOL_SEM_EMPTY | @lw where the taker is kept
+ * there (@tv), whose compare-exchange to SHMPOOL_SEM_EMPTY | 0 is the
+ * claim; else @last_wait's to 0 is. Relaxed: what the dead taker wrote is
+ * ordered by the liveness check's acquire (__shmpool_alive()), not here.
  */
-static int sem_claim_dead(struct shmpool *p, struct shmpool_sem *s,
-			  uint32_t lw)
+static int sem_claim_dead(struct shmpool *p, struct shmpool_sem *s, bool tv,
+			  uint32_t v, uint32_t lw)
 {
-	if (!(s->flags & SHMPOOL_SEM_ROBUST) || !lw || __shmpool_alive(p, lw))
+	if (!lw || __shmpool_alive(p, lw))
 		return -EAGAIN;
-	/* relaxed: a hint for recovery, no data rides on it */
-	return atomic_compare_exchange_strong_explicit(&s->last_wait, &lw, 0,
-			memory_order_relaxed, memory_order_relaxed) ? 0 : -EAGAIN;
+	if (!tv)
+		return atomic_compare_exchange_strong_explicit(&s->last_wait,
+				&lw, 0, memory_order_relaxed,
+				memory_order_relaxed) ? 0 : -EAGAIN;
+	if (!atomic_compare_exchange_strong_explicit(&s->value, &v,
+			SHMPOOL_SEM_EMPTY, memory_order_relaxed,
+			memory_order_relaxed))
+		return -EAGAIN;
+	/* the hint follows (another taker may have stored it since) */
+	atomic_compare_exchange_strong_explicit(&s->last_wait, &lw, 0,
+			memory_order_relaxed, memory_order_relaxed);
+	return 0;
+}
+
+/*
+ * Sleep on an empty robust semaphore's @value while it is @v, the taker
+ * that emptied it being @lw (@tv: named in @v) and death_seq @seq: a post
+ * ends the sleep, and so does (-EOWNERDEAD: look again) the taker's death.
+ * Where @v names it, the module watches that taker alone
+ * (SHMPOOL_WAIT_OWNER): no other end in the pool wakes us, and we keep
+ * our place among the sleepers. Without a taker, nobody's death concerns
+ * us: a post is all we wait for.
+ */
+static int sem_sleep(struct shmpool *p, int64_t off, bool tv, uint32_t v,
+		     uint32_t lw, uint32_t seq, const struct timespec *deadline)
+{
+	if (!lw)
+		return shmpool_wait(p, off, v, deadline, 0);
+	if (tv)
+		return __shmpool_wait_owner(p, off, v, SHMPOOL_SEM_TAKER_MASK,
+					    seq, deadline);
+	return __shmpool_wait_peer(p, off, v, seq, deadline);
 }
 
 SHMPOOL_EXPORT
@@ -1121,8 +1193,8 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 			  const struct timespec *deadline)
 {
 	int64_t off = obj_off(p, s, sizeof(*s));
-	uint32_t id, lw, seq = 0, checked = ~0U;
-	bool again = false, died = false;
+	uint32_t id, v, lw, seq = 0, checked = ~0U;
+	bool again = false, died = false, tv;
 	int i, ret;
 
 	if (off < 0)
@@ -1130,9 +1202,10 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 	ret = __shmpool_self(p, &id);
 	if (ret)
 		return ret;
+	tv = sem_taker_in_value(s);
 	/* one compare-exchange a spin: a failed one is a spin too */
 	for (i = 0; i < SPIN_TRIES; i++) {
-		if (sem_take(s, id, 1))
+		if (sem_take(s, id, tv, 1))
 			return 0;
 		cpu_relax();
 	}
@@ -1145,13 +1218,13 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 	/* (T) Pairs with (P) in shmpool_sem_post(), see there. */
 	atomic_thread_fence(memory_order_seq_cst);
 	for (;; again = true) {
-		if (sem_take(s, id, CAS_TRIES)) {
+		if (sem_take(s, id, tv, CAS_TRIES)) {
 			ret = 0;
 			break;
 		}
 		/*
 		 * Every pass but the first follows a wake, or a @value or
-		 * @last_wait that moved before we could sleep: a peer that
+		 * last taker that moved before we could sleep: a peer that
 		 * keeps moving them must not keep us past the deadline. The
 		 * pass after a death notice (which the module gives before
 		 * it looks at the time) looks at the last taker first, as
@@ -1161,29 +1234,33 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 			ret = -ETIMEDOUT;
 			break;
 		}
-		/* sleeps only while @value is still 0: a post changes it */
+		v = atomic_load_explicit(&s->value, memory_order_relaxed);
+		if (sem_units(v, tv))
+			continue;	/* posted meanwhile: take it */
+		/* sleeps only while @value is still v: a post changes it */
 		if (!(s->flags & SHMPOOL_SEM_ROBUST)) {
 			died = false;
-			ret = shmpool_wait(p, off, 0, deadline, 0);
+			ret = shmpool_wait(p, off, v, deadline, 0);
 		} else {
 			/*
 			 * A new last taker, or a death since we looked: read
 			 * death_seq, then look whether it lives (the mutex's
 			 * pattern), then sleep with that death_seq.
 			 */
-			lw = atomic_load_explicit(&s->last_wait,
+			lw = tv ? v & SHMPOOL_SEM_TAKER_MASK :
+			     atomic_load_explicit(&s->last_wait,
 						  memory_order_relaxed);
 			if (lw != checked || died) {
 				died = false;
 				seq = __shmpool_death_seq(p);
-				if (!sem_claim_dead(p, s, lw)) {
+				if (!sem_claim_dead(p, s, tv, v, lw)) {
 					ret = -EOWNERDEAD;
 					break;
 				}
 				checked = lw;
 				continue;
 			}
-			ret = __shmpool_wait_peer(p, off, 0, seq, deadline);
+			ret = sem_sleep(p, off, tv, v, lw, seq, deadline);
 		}
 		if (ret == -EOWNERDEAD) {
 			died = true;	/* somebody died: look again */
@@ -1197,7 +1274,7 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 		 * reach (each post wakes only one).
 		 */
 		if ((ret == -ETIMEDOUT || ret == -EINTR) &&
-		    sem_take(s, id, CAS_TRIES))
+		    sem_take(s, id, tv, CAS_TRIES))
 			ret = 0;
 		break;
 	}

@@ -97,6 +97,12 @@ _Static_assert(offsetof(struct shared, odd.m) % 8 == 4, "odd.m: the 4-byte path"
 
 #define W_OFF(i)	((uint64_t)(i) * sizeof(uint32_t))
 
+/* A robust semaphore's @value: its units (shmpool_sync.h) */
+static uint32_t sem_units(uint32_t v)
+{
+	return v & SHMPOOL_SEM_EMPTY ? 0 : v;
+}
+
 static size_t page_size(void)
 {
 	return (size_t)sysconf(_SC_PAGESIZE);
@@ -2514,15 +2520,22 @@ static int sem_death_waiter(void *arg)
 /*
  * A robust semaphore's holder is killed while a waiter sleeps: the waiter
  * gets -EOWNERDEAD (no unit) long before its deadline, once; the unit
- * posted back goes on working.
+ * posted back goes on working. @old: a semaphore an older library made
+ * (SHMPOOL_SEM_ROBUST alone: counts to 0, the taker in @last_wait), which
+ * this one keeps in that format.
  */
-TEST_F_TIMEOUT(sync, sem_robust_holder_killed, 60)
+static void sem_holder_killed(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(sync) *self, bool old)
 {
 	struct shmpool_sem *s = &self->sh->sem;
 
 	ASSERT_EQ(0, shmpool_sem_init_robust(self->p, s, 1));
+	if (old)
+		s->flags = SHMPOOL_SEM_ROBUST;
 	ASSERT_EQ(0, task_start(&self->t[0], sem_hold_forever, &self->c[0]));
 	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	EXPECT_EQ(old ? 0 : SHMPOOL_SEM_EMPTY | atomic_load(&s->last_wait),
+		  atomic_load(&s->value));
 	ASSERT_EQ(0, task_start(&self->t[1], sem_death_waiter, &self->c[1]));
 	ASSERT_EQ(0, wait_count(&self->sh->ready, 2, 10000));
 	ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[1])));
@@ -2534,10 +2547,22 @@ TEST_F_TIMEOUT(sync, sem_robust_holder_killed, 60)
 	EXPECT_LT(15000U, atomic_load(&self->sh->w[9]));
 	/* reported once: the notice is cleared, and the unit comes back */
 	EXPECT_EQ(0U, atomic_load(&s->last_wait));
+	EXPECT_EQ(old ? 0 : SHMPOOL_SEM_EMPTY, atomic_load(&s->value));
 	EXPECT_EQ(-EAGAIN, shmpool_sem_trywait(self->p, s));
 	EXPECT_EQ(0, shmpool_sem_post(self->p, s));
 	EXPECT_EQ(0, shmpool_sem_wait(self->p, s));
 	EXPECT_EQ(0, shmpool_sem_post(self->p, s));
+	EXPECT_EQ(1U, atomic_load(&s->value));
+}
+
+TEST_F_TIMEOUT(sync, sem_robust_holder_killed, 60)
+{
+	sem_holder_killed(_metadata, self, false);
+}
+
+TEST_F_TIMEOUT(sync, sem_robust_older_format_holder_killed, 60)
+{
+	sem_holder_killed(_metadata, self, true);
 }
 
 /* A plain semaphore's taker that exits is no news: waiters keep waiting. */
@@ -2798,6 +2823,108 @@ TEST_F_TIMEOUT(sync, fork_while_another_thread_closes, 60)
 }
 
 #endif
+
+/* ---- a peer writes a semaphore's word ---------------------------------------- */
+
+/* A task that attaches, says who it is, and waits for sh->go. */
+static int attach_and_wait(void *arg)
+{
+	struct ctx *c = arg;
+	int id = shmpool_attach_id(c->p);
+
+	if (id <= 0)
+		return 2;
+	atomic_store(&c->sh->aid[c->idx], (uint32_t)id);
+	atomic_fetch_add(&c->sh->ready, 1);
+	while (!atomic_load(&c->sh->go))
+		sleep_ms(1);
+	return 0;
+}
+
+/*
+ * A peer wrote an empty robust semaphore's word naming a taker that is not
+ * a live attachment (never issued: the largest id; with bit 30, outside
+ * the id bits, set too): the waiter gets -EOWNERDEAD at once, as for a
+ * taker that died, once; the semaphore then works as before.
+ */
+TEST_F(sync, robust_sem_hostile_dead_taker)
+{
+	static const uint32_t words[] = {
+		SHMPOOL_SEM_EMPTY | SHMPOOL_ATTACH_ID_MAX,
+		SHMPOOL_SEM_EMPTY | (1U << 30) | SHMPOOL_ATTACH_ID_MAX,
+	};
+	struct shmpool_sem *s = &self->sh->sem;
+	struct timespec t0, dl;
+	unsigned int i;
+
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		ASSERT_EQ(0, shmpool_sem_init_robust(self->p, s, 0));
+		atomic_store(&s->value, words[i]);
+		t0 = now(CLOCK_MONOTONIC);
+		dl = ts_add_ms(t0, 5000);
+		EXPECT_EQ(-EOWNERDEAD, shmpool_sem_timedwait(self->p, s, &dl))
+			TH_LOG("word %#x", words[i]);
+		EXPECT_GT(1000, ts_ms(now(CLOCK_MONOTONIC), t0));
+		/* told once: the next waiter waits for a post */
+		dl = ts_add_ms(now(CLOCK_MONOTONIC), 200);
+		EXPECT_EQ(-ETIMEDOUT, shmpool_sem_timedwait(self->p, s, &dl));
+		EXPECT_EQ(-EAGAIN, shmpool_sem_trywait(self->p, s));
+		EXPECT_EQ(0, shmpool_sem_post(self->p, s));
+		EXPECT_EQ(0, shmpool_sem_trywait(self->p, s));
+		EXPECT_EQ(0, shmpool_sem_post(self->p, s));
+		EXPECT_EQ(1U, atomic_load(&s->value));
+		EXPECT_EQ(0U, atomic_load(&s->waiters));
+	}
+}
+
+/*
+ * A peer wrote an empty robust semaphore's word naming a live attachment
+ * that holds nothing (another process's): it is waited for as a taker, and
+ * the deadline holds: -ETIMEDOUT at it, not later.
+ */
+TEST_F(sync, robust_sem_hostile_live_taker_times_out)
+{
+	struct shmpool_sem *s = &self->sh->sem;
+	struct timespec dl;
+	long late;
+
+#ifdef SHMPOOL_TEST_THREADS
+	SKIP(return, "needs a live attachment of another process");
+#endif
+	ASSERT_EQ(0, task_start(&self->t[0], attach_and_wait, &self->c[0]));
+	ASSERT_EQ(0, wait_count(&self->sh->ready, 1, 10000));
+	ASSERT_EQ(0, shmpool_sem_init_robust(self->p, s, 0));
+	atomic_store(&s->value, SHMPOOL_SEM_EMPTY | atomic_load(&self->sh->aid[0]));
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 300);
+	EXPECT_EQ(-ETIMEDOUT, shmpool_sem_timedwait(self->p, s, &dl));
+	late = ts_ms(now(CLOCK_MONOTONIC), dl);
+	EXPECT_LE(0, late);
+	EXPECT_GT(500, late);
+	EXPECT_EQ(0U, atomic_load(&s->waiters));
+	/* its end is a taker's death: the next waiter is told */
+	ASSERT_EQ(0, kill(self->t[0].pid, SIGKILL));
+	EXPECT_EQ(128 + SIGKILL, task_join(&self->t[0]));
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 5000);
+	EXPECT_EQ(-EOWNERDEAD, shmpool_sem_timedwait(self->p, s, &dl));
+	EXPECT_EQ(0, shmpool_sem_post(self->p, s));
+	EXPECT_EQ(0, shmpool_sem_trywait(self->p, s));
+}
+
+/*
+ * A plain semaphore's word a peer set above SHMPOOL_SEM_VALUE_MAX: post
+ * refuses (-EOVERFLOW, as documented), takes go on counting down, and
+ * nothing loops.
+ */
+TEST_F(sync, sem_hostile_value_above_max)
+{
+	struct shmpool_sem *s = &self->sh->sem;
+
+	ASSERT_EQ(0, shmpool_sem_init(self->p, s, 0));
+	atomic_store(&s->value, SHMPOOL_SEM_EMPTY | 5);
+	EXPECT_EQ(-EOVERFLOW, shmpool_sem_post(self->p, s));
+	EXPECT_EQ(0, shmpool_sem_trywait(self->p, s));
+	EXPECT_EQ(SHMPOOL_SEM_EMPTY | 4, atomic_load(&s->value));
+}
 
 /* ---- a bad deadline changes nothing ------------------------------------------ */
 
@@ -3152,21 +3279,6 @@ TEST_F_TIMEOUT(sync, event_wait_word_flips_under_doorbell, 180)
 	EXPECT_EQ(0, ret);
 }
 
-/* A task that attaches, says who it is, and waits for sh->go. */
-static int attach_and_wait(void *arg)
-{
-	struct ctx *c = arg;
-	int id = shmpool_attach_id(c->p);
-
-	if (id <= 0)
-		return 2;
-	atomic_store(&c->sh->aid[c->idx], (uint32_t)id);
-	atomic_fetch_add(&c->sh->ready, 1);
-	while (!atomic_load(&c->sh->go))
-		sleep_ms(1);
-	return 0;
-}
-
 /*
  * timedlock on a mutex whose word a peer keeps moving between two live
  * owners (so it never sleeps: the word is never what it last saw):
@@ -3484,22 +3596,39 @@ TEST_F_TIMEOUT(sync, cond_timedwait_peers_keep_dying, 180)
 	dpeer_stop(_metadata, &dying);
 }
 
-/* timedwait on an empty robust semaphore, while a peer keeps dying */
+/*
+ * timedwait on an empty robust semaphore that a live peer emptied, while
+ * another keeps dying. As for the mutex: with SHMPOOL_FEAT_WAIT_OWNER the
+ * dying peer's ends do not end the sleep (it watches the taker only);
+ * the game bites on older modules, and on a robust semaphore made by an
+ * older library (the second round: its taker in @last_wait).
+ */
 TEST_F_TIMEOUT(sync, robust_sem_timedwait_peers_keep_dying, 180)
 {
 	struct shmpool_sem *s = page2(self->p);
-	struct dpeer dying;
+	struct dpeer taker, dying;
 	struct timespec dl;
-	int ret;
+	int old, ret;
 
 	DEATH_REQUIRE();
+	dpeer_start(_metadata, self->p, &taker);
 	dpeer_start(_metadata, self->p, &dying);
-	ASSERT_EQ(0, shmpool_sem_init_robust(self->p, s, 0));
-	DEATH_GAME(&dying, LONG_MAX, false, dl,
-		   ret = shmpool_sem_timedwait(self->p, s, &dl));
-	EXPECT_EQ(-ETIMEDOUT, ret);
-	EXPECT_EQ(0U, atomic_load(&s->waiters));
+	for (old = 0; old < 2; old++) {
+		ASSERT_EQ(0, shmpool_sem_init_robust(self->p, s, 0));
+		if (old) {
+			s->flags = SHMPOOL_SEM_ROBUST;
+			atomic_store(&s->value, 0);
+			atomic_store(&s->last_wait, taker.id);
+		} else {
+			atomic_store(&s->value, SHMPOOL_SEM_EMPTY | taker.id);
+		}
+		DEATH_GAME(&dying, LONG_MAX, false, dl,
+			   ret = shmpool_sem_timedwait(self->p, s, &dl));
+		EXPECT_EQ(-ETIMEDOUT, ret);
+		EXPECT_EQ(0U, atomic_load(&s->waiters));
+	}
 	dpeer_stop(_metadata, &dying);
+	dpeer_stop(_metadata, &taker);
 }
 
 /*
@@ -3539,10 +3668,12 @@ TEST_F_TIMEOUT(sync, robust_sem_timedwait_taker_dies_at_deadline, 180)
 	DEATH_REQUIRE();
 	dpeer_start(_metadata, self->p, &dying);
 	ASSERT_EQ(0, shmpool_sem_init_robust(self->p, s, 0));
+	atomic_store(&s->value, SHMPOOL_SEM_EMPTY | dying.id);
 	atomic_store(&s->last_wait, dying.id);
 	DEATH_GAME(&dying, 1, true, dl,
 		   ret = shmpool_sem_timedwait(self->p, s, &dl));
 	EXPECT_EQ(-EOWNERDEAD, ret);
+	EXPECT_EQ(SHMPOOL_SEM_EMPTY, atomic_load(&s->value));
 	EXPECT_EQ(0U, atomic_load(&s->last_wait));
 	dpeer_stop(_metadata, &dying);
 }
@@ -3714,7 +3845,13 @@ static void lk_release(void *arg)
 }
 
 
-/* the semaphore: 0 with a unit, or -EOWNERDEAD/-ETIMEDOUT as documented */
+/*
+ * The semaphore: 0 with a unit, or -EOWNERDEAD. The victim was the only
+ * taker of the only unit: empty, it died holding it, at whatever step the
+ * kill came, and the waiter is told (it posts the unit back). Before the
+ * take and its record were one store, a victim killed between its take
+ * and the store to @last_wait was not seen: the waiter timed out.
+ */
 static int lk_sem_after(struct __test_metadata *_metadata, struct lk *s, long k,
 			uint32_t victim)
 {
@@ -3722,17 +3859,11 @@ static int lk_sem_after(struct __test_metadata *_metadata, struct lk *s, long k,
 	struct timespec dl;
 	int ret, want;
 
-	STEP_CHECK(v <= 1, "value %u", v);
-	/*
-	 * Empty: -EOWNERDEAD if @last_wait names the dead taker. It is
-	 * stored after the take, and shmpool_sync.h says so ("a taker that
-	 * died between its take and that store is not seen"): then the
-	 * waiter waits for a post, here to its deadline.
-	 */
-	want = v ? 0 : lw == victim ? -EOWNERDEAD : -ETIMEDOUT;
-	dl = ts_add_ms(now(CLOCK_MONOTONIC), want == -ETIMEDOUT ? 300 : 10000);
+	STEP_CHECK(sem_units(v) <= 1, "value %#x", v);
+	want = sem_units(v) ? 0 : -EOWNERDEAD;
+	dl = ts_add_ms(now(CLOCK_MONOTONIC), 3000);
 	ret = shmpool_sem_timedwait(s->p, &s->sh->sem, &dl);
-	STEP_CHECK(ret == want, "value %u, last taker %u, the victim %u: %d, wanted %d",
+	STEP_CHECK(ret == want, "value %#x, last taker %u, the victim %u: %d, wanted %d",
 		 v, lw, victim, ret, want);
 	if (ret == -EOWNERDEAD)
 		s->eownerdead++;
@@ -3837,7 +3968,7 @@ static void lk_everywhere(struct __test_metadata *_metadata, struct shmpool *p,
 	} else {
 		KILL_AT_EVERY_STEP(p, k, lk_killed_at(_metadata, &s, k));
 	}
-	TH_LOG("%ld times -EOWNERDEAD, %ld times -ETIMEDOUT (documented), released %ld times asleep, "
+	TH_LOG("%ld times -EOWNERDEAD, %ld times -ETIMEDOUT, released %ld times asleep, "
 	       "killed %ld times after its wake-up", s.eownerdead, s.timedout, s.released,
 	       s.woken_kills);
 	/* the walk went through the sleep, not only up to it */
@@ -4130,6 +4261,35 @@ static int attach_and_exit(void *arg)
 }
 
 /*
+ * Start QUIET_LOCKERS sleepers of @fn, let QUIET_DEATHS unrelated peers
+ * attach and exit, and (@quiet) check that no sleeper ran meanwhile.
+ */
+static void sleepers_and_deaths(struct __test_metadata *_metadata,
+				FIXTURE_DATA(sync) *self, int (*fn)(void *),
+				bool quiet)
+{
+	long before[QUIET_LOCKERS], after;
+	struct task deaths[QUIET_DEATHS];
+	int i;
+
+	start_sleeping_lockers(_metadata, self, fn, QUIET_LOCKERS);
+	for (i = 0; i < QUIET_LOCKERS; i++) {
+		before[i] = voluntary_switches(atomic_load(&self->sh->tid[i]));
+		ASSERT_LE(0, before[i]);
+	}
+	/* task_join() reaps each: its end was told to every sleeper by then */
+	for (i = 0; i < QUIET_DEATHS; i++) {
+		ASSERT_EQ(0, task_start(&deaths[i], attach_and_exit, &self->c[0]));
+		EXPECT_EQ(0, task_join(&deaths[i]));
+	}
+	for (i = 0; i < QUIET_LOCKERS && quiet; i++) {
+		after = voluntary_switches(atomic_load(&self->sh->tid[i]));
+		EXPECT_EQ(before[i], after) TH_LOG("sleeper %d woke %ld times", i,
+						    after - before[i]);
+	}
+}
+
+/*
  * Two lockers of other processes sleep on a mutex we hold; ten unrelated
  * processes attach to the pool and exit. Only the owner's end concerns a
  * mutex sleeper (SHMPOOL_WAIT_OWNER), as only the owner's death concerns
@@ -4141,8 +4301,6 @@ static int attach_and_exit(void *arg)
  */
 TEST_F_TIMEOUT(sync, mutex_sleepers_ignore_unrelated_deaths, 60)
 {
-	long before[QUIET_LOCKERS], after;
-	struct task deaths[QUIET_DEATHS];
 	int i;
 
 #ifdef SHMPOOL_TEST_THREADS
@@ -4152,26 +4310,88 @@ TEST_F_TIMEOUT(sync, mutex_sleepers_ignore_unrelated_deaths, 60)
 		SKIP(return, "memfd sleepers look for deaths in slices");
 	atomic_store(&self->sh->progress, 0);
 	ASSERT_EQ(0, shmpool_mutex_lock(self->p, &self->sh->mtx));
-	start_sleeping_lockers(_metadata, self, quiet_locker, QUIET_LOCKERS);
-	for (i = 0; i < QUIET_LOCKERS; i++) {
-		before[i] = voluntary_switches(atomic_load(&self->sh->tid[i]));
-		ASSERT_LE(0, before[i]);
-	}
-	/* task_join() reaps each: its end was told to every sleeper by then */
-	for (i = 0; i < QUIET_DEATHS; i++) {
-		ASSERT_EQ(0, task_start(&deaths[i], attach_and_exit, &self->c[0]));
-		EXPECT_EQ(0, task_join(&deaths[i]));
-	}
-	for (i = 0; i < QUIET_LOCKERS; i++) {
-		after = voluntary_switches(atomic_load(&self->sh->tid[i]));
-		EXPECT_EQ(before[i], after) TH_LOG("locker %d woke %ld times", i,
-						    after - before[i]);
-	}
+	sleepers_and_deaths(_metadata, self, quiet_locker, true);
 	ASSERT_EQ(0, shmpool_mutex_unlock(self->p, &self->sh->mtx));
 	for (i = 0; i < QUIET_LOCKERS; i++)
 		EXPECT_EQ(0, task_join(&self->t[i]));
 	for (i = 0; i < QUIET_LOCKERS; i++)
 		EXPECT_EQ(i, atomic_load(&self->sh->result[i])) TH_LOG("locker %d", i);
+}
+
+/*
+ * Wait for a unit of sem (30 s); note our turn in result[] (or the error),
+ * and hold the unit until sh->go: a taker that ended would be news.
+ */
+static int quiet_sem_waiter(void *arg)
+{
+	struct ctx *c = arg;
+	struct timespec dl = ts_add_ms(now(CLOCK_MONOTONIC), 30000);
+	int ret;
+
+	atomic_store(&c->sh->tid[c->idx], sys_gettid());
+	ret = shmpool_sem_timedwait(c->p, &c->sh->sem, &dl);
+	if (ret) {
+		atomic_store(&c->sh->result[c->idx], ret);
+		return 3;
+	}
+	atomic_store(&c->sh->result[c->idx],
+		     (int32_t)atomic_fetch_add(&c->sh->progress, 1));
+	return wait_count(&c->sh->go, 1, 30000) ? 4 : 0;
+}
+
+/*
+ * The same for a robust semaphore that we emptied (its word names us, who
+ * live on): two waiters of other processes sleep, ten unrelated processes
+ * attach and exit. Only the end of the taker that emptied it concerns a
+ * waiter, so they never run, and keep their order: each post hands a
+ * unit to the one that slept first. Before, every end woke every robust
+ * sleeper (SHMPOOL_WAIT_DEATH with the pool's death_seq). @old: a robust
+ * semaphore an older library made (its taker in @last_wait), whose
+ * waiters still wake at every end: only that each post reaches one.
+ */
+static void sem_sleepers_and_deaths(struct __test_metadata *_metadata,
+				    FIXTURE_DATA(sync) *self, bool old)
+{
+	int i;
+
+	atomic_store(&self->sh->progress, 0);
+	ASSERT_EQ(0, shmpool_sem_init_robust(self->p, &self->sh->sem, 1));
+	if (old)
+		self->sh->sem.flags = SHMPOOL_SEM_ROBUST;
+	ASSERT_EQ(0, shmpool_sem_trywait(self->p, &self->sh->sem));
+	sleepers_and_deaths(_metadata, self, quiet_sem_waiter, !old);
+	for (i = 0; i < QUIET_LOCKERS; i++) {
+		EXPECT_EQ(0, shmpool_sem_post(self->p, &self->sh->sem));
+		EXPECT_EQ(0, wait_count(&self->sh->progress, i + 1, 10000))
+			TH_LOG("post %d reached no waiter", i);
+	}
+	atomic_store(&self->sh->go, 1);
+	for (i = 0; i < QUIET_LOCKERS; i++) {
+		EXPECT_EQ(0, task_join(&self->t[i]));
+		if (old) {
+			EXPECT_LE(0, atomic_load(&self->sh->result[i]));
+		} else {
+			EXPECT_EQ(i, atomic_load(&self->sh->result[i]));
+		}
+	}
+}
+
+TEST_F_TIMEOUT(sync, robust_sem_sleepers_ignore_unrelated_deaths, 60)
+{
+#ifdef SHMPOOL_TEST_THREADS
+	SKIP(return, "needs waiters in other processes");
+#endif
+	if (variant->backend != SHMPOOL_BACKEND_DEVICE)
+		SKIP(return, "memfd sleepers look for deaths in slices");
+	sem_sleepers_and_deaths(_metadata, self, false);
+}
+
+TEST_F_TIMEOUT(sync, robust_sem_older_format_sleepers_and_deaths, 60)
+{
+#ifdef SHMPOOL_TEST_THREADS
+	SKIP(return, "needs waiters in other processes");
+#endif
+	sem_sleepers_and_deaths(_metadata, self, true);
 }
 
 /* Lock and hold until killed (after noting that it holds). */
