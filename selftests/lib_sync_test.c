@@ -3780,16 +3780,28 @@ enum lk_op {
 	LK_UNLOCK,		/* shmpool_mutex_unlock() */
 	LK_SEM_WAIT,		/* robust shmpool_sem_timedwait() of a unit */
 	LK_SEM_POST,		/* robust shmpool_sem_post() of the unit taken */
+	LK_SEM_WAIT_BUSY,	/* of the unit this process holds: sleeps, then takes it */
 };
+
+/* the two that sleep until we let them go (lk_release()) */
+static bool lk_sleeps(enum lk_op op)
+{
+	return op == LK_LOCK_BUSY || op == LK_SEM_WAIT_BUSY;
+}
+
+static bool lk_sem(enum lk_op op)
+{
+	return op == LK_SEM_WAIT || op == LK_SEM_POST || op == LK_SEM_WAIT_BUSY;
+}
 
 struct lk {
 	struct shmpool *p;
 	struct shared *sh;
 	struct shmpool_mutex *m;
 	enum lk_op op;
-	bool held;		/* LK_LOCK_BUSY: we hold m until the victim sleeps */
+	bool held;		/* lk_sleeps(): we hold m or the unit until the victim sleeps */
 	long eownerdead, timedout, released;
-	bool after_wake;	/* LK_LOCK_BUSY: k counts the steps after its sleep */
+	bool after_wake;	/* lk_sleeps(): k counts the steps after its sleep */
 	long woken_kills;	/* kill points past the victim's wake-up */
 };
 
@@ -3818,6 +3830,7 @@ static int lk_victim(void *arg)
 	case LK_UNLOCK:
 		return shmpool_mutex_unlock(s->p, s->m) ? 5 : 0;
 	case LK_SEM_WAIT:
+	case LK_SEM_WAIT_BUSY:
 		return shmpool_sem_wait(s->p, &s->sh->sem) ? 5 : 0;
 	case LK_SEM_POST:
 		return shmpool_sem_post(s->p, &s->sh->sem) ? 5 : 0;
@@ -3833,12 +3846,13 @@ static int lk_die_holding(void *arg)
 	return shmpool_mutex_lock(s->p, s->m) ? 1 : 0;
 }
 
-/* the victim sleeps behind us: let it have the mutex */
+/* the victim sleeps behind us: let it have the mutex, or the unit */
 static void lk_release(void *arg)
 {
 	struct lk *s = arg;
 
-	if (s->held && !shmpool_mutex_unlock(s->p, s->m)) {
+	if (s->held && !(lk_sem(s->op) ? shmpool_sem_post(s->p, &s->sh->sem) :
+			 shmpool_mutex_unlock(s->p, s->m))) {
 		s->held = false;
 		s->released++;
 	}
@@ -3887,7 +3901,7 @@ static int lk_killed_at(struct __test_metadata *_metadata, struct lk *s, long k)
 	int killed, ret, want, woken = 0;
 
 	atomic_store(&s->sh->aid[0], 0);
-	if (s->op == LK_SEM_WAIT || s->op == LK_SEM_POST) {
+	if (lk_sem(s->op)) {
 		STEP_CHECK(!shmpool_sem_init_robust(s->p, &s->sh->sem, 1), "sem init");
 	} else {
 		STEP_CHECK(!shmpool_mutex_init(s->p, s->m), "init");
@@ -3910,12 +3924,16 @@ static int lk_killed_at(struct __test_metadata *_metadata, struct lk *s, long k)
 		atomic_fetch_or(&s->m->word, SHMPOOL_MUTEX_WAITERS);
 		s->held = true;
 	}
+	if (s->op == LK_SEM_WAIT_BUSY) {	/* empty, its word naming us */
+		STEP_CHECK(!shmpool_sem_trywait(s->p, &s->sh->sem), "trywait");
+		s->held = true;
+	}
 	if (s->after_wake) {
 		killed = step_and_kill_after_wake(lk_victim, s, k, lk_release, s);
 		woken = 1;
 	} else {
 		killed = step_and_kill_waking(lk_victim, s, k,
-					      s->op == LK_LOCK_BUSY ? lk_release : NULL, s,
+					      lk_sleeps(s->op) ? lk_release : NULL, s,
 					      &woken);
 	}
 	STEP_CHECK(killed >= 0, "the victim failed");
@@ -3923,8 +3941,14 @@ static int lk_killed_at(struct __test_metadata *_metadata, struct lk *s, long k)
 		s->woken_kills++;
 	victim = atomic_load(&s->sh->aid[0]);
 	STEP_CHECK(victim, "the victim did not attach");
-	if (s->op == LK_SEM_WAIT || s->op == LK_SEM_POST)
+	if (lk_sem(s->op)) {
+		/* killed before it slept: the unit is still ours */
+		if (s->held) {
+			STEP_CHECK(!shmpool_sem_post(s->p, &s->sh->sem), "post");
+			s->held = false;
+		}
 		return lk_sem_after(_metadata, s, k, victim) ? -1 : killed;
+	}
 	if (s->held) {	/* killed before it slept: it never had the lock */
 		STEP_CHECK(!shmpool_mutex_unlock(s->p, s->m), "unlock");
 		s->held = false;
@@ -3961,8 +3985,10 @@ static void lk_everywhere(struct __test_metadata *_metadata, struct shmpool *p,
 #ifdef SHMPOOL_TEST_THREADS
 	SKIP(return, "needs owners in other processes");
 #endif
-	if (op == LK_LOCK_BUSY) {	/* see mutex_lock_contended_killed_at_every_step */
-		KILL_AT_STEPS_EVERYWHERE_APART(p, k, lk_killed_at(_metadata, &s, k), 61);
+	if (lk_sleeps(op)) {	/* see mutex_lock_contended_killed_at_every_step */
+		/* the semaphore's way to its sleep is mostly its spin (100 tries) */
+		KILL_AT_STEPS_EVERYWHERE_APART(p, k, lk_killed_at(_metadata, &s, k),
+					       op == LK_SEM_WAIT_BUSY ? 127 : 61);
 		s.after_wake = true;
 		KILL_AT_STEPS_EVERYWHERE_APART(p, k, lk_killed_at(_metadata, &s, k), 1);
 	} else {
@@ -3972,7 +3998,7 @@ static void lk_everywhere(struct __test_metadata *_metadata, struct shmpool *p,
 	       "killed %ld times after its wake-up", s.eownerdead, s.timedout, s.released,
 	       s.woken_kills);
 	/* the walk went through the sleep, not only up to it */
-	if (op == LK_LOCK_BUSY)
+	if (lk_sleeps(op))
 		ASSERT_LT(0, s.woken_kills);
 }
 
@@ -4027,6 +4053,18 @@ TEST_F_TIMEOUT(sync, robust_sem_wait_killed_at_every_step, 600)
 TEST_F_TIMEOUT(sync, robust_sem_post_killed_at_every_step, 600)
 {
 	lk_everywhere(_metadata, self->p, self->sh, &self->sh->mtx, LK_SEM_POST);
+}
+
+/*
+ * Contended, as the mutex's: we hold the only unit, the victim sleeps on
+ * the empty semaphore (its word names us), our post wakes it; killed on
+ * the way to its sleep and at every step after its wake-up, through its
+ * take. The next waiter gets the unit, or -EOWNERDEAD once the word
+ * names the dead victim.
+ */
+TEST_F_TIMEOUT(sync, robust_sem_wait_contended_killed_at_every_step, 600)
+{
+	lk_everywhere(_metadata, self->p, self->sh, &self->sh->mtx, LK_SEM_WAIT_BUSY);
 }
 
 /* ---- a signalled waiter dies ------------------------------------------------------ */
