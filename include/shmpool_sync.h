@@ -217,8 +217,9 @@ static inline int shmpool_event_signal(struct shmpool *p,
  * the longest sleeping one (the doorbells' order, futex's; other processes
  * coming and going do not disturb it, as they wake only sleepers whose
  * owner they were, on a module with SHMPOOL_FEAT_WAIT_OWNER; on memfd,
- * where sleepers look for deaths every 100 ms, sleepers of one priority
- * lose their order). Locking a
+ * where sleepers look for deaths every 100 ms, one that looks just as the
+ * mutex is freed may take it ahead of the sleeper the unlock woke, as any
+ * futex lock allows: no order there). Locking a
  * mutex the calling thread already holds is -EDEADLK, unlocking one it
  * does not hold -EPERM.
  *
