@@ -20,7 +20,9 @@
  * shmpool_event_signal() with nobody waiting, against a process-shared
  * pthread_mutex_t on a memfd, and a robust one (the guarantee ours gives:
  * a dead owner is reported; glibc keeps a per-thread list of held robust
- * mutexes for the kernel to walk at thread exit); the raw wake syscalls
+ * mutexes for the kernel to walk at thread exit); a robust shmpool_sem's
+ * take and post of its one unit against a process-shared sem_t (glibc's
+ * has no owner and reports no death); the raw wake syscalls
  * with nobody waiting show what the library's "wake only if someone
  * sleeps" saves.
  */
@@ -30,6 +32,7 @@
 #include <signal.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -265,6 +268,8 @@ struct sync_objs {
 	struct shmpool_event *event;	/* in the pool */
 	pthread_mutex_t *pmutex;	/* process-shared, in a memfd */
 	pthread_mutex_t *rmutex;	/* process-shared and robust, in a memfd */
+	struct shmpool_sem *sem;	/* robust, one unit, in the pool */
+	sem_t *psem;			/* process-shared, one unit, in a memfd */
 	_Atomic uint32_t *fword;	/* a futex word in a memfd */
 	int db_fd;			/* device pool fd, or -1 */
 };
@@ -289,6 +294,19 @@ static int robust_mutex_op(struct sync_objs *o)
 	int ret = pthread_mutex_lock(o->rmutex);
 
 	return -(ret ? ret : pthread_mutex_unlock(o->rmutex));
+}
+
+/* take the unit and give it back */
+static int shmpool_sem_op(struct sync_objs *o)
+{
+	int ret = shmpool_sem_trywait(o->pool, o->sem);
+
+	return ret ? ret : shmpool_sem_post(o->pool, o->sem);
+}
+
+static int posix_sem_op(struct sync_objs *o)
+{
+	return sem_trywait(o->psem) || sem_post(o->psem) ? -1 : 0;
 }
 
 static int event_signal_op(struct sync_objs *o)
@@ -338,9 +356,12 @@ static void sync_objs_init(struct sync_objs *o, struct shmpool *pool)
 	o->pool = pool;
 	o->mutex = shmpool_ptr(pool, 64, sizeof(*o->mutex));
 	o->event = shmpool_ptr(pool, 128, sizeof(*o->event));
+	o->sem = shmpool_ptr(pool, 192, sizeof(*o->sem));
 	ret = shmpool_mutex_init(pool, o->mutex);
 	if (!ret)
 		ret = shmpool_event_init(pool, o->event);
+	if (!ret)
+		ret = shmpool_sem_init_robust(pool, o->sem, 1);
 	if (ret)
 		bench_die("shmpool sync init", -ret);
 	o->pmutex = (pthread_mutex_t *)mem;
@@ -356,6 +377,9 @@ static void sync_objs_init(struct sync_objs *o, struct shmpool *pool)
 	ret = pthread_mutex_init(o->rmutex, &a);
 	if (ret)
 		bench_die("pthread_mutex_init (robust)", ret);
+	o->psem = (sem_t *)(mem + 3072);
+	if (sem_init(o->psem, 1, 1))
+		bench_die("sem_init", errno);
 	o->db_fd = shmpool_backend(pool) == SHMPOOL_BACKEND_DEVICE ? shmpool_fd(pool) : -1;
 }
 
@@ -515,8 +539,9 @@ static void flood_reset_down(void *arg)
 
 #define FUTEX_ROW	"futex (memfd, shared)"
 #define PMUTEX_ROW	"pthread_mutex pshared (memfd)"
+#define PSEM_ROW	"sem_t pshared (memfd), trywait+post"
 
-static char lib_rt_name[64], lib_mutex_name[64], lib_event_name[64];
+static char lib_rt_name[64], lib_mutex_name[64], lib_event_name[64], lib_sem_name[64];
 
 int main(int argc, char **argv)
 {
@@ -524,12 +549,13 @@ int main(int argc, char **argv)
 	static struct fd_pp ev, pp;
 	static struct sync_objs so;
 	static struct wake_lat wl[5];
-	static struct sync_case sc[6] = {
+	static struct sync_case sc[8] = {
 		{ &so, pthread_mutex_op }, { &so, shmpool_mutex_op }, { &so, event_signal_op },
 		{ &so, db_wake_op }, { &so, futex_wake_op }, { &so, robust_mutex_op },
+		{ &so, posix_sem_op }, { &so, shmpool_sem_op },
 	};
 	struct lat_shared *sh = bench_shared_page();
-	struct bench_case rt[5], wk[5], op[6];
+	struct bench_case rt[5], wk[5], op[8];
 	struct bench_table t = {
 		.title = "blocking round trip between two processes (WAIT/WAKE ping-pong)",
 		.op = "round trip (each side wakes the other once and sleeps once)",
@@ -544,7 +570,7 @@ int main(int argc, char **argv)
 	};
 	struct bench_table u = {
 		.title = "no contention, no sleeper: one process, objects in shared memory",
-		.op = "one lock+unlock pair, or one signal/wake with nobody waiting",
+		.op = "one lock+unlock pair, one take+post of a semaphore's unit, or one signal/wake with nobody waiting",
 		.unit = "ns",
 		.cases = op,
 	};
@@ -628,6 +654,13 @@ int main(int argc, char **argv)
 		.name = "pthread_mutex pshared robust (memfd)", .peer = PMUTEX_ROW,
 		.nprocs = 1, .iters = OP_ITERS, .fn = sync_loop, .arg = &sc[5],
 		.count_syscalls = 1 };
+	op[n++] = (struct bench_case){
+		.name = PSEM_ROW, .nprocs = 1, .iters = OP_ITERS,
+		.fn = sync_loop, .arg = &sc[6], .count_syscalls = 1 };
+	snprintf(lib_sem_name, sizeof(lib_sem_name), "shmpool_sem robust (%s)", bk);
+	op[n++] = (struct bench_case){
+		.name = lib_sem_name, .peer = PSEM_ROW, .nprocs = 1, .iters = OP_ITERS,
+		.fn = sync_loop, .arg = &sc[7], .count_syscalls = 1 };
 	snprintf(lib_event_name, sizeof(lib_event_name), "shmpool_event_signal (%s)", bk);
 	op[n++] = (struct bench_case){
 		.name = lib_event_name, .peer = PMUTEX_ROW, .nprocs = 1, .iters = OP_ITERS,
