@@ -351,7 +351,11 @@ static inline int shmpool_cond_wait(struct shmpool *p, struct shmpool_cond *c,
  * lost until somebody posts). On the device only the end of the taker
  * that @value names wakes a sleeping waiter (SHMPOOL_WAIT_OWNER, where the
  * module has SHMPOOL_FEAT_WAIT_OWNER), and waiters keep their order; a
- * post wakes them in the doorbells' order, as a mutex's unlock does. The
+ * post wakes them in the doorbells' order, as a mutex's unlock does. A
+ * waiter that went to sleep on a @value naming nobody (made empty, or
+ * after a death notice) is woken by every end in the pool: a post wakes
+ * one sleeper, which may take the unit and die while the others sleep on
+ * a word that named nobody when they slept. The
  * library cannot tell a taker that died holding a unit from a consumer
  * that took one and exited, which is why plain semaphores (a count of
  * items, say) never report deaths: their waiters wait for a post from

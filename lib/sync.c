@@ -1169,19 +1169,20 @@ static int sem_claim_dead(struct shmpool *p, struct shmpool_sem *s, bool tv,
 }
 
 /*
- * Sleep on an empty robust semaphore's @value while it is @v, the taker
- * that emptied it being @lw (@tv: named in @v) and death_seq @seq: a post
- * ends the sleep, and so does (-EOWNERDEAD: look again) the taker's death.
- * Where @v names it, the module watches that taker alone
- * (SHMPOOL_WAIT_OWNER): no other end in the pool wakes us, and we keep
- * our place among the sleepers. Without a taker, nobody's death concerns
- * us: a post is all we wait for.
+ * Sleep on an empty robust semaphore's @value while it is @v (@tv: @v
+ * names the taker that emptied it) with death_seq @seq: a post ends the
+ * sleep, and so does (-EOWNERDEAD: look again) the death of whoever holds
+ * the unit. Where @v names a taker, the module watches the taker the word
+ * names when an attachment ends (SHMPOOL_WAIT_OWNER): no other end wakes
+ * us, and we keep our place among the sleepers. A word that names nobody
+ * (made empty, or after a death notice) is slept on for a wake or any
+ * death (__shmpool_wait_owner() falls back to that): a post wakes one
+ * sleeper only, so the word may name its new taker while we sleep, and
+ * that taker's end must reach us too, though we could not name it.
  */
 static int sem_sleep(struct shmpool *p, int64_t off, bool tv, uint32_t v,
-		     uint32_t lw, uint32_t seq, const struct timespec *deadline)
+		     uint32_t seq, const struct timespec *deadline)
 {
-	if (!lw)
-		return shmpool_wait(p, off, v, deadline, 0);
 	if (tv)
 		return __shmpool_wait_owner(p, off, v, SHMPOOL_SEM_TAKER_MASK,
 					    seq, deadline);
@@ -1235,8 +1236,11 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 			break;
 		}
 		v = atomic_load_explicit(&s->value, memory_order_relaxed);
-		if (sem_units(v, tv))
-			continue;	/* posted meanwhile: take it */
+		if (sem_units(v, tv)) {
+			/* posted meanwhile: take it (a pass that may time out) */
+			died = false;
+			continue;
+		}
 		/* sleeps only while @value is still v: a post changes it */
 		if (!(s->flags & SHMPOOL_SEM_ROBUST)) {
 			died = false;
@@ -1260,7 +1264,7 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 				checked = lw;
 				continue;
 			}
-			ret = sem_sleep(p, off, tv, v, lw, seq, deadline);
+			ret = sem_sleep(p, off, tv, v, seq, deadline);
 		}
 		if (ret == -EOWNERDEAD) {
 			died = true;	/* somebody died: look again */

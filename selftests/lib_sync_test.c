@@ -2565,6 +2565,55 @@ TEST_F_TIMEOUT(sync, sem_robust_older_format_holder_killed, 60)
 	sem_holder_killed(_metadata, self, true);
 }
 
+/*
+ * Two waiters sleep on a robust semaphore that names no taker (made empty;
+ * the same after a death notice was claimed). One post lets the first
+ * take the unit, and it ends holding it. The second must hear of that end
+ * (-EOWNERDEAD long before its deadline) though the word named nobody
+ * when it went to sleep: a post wakes one sleeper, and the word then names
+ * the new taker under the other's feet. @old: the older format.
+ */
+static void sem_unnamed_taker_dies(struct __test_metadata *_metadata,
+				   FIXTURE_DATA(sync) *self, bool old)
+{
+	struct shmpool_sem *s = &self->sh->sem;
+	int i, took;
+
+#ifdef SHMPOOL_TEST_THREADS
+	SKIP(return, "needs waiters in other processes");
+#endif
+	ASSERT_EQ(0, shmpool_sem_init_robust(self->p, s, 0));
+	if (old) {	/* as an older library leaves it: 0, nobody in last_wait */
+		s->flags = SHMPOOL_SEM_ROBUST;
+		atomic_store(&s->value, 0);
+	}
+	for (i = 0; i < 2; i++) {
+		atomic_store(&self->sh->result[i], 1);
+		ASSERT_EQ(0, task_start(&self->t[i], sem_death_waiter, &self->c[i]));
+		ASSERT_EQ(0, wait_count(&self->sh->ready, (uint32_t)i + 1, 10000));
+		ASSERT_EQ(0, wait_asleep(atomic_load(&self->sh->tid[i])));
+	}
+	/* the taker returns and ends, holding the unit */
+	ASSERT_EQ(0, shmpool_sem_post(self->p, s));
+	for (i = 0; i < 2; i++)
+		EXPECT_EQ(0, task_join(&self->t[i]));
+	took = atomic_load(&self->sh->result[0]) ? 1 : 0;
+	EXPECT_EQ(0, atomic_load(&self->sh->result[took]));
+	EXPECT_EQ(-EOWNERDEAD, atomic_load(&self->sh->result[!took]));
+	/* a hang bound, not a latency claim: 30 s deadline, back within 15 */
+	EXPECT_LT(15000U, atomic_load(&self->sh->w[8 + !took]));
+}
+
+TEST_F_TIMEOUT(sync, robust_sem_sleeper_hears_of_a_taker_it_could_not_name, 60)
+{
+	sem_unnamed_taker_dies(_metadata, self, false);
+}
+
+TEST_F_TIMEOUT(sync, robust_sem_older_format_sleeper_hears_of_a_later_taker, 60)
+{
+	sem_unnamed_taker_dies(_metadata, self, true);
+}
+
 /* A plain semaphore's taker that exits is no news: waiters keep waiting. */
 TEST_F(sync, sem_plain_taker_exit_not_reported)
 {
