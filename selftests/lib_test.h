@@ -545,16 +545,6 @@ static inline int victim_asleep(pid_t pid)
 	return nr == SYS_futex || nr == SYS_futex_waitv || nr == SYS_ioctl;
 }
 
-/*
- * Fork @fn and single-step it @steps times from its SIGSTOP, then SIGKILL
- * it: 1 if it was killed, 0 if it finished first (exit status 0), -1.
- * A step that has not ended after 2 ms and finds the victim asleep in a
- * wait (victim_asleep(): a lock held by the tracer, say) calls
- * @wake(@warg), if not NULL, once to let it go on; the steps go on after
- * it, and *@woken (if not NULL) is set. Time alone is no sign of a sleep:
- * a step preempted for 5 ms once released the lock early and ended the
- * contended lock's walk after 534 to 799 of its steps.
- */
 /* Fork the victim @fn(@arg) and wait for its SIGSTOP: its pid, or -1. */
 static inline pid_t victim_start(int (*fn)(void *), void *arg)
 {
@@ -565,16 +555,18 @@ static inline pid_t victim_start(int (*fn)(void *), void *arg)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		_exit(fn(arg));
 	}
-	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+	if (pid < 0)
 		return -1;
-	if (!WIFSTOPPED(st)) {
+	if (waitpid(pid, &st, 0) != pid || !WIFSTOPPED(st)) {
 		fprintf(stderr, "victim: status %#x before its stop\n", st);
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
 		return -1;
 	}
 	return pid;
 }
 
-/* SIGKILL the stopped victim: 1 once it is dead of it, else -1 */
+/* SIGKILL the victim, stopped or running (not reaped): 1 once it is dead of it, else -1 */
 static inline int victim_kill(pid_t pid)
 {
 	int st;
@@ -583,12 +575,52 @@ static inline int victim_kill(pid_t pid)
 	return waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) ? 1 : -1;
 }
 
+#define VICTIM_STOP_MS	30000	/* a victim that neither stops nor sleeps this long hangs */
+
+/*
+ * Wait for the victim's next stop or end (*@st): 1 when it came, 0 if it
+ * did not within VICTIM_STOP_MS (logged), -1. With *@wake not NULL, a
+ * victim found asleep in a wait (victim_asleep(), after 2 ms) gets
+ * (*@wake)(@warg) once, and *@wake becomes NULL; without, the wait blocks.
+ */
+static inline int victim_wait(pid_t pid, int *st, void (**wake)(void *), void *warg)
+{
+	uint64_t t0 = now_ms();
+	pid_t got;
+
+	if (!*wake)
+		return waitpid(pid, st, 0) == pid ? 1 : -1;
+	while ((got = waitpid(pid, st, WNOHANG)) == 0) {
+		if (*wake && now_ms() - t0 >= 2 && victim_asleep(pid)) {
+			(*wake)(warg);
+			*wake = NULL;
+		}
+		if (now_ms() - t0 > VICTIM_STOP_MS) {
+			fprintf(stderr, "victim %d: no stop in %d ms, and not asleep in a wait\n",
+				(int)pid, VICTIM_STOP_MS);
+			return 0;
+		}
+		usleep(100);
+	}
+	return got == pid ? 1 : -1;
+}
+
+/*
+ * Fork @fn and single-step it @steps times from its SIGSTOP, then SIGKILL
+ * it: 1 if it was killed, 0 if it finished first (exit status 0), -1.
+ * A step that has not ended after 2 ms and finds the victim asleep in a
+ * wait (victim_asleep(): a lock held by the tracer, say) calls
+ * @wake(@warg), if not NULL, once to let it go on; the steps go on after
+ * it, and *@woken (if not NULL) is set. Time alone is no sign of a sleep:
+ * a step preempted for 5 ms once released the lock early and ended the
+ * contended lock's walk after 534 to 799 of its steps.
+ */
 static inline int step_and_kill_on_cpu(int (*fn)(void *), void *arg, long steps,
 					void (*wake)(void *), void *warg, int *woken)
 {
-	pid_t pid = victim_start(fn, arg), got = 0;
-	uint64_t t0;
-	int st;
+	pid_t pid = victim_start(fn, arg);
+	void (*was)(void *);
+	int st, ret;
 	long k;
 
 	if (pid < 0)
@@ -596,27 +628,19 @@ static inline int step_and_kill_on_cpu(int (*fn)(void *), void *arg, long steps,
 	for (k = 0; k < steps; k++) {
 		if (ptrace(PTRACE_SINGLESTEP, pid, NULL, NULL))
 			break;
-		t0 = now_ms();
-		while (wake && (got = waitpid(pid, &st, WNOHANG)) == 0) {
-			if (now_ms() - t0 >= 2 && victim_asleep(pid)) {
-				wake(warg);
-				wake = NULL;
-				if (woken)
-					*woken = 1;
-			} else {
-				usleep(100);
-			}
-		}
-		if (!wake && waitpid(pid, &st, 0) != pid)
-			break;
-		if (wake && got != pid)
+		was = wake;
+		ret = victim_wait(pid, &st, &wake, warg);
+		if (was && !wake && woken)
+			*woken = 1;
+		if (ret <= 0)
 			break;
 		if (WIFEXITED(st))
 			return WEXITSTATUS(st) ? -1 : 0;
 		if (!WIFSTOPPED(st))
 			return -1;
 	}
-	return victim_kill(pid);
+	ret = victim_kill(pid);
+	return k == steps ? ret : -1;	/* else a step failed or hung */
 }
 
 /*
@@ -632,29 +656,24 @@ static inline int step_and_kill_on_cpu(int (*fn)(void *), void *arg, long steps,
 static inline int step_and_kill_after_wake_on_cpu(int (*fn)(void *), void *arg, long after,
 						  void (*wake)(void *), void *warg)
 {
-	pid_t pid = victim_start(fn, arg), got;
-	int woken = 0;
-	uint64_t t0;
+	pid_t pid = victim_start(fn, arg);
+	int st, ret;
 	long k;
-	int st;
 
 	if (pid < 0)
 		return -1;
 	if (ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)(long)PTRACE_O_TRACESYSGOOD))
 		goto fail;
 	/* from system call stop to system call stop until one has slept */
-	while (!woken) {
+	while (wake) {
 		if (ptrace(PTRACE_SYSCALL, pid, NULL, NULL))
 			goto fail;
-		t0 = now_ms();
-		while ((got = waitpid(pid, &st, WNOHANG)) == 0) {
-			if (!woken && now_ms() - t0 >= 2 && victim_asleep(pid)) {
-				wake(warg);
-				woken = 1;
-			}
-			usleep(100);
-		}
-		if (got != pid || !WIFSTOPPED(st) || WSTOPSIG(st) != (SIGTRAP | 0x80))
+		ret = victim_wait(pid, &st, &wake, warg);
+		if (ret <= 0)
+			goto fail;
+		if (!WIFSTOPPED(st))
+			return -1;	/* it ended (reaped) without sleeping */
+		if (WSTOPSIG(st) != (SIGTRAP | 0x80))
 			goto fail;
 	}
 	/* at the exit of the call it slept in */
