@@ -116,10 +116,10 @@ static inline ktime_t shmpool_timens_to_host(clockid_t clock, ktime_t tim)
 
 /*
  * Attachments learn of an mm's end through an mmu notifier. A kernel built
- * without CONFIG_MMU_NOTIFIER (no distribution kernel: KVM alone selects
- * it) declares neither call; there ATTACH and DETACH are unknown commands
- * (ENOTTY, so libshmpool falls back to pid ids) and SHMPOOL_FEAT_ATTACH is
- * not reported.
+ * without CONFIG_MMU_NOTIFIER (no distribution kernel: KVM, SGX and a few
+ * drivers select it) declares neither call; there ATTACH and DETACH are
+ * unknown commands (ENOTTY, so libshmpool falls back to pid ids) and
+ * SHMPOOL_FEAT_ATTACH is not reported.
  */
 #define SHMPOOL_HAVE_ATTACH	IS_ENABLED(CONFIG_MMU_NOTIFIER)
 #if !IS_ENABLED(CONFIG_MMU_NOTIFIER)

@@ -765,8 +765,8 @@ struct shmpool_notify {
  * A status page mapping keeps the pool alive like any mapping but does not
  * count in struct shmpool_info's @mappings (which counts pool memory).
  *
- * A module built for a kernel without CONFIG_MMU_NOTIFIER (which only KVM
- * and a few drivers select; every distribution kernel has it) has no
+ * A module built for a kernel without CONFIG_MMU_NOTIFIER (which only KVM,
+ * SGX and a few drivers select; every distribution kernel has it) has no
  * attachments: no SHMPOOL_FEAT_ATTACH, and ATTACH and DETACH fail with
  * ENOTTY as on a module before API version 3.
  */
