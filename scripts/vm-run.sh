@@ -71,11 +71,14 @@ debug)
 	# catch what they can.
 	cmdline_extra="slub_debug=FZPU page_poison=1 $clock"
 	# The memfd backend (the library on the kernel's futex and memfd)
-	# runs on the host, in 6.1 (memfd before 6.3's exec seals) and in
-	# rt, whose futex is the other implementation (PREEMPT_RT); the
-	# 6.12 lane would run rt's memfd and futex code again, and tests
-	# the device backend only, which saves about 2 min of make check.
+	# runs on the host and in 6.1 (memfd before 6.3's exec seals); rt,
+	# whose futex is the other implementation (PREEMPT_RT), runs it in
+	# the programs of the blocking calls (selftests/lib_test.h:
+	# lane_is_device_only()). The 6.12 lane would run rt's memfd and
+	# futex code again, and tests the device backend only. Together
+	# they save about 3 min of make check.
 	[ "$lane" = 6.12 ] && cmdline_extra+=" spbackends=device"
+	[ "$lane" = rt ] && cmdline_extra+=" spbackends=device spmemfd=lib_sync_test,lib_ring_test"
 	for f in /lib/modules/"$rel"/kernel/drivers/block/brd.ko{,.xz}; do
 		[ -f "$f" ] && brd=$f && break
 	done

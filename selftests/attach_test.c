@@ -768,7 +768,7 @@ TEST_F(att, attach_reply_unwritable_never_alive)
 {
 	struct shmpool_attach *a = at_unwritable_attach(0);
 	struct { int ready, stop; long seen, looks; } *sh;
-	int i, failed = 0;
+	int i, failed = 0, tries = (int)sp_debug_lane_quarter(5000);
 	pid_t kid;
 
 	ASSERT_NE(NULL, a);
@@ -794,7 +794,7 @@ TEST_F(att, attach_reply_unwritable_never_alive)
 	while (!__atomic_load_n(&sh->ready, __ATOMIC_ACQUIRE))
 		usleep(1000);
 	/* Bounded by count: the window is short, the peer spins. */
-	for (i = 0; i < 5000 && !__atomic_load_n(&sh->seen, __ATOMIC_RELAXED); i++) {
+	for (i = 0; i < tries && !__atomic_load_n(&sh->seen, __ATOMIC_RELAXED); i++) {
 		int ret = sp_ioctl(self->fd, SHMPOOL_IOC_ATTACH, a);
 
 		if (ret != -EFAULT) {

@@ -21,7 +21,8 @@
  * checker (SHMPOOL_CHECK_QUIESCENT) is clean; the mutex is free or taken
  * over, and its pair is equal after repair; the config reads whole.
  *
- * SHMPOOL_CHAOS_ROUNDS (default 10), SHMPOOL_CHAOS_SEED (default: the
+ * SHMPOOL_CHAOS_ROUNDS (default 10; 3 in the debug lane, where a round's
+ * forks and deaths cost several times more), SHMPOOL_CHAOS_SEED (default: the
  * time) and SHMPOOL_CHAOS_BACKEND (device or memfd: only that variant) are
  * the knobs; `make chaos` runs many rounds on the device in one lane. The test
  * prints, per structure phase, how many kills landed there.
@@ -587,7 +588,7 @@ static uint64_t heap_used(struct shmpool_heap *h, struct shmpool_cache *c)
 
 TEST_F_TIMEOUT(chaos, kill_one_worker_per_round, 7200)
 {
-	long rounds = env_long("SHMPOOL_CHAOS_ROUNDS", 10);
+	long rounds = env_long("SHMPOOL_CHAOS_ROUNDS", debug_lane_quarter(10));
 	uint64_t seed = (uint64_t)env_long("SHMPOOL_CHAOS_SEED", (long)time(NULL));
 	uint64_t rnd = seed | 1, kills[NR_PHASES] = { 0 }, role_kills[NR_ROLES] = { 0 };
 	uint64_t base, used, t0, takeovers = 0, writer_takeovers = 0, redelivered = 0, lost;

@@ -1731,6 +1731,7 @@ struct death {
 	uint32_t type;
 	_Atomic int32_t *ret;	/* shared: the survivor's last result */
 	_Atomic int32_t *moved;	/* shared: what it moved before that */
+	int senders;		/* one_shot_receiver(): how many to wait for */
 };
 
 /* one blocking call of @prod's side on @r: > 0 moved, or -errno */
@@ -1834,7 +1835,7 @@ static void peer_killed(struct __test_metadata *_metadata, struct shmpool_heap *
 	struct shmpool_ring *r;
 	_Atomic int32_t *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	struct death d = { h, name, type, sh, sh + 1 };
+	struct death d = { h, name, type, sh, sh + 1, 0 };
 	uint32_t count = type == SHMPOOL_RING_VAR ? 64 : 4;
 	pid_t victim, surv;
 
@@ -1905,7 +1906,7 @@ static int one_shot_sender(void *arg)
 
 #define ONE_SHOT_SENDERS	64
 
-/* the consumer: ONE_SHOT_SENDERS elements, 0, 1, ... in order; its error in *ret */
+/* the consumer: d->senders elements, 0, 1, ... in order; its error in *ret */
 static int one_shot_receiver(void *arg)
 {
 	struct death *d = arg;
@@ -1916,7 +1917,7 @@ static int one_shot_receiver(void *arg)
 
 	if (shmpool_ring_open(d->h, d->name, d->type, 8, &r))
 		return 2;
-	for (k = 0; k < ONE_SHOT_SENDERS; k++) {
+	for (k = 0; k < (uint64_t)d->senders; k++) {
 		dl = after_ms(DEATH_WAIT_MS);
 		ret = death_call(r, d->type, 0, &v, &dl);
 		if (ret != 1 || v != k) {
@@ -1929,7 +1930,8 @@ static int one_shot_receiver(void *arg)
 }
 
 /*
- * Producers one after another, each sending one element, closing its
+ * Producers one after another (ONE_SHOT_SENDERS, a quarter of them in the
+ * debug lane), each sending one element, closing its
  * handle and exiting, while a consumer waits for the next element: it is
  * blocked on an empty ring, looking at the producer side, just as each one
  * closes and exits. A producer that closed its handle went away; it did
@@ -1944,7 +1946,8 @@ static void closed_sender_not_dead(struct __test_metadata *_metadata,
 	struct shmpool_ring *r;
 	_Atomic int32_t *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	struct death d = { h, name, type, sh, sh + 1 };
+	struct death d = { h, name, type, sh, sh + 1,
+			   (int)debug_lane_quarter(ONE_SHOT_SENDERS) };
 	pid_t cons;
 	int k;
 
@@ -1953,7 +1956,7 @@ static void closed_sender_not_dead(struct __test_metadata *_metadata,
 					 type == SHMPOOL_RING_VAR ? 1024 : 32, 8, 0, &r));
 	*sh = 1;
 	cons = spawn(one_shot_receiver, &d);
-	for (k = 0; k < ONE_SHOT_SENDERS; k++) {
+	for (k = 0; k < d.senders; k++) {
 		*d.moved = k;
 		ASSERT_EQ(0, reap(spawn(one_shot_sender, &d)));
 	}
@@ -2010,7 +2013,7 @@ static void takeover_new_process(struct __test_metadata *_metadata,
 	struct shmpool_ring *r;
 	_Atomic int32_t *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	struct death d = { h, name, type, sh, sh + 1 };
+	struct death d = { h, name, type, sh, sh + 1, 0 };
 	struct timespec dl;
 	uint64_t v, k;
 	pid_t a, b;
@@ -3423,7 +3426,7 @@ TEST_F_TIMEOUT(ring, spsc_peer_in_other_pid_namespace, 60)
 	struct shmpool_ring *r;
 	_Atomic int32_t *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	struct death d = { self->h, self->name, SHMPOOL_RING_SPSC, sh, sh + 1 };
+	struct death d = { self->h, self->name, SHMPOOL_RING_SPSC, sh, sh + 1, 0 };
 	struct timespec dl;
 	uint32_t seq;
 	uint64_t v = 5;

@@ -315,7 +315,7 @@ static int pingpong_worker(void *arg)
  */
 static long hunt_budget_ms(long ms)
 {
-	return lane_is_debug() ? ms / 4 : ms;
+	return debug_lane_quarter(ms);
 }
 
 static void pingpong_unstick(void *arg)

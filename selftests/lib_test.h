@@ -180,7 +180,6 @@ static inline int kill_midway(void (*work)(void *arg, _Atomic uint64_t *progress
 	return ret;
 }
 
-/* State letter of thread/process @tid from /proc ('S' asleep), or '?' */
 /* Read the start of the small file @path into @buf, NUL-terminated: 0, or -1. */
 static inline int read_small(const char *path, char *buf, size_t len)
 {
@@ -197,6 +196,7 @@ static inline int read_small(const char *path, char *buf, size_t len)
 	return 0;
 }
 
+/* State letter of thread/process @tid from /proc ('S' asleep), or '?' */
 static inline char task_state(pid_t tid)
 {
 	char path[64], buf[512], *p;
@@ -437,15 +437,37 @@ static inline int in_vm_lane(void)
 }
 
 /*
- * The debug lane (KASAN, lockdep, kmemleak: scripts/vm-run.sh) is there for
- * the module, and the 6.12 lane leaves the memfd backend to rt (same
- * series); their command lines say "spbackends=device", and the library
- * tests' memfd variants, which the host, 6.1 and rt run, skip there. Leaves through the harness's abort path, as the fixtures' other
- * SKIP()s do (6.1's harness would still run the test after a plain one).
+ * The lanes whose command line says "spbackends=device" test the library
+ * on the device backend only, and its memfd variants skip there:
+ * - debug (KASAN, lockdep, kmemleak: scripts/vm-run.sh) is there for the
+ *   module;
+ * - 6.12 leaves the memfd backend to rt (the same series);
+ * - rt runs memfd only in the programs its "spmemfd=a,b" names: those of
+ *   the blocking calls, on PREEMPT_RT's futex; the rest of the library on
+ *   memfd is the host's and 6.1's.
+ * SKIP_MEMFD_IN_DEVICE_LANE() leaves through the harness's abort path, as
+ * the fixtures' other SKIP()s do (6.1's harness would still run the test
+ * after a plain one).
  */
 static inline int lane_is_device_only(void)
 {
-	return cmdline_has("spbackends=device");
+	char line[4096], comm[64], *list;
+	size_t n;
+
+	if (read_small("/proc/cmdline", line, sizeof(line)) ||
+	    !strstr(line, "spbackends=device"))
+		return 0;
+	list = strstr(line, "spmemfd=");
+	if (!list || read_small("/proc/self/comm", comm, sizeof(comm)))
+		return 1;
+	comm[strcspn(comm, "\n")] = '\0';
+	n = strlen(comm);
+	for (list += strlen("spmemfd="); *list && *list != ' ' && *list != '\n';
+	     list += strcspn(list, ", \n") + (list[strcspn(list, ", \n")] == ',')) {
+		if (!strncmp(list, comm, n) && strchr(", \n", list[n]))
+			return 0;
+	}
+	return 1;
 }
 
 /*
@@ -457,6 +479,16 @@ static inline int lane_is_device_only(void)
 static inline int lane_is_debug(void)
 {
 	return cmdline_has("splane=debug");
+}
+
+/*
+ * @n, or a quarter of it (at least 1) in the debug lane: for a count of
+ * rounds whose cost is process churn (each fork and exit several times
+ * dearer there), where a quarter still takes the module's paths.
+ */
+static inline long debug_lane_quarter(long n)
+{
+	return lane_is_debug() ? (n + 3) / 4 : n;
 }
 
 #define SKIP_MEMFD_IN_DEVICE_LANE(backend)					\

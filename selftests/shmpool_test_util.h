@@ -428,6 +428,29 @@ static inline int sp_fds_unfill(const struct rlimit *old, int dups[SP_FULL_FDS],
 	return setrlimit(RLIMIT_NOFILE, old) ? -errno : 0;
 }
 
+/*
+ * @n, or a quarter of it (at least 1) in the debug lane (its kernel command
+ * line holds "splane=debug": scripts/vm-run.sh), for a count of rounds whose
+ * cost is process or system call churn, several times dearer there under
+ * KASAN, lockdep and kmemleak. That lane is there for the module's paths,
+ * which a quarter of the rounds still takes; the other lanes run them all.
+ */
+static inline long sp_debug_lane_quarter(long n)
+{
+	char buf[4096];
+	ssize_t len = -1;
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	if (len <= 0)
+		return n;
+	buf[len] = 0;
+	return strstr(buf, "splane=debug") ? (n + 3) / 4 : n;
+}
+
 /* In a new child: die with the test process, which may fail at any point. */
 static inline void sp_child_init(void)
 {
