@@ -56,10 +56,11 @@ modules:
 ifeq ($(strip $(MOD_TARGETS)),)
 	@echo "no kernel headers found under /usr/src: run 'make deps' or pass KDIR=" >&2; exit 1
 endif
+# "+": the kernel's make (in build-module.sh) joins our jobserver.
 ifneq ($(KDIR),)
-	@scripts/build-module.sh $(KDIR) $(B)/mod/kdir-$(subst /,_,$(KDIR))
+	+@scripts/build-module.sh $(KDIR) $(B)/mod/kdir-$(subst /,_,$(KDIR))
 else
-	@set -e; for r in $(KRELS); do \
+	+@set -e; for r in $(KRELS); do \
 		echo "  MODULE  build/mod/$$r/shmpool.ko"; \
 		scripts/build-module.sh /usr/src/linux-headers-$$r $(B)/mod/$$r 2> >(grep -v 'Skipping BTF' >&2); \
 	done
