@@ -955,15 +955,7 @@ static void fx_realtime_jump_scenario(struct fx *f, struct fx_log *l)
 /* Booted by scripts/vm-run.sh (its nonce is on the command line)? */
 static bool fx_in_test_vm(void)
 {
-	char buf[1024] = "";
-	FILE *c = fopen("/proc/cmdline", "re");
-
-	if (c) {
-		if (!fgets(buf, sizeof(buf), c))
-			buf[0] = 0;
-		fclose(c);
-	}
-	return strstr(buf, "spnonce=") != NULL;
+	return sp_cmdline_has("spnonce=");
 }
 
 TEST_F_TIMEOUT(fx, realtime_deadline_follows_clock_settime_as_futex, 120)

@@ -451,8 +451,7 @@ static inline int in_vm_lane(void)
  */
 static inline int lane_is_device_only(void)
 {
-	char line[4096], comm[64], *list;
-	size_t n;
+	char line[4096], comm[64], *list, *name, *save;
 
 	if (read_small("/proc/cmdline", line, sizeof(line)) ||
 	    !strstr(line, "spbackends=device"))
@@ -461,12 +460,11 @@ static inline int lane_is_device_only(void)
 	if (!list || read_small("/proc/self/comm", comm, sizeof(comm)))
 		return 1;
 	comm[strcspn(comm, "\n")] = '\0';
-	n = strlen(comm);
-	for (list += strlen("spmemfd="); *list && *list != ' ' && *list != '\n';
-	     list += strcspn(list, ", \n") + (list[strcspn(list, ", \n")] == ',')) {
-		if (!strncmp(list, comm, n) && strchr(", \n", list[n]))
+	list += strlen("spmemfd=");
+	list[strcspn(list, " \n")] = '\0';
+	for (name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save))
+		if (!strcmp(name, comm))
 			return 0;
-	}
 	return 1;
 }
 

@@ -428,14 +428,8 @@ static inline int sp_fds_unfill(const struct rlimit *old, int dups[SP_FULL_FDS],
 	return setrlimit(RLIMIT_NOFILE, old) ? -errno : 0;
 }
 
-/*
- * @n, or a quarter of it (at least 1) in the debug lane (its kernel command
- * line holds "splane=debug": scripts/vm-run.sh), for a count of rounds whose
- * cost is process or system call churn, several times dearer there under
- * KASAN, lockdep and kmemleak. That lane is there for the module's paths,
- * which a quarter of the rounds still takes; the other lanes run them all.
- */
-static inline long sp_debug_lane_quarter(long n)
+/* Does the kernel command line hold @word (scripts/vm-run.sh puts them there)? */
+static inline bool sp_cmdline_has(const char *word)
 {
 	char buf[4096];
 	ssize_t len = -1;
@@ -446,9 +440,21 @@ static inline long sp_debug_lane_quarter(long n)
 		close(fd);
 	}
 	if (len <= 0)
-		return n;
+		return false;
 	buf[len] = 0;
-	return strstr(buf, "splane=debug") ? (n + 3) / 4 : n;
+	return strstr(buf, word) != NULL;
+}
+
+/*
+ * @n, or a quarter of it (at least 1) in the debug lane (its kernel command
+ * line holds "splane=debug": scripts/vm-run.sh), for a count of rounds whose
+ * cost is process or system call churn, several times dearer there under
+ * KASAN, lockdep and kmemleak. That lane is there for the module's paths,
+ * which a quarter of the rounds still takes; the other lanes run them all.
+ */
+static inline long sp_debug_lane_quarter(long n)
+{
+	return sp_cmdline_has("splane=debug") ? (n + 3) / 4 : n;
 }
 
 /* In a new child: die with the test process, which may fail at any point. */
