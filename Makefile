@@ -186,22 +186,34 @@ $(B)/bench/alloc_bench-peers: bench/alloc_bench.c $(B)/bench/alloc_boost.o bench
 		-Wl,-Bdynamic -lstdc++ -ldl -lpthread -lm -o $@
 
 # Library tests once more with ASan+UBSan (dynamic: sanitizers need it).
+# The library is compiled once per sanitizer (build/san/<name>/) and its
+# objects linked into every test (not an archive: a test links all of it).
+ASAN_CFLAGS := -std=gnu11 -O1 -g $(WARN) $(SAN_FLAGS) -I$(TOP)/include -I$(TOP)/lib
+ASAN_OBJS := $(patsubst lib/%.c,$(B)/san/asan/%.o,$(LIB_SRCS))
 asan-tests: $(patsubst %,$(B)/asan/%,$(HOST_TESTS))
 
-$(B)/asan/%: selftests/%.c $(wildcard selftests/*.h) $(LIB_SRCS) $(LIB_HDRS) $(B)/kselftest/kselftest_harness.h
+$(ASAN_OBJS): $(B)/san/asan/%.o: lib/%.c $(LIB_HDRS)
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 -O1 -g $(WARN) $(SAN_FLAGS) -I$(TOP)/include \
-		-I$(TOP)/lib -I$(B)/kselftest $< $(LIB_SRCS) -lurcu-memb -lurcu-common -lpthread -o $@
+	$(CC) $(ASAN_CFLAGS) -c $< -o $@
+
+$(B)/asan/%: selftests/%.c $(wildcard selftests/*.h) $(ASAN_OBJS) $(LIB_HDRS) $(B)/kselftest/kselftest_harness.h
+	@mkdir -p $(@D)
+	$(CC) $(ASAN_CFLAGS) -I$(B)/kselftest $< $(ASAN_OBJS) -lurcu-memb -lurcu-common -lpthread -o $@
 
 # And with ThreadSanitizer, for the concurrent code (threads within a
 # process: TSan does not see other processes' accesses to shared memory).
+TSAN_CFLAGS := -std=gnu11 -O1 -g $(WARN) -Wno-tsan -fsanitize=thread -fno-omit-frame-pointer \
+	-DSHMPOOL_TEST_THREADS -I$(TOP)/include -I$(TOP)/lib
+TSAN_OBJS := $(patsubst lib/%.c,$(B)/san/tsan/%.o,$(LIB_SRCS))
 tsan-tests: $(patsubst %,$(B)/tsan/%,$(HOST_TESTS))
 
-$(B)/tsan/%: selftests/%.c $(wildcard selftests/*.h) $(LIB_SRCS) $(LIB_HDRS) $(B)/kselftest/kselftest_harness.h
+$(TSAN_OBJS): $(B)/san/tsan/%.o: lib/%.c $(LIB_HDRS)
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 -O1 -g $(WARN) -Wno-tsan -fsanitize=thread -fno-omit-frame-pointer \
-		-DSHMPOOL_TEST_THREADS -I$(TOP)/include \
-		-I$(TOP)/lib -I$(B)/kselftest $< $(LIB_SRCS) -lurcu-memb -lurcu-common -lpthread -o $@
+	$(CC) $(TSAN_CFLAGS) -c $< -o $@
+
+$(B)/tsan/%: selftests/%.c $(wildcard selftests/*.h) $(TSAN_OBJS) $(LIB_HDRS) $(B)/kselftest/kselftest_harness.h
+	@mkdir -p $(@D)
+	$(CC) $(TSAN_CFLAGS) -I$(B)/kselftest $< $(TSAN_OBJS) -lurcu-memb -lurcu-common -lpthread -o $@
 
 $(B)/kselftest/kselftest_harness.h:
 	scripts/kselftest-headers.sh $(B)/kselftest
@@ -276,7 +288,7 @@ deb:
 	@scripts/mkdeb.sh
 
 clean:
-	rm -rf $(B)/lib $(B)/asan $(B)/selftests $(B)/examples $(B)/mod $(B)/vm
+	rm -rf $(B)/lib $(B)/asan $(B)/tsan $(B)/san $(B)/selftests $(B)/examples $(B)/mod $(B)/vm
 
 # Also drops the cached debug kernel and extracted headers.
 distclean:
