@@ -27,16 +27,32 @@ for r in $(scripts/kernels.sh headers); do
 	[ -z "$log" ] || echo "$log"
 	result "$([ -z "$log" ] && [ -f "build/mod/$r/shmpool.ko" ] && echo 0 || echo 1)" "module builds warning-free at W=1 for $r"
 done
-out=$(scripts/sparse.sh 2>&1); st=$?; [ $st = 0 ] || echo "$out"
-result $st "sparse clean (C=2) on every installed kernel"
+# The other static checks are independent of each other and single-threaded:
+# side by side, reported in this order.
+static=build/static
+rm -rf "$static"
+mkdir -p "$static"
+static_check() {	# static_check <name> <command...>: its output and status
+	"${@:2}" > "$static/$1.out" 2>&1
+	echo $? > "$static/$1.rc"
+}
+static_check sparse scripts/sparse.sh &
 # Kernel APIs gone from mainline (README: "Kernel versions"); the Debian
 # headers still have them, so only this check notices a new use.
-out=$(scripts/mainline-apis.sh 2>&1); st=$?; [ $st = 0 ] || echo "$out"
-result $st "kmod/ uses no kernel API that mainline removed (outside compat.h)"
-out=$(scripts/checkpatch.sh 2>&1); st=$?; [ $st = 0 ] || echo "$out"
-result $st "checkpatch.pl --strict clean on kmod/ and the UAPI header"
-out=$(scripts/check-man.sh 2>&1); st=$?; [ $st = 0 ] || echo "$out"
-result $st "man pages render without warnings and document every public function"
+static_check mainline scripts/mainline-apis.sh &
+static_check checkpatch scripts/checkpatch.sh &
+static_check man scripts/check-man.sh &
+wait
+static_result() {	# static_result <name> <test title>
+	local st
+	st=$(cat "$static/$1.rc" 2>/dev/null || echo 1)
+	[ "$st" = 0 ] || cat "$static/$1.out"
+	result "$st" "$2"
+}
+static_result sparse "sparse clean (C=2) on every installed kernel"
+static_result mainline "kmod/ uses no kernel API that mainline removed (outside compat.h)"
+static_result checkpatch "checkpatch.pl --strict clean on kmod/ and the UAPI header"
+static_result man "man pages render without warnings and document every public function"
 
 phase "host tests (library, memfd backend): plain, ASan+UBSan, TSan"
 hostlog=build/host-tests.log

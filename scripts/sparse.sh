@@ -3,10 +3,18 @@
 # kernel; fail on any sparse or compiler warning.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# One build per kernel, side by side (separate trees), reported in order.
+kernels=$("$top/scripts/kernels.sh" headers)
+for r in $kernels; do
+	"$top/scripts/build-module.sh" "/usr/src/linux-headers-$r" "$top/build/sparse/$r" C=2 \
+		> "$tmp/$r" 2>&1 &
+done
+wait
 st=0
-for r in $("$top/scripts/kernels.sh" headers); do
-	out=$("$top/scripts/build-module.sh" "/usr/src/linux-headers-$r" "$top/build/sparse/$r" C=2 2>&1 |
-		grep -v -e 'Skipping BTF' -e '^ *CHECK' || true)
+for r in $kernels; do
+	out=$(grep -v -e 'Skipping BTF' -e '^ *CHECK' "$tmp/$r" || true)
 	if [ -n "$out" ]; then
 		echo "sparse ($r):"; echo "$out"; st=1
 	fi
