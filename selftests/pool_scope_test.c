@@ -940,15 +940,17 @@ TEST_F(scope, reopen_write_only_refused)
  * The kernel log is checked after the run (vm-run.sh).
  */
 #define RACE_CREATES	3000
-#define RACE_SECS	20	/* at most: the debug lane (KASAN) took over 30 s */
+/* at most: the debug lane (KASAN) took over 30 s; there a quarter of both */
+#define RACE_SECS	20
 static uint64_t race_end;	/* CLOCK_MONOTONIC ns; set before the fork */
+static int race_creates;	/* RACE_CREATES, or a quarter; ditto */
 
 static int race_walker(const char *path, int mode)
 {
 	struct stat st;
 	int i, fd;
 
-	for (i = 0; i < 4 * RACE_CREATES && sp_now_ns(CLOCK_MONOTONIC) < race_end; i++) {
+	for (i = 0; i < 4 * race_creates && sp_now_ns(CLOCK_MONOTONIC) < race_end; i++) {
 		if (mode == 0) {
 			if (!stat(path, &st))
 				CHILD_CHECK(st.st_size == sp_page_size());
@@ -981,7 +983,9 @@ static int body_create_races(struct ctr *c)
 	snprintf(path, sizeof(path), SCOPE_DIR "/%s", ctr_name);
 	dir = open(SCOPE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	CHILD_CHECK(dir >= 0);
-	race_end = sp_now_ns(CLOCK_MONOTONIC) + RACE_SECS * 1000000000ULL;
+	race_creates = (int)sp_debug_lane_quarter(RACE_CREATES);
+	race_end = sp_now_ns(CLOCK_MONOTONIC) +
+		   sp_debug_lane_quarter(RACE_SECS * 1000) * 1000000ULL;
 	for (i = 0; i < 4; i++) {
 		kids[i] = fork();
 		CHILD_CHECK(kids[i] >= 0);
@@ -990,7 +994,7 @@ static int body_create_races(struct ctr *c)
 			_exit(race_walker(path, i));
 		}
 	}
-	for (i = 0; i < RACE_CREATES && sp_now_ns(CLOCK_MONOTONIC) < race_end; i++) {
+	for (i = 0; i < race_creates && sp_now_ns(CLOCK_MONOTONIC) < race_end; i++) {
 		struct shmpool_create cr = {
 			.size = sizeof(cr), .bytes = sp_page_size(), .mode = 0600,
 		};
@@ -1002,7 +1006,7 @@ static int body_create_races(struct ctr *c)
 		if (ret) {
 			if (!failed++)
 				fprintf(stderr, "# CREATE %d of %d failed: %s\n",
-					i, RACE_CREATES, strerror(-ret));
+					i, race_creates, strerror(-ret));
 			continue;
 		}
 		close(cr.fd);
