@@ -3394,6 +3394,9 @@ static struct {
 	volatile long deaths;
 	long max;			/* stop after this many deaths */
 	const struct timespec *hold;	/* after a death, wait until then */
+	struct timespec *dl;		/* the call's deadline, set at its first sleep */
+	long dl_ms;			/* to dg_deadline_ms() from then */
+	volatile sig_atomic_t slept;	/* that sleep came */
 } dg;
 
 /* a forked child: raw ATTACH and DETACH on @fd, nothing of the library */
@@ -3450,6 +3453,28 @@ static void dpeer_stop(struct __test_metadata *_metadata, struct dpeer *d)
 	EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* VM lanes single-step slowly (under TCG): longer budgets there */
+static long dg_ms(long ms)
+{
+	return (long)(ms * (in_vm_lane() ? 6 : 1) * scale());
+}
+
+/*
+ * The deadline: 1 s from the call's first sleep (dg_trap() sets it then),
+ * during which the peers keep dying; the call waits it out. Before that
+ * sleep, the call runs against the watchdog's time (HAMMER_MS): a ring
+ * spins first, seconds single-stepped under TCG, more on a busy host, and
+ * a deadline from the call's start once ran out before the first sleep
+ * (no death at all). Deaths come at tens a second in the QEMU lanes.
+ */
+#define DEATH_DEADLINE_MS	1000
+#define DEATH_MARGIN_MS		2000
+
+static long dg_deadline_ms(void)
+{
+	return (long)(DEATH_DEADLINE_MS * scale());
+}
+
 #if HAMMER_OK
 /* Kill a peer now (async-signal-safe: two system calls). */
 static bool dpeer_die(struct dpeer *d)
@@ -3477,6 +3502,22 @@ static void dg_trap(int sig, siginfo_t *si, void *uc_)
 	if (!(w->flags & SHMPOOL_WAIT_DEATH))
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &t);
+	if (!dg.slept) {
+		/*
+		 * The call's first sleep: its deadline starts now, in the
+		 * caller's timespec (the library reads it there at each
+		 * look) and in this WAIT's copy. What came before (a ring
+		 * spins first: seconds, single-stepped under TCG, more on a
+		 * busy host) does not eat into the time the peers die in.
+		 */
+		struct shmpool_wait *ww = (struct shmpool_wait *)w;
+
+		dg.slept = 1;
+		*dg.dl = ts_add_ms(t, dg.dl_ms);
+		if (ww->flags & SHMPOOL_WAIT_DEADLINE)
+			ww->deadline_ns = (uint64_t)dg.dl->tv_sec * 1000000000ULL +
+					  (uint64_t)dg.dl->tv_nsec;
+	}
 	if (!ts_before(t, dg.give_up) || !dpeer_die(dg.peer)) {
 		dg.gave_up = 1;		/* no more deaths: let the call end */
 		g[REG_EFL] &= ~(greg_t)X86_TF;
@@ -3503,40 +3544,23 @@ static inline void dg_step(bool on)
 }
 #endif
 
-/* VM lanes single-step slowly (under TCG): longer budgets there */
-static long dg_ms(long ms)
-{
-	return (long)(ms * (in_vm_lane() ? 6 : 1) * scale());
-}
-
-/*
- * The deadline is long enough for a single-stepped ring call to reach its
- * first sleep (a ring spins first: seconds under TCG). Every call waits it
- * out: 3 s in the QEMU lanes, where 6 s saw 164 deaths and more.
- */
-#define DEATH_DEADLINE_MS	1000
-#define DEATH_MARGIN_MS		2000
-
-static long dg_deadline_ms(void)
-{
-	return (long)(DEATH_DEADLINE_MS * (in_vm_lane() ? 3 : 1) * scale());
-}
 
 /*
  * The death game against peer @d, around one call with deadline @dl
- * (DEATH_DEADLINE_MS from now, scaled): DEATH_GAME(..., ret = call(..., &dl)). At
- * most @max deaths; @hold: after each, wait until the deadline passed.
- * Checks that deaths came, that the watchdog did not have to stop them,
- * and that the call returned within DEATH_MARGIN_MS of its deadline.
+ * (DEATH_DEADLINE_MS from its first sleep, scaled): DEATH_GAME(..., ret =
+ * call(..., &dl)). At most @max deaths; @hold: after each, wait until the
+ * deadline passed. Checks that the call slept and deaths came, that the
+ * watchdog did not have to stop them, and that the call returned within
+ * DEATH_MARGIN_MS of its deadline.
  */
 #define DEATH_GAME(_d, _max, _hold, _dl, _call)				\
 	do {								\
 		struct timespec _t0, _t1;				\
 									\
-		death_game_start(_metadata, _d, _max,			\
-				 (_hold) ? &(_dl) : NULL);		\
 		_t0 = now(CLOCK_MONOTONIC);				\
-		_dl = ts_add_ms(_t0, dg_deadline_ms());			\
+		/* until the first sleep: the watchdog's time */	\
+		_dl = ts_add_ms(_t0, dg_ms(HAMMER_MS));			\
+		death_game_start(_metadata, _d, _max, &(_dl), _hold);	\
 		death_step(true);					\
 		_call;							\
 		death_step(false);					\
@@ -3554,8 +3578,8 @@ static void death_step(bool on)
 }
 
 static void death_game_start(struct __test_metadata *_metadata,
-			     struct dpeer *d, long max,
-			     const struct timespec *hold)
+			     struct dpeer *d, long max, struct timespec *dl,
+			     bool hold)
 {
 #if HAMMER_OK
 	struct sigaction sa = { .sa_flags = SA_SIGINFO,
@@ -3565,12 +3589,16 @@ static void death_game_start(struct __test_metadata *_metadata,
 	dg.gave_up = 0;
 	dg.deaths = 0;
 	dg.max = max;
-	dg.hold = hold;
+	dg.dl = dl;
+	dg.dl_ms = dg_deadline_ms();
+	dg.slept = 0;
+	dg.hold = hold ? dl : NULL;
 	dg.give_up = ts_add_ms(now(CLOCK_MONOTONIC), dg_ms(HAMMER_MS));
 	ASSERT_EQ(0, sigaction(SIGTRAP, &sa, NULL));
 #else
 	(void)d;
 	(void)max;
+	(void)dl;
 	(void)hold;
 	ASSERT_TRUE(HAMMER_OK);
 #endif
@@ -3581,6 +3609,7 @@ static void death_game_stop(struct __test_metadata *_metadata, long late_ms)
 	signal(SIGTRAP, SIG_DFL);
 	TH_LOG("%ld deaths, returned %ld ms after the deadline", dg.deaths,
 	       late_ms);
+	EXPECT_TRUE(dg.slept);
 	EXPECT_EQ(0, dg.gave_up);
 	EXPECT_GT(dg.deaths, 0);
 	EXPECT_GT(dg_ms(DEATH_MARGIN_MS), late_ms);
