@@ -3470,12 +3470,12 @@ static long dg_ms(long ms)
 #define DEATH_DEADLINE_MS	1000
 #define DEATH_MARGIN_MS		2000
 
+#if HAMMER_OK
 static long dg_deadline_ms(void)
 {
 	return (long)(DEATH_DEADLINE_MS * scale());
 }
 
-#if HAMMER_OK
 /* Kill a peer now (async-signal-safe: two system calls). */
 static bool dpeer_die(struct dpeer *d)
 {
