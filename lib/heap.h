@@ -428,6 +428,7 @@ static inline int slab_claim(struct shmpool_heap *h, uint64_t off, unsigned int 
 {
 	_Atomic uint32_t *slot = slot_of(h, off, c, idx);
 	uint32_t v = owner;
+	int tries;
 
 	/*
 	 * Relaxed: the object stays with this thread. Only an allocated
@@ -436,16 +437,20 @@ static inline int slab_claim(struct shmpool_heap *h, uint64_t off, unsigned int 
 	 * SLOT_CACHED, so a double free fails here, and of two racing frees
 	 * only one CAS succeeds. The allocation bit need not be looked at.
 	 * The first CAS guesses that we allocated the object, so the usual
-	 * free takes the slot's line once, for writing.
+	 * free takes the slot's line once, for writing. An allocated
+	 * object's owner may change meanwhile (its owner's handle ended:
+	 * slab_release() makes it OWNER_ORPHAN), so a failed CAS that found
+	 * another owner id tries again; bounded, as a peer may keep writing
+	 * owner ids there.
 	 */
-	if (atomic_compare_exchange_strong_explicit(slot, &v, owner | SLOT_CACHED,
-			memory_order_relaxed, memory_order_relaxed))
-		return 0;
-	if (!v || v >= NR_ATTACH ||
-	    !atomic_compare_exchange_strong_explicit(slot, &v, owner | SLOT_CACHED,
-			memory_order_relaxed, memory_order_relaxed))
-		return -EINVAL;
-	return 0;
+	for (tries = 0; tries < 4; tries++) {
+		if (atomic_compare_exchange_strong_explicit(slot, &v, owner | SLOT_CACHED,
+				memory_order_relaxed, memory_order_relaxed))
+			return 0;
+		if (!v || v >= NR_ATTACH)
+			return -EINVAL;
+	}
+	return -EINVAL;
 }
 
 /*
