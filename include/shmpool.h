@@ -163,7 +163,10 @@ struct shmpool_pool_info {
 /*
  * Create pool @name of @bytes (non-zero page multiple) with permission @mode
  * (at most 0777, umask applied); without SHMPOOL_EXCL an existing pool of the
- * same size is opened instead (-EEXIST if its size differs).
+ * same size is opened instead (-EEXIST if its size differs). memfd only:
+ * such a create returns -EAGAIN, having made nothing, if the name appeared
+ * and vanished between its open and its link 64 times in a row (peers that
+ * keep creating and unlinking it); the device decides under a lock.
  *
  * Pools are not executable unless created with SHMPOOL_EXEC. Device: without
  * it mmap(PROT_EXEC) of the pool fails with EPERM and mprotect(PROT_EXEC)

@@ -11,7 +11,9 @@
  * Linux 3.11); a directory whose filesystem lacks it gives -EOPNOTSUPP.
  *
  * Errors follow the device's: EEXIST, ENOENT, EACCES (file mode), EPERM
- * (unlinking another user's pool in the sticky /dev/shm).
+ * (unlinking another user's pool in the sticky /dev/shm). One is our own:
+ * EAGAIN from a create without SHMPOOL_EXCL that lost CREATE_ROUNDS races
+ * in a row to a name that kept appearing and vanishing.
  *
  * Truncation (README, "Trust between processes"). A file shrunk under a
  * mapping loses its pages past the new end in every process that maps it,
@@ -46,6 +48,8 @@
 #define SHM_DIR		"/dev/shm"
 #define FILE_PREFIX	"shmpool."
 #define FILE_NAME_MAX	(sizeof(FILE_PREFIX) + SHMPOOL_NAME_MAX)
+/* create_named()'s rounds lost to a name that appears and vanishes */
+#define CREATE_ROUNDS	64
 
 /*
  * The directory of named pools as an O_PATH fd, and @name's file name in it
@@ -164,16 +168,20 @@ static int create_named(struct shmpool *p, const char *name, uint64_t bytes,
 			unsigned int mode, unsigned int flags)
 {
 	char fname[FILE_NAME_MAX];
-	int dirfd, ret;
+	int dirfd, ret, round;
 
 	dirfd = open_dir(fname, name);
 	if (dirfd < 0)
 		return dirfd;
 	/*
 	 * Each time round, the name appeared or vanished between our open and
-	 * our link: another creator or an unlinker made progress.
+	 * our link: another creator or an unlinker made progress. A peer that
+	 * keeps linking and unlinking the name could keep us here for ever
+	 * (the kernel's open(O_CREAT) decides under the directory's lock; we
+	 * have no such lock), so after CREATE_ROUNDS of them: -EAGAIN.
 	 */
-	for (;;) {
+	ret = -EAGAIN;
+	for (round = 0; round < CREATE_ROUNDS; round++) {
 		if (!(flags & SHMPOOL_EXCL)) {
 			ret = open_file(p, dirfd, fname, O_RDWR);
 			if (ret != -ENOENT) {
@@ -186,6 +194,7 @@ static int create_named(struct shmpool *p, const char *name, uint64_t bytes,
 			       flags & SHMPOOL_EXEC ? mode : mode & ~0111U);
 		if (ret != -EEXIST || (flags & SHMPOOL_EXCL))
 			break;
+		ret = -EAGAIN;
 	}
 	close(dirfd);
 	if (!ret)

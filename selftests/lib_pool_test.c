@@ -1114,6 +1114,80 @@ TEST(memfd_rejects_foreign_file)
 	EXPECT_EQ(0, rmdir(dir));
 }
 
+/*
+ * memfd: a create without SHMPOOL_EXCL against peers that make the name
+ * vanish before each of its opens and appear before each of its links (the
+ * tracer does both at the child's system calls, the worst interleaving)
+ * ends with -EAGAIN after 64 rounds, having made nothing. The kernel's
+ * open(O_CREAT) decides under the directory's lock; we have none. Before
+ * the bound, the create looped for as long as the peers kept at it.
+ */
+#define FLIP_CALLS_MAX	20000	/* system calls: far more than 64 rounds take */
+
+TEST(memfd_create_against_a_flipping_name_is_bounded)
+{
+	char dir[] = "/tmp/lpt-dir.XXXXXX", path[128];
+	struct __ptrace_syscall_info info;
+	int status, sig = 0, links = 0, calls = 0, fd;
+	pid_t pid;
+
+	ASSERT_NE(NULL, mkdtemp(dir));
+	setenv("SHMPOOL_SHM_DIR", dir, 1);
+	snprintf(path, sizeof(path), "%s/shmpool.flip", dir);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct shmpool *p = NULL;
+		int ret;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+			_exit(100);
+		raise(SIGSTOP);
+		ret = shmpool_create("flip", page_size(), 0600, SHMPOOL_BACKEND_MEMFD, &p);
+		_exit(ret == -EAGAIN && !p ? 0 : ret < 0 ? -ret : 101);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFSTOPPED(status));
+	ASSERT_EQ(0, ptrace(PTRACE_SETOPTIONS, pid, NULL,
+			    (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)));
+	for (;;) {
+		ASSERT_EQ(0, ptrace(PTRACE_SYSCALL, pid, NULL, (void *)(long)sig));
+		sig = 0;
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			break;
+		if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
+			sig = WSTOPSIG(status);
+			continue;
+		}
+		ASSERT_LT(0, ptrace(PTRACE_GET_SYSCALL_INFO, pid, (void *)sizeof(info), &info));
+		if (info.op != PTRACE_SYSCALL_INFO_ENTRY)
+			continue;
+		if (++calls > FLIP_CALLS_MAX) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			unlink(path);
+			rmdir(dir);
+			ASSERT_TRUE(0) TH_LOG("the create still loops after %d links", links);
+		}
+		if (info.entry.nr == SYS_openat) {
+			unlink(path);		/* gone before the open */
+		} else if (info.entry.nr == SYS_linkat) {
+			links++;		/* there before the link */
+			fd = open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+			ASSERT_LE(0, fd);
+			close(fd);
+		}
+	}
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+		TH_LOG("status %#x (exit: the create's errno, 101: it made a pool)", status);
+	EXPECT_EQ(64, links);
+	/* our file is the only one: the create's nameless files went with it */
+	EXPECT_EQ(0, unlink(path));
+	EXPECT_EQ(0, rmdir(dir));
+}
+
 /* memfd: an anonymous pool is sealed at its size. */
 TEST(memfd_anon_sealed)
 {
