@@ -2888,4 +2888,122 @@ TEST_F_TIMEOUT(alloc, obj_create_killed_at_every_step, 600)
 	ks_everywhere(_metadata, self->h, KS_OBJ_CREATE, KS_SMALL, 0, false, 181);
 }
 
+#ifndef SHMPOOL_TEST_THREADS	/* processes: the owner dies */
+/*
+ * A free of another process's small object while that process's handle
+ * ends. The free's claim of the object's slot first guesses the caller as
+ * the owner, then tries the owner it found; the end of the owner's handle
+ * (here: the reclaim after its death) makes the slot OWNER_ORPHAN by CAS.
+ * At every step of the free, a fresh object of a fresh dead owner becomes
+ * an orphan: the free must still succeed, and nothing may leak. Before
+ * f8e3b53, an orphaning between the claim's two CASes failed the free
+ * with -EINVAL and leaked the object.
+ */
+struct of {
+	struct shmpool_heap *h;
+	_Atomic uint64_t *box;		/* [0] the dead owner's object */
+	struct shmpool_heap_stats base;
+	unsigned int c;			/* its class */
+};
+
+#define OF_SIZE	16
+
+static int of_victim(void *arg)
+{
+	struct of *s = arg;
+	uint64_t off;
+
+	/* after fork(): our own owner id and an empty thread cache, unstepped */
+	if (shmpool_heap_attach_id(s->h) <= 0 || shmpool_alloc(s->h, OF_SIZE, &off) ||
+	    shmpool_free(s->h, off) || shmpool_heap_flush(s->h))
+		return 2;
+	if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+		return 5;
+	raise(SIGSTOP);
+	return shmpool_free(s->h, atomic_load(&s->box[0])) ? 6 : 0;
+}
+
+/* Step the free k times, orphan its object, let it go on: 1, 0 (it ended before), -1. */
+static int of_orphaned_at(struct __test_metadata *_metadata, struct of *s, long k)
+{
+	struct shmpool_heap_stats st;
+	uint64_t off;
+	long n, j;
+	int ret = 1, owner, st_, stopped = 1;
+	pid_t a, pid;
+
+	/* the owner: allocates one object and dies without a word */
+	atomic_store(&s->box[0], 0);
+	a = fork();
+	STEP_CHECK(a >= 0, "fork");
+	if (a == 0)
+		_exit(shmpool_alloc(s->h, OF_SIZE, &off) ? 1 :
+		      (atomic_store(&s->box[0], off), 0));
+	STEP_CHECK(waitpid(a, &st_, 0) == a && WIFEXITED(st_) && !WEXITSTATUS(st_),
+		   "the owner: status %#x", st_);
+	off = atomic_load(&s->box[0]);
+	owner = shmpool_alloc_owner(s->h, off);
+	STEP_CHECK(owner > 0 && owner != shmpool_heap_attach_id(s->h),
+		   "the dead owner's object has owner %d", owner);
+
+	pid = victim_start(of_victim, s);
+	STEP_CHECK(pid > 0, "the victim did not start");
+	for (j = 0; j < k; j++) {
+		if (ptrace(PTRACE_SINGLESTEP, pid, NULL, NULL) || waitpid(pid, &st_, 0) != pid) {
+			victim_kill(pid);
+			STEP_CHECK(0, "step %ld failed", j);
+		}
+		if (!WIFSTOPPED(st_)) {
+			stopped = 0;
+			break;
+		}
+	}
+	/* the owner's end: its cached objects back, the object an orphan */
+	n = shmpool_heap_reclaim(s->h, 0);
+	if (stopped) {
+		if (ptrace(PTRACE_DETACH, pid, NULL, NULL) || waitpid(pid, &st_, 0) != pid)
+			st_ = -1;
+		ret = 1;
+	} else {
+		ret = 0;	/* the free ended before step k */
+	}
+	STEP_CHECK(n >= 0, "reclaim: %ld", n);
+	STEP_CHECK(WIFEXITED(st_) && !WEXITSTATUS(st_),
+		   "the free of the orphaned object failed (status %#x)", st_);
+	/* the free took it (the victim's cache, back now that it is dead) */
+	STEP_CHECK(shmpool_heap_reclaim(s->h, 0) >= 0, "reclaim");
+	STEP_CHECK(!shmpool_heap_stats(s->h, &st), "stats");
+	STEP_CHECK(st.classes[s->c].used == s->base.classes[s->c].used &&
+		   st.classes[s->c].cached == 0,
+		   "class %u: %llu used (%llu before), %llu cached", st.classes[s->c].size,
+		   (unsigned long long)st.classes[s->c].used,
+		   (unsigned long long)s->base.classes[s->c].used,
+		   (unsigned long long)st.classes[s->c].cached);
+	return ret;
+}
+
+TEST_F_TIMEOUT(alloc, free_of_object_orphaned_at_every_step, 600)
+{
+	struct of s = { self->h, NULL, { 0 }, 0 };
+	uint64_t off;
+	long k;
+
+	s.box = shared_box(_metadata);
+	/* the class of OF_SIZE: the one whose use a fresh allocation moves */
+	ASSERT_EQ(0, shmpool_alloc(self->h, OF_SIZE, &off));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &s.base));
+	while (s.c < SHMPOOL_HEAP_NR_CLASSES && s.base.classes[s.c].size < OF_SIZE)
+		s.c++;
+	ASSERT_GT((unsigned int)SHMPOOL_HEAP_NR_CLASSES, s.c);
+	ASSERT_EQ(0, shmpool_free(self->h, off));
+	ASSERT_EQ(0, shmpool_heap_flush(self->h));
+	ASSERT_EQ(0, shmpool_heap_stats(self->h, &s.base));
+	KILL_AT_EVERY_STEP(self->h->pool, k, of_orphaned_at(_metadata, &s, k));
+	EXPECT_EQ(0, shmpool_heap_reclaim(self->h, SHMPOOL_RECLAIM_HELD));
+	EXPECT_HEAP_OK(self->h, SHMPOOL_CHECK_QUIESCENT);
+	munmap((void *)s.box, 4096);
+}
+
+#endif
+
 TEST_HARNESS_MAIN
