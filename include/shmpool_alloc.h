@@ -230,7 +230,8 @@ struct shmpool_heap_stats {
  * observer such as shmpoolctl check must not write a layout into a pool
  * whose state a peer may reset after it looked). Without it, waits while
  * another process initialises (-ETIMEDOUT after 10 s if it is alive but
- * does not finish); takes over if it died.
+ * does not finish, or if the heap's state word keeps changing under the
+ * call); takes over if it died.
  * -EUCLEAN: the pool holds something that is not a heap of this layout
  * version or size; -EPERM: read-only pool; -EINVAL: pool smaller than
  * SHMPOOL_HEAP_MIN_POOL; -EFBIG: pool above 64 GiB; -EUSERS: every
@@ -281,8 +282,10 @@ int shmpool_alloc_owner(struct shmpool_heap *h, uint64_t off);
  * Make the calling handle the owner of the allocated block or small object
  * at @off (one it was handed by another process, say), so that it is not
  * an orphan when its allocator dies. -EINVAL if @off is not an allocated
- * block or object, or is a named object or a slab; -EUSERS as for
- * shmpool_heap_open() (a fork() child's first call takes an owner id).
+ * block or object, or is a named object or a slab; -EBUSY if a small
+ * object's owner changed 1024 times in a row under the call (a peer that
+ * keeps writing owner ids there); -EUSERS as for shmpool_heap_open() (a
+ * fork() child's first call takes an owner id).
  */
 int shmpool_alloc_adopt(struct shmpool_heap *h, uint64_t off);
 /* This process's attachment id (re-attaching after fork()). */

@@ -311,7 +311,9 @@ int shmpool_ring_shutdown(struct shmpool_ring *r, unsigned int ends);
  * Make @r the owner of side @side (SHMPOOL_RING_PROD or _CONS) of a ring
  * whose owner died (see "Owner death"): 1 if a dead owner was replaced, 0
  * if the side had none or was ours; -EBUSY if another live process owns
- * an SPSC or VAR side; -EINVAL. MPMC: records @r on the side (any number
+ * an SPSC or VAR side, or its owner changed 1024 times in a row under the
+ * call (peers that keep taking it over, or writing it); -EINVAL. MPMC:
+ * records @r on the side (any number
  * of live handles may work it) and skips slots that dead producers
  * reserved and never published (@side _CONS).
  */

@@ -668,6 +668,9 @@ static int heap_repair(struct shmpool_heap *h)
 	for (g = heap_priv(h)->heap_g; g < heap_priv(h)->end_g; g += size) {
 		b = blk_at(h, g);
 		size = b->size;
+		/* again: a peer may have written the chain since the first walk */
+		if (size < MIN_BLOCK_G || size > heap_priv(h)->end_g - g)
+			return -EUCLEAN;
 		flags = b->flags & (BLK_FREE | BLK_SLAB | BLK_NAMED);
 		owner = b->owner;
 		pay = ((uint64_t)g + 1) << GRAN_SHIFT;
@@ -791,10 +794,16 @@ void __shmpool_heap_unlock(struct shmpool_heap *h)
 static long heap_release(struct shmpool_heap *h, uint16_t o, bool free_held)
 {
 	uint32_t g = heap_priv(h)->heap_g, p;
+	/*
+	 * A step forward per block, one back per free: a walk longer than
+	 * that met headers a peer rewrote under it (it can make a merged
+	 * block look allocated again, for ever). The checker will say.
+	 */
+	uint64_t steps = 2ULL * ((heap_priv(h)->end_g - g) / MIN_BLOCK_G + 1);
 	long n = 0;
 	struct blk *b;
 
-	while (g < heap_priv(h)->end_g) {
+	while (g < heap_priv(h)->end_g && steps--) {
 		if (!blk_ok(h, g))
 			break;	/* a scribbled header: the checker will say */
 		b = blk_at(h, g);
@@ -988,16 +997,27 @@ static int heap_ready(struct shmpool_heap *h)
 			 * enough: we publish nothing yet, and what a dead
 			 * initialiser wrote is overwritten, not read.
 			 */
-			if (!atomic_compare_exchange_strong_explicit(&hh->state,
+			if (atomic_compare_exchange_strong_explicit(&hh->state,
 					&s, me, memory_order_relaxed,
-					memory_order_relaxed))
+					memory_order_relaxed)) {
+				heap_init(h);
+				/* release: pairs with the acquire load above */
+				atomic_store_explicit(&hh->state, HEAP_STATE_READY,
+						      memory_order_release);
+				ret = shmpool_wake(h->pool, 0, SHMPOOL_WAKE_ALL);
+				return ret < 0 ? ret : 0;
+			}
+			/*
+			 * Lost: someone claimed it, or a peer keeps
+			 * rewriting the word between our load and our CAS.
+			 * Wait on the word we found now (it may move again
+			 * at once) and count the time, as below: retrying
+			 * at once would spin for as long as the peer did.
+			 * Only READY is looked at again at once: it ends
+			 * the loop.
+			 */
+			if (s == HEAP_STATE_READY)
 				continue;
-			heap_init(h);
-			/* release: pairs with the acquire load above */
-			atomic_store_explicit(&hh->state, HEAP_STATE_READY,
-					      memory_order_release);
-			ret = shmpool_wake(h->pool, 0, SHMPOOL_WAKE_ALL);
-			return ret < 0 ? ret : 0;
 		}
 		/* someone alive is at it: sleep on the word, look again */
 		ret = shmpool_wait(h->pool, 0, s,

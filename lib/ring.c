@@ -30,6 +30,7 @@
 #define SPIN_TRIES	200
 /* how long an opener waits for a creator still setting a ring up */
 #define OPEN_WAIT_MS	10000
+#define TAKEOVER_TRIES	1024	/* lost CASes on a side's owner: -EBUSY */
 
 static atomic_uint_fast64_t wake_calls;
 
@@ -903,7 +904,7 @@ int shmpool_ring_takeover(struct shmpool_ring *r, unsigned int side)
 {
 	struct __shmpool_ring_ht *ht;
 	uint32_t id, o;
-	int ret;
+	int ret, tries;
 
 	if (!r || (side != SHMPOOL_RING_PROD && side != SHMPOOL_RING_CONS))
 		return -EINVAL;
@@ -920,8 +921,10 @@ int shmpool_ring_takeover(struct shmpool_ring *r, unsigned int side)
 	}
 	/* acquire: pairs with the release in __shmpool_ring_claim() */
 	o = atomic_load_explicit(&ht->owner, memory_order_acquire);
+	tries = 0;
 	do {
-		if (o && o != id && alive(r, o))
+		/* a live owner, or one that keeps changing (bounded: a peer may write it) */
+		if ((o && o != id && alive(r, o)) || tries++ == TAKEOVER_TRIES)
 			return -EBUSY;
 	} while (!atomic_compare_exchange_weak_explicit(&ht->owner, &o, id,
 							memory_order_acq_rel,

@@ -120,12 +120,20 @@ static inline _Atomic uint64_t *lane_top(struct shmpool_heap *h, unsigned int c,
 	return &heap_hdr(h)->cls[c].top[lane % NR_LANES];
 }
 
-/* Push the chain @first .. @last (slot of @last gets the old top) on list @tp. */
+/*
+ * Push the chain @first .. @last (slot of @last gets the old top) on list
+ * @tp. After LIST_CAS_TRIES lost CASes the chain stays on no list: its
+ * objects are free (their bits are clear) but stranded, which
+ * SHMPOOL_RECLAIM_STRANDED lists again.
+ */
 static void push(_Atomic uint64_t *tp, uint32_t first, _Atomic uint32_t *last_slot)
 {
 	uint64_t top = atomic_load_explicit(tp, memory_order_relaxed);
+	int tries = 0;
 
 	do {
+		if (tries++ == LIST_CAS_TRIES)
+			return;
 		atomic_store_explicit(last_slot, TOP_G(top), memory_order_relaxed);
 		/*
 		 * Release: pairs with the acquire load and CAS in take();
@@ -220,7 +228,9 @@ static bool slab_hdr_ok(struct shmpool_heap *h, uint64_t soff, unsigned int c)
 
 /*
  * Take from list @tp; an empty one is refilled with a new slab if @grow,
- * else it is -ENOMEM.
+ * else it is -ENOMEM. -ENOMEM also after LIST_CAS_TRIES rounds in which
+ * the top moved under every try: the caller looks elsewhere, as when
+ * there is no room for a slab.
  */
 static int take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
 		_Atomic uint64_t *tp, bool grow, struct slab_ref *out, unsigned int want)
@@ -229,11 +239,13 @@ static int take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
 	uint32_t idx = 0, next, link;
 	unsigned int n, i;
 	bool bad;
-	int ret, k;
+	int ret, k, round;
 
 	/* acquire: pairs with the release CAS in push() */
 	top = atomic_load_explicit(tp, memory_order_acquire);
-	for (;;) {
+	for (round = 0;; round++) {
+		if (round == LIST_CAS_TRIES)
+			return -ENOMEM;
 		if (!TOP_G(top)) {
 			ret = grow ? refill(h, c, tp) : -ENOMEM;
 			if (ret)
@@ -394,7 +406,7 @@ int __shmpool_slab_adopt(struct shmpool_heap *h, uint64_t off, uint16_t owner)
 {
 	_Atomic uint32_t *slot;
 	uint32_t idx, v;
-	int c;
+	int c, tries;
 
 	c = obj_slot(h, off, &idx, &slot);
 	if (c == -1)
@@ -407,12 +419,14 @@ int __shmpool_slab_adopt(struct shmpool_heap *h, uint64_t off, uint16_t owner)
 	 * slot is an owner id; free and cached ones fail here, and a free
 	 * racing us wins or loses the CAS as a whole.
 	 */
-	do {
+	for (tries = 0; tries < LIST_CAS_TRIES; tries++) {
 		if (!obj_allocated(h, off, (unsigned int)c, idx, v))
 			return -EINVAL;
-	} while (!atomic_compare_exchange_weak_explicit(slot, &v, owner,
-			memory_order_relaxed, memory_order_relaxed));
-	return 0;
+		if (atomic_compare_exchange_weak_explicit(slot, &v, owner,
+				memory_order_relaxed, memory_order_relaxed))
+			return 0;
+	}
+	return -EBUSY;	/* its owner id kept changing under us */
 }
 
 /* Objects of the class-@c slab at @off with their bit set, and how many are cached. */
@@ -657,11 +671,14 @@ static long trim_class(struct shmpool_heap *h, unsigned int c, uint32_t *cnt,
 	for (l = 0; l < NR_LANES; l++) {
 		/* acquire: pairs with the release CAS in push() (the links, the objects) */
 		top[l] = atomic_load_explicit(&ch->top[l], memory_order_acquire);
-		while (TOP_G(top[l]) &&
-		       !atomic_compare_exchange_weak_explicit(&ch->top[l], &top[l],
+		for (i = 0; TOP_G(top[l]) &&
+		     !atomic_compare_exchange_weak_explicit(&ch->top[l], &top[l],
 				TOP(0, TOP_TAG(top[l]) + 1),
-				memory_order_acquire, memory_order_acquire))
-			;
+				memory_order_acquire, memory_order_acquire); i++)
+			if (i == LIST_CAS_TRIES) {
+				top[l] = 0;	/* not taken: this lane's slabs stay */
+				break;
+			}
 	}
 
 	/* count the free objects of each slab; stop at the first bad link */

@@ -77,7 +77,7 @@ host_test() {
 # debug kernel's build (nice 19) takes what is left. Longest first.
 # examples_test: every program in examples/ (one test each), on memfd here.
 hosttests=()
-for t in build/selftests/lib_{alloc,sync,ring,cache}_test build/selftests/lib_*_test \
+for t in build/selftests/lib_{alloc,sync,ring,hostile_spin,cache}_test build/selftests/lib_*_test \
 	 build/tsan/lib_*_test build/asan/lib_*_test build/selftests/examples_test \
 	 build/selftests/shmpoolctl_test; do
 	[ -x "$t" ] || continue

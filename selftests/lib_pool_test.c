@@ -1124,11 +1124,35 @@ TEST(memfd_rejects_foreign_file)
  */
 #define FLIP_CALLS_MAX	20000	/* system calls: far more than 64 rounds take */
 
+struct flip {
+	const char *path;
+	int calls, links;
+};
+
+static int flip_name(void *arg, long nr)
+{
+	struct flip *f = arg;
+	int fd;
+
+	if (++f->calls > FLIP_CALLS_MAX)
+		return 1;		/* it still loops */
+	if (nr == SYS_openat) {
+		unlink(f->path);	/* gone before the open */
+	} else if (nr == SYS_linkat) {
+		f->links++;		/* there before the link */
+		fd = open(f->path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return 1;
+		close(fd);
+	}
+	return 0;
+}
+
 TEST(memfd_create_against_a_flipping_name_is_bounded)
 {
 	char dir[] = "/tmp/lpt-dir.XXXXXX", path[128];
-	struct __ptrace_syscall_info info;
-	int status, sig = 0, links = 0, calls = 0, fd;
+	struct flip f = { path, 0, 0 };
+	int status, ret;
 	pid_t pid;
 
 	ASSERT_NE(NULL, mkdtemp(dir));
@@ -1138,7 +1162,6 @@ TEST(memfd_create_against_a_flipping_name_is_bounded)
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
 		struct shmpool *p = NULL;
-		int ret;
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
@@ -1149,40 +1172,12 @@ TEST(memfd_create_against_a_flipping_name_is_bounded)
 	}
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	ASSERT_TRUE(WIFSTOPPED(status));
-	ASSERT_EQ(0, ptrace(PTRACE_SETOPTIONS, pid, NULL,
-			    (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)));
-	for (;;) {
-		ASSERT_EQ(0, ptrace(PTRACE_SYSCALL, pid, NULL, (void *)(long)sig));
-		sig = 0;
-		ASSERT_EQ(pid, waitpid(pid, &status, 0));
-		if (WIFEXITED(status) || WIFSIGNALED(status))
-			break;
-		if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
-			sig = WSTOPSIG(status);
-			continue;
-		}
-		ASSERT_LT(0, ptrace(PTRACE_GET_SYSCALL_INFO, pid, (void *)sizeof(info), &info));
-		if (info.op != PTRACE_SYSCALL_INFO_ENTRY)
-			continue;
-		if (++calls > FLIP_CALLS_MAX) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			unlink(path);
-			rmdir(dir);
-			ASSERT_TRUE(0) TH_LOG("the create still loops after %d links", links);
-		}
-		if (info.entry.nr == SYS_openat) {
-			unlink(path);		/* gone before the open */
-		} else if (info.entry.nr == SYS_linkat) {
-			links++;		/* there before the link */
-			fd = open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
-			ASSERT_LE(0, fd);
-			close(fd);
-		}
-	}
-	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+	ret = trace_syscall_entries(pid, flip_name, &f, &status);
+	EXPECT_EQ(1, ret) TH_LOG("the create still loops after %d links (%d system calls)",
+				 f.links, f.calls);
+	EXPECT_TRUE(ret == 1 && WIFEXITED(status) && !WEXITSTATUS(status))
 		TH_LOG("status %#x (exit: the create's errno, 101: it made a pool)", status);
-	EXPECT_EQ(64, links);
+	EXPECT_EQ(64, f.links);
 	/* our file is the only one: the create's nameless files went with it */
 	EXPECT_EQ(0, unlink(path));
 	EXPECT_EQ(0, rmdir(dir));

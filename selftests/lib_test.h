@@ -294,6 +294,48 @@ static inline int count_syscalls(void (*fn)(void *), void *arg, long *first)
 }
 
 /*
+ * The traced child @pid, stopped (its raise(SIGSTOP) after
+ * PTRACE_TRACEME), runs from system call to system call; at each entry
+ * @entry(@arg, its number) may act, the peer writing while the child is
+ * held there. Other signals are delivered. Ends when the child does (*@st
+ * its status): 1; when @entry returns non-zero (the child is killed): 0;
+ * -1 if the tracing failed (the child is killed).
+ */
+static inline int trace_syscall_entries(pid_t pid, int (*entry)(void *arg, long nr),
+					void *arg, int *st)
+{
+	struct __ptrace_syscall_info info;
+	int sig = 0;
+
+	if (ptrace(PTRACE_SETOPTIONS, pid, NULL,
+		   (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)))
+		goto kill;
+	for (;;) {
+		if (ptrace(PTRACE_SYSCALL, pid, NULL, (void *)(long)sig) ||
+		    waitpid(pid, st, 0) != pid)
+			goto kill;
+		sig = 0;
+		if (WIFEXITED(*st) || WIFSIGNALED(*st))
+			return 1;
+		if (WSTOPSIG(*st) != (SIGTRAP | 0x80)) {
+			sig = WSTOPSIG(*st);	/* a real signal: deliver it */
+			continue;
+		}
+		if (ptrace(PTRACE_GET_SYSCALL_INFO, pid, (void *)sizeof(info), &info) <= 0)
+			goto kill;
+		if (info.op == PTRACE_SYSCALL_INFO_ENTRY && entry(arg, (long)info.entry.nr)) {
+			kill(pid, SIGKILL);
+			waitpid(pid, st, 0);
+			return 0;
+		}
+	}
+kill:
+	kill(pid, SIGKILL);
+	waitpid(pid, st, 0);
+	return -1;
+}
+
+/*
  * Owner death across PID namespaces (lib_sync_test, lib_state_test,
  * lib_cache_test).
  *
