@@ -768,7 +768,7 @@ TEST_F(att, attach_reply_unwritable_never_alive)
 {
 	struct shmpool_attach *a = at_unwritable_attach(0);
 	struct { int ready, stop; long seen, looks; } *sh;
-	int i, failed = 0, tries = (int)sp_debug_lane_quarter(5000);
+	int i, failed = 0, tries = (int)lane_debug_quarter(5000);
 	pid_t kid;
 
 	ASSERT_NE(NULL, a);

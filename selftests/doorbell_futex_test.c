@@ -955,7 +955,7 @@ static void fx_realtime_jump_scenario(struct fx *f, struct fx_log *l)
 /* Booted by scripts/vm-run.sh (its nonce is on the command line)? */
 static bool fx_in_test_vm(void)
 {
-	return sp_cmdline_has("spnonce=");
+	return lane_cmdline_has("spnonce=");
 }
 
 TEST_F_TIMEOUT(fx, realtime_deadline_follows_clock_settime_as_futex, 120)

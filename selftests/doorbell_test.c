@@ -1261,8 +1261,8 @@ TEST_F_TIMEOUT(db, pingpong_no_lost_wakeup, 400)
 	struct sigaction sa = { .sa_handler = pp_alarm }, old;
 	uint32_t *seq = &self->map[0], *stop = &self->map[16];
 	uint64_t t0 = sp_now_ns(CLOCK_MONOTONIC), dt;
-	unsigned long round, min_rounds = sp_debug_lane_quarter(PP_MIN_ROUNDS);
-	uint64_t budget_ns = sp_debug_lane_quarter(PP_BUDGET_NS / 1000000) * 1000000ULL;
+	unsigned long round, min_rounds = lane_debug_quarter(PP_MIN_ROUNDS);
+	uint64_t budget_ns = lane_debug_quarter(PP_BUDGET_NS / 1000000) * 1000000ULL;
 	pid_t pid;
 	int ret;
 

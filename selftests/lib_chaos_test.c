@@ -588,7 +588,7 @@ static uint64_t heap_used(struct shmpool_heap *h, struct shmpool_cache *c)
 
 TEST_F_TIMEOUT(chaos, kill_one_worker_per_round, 7200)
 {
-	long rounds = env_long("SHMPOOL_CHAOS_ROUNDS", debug_lane_quarter(10));
+	long rounds = env_long("SHMPOOL_CHAOS_ROUNDS", lane_debug_quarter(10));
 	uint64_t seed = (uint64_t)env_long("SHMPOOL_CHAOS_SEED", (long)time(NULL));
 	uint64_t rnd = seed | 1, kills[NR_PHASES] = { 0 }, role_kills[NR_ROLES] = { 0 };
 	uint64_t base, used, t0, takeovers = 0, writer_takeovers = 0, redelivered = 0, lost;

@@ -897,7 +897,7 @@ static int racer(const char *name, unsigned int backend, struct race *r,
  */
 TEST_F_TIMEOUT(pool, concurrent_create, 120)
 {
-	int round, i, rounds = (int)debug_lane_quarter(ROUNDS);
+	int round, i, rounds = (int)lane_debug_quarter(ROUNDS);
 	struct race *r;
 
 	r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,

@@ -1947,7 +1947,7 @@ static void closed_sender_not_dead(struct __test_metadata *_metadata,
 	_Atomic int32_t *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	struct death d = { h, name, type, sh, sh + 1,
-			   (int)debug_lane_quarter(ONE_SHOT_SENDERS) };
+			   (int)lane_debug_quarter(ONE_SHOT_SENDERS) };
 	pid_t cons;
 	int k;
 

@@ -315,7 +315,7 @@ static int pingpong_worker(void *arg)
  */
 static long hunt_budget_ms(long ms)
 {
-	return debug_lane_quarter(ms);
+	return lane_debug_quarter(ms);
 }
 
 static void pingpong_unstick(void *arg)

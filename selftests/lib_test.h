@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lane.h"
+
 /* ThreadSanitizer: GCC says __SANITIZE_THREAD__, clang __has_feature() */
 #if defined(__SANITIZE_THREAD__)
 #define UNDER_TSAN	1
@@ -461,21 +463,13 @@ static inline int pidns_join(pid_t a)
 	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
 }
 
-/* Does the kernel command line hold @word (scripts/vm-run.sh puts them there)? */
-static inline int cmdline_has(const char *word)
-{
-	char buf[4096];
-
-	return !read_small("/proc/cmdline", buf, sizeof(buf)) && strstr(buf, word) != NULL;
-}
-
 /*
  * Inside a QEMU lane of scripts/vm-run.sh (its "spnonce=" on the kernel
  * command line): tests there run under TCG and scale their work down.
  */
 static inline int in_vm_lane(void)
 {
-	return cmdline_has("spnonce=");
+	return lane_cmdline_has("spnonce=");
 }
 
 /*
@@ -518,17 +512,7 @@ static inline int lane_is_device_only(void)
  */
 static inline int lane_is_debug(void)
 {
-	return cmdline_has("splane=debug");
-}
-
-/*
- * @n, or a quarter of it (at least 1) in the debug lane: for a count of
- * rounds whose cost is process churn (each fork and exit several times
- * dearer there), where a quarter still takes the module's paths.
- */
-static inline long debug_lane_quarter(long n)
-{
-	return lane_is_debug() ? (n + 3) / 4 : n;
+	return lane_cmdline_has("splane=debug");
 }
 
 #define SKIP_MEMFD_IN_DEVICE_LANE(backend)					\

@@ -520,7 +520,7 @@ TEST_F_TIMEOUT(abi, create_at_file_max_names_nothing, 120)
 	if (!pid) {
 		struct shmpool_create c;
 		struct timespec t0, t;
-		int i, n = (int)sp_debug_lane_quarter(2000);
+		int i, n = (int)lane_debug_quarter(2000);
 		char go;
 
 		sp_child_init();

@@ -983,9 +983,9 @@ static int body_create_races(struct ctr *c)
 	snprintf(path, sizeof(path), SCOPE_DIR "/%s", ctr_name);
 	dir = open(SCOPE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	CHILD_CHECK(dir >= 0);
-	race_creates = (int)sp_debug_lane_quarter(RACE_CREATES);
+	race_creates = (int)lane_debug_quarter(RACE_CREATES);
 	race_end = sp_now_ns(CLOCK_MONOTONIC) +
-		   sp_debug_lane_quarter(RACE_SECS * 1000) * 1000000ULL;
+		   lane_debug_quarter(RACE_SECS * 1000) * 1000000ULL;
 	for (i = 0; i < 4; i++) {
 		kids[i] = fork();
 		CHILD_CHECK(kids[i] >= 0);

@@ -25,6 +25,8 @@
 #include <linux/capability.h>
 #include <uapi/linux/shmpool.h>
 
+#include "lane.h"
+
 /* The 6.1 harness has an unused parameter; tests build with -Wextra -Werror. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -426,35 +428,6 @@ static inline int sp_fds_unfill(const struct rlimit *old, int dups[SP_FULL_FDS],
 	while (n-- > 0)
 		close(dups[n]);
 	return setrlimit(RLIMIT_NOFILE, old) ? -errno : 0;
-}
-
-/* Does the kernel command line hold @word (scripts/vm-run.sh puts them there)? */
-static inline bool sp_cmdline_has(const char *word)
-{
-	char buf[4096];
-	ssize_t len = -1;
-	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		len = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-	}
-	if (len <= 0)
-		return false;
-	buf[len] = 0;
-	return strstr(buf, word) != NULL;
-}
-
-/*
- * @n, or a quarter of it (at least 1) in the debug lane (its kernel command
- * line holds "splane=debug": scripts/vm-run.sh), for a count of rounds whose
- * cost is process or system call churn, several times dearer there under
- * KASAN, lockdep and kmemleak. That lane is there for the module's paths,
- * which a quarter of the rounds still takes; the other lanes run them all.
- */
-static inline long sp_debug_lane_quarter(long n)
-{
-	return sp_cmdline_has("splane=debug") ? (n + 3) / 4 : n;
 }
 
 /* In a new child: die with the test process, which may fail at any point. */
