@@ -1262,7 +1262,7 @@ TEST_F_TIMEOUT(db, pingpong_no_lost_wakeup, 400)
 	uint32_t *seq = &self->map[0], *stop = &self->map[16];
 	uint64_t t0 = sp_now_ns(CLOCK_MONOTONIC), dt;
 	unsigned long round, min_rounds = lane_debug_quarter(PP_MIN_ROUNDS);
-	uint64_t budget_ns = lane_debug_quarter(PP_BUDGET_NS / 1000000) * 1000000ULL;
+	uint64_t budget_ns = (uint64_t)lane_debug_quarter((long)PP_BUDGET_NS);
 	pid_t pid;
 	int ret;
 

@@ -985,7 +985,7 @@ static int body_create_races(struct ctr *c)
 	CHILD_CHECK(dir >= 0);
 	race_creates = (int)lane_debug_quarter(RACE_CREATES);
 	race_end = sp_now_ns(CLOCK_MONOTONIC) +
-		   lane_debug_quarter(RACE_SECS * 1000) * 1000000ULL;
+		   (uint64_t)lane_debug_quarter(RACE_SECS * 1000000000L);
 	for (i = 0; i < 4; i++) {
 		kids[i] = fork();
 		CHILD_CHECK(kids[i] >= 0);
