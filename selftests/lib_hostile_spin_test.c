@@ -27,6 +27,8 @@
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <sys/user.h>
 
 #include <shmpool.h>
 #include <shmpool_alloc.h>
@@ -325,6 +327,67 @@ TEST_F_TIMEOUT(spin, ring_takeover_of_a_side_whose_owner_keeps_changing, 300)
 	EXPECT_EQ(0, shmpool_ring_takeover(r, SHMPOOL_RING_PROD));
 	shmpool_ring_close(r);
 }
+
+#if defined(__x86_64__)
+/* A hardware watchpoint on the 4 bytes at @addr (reads and writes) in the stopped @pid. */
+static int watch_word(pid_t pid, const void *addr)
+{
+	unsigned long dr7 = 1UL | 3UL << 16 | 3UL << 18;	/* L0, RW0 = rw, LEN0 = 4 */
+
+	if (ptrace(PTRACE_POKEUSER, pid, (void *)offsetof(struct user, u_debugreg[0]),
+		   (void *)addr))
+		return -1;
+	return ptrace(PTRACE_POKEUSER, pid, (void *)offsetof(struct user, u_debugreg[7]),
+		      (void *)dr7) ? -1 : 0;
+}
+
+#define REPAIR_HITS_MAX	10000	/* the size word is read twice per repair */
+
+/*
+ * The repair after a dead holder of the heap's lock walks the block
+ * headers twice: once to check the chain, once to rebuild. A peer that
+ * writes a block's size to 0 between the two (here: as soon as a
+ * watchpoint on it sees the first walk read it) must get -EUCLEAN, not a
+ * walk that stays on that block for ever with the lock held.
+ */
+TEST_F_TIMEOUT(spin, repair_meets_a_size_rewritten_between_its_walks, 60)
+{
+	struct shmpool_mutex *m = (struct shmpool_mutex *)&heap_hdr(self->s.h)->lock;
+	_Atomic uint32_t *size;
+	int st, hits = 0;
+	pid_t pid, holder;
+	uint64_t a;
+
+	ASSERT_EQ(0, shmpool_alloc(self->s.h, 30000, &a));
+	size = (_Atomic uint32_t *)((char *)shmpool_base(self->s.p) + a - sizeof(struct blk));
+	pid = start(_metadata, self, OP_TRIM);	/* shmpool_heap_stats(): takes the lock */
+	ASSERT_LT(0, pid);
+	/* then the heap's lock is left to a dead holder: the victim's stats repair */
+	holder = fork();
+	ASSERT_LE(0, holder);
+	if (holder == 0)
+		_exit(shmpool_mutex_lock(self->s.p, m) ? 1 : 0);
+	ASSERT_EQ(holder, waitpid(holder, &st, 0));
+	ASSERT_EQ(0, st);
+	ASSERT_EQ(0, watch_word(pid, size));
+	for (;;) {
+		ASSERT_EQ(0, ptrace(PTRACE_CONT, pid, NULL, NULL));
+		ASSERT_EQ(pid, waitpid(pid, &st, 0));
+		if (WIFEXITED(st) || WIFSIGNALED(st))
+			break;
+		ASSERT_EQ(SIGTRAP, WSTOPSIG(st));
+		if (++hits == 1)
+			atomic_store(size, 0);	/* the first walk has read it */
+		if (hits > REPAIR_HITS_MAX) {
+			victim_kill(pid);
+			ASSERT_TRUE(0) TH_LOG("the repair read the size %d times", hits);
+		}
+	}
+	TH_LOG("the size was read %d times", hits);
+	ASSERT_TRUE(WIFEXITED(st));
+	EXPECT_EQ(EUCLEAN, WEXITSTATUS(st));
+}
+#endif
 
 /*
  * A heap open on a pool whose state word says "initialiser n at work", n
