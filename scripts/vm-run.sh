@@ -79,13 +79,6 @@ debug)
 	# they save about 3 min of make check.
 	[ "$lane" = 6.12 ] && cmdline_extra+=" spbackends=device"
 	[ "$lane" = rt ] && cmdline_extra+=" spbackends=device spmemfd=lib_sync_test,lib_ring_test"
-	# rt boots fully preemptible (its default is lazy): doorbell_futex_test's
-	# preemption tests want full, and switching at run time rewrites every
-	# static call of the preemption model while other CPUs run. Under TCG
-	# a vCPU once executed a stale int3 of that rewrite there ("Oops:
-	# int3" in kcompactd, a kernel panic, 2026-12-07). Booted so, the
-	# test finds full and switches nothing.
-	[ "$lane" = rt ] && cmdline_extra+=" preempt=full"
 	for f in /lib/modules/"$rel"/kernel/drivers/block/brd.ko{,.xz}; do
 		[ -f "$f" ] && brd=$f && break
 	done
