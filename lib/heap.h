@@ -110,15 +110,6 @@ struct blk_links {
 #define NR_LANES	8
 
 /*
- * CASes on a list top (slab.c) that one call may lose in a row. Each loss
- * is someone else's push or pop, so a loser can lose again only while
- * others make progress; a peer that writes the top in a loop could make
- * that for ever. After this many, the call gives up (what it does then is
- * said where it does it).
- */
-#define LIST_CAS_TRIES	1024
-
-/*
  * One small class's free lists: each top is {granule offset in the low 32
  * bits, ABA tag in the high 32}; the tops share one cache line, written
  * once per batch.

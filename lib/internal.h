@@ -175,6 +175,15 @@ long __shmpool_heap_lock_ms(struct shmpool_heap *h);
  * so a death between the look and the sleep is never missed.
  */
 #define __SHMPOOL_PEER_POLL_MS	100	/* memfd: a sleeper looks at its peers this often */
+/*
+ * Failed compare-exchanges on one shared word (a lock, a semaphore, a list
+ * top, an owner) before a call stops retrying. Each failure means the word
+ * changed between our load and our compare: between well-behaved callers,
+ * another operation on it completed, so this many in a row is a peer
+ * writing the word in a loop (README, "Trust between processes"). What the
+ * call does then is said where it gives up.
+ */
+#define __SHMPOOL_CAS_TRIES	1024
 /* attach @p for this process (handle constructors); 0 or -errno */
 int __shmpool_attach(struct shmpool *p);
 /* undo __shmpool_attach() (shmpool_close()) */

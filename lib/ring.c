@@ -30,7 +30,6 @@
 #define SPIN_TRIES	200
 /* how long an opener waits for a creator still setting a ring up */
 #define OPEN_WAIT_MS	10000
-#define TAKEOVER_TRIES	1024	/* lost CASes on a side's owner: -EBUSY */
 
 static atomic_uint_fast64_t wake_calls;
 
@@ -924,7 +923,7 @@ int shmpool_ring_takeover(struct shmpool_ring *r, unsigned int side)
 	tries = 0;
 	do {
 		/* a live owner, or one that keeps changing (bounded: a peer may write it) */
-		if ((o && o != id && alive(r, o)) || tries++ == TAKEOVER_TRIES)
+		if ((o && o != id && alive(r, o)) || tries++ == __SHMPOOL_CAS_TRIES)
 			return -EBUSY;
 	} while (!atomic_compare_exchange_weak_explicit(&ht->owner, &o, id,
 							memory_order_acq_rel,

@@ -122,7 +122,7 @@ static inline _Atomic uint64_t *lane_top(struct shmpool_heap *h, unsigned int c,
 
 /*
  * Push the chain @first .. @last (slot of @last gets the old top) on list
- * @tp. After LIST_CAS_TRIES lost CASes the chain stays on no list: its
+ * @tp. After __SHMPOOL_CAS_TRIES lost CASes the chain stays on no list: its
  * objects are free (their bits are clear) but stranded, which
  * SHMPOOL_RECLAIM_STRANDED lists again.
  */
@@ -132,7 +132,7 @@ static void push(_Atomic uint64_t *tp, uint32_t first, _Atomic uint32_t *last_sl
 	int tries = 0;
 
 	do {
-		if (tries++ == LIST_CAS_TRIES)
+		if (tries++ == __SHMPOOL_CAS_TRIES)
 			return;
 		atomic_store_explicit(last_slot, TOP_G(top), memory_order_relaxed);
 		/*
@@ -228,7 +228,7 @@ static bool slab_hdr_ok(struct shmpool_heap *h, uint64_t soff, unsigned int c)
 
 /*
  * Take from list @tp; an empty one is refilled with a new slab if @grow,
- * else it is -ENOMEM. -ENOMEM also after LIST_CAS_TRIES rounds in which
+ * else it is -ENOMEM. -ENOMEM also after __SHMPOOL_CAS_TRIES rounds in which
  * the top moved under every try: the caller looks elsewhere, as when
  * there is no room for a slab.
  */
@@ -244,7 +244,7 @@ static int take(struct shmpool_heap *h, unsigned int c, uint16_t owner,
 	/* acquire: pairs with the release CAS in push() */
 	top = atomic_load_explicit(tp, memory_order_acquire);
 	for (round = 0;; round++) {
-		if (round == LIST_CAS_TRIES)
+		if (round == __SHMPOOL_CAS_TRIES)
 			return -ENOMEM;
 		if (!TOP_G(top)) {
 			ret = grow ? refill(h, c, tp) : -ENOMEM;
@@ -419,7 +419,7 @@ int __shmpool_slab_adopt(struct shmpool_heap *h, uint64_t off, uint16_t owner)
 	 * slot is an owner id; free and cached ones fail here, and a free
 	 * racing us wins or loses the CAS as a whole.
 	 */
-	for (tries = 0; tries < LIST_CAS_TRIES; tries++) {
+	for (tries = 0; tries < __SHMPOOL_CAS_TRIES; tries++) {
 		if (!obj_allocated(h, off, (unsigned int)c, idx, v))
 			return -EINVAL;
 		if (atomic_compare_exchange_weak_explicit(slot, &v, owner,
@@ -675,7 +675,7 @@ static long trim_class(struct shmpool_heap *h, unsigned int c, uint32_t *cnt,
 		     !atomic_compare_exchange_weak_explicit(&ch->top[l], &top[l],
 				TOP(0, TOP_TAG(top[l]) + 1),
 				memory_order_acquire, memory_order_acquire); i++)
-			if (i == LIST_CAS_TRIES) {
+			if (i == __SHMPOOL_CAS_TRIES) {
 				top[l] = 0;	/* not taken: this lane's slabs stay */
 				break;
 			}

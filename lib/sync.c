@@ -34,17 +34,6 @@
 #define SPIN_TRIES	100
 /* a sleeping locker looks whether the owner still lives this often */
 #define OWNER_CHECK_MS	100
-/*
- * Failed compare-exchanges on one word before a call stops retrying. Each
- * failure means the word changed between our load and our compare: between
- * well-behaved callers, another operation on it completed (a take, a post,
- * a lock, an unlock, a flag set), so this many in a row is a peer writing
- * the word in a loop (README, "Trust between processes"). Then a
- * non-blocking call gives up (sem trywait -EAGAIN, post -EBUSY; an event
- * wake wakes without its step), and a blocking one goes on looking at its
- * deadline.
- */
-#define CAS_TRIES	1024
 
 static inline void cpu_relax(void)
 {
@@ -203,7 +192,7 @@ int shmpool_event_wake(struct shmpool *p, struct shmpool_event *ev)
 		 * returns if it moved, which a peer that keeps moving it
 		 * could have undone after our step just as well.
 		 */
-		if (i == CAS_TRIES)
+		if (i == __SHMPOOL_CAS_TRIES)
 			break;
 		/*
 		 * With NEED_WAKEUP set, +1 clears it and carries into the
@@ -243,7 +232,7 @@ int shmpool_event_timedwait(struct shmpool *p, struct shmpool_event *ev,
 			return 0;
 		/*
 		 * Woken, yet the word is @key again: a wake without a step
-		 * (shmpool_event_wake() after CAS_TRIES) or a peer's. One
+		 * (shmpool_event_wake() after __SHMPOOL_CAS_TRIES) or a peer's. One
 		 * that keeps waking us must not keep us past the deadline.
 		 */
 		if (again && __shmpool_deadline_passed(deadline))
@@ -363,7 +352,7 @@ static int mutex_timed_out(struct shmpool *p, int64_t off,
 	uint32_t v;
 	int i;
 
-	for (i = 0; i < CAS_TRIES; i++) {
+	for (i = 0; i < __SHMPOOL_CAS_TRIES; i++) {
 		v = atomic_load_explicit(&m->word, memory_order_relaxed);
 		if (!v) {
 			if (mutex_take(m, id | SHMPOOL_MUTEX_WAITERS, tid))
@@ -1105,7 +1094,7 @@ int shmpool_sem_post(struct shmpool *p, struct shmpool_sem *s)
 		n = sem_units(v, tv);
 		if (n >= SHMPOOL_SEM_VALUE_MAX)
 			return -EOVERFLOW;
-		if (i == CAS_TRIES)
+		if (i == __SHMPOOL_CAS_TRIES)
 			return -EBUSY;	/* a peer keeps changing @value */
 		/* release: pairs with the acquire in sem_take() */
 		if (atomic_compare_exchange_weak_explicit(&s->value, &v, n + 1,
@@ -1138,7 +1127,7 @@ int shmpool_sem_trywait(struct shmpool *p, struct shmpool_sem *s)
 	ret = __shmpool_self(p, &id);
 	if (ret)
 		return ret;
-	return sem_take(s, id, sem_taker_in_value(s), CAS_TRIES) ? 0 : -EAGAIN;
+	return sem_take(s, id, sem_taker_in_value(s), __SHMPOOL_CAS_TRIES) ? 0 : -EAGAIN;
 }
 
 /*
@@ -1219,7 +1208,7 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 	/* (T) Pairs with (P) in shmpool_sem_post(), see there. */
 	atomic_thread_fence(memory_order_seq_cst);
 	for (;; again = true) {
-		if (sem_take(s, id, tv, CAS_TRIES)) {
+		if (sem_take(s, id, tv, __SHMPOOL_CAS_TRIES)) {
 			ret = 0;
 			break;
 		}
@@ -1278,7 +1267,7 @@ int shmpool_sem_timedwait(struct shmpool *p, struct shmpool_sem *s,
 		 * reach (each post wakes only one).
 		 */
 		if ((ret == -ETIMEDOUT || ret == -EINTR) &&
-		    sem_take(s, id, tv, CAS_TRIES))
+		    sem_take(s, id, tv, __SHMPOOL_CAS_TRIES))
 			ret = 0;
 		break;
 	}
