@@ -7,15 +7,19 @@
  * What "the process" is: its mm. The module learns of an mm's end through an
  * mmu_notifier whose only op is ->release, which exit_mmap() calls when the
  * last user of the mm is gone, before any page is unmapped (and exec's old
- * mm goes the same way). One notifier serves all attachments of an mm:
- * mmu_notifier_get() finds or makes it (refcounted, one reference per
- * attachment) and mmu_notifier_put() drops a reference and frees it after
- * an SRCU grace period, asynchronously. Unlike a notifier per attachment
- * with mmu_notifier_unregister(), nothing here waits for a grace period:
- * DETACH and pool teardown (which runs under mmap_lock when the last VMA
- * goes) never block on SRCU, and ->release may put its own references
- * (mmu_notifier_put()'s kernel-doc allows that). A fork() child has an mm
- * of its own and no notifier on it: it is not attached until it ATTACHes.
+ * mm goes the same way). One notifier serves all attachments of an mm, and
+ * it stays from the mm's first ATTACH until ->release (or module exit):
+ * registering one runs mm_take_all_locks(), which write-locks the
+ * i_mmap_rwsem of every file the caller maps (libc's too) and so stalls
+ * other processes' mmap, munmap, fork and exit on them. Were it dropped
+ * with the mm's last attachment, a loop of ATTACH and DETACH would be a
+ * loop of such stalls for everyone. mmu_notifier_get() finds or makes it;
+ * the mm holds its one reference (struct shmpool_mm.node on shmpool_mms),
+ * and mmu_notifier_put() drops it and frees it after an SRCU grace period,
+ * asynchronously: nothing here waits for a grace period, and ->release may
+ * put its own reference (mmu_notifier_put()'s kernel-doc allows that).
+ * A fork() child has an mm of its own and no notifier on it: it is not
+ * attached until it ATTACHes.
  *
  * Attachments do not pin their pool: the pool's end (last fd, mapping,
  * name and waiter gone) ends its attachments silently (nobody is left to
@@ -36,12 +40,13 @@
  * vm_ops->close dropping the last pool reference) and takes nothing else;
  * waking sleepers and mmu_notifier_put() happen after it is dropped.
  *
- * Module exit: files, mounts and mappings pin the module, pools and
- * attachments do not. Exit first drops the default scope's names (ending
- * the last pools and their attachments), then waits until every notifier
- * has been freed (each ->release in flight holds one until its very end, so
- * none is still running), then mmu_notifier_synchronize() for the
- * callbacks themselves.
+ * Module exit: files, mounts and mappings pin the module; pools,
+ * attachments and the notifiers of mms that attached do not. Exit first
+ * drops the default scope's names (ending the last pools and their
+ * attachments), then the references of the notifiers still held, then
+ * waits until every notifier has been freed (each ->release in flight holds
+ * one until its very end, so none is still running), then
+ * mmu_notifier_synchronize() for the callbacks themselves.
  */
 #include <linux/kref.h>
 #include <linux/mm.h>
@@ -70,23 +75,27 @@ struct shmpool_attach_table {
 	u32 gen[SHMPOOL_ATTACH_MAX];	/* each slot's last generation */
 };
 
-/* One per mm with attachments; mmu_notifier_get() shares it. */
+/* One per mm that attached, from its first ATTACH to ->release. */
 struct shmpool_mm {
 	struct mmu_notifier mn;
 	struct list_head atts;		/* shmpool_att.mm_node */
+	/* On shmpool_mms while it holds its reference of @mn; else empty. */
+	struct list_head node;
 };
 
 struct shmpool_att {
 	struct list_head pool_node;	/* in pool->atts; then an ender's list */
 	struct list_head mm_node;	/* in smm->atts */
 	struct shmpool_pool *pool;
-	struct shmpool_mm *smm;		/* holds one reference of smm->mn */
+	struct shmpool_mm *smm;		/* its mm's, which outlives it */
 	u32 id;
 	u32 count;			/* ATTACHes not yet DETACHed, or in flight */
 	bool shown;			/* on the status page (an ATTACH returned it) */
 };
 
 static DEFINE_MUTEX(shmpool_att_lock);
+/* struct shmpool_mm that hold their reference, under shmpool_att_lock. */
+static LIST_HEAD(shmpool_mms);
 /* Live struct shmpool_mm, for module exit. */
 static atomic_t shmpool_nr_mm = ATOMIC_INIT(0);
 
@@ -217,7 +226,7 @@ static void shmpool_att_show(struct shmpool_att *a)
 /*
  * End @a: off both lists, its slot cleared, then death_seq bumped. The
  * caller wakes the pool's death sleepers and pollers after dropping the
- * lock (shmpool_death_notify()) and then drops @a's notifier reference.
+ * lock (shmpool_death_notify()) and then frees @a.
  * An attachment never shown ends without a death: nobody saw it. Returns
  * whether it was a death.
  */
@@ -267,13 +276,25 @@ static void shmpool_death_notify(struct shmpool_pool *pool, u32 id)
 	wake_up_poll(&pool->death_wq, EPOLLPRI);
 }
 
-/* The end of one attachment outside the lock: wake, then the reference. */
+/* The end of one attachment outside the lock: wake, then free. */
 static void shmpool_att_free(struct shmpool_att *a, struct shmpool_pool *pool)
 {
 	if (pool)
 		shmpool_death_notify(pool, a->id);
-	mmu_notifier_put(&a->smm->mn);
 	kfree(a);
+}
+
+/*
+ * Take @smm's reference of its notifier off shmpool_mms: true if it was
+ * there, and the caller must drop it (mmu_notifier_put()) after the lock.
+ */
+static bool shmpool_mm_unhold(struct shmpool_mm *smm)
+{
+	lockdep_assert_held(&shmpool_att_lock);
+	if (list_empty(&smm->node))
+		return false;
+	list_del_init(&smm->node);
+	return true;
 }
 
 /*
@@ -285,6 +306,7 @@ static void shmpool_mm_release(struct mmu_notifier *mn, struct mm_struct *mm)
 	struct shmpool_mm *smm = shmpool_mm(mn);
 	struct shmpool_att *a, *tmp;
 	LIST_HEAD(ended);
+	bool held;
 
 	mutex_lock(&shmpool_att_lock);
 	list_for_each_entry_safe(a, tmp, &smm->atts, mm_node) {
@@ -297,6 +319,8 @@ static void shmpool_mm_release(struct mmu_notifier *mn, struct mm_struct *mm)
 			a->pool = NULL;
 		list_add_tail(&a->pool_node, &ended);
 	}
+	/* Module exit may have dropped it already. */
+	held = shmpool_mm_unhold(smm);
 	mutex_unlock(&shmpool_att_lock);
 
 	list_for_each_entry_safe(a, tmp, &ended, pool_node) {
@@ -306,10 +330,11 @@ static void shmpool_mm_release(struct mmu_notifier *mn, struct mm_struct *mm)
 			shmpool_death_notify(pool, a->id);
 			shmpool_pool_put(pool);
 		}
-		/* Last: the final put frees @smm after this SRCU section. */
-		mmu_notifier_put(&a->smm->mn);
 		kfree(a);
 	}
+	/* Last: the final put frees @smm after this SRCU section. */
+	if (held)
+		mmu_notifier_put(mn);
 }
 
 static struct mmu_notifier *shmpool_mm_alloc(struct mm_struct *mm)
@@ -319,6 +344,7 @@ static struct mmu_notifier *shmpool_mm_alloc(struct mm_struct *mm)
 	if (!smm)
 		return ERR_PTR(-ENOMEM);
 	INIT_LIST_HEAD(&smm->atts);
+	INIT_LIST_HEAD(&smm->node);
 	atomic_inc(&shmpool_nr_mm);
 	return &smm->mn;
 }
@@ -365,6 +391,7 @@ int shmpool_attach(struct shmpool_file *sf, struct shmpool_attach *cmd)
 	struct mm_struct *mm = current->mm;
 	struct shmpool_att *a, *new;
 	struct mmu_notifier *mn;
+	struct shmpool_mm *smm;
 	int ret;
 
 	if (cmd->flags & ~SHMPOOL_ATTACH_ACK || cmd->__reserved)
@@ -389,7 +416,11 @@ int shmpool_attach(struct shmpool_file *sf, struct shmpool_attach *cmd)
 	}
 	mutex_unlock(&shmpool_att_lock);
 
-	/* Takes mmap_lock for writing: outside shmpool_att_lock. */
+	/*
+	 * Takes mmap_lock for writing: outside shmpool_att_lock. Registers
+	 * (mm_take_all_locks()) only at this mm's first ATTACH: after it, the
+	 * notifier stays until ->release and this finds it.
+	 */
 	mn = mmu_notifier_get(&shmpool_mm_ops, mm);
 	if (IS_ERR(mn)) {
 		/* mm_take_all_locks() saw a signal: nothing happened yet. */
@@ -403,23 +434,29 @@ int shmpool_attach(struct shmpool_file *sf, struct shmpool_attach *cmd)
 		return -ENOMEM;
 	}
 
+	smm = shmpool_mm(mn);
 	mutex_lock(&shmpool_att_lock);
+	/* The mm's first ATTACH: this reference is the mm's, until ->release. */
+	if (list_empty(&smm->node)) {
+		list_add(&smm->node, &shmpool_mms);
+		mn = NULL;
+	}
 	/* Another thread of this process may have attached meanwhile. */
 	a = shmpool_att_find(pool, mm);
 	if (a) {
 		ret = shmpool_att_again(a);
 	} else {
-		ret = shmpool_att_add(pool, new, shmpool_mm(mn));
+		ret = shmpool_att_add(pool, new, smm);
 		a = new;
 	}
 	if (!ret)
 		shmpool_attach_reply(cmd, a);
 	mutex_unlock(&shmpool_att_lock);
-	/* Unless @new made it onto the lists, with @mn's reference. */
-	if (ret || a != new) {
+	if (mn)
 		mmu_notifier_put(mn);
+	/* Unless @new made it onto the lists. */
+	if (ret || a != new)
 		kfree(new);
-	}
 	return ret;
 }
 
@@ -523,7 +560,8 @@ void shmpool_attach_pool_init(struct shmpool_pool *pool)
 {
 	INIT_LIST_HEAD(&pool->atts);
 	init_waitqueue_head(&pool->death_wq);
-	atomic_set(&pool->death_waiters, 0);
+	spin_lock_init(&pool->death_lock);
+	INIT_LIST_HEAD(&pool->death_waiters);
 }
 
 /*
@@ -554,6 +592,23 @@ void shmpool_attach_pool_free(struct shmpool_pool *pool)
 /* Module exit, after the last pool is gone (see the top of this file). */
 void shmpool_attach_exit(void)
 {
+	struct shmpool_mm *smm;
+
+	for (;;) {
+		mutex_lock(&shmpool_att_lock);
+		smm = list_first_entry_or_null(&shmpool_mms, struct shmpool_mm,
+					       node);
+		if (smm) {
+			/* No pool is left, so no attachment either. */
+			WARN_ON_ONCE(!list_empty(&smm->atts));
+			shmpool_mm_unhold(smm);
+		}
+		mutex_unlock(&shmpool_att_lock);
+		if (!smm)
+			break;
+		/* A ->release in flight holds SRCU: @smm outlives it. */
+		mmu_notifier_put(&smm->mn);
+	}
 	wait_var_event(&shmpool_nr_mm, !atomic_read(&shmpool_nr_mm));
 	mmu_notifier_synchronize();
 }

@@ -67,25 +67,30 @@
  *
  * WAIT_DEATH (attach.c ends an attachment): a WAIT that also ends when an
  * attachment of its pool ends after the caller's death_seq. Like the word,
- * death_seq is compared under the bucket lock before queueing, and the
- * ender claims such sleepers under the same lock, bucket by bucket:
+ * death_seq is compared under the bucket lock before queueing. The waiter
+ * is also on its pool's list of death waiters (pool->death_lock), from
+ * before it takes the bucket lock to after it has left the bucket, and the
+ * ender walks that list, taking each waiter's bucket lock to claim it:
  *
  *   ender (attach.c)                  waiter
- *   pool->death_seq = n + 1           death_waiters++; smp_mb()
- *   smp_mb(); read death_waiters      lock(bucket); load death_seq (n?);
- *   for each bucket: lock; claim        enqueue; unlock
- *     the pool's death waiters        sleep
+ *   pool->death_seq = n + 1           lock(death_lock); add to the list;
+ *   lock(death_lock);                   unlock
+ *   for each waiter on the list:      lock(bucket); load death_seq (n?);
+ *     lock(bucket); claim it if         enqueue; unlock
+ *     queued; unlock(bucket)          sleep
+ *   unlock(death_lock)
  *
- * If the ender reads death_waiters as 0, the full barriers (store buffer
- * pattern) make the waiter's later load see n + 1: -EOWNERDEAD at once.
- * Otherwise the ender locks the waiter's bucket: if the waiter queued
- * first it is claimed; if not, its lock comes after the ender's unlock,
- * which was after the store, so it sees n + 1. No death is lost. A death
- * claim is a claim like WAKE's (off the list and marked under the lock),
- * only flagged @by_death, so the waiter returns -EOWNERDEAD; a
- * waiter either WAKE or a death took is invisible to the other, and WAKE's
- * count stays what its waiters return. The walk over every bucket is paid
- * only by deaths in pools that have WAIT_DEATH sleepers.
+ * If the ender's walk holds death_lock first, the waiter's add comes after
+ * the ender's unlock, which was after the store: its load sees n + 1,
+ * -EOWNERDEAD at once. Otherwise the ender finds it on the list and locks
+ * its bucket: if the waiter queued first it is claimed; if not, its lock
+ * comes after the ender's unlock, which was after the store, so it sees
+ * n + 1. No death is lost. A death claim is a claim like WAKE's (off the
+ * bucket and marked under its lock), only flagged @by_death, so the waiter
+ * returns -EOWNERDEAD; a waiter either WAKE or a death took is invisible
+ * to the other, and WAKE's count stays what its waiters return. A death
+ * costs a walk over its own pool's death waiters, not over the table, so
+ * processes that attach and detach in a loop tax nobody else's buckets.
  *
  * WAIT_OWNER narrows WAIT_DEATH to the word's owner, the attachment id in
  * the word's owner_mask bits, as a robust futex's owner is the tid in
@@ -99,18 +104,18 @@
  * since the ender clears the slot before it bumps death_seq:
  *
  *   ender (attach.c)                  waiter
- *   slot[id] = 0; death_seq++         death_waiters++; smp_mb()
- *   smp_mb(); read death_waiters      lock(bucket); load slot (id?);
- *   for each bucket: lock; read the     enqueue; unlock
- *     word of each owner waiter;      sleep
- *     claim it if it names id
+ *   slot[id] = 0; death_seq++         lock(death_lock); add; unlock
+ *   lock(death_lock); for each        lock(bucket); load slot (id?);
+ *     waiter: lock(bucket); read        enqueue; unlock
+ *     its word; claim it if it        sleep
+ *     names id; unlock(bucket)
  *
- * If the ender reads death_waiters as 0, the waiter's later load sees the
- * slot clear: -EOWNERDEAD at once. Otherwise a waiter queued before the
- * ender locked its bucket is claimed if the word then names the ending
- * id (a word that names someone else, as a lock handed on while it slept
- * does, is that other owner's business: its end is read the same way);
- * one queueing after the ender's unlock sees the slot clear. The word
+ * If the ender's walk comes first, the waiter's later load sees the slot
+ * clear: -EOWNERDEAD at once. Otherwise a waiter queued before the ender
+ * locked its bucket is claimed if the word then names the ending id (a
+ * word that names someone else, as a lock handed on while it slept does,
+ * is that other owner's business: its end is read the same way); one
+ * queueing after the ender's unlock sees the slot clear. The word
  * itself is user memory, read as WAIT reads it: a peer that writes it
  * only chooses whose end wakes the sleeper, which it could do anyway by
  * changing the word and waking.
@@ -146,7 +151,8 @@ struct shmpool_bucket {
 } ____cacheline_aligned_in_smp;
 
 struct shmpool_waiter {
-	struct list_head node;		/* in the bucket while queued */
+	struct list_head node;		/* in the bucket while queued, else empty */
+	struct list_head death_node;	/* WAIT_DEATH: in pool->death_waiters */
 	struct shmpool_bucket *bucket;
 	struct shmpool_pool *pool;	/* key, with @offset */
 	u64 offset;
@@ -437,6 +443,7 @@ int shmpool_doorbell_wait(struct shmpool_file *sf, const struct shmpool_wait *cm
 	bool death = cmd->flags & SHMPOOL_WAIT_DEATH;
 	bool owner = cmd->flags & SHMPOOL_WAIT_OWNER;
 	struct shmpool_waiter w = {
+		.node = LIST_HEAD_INIT(w.node),
 		.offset = cmd->offset, .bitset = cmd->bitset,
 		.death = death, .death_seq = cmd->death_seq,
 		.owner_mask = cmd->owner_mask,
@@ -463,16 +470,23 @@ int shmpool_doorbell_wait(struct shmpool_file *sf, const struct shmpool_wait *cm
 	ret = shmpool_waiters_charge(&w, &cmd->expected, 1, &u);
 	if (ret)
 		return ret;
+	/*
+	 * On the list before the bucket lock's compare, off it after leaving
+	 * the bucket: the ordering argument is at the top of this file.
+	 */
 	if (death) {
-		atomic_inc(&pool->death_waiters);
-		/* Pairs with smp_mb() in shmpool_doorbell_death(). */
-		smp_mb__after_atomic();
+		spin_lock(&pool->death_lock);
+		list_add_tail(&w.death_node, &pool->death_waiters);
+		spin_unlock(&pool->death_lock);
 	}
 	ret = shmpool_wait_words(&w, &cmd->expected, 1,
 				 cmd->flags & SHMPOOL_WAIT_DEADLINE ? &kt : NULL,
 				 clock);
-	if (death)
-		atomic_dec(&pool->death_waiters);
+	if (death) {
+		spin_lock(&pool->death_lock);
+		list_del(&w.death_node);
+		spin_unlock(&pool->death_lock);
+	}
 	shmpool_waiters_uncharge(u, 1);
 	return ret > 0 ? 0 : ret;
 }
@@ -532,31 +546,30 @@ static bool shmpool_death_concerns(const struct shmpool_waiter *w, u32 id)
 
 /*
  * Attachment @id of @pool ended and the pool's death_seq was bumped
- * (attach.c): wake every WAIT_DEATH sleeper of @pool it concerns, in every
- * bucket. The ordering argument is at the top of this file.
+ * (attach.c): wake every WAIT_DEATH sleeper of @pool it concerns. The
+ * ordering argument is at the top of this file.
  */
 void shmpool_doorbell_death(struct shmpool_pool *pool, u32 id)
 {
-	unsigned int i, n = 1U << shmpool_hash_bits;
+	struct shmpool_wake_q q = { .n = 0 };
+	struct shmpool_waiter *w;
 
-	/* Pairs with smp_mb__after_atomic() in shmpool_doorbell_wait(). */
-	smp_mb();
-	if (!atomic_read(&pool->death_waiters))
-		return;
-	for (i = 0; i < n; i++) {
-		struct shmpool_bucket *b = &shmpool_buckets[i];
-		struct shmpool_waiter *w, *tmp;
-		struct shmpool_wake_q q = { .n = 0 };
+	/*
+	 * A waiter stays on the list until it has left its bucket and taken
+	 * this lock: @w is valid here, and its node says whether it is still
+	 * queued (a WAKE or a deadline may have taken it meanwhile).
+	 */
+	spin_lock(&pool->death_lock);
+	list_for_each_entry(w, &pool->death_waiters, death_node) {
+		struct shmpool_bucket *b = w->bucket;
 
 		spin_lock(&b->lock);
-		list_for_each_entry_safe(w, tmp, &b->waiters, node)
-			if (w->pool == pool && w->death &&
-			    shmpool_death_concerns(w, id))
-				shmpool_wake_mark(&q, w, true);
+		if (!list_empty(&w->node) && shmpool_death_concerns(w, id))
+			shmpool_wake_mark(&q, w, true);
 		spin_unlock(&b->lock);
-		shmpool_wake_q_run(&q);
-		cond_resched();
 	}
+	spin_unlock(&pool->death_lock);
+	shmpool_wake_q_run(&q);
 }
 
 static void shmpool_notifier_put(struct shmpool_notifier *n)

@@ -11,9 +11,11 @@
  *   shmpool_file.lock (NOTIFY)
  *     doorbell bucket spinlock
  *       eventfd wait queue lock (eventfd_signal)
+ *   shmpool_pool.death_lock (its WAIT_DEATH sleepers)
+ *     doorbell bucket spinlock
  *
  * An attachment's end (attach.c) drops shmpool_att_lock before it takes
- * bucket locks (shmpool_doorbell_death()) or the pool's death_wq lock.
+ * the pool's death_lock (shmpool_doorbell_death()) or its death_wq lock.
  *
  * Names: every pool is an inode of one instance of the "shmpool" filesystem
  * (fs.c), its scope; a named pool is also a dentry in the instance's root
@@ -83,7 +85,8 @@ struct shmpool_pool {
 	struct shmpool_attach_table *atab;	/* NULL until first used */
 	struct list_head atts;		/* shmpool_att.pool_node */
 	u32 death_seq;			/* attachment ends; READ_ONCE outside */
-	atomic_t death_waiters;		/* WAIT_DEATH callers (doorbell.c) */
+	spinlock_t death_lock;		/* protects death_waiters */
+	struct list_head death_waiters;	/* WAIT_DEATH callers (doorbell.c) */
 	wait_queue_head_t death_wq;	/* poll() on pool files */
 };
 

@@ -73,10 +73,31 @@ if [ "$(cat /sys/class/misc/shmpool/pools)" != 0 ] && [ -r /sys/kernel/debug/shm
 	echo "### left behind:"
 	sed 's/^/### /' /sys/kernel/debug/shmpool/pools
 fi
+# A process that attached and detached keeps its mm's notifier until it
+# exits: rmmod must drop it under the live process (attach_test.c).
+linger=
+if [ "$spmode" != demo ] && [ -x /tests/attach_test ]; then
+	SHMPOOL_ATTACH_TEST_LINGER=1 /tests/attach_test > /tmp/linger 2>&1 &
+	linger=$!
+	i=0
+	while [ $i -lt 100 ] && ! grep -q '^ready$' /tmp/linger; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if grep -q '^ready$' /tmp/linger; then
+		echo "### LINGER ready"
+	else
+		echo "### LINGER not ready: $(cat /tmp/linger)"
+	fi
+fi
 if rmmod shmpool; then
 	echo "### RMMOD ok"
 else
 	echo "### RMMOD failed"
+fi
+if [ -n "$linger" ]; then
+	kill -9 "$linger"
+	wait "$linger"
 fi
 if [ -w /sys/kernel/debug/kmemleak ]; then
 	# Objects must be a few seconds old before kmemleak reports them.

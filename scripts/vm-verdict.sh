@@ -47,6 +47,10 @@ if [ "$marker" = 0 ]; then
 		"$(sed -n '/^### POOLS/p; /^### left behind/,/^### PAGES/p' "$out" | grep -v '^### PAGES')"
 	check "$(has -x '### PAGES 0'; echo $?)" "module holds zero pages after the tests" "$(grep '^### PAGES' "$out")"
 	check "$(has -x '### RMMOD ok'; echo $?)" "module unloaded"
+	if has '^### LINGER'; then
+		check "$(has -x '### LINGER ready'; echo $?)" "module unloaded under a live process that attached" \
+			"$(grep '^### LINGER' "$out")"
+	fi
 	if has -x '### KMEMLEAK BEGIN'; then
 		leaks=$(sed -n '/^### KMEMLEAK BEGIN$/,/^### KMEMLEAK END$/p' "$out" | grep -c 'unreferenced object')
 		check "$([ "$leaks" = 0 ] && echo 0 || echo 1)" "kmemleak: no leaks" "$leaks unreferenced objects; see $out"

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
+#include <sys/mount.h>
 
 #include "shmpool_test_util.h"
 
@@ -12,12 +13,42 @@
 #define AWAIT_MS	20000		/* hang detector: TCG and the debug kernel are slow */
 #define AWAIT_NS	(AWAIT_MS * 1000000ULL)
 #define AT_EXEC_ENV	"SHMPOOL_ATTACH_TEST_EXEC"
+#define AT_LINGER_ENV	"SHMPOOL_ATTACH_TEST_LINGER"
+
+static int at_attach(int fd, uint32_t flags, struct shmpool_attach *a);
+static int at_detach(int fd, uint32_t id);
 
 /* An exec()ed copy of this test (exec_ends_attachment): just wait to be killed. */
 __attribute__((constructor)) static void at_exec_child(void)
 {
 	if (!getenv(AT_EXEC_ENV))
 		return;
+	for (;;)
+		pause();
+}
+
+/*
+ * SHMPOOL_ATTACH_TEST_LINGER=1 (the VM's init, before rmmod): ATTACH and
+ * DETACH once, close every fd of the module, say "ready" on stdout and
+ * wait to be killed. The mm keeps its mmu notifier after its last
+ * attachment, so rmmod drops it under a live process, and this process's
+ * exit then meets no notifier of a module that is gone.
+ */
+__attribute__((constructor)) static void at_linger(void)
+{
+	struct shmpool_attach a;
+	int fd;
+
+	if (!getenv(AT_LINGER_ENV))
+		return;
+	fd = sp_anon_pool(sp_page_size());
+	if (fd < 0 || at_attach(fd, 0, &a) || at_detach(fd, a.id)) {
+		printf("linger: ATTACH and DETACH failed\n");
+		exit(1);
+	}
+	close(fd);
+	printf("ready\n");
+	fflush(stdout);
 	for (;;)
 		pause();
 }
@@ -637,6 +668,30 @@ static pid_t at_spawn_owner_sleeper(int fd, uint32_t word, int wfd)
 }
 
 /*
+ * A child asleep in WAIT_DEATH on word 0 (0) of @fd's pool, after @seq;
+ * what its WAIT returns comes on *@rfd. -1 if it could not be made, or
+ * is not asleep in time (the module counts no sleeper: it is the only one).
+ */
+static pid_t at_death_sleeper(int fd, uint32_t seq, int *rfd)
+{
+	pid_t pid;
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC))
+		return -1;
+	pid = at_spawn_sleeper(fd, 0, 0, seq, p[1]);
+	close(p[1]);
+	if (pid > 0 && !at_await_waiters(1)) {
+		at_kill(pid);
+		pid = -1;
+	}
+	if (pid < 0)
+		close(p[0]);
+	*rfd = p[0];
+	return pid;
+}
+
+/*
  * SIGKILL: the id leaves the status page and a WAIT_DEATH sleeper in
  * another process returns EOWNERDEAD.
  */
@@ -645,21 +700,18 @@ TEST_F(att, killed_child_wakes_death_waiter)
 	uint32_t id, seq, ret;
 	pid_t victim, waiter;
 	uint64_t t0;
-	int p[2];
+	int rfd;
 
 	victim = at_spawn_attached(self->fd, &id);
 	ASSERT_LT(0, victim);
 	ASSERT_LT(0, (int)id);
 	EXPECT_TRUE(at_alive(self->st, id));
 	seq = at_seq(self->st);
-	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
-	waiter = at_spawn_sleeper(self->fd, 0, 0, seq, p[1]);
-	ASSERT_LE(0, waiter);
-	close(p[1]);
-	ASSERT_TRUE(at_await_waiters(1));
+	waiter = at_death_sleeper(self->fd, seq, &rfd);
+	ASSERT_LT(0, waiter);
 	t0 = sp_now_ns(CLOCK_MONOTONIC);
 	kill(victim, SIGKILL);
-	ASSERT_EQ(0, at_read_u32(p[0], &ret));
+	ASSERT_EQ(0, at_read_u32(rfd, &ret));
 	/* Information only (TCG timing is no test): kill -> waiter's return. */
 	TH_LOG("kill -> EOWNERDEAD in another process: %llu us",
 	       (unsigned long long)(sp_now_ns(CLOCK_MONOTONIC) - t0) / 1000);
@@ -668,7 +720,7 @@ TEST_F(att, killed_child_wakes_death_waiter)
 	EXPECT_FALSE(at_alive(self->st, id));
 	EXPECT_EQ(seq + 1, at_seq(self->st));
 	EXPECT_EQ(0, sp_wait(waiter));
-	close(p[0]);
+	close(rfd);
 }
 
 /* A death between reading death_seq and WAIT is not missed. */
@@ -1476,6 +1528,197 @@ TEST_F(att, ids_not_reused_at_once)
 	EXPECT_NE(a, b);
 	EXPECT_NE(a & SHMPOOL_ATTACH_SLOT_MASK, b & SHMPOOL_ATTACH_SLOT_MASK);
 	EXPECT_EQ(0, at_detach(self->fd, b));
+}
+
+/*
+ * A kprobe event on mm_take_all_locks(), in tracefs: ATTACH's cost to
+ * everyone else is that function (mmu notifier registration runs it).
+ * Counts hits module-wide; the VM runs nothing else that registers.
+ */
+#define AT_KPROBE	"shmpool_att_mtal"
+
+static const char *at_tracefs(void)
+{
+	static const char *const dirs[] = {
+		"/sys/kernel/tracing", "/sys/kernel/debug/tracing",
+	};
+	char path[128];
+	unsigned int i;
+
+	for (i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/kprobe_events", dirs[i]);
+		if (!access(path, W_OK))
+			return dirs[i];
+	}
+	if (mount("tracefs", dirs[0], "tracefs", 0, NULL))
+		return NULL;
+	return access("/sys/kernel/tracing/kprobe_events", W_OK) ? NULL : dirs[0];
+}
+
+static int at_trace_write(const char *dir, const char *file, const char *text,
+			  int flags)
+{
+	char path[192];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY | O_CLOEXEC | flags);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -EIO;
+}
+
+/* Hits of the AT_KPROBE event so far, or -1. */
+static long long at_kprobe_hits(const char *dir)
+{
+	char path[192], name[64];
+	long long hits = -1, h, missed;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/kprobe_profile", dir);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %lld %lld", name, &h, &missed) == 3)
+		if (!strcmp(name, AT_KPROBE))
+			hits = h;
+	fclose(f);
+	return hits;
+}
+
+/*
+ * ATTACH/DETACH cycles register the process's mmu notifier once, not once
+ * per cycle. Registration runs mm_take_all_locks(), which write-locks the
+ * i_mmap_rwsem of every file the caller maps (libc's among them): a loop
+ * of cycles would stall every other process's mmap, munmap, fork and exit
+ * of those files. A second process registers its own, once.
+ */
+#define AT_CYCLES	64
+TEST_F(att, attach_detach_cycles_register_once)
+{
+	const char *dir = at_tracefs();
+	long long before, after;
+	int i, id, status;
+	pid_t pid;
+
+	if (!dir)
+		SKIP(return, "no tracefs with kprobe events");
+	at_trace_write(dir, "kprobe_events", "-:" AT_KPROBE "\n", O_APPEND);
+	if (at_trace_write(dir, "kprobe_events",
+			   "p:" AT_KPROBE " mm_take_all_locks\n", O_APPEND))
+		SKIP(return, "no kprobe on mm_take_all_locks (kernel without kprobes)");
+	ASSERT_EQ(0, at_trace_write(dir, "events/kprobes/" AT_KPROBE "/enable",
+				    "1\n", 0));
+	before = at_kprobe_hits(dir);
+	ASSERT_LE(0, before);
+	for (i = 0; i < AT_CYCLES; i++) {
+		id = at_id(self->fd);
+		ASSERT_LT(0, id);
+		ASSERT_EQ(0, at_detach(self->fd, id));
+	}
+	after = at_kprobe_hits(dir);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		sp_child_init();
+		for (i = 0; i < AT_CYCLES; i++) {
+			id = at_id(self->fd);
+			CHILD_CHECK(id > 0);
+			CHILD_CHECK(at_detach(self->fd, id) == 0);
+		}
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, status);
+	TH_LOG("%d cycles: %lld registrations; a child's %d: %lld", AT_CYCLES,
+	       after - before, AT_CYCLES, at_kprobe_hits(dir) - after);
+	EXPECT_EQ(1, after - before);
+	EXPECT_EQ(1, at_kprobe_hits(dir) - after);
+	at_trace_write(dir, "events/kprobes/" AT_KPROBE "/enable", "0\n", 0);
+	at_trace_write(dir, "kprobe_events", "-:" AT_KPROBE "\n", O_APPEND);
+}
+
+/*
+ * The spinlocks a DETACH of a fresh attachment of @fd's pool takes, as
+ * AT_KPROBE_LOCK events of this process (its enable and disable count
+ * too, the same each time), or -1.
+ */
+#define AT_KPROBE_LOCK	"shmpool_att_lock_n"
+static long long at_detach_spinlocks(const char *dir, int fd)
+{
+	char path[192], line[512];
+	long long n = 0;
+	int id = at_id(fd), ret;
+	FILE *f;
+
+	if (id <= 0 || at_trace_write(dir, "trace", "", O_TRUNC) ||
+	    at_trace_write(dir, "events/kprobes/" AT_KPROBE_LOCK "/enable", "1\n", 0))
+		return -1;
+	ret = at_detach(fd, id);
+	at_trace_write(dir, "events/kprobes/" AT_KPROBE_LOCK "/enable", "0\n", 0);
+	if (ret)
+		return -1;
+	snprintf(path, sizeof(path), "%s/trace", dir);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (line[0] != '#' && strstr(line, AT_KPROBE_LOCK))
+			n++;
+	fclose(f);
+	return n;
+}
+
+/*
+ * A death costs a walk over its own pool's death sleepers, not over the
+ * module's table of doorbell buckets (256 per CPU, each a lock): counted
+ * as the spinlocks an ending DETACH takes with one sleeper in the pool,
+ * less those it takes with none. Else processes that attach and detach in
+ * a loop would take every bucket lock of every other pool's WAIT and WAKE,
+ * once per end.
+ */
+#define AT_DEATH_LOCKS	32	/* the table has at least 256 buckets */
+TEST_F(att, death_walks_its_pool_not_the_table)
+{
+	const char *dir = at_tracefs();
+	long long quiet, woken;
+	char filter[64];
+	uint32_t ret;
+	pid_t waiter;
+	int rfd;
+
+	if (!dir)
+		SKIP(return, "no tracefs with kprobe events");
+	at_trace_write(dir, "kprobe_events", "-:" AT_KPROBE_LOCK "\n", O_APPEND);
+	/* PREEMPT_RT's spinlock_t is rt_spin_lock(); elsewhere the raw one. */
+	if (at_trace_write(dir, "kprobe_events",
+			   "p:" AT_KPROBE_LOCK " rt_spin_lock\n", O_APPEND) &&
+	    at_trace_write(dir, "kprobe_events",
+			   "p:" AT_KPROBE_LOCK " _raw_spin_lock\n", O_APPEND))
+		SKIP(return, "no kprobe on spin_lock (kernel without kprobes)");
+	snprintf(filter, sizeof(filter), "common_pid == %d\n", getpid());
+	ASSERT_EQ(0, at_trace_write(dir, "events/kprobes/" AT_KPROBE_LOCK "/filter",
+				    filter, 0));
+	/* Once untraced: the mm's notifier is registered at its first ATTACH. */
+	ASSERT_EQ(0, at_detach(self->fd, at_id(self->fd)));
+	quiet = at_detach_spinlocks(dir, self->fd);
+	ASSERT_LE(0, quiet);
+
+	waiter = at_death_sleeper(self->fd, at_seq(self->st), &rfd);
+	ASSERT_LT(0, waiter);
+	woken = at_detach_spinlocks(dir, self->fd);
+	at_trace_write(dir, "kprobe_events", "-:" AT_KPROBE_LOCK "\n", O_APPEND);
+	ASSERT_LE(0, woken);
+	ASSERT_EQ(0, at_read_u32(rfd, &ret));
+	EXPECT_EQ(-EOWNERDEAD, (int)ret);
+	EXPECT_EQ(0, sp_wait(waiter));
+	close(rfd);
+	TH_LOG("spinlocks of an ending DETACH: %lld with no death sleeper, %lld with one",
+	       quiet, woken);
+	EXPECT_GT(AT_DEATH_LOCKS, woken - quiet);
 }
 
 TEST_HARNESS_MAIN
