@@ -229,73 +229,6 @@ static inline int wait_asleep(pid_t tid)
 }
 
 /*
- * Run @fn(@arg) twice in a traced child: once to warm up (the thread id cache,
- * lazy binding), then between two getppid() markers. Returns how many
- * system calls the second run entered, or -1; *@first is the first one's
- * number. Nothing the child does is trusted: the tracer sees every entry.
- */
-static inline int count_syscalls(void (*fn)(void *), void *arg, long *first)
-{
-	struct __ptrace_syscall_info info;
-	int status, phase = 0, count = 0, sig = 0;
-	pid_t pid;
-
-	*first = -1;
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
-			_exit(100);
-		raise(SIGSTOP);
-		fn(arg);
-		syscall(SYS_getppid);
-		fn(arg);
-		syscall(SYS_getppid);
-		_exit(0);
-	}
-	if (waitpid(pid, &status, 0) != pid || !WIFSTOPPED(status))
-		return -1;
-	if (ptrace(PTRACE_SETOPTIONS, pid, NULL,
-		   (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)))
-		return -1;
-	for (;;) {
-		if (ptrace(PTRACE_SYSCALL, pid, NULL, (void *)(long)sig))
-			return -1;
-		sig = 0;
-		if (waitpid(pid, &status, 0) != pid)
-			return -1;
-		if (WIFEXITED(status) || WIFSIGNALED(status))
-			break;
-		if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
-			sig = WSTOPSIG(status);	/* a real signal: deliver it */
-			continue;
-		}
-		if (ptrace(PTRACE_GET_SYSCALL_INFO, pid, (void *)sizeof(info),
-			   &info) <= 0)
-			return -1;
-		if (info.op != PTRACE_SYSCALL_INFO_ENTRY)
-			continue;
-		if (info.entry.nr == SYS_getppid) {
-			phase++;
-			continue;
-		}
-#ifdef UNDER_TSAN
-		/* TSan's runtime maps metadata for addresses it sees first */
-		if (info.entry.nr == SYS_mmap || info.entry.nr == SYS_munmap ||
-		    info.entry.nr == SYS_madvise)
-			continue;
-#endif
-		if (phase == 1 && !count++)
-			*first = (long)info.entry.nr;
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) || phase != 2)
-		return -1;
-	return count;
-}
-
-/*
  * The traced child @pid, stopped (its raise(SIGSTOP) after
  * PTRACE_TRACEME), runs from system call to system call; at each entry
  * @entry(@arg, its number) may act, the peer writing while the child is
@@ -335,6 +268,68 @@ kill:
 	kill(pid, SIGKILL);
 	waitpid(pid, st, 0);
 	return -1;
+}
+
+struct syscall_count {
+	int phase;		/* getppid() markers seen */
+	int count;		/* entries between the first and the second */
+	long *first;
+};
+
+static inline int syscall_count_entry(void *arg, long nr)
+{
+	struct syscall_count *c = arg;
+
+	if (nr == SYS_getppid) {
+		c->phase++;
+		return 0;
+	}
+#ifdef UNDER_TSAN
+	/* TSan's runtime maps metadata for addresses it sees first */
+	if (nr == SYS_mmap || nr == SYS_munmap || nr == SYS_madvise)
+		return 0;
+#endif
+	if (c->phase == 1 && !c->count++)
+		*c->first = nr;
+	return 0;
+}
+
+/*
+ * Run @fn(@arg) twice in a traced child: once to warm up (the thread id cache,
+ * lazy binding), then between two getppid() markers. Returns how many
+ * system calls the second run entered, or -1; *@first is the first one's
+ * number. Nothing the child does is trusted: the tracer sees every entry.
+ */
+static inline int count_syscalls(void (*fn)(void *), void *arg, long *first)
+{
+	struct syscall_count c = { .first = first };
+	int status;
+	pid_t pid;
+
+	*first = -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+			_exit(100);
+		raise(SIGSTOP);
+		fn(arg);
+		syscall(SYS_getppid);
+		fn(arg);
+		syscall(SYS_getppid);
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFSTOPPED(status)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		return -1;
+	}
+	if (trace_syscall_entries(pid, syscall_count_entry, &c, &status) != 1 ||
+	    !WIFEXITED(status) || WEXITSTATUS(status) || c.phase != 2)
+		return -1;
+	return c.count;
 }
 
 /*
