@@ -44,9 +44,12 @@
  * attachments and the notifiers of mms that attached do not. Exit first
  * drops the default scope's names (ending the last pools and their
  * attachments), then the references of the notifiers still held, then
- * waits until every notifier has been freed (each ->release in flight holds
- * one until its very end, so none is still running), then
- * mmu_notifier_synchronize() for the callbacks themselves.
+ * waits until every notifier has been freed, then
+ * mmu_notifier_synchronize() for the callbacks themselves. Frees go
+ * through the mmu notifiers' SRCU (mmu_notifier_put()), and every
+ * ->release runs inside a read section of it: once the last notifier is
+ * freed, no ->release is still running, whether it held its mm's reference
+ * or exit dropped it first.
  */
 #include <linux/kref.h>
 #include <linux/mm.h>
@@ -104,15 +107,17 @@ static struct shmpool_mm *shmpool_mm(struct mmu_notifier *mn)
 	return container_of(mn, struct shmpool_mm, mn);
 }
 
-/* @pool's table, made on first use; NULL if out of memory. */
-static struct shmpool_attach_table *shmpool_atab(struct shmpool_pool *pool)
+/*
+ * A table for a pool that has none yet, or NULL if out of memory. Made
+ * before shmpool_att_lock is taken: the lock is every process's (ATTACH,
+ * DETACH, exit), and these allocations may reclaim for as long as the
+ * caller's memory cgroup makes them.
+ */
+static struct shmpool_attach_table *shmpool_atab_alloc(void)
 {
-	struct shmpool_attach_table *t = pool->atab;
+	struct shmpool_attach_table *t;
 
-	lockdep_assert_held(&shmpool_att_lock);
 	BUILD_BUG_ON(sizeof(struct shmpool_status) > PAGE_SIZE);
-	if (t)
-		return t;
 	t = kvzalloc(sizeof(*t), GFP_KERNEL_ACCOUNT);
 	if (!t)
 		return NULL;
@@ -125,6 +130,32 @@ static struct shmpool_attach_table *shmpool_atab(struct shmpool_pool *pool)
 	t->status = page_address(t->page);
 	t->status->magic = SHMPOOL_STATUS_MAGIC;
 	t->status->nr_slots = SHMPOOL_ATTACH_MAX;
+	return t;
+}
+
+static void shmpool_atab_free(struct shmpool_attach_table *t)
+{
+	if (!t)
+		return;
+	/* A mapping's PTE may hold the page a while longer: its own ref. */
+	put_page(t->page);
+	kvfree(t);
+}
+
+/*
+ * @pool's table; if it has none yet, *@spare (from shmpool_atab_alloc(),
+ * may be NULL) becomes it and *@spare is cleared. NULL if neither.
+ */
+static struct shmpool_attach_table *
+shmpool_atab(struct shmpool_pool *pool, struct shmpool_attach_table **spare)
+{
+	struct shmpool_attach_table *t = pool->atab;
+
+	lockdep_assert_held(&shmpool_att_lock);
+	if (t || !*spare)
+		return t;
+	t = *spare;
+	*spare = NULL;
 	t->status->death_seq = pool->death_seq;
 	/* Pairs with the acquire in shmpool_status_page(): a whole table. */
 	smp_store_release(&pool->atab, t);
@@ -135,11 +166,15 @@ struct page *shmpool_status_page(struct shmpool_pool *pool)
 {
 	/* Pairs with the release in shmpool_atab(). */
 	struct shmpool_attach_table *t = smp_load_acquire(&pool->atab);
+	struct shmpool_attach_table *spare;
 
 	if (!t) {
+		spare = shmpool_atab_alloc();
 		mutex_lock(&shmpool_att_lock);
-		t = shmpool_atab(pool);
+		t = shmpool_atab(pool, &spare);
 		mutex_unlock(&shmpool_att_lock);
+		/* Another caller's table came first. */
+		shmpool_atab_free(spare);
 	}
 	return t ? t->page : NULL;
 }
@@ -147,9 +182,10 @@ struct page *shmpool_status_page(struct shmpool_pool *pool)
 /*
  * Is @id a live attachment of @pool (on its status page)? For WAIT_OWNER,
  * under a bucket spinlock, where shmpool_att_lock (a mutex) cannot be
- * taken: one load of the slot, which shmpool_att_end() clears before the
- * full barrier in shmpool_doorbell_death() (the ordering argument is at
- * the top of doorbell.c). The caller holds @pool, so the table stays.
+ * taken: one load of the slot, which shmpool_att_end() clears before it
+ * drops shmpool_att_lock, and so before shmpool_doorbell_death() takes the
+ * pool's death_lock (the ordering argument is at the top of doorbell.c).
+ * The caller holds @pool, so the table stays.
  */
 bool shmpool_attach_live(struct shmpool_pool *pool, u32 id)
 {
@@ -176,13 +212,15 @@ static struct shmpool_att *shmpool_att_find(struct shmpool_pool *pool,
 }
 
 /*
- * Give @a an id in a free slot. It stays off the status page until an
- * ATTACH's reply names it (shmpool_att_show()).
+ * Give @a an id in a free slot; *@spare is the pool's table if it has
+ * none (shmpool_atab()). It stays off the status page until an ATTACH's
+ * reply names it (shmpool_att_show()).
  */
 static int shmpool_att_add(struct shmpool_pool *pool, struct shmpool_att *a,
-			   struct shmpool_mm *smm)
+			   struct shmpool_mm *smm,
+			   struct shmpool_attach_table **spare)
 {
-	struct shmpool_attach_table *t = shmpool_atab(pool);
+	struct shmpool_attach_table *t = shmpool_atab(pool, spare);
 	unsigned int s;
 	u32 gen;
 
@@ -246,7 +284,7 @@ static bool shmpool_att_end(struct shmpool_att *a)
 	t->live--;
 	/*
 	 * Read by WAIT_OWNER under a bucket lock (shmpool_attach_live()), so
-	 * before the barrier in shmpool_doorbell_death(), as death_seq.
+	 * before shmpool_doorbell_death()'s locks, as death_seq.
 	 */
 	WRITE_ONCE(t->status->slot[a->id & SHMPOOL_ATTACH_SLOT_MASK], 0);
 	/* Read by WAIT_DEATH under a bucket lock and by poll(). */
@@ -389,6 +427,7 @@ int shmpool_attach(struct shmpool_file *sf, struct shmpool_attach *cmd)
 {
 	struct shmpool_pool *pool = shmpool_file_pool(sf);
 	struct mm_struct *mm = current->mm;
+	struct shmpool_attach_table *spare = NULL;
 	struct shmpool_att *a, *new;
 	struct mmu_notifier *mn;
 	struct shmpool_mm *smm;
@@ -429,6 +468,14 @@ int shmpool_attach(struct shmpool_file *sf, struct shmpool_attach *cmd)
 		return PTR_ERR(mn);
 	}
 	new = kzalloc(sizeof(*new), GFP_KERNEL_ACCOUNT);
+	/* The pool's first ATTACH: its table, outside the lock too. */
+	if (new && !smp_load_acquire(&pool->atab)) {
+		spare = shmpool_atab_alloc();
+		if (!spare) {
+			kfree(new);
+			new = NULL;
+		}
+	}
 	if (!new) {
 		mmu_notifier_put(mn);
 		return -ENOMEM;
@@ -446,7 +493,7 @@ int shmpool_attach(struct shmpool_file *sf, struct shmpool_attach *cmd)
 	if (a) {
 		ret = shmpool_att_again(a);
 	} else {
-		ret = shmpool_att_add(pool, new, smm);
+		ret = shmpool_att_add(pool, new, smm, &spare);
 		a = new;
 	}
 	if (!ret)
@@ -454,9 +501,10 @@ int shmpool_attach(struct shmpool_file *sf, struct shmpool_attach *cmd)
 	mutex_unlock(&shmpool_att_lock);
 	if (mn)
 		mmu_notifier_put(mn);
-	/* Unless @new made it onto the lists. */
+	/* Unless @new made it onto the lists; the table, unless used. */
 	if (ret || a != new)
 		kfree(new);
+	shmpool_atab_free(spare);
 	return ret;
 }
 
@@ -581,12 +629,9 @@ void shmpool_attach_pool_free(struct shmpool_pool *pool)
 	mutex_unlock(&shmpool_att_lock);
 	list_for_each_entry_safe(a, tmp, &ended, pool_node)
 		shmpool_att_free(a, NULL);
-	if (pool->atab) {
-		/* Mappings hold the pool, so none is left; PTEs held their own. */
-		put_page(pool->atab->page);
-		kvfree(pool->atab);
-		pool->atab = NULL;
-	}
+	/* Mappings hold the pool, so none is left; PTEs held their own. */
+	shmpool_atab_free(pool->atab);
+	pool->atab = NULL;
 }
 
 /* Module exit, after the last pool is gone (see the top of this file). */
@@ -598,11 +643,15 @@ void shmpool_attach_exit(void)
 		mutex_lock(&shmpool_att_lock);
 		smm = list_first_entry_or_null(&shmpool_mms, struct shmpool_mm,
 					       node);
-		if (smm) {
-			/* No pool is left, so no attachment either. */
-			WARN_ON_ONCE(!list_empty(&smm->atts));
+		/*
+		 * @smm may still have an attachment: to a pool that only a
+		 * ->release in flight holds (kref_get_unless_zero() there).
+		 * That ->release is in an SRCU read section, so @smm, freed
+		 * after a grace period, outlives its last pool put, which
+		 * unlinks the attachment.
+		 */
+		if (smm)
 			shmpool_mm_unhold(smm);
-		}
 		mutex_unlock(&shmpool_att_lock);
 		if (!smm)
 			break;

@@ -39,7 +39,8 @@
  * matching sleepers off the bucket in that order and marks each woken with
  * a release store, holding its task first (futex_wake_mark()); the mark is
  * the waker's last touch of the waiter, which lives on the sleeping task's
- * stack and may return as soon as it sees the mark. The tasks are woken
+ * stack and may return as soon as it sees the mark (a death walk reads its
+ * list link after the mark too: see WAIT_DEATH below). The tasks are woken
  * after unlocking. So a waiter that stops sleeping on its own (deadline,
  * signal, kill) finds itself, under the lock, either still queued (it
  * leaves) or marked (it was woken and returns so at once), and WAKE's
@@ -88,9 +89,14 @@
  * n + 1. No death is lost. A death claim is a claim like WAKE's (off the
  * bucket and marked under its lock), only flagged @by_death, so the waiter
  * returns -EOWNERDEAD; a waiter either WAKE or a death took is invisible
- * to the other, and WAKE's count stays what its waiters return. A death
- * costs a walk over its own pool's death waiters, not over the table, so
- * processes that attach and detach in a loop tax nobody else's buckets.
+ * to the other, and WAKE's count stays what its waiters return. The walk
+ * reads a claimed waiter's list link after the mark: it is still valid,
+ * since the waiter must take death_lock to leave the list and return. A
+ * death costs a walk over its own pool's death waiters, not over the
+ * table, so processes that attach and detach in a loop tax nobody else's
+ * buckets; the walk holds death_lock throughout, as the table walk held
+ * each bucket's lock over all of that bucket's sleepers, and its length is
+ * bounded by the per-user limits on sleepers.
  *
  * WAIT_OWNER narrows WAIT_DEATH to the word's owner, the attachment id in
  * the word's owner_mask bits, as a robust futex's owner is the tid in
@@ -261,7 +267,8 @@ static bool shmpool_woken(struct shmpool_waiter *w)
 /*
  * Take @w off its bucket if it is still queued. Returns true if a waker
  * had taken it, i.e. it was woken. Wakers mark under the bucket lock and
- * never touch @w after it, so @w may go away at once.
+ * never touch @w after it, so @w may go away at once (a WAIT_DEATH waiter
+ * first leaves its pool's death list, under the lock a death walk holds).
  */
 static bool shmpool_unqueue(struct shmpool_waiter *w)
 {
