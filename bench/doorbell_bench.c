@@ -25,6 +25,13 @@
  * has no owner and reports no death); the raw wake syscalls
  * with nobody waiting show what the library's "wake only if someone
  * sleeps" saves.
+ *
+ * Churn: what a process that ATTACHes and DETACHes in a loop costs another
+ * process that only maps and unmaps a file they both map. Registering an
+ * mm's mmu notifier write-locks every file mapping of the registering
+ * process (mm_take_all_locks()); the module registers it once per process,
+ * so the churn should cost the victim nothing. The peer row is the same
+ * call without the churn.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,6 +39,7 @@
 #include <signal.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -537,6 +545,107 @@ static void flood_reset_down(void *arg)
 	flood_down(&flood);
 }
 
+/* ---- a peer that ATTACHes and DETACHes in a loop ------------------------ */
+
+#define CHURN_VMAS	2000	/* the churner's mappings of the shared file */
+
+enum churn_kind { CHURN_NONE, CHURN_BUSY, CHURN_ATTACH };
+
+struct churn {
+	int fd;			/* the pool's */
+	int file;		/* a memfd of one page, which both map */
+	enum churn_kind kind;	/* what the churner does now */
+	pid_t pid;		/* the churner, or 0 */
+};
+
+static struct churn churn;
+
+/*
+ * Runs until killed, on the other CPU: map the file many times, then loop
+ * ATTACH+DETACH (CHURN_ATTACH) or, as busy in the same ioctl without
+ * making an attachment, ATTACH with SHMPOOL_ATTACH_ACK (CHURN_BUSY).
+ */
+static void churn_child(struct churn *c)
+{
+	struct shmpool_attach a;
+	struct shmpool_detach d;
+	cpu_set_t cpus;
+	int i;
+
+	CPU_ZERO(&cpus);
+	CPU_SET(1, &cpus);
+	sched_setaffinity(0, sizeof(cpus), &cpus);
+	/* Alternating protections: the kernel cannot merge them into one. */
+	for (i = 0; i < CHURN_VMAS; i++)
+		if (mmap(NULL, 4096, i & 1 ? PROT_READ : PROT_READ | PROT_WRITE,
+			 MAP_SHARED, c->file, 0) == MAP_FAILED)
+			break;
+	for (;;) {
+		memset(&a, 0, sizeof(a));
+		a.size = sizeof(a);
+		a.flags = c->kind == CHURN_BUSY ? SHMPOOL_ATTACH_ACK : 0;
+		if (ioctl(c->fd, SHMPOOL_IOC_ATTACH, &a))
+			_exit(1);
+		if (c->kind == CHURN_BUSY)
+			continue;
+		memset(&d, 0, sizeof(d));
+		d.size = sizeof(d);
+		d.id = a.id;
+		if (ioctl(c->fd, SHMPOOL_IOC_DETACH, &d) < 0)
+			_exit(1);
+	}
+}
+
+/* End the churner, if any, and start one of @kind. */
+static void churn_set(struct churn *c, enum churn_kind kind)
+{
+	if (c->pid) {
+		kill(c->pid, SIGKILL);
+		waitpid(c->pid, NULL, 0);
+		c->pid = 0;
+	}
+	c->kind = kind;
+	if (kind == CHURN_NONE)
+		return;
+	c->pid = fork();
+	if (c->pid < 0)
+		bench_die("fork", errno);
+	if (c->pid == 0)
+		churn_child(c);
+	usleep(100000);	/* its mappings made, its loop running */
+}
+
+static void churn_reset_none(void *arg)
+{
+	churn_set(arg, CHURN_NONE);
+}
+
+static void churn_reset_busy(void *arg)
+{
+	churn_set(arg, CHURN_BUSY);
+}
+
+static void churn_reset_attach(void *arg)
+{
+	churn_set(arg, CHURN_ATTACH);
+}
+
+/* The victim: map and unmap one page of the file the churner maps. */
+static void churn_victim(void *arg, int side, uint64_t iters)
+{
+	struct churn *c = arg;
+	uint64_t i;
+	void *p;
+
+	(void)side;
+	for (i = 0; i < iters; i++) {
+		p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, c->file, 0);
+		if (p == MAP_FAILED)
+			bench_die("victim mmap", errno);
+		munmap(p, 4096);
+	}
+}
+
 #define FUTEX_ROW	"futex (memfd, shared)"
 #define PMUTEX_ROW	"pthread_mutex pshared (memfd)"
 #define PSEM_ROW	"sem_t pshared (memfd), trywait+post"
@@ -708,6 +817,42 @@ int main(int argc, char **argv)
 			.reset = flood_reset_up };
 		bench_table(&f);
 		flood_down(&flood);
+	}
+
+	if (dev) {
+		struct bench_case ch[3];
+		struct bench_table c = {
+			.title = "victim maps a file while a peer that maps it ATTACHes and DETACHes in a loop",
+			.op = "one mmap+munmap of a page of a memfd the peer maps too",
+			.unit = "ns",
+			.cases = ch,
+			.ncases = 3,
+			.notes = {
+				"the peer: pinned to the other CPU, the file mapped 2000 times; busy: ATTACH with SHMPOOL_ATTACH_ACK in a loop (the same ioctl, no attachment); churn: ATTACH+DETACH in a loop",
+				"under TCG a busy vCPU slows the other, hence the busy row as the churn's peer",
+				"the peer is started before each run and ended before the next (not timed)",
+			},
+		};
+
+		churn.fd = shmpool_fd(pool);
+		churn.file = memfd_create("doorbell_bench-churn", MFD_CLOEXEC);
+		if (churn.file < 0 || ftruncate(churn.file, 4096))
+			bench_die("memfd", errno);
+		ch[0] = (struct bench_case){
+			.name = "mmap+munmap, peer idle", .nprocs = 1, .iters = OP_ITERS / 10,
+			.fn = churn_victim, .arg = &churn, .reset = churn_reset_none };
+		ch[1] = (struct bench_case){
+			.name = "mmap+munmap, peer busy", .peer = "mmap+munmap, peer idle",
+			.nprocs = 1, .iters = OP_ITERS / 10, .fn = churn_victim,
+			.arg = &churn, .reset = churn_reset_busy };
+		ch[2] = (struct bench_case){
+			.name = "mmap+munmap, peer loops ATTACH/DETACH",
+			.peer = "mmap+munmap, peer busy", .nprocs = 1,
+			.iters = OP_ITERS / 10, .fn = churn_victim, .arg = &churn,
+			.reset = churn_reset_attach };
+		bench_table(&c);
+		churn_set(&churn, CHURN_NONE);
+		close(churn.file);
 	}
 
 	shmpool_close(pool);
