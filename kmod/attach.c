@@ -468,18 +468,16 @@ int shmpool_attach(struct shmpool_file *sf, struct shmpool_attach *cmd)
 		return PTR_ERR(mn);
 	}
 	new = kzalloc(sizeof(*new), GFP_KERNEL_ACCOUNT);
-	/* The pool's first ATTACH: its table, outside the lock too. */
-	if (new && !smp_load_acquire(&pool->atab)) {
-		spare = shmpool_atab_alloc();
-		if (!spare) {
-			kfree(new);
-			new = NULL;
-		}
-	}
 	if (!new) {
 		mmu_notifier_put(mn);
 		return -ENOMEM;
 	}
+	/*
+	 * The pool's first ATTACH: its table, outside the lock too. Without
+	 * one (out of memory), shmpool_att_add() fails with -ENOMEM.
+	 */
+	if (!smp_load_acquire(&pool->atab))
+		spare = shmpool_atab_alloc();
 
 	smm = shmpool_mm(mn);
 	mutex_lock(&shmpool_att_lock);
