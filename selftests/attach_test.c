@@ -1571,6 +1571,27 @@ static int at_trace_write(const char *dir, const char *file, const char *text,
 	return n == (ssize_t)strlen(text) ? 0 : -EIO;
 }
 
+/* Disable and remove kprobe event @name, if there is one. */
+static void at_kprobe_del(const char *dir, const char *name)
+{
+	char text[128];
+
+	snprintf(text, sizeof(text), "events/kprobes/%s/enable", name);
+	at_trace_write(dir, text, "0\n", 0);
+	snprintf(text, sizeof(text), "-:%s\n", name);
+	at_trace_write(dir, "kprobe_events", text, O_APPEND);
+}
+
+/* Kprobe event @name on the entry of @symbol (disabled), afresh: 0 or -errno. */
+static int at_kprobe_add(const char *dir, const char *name, const char *symbol)
+{
+	char text[128];
+
+	at_kprobe_del(dir, name);
+	snprintf(text, sizeof(text), "p:%s %s\n", name, symbol);
+	return at_trace_write(dir, "kprobe_events", text, O_APPEND);
+}
+
 /* Hits of the AT_KPROBE event so far, or -1. */
 static long long at_kprobe_hits(const char *dir)
 {
@@ -1606,9 +1627,7 @@ TEST_F(att, attach_detach_cycles_register_once)
 
 	if (!dir)
 		SKIP(return, "no tracefs with kprobe events");
-	at_trace_write(dir, "kprobe_events", "-:" AT_KPROBE "\n", O_APPEND);
-	if (at_trace_write(dir, "kprobe_events",
-			   "p:" AT_KPROBE " mm_take_all_locks\n", O_APPEND))
+	if (at_kprobe_add(dir, AT_KPROBE, "mm_take_all_locks"))
 		SKIP(return, "no kprobe on mm_take_all_locks (kernel without kprobes)");
 	ASSERT_EQ(0, at_trace_write(dir, "events/kprobes/" AT_KPROBE "/enable",
 				    "1\n", 0));
@@ -1637,8 +1656,7 @@ TEST_F(att, attach_detach_cycles_register_once)
 	       after - before, AT_CYCLES, at_kprobe_hits(dir) - after);
 	EXPECT_EQ(1, after - before);
 	EXPECT_EQ(1, at_kprobe_hits(dir) - after);
-	at_trace_write(dir, "events/kprobes/" AT_KPROBE "/enable", "0\n", 0);
-	at_trace_write(dir, "kprobe_events", "-:" AT_KPROBE "\n", O_APPEND);
+	at_kprobe_del(dir, AT_KPROBE);
 }
 
 /*
@@ -1692,12 +1710,9 @@ TEST_F(att, death_walks_its_pool_not_the_table)
 
 	if (!dir)
 		SKIP(return, "no tracefs with kprobe events");
-	at_trace_write(dir, "kprobe_events", "-:" AT_KPROBE_LOCK "\n", O_APPEND);
 	/* PREEMPT_RT's spinlock_t is rt_spin_lock(); elsewhere the raw one. */
-	if (at_trace_write(dir, "kprobe_events",
-			   "p:" AT_KPROBE_LOCK " rt_spin_lock\n", O_APPEND) &&
-	    at_trace_write(dir, "kprobe_events",
-			   "p:" AT_KPROBE_LOCK " _raw_spin_lock\n", O_APPEND))
+	if (at_kprobe_add(dir, AT_KPROBE_LOCK, "rt_spin_lock") &&
+	    at_kprobe_add(dir, AT_KPROBE_LOCK, "_raw_spin_lock"))
 		SKIP(return, "no kprobe on spin_lock (kernel without kprobes)");
 	snprintf(filter, sizeof(filter), "common_pid == %d\n", getpid());
 	ASSERT_EQ(0, at_trace_write(dir, "events/kprobes/" AT_KPROBE_LOCK "/filter",
@@ -1710,7 +1725,7 @@ TEST_F(att, death_walks_its_pool_not_the_table)
 	waiter = at_death_sleeper(self->fd, at_seq(self->st), &rfd);
 	ASSERT_LT(0, waiter);
 	woken = at_detach_spinlocks(dir, self->fd);
-	at_trace_write(dir, "kprobe_events", "-:" AT_KPROBE_LOCK "\n", O_APPEND);
+	at_kprobe_del(dir, AT_KPROBE_LOCK);
 	ASSERT_LE(0, woken);
 	ASSERT_EQ(0, at_read_u32(rfd, &ret));
 	EXPECT_EQ(-EOWNERDEAD, (int)ret);
